@@ -1,0 +1,1 @@
+//! The Wasmbed agent line protocol (see `docs/PROTOCOL.md`).

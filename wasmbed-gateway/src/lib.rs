@@ -1,0 +1,1 @@
+//! The Wasmbed gateway (see `docs/HOST-API.md`).

@@ -1,0 +1,2 @@
+//! `wasmbed-host`: the Wasmbed command-line tool.
+fn main() {}

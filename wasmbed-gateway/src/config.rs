@@ -1,0 +1,436 @@
+//! Gateway configuration: a TOML file (`--config`) overridden by command-line flags.
+//!
+//! ```toml
+//! listen = "127.0.0.1:9000"
+//! token_file = "/etc/wasmbed/token"
+//! cache_dir = "/var/cache/wasmbed"
+//! sim = true
+//!
+//! [compiler]
+//! clang = "clang"
+//! clang_flags = ["-O3"]
+//! wamrc = "/opt/wamr/wamrc"
+//!
+//! [devices.nucleo]
+//! endpoint = "serial:/dev/ttyACM0?baud=115200"
+//! aot_target = "thumbv7em"
+//! aot_cpu = "cortex-m4"
+//! aot_abi = "eabi"
+//! health_interval_ms = 5000
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::endpoint::{Endpoint, EndpointError};
+
+/// The default listen address (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
+
+/// The legacy GW-3 clang flags (C → wasm32).
+pub const LEGACY_CLANG_FLAGS: &[&str] = &[
+    "--target=wasm32-unknown-unknown",
+    "-O3",
+    "-nostdlib",
+    "-Wl,--no-entry",
+    "-Wl,-z,stack-size=16384",
+];
+
+/// Errors loading or combining the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a wrong key/value.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error including line, column and key.
+        message: String,
+    },
+    /// A value is syntactically fine but unusable.
+    #[error("config {origin}: key `{key}`: {message}")]
+    Invalid {
+        /// The file, or `command line`.
+        origin: String,
+        /// The offending key (`devices.nucleo.endpoint`, `listen`, ...).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Compile options for the module pipeline.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompilerConfig {
+    /// The clang executable.
+    pub clang: PathBuf,
+    /// Flags for C → wasm (default: the legacy GW-3 flags).
+    pub clang_flags: Vec<String>,
+    /// The wamrc executable; `None` = `<repo>/target/wamrc/wamrc` or `wamrc` on PATH.
+    pub wamrc: Option<PathBuf>,
+    /// Extra flags passed to wamrc in addition to target/cpu/abi.
+    pub wamrc_flags: Vec<String>,
+    /// Compile timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for CompilerConfig {
+    fn default() -> Self {
+        Self {
+            clang: PathBuf::from("clang"),
+            clang_flags: LEGACY_CLANG_FLAGS.iter().map(|s| s.to_string()).collect(),
+            wamrc: None,
+            wamrc_flags: Vec::new(),
+            timeout_ms: 60_000,
+        }
+    }
+}
+
+/// Bounds on what hosts may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Maximum request line in bytes.
+    pub max_line: usize,
+    /// Maximum upload body in bytes.
+    pub max_body: usize,
+    /// Lines kept per device log.
+    pub log_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_line: 64 * 1024,
+            max_body: 4 * 1024 * 1024,
+            log_lines: 1000,
+        }
+    }
+}
+
+/// One device as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    /// Logical name hosts use.
+    pub name: String,
+    /// Where it is reached.
+    pub endpoint: Endpoint,
+    /// AOT target override (`thumbv7em`, `x86_64`); INFO is used when absent.
+    pub aot_target: Option<String>,
+    /// AOT cpu override.
+    pub aot_cpu: Option<String>,
+    /// AOT ABI override.
+    pub aot_abi: Option<String>,
+    /// Periodic STATUS interval; `None` = no health polling (the link stays silent).
+    pub health_interval_ms: Option<u64>,
+    /// Line speed for pacing estimates (defaults to the endpoint's).
+    pub baud: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    endpoint: String,
+    aot_target: Option<String>,
+    aot_cpu: Option<String>,
+    aot_abi: Option<String>,
+    health_interval_ms: Option<u64>,
+    baud: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    token_file: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    sim: Option<bool>,
+    sim_path: Option<PathBuf>,
+    #[serde(default)]
+    compiler: CompilerConfig,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    devices: BTreeMap<String, RawDevice>,
+}
+
+/// The complete gateway configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Host API listen address.
+    pub listen: SocketAddr,
+    /// Token file required for non-loopback listening.
+    pub token_file: Option<PathBuf>,
+    /// Compile cache directory.
+    pub cache_dir: PathBuf,
+    /// Start the simulated board as device `sim`.
+    pub sim: bool,
+    /// Explicit path of the `wasmbed-agent-sim` binary.
+    pub sim_path: Option<PathBuf>,
+    /// Compiler settings.
+    pub compiler: CompilerConfig,
+    /// Request bounds.
+    pub limits: Limits,
+    /// Devices in name order.
+    pub devices: Vec<DeviceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            token_file: None,
+            cache_dir: default_cache_dir(),
+            sim: false,
+            sim_path: None,
+            compiler: CompilerConfig::default(),
+            limits: Limits::default(),
+            devices: Vec::new(),
+        }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("wasmbed-gateway")
+}
+
+fn invalid(origin: &str, key: &str, message: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_string(),
+        key: key.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn check_name(origin: &str, key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(origin, key, "device names are 1..64 of [A-Za-z0-9_.-]"))
+    }
+}
+
+impl Config {
+    /// Reads a TOML config file. Errors name the file, and the key with line and column.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        let origin = path.display().to_string();
+        let mut cfg = Config::default();
+        if let Some(listen) = raw.listen {
+            cfg.listen = listen
+                .parse()
+                .map_err(|e| invalid(&origin, "listen", format!("`{listen}`: {e}")))?;
+        }
+        cfg.token_file = raw.token_file;
+        if let Some(dir) = raw.cache_dir {
+            cfg.cache_dir = dir;
+        }
+        cfg.sim = raw.sim.unwrap_or(false);
+        cfg.sim_path = raw.sim_path;
+        cfg.compiler = raw.compiler;
+        cfg.limits = raw.limits;
+        for (name, dev) in raw.devices {
+            let key = format!("devices.{name}");
+            check_name(&origin, &key, &name)?;
+            let endpoint: Endpoint = dev
+                .endpoint
+                .parse()
+                .map_err(|e: EndpointError| invalid(&origin, &format!("{key}.endpoint"), e))?;
+            if dev.health_interval_ms == Some(0) {
+                return Err(invalid(
+                    &origin,
+                    &format!("{key}.health_interval_ms"),
+                    "must be > 0 (omit it to disable health polling)",
+                ));
+            }
+            let baud = dev.baud.unwrap_or_else(|| endpoint.baud());
+            cfg.devices.push(DeviceConfig {
+                name,
+                endpoint,
+                aot_target: dev.aot_target,
+                aot_cpu: dev.aot_cpu,
+                aot_abi: dev.aot_abi,
+                health_interval_ms: dev.health_interval_ms,
+                baud,
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Adds or replaces a device from a `NAME=ENDPOINT` flag.
+    pub fn apply_device_flag(&mut self, flag: &str) -> Result<(), ConfigError> {
+        let origin = "command line";
+        let (name, endpoint) = flag
+            .split_once('=')
+            .ok_or_else(|| invalid(origin, "--device", format!("`{flag}` is not NAME=ENDPOINT")))?;
+        check_name(origin, "--device", name)?;
+        let endpoint: Endpoint = endpoint
+            .parse()
+            .map_err(|e: EndpointError| invalid(origin, "--device", e))?;
+        let baud = endpoint.baud();
+        let dev = DeviceConfig {
+            name: name.to_string(),
+            endpoint,
+            aot_target: None,
+            aot_cpu: None,
+            aot_abi: None,
+            health_interval_ms: None,
+            baud,
+        };
+        match self.devices.iter_mut().find(|d| d.name == name) {
+            Some(existing) => {
+                existing.endpoint = dev.endpoint;
+                existing.baud = dev.baud;
+            }
+            None => self.devices.push(dev),
+        }
+        Ok(())
+    }
+
+    /// Checks the combination of settings: a non-loopback listen address needs a token file.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() && self.token_file.is_none() {
+            return Err(invalid(
+                "",
+                "listen",
+                format!(
+                    "{} is not a loopback address: set `token_file` (or --token-file) to require \
+                     authentication, or listen on 127.0.0.1",
+                    self.listen
+                ),
+            ));
+        }
+        if self.sim && self.devices.iter().any(|d| d.name == "sim") {
+            return Err(invalid("", "devices.sim", "the name `sim` is taken by --sim"));
+        }
+        Ok(())
+    }
+}
+
+/// Renders a toml error with line/column of its span.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let upto = &text[..span.start.min(text.len())];
+            let line = upto.matches('\n').count() + 1;
+            let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}, column {col} (`{snippet}`): {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("gw.toml"))
+    }
+
+    #[test]
+    fn full_config() {
+        let cfg = parse(
+            r#"
+listen = "127.0.0.1:9100"
+cache_dir = "/tmp/c"
+sim = true
+[compiler]
+clang = "/usr/bin/clang-14"
+[limits]
+max_body = 1000
+[devices.nucleo]
+endpoint = "serial:/dev/ttyACM0?baud=9600"
+aot_target = "thumbv7em"
+health_interval_ms = 500
+[devices.renode]
+endpoint = "tcp:3456"
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 9100);
+        assert!(cfg.sim);
+        assert_eq!(cfg.compiler.clang, PathBuf::from("/usr/bin/clang-14"));
+        assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
+        assert_eq!(cfg.limits.max_body, 1000);
+        assert_eq!(cfg.limits.max_line, Limits::default().max_line);
+        assert_eq!(cfg.devices.len(), 2);
+        assert_eq!(cfg.devices[0].name, "nucleo");
+        assert_eq!(cfg.devices[0].baud, 9600);
+        assert_eq!(cfg.devices[0].health_interval_ms, Some(500));
+        assert_eq!(cfg.devices[1].endpoint.to_string(), "tcp:localhost:3456");
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = parse("[devices.x]\nendpoint = \"tcp:1\"\nbaud = \"fast\"\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("gw.toml") && s.contains("line 3") && s.contains("baud"), "{s}");
+
+        let e = parse("[devices.x]\nendpoint = \"tcp:nope\"\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("devices.x.endpoint"), "{s}");
+
+        let e = parse("lisen = \"1.2.3.4:1\"\n").unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+
+        let e = parse("listen = \"nope\"\n").unwrap_err();
+        assert!(e.to_string().contains("`listen`"), "{e}");
+    }
+
+    #[test]
+    fn device_flags_override() {
+        let mut cfg = parse("[devices.a]\nendpoint = \"tcp:1\"\nhealth_interval_ms = 9\n").unwrap();
+        cfg.apply_device_flag("a=tcp:2").unwrap();
+        cfg.apply_device_flag("b=/dev/ttyUSB0").unwrap();
+        assert_eq!(cfg.devices[0].endpoint.to_string(), "tcp:localhost:2");
+        assert_eq!(cfg.devices[0].health_interval_ms, Some(9));
+        assert_eq!(cfg.devices[1].name, "b");
+        assert!(cfg.apply_device_flag("noequals").is_err());
+        assert!(cfg.apply_device_flag("bad name=tcp:1").is_err());
+    }
+
+    #[test]
+    fn non_loopback_needs_token() {
+        let mut cfg = parse("listen = \"0.0.0.0:9000\"\n").unwrap();
+        assert!(cfg.validate().unwrap_err().to_string().contains("token_file"));
+        cfg.token_file = Some("/tmp/t".into());
+        cfg.validate().unwrap();
+    }
+}

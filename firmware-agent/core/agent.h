@@ -1,0 +1,238 @@
+/*
+ * Wasmbed agent core: the portable, OS-free part of the device agent.
+ *
+ * The core implements the whole line protocol (docs/PROTOCOL.md, v1 = legacy FW-B3, plus the v2
+ * extensions) on top of WAMR. A port supplies only IO through `struct agent_port_ops`: bytes out,
+ * a millisecond clock, the LED, sleeping, job signalling and locking. See PORTING.md.
+ *
+ * Contexts:
+ *  - RX context (UART ISR or reader thread): agent_rx() only.
+ *  - Command context (one thread, or the bare-metal main loop): agent_init(), agent_hello(),
+ *    agent_poll().
+ *  - Job context (one worker thread per slot, or the main loop): agent_job_run(),
+ *    agent_job_aborted(), and the WAMR natives.
+ * All state lives in one `struct agent`; there is no other mutable global state in the core
+ * (WAMR itself keeps process-wide state: one WAMR runtime per process).
+ */
+#ifndef WASMBED_AGENT_H
+#define WASMBED_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Longest accepted command line (bytes, without the terminator). */
+#define AGENT_LINE_MAX 255
+/** Longest line the agent emits (bytes, including the '\n'). */
+#define AGENT_TX_MAX 1024
+/** Compile-time upper bound of slots; `agent_config.slots` picks the number in use. */
+#define AGENT_MAX_SLOTS 8
+/** Depth of the completed-line queue between RX and command context. */
+#define AGENT_RXQ_DEPTH 8
+/** Longest module_id (bytes). */
+#define AGENT_ID_MAX 31
+/** Longest function name (bytes). */
+#define AGENT_FUNC_MAX 63
+/** Maximum i32 arguments passed to START. */
+#define AGENT_MAX_ARGS 4
+
+/** Returned by `job_abort` when the job cannot be abandoned synchronously (polled ports). */
+#define AGENT_ABORT_DEFERRED 1
+
+/** What a port provides. Every function receives `ctx`. Optional members may be NULL. */
+struct agent_port_ops {
+	/** Write one complete line (ends with '\n') to the link. Called with the core lock held. */
+	void (*write)(void *ctx, const char *line, size_t len);
+	/** Monotonic milliseconds (wraps at 2^32; the core compares wrap-safely). */
+	uint32_t (*now_ms)(void *ctx);
+	/** Drive the LED (1 = on, 0 = off). Optional. */
+	void (*led_set)(void *ctx, int on);
+	/**
+	 * Sleep about `ms` milliseconds in job context. Natives call it in slices of at most 20 ms.
+	 * A polled single-threaded port must keep calling agent_poll() while it waits.
+	 */
+	void (*sleep_ms)(void *ctx, uint32_t ms);
+	/** Wake the command context (a line or payload completed). May be called from agent_rx(). */
+	void (*wake)(void *ctx);
+	/**
+	 * A job was queued on `slot`: the port must later call agent_job_run(a, slot) in job
+	 * context (threaded: post the slot worker; polled: run it from the main loop).
+	 */
+	void (*job_start)(void *ctx, unsigned slot);
+	/**
+	 * Forcibly abandon the job running on `slot` (the WAMR call must never return into the
+	 * core). Called in command context without the core lock. Return 0 once the job no longer
+	 * runs, AGENT_ABORT_DEFERRED if the port will abandon it later and then call
+	 * agent_job_aborted(), or a negative errno if it failed.
+	 */
+	int (*job_abort)(void *ctx, unsigned slot);
+	/** Core lock: serialises state between command and job contexts (no-op when polled). */
+	void (*lock)(void *ctx);
+	/** Releases the core lock. */
+	void (*unlock)(void *ctx);
+	/** RX critical section: agent_rx() must not run between rx_lock() and rx_unlock(). */
+	void (*rx_lock)(void *ctx);
+	/** Ends the RX critical section. */
+	void (*rx_unlock)(void *ctx);
+	/** Free bytes of the slot worker's stack (STATUS `stack_free=`). Optional. */
+	uint32_t (*stack_free)(void *ctx, unsigned slot);
+	/** Diagnostic text (not protocol), e.g. to stderr. Optional. */
+	void (*log)(void *ctx, const char *msg);
+};
+
+/** Static description and limits of the board. */
+struct agent_config {
+	const char *board;      /**< HELLO device_id= and INFO board= */
+	const char *rtos;       /**< HELLO rtos= (posix, baremetal, Zephyr) */
+	const char *fw_version; /**< HELLO fw_version= (semver) */
+	const char *fw_build;   /**< INFO fw= */
+	const char *aot_arch;   /**< INFO aot_arch= (x86_64, thumbv7em, none) */
+	const char *aot_cpu;    /**< INFO aot_cpu= */
+	const char *aot_abi;    /**< INFO aot_abi= */
+	const char *stop_mode;  /**< INFO stop= (forced, forced_interp_only, cooperative) */
+	unsigned slots;         /**< slots in use, 1..AGENT_MAX_SLOTS (default 2) */
+	void *pool;             /**< WAMR pool memory (8-byte aligned) */
+	uint32_t pool_size;     /**< bytes of `pool` */
+	uint32_t wasm_stack;    /**< WAMR exec env stack per slot (default 16384) */
+	uint32_t wasm_heap;     /**< WAMR app heap per instance (default 0) */
+	uint32_t stop_grace_ms; /**< STOP: forced stop after this (default 1200) */
+	uint32_t load_timeout_ms;  /**< v1 payload deadline (default 5000) */
+	uint32_t chunk_timeout_ms; /**< chunk bytes idle deadline (default 2000) */
+	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
+	uint32_t chunk_max;        /**< largest CHUNK accepted (default 4096) */
+};
+
+/** One loaded module and its job. Fields are private to the core. */
+struct agent_slot {
+	struct agent *agent;
+	unsigned index;
+	int state; /* enum agent_slot_state */
+	char id[AGENT_ID_MAX + 1];
+	uint8_t *buf;
+	uint32_t size;
+	uint32_t crc;
+	void *module;   /* wasm_module_t */
+	void *inst;     /* wasm_module_inst_t */
+	void *exec_env; /* wasm_exec_env_t */
+	/* job */
+	char func[AGENT_FUNC_MAX + 1];
+	uint32_t argv[AGENT_MAX_ARGS];
+	unsigned argc;
+	uint32_t job_gen;
+	volatile int stop_requested;
+	bool stop_pending;
+	bool killing;
+	uint32_t stop_deadline;
+};
+
+/** One completed input line in the RX queue. */
+struct agent_rx_line {
+	uint16_t len;
+	uint8_t flags; /* AGENT_RXL_* */
+	char text[AGENT_LINE_MAX + 1];
+};
+
+/** RX state shared between agent_rx() and the command context. Private to the core. */
+struct agent_rx {
+	char cur[AGENT_LINE_MAX + 1];
+	uint16_t cur_len;
+	bool cur_too_long;
+	struct agent_rx_line q[AGENT_RXQ_DEPTH];
+	unsigned q_head, q_count;
+	uint32_t overflow, too_long, overflow_reported;
+	/* binary payload: raw v1 LOAD or one CHUNK */
+	bool bin_active;
+	bool bin_discard;
+	uint8_t *bin_dst;
+	uint32_t bin_len, bin_got;
+	/* where CHUNK payloads go (armed by a chunked LOAD) */
+	uint8_t *chunk_dst;
+	uint32_t chunk_cap;
+	uint32_t chunk_max;
+};
+
+/** A module upload in progress (v1 or chunked). Private to the core. */
+struct agent_upload {
+	int state; /* enum agent_upload_state */
+	unsigned slot;
+	char id[AGENT_ID_MAX + 1];
+	uint8_t *buf;
+	uint32_t size, crc, acked;
+	bool chunked;
+	bool warn_victim;
+	char victim[AGENT_ID_MAX + 1];
+	uint32_t deadline;
+	uint32_t last_got;
+	/* the CHUNK being received */
+	bool chunk_busy;
+	uint32_t chunk_off, chunk_len, chunk_crc;
+};
+
+/** The whole agent. Allocate it anywhere (static on MCUs); fields are private. */
+struct agent {
+	const struct agent_port_ops *ops;
+	void *ctx;
+	struct agent_config cfg;
+	struct agent_slot slots[AGENT_MAX_SLOTS];
+	struct agent_rx rx;
+	struct agent_upload up;
+	uint32_t led_toggles;
+	int led_on;
+	bool wasm_ready;
+};
+
+/**
+ * Initialise the agent and WAMR (pool allocator on cfg->pool). Zero config fields take their
+ * defaults. Returns 0 or a negative errno; on failure it has emitted `ERROR code=WAMR_INIT_FAIL`.
+ */
+int agent_init(struct agent *a, const struct agent_config *cfg,
+	       const struct agent_port_ops *ops, void *ctx);
+
+/** Stop every job, unload every module and shut WAMR down. Command context. */
+void agent_deinit(struct agent *a);
+
+/** Emit the HELLO banner (at boot and, on the simulated board, on every new connection). */
+void agent_hello(struct agent *a);
+
+/**
+ * Feed received bytes (RX context). Never blocks; assembles lines, copies payload bytes,
+ * counts overflows. Calls ops->wake when the command context has work.
+ */
+void agent_rx(struct agent *a, const uint8_t *data, size_t len);
+
+/**
+ * Run the command context once: handle completed lines, payload completion and all deadlines.
+ * Returns the number of ms after which it must be called again at the latest (>= 1).
+ */
+uint32_t agent_poll(struct agent *a);
+
+/** Run the job queued on `slot` to completion and emit its RESULT (job context). */
+void agent_job_run(struct agent *a, unsigned slot);
+
+/**
+ * Polled ports: the job of `slot` was abandoned after job_abort() returned
+ * AGENT_ABORT_DEFERRED; emits the forced RESULT and re-instantiates the module.
+ */
+void agent_job_aborted(struct agent *a, unsigned slot);
+
+/**
+ * Whether the port must abandon the job of `slot` now (polled ports check this from their
+ * WAMR metering / native hooks after calling agent_poll()).
+ */
+bool agent_job_abort_requested(struct agent *a, unsigned slot);
+
+/** LED toggles counted so far (also reported as `led_toggles=` in STATUS). */
+uint32_t agent_led_toggles(struct agent *a);
+
+/** Standard CRC-32 (zlib): crc = agent_crc32(0, buf, len), chainable. */
+uint32_t agent_crc32(uint32_t crc, const uint8_t *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WASMBED_AGENT_H */

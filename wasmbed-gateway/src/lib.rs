@@ -3,3 +3,4 @@
 pub mod config;
 pub mod endpoint;
 pub mod link;
+pub mod pipeline;

@@ -1,0 +1,315 @@
+//! C → wasm with clang and wasm → AOT with wamrc, through the cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::OnceCell;
+
+use super::cache::Cache;
+use crate::config::CompilerConfig;
+
+/// What to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildMode {
+    /// A `.wasm` module for the interpreter.
+    Wasm,
+    /// A `.aot` file for the device's architecture.
+    Aot,
+}
+
+/// The target of an AOT build.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AotTarget {
+    /// `--target=` (`thumbv7em`, `x86_64`).
+    pub target: String,
+    /// `--cpu=`, if any.
+    pub cpu: Option<String>,
+    /// `--target-abi=`, if any.
+    pub abi: Option<String>,
+}
+
+/// A failed build.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A tool could not be started.
+    #[error("cannot run {tool}: {message}")]
+    Spawn {
+        /// The executable.
+        tool: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The compiler exited with an error.
+    #[error("{step} failed ({status})")]
+    Failed {
+        /// `compile_wasm` or `compile_aot`.
+        step: &'static str,
+        /// The exit status text.
+        status: String,
+        /// Compiler standard error.
+        stderr: String,
+        /// Compiler standard output.
+        stdout: String,
+    },
+    /// The compiler ran too long.
+    #[error("{step} timed out after {seconds} s")]
+    Timeout {
+        /// `compile_wasm` or `compile_aot`.
+        step: &'static str,
+        /// The limit.
+        seconds: u64,
+    },
+    /// No AOT target known for the device.
+    #[error("no AOT target for this device: set aot_target in the device's config or use mode wasm")]
+    NoTarget,
+    /// Cache or temp-file IO failed.
+    #[error("build IO error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CompileError {
+    /// The legacy `step` name (`compile_wasm` / `compile_aot`), if this was a compiler failure.
+    pub fn step(&self) -> &'static str {
+        match self {
+            CompileError::Failed { step, .. } | CompileError::Timeout { step, .. } => step,
+            CompileError::NoTarget => "compile_aot",
+            _ => "compile_wasm",
+        }
+    }
+}
+
+/// Finds wamrc: the configured path, `<repo>/target/wamrc/wamrc`, or `wamrc` on PATH.
+pub fn find_wamrc(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_path_buf();
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(exe.ancestors().skip(1).map(|d| d.join("target/wamrc/wamrc")));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wamrc/wamrc"));
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("wamrc"))
+}
+
+/// Runs the compilers, caching outputs by content.
+#[derive(Debug)]
+pub struct Compiler {
+    cfg: CompilerConfig,
+    wamrc: PathBuf,
+    cache: Cache,
+    clang_version: OnceCell<String>,
+    wamrc_version: OnceCell<String>,
+}
+
+/// A build output.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The module bytes.
+    pub bytes: Vec<u8>,
+    /// True when it came from the cache.
+    pub cached: bool,
+}
+
+impl Compiler {
+    /// A compiler with the given settings and cache directory.
+    pub fn new(cfg: CompilerConfig, cache_dir: PathBuf) -> Self {
+        let wamrc = find_wamrc(cfg.wamrc.as_deref());
+        Self {
+            cfg,
+            wamrc,
+            cache: Cache::new(cache_dir),
+            clang_version: OnceCell::new(),
+            wamrc_version: OnceCell::new(),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.timeout_ms)
+    }
+
+    /// Builds C `source` into a `.wasm` or, with `aot`, an `.aot` file.
+    pub async fn build(
+        &self,
+        source: &[u8],
+        mode: BuildMode,
+        aot: Option<&AotTarget>,
+    ) -> Result<Built, CompileError> {
+        let wasm = self.build_wasm(source).await?;
+        match mode {
+            BuildMode::Wasm => Ok(wasm),
+            BuildMode::Aot => {
+                let target = aot.filter(|t| !t.target.is_empty()).ok_or(CompileError::NoTarget)?;
+                let aot = self.build_aot(&wasm.bytes, target).await?;
+                Ok(Built {
+                    cached: wasm.cached && aot.cached,
+                    bytes: aot.bytes,
+                })
+            }
+        }
+    }
+
+    async fn build_wasm(&self, source: &[u8]) -> Result<Built, CompileError> {
+        let version = self
+            .clang_version
+            .get_or_init(|| tool_version(&self.cfg.clang))
+            .await;
+        let flags = self.cfg.clang_flags.join("\0");
+        let key = Cache::key(&[b"wasm", source, flags.as_bytes(), version.as_bytes()]);
+        if let Some(bytes) = self.cache.get(&key) {
+            return Ok(Built { bytes, cached: true });
+        }
+        let dir = tempfile::tempdir()?;
+        let src = dir.path().join("module.c");
+        let out = dir.path().join("module.wasm");
+        tokio::fs::write(&src, source).await?;
+        let mut cmd = Command::new(&self.cfg.clang);
+        cmd.args(&self.cfg.clang_flags).arg(&src).arg("-o").arg(&out);
+        self.run(cmd, "compile_wasm", &self.cfg.clang).await?;
+        let bytes = tokio::fs::read(&out).await?;
+        self.cache.put(&key, &bytes)?;
+        Ok(Built { bytes, cached: false })
+    }
+
+    async fn build_aot(&self, wasm: &[u8], t: &AotTarget) -> Result<Built, CompileError> {
+        let version = self.wamrc_version.get_or_init(|| tool_version(&self.wamrc)).await;
+        let mut args = vec![format!("--target={}", t.target)];
+        if let Some(cpu) = &t.cpu {
+            args.push(format!("--cpu={cpu}"));
+        }
+        if let Some(abi) = &t.abi {
+            args.push(format!("--target-abi={abi}"));
+        }
+        args.extend(self.cfg.wamrc_flags.iter().cloned());
+        let joined = args.join("\0");
+        let key = Cache::key(&[b"aot", wasm, joined.as_bytes(), version.as_bytes()]);
+        if let Some(bytes) = self.cache.get(&key) {
+            return Ok(Built { bytes, cached: true });
+        }
+        let dir = tempfile::tempdir()?;
+        let input = dir.path().join("module.wasm");
+        let out = dir.path().join("module.aot");
+        tokio::fs::write(&input, wasm).await?;
+        let mut cmd = Command::new(&self.wamrc);
+        cmd.args(&args).arg("-o").arg(&out).arg(&input);
+        self.run(cmd, "compile_aot", &self.wamrc).await?;
+        let bytes = tokio::fs::read(&out).await?;
+        self.cache.put(&key, &bytes)?;
+        Ok(Built { bytes, cached: false })
+    }
+
+    async fn run(&self, mut cmd: Command, step: &'static str, tool: &Path) -> Result<(), CompileError> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| CompileError::Spawn {
+            tool: tool.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let out = tokio::time::timeout(self.timeout(), child.wait_with_output())
+            .await
+            .map_err(|_| CompileError::Timeout {
+                step,
+                seconds: self.timeout().as_secs(),
+            })??;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(CompileError::Failed {
+                step,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            })
+        }
+    }
+}
+
+/// `--version` output of a tool plus its file metadata, so a rebuilt tool invalidates the cache.
+async fn tool_version(tool: &Path) -> String {
+    let mut v = String::new();
+    if let Ok(out) = Command::new(tool)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+    {
+        v.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    let resolved = which(tool).unwrap_or_else(|| tool.to_path_buf());
+    if let Ok(meta) = std::fs::metadata(&resolved) {
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        v.push_str(&format!("|{}|{}|{mtime}", resolved.display(), meta.len()));
+    }
+    v
+}
+
+fn which(tool: &Path) -> Option<PathBuf> {
+    if tool.components().count() > 1 {
+        return Some(tool.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiler(dir: &Path) -> Compiler {
+        Compiler::new(CompilerConfig::default(), dir.join("cache"))
+    }
+
+    #[tokio::test]
+    async fn compiles_c_and_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = compiler(dir.path());
+        let src = b"__attribute__((export_name(\"add\"))) int add(int a, int b) { return a + b; }\n";
+        let first = c.build(src, BuildMode::Wasm, None).await.unwrap();
+        assert!(!first.cached);
+        assert!(first.bytes.starts_with(b"\0asm"));
+        wasmparser::validate(&first.bytes).unwrap();
+        let second = c.build(src, BuildMode::Wasm, None).await.unwrap();
+        assert!(second.cached);
+        assert_eq!(first.bytes, second.bytes);
+    }
+
+    #[tokio::test]
+    async fn compile_errors_carry_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = compiler(dir.path());
+        let e = c.build(b"int f( { syntax", BuildMode::Wasm, None).await.unwrap_err();
+        match e {
+            CompileError::Failed { step, stderr, .. } => {
+                assert_eq!(step, "compile_wasm");
+                assert!(stderr.contains("error"), "{stderr}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e = c.build(b"int x;", BuildMode::Aot, None).await.unwrap_err();
+        assert!(matches!(e, CompileError::NoTarget));
+    }
+
+    #[tokio::test]
+    async fn missing_tool_is_a_spawn_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CompilerConfig {
+            clang: "/nonexistent/clang".into(),
+            ..Default::default()
+        };
+        let c = Compiler::new(cfg, dir.path().join("cache"));
+        let e = c.build(b"int x;", BuildMode::Wasm, None).await.unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/clang"), "{e}");
+    }
+}

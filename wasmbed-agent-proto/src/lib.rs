@@ -1,1 +1,33 @@
-//! The Wasmbed agent line protocol (see `docs/PROTOCOL.md`).
+//! The Wasmbed agent line protocol (see `docs/PROTOCOL.md`), sans-IO.
+//!
+//! - [`wire`]: the command table and wire code enums — the protocol on one screen.
+//! - [`message`]: typed [`Command`]s (gateway → agent) and [`AgentLine`]s (agent → gateway).
+//! - [`parse`]: total nom parsers for both directions.
+//! - [`encode`]: the injection-proof encoder (`Display` of both message types).
+//! - [`decoder`]: incremental byte-stream [`Decoder`] (line limit, telnet prefix).
+//! - [`crc`]: CRC-32 as printed on the wire.
+//! - [`session`]: gateway-side state machines, one per operation.
+//!
+//! Time: the crate never reads a clock. Every function that needs the time takes a
+//! `std::time::Instant` from the caller, and deadlines are returned as `Instant`s; tests use a
+//! virtual clock (`base + Duration`), a tokio gateway converts with
+//! `tokio::time::Instant::{into_std, from_std}`.
+
+pub mod crc;
+pub mod decoder;
+pub mod encode;
+pub mod ident;
+pub mod message;
+pub mod parse;
+pub mod wire;
+
+pub use crc::Crc32;
+pub use decoder::{Decoder, Item, Line, AGENT_LINE_MAX};
+pub use encode::escape;
+pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODULE_ID_MAX};
+pub use message::*;
+pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
+pub use wire::{
+    ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
+    StopStatus, UnloadErrCode, COMMANDS,
+};

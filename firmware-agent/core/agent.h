@@ -183,6 +183,8 @@ struct agent {
 	uint32_t led_toggles;
 	int led_on;
 	bool wasm_ready;
+	uint8_t rx_flags;          /* flags of the line being dispatched */
+	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
 };
 
 /**

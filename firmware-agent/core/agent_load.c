@@ -1,0 +1,357 @@
+/* Module upload: v1 LOAD (raw payload), v2 chunked LOAD with resume, CHUNK, UNLOAD. */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent_wasm.h"
+
+static bool id_valid(const char *id)
+{
+	if (!*id)
+		return false;
+	for (; *id; id++)
+		if (*id <= ' ' || *id > '~' || *id == '"' || *id == ',' || *id == ':')
+			return false;
+	return true;
+}
+
+void agent_upload_discard(struct agent *a)
+{
+	struct agent_upload *up = &a->up;
+
+	if (up->state == UP_NONE)
+		return;
+	agent_rx_cancel_binary(a);
+	agent_rx_arm_chunks(a, NULL, 0);
+	agent_wasm_free(up->buf);
+	memset(up, 0, sizeof(*up));
+}
+
+static void load_err(struct agent *a, const char *code, const char *msg)
+{
+	if (msg)
+		agent_sendf(a, "LOAD_ERR code=%s msg=\"%s\"", code, msg);
+	else
+		agent_sendf(a, "LOAD_ERR code=%s", code);
+}
+
+/* The whole module is in up->buf: check it, load it into the target slot, answer. */
+static void upload_finish(struct agent *a)
+{
+	static const char *const codes[] = {
+		[AGENT_WASM_LOAD_FAIL] = "LOAD_FAIL",
+		[AGENT_WASM_INSTANTIATE_FAIL] = "INSTANTIATE_FAIL",
+		[AGENT_WASM_NO_EXEC_ENV] = "NO_EXEC_ENV",
+	};
+	struct agent_upload *up = &a->up;
+	struct agent_slot *s = &a->slots[up->slot];
+	uint32_t crc = agent_crc32(0, up->buf, up->size);
+	char err[128], esc[400];
+	enum agent_wasm_err rc;
+
+	if (crc != up->crc) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "expected=%08lx got=%08lx", (unsigned long)up->crc,
+			 (unsigned long)crc);
+		load_err(a, "BAD_CRC", msg);
+		agent_upload_discard(a);
+		return;
+	}
+	/* the slot was freed when the LOAD began; it takes ownership of the buffer */
+	s->buf = up->buf;
+	s->size = up->size;
+	s->crc = up->crc;
+	strcpy(s->id, up->id);
+	rc = agent_wasm_load(s, err, sizeof(err));
+	if (rc != AGENT_WASM_OK) {
+		agent_escape(esc, sizeof(esc), err, strlen(err));
+		load_err(a, codes[rc], esc);
+		agent_logf(a, "load %s failed: %s", up->id, err);
+		agent_slot_unload(s); /* frees the buffer: the slot stays free */
+		up->buf = NULL;
+		agent_upload_discard(a);
+		return;
+	}
+	s->state = SLOT_LOADED;
+	agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id, (unsigned long)s->size);
+	if (up->warn_victim)
+		agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", up->victim);
+	else
+		agent_sendf(a, "LOAD_OK");
+	up->buf = NULL;
+	agent_upload_discard(a);
+}
+
+/* Slot selection of FW-B1..B3; frees the chosen slot. NULL after answering LOAD_ERR. */
+static struct agent_slot *load_pick_slot(struct agent *a, const char *id, bool replace,
+					 const char *victim, bool *warn)
+{
+	struct agent_slot *s = agent_slot_find(a, id);
+
+	*warn = false;
+	if (s) {
+		if (s->state == SLOT_RUNNING && (!replace || agent_slot_kill(s) != 0)) {
+			load_err(a, "BUSY", "module running");
+			return NULL;
+		}
+		*warn = victim != NULL;
+	} else if (!(s = agent_slot_free_one(a))) {
+		if (!replace) {
+			load_err(a, "NO_SLOT", "MAX_MODULES reached");
+			return NULL;
+		}
+		if (!victim) {
+			load_err(a, "FULL", "NEED_VICTIM");
+			return NULL;
+		}
+		if (!(s = agent_slot_find(a, victim))) {
+			load_err(a, "BAD_VICTIM", "NOT_FOUND");
+			return NULL;
+		}
+		if (s->state == SLOT_RUNNING && agent_slot_kill(s) != 0) {
+			load_err(a, "BUSY", "module running");
+			return NULL;
+		}
+	}
+	if (s->state != SLOT_FREE)
+		agent_slot_unload(s);
+	return s;
+}
+
+static bool flag_set(const char *params, const char *key)
+{
+	struct agent_param p;
+	return agent_param_get(params, key, &p) && p.len > 0 && p.val[0] == '1';
+}
+
+static void send_ready(struct agent *a, const struct agent_param *crc_text)
+{
+	struct agent_upload *up = &a->up;
+
+	if (up->chunked)
+		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=%lu",
+			    up->id, (unsigned long)up->size, (int)crc_text->len, crc_text->val,
+			    (unsigned long)a->cfg.chunk_max, (unsigned long)up->acked);
+	else
+		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s", up->id,
+			    (unsigned long)up->size, (int)crc_text->len, crc_text->val);
+}
+
+static void chunks_rearm(struct agent *a)
+{
+	struct agent_upload *up = &a->up;
+	agent_rx_arm_chunks(a, up->buf + up->acked, up->size - up->acked);
+}
+
+void agent_cmd_load(struct agent *a, const char *params)
+{
+	struct agent_param p_id, p_size, p_crc, p_victim;
+	struct agent_upload *up = &a->up;
+	char id[AGENT_ID_MAX + 1], victim[AGENT_ID_MAX + 1];
+	uint32_t size, crc;
+	bool replace, chunked, has_victim, warn;
+	struct agent_slot *s;
+	uint8_t *buf;
+
+	if (!agent_param_get(params, "module_id", &p_id) || !agent_param_get(params, "size", &p_size) ||
+	    !agent_param_get(params, "crc32", &p_crc) || p_id.len == 0) {
+		load_err(a, "BAD_PARAMS", "missing module_id/size/crc32");
+		return;
+	}
+	if (!agent_param_copy(&p_id, id, sizeof(id)) || !id_valid(id)) {
+		load_err(a, "BAD_PARAMS", "bad module_id");
+		return;
+	}
+	if (!agent_param_u32(&p_size, &size)) {
+		load_err(a, "BAD_PARAMS", "bad size");
+		return;
+	}
+	if (size == 0) {
+		load_err(a, "BAD_PARAMS", "size=0");
+		return;
+	}
+	if (!agent_param_hex(&p_crc, &crc)) {
+		load_err(a, "BAD_PARAMS", "bad crc32");
+		return;
+	}
+	has_victim = agent_param_get(params, "replace_victim", &p_victim) && p_victim.len > 0;
+	if (has_victim && !agent_param_copy(&p_victim, victim, sizeof(victim))) {
+		load_err(a, "BAD_VICTIM", "NOT_FOUND");
+		return;
+	}
+	replace = flag_set(params, "replace");
+	chunked = flag_set(params, "chunked");
+
+	if (chunked && flag_set(params, "resume") && (up->state == UP_CHUNKED || up->state == UP_PARKED) &&
+	    strcmp(up->id, id) == 0 && up->size == size && up->crc == crc) {
+		up->state = UP_CHUNKED;
+		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+		chunks_rearm(a);
+		send_ready(a, &p_crc);
+		return;
+	}
+	agent_upload_discard(a);
+
+	if (!(s = load_pick_slot(a, id, replace, has_victim ? victim : NULL, &warn)))
+		return;
+	if (!(buf = agent_wasm_malloc(size))) {
+		agent_sendf(a, "LOAD_ERR code=NO_MEM");
+		return;
+	}
+	memset(up, 0, sizeof(*up));
+	up->state = chunked ? UP_CHUNKED : UP_V1;
+	up->slot = s->index;
+	strcpy(up->id, id);
+	up->buf = buf;
+	up->size = size;
+	up->crc = crc;
+	up->chunked = chunked;
+	up->warn_victim = warn;
+	if (warn)
+		strcpy(up->victim, victim);
+	if (chunked) {
+		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+		chunks_rearm(a);
+	} else {
+		up->deadline = agent_now(a) + a->cfg.load_timeout_ms;
+		agent_rx_arm_binary(a, buf, size); /* before LOAD_READY: the payload follows it */
+	}
+	agent_logf(a, "load %s: %lu bytes%s into slot %u", id, (unsigned long)size,
+		   chunked ? " chunked" : "", s->index);
+	send_ready(a, &p_crc);
+}
+
+void agent_cmd_chunk(struct agent *a, const char *params)
+{
+	struct agent_upload *up = &a->up;
+	struct agent_param p_off, p_size, p_crc;
+	uint32_t off, n, crc;
+	uint8_t flags = a->rx_flags;
+
+	if (!agent_param_get(params, "offset", &p_off) || !agent_param_get(params, "size", &p_size) ||
+	    !agent_param_get(params, "crc32", &p_crc) || !agent_param_u32(&p_off, &off) ||
+	    !agent_param_u32(&p_size, &n) || !agent_param_hex(&p_crc, &crc) || n == 0) {
+		agent_sendf(a, "CHUNK_ERR code=BAD_PARAMS offset=%lu", (unsigned long)up->acked);
+		goto rearm;
+	}
+	if (up->state != UP_CHUNKED) {
+		agent_sendf(a, "CHUNK_ERR code=NO_UPLOAD offset=0");
+		return;
+	}
+	if (flags & AGENT_RXL_INCOMPLETE) {
+		agent_sendf(a, "CHUNK_ERR code=TIMEOUT offset=%lu", (unsigned long)up->acked);
+		goto rearm;
+	}
+	if (!(flags & AGENT_RXL_CHUNK) || (uint64_t)off + n > up->size) {
+		agent_sendf(a, "CHUNK_ERR code=BAD_SIZE offset=%lu", (unsigned long)up->acked);
+		goto rearm;
+	}
+	if (off != up->acked || !(flags & AGENT_RXL_STORED)) {
+		agent_sendf(a, "CHUNK_ERR code=BAD_OFFSET offset=%lu", (unsigned long)up->acked);
+		goto rearm;
+	}
+	if (agent_crc32(0, up->buf + off, n) != crc) {
+		agent_sendf(a, "CHUNK_ERR code=BAD_CRC offset=%lu", (unsigned long)up->acked);
+		goto rearm;
+	}
+	up->acked += n;
+	up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+	agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up->acked);
+	if (up->acked == up->size) {
+		upload_finish(a);
+		return;
+	}
+rearm:
+	if (up->state == UP_CHUNKED) {
+		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+		chunks_rearm(a);
+	}
+}
+
+uint32_t agent_upload_poll(struct agent *a)
+{
+	struct agent_upload *up = &a->up;
+	uint32_t now = agent_now(a);
+	int32_t left;
+	bool done;
+	uint32_t got = agent_rx_binary_progress(a, &done);
+
+	/* a CHUNK payload (with or without an upload) that stopped arriving */
+	if (up->state != UP_V1 && !done) {
+		if (got != up->last_got || !up->chunk_busy) {
+			up->last_got = got;
+			up->chunk_busy = true;
+			up->deadline = now + a->cfg.chunk_wait_ms;
+			a->chunk_idle_since = now;
+		}
+		if (agent_time_diff(now, a->chunk_idle_since + a->cfg.chunk_timeout_ms) >= 0) {
+			agent_logf(a, "chunk payload timed out after %lu bytes", (unsigned long)got);
+			agent_rx_cancel_binary(a);
+			up->chunk_busy = false;
+			up->last_got = 0;
+			return 1;
+		}
+		return 20;
+	}
+	up->chunk_busy = false;
+	up->last_got = 0;
+	if (up->state == UP_V1) {
+		if (done) {
+			upload_finish(a);
+			return UINT32_MAX;
+		}
+		left = -agent_time_diff(now, up->deadline);
+		if (left <= 0) {
+			agent_rx_cancel_binary(a);
+			load_err(a, "TIMEOUT", "binary payload not received");
+			agent_logf(a, "load %s: timeout after %lu of %lu bytes", up->id,
+				   (unsigned long)got, (unsigned long)up->size);
+			agent_upload_discard(a);
+			return UINT32_MAX;
+		}
+		return (uint32_t)left;
+	}
+	if (up->state == UP_CHUNKED) {
+		left = -agent_time_diff(now, up->deadline);
+		if (left <= 0) {
+			agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
+				    (unsigned long)up->acked);
+			up->state = UP_PARKED; /* kept for LOAD ... resume=1 */
+			agent_rx_arm_chunks(a, NULL, 0);
+			return UINT32_MAX;
+		}
+		return (uint32_t)left;
+	}
+	return UINT32_MAX;
+}
+
+void agent_cmd_unload(struct agent *a, const char *params)
+{
+	struct agent_param p;
+	char id[AGENT_ID_MAX + 1];
+	struct agent_slot *s;
+
+	if (!agent_param_get(params, "module_id", &p) || p.len == 0) {
+		agent_sendf(a, "UNLOAD_ERR code=BAD_PARAMS msg=\"missing module_id\"");
+		return;
+	}
+	if (!agent_param_copy(&p, id, sizeof(id)) || !(s = agent_slot_find(a, id))) {
+		if (a->up.state != UP_NONE && strcmp(a->up.id, id) == 0) {
+			agent_upload_discard(a); /* a pending partial upload of that id */
+			agent_sendf(a, "UNLOAD_OK module_id=%s", id);
+			return;
+		}
+		agent_sendf(a, "UNLOAD_ERR code=NOT_FOUND module_id=%.*s", (int)p.len, p.val);
+		return;
+	}
+	if (s->state == SLOT_RUNNING) {
+		if (agent_slot_kill(s) != 0) {
+			agent_sendf(a, "UNLOAD_ERR code=BUSY module_id=%s", id);
+			return;
+		}
+		agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
+			    s->func[0] ? s->func : "<unknown>");
+	}
+	agent_slot_unload(s);
+	agent_logf(a, "unloaded %s", id);
+	agent_sendf(a, "UNLOAD_OK module_id=%s", id);
+}

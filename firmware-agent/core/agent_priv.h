@@ -1,0 +1,88 @@
+/* Internal declarations shared by the core's translation units. Not for ports. */
+#ifndef WASMBED_AGENT_PRIV_H
+#define WASMBED_AGENT_PRIV_H
+
+#include "agent.h"
+
+#define AGENT_FW_WAMR "2.4.3"
+#define AGENT_AOT_VERSION 5
+
+enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING };
+enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED, UP_PARKED };
+
+/* RX line flags */
+#define AGENT_RXL_TOO_LONG 0x01u
+#define AGENT_RXL_CHUNK 0x02u /* a CHUNK line whose payload follows in binary mode */
+#define AGENT_RXL_STORED 0x08u /* its payload went to the upload buffer (else discarded) */
+#define AGENT_RXL_INCOMPLETE 0x80u /* its payload timed out */
+
+/* --- util --- */
+void agent_lock(struct agent *a);
+void agent_unlock(struct agent *a);
+uint32_t agent_now(struct agent *a);
+/* a - b for wrap-safe deadlines: >= 0 when `t` is at or after `deadline` */
+static inline int32_t agent_time_diff(uint32_t t, uint32_t deadline)
+{
+	return (int32_t)(t - deadline);
+}
+/* Format and write one line (a '\n' is appended). Caller holds the core lock. */
+void agent_sendf(struct agent *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void agent_logf(struct agent *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Escape `src` (len bytes) for a quoted field into dst (cap bytes, NUL-terminated). */
+size_t agent_escape(char *dst, size_t cap, const char *src, size_t len);
+
+/* key=value parameters of one command line (token-anchored, `"`-quoted values). */
+struct agent_param {
+	const char *val;
+	size_t len;
+};
+/* Finds `key`; returns true and the value if present. */
+bool agent_param_get(const char *params, const char *key, struct agent_param *out);
+/* Copies a value into dst (cap incl. NUL); false if it does not fit. */
+bool agent_param_copy(const struct agent_param *p, char *dst, size_t cap);
+/* Parses a decimal u32 (no sign, no garbage); false otherwise. */
+bool agent_param_u32(const struct agent_param *p, uint32_t *out);
+/* Parses hex (optional 0x) u32; false on garbage or overflow. */
+bool agent_param_hex(const struct agent_param *p, uint32_t *out);
+
+/* --- rx --- */
+bool agent_rx_pop(struct agent *a, struct agent_rx_line *out);
+void agent_rx_arm_binary(struct agent *a, uint8_t *dst, uint32_t len);
+void agent_rx_cancel_binary(struct agent *a);
+/* Payload progress: returns bytes received; *done when complete. */
+uint32_t agent_rx_binary_progress(struct agent *a, bool *done);
+void agent_rx_arm_chunks(struct agent *a, uint8_t *dst, uint32_t cap);
+/* The CHUNK payload length announced in a CHUNK line, or -1 if not parseable. */
+long agent_chunk_line_size(const char *line, size_t len);
+
+/* --- commands --- */
+void agent_dispatch(struct agent *a, char *line, size_t len);
+void agent_cmd_load(struct agent *a, const char *params);
+void agent_cmd_chunk(struct agent *a, const char *params);
+void agent_cmd_unload(struct agent *a, const char *params);
+void agent_cmd_start(struct agent *a, const char *params);
+void agent_cmd_stop(struct agent *a, const char *params);
+void agent_cmd_status(struct agent *a, const char *params);
+void agent_cmd_info(struct agent *a, const char *params);
+void agent_cmd_hello(struct agent *a, const char *params);
+/* Upload deadlines and payload completion; returns ms until the next deadline. */
+uint32_t agent_upload_poll(struct agent *a);
+void agent_upload_discard(struct agent *a);
+/* A CHUNK line reached the head of the queue while its payload is still arriving. */
+bool agent_chunk_pending(struct agent *a);
+
+/* --- slots and jobs --- */
+struct agent_slot *agent_slot_find(struct agent *a, const char *id);
+struct agent_slot *agent_slot_free_one(struct agent *a);
+/* Release the module of a slot (not running). */
+void agent_slot_unload(struct agent_slot *s);
+/* Abandon a running job. Lock held on entry and exit. 0, AGENT_ABORT_DEFERRED or -errno. */
+int agent_slot_kill(struct agent_slot *s);
+/* Forced-stop completion: RESULT forced=1 and re-instantiate. Lock held. */
+void agent_slot_forced_done(struct agent_slot *s);
+/* Stop deadlines; returns ms until the next one. Lock held. */
+uint32_t agent_jobs_poll(struct agent *a);
+
+#endif

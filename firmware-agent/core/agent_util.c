@@ -1,0 +1,195 @@
+/* Core helpers: CRC-32, line output, escaping and key=value parameter parsing. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent_priv.h"
+
+uint32_t agent_crc32(uint32_t crc, const uint8_t *buf, size_t len)
+{
+	crc = ~crc;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= buf[i];
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+	}
+	return ~crc;
+}
+
+void agent_lock(struct agent *a)
+{
+	if (a->ops->lock)
+		a->ops->lock(a->ctx);
+}
+
+void agent_unlock(struct agent *a)
+{
+	if (a->ops->unlock)
+		a->ops->unlock(a->ctx);
+}
+
+uint32_t agent_now(struct agent *a) { return a->ops->now_ms(a->ctx); }
+
+void agent_sendf(struct agent *a, const char *fmt, ...)
+{
+	char buf[AGENT_TX_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2; /* truncated, but the line still ends */
+	buf[n++] = '\n';
+	a->ops->write(a->ctx, buf, (size_t)n);
+}
+
+void agent_logf(struct agent *a, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	if (!a->ops->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	a->ops->log(a->ctx, buf);
+}
+
+size_t agent_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (cap == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		char tmp[4];
+		size_t n;
+
+		if (c == '"' || c == '\\') {
+			tmp[0] = '\\';
+			tmp[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20 || c > 0x7e) {
+			tmp[0] = '\\';
+			tmp[1] = 'x';
+			tmp[2] = hex[c >> 4];
+			tmp[3] = hex[c & 15];
+			n = 4;
+		} else {
+			tmp[0] = (char)c;
+			n = 1;
+		}
+		if (o + n >= cap)
+			break; /* never split an escape sequence */
+		memcpy(dst + o, tmp, n);
+		o += n;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* Walks `key=value` tokens separated by spaces; a value starting with '"' runs to the next '"'. */
+bool agent_param_get(const char *params, const char *key, struct agent_param *out)
+{
+	size_t klen = strlen(key);
+	const char *p = params;
+
+	while (*p) {
+		const char *tok, *eq, *v;
+		size_t vlen;
+
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		tok = p;
+		while (*p && *p != ' ' && *p != '=')
+			p++;
+		eq = p;
+		if (*p != '=') { /* bare word: skip it */
+			while (*p && *p != ' ')
+				p++;
+			continue;
+		}
+		v = p + 1;
+		if (*v == '"') {
+			const char *end = strchr(v + 1, '"');
+			v++;
+			vlen = end ? (size_t)(end - v) : strlen(v);
+			p = end ? end + 1 : v + vlen;
+		} else {
+			p = v;
+			while (*p && *p != ' ')
+				p++;
+			vlen = (size_t)(p - v);
+		}
+		if ((size_t)(eq - tok) == klen && memcmp(tok, key, klen) == 0) {
+			out->val = v;
+			out->len = vlen;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool agent_param_copy(const struct agent_param *p, char *dst, size_t cap)
+{
+	if (p->len + 1 > cap)
+		return false;
+	memcpy(dst, p->val, p->len);
+	dst[p->len] = '\0';
+	return true;
+}
+
+bool agent_param_u32(const struct agent_param *p, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (p->len == 0 || p->len > 10)
+		return false;
+	for (size_t i = 0; i < p->len; i++) {
+		if (p->val[i] < '0' || p->val[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(p->val[i] - '0');
+	}
+	if (v > 0xFFFFFFFFu)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+bool agent_param_hex(const struct agent_param *p, uint32_t *out)
+{
+	const char *s = p->val;
+	size_t n = p->len;
+	uint32_t v = 0;
+
+	if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		n -= 2;
+	}
+	if (n == 0 || n > 8)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			d = (unsigned)(c - 'A' + 10);
+		else
+			return false;
+		v = (v << 4) | d;
+	}
+	*out = v;
+	return true;
+}

@@ -1,0 +1,267 @@
+/* WAMR adapter: runtime init with a pool, load/instantiate/call/terminate, and the natives. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wasm_export.h"
+
+#include "agent_wasm.h"
+
+#define LOG_MAX 200
+#define PRINT_MAX 200
+
+static struct agent_slot *native_slot(wasm_exec_env_t env)
+{
+	return wasm_runtime_get_custom_data(wasm_runtime_get_module_inst(env));
+}
+
+static void n_gpio_toggle(wasm_exec_env_t env)
+{
+	struct agent_slot *s = native_slot(env);
+
+	agent_led_toggle(s->agent);
+	agent_job_sleep(s, 1000);
+}
+
+static void n_led_toggle(wasm_exec_env_t env, int32_t ms)
+{
+	struct agent_slot *s = native_slot(env);
+
+	agent_led(s->agent, 1);
+	agent_job_sleep(s, ms > 0 ? (uint32_t)ms : 0);
+	agent_led(s->agent, 0);
+}
+
+static int32_t n_should_stop(wasm_exec_env_t env) { return native_slot(env)->stop_requested ? 1 : 0; }
+
+static void n_delay_ms(wasm_exec_env_t env, int32_t ms)
+{
+	agent_job_sleep(native_slot(env), ms > 0 ? (uint32_t)ms : 0);
+}
+
+/* Prints the NUL-terminated string at `off` as one console line (control bytes replaced). */
+static void n_uart_print(wasm_exec_env_t env, int32_t off)
+{
+	wasm_module_inst_t inst = wasm_runtime_get_module_inst(env);
+	struct agent_slot *s = native_slot(env);
+	char line[PRINT_MAX + 1];
+	const char *str;
+	size_t n;
+
+	if (!wasm_runtime_validate_app_str_addr(inst, (uint64_t)(uint32_t)off))
+		return; /* WAMR has set "out of bounds memory access": the call traps */
+	str = wasm_runtime_addr_app_to_native(inst, (uint64_t)(uint32_t)off);
+	for (n = 0; n < PRINT_MAX && str[n]; n++) {
+		unsigned char c = (unsigned char)str[n];
+		line[n] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
+	}
+	line[n] = '\0';
+	agent_lock(s->agent);
+	agent_sendf(s->agent, "%s", line);
+	agent_unlock(s->agent);
+	agent_job_sleep(s, 1000);
+}
+
+/* LOG module_id=<id> msg="<escaped>"[ truncated=1] */
+static void n_log(wasm_exec_env_t env, int32_t off, int32_t len)
+{
+	wasm_module_inst_t inst = wasm_runtime_get_module_inst(env);
+	struct agent_slot *s = native_slot(env);
+	char esc[LOG_MAX * 4 + 1];
+	uint32_t n;
+	const char *p;
+
+	if (len < 0) {
+		wasm_runtime_set_exception(inst, "log: negative length");
+		return;
+	}
+	if (!wasm_runtime_validate_app_addr(inst, (uint64_t)(uint32_t)off, (uint64_t)len))
+		return; /* WAMR has set "out of bounds memory access": the call traps */
+	p = wasm_runtime_addr_app_to_native(inst, (uint64_t)(uint32_t)off);
+	n = (uint32_t)len > LOG_MAX ? LOG_MAX : (uint32_t)len;
+	agent_escape(esc, sizeof(esc), p, n);
+	agent_lock(s->agent);
+	agent_sendf(s->agent, "LOG module_id=%s msg=\"%s\"%s", s->id, esc,
+		    (uint32_t)len > LOG_MAX ? " truncated=1" : "");
+	agent_unlock(s->agent);
+}
+
+/* All natives of module "env" (WAMR sorts this array in place at registration). */
+static NativeSymbol natives[] = {
+	{ "gpio_toggle", (void *)n_gpio_toggle, "()", NULL },
+	{ "led_toggle", (void *)n_led_toggle, "(i)", NULL },
+	{ "uart_print", (void *)n_uart_print, "(i)", NULL },
+	{ "should_stop", (void *)n_should_stop, "()i", NULL },
+	{ "delay_ms", (void *)n_delay_ms, "(i)", NULL },
+	{ "log", (void *)n_log, "(ii)", NULL },
+};
+
+static const char natives_desc[] =
+	"gpio_toggle:(),led_toggle:(i),uart_print:(i),should_stop:()i,delay_ms:(i),log:(ii)";
+
+const char *agent_wasm_natives(void) { return natives_desc; }
+
+int agent_wasm_init(struct agent *a)
+{
+	RuntimeInitArgs args;
+
+	memset(&args, 0, sizeof(args));
+	args.mem_alloc_type = Alloc_With_Pool;
+	args.mem_alloc_option.pool.heap_buf = a->cfg.pool;
+	args.mem_alloc_option.pool.heap_size = a->cfg.pool_size;
+	args.native_module_name = "env";
+	args.native_symbols = natives;
+	args.n_native_symbols = sizeof(natives) / sizeof(natives[0]);
+	if (!wasm_runtime_full_init(&args))
+		return -ENOMEM;
+	return 0;
+}
+
+void agent_wasm_deinit(void) { wasm_runtime_destroy(); }
+
+void *agent_wasm_malloc(uint32_t size) { return wasm_runtime_malloc(size); }
+
+void agent_wasm_free(void *p)
+{
+	if (p)
+		wasm_runtime_free(p);
+}
+
+void agent_wasm_pool_info(uint32_t *total, uint32_t *free_bytes, uint32_t *highmark)
+{
+	mem_alloc_info_t info;
+
+	memset(&info, 0, sizeof(info));
+	wasm_runtime_get_mem_alloc_info(&info);
+	*total = info.total_size;
+	*free_bytes = info.total_free_size;
+	*highmark = info.highmark_size;
+}
+
+/* WAMR only warns about an unresolved import and traps when it is called: fail at LOAD. */
+static bool imports_resolved(wasm_module_t m, char *err, size_t err_len)
+{
+	int32_t count = wasm_runtime_get_import_count(m);
+
+	for (int32_t i = 0; i < count; i++) {
+		wasm_import_t imp;
+
+		memset(&imp, 0, sizeof(imp));
+		wasm_runtime_get_import_type(m, i, &imp);
+		if (!imp.linked) {
+			snprintf(err, err_len, "unresolved import %s.%s",
+				 imp.module_name ? imp.module_name : "?", imp.name ? imp.name : "?");
+			return false;
+		}
+	}
+	return true;
+}
+
+static enum agent_wasm_err instantiate(struct agent_slot *s, char *err, size_t err_len)
+{
+	const struct agent_config *cfg = &s->agent->cfg;
+	wasm_module_inst_t inst;
+	wasm_exec_env_t env;
+
+	inst = wasm_runtime_instantiate(s->module, cfg->wasm_stack, cfg->wasm_heap, err,
+					(uint32_t)err_len);
+	if (!inst)
+		return AGENT_WASM_INSTANTIATE_FAIL;
+	wasm_runtime_set_custom_data(inst, s);
+	env = wasm_runtime_create_exec_env(inst, cfg->wasm_stack);
+	if (!env) {
+		wasm_runtime_deinstantiate(inst);
+		snprintf(err, err_len, "create_exec_env failed");
+		return AGENT_WASM_NO_EXEC_ENV;
+	}
+	s->inst = inst;
+	s->exec_env = env;
+	return AGENT_WASM_OK;
+}
+
+static void deinstantiate(struct agent_slot *s)
+{
+	if (s->exec_env)
+		wasm_runtime_destroy_exec_env(s->exec_env);
+	if (s->inst)
+		wasm_runtime_deinstantiate(s->inst);
+	s->exec_env = NULL;
+	s->inst = NULL;
+}
+
+enum agent_wasm_err agent_wasm_load(struct agent_slot *s, char *err, size_t err_len)
+{
+	enum agent_wasm_err rc;
+	wasm_module_t m;
+
+	err[0] = '\0';
+	m = wasm_runtime_load(s->buf, s->size, err, (uint32_t)err_len);
+	if (!m)
+		return AGENT_WASM_LOAD_FAIL;
+	if (!imports_resolved(m, err, err_len)) {
+		wasm_runtime_unload(m);
+		return AGENT_WASM_LOAD_FAIL;
+	}
+	s->module = m;
+	rc = instantiate(s, err, err_len);
+	if (rc != AGENT_WASM_OK) {
+		wasm_runtime_unload(m);
+		s->module = NULL;
+	}
+	return rc;
+}
+
+enum agent_wasm_err agent_wasm_reinstantiate(struct agent_slot *s, char *err, size_t err_len)
+{
+	deinstantiate(s);
+	return instantiate(s, err, err_len);
+}
+
+void agent_wasm_unload(struct agent_slot *s)
+{
+	deinstantiate(s);
+	if (s->module)
+		wasm_runtime_unload(s->module);
+	s->module = NULL;
+}
+
+bool agent_wasm_has_func(struct agent_slot *s, const char *name)
+{
+	return s->inst && wasm_runtime_lookup_function(s->inst, name) != NULL;
+}
+
+void agent_wasm_terminate(struct agent_slot *s)
+{
+	if (s->inst)
+		wasm_runtime_terminate(s->inst);
+}
+
+enum agent_wasm_call agent_wasm_call(struct agent_slot *s, uint32_t *ret, bool *has_ret,
+				     char *exc, size_t exc_len)
+{
+	uint32_t cells[16];
+	wasm_function_inst_t fn;
+	const char *e;
+
+	*has_ret = false;
+	fn = wasm_runtime_lookup_function(s->inst, s->func);
+	if (!fn)
+		return AGENT_CALL_NO_FUNC;
+	memset(cells, 0, sizeof(cells));
+	memcpy(cells, s->argv, sizeof(uint32_t) * s->argc);
+	if (wasm_func_get_result_count(fn, s->inst) > 8 ||
+	    wasm_func_get_param_count(fn, s->inst) > 8) {
+		snprintf(exc, exc_len, "Exception: too many parameters or results");
+		return AGENT_CALL_EXCEPTION;
+	}
+	wasm_runtime_clear_exception(s->inst);
+	if (wasm_runtime_call_wasm(s->exec_env, fn, s->argc, cells)) {
+		*has_ret = wasm_func_get_result_count(fn, s->inst) > 0;
+		*ret = cells[0];
+		return AGENT_CALL_OK;
+	}
+	e = wasm_runtime_get_exception(s->inst);
+	snprintf(exc, exc_len, "%s", e ? e : "<none>");
+	wasm_runtime_clear_exception(s->inst);
+	return AGENT_CALL_EXCEPTION;
+}

@@ -1,0 +1,274 @@
+//! Errors of the host tool and their mapping to process exit codes.
+//!
+//! Every failure a user can meet ends up as a [`HostError`]; [`HostError::exit_code`] maps it to
+//! one of the documented [`ExitCode`]s so CI scripts can tell failures apart.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The documented process exit codes of `wasmbed-host` (see `wasmbed-host/README.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// The command succeeded.
+    Success = 0,
+    /// A bug or an unexpected answer: neither the user nor the device is to blame.
+    Internal = 1,
+    /// Bad command-line arguments, an unreadable input file, or a request the gateway refused
+    /// as malformed.
+    Usage = 2,
+    /// The gateway cannot be reached, closed the connection, or refused the token.
+    GatewayUnreachable = 3,
+    /// The device is unknown, offline, or its link dropped during the command.
+    Device = 4,
+    /// The device rejected the request, the module is invalid, or compiling it failed.
+    Rejected = 5,
+    /// A deadline passed (on the host or inside the gateway).
+    Timeout = 6,
+    /// `start --wait-result`: the module trapped or was stopped.
+    ModuleFailed = 7,
+}
+
+impl ExitCode {
+    /// The numeric process exit status.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// A structured error reply of the gateway (`"error": {...}` in docs/HOST-API.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayError {
+    /// Stable error code such as `DEVICE_UNKNOWN`.
+    pub code: String,
+    /// Human-readable description.
+    #[serde(default)]
+    pub message: String,
+    /// What the user can do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    /// Extra fields (`stderr`, `line`, `phase`, `last_line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Map<String, Value>>,
+}
+
+impl GatewayError {
+    /// The exit code the documented error table assigns to this gateway error code.
+    pub fn exit_code(&self) -> ExitCode {
+        match self.code.as_str() {
+            "BAD_REQUEST" | "UNKNOWN_OP" | "TOO_LARGE" => ExitCode::Usage,
+            "UNAUTHORIZED" => ExitCode::GatewayUnreachable,
+            "DEVICE_UNKNOWN" | "DEVICE_OFFLINE" | "LINK_LOST" => ExitCode::Device,
+            "DEVICE_REJECTED" | "INVALID_MODULE" | "COMPILE_FAILED" => ExitCode::Rejected,
+            "TIMEOUT" => ExitCode::Timeout,
+            "MODULE_TRAPPED" | "MODULE_STOPPED" => ExitCode::ModuleFailed,
+            _ => ExitCode::Internal,
+        }
+    }
+}
+
+/// Everything that can go wrong in a `wasmbed-host` command.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Invalid command-line arguments (caught before anything is sent).
+    #[error("{0}")]
+    Usage(String),
+    /// A local input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadFile {
+        /// The file named on the command line.
+        path: String,
+        /// The underlying IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No TCP connection to the gateway could be made.
+    #[error("gateway {addr} unreachable: {reason}")]
+    Unreachable {
+        /// The gateway address that was tried.
+        addr: String,
+        /// Why (connection refused, name not resolved, ...).
+        reason: String,
+    },
+    /// The gateway closed the connection or failed while a request was in flight.
+    #[error("connection to gateway {addr} lost: {reason}")]
+    ConnectionLost {
+        /// The gateway address.
+        addr: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The gateway answered with something that is not the documented JSON.
+    #[error("gateway protocol error: {0}")]
+    Protocol(String),
+    /// The host-side deadline for a request passed.
+    #[error("timed out after {seconds:.1} s waiting for the gateway ({what})")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// The deadline in seconds.
+        seconds: f64,
+    },
+    /// The gateway reported a structured error.
+    #[error("{}", .0.message)]
+    Gateway(GatewayError),
+    /// The module ended with a non-OK status although the gateway reported success.
+    #[error("module ended with status {status}")]
+    ModuleStatus {
+        /// The RESULT status (`EXCEPTION`, `STOPPED`, ...).
+        status: String,
+    },
+    /// A bug in this tool.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl HostError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            HostError::Usage(_) | HostError::ReadFile { .. } => ExitCode::Usage,
+            HostError::Unreachable { .. } | HostError::ConnectionLost { .. } => {
+                ExitCode::GatewayUnreachable
+            }
+            HostError::Protocol(_) | HostError::Internal(_) => ExitCode::Internal,
+            HostError::Timeout { .. } => ExitCode::Timeout,
+            HostError::Gateway(e) => e.exit_code(),
+            HostError::ModuleStatus { .. } => ExitCode::ModuleFailed,
+        }
+    }
+
+    /// The stable error code reported in JSON output.
+    pub fn code(&self) -> &str {
+        match self {
+            HostError::Usage(_) => "USAGE",
+            HostError::ReadFile { .. } => "READ_FILE",
+            HostError::Unreachable { .. } => "GATEWAY_UNREACHABLE",
+            HostError::ConnectionLost { .. } => "GATEWAY_CONNECTION_LOST",
+            HostError::Protocol(_) => "PROTOCOL",
+            HostError::Timeout { .. } => "HOST_TIMEOUT",
+            HostError::Gateway(e) => &e.code,
+            HostError::ModuleStatus { .. } => "MODULE_FAILED",
+            HostError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// A hint naming the flag or command that helps, if there is one.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            HostError::Unreachable { .. } => Some(
+                "start the gateway (`wasmbed-gateway`) or point --gateway / WASMBED_GATEWAY at it"
+                    .into(),
+            ),
+            HostError::ConnectionLost { .. } => {
+                Some("check the gateway's log; it may have crashed or been stopped".into())
+            }
+            HostError::Timeout { .. } => Some("raise the deadline with --timeout SECONDS".into()),
+            HostError::Gateway(e) => e.help.clone(),
+            HostError::ModuleStatus { .. } => {
+                Some("see the RESULT line in the output and the device log (`logs`)".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// The JSON object describing this error (`"error"` in `--json` output).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("code".into(), Value::from(self.code()));
+        m.insert("message".into(), Value::from(self.to_string()));
+        if let Some(h) = self.help() {
+            m.insert("help".into(), Value::from(h));
+        }
+        if let HostError::Gateway(GatewayError {
+            detail: Some(d), ..
+        }) = self
+        {
+            m.insert("detail".into(), Value::Object(d.clone()));
+        }
+        Value::Object(m)
+    }
+}
+
+impl fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(code: &str) -> HostError {
+        HostError::Gateway(GatewayError {
+            code: code.into(),
+            message: "m".into(),
+            help: None,
+            detail: None,
+        })
+    }
+
+    #[test]
+    fn gateway_codes_map_to_documented_exit_codes() {
+        let table = [
+            ("BAD_REQUEST", 2),
+            ("UNKNOWN_OP", 2),
+            ("TOO_LARGE", 2),
+            ("UNAUTHORIZED", 3),
+            ("DEVICE_UNKNOWN", 4),
+            ("DEVICE_OFFLINE", 4),
+            ("LINK_LOST", 4),
+            ("DEVICE_REJECTED", 5),
+            ("INVALID_MODULE", 5),
+            ("COMPILE_FAILED", 5),
+            ("TIMEOUT", 6),
+            ("MODULE_TRAPPED", 7),
+            ("MODULE_STOPPED", 7),
+            ("INTERNAL", 1),
+            ("SOMETHING_NEW", 1),
+        ];
+        for (code, exit) in table {
+            assert_eq!(gw(code).exit_code().code(), exit, "{code}");
+        }
+    }
+
+    #[test]
+    fn host_errors_map_to_exit_codes() {
+        let unreachable = HostError::Unreachable {
+            addr: "x".into(),
+            reason: "refused".into(),
+        };
+        assert_eq!(unreachable.exit_code(), ExitCode::GatewayUnreachable);
+        assert_eq!(HostError::Usage("u".into()).exit_code(), ExitCode::Usage);
+        let t = HostError::Timeout {
+            what: "reply".into(),
+            seconds: 1.0,
+        };
+        assert_eq!(t.exit_code(), ExitCode::Timeout);
+        assert_eq!(t.code(), "HOST_TIMEOUT");
+        let m = HostError::ModuleStatus {
+            status: "EXCEPTION".into(),
+        };
+        assert_eq!(m.exit_code(), ExitCode::ModuleFailed);
+        assert_eq!(HostError::Internal("x".into()).exit_code().code(), 1);
+    }
+
+    #[test]
+    fn gateway_error_json_keeps_detail() {
+        let mut d = Map::new();
+        d.insert("stderr".into(), Value::from("x.c:1: error"));
+        let e = HostError::Gateway(GatewayError {
+            code: "COMPILE_FAILED".into(),
+            message: "clang failed".into(),
+            help: Some("fix the source".into()),
+            detail: Some(d),
+        });
+        let j = e.to_json();
+        assert_eq!(j["code"], "COMPILE_FAILED");
+        assert_eq!(j["detail"]["stderr"], "x.c:1: error");
+        assert_eq!(j["help"], "fix the source");
+    }
+}

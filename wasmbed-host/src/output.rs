@@ -1,0 +1,374 @@
+//! Human-readable rendering: tables (comfy-table) and text. Pure functions of the gateway's
+//! result objects, so they can be snapshot-tested.
+
+use comfy_table::{presets, Cell, ContentArrangement, Table};
+use serde_json::{Map, Value};
+
+use crate::error::HostError;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|h| Cell::new(*h)));
+    t
+}
+
+/// Renders a JSON value for a table cell: strings bare, null/absent as `-`.
+pub fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) if s.is_empty() => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.1}"),
+            _ => n.to_string(),
+        },
+        Some(other) => other.to_string(),
+    }
+}
+
+fn ms_ago(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_f64) {
+        None => "-".into(),
+        Some(ms) if ms < 1000.0 => format!("{ms:.0} ms ago"),
+        Some(ms) if ms < 120_000.0 => format!("{:.1} s ago", ms / 1e3),
+        Some(ms) => format!("{:.0} min ago", ms / 60e3),
+    }
+}
+
+/// The `devices` table.
+pub fn devices_table(devices: &[Value]) -> String {
+    if devices.is_empty() {
+        return "no devices configured on the gateway".into();
+    }
+    let mut t = table(&[
+        "NAME",
+        "ENDPOINT",
+        "ONLINE",
+        "LAST SEEN",
+        "BOARD",
+        "FIRMWARE",
+        "PROTO",
+        "SLOTS",
+    ]);
+    for d in devices {
+        let slots = match (d.get("slots_used"), d.get("slots_total")) {
+            (Some(u), Some(t)) if !u.is_null() && !t.is_null() => {
+                format!("{}/{}", cell(Some(u)), cell(Some(t)))
+            }
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            cell(d.get("name")),
+            cell(d.get("endpoint")),
+            cell(d.get("online")),
+            ms_ago(d.get("last_seen_ms_ago")),
+            cell(d.get("board")),
+            cell(d.get("firmware")),
+            cell(d.get("proto")),
+            slots,
+        ]);
+    }
+    t.to_string()
+}
+
+/// Key/value table of a device's INFO.
+pub fn info_table(device: &str, info: &Map<String, Value>) -> String {
+    let mut t = table(&["FIELD", "VALUE"]);
+    t.add_row(vec!["device".to_string(), device.to_string()]);
+    for (k, v) in info {
+        t.add_row(vec![k.clone(), cell(Some(v))]);
+    }
+    t.to_string()
+}
+
+/// The `status` output of one device: slot table and memory line.
+pub fn status_text(device: &str, status: &Map<String, Value>) -> String {
+    let mut out = format!("device {device}\n");
+    let slots = status
+        .get("slots")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if slots.is_empty() {
+        out.push_str("no modules loaded\n");
+    } else {
+        let mut t = table(&["MODULE", "STATE", "SIZE", "CRC32", "STACK FREE"]);
+        for s in &slots {
+            t.add_row(vec![
+                cell(s.get("module_id")),
+                cell(s.get("state")),
+                cell(s.get("size")),
+                cell(s.get("crc32")),
+                cell(s.get("stack_free")),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    match status.get("memory") {
+        Some(Value::Object(m)) => {
+            let field = |k: &str| cell(m.get(k));
+            out.push_str(&format!(
+                "memory: total={} used={} free={} highmark={}\n",
+                field("total"),
+                field("used"),
+                field("free"),
+                field("highmark")
+            ));
+        }
+        _ => out.push_str("memory: not reported by this firmware\n"),
+    }
+    if let Some(line) = status.get("line").and_then(Value::as_str) {
+        out.push_str(&format!("line: {line}\n"));
+    }
+    out
+}
+
+/// One device's outcome of a deploy / build-and-deploy.
+#[derive(Debug)]
+pub struct DeployRow<'a> {
+    /// Device name.
+    pub device: &'a str,
+    /// Module id.
+    pub module_id: &'a str,
+    /// The gateway's result object, or the error.
+    pub outcome: Result<&'a Map<String, Value>, &'a HostError>,
+    /// Upload time reported by the gateway, ms.
+    pub transfer_ms: Option<f64>,
+    /// Compile time reported by the gateway, ms.
+    pub compile_ms: Option<f64>,
+    /// Host-measured end-to-end latency, ms.
+    pub e2e_ms: f64,
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+/// The table that ends every deploy: one row per device.
+pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
+    let mut t = table(&[
+        "DEVICE",
+        "MODULE",
+        "RESULT",
+        "SIZE",
+        "CRC32",
+        "COMPILE MS",
+        "UPLOAD MS",
+        "BYTES/S",
+        "E2E MS",
+    ]);
+    for r in rows {
+        let (result, size, crc, rate) = match r.outcome {
+            Ok(res) => {
+                let skipped = res.get("skipped").and_then(Value::as_bool).unwrap_or(false);
+                let chunked = res.get("chunked").and_then(Value::as_bool).unwrap_or(false);
+                let state = match (skipped, chunked) {
+                    (true, _) => "skipped (identical)",
+                    (false, true) => "loaded (chunked)",
+                    (false, false) => "loaded",
+                };
+                let rate = match res.get("bytes_per_s").and_then(Value::as_f64) {
+                    Some(r) if !skipped => format!("{r:.0}"),
+                    _ => "-".into(),
+                };
+                (
+                    state.to_string(),
+                    cell(res.get("size")),
+                    cell(res.get("crc32")),
+                    rate,
+                )
+            }
+            Err(e) => (
+                format!("FAILED {}: {e}", e.code()),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ),
+        };
+        t.add_row(vec![
+            r.device.to_string(),
+            r.module_id.to_string(),
+            result,
+            size,
+            crc,
+            opt_ms(r.compile_ms),
+            opt_ms(r.transfer_ms),
+            rate,
+            format!("{:.1}", r.e2e_ms),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Text of a `start` result.
+pub fn start_text(module_id: &str, result: &Map<String, Value>, waited: bool) -> String {
+    let line = result.get("line").and_then(Value::as_str).unwrap_or("-");
+    if !waited {
+        return format!("started {module_id}\nline: {line}\n");
+    }
+    let status = cell(result.get("status"));
+    let ret = cell(result.get("ret"));
+    let mut out = format!("status={status} ret={ret}\n");
+    if let Some(msg) = result.get("msg").and_then(Value::as_str) {
+        out.push_str(&format!("msg: {msg}\n"));
+    }
+    out.push_str(&format!("line: {line}\n"));
+    out
+}
+
+/// Text of a result that is just a device line (`stop`, `unload`).
+pub fn line_text(verb: &str, module_id: &str, result: &Map<String, Value>) -> String {
+    let mut out = format!("{verb} {module_id}");
+    if let Some(status) = result.get("status").and_then(Value::as_str) {
+        out.push_str(&format!(": status={status}"));
+    }
+    out.push('\n');
+    if let Some(line) = result.get("line").and_then(Value::as_str) {
+        out.push_str(&format!("line: {line}\n"));
+    }
+    out
+}
+
+/// One log line as text.
+pub fn log_line(seq: u64, device: &str, kind: &str, line: &str) -> String {
+    if device.is_empty() {
+        format!("[{seq}] {kind:<7} {line}")
+    } else {
+        format!("[{seq}] {device} {kind:<7} {line}")
+    }
+}
+
+/// The error report printed on stderr in text mode.
+pub fn error_text(err: &HostError) -> String {
+    let mut out = format!("error[{}]: {err}\n", err.code());
+    if let Some(help) = err.help() {
+        out.push_str(&format!("  help: {help}\n"));
+    }
+    if let HostError::Gateway(g) = err {
+        if let Some(detail) = &g.detail {
+            for (k, v) in detail {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if text.contains('\n') {
+                    out.push_str(&format!("  {k}:\n"));
+                    for l in text.lines() {
+                        out.push_str(&format!("    {l}\n"));
+                    }
+                } else {
+                    out.push_str(&format!("  {k}: {text}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::GatewayError;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn devices_snapshot() {
+        let devices = json!([
+            {"name": "sim", "endpoint": "sim:stdio", "online": true, "last_seen_ms_ago": 120,
+             "board": "posix", "firmware": "0.1.0", "proto": 2, "slots_used": 1, "slots_total": 2},
+            {"name": "nucleo", "endpoint": "/dev/ttyACM0", "online": false, "last_seen_ms_ago": null,
+             "board": null, "firmware": null, "proto": null, "slots_used": null, "slots_total": null}
+        ]);
+        insta::assert_snapshot!(devices_table(devices.as_array().unwrap()));
+        assert_eq!(devices_table(&[]), "no devices configured on the gateway");
+    }
+
+    #[test]
+    fn status_snapshot() {
+        let status = obj(json!({
+            "line": "STATUS_OK modules=\"m:RUNNING:wasm=460:stack_free=3000:crc32=d40c97d1\"",
+            "slots": [{"module_id": "m", "state": "RUNNING", "size": 460, "crc32": "d40c97d1", "stack_free": 3000}],
+            "memory": {"total": 65536, "free": 40000, "used": 25536, "highmark": 30000}
+        }));
+        insta::assert_snapshot!(status_text("sim", &status));
+        let empty = obj(json!({"line": "STATUS_OK runner=idle", "slots": [], "memory": null}));
+        let text = status_text("old", &empty);
+        assert!(text.contains("no modules loaded"), "{text}");
+        assert!(text.contains("not reported"), "{text}");
+    }
+
+    #[test]
+    fn deploy_table_snapshot() {
+        let ok = obj(
+            json!({"line": "LOAD_OK", "module_id": "m", "size": 460, "crc32": "d40c97d1",
+                            "skipped": false, "chunked": true, "bytes_per_s": 11230.4}),
+        );
+        let skipped = obj(
+            json!({"line": "", "module_id": "m", "size": 460, "crc32": "d40c97d1",
+                                 "skipped": true, "chunked": false, "bytes_per_s": 0.0}),
+        );
+        let err = HostError::Gateway(GatewayError {
+            code: "DEVICE_OFFLINE".into(),
+            message: "device 'b' is offline".into(),
+            help: None,
+            detail: None,
+        });
+        let rows = [
+            DeployRow {
+                device: "a",
+                module_id: "m",
+                outcome: Ok(&ok),
+                transfer_ms: Some(41.0),
+                compile_ms: Some(120.25),
+                e2e_ms: 170.0,
+            },
+            DeployRow {
+                device: "c",
+                module_id: "m",
+                outcome: Ok(&skipped),
+                transfer_ms: None,
+                compile_ms: None,
+                e2e_ms: 3.0,
+            },
+            DeployRow {
+                device: "b",
+                module_id: "m",
+                outcome: Err(&err),
+                transfer_ms: None,
+                compile_ms: None,
+                e2e_ms: 1.0,
+            },
+        ];
+        insta::assert_snapshot!(deploy_table(&rows));
+    }
+
+    #[test]
+    fn start_and_error_text() {
+        let r = obj(
+            json!({"line": "RESULT status=OK module_id=m func=add ret_i32=4294967295",
+                           "status": "OK", "ret": -1, "ret_u32": 4294967295u32, "msg": null}),
+        );
+        insta::assert_snapshot!(start_text("m", &r, true));
+        assert!(start_text("m", &obj(json!({"line": "START_OK"})), false).starts_with("started m"));
+        let mut detail = Map::new();
+        detail.insert(
+            "stderr".into(),
+            json!("m.c:3:1: error: expected ';'\n1 error generated."),
+        );
+        let e = HostError::Gateway(GatewayError {
+            code: "COMPILE_FAILED".into(),
+            message: "clang failed".into(),
+            help: Some("fix the C source".into()),
+            detail: Some(detail),
+        });
+        insta::assert_snapshot!(error_text(&e));
+    }
+}

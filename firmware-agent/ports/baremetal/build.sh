@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Build the bare-metal firmware for QEMU mps2-an386 into
+# <repo>/target/baremetal/build and print the footprint (arm-none-eabi-size).
+# Idempotent and fast when already built. Prints the smoke ELF path last.
+#
+# Environment: WAMR_ROOT (WAMR tree; default: the wamrx-sys 0.3.0 one),
+# WAMRC (AOT compiler; default: build tools/wamrc, set WAMRC=none to skip the
+# AOT smoke module), JOBS (default 2).
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+build="$repo/target/baremetal/build"
+jobs="${JOBS:-2}"
+
+# shellcheck source=tools/wamrc/find-wamr.sh
+source "$repo/tools/wamrc/find-wamr.sh"
+wamr="$(wasmbed_find_wamr "$repo")"
+
+wamrc="${WAMRC:-}"
+if [ -z "$wamrc" ]; then
+    wamrc="$("$repo/tools/wamrc/build.sh")"
+elif [ "$wamrc" = none ]; then
+    wamrc=""
+fi
+
+for tool in arm-none-eabi-gcc arm-none-eabi-size cmake; do
+    command -v "$tool" >/dev/null || { echo "build.sh: $tool not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi cmake)" >&2; exit 1; }
+done
+
+mkdir -p "$build"
+cmake -S "$here" -B "$build" \
+    -DCMAKE_TOOLCHAIN_FILE="$here/cmake/arm-none-eabi.cmake" \
+    -DWAMR_ROOT_DIR:PATH="$wamr" -DWAMRC:FILEPATH="$wamrc" >"$build/../cmake.log" 2>&1 \
+    || { cat "$build/../cmake.log" >&2; exit 1; }
+cmake --build "$build" -j "$jobs" >"$build/../build.log" 2>&1 \
+    || { grep -E "error|Error" "$build/../build.log" | head -40 >&2; exit 1; }
+if grep -q "warning:" "$build/../build.log"; then
+    grep "warning:" "$build/../build.log" >&2
+fi
+
+echo "footprint (text = flash, data + bss = RAM; bss includes the WAMR pool):" >&2
+for elf in "$build"/*.elf; do
+    arm-none-eabi-size "$elf" >&2
+done
+echo "$build/smoke.elf"

@@ -1,0 +1,57 @@
+/*
+ * SysTick millisecond clock from the 25 MHz core clock.
+ */
+#include <stdint.h>
+
+#include "board.h"
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define CSR_ENABLE (1u << 0)
+#define CSR_TICKINT (1u << 1)
+#define CSR_CLKSOURCE (1u << 2)
+#define CSR_COUNTFLAG (1u << 16)
+
+#define TICKS_PER_MS (BOARD_CPU_HZ / 1000u)
+
+static volatile uint32_t ms_ticks;
+
+void
+systick_irq(void)
+{
+    ms_ticks++;
+}
+
+void
+board_clock_init(void)
+{
+    SYST_RVR = TICKS_PER_MS - 1;
+    SYST_CVR = 0;
+    SYST_CSR = CSR_ENABLE | CSR_TICKINT | CSR_CLKSOURCE;
+}
+
+uint32_t
+board_now_ms(void)
+{
+    return ms_ticks;
+}
+
+uint64_t
+board_now_us(void)
+{
+    uint32_t ms, cvr;
+
+    /* Re-read if a tick happened between the two reads. */
+    do {
+        ms = ms_ticks;
+        cvr = SYST_CVR;
+    } while (ms != ms_ticks);
+    return (uint64_t)ms * 1000u + (TICKS_PER_MS - 1 - cvr) / (TICKS_PER_MS / 1000u);
+}
+
+void
+board_wait_for_interrupt(void)
+{
+    __asm volatile("wfi" ::: "memory");
+}

@@ -1,0 +1,63 @@
+/*
+ * Reset handler and vector table for the Cortex-M4F on mps2-an386.
+ */
+#include <stdint.h>
+
+#include "board.h"
+
+extern uint32_t __data_start, __data_end, __data_load;
+extern uint32_t __bss_start, __bss_end;
+extern uint32_t __stack_top;
+
+int main(void);
+void uart0_rx_irq(void);
+void systick_irq(void);
+
+#define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
+#define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
+
+/* Unexpected exceptions end the emulation with a distinctive code. */
+static void
+fault_handler(void)
+{
+    board_debug_puts("baremetal: unexpected exception\n");
+    board_exit(70);
+}
+
+/* The loops below must stay loops: they run before .data/.bss exist, so
+   they are built with -fno-tree-loop-distribute-patterns (see CMake). */
+void
+Reset_Handler(void)
+{
+    uint32_t *src = &__data_load, *dst = &__data_start;
+
+    while (dst < &__data_end)
+        *dst++ = *src++;
+    for (dst = &__bss_start; dst < &__bss_end; dst++)
+        *dst = 0;
+
+    /* Full access to CP10/CP11 (the FPU) before any float code runs. */
+    SCB_CPACR |= (0xFu << 20);
+    __asm volatile("dsb\n isb" ::: "memory");
+
+    board_exit(main());
+}
+
+#define IRQ_COUNT 32
+
+typedef void (*vector_fn)(void);
+
+__attribute__((section(".vectors"), used)) static const vector_fn
+    vectors[16 + IRQ_COUNT] = {
+        [0] = (vector_fn)&__stack_top,
+        [1] = Reset_Handler,
+        [2] = fault_handler,  /* NMI */
+        [3] = fault_handler,  /* HardFault */
+        [4] = fault_handler,  /* MemManage */
+        [5] = fault_handler,  /* BusFault */
+        [6] = fault_handler,  /* UsageFault */
+        [11] = fault_handler, /* SVCall */
+        [14] = fault_handler, /* PendSV */
+        [15] = systick_irq,
+        [16 + 0] = uart0_rx_irq, /* UART0 RX */
+    };

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Smoke test of the bare-metal port on QEMU mps2-an386: builds the firmware,
+# boots it with UART0 on a TCP socket, and checks what it prints and its
+# semihosting exit code. Exits non-zero on any failed check.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+elf="$("$here/build.sh" 2>/dev/null)"
+work="$(mktemp -d)"
+qpid=""
+cleanup() {
+    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$here/qemu-run.sh" "$elf" "$work/port" 30 >"$work/qemu.out" 2>&1 &
+qpid=$!
+for _ in $(seq 1 100); do
+    [ -s "$work/port" ] && break
+    sleep 0.05
+done
+[ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
+
+# The firmware ends itself; the client reads until QEMU closes the socket.
+timeout 30 socat -u "TCP:127.0.0.1:$(cat "$work/port")" - >"$work/uart.log" || true
+set +e
+wait "$qpid"
+qemu_rc=$?
+set -e
+qpid=""
+
+fails=0
+expect() { # expect <regex>: a UART line must match it
+    if grep -Eq "$1" "$work/uart.log"; then echo "ok   - $1"; else echo "FAIL - $1"; fails=$((fails + 1)); fi
+}
+expect '^HELLO device_id=mps2-an386 rtos=baremetal runtime=WAMR fw_version=[0-9.]+ proto=2$'
+expect '^SMOKE kind=wasm func=add result=226$'
+expect '^SMOKE kind=wasm func=fmadd result_x10=125$'
+if grep -q "kind=aot" "$work/uart.log" || [ "${WAMRC:-}" != none ]; then
+    expect '^SMOKE kind=aot func=add result=226$'
+    expect '^SMOKE kind=aot func=fmadd result_x10=125$'
+fi
+expect '^SMOKE done failures=0 '
+if [ "$qemu_rc" -eq 0 ]; then echo "ok   - semihosting exit code 0"; else echo "FAIL - QEMU exit code $qemu_rc"; fails=$((fails + 1)); fi
+
+if [ "$fails" -ne 0 ]; then
+    echo "--- UART ---"; cat "$work/uart.log"; echo "--- QEMU ---"; cat "$work/qemu.out"
+    exit 1
+fi
+echo "bare-metal smoke test passed"

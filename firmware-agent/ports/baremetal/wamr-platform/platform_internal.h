@@ -1,0 +1,58 @@
+/*
+ * WAMR platform definitions for a single-threaded bare-metal MCU.
+ * WAMR includes this through bh_platform.h.
+ */
+#ifndef WASMBED_BAREMETAL_PLATFORM_INTERNAL_H
+#define WASMBED_BAREMETAL_PLATFORM_INTERNAL_H
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BH_PLATFORM_WASMBED_BAREMETAL
+#define BH_PLATFORM_WASMBED_BAREMETAL
+#endif
+
+/* Stack kept free below WAMR's native stack limit check. */
+#define BH_APPLET_PRESERVED_STACK_SIZE (2 * 1024)
+#define BH_THREAD_DEFAULT_PRIORITY 0
+
+/* One thread of execution: threads and locks are placeholders. */
+typedef int korp_tid;
+typedef int korp_mutex;
+typedef int korp_cond;
+typedef int korp_thread;
+typedef int korp_sem;
+typedef struct {
+    int dummy;
+} korp_rwlock;
+
+/* Types of platform_api_extension.h (file and socket APIs, unused). */
+typedef int os_file_handle;
+typedef void *os_dir_stream;
+typedef int os_raw_file_handle;
+typedef int os_poll_file_handle;
+typedef unsigned int os_nfds_t;
+typedef int os_timespec;
+
+static inline os_file_handle
+os_get_invalid_handle(void)
+{
+    return -1;
+}
+
+static inline int
+os_getpagesize(void)
+{
+    return 4096;
+}
+
+#endif /* WASMBED_BAREMETAL_PLATFORM_INTERNAL_H */

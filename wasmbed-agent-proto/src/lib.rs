@@ -19,6 +19,7 @@ pub mod encode;
 pub mod ident;
 pub mod message;
 pub mod parse;
+pub mod session;
 pub mod wire;
 
 pub use crc::Crc32;
@@ -27,6 +28,11 @@ pub use encode::escape;
 pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODULE_ID_MAX};
 pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
+pub use session::{
+    Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase, Progress,
+    Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome,
+    StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
+};
 pub use wire::{
     ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
     StopStatus, UnloadErrCode, COMMANDS,

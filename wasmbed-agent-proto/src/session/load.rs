@@ -1,0 +1,255 @@
+//! LOAD: v1 raw payload, or v2 chunked with acknowledgements, resend and resume.
+
+use std::time::Instant;
+
+use super::{
+    impl_session, reply_error, Core, Event, Phase, Progress, SessionError, Timeouts, Transmit,
+};
+use crate::crc::Crc32;
+use crate::decoder::Line;
+use crate::ident::{InvalidField, ModuleId};
+use crate::message::{AgentLine, Chunk, Command, Load, LoadOk, LoadReady};
+
+/// How to upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Ask for a chunked upload (`chunked=1`). An agent that answers `LOAD_READY` without
+    /// `chunk=` (any legacy agent, which ignores the unknown key) gets the v1 raw payload instead.
+    pub chunked: bool,
+    /// Ask the agent to continue a pending partial chunked upload (`resume=1`).
+    pub resume: bool,
+    /// `replace=1`.
+    pub replace: bool,
+    /// `replace_victim=` (implies `replace=1` on the wire).
+    pub replace_victim: Option<ModuleId>,
+    /// Cap on the chunk size, below the agent's `chunk=`.
+    pub max_chunk: Option<u32>,
+}
+
+/// Successful LOAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOutcome {
+    /// The typed `LOAD_OK` (with `warn=` if any).
+    pub ok: LoadOk,
+    /// The raw `LOAD_OK` line.
+    pub line: Line,
+    /// True if the upload went in acknowledged chunks.
+    pub chunked: bool,
+    /// Offset the agent resumed from (0 for a fresh upload).
+    pub resumed_from: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ready,
+    /// A chunk of `len` bytes at the acked offset is in flight.
+    Chunk {
+        len: u32,
+    },
+    Final,
+}
+
+/// LOAD state machine.
+///
+/// Deadlines: `load_step` for `LOAD_READY`; v1: `load_step + transfer(size)` for `LOAD_OK`
+/// after the payload; v2: `load_step + transfer(chunk)` per chunk (the agent's own per-chunk
+/// timeout is 2 s, so its `CHUNK_ERR code=TIMEOUT` normally arrives first), then `load_step` for
+/// `LOAD_OK`. A `CHUNK_ERR` resends from the offset it names, up to `chunk_retries` times in a
+/// row. A timeout during chunks fails with [`Phase::Chunk`] carrying the acked offset: run a new
+/// session with `resume: true` to continue from there.
+#[derive(Debug)]
+pub struct LoadSession {
+    core: Core<LoadOutcome>,
+    module_id: String,
+    payload: Vec<u8>,
+    crc32: Crc32,
+    options: LoadOptions,
+    timeouts: Timeouts,
+    state: State,
+    chunked: bool,
+    chunk_size: u32,
+    acked: u32,
+    resumed_from: u32,
+    attempts: u32,
+}
+
+impl LoadSession {
+    /// Queues the LOAD line for `payload` at `now`. Fails (naming `size`) on an empty payload or
+    /// one over 4 GiB.
+    pub fn new(
+        now: Instant,
+        module_id: ModuleId,
+        payload: Vec<u8>,
+        options: LoadOptions,
+        timeouts: &Timeouts,
+    ) -> Result<Self, InvalidField> {
+        let mut load = Load::for_payload(module_id.clone(), &payload)?;
+        load.chunked = options.chunked;
+        load.resume = options.resume;
+        load.replace = options.replace;
+        load.replace_victim = options.replace_victim.clone();
+        let crc32 = load.crc32;
+        Ok(LoadSession {
+            core: Core::new(
+                Command::Load(load),
+                Phase::LoadReady,
+                now + timeouts.load_step,
+            ),
+            module_id: module_id.to_string(),
+            payload,
+            crc32,
+            options,
+            timeouts: timeouts.clone(),
+            state: State::Ready,
+            chunked: false,
+            chunk_size: 0,
+            acked: 0,
+            resumed_from: 0,
+            attempts: 0,
+        })
+    }
+
+    /// Bytes acknowledged so far out of the total.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            acked: self.acked,
+            total: self.total(),
+        }
+    }
+
+    fn total(&self) -> u32 {
+        self.payload.len() as u32
+    }
+
+    fn on_line(&mut self, now: Instant, line: Line) {
+        match (&line.msg, self.state) {
+            (AgentLine::LoadReady(r), State::Ready) => self.on_ready(now, r.clone(), line),
+            (AgentLine::ChunkOk(c), State::Chunk { len }) => {
+                let expected = self.acked + len;
+                self.resync(now, c.offset, c.offset != expected, line);
+            }
+            (AgentLine::ChunkErr(e), State::Chunk { .. }) => self.resync(now, e.offset, true, line),
+            (AgentLine::LoadOk(ok), State::Final)
+            | (AgentLine::LoadOk(ok), State::Chunk { .. })
+                if self.state == State::Final || self.chunk_completes() =>
+            {
+                self.set_acked(self.total());
+                let outcome = LoadOutcome {
+                    ok: ok.clone(),
+                    line,
+                    chunked: self.chunked,
+                    resumed_from: self.resumed_from,
+                };
+                self.core.finish(Ok(outcome));
+            }
+            (AgentLine::LoadErr(_), _) => self.core.reject(line),
+            _ if reply_error(&line) => self.core.reject(line),
+            _ => self.core.unsolicited(line),
+        }
+    }
+
+    fn chunk_completes(&self) -> bool {
+        matches!(self.state, State::Chunk { len } if self.acked + len == self.total())
+    }
+
+    fn on_ready(&mut self, now: Instant, r: LoadReady, line: Line) {
+        if r.module_id.as_deref().is_some_and(|m| m != self.module_id) {
+            // A stale reply to someone else's LOAD.
+            return self.core.unsolicited(line);
+        }
+        if r.size != self.total() {
+            return self.core.protocol(
+                format!("LOAD_READY size {} != {}", r.size, self.total()),
+                &line,
+            );
+        }
+        if Crc32::parse_hex(&r.crc32) != Some(self.crc32) {
+            return self.core.protocol(
+                format!("LOAD_READY crc32 {} != {}", r.crc32, self.crc32),
+                &line,
+            );
+        }
+        match (self.options.chunked, r.chunk) {
+            (true, Some(chunk)) => {
+                let cap = self.options.max_chunk.unwrap_or(u32::MAX);
+                self.chunk_size = chunk.min(cap);
+                let offset = r.offset.unwrap_or(0);
+                if self.chunk_size == 0 || offset > self.total() {
+                    return self
+                        .core
+                        .protocol("LOAD_READY chunk=0 or offset beyond size", &line);
+                }
+                self.chunked = true;
+                self.resumed_from = offset;
+                self.set_acked(offset);
+                self.next_chunk(now);
+            }
+            _ => {
+                let wait = self.timeouts.load_step + self.timeouts.transfer(self.payload.len());
+                self.core.send(Transmit::Payload(self.payload.clone()));
+                self.state = State::Final;
+                self.core.wait(Phase::LoadFinal, now + wait);
+            }
+        }
+    }
+
+    /// Handles an ack (`CHUNK_OK`, `refused == false` when it is the expected offset) or a
+    /// refusal (`CHUNK_ERR` or an unexpected ack offset): the agent's offset is the truth.
+    fn resync(&mut self, now: Instant, offset: u32, refused: bool, line: Line) {
+        if offset > self.total() {
+            return self
+                .core
+                .protocol(format!("acked offset {offset} beyond size"), &line);
+        }
+        if refused {
+            self.attempts += 1;
+            if self.attempts > self.timeouts.chunk_retries {
+                let err = SessionError::RetriesExhausted {
+                    acked: offset,
+                    attempts: self.attempts,
+                    last_line: line.raw,
+                };
+                self.set_acked(offset);
+                return self.core.finish(Err(err));
+            }
+            self.core.unsolicited(line);
+        } else {
+            self.attempts = 0;
+        }
+        self.set_acked(offset);
+        self.next_chunk(now);
+    }
+
+    fn set_acked(&mut self, acked: u32) {
+        if acked != self.acked || acked == 0 {
+            self.acked = acked;
+            let p = self.progress();
+            self.core.event(Event::Progress(p));
+        }
+    }
+
+    fn next_chunk(&mut self, now: Instant) {
+        if self.acked == self.total() {
+            self.state = State::Final;
+            return self
+                .core
+                .wait(Phase::LoadFinal, now + self.timeouts.load_step);
+        }
+        let start = self.acked as usize;
+        let len = self.chunk_size.min(self.total() - self.acked);
+        let bytes = self.payload[start..start + len as usize].to_vec();
+        let chunk = Chunk {
+            offset: self.acked,
+            size: len,
+            crc32: Crc32::of(&bytes),
+        };
+        self.core.send(Transmit::Line(Command::Chunk(chunk)));
+        self.core.send(Transmit::Payload(bytes));
+        self.state = State::Chunk { len };
+        let wait = self.timeouts.load_step + self.timeouts.transfer(len as usize + 64);
+        self.core
+            .wait(Phase::Chunk { acked: self.acked }, now + wait);
+    }
+}
+
+impl_session!(LoadSession, LoadOutcome);

@@ -1,0 +1,485 @@
+//! Session state machines driven by a virtual clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Clock, Driver};
+use wasmbed_agent_proto::*;
+
+fn id(s: &str) -> ModuleId {
+    ModuleId::new(s).unwrap()
+}
+
+fn start(module: &str, func: Option<&str>, args: &[i32]) -> Start {
+    Start {
+        module_id: id(module),
+        func: func.map(|f| FuncName::new(f).unwrap()),
+        args: Args::new(args.to_vec()).unwrap(),
+    }
+}
+
+fn t() -> Timeouts {
+    Timeouts::default()
+}
+
+fn load(payload: Vec<u8>, options: LoadOptions) -> Driver<LoadSession> {
+    let clock = Clock::new();
+    let s = LoadSession::new(clock.now(), id("math_ops"), payload, options, &t()).unwrap();
+    Driver::new(clock, s)
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+#[test]
+fn v1_load_with_console_noise() {
+    let p = payload(460);
+    let crc = Crc32::of(&p);
+    let mut d = load(p.clone(), LoadOptions::default());
+    assert_eq!(
+        d.sent,
+        [format!("LOAD module_id=math_ops size=460 crc32={crc}")]
+    );
+    d.recv("LED ON (thread 0x20001000)");
+    d.recv(&format!("LOAD_READY size=460 crc32={crc}"));
+    assert_eq!(d.sent[1], "<460 bytes>");
+    assert_eq!(d.payloads[0], p);
+    d.recv("LOAD_OK");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert!(!out.chunked);
+    assert_eq!(d.unsolicited(), ["LED ON (thread 0x20001000)"]);
+    assert_eq!(
+        d.s.progress(),
+        Progress {
+            acked: 460,
+            total: 460
+        }
+    );
+    // Lines after the outcome are events, not dropped.
+    d.recv("HELLO device_id=x rtos=Zephyr runtime=WAMR fw_version=1.0.0");
+    assert_eq!(d.unsolicited().len(), 2);
+}
+
+#[test]
+fn v1_load_payload_wait_scales_with_size() {
+    let p = payload(64 * 1024);
+    let crc = Crc32::of(&p);
+    let mut d = load(p, LoadOptions::default());
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=65536 crc32={crc}"
+    ));
+    let wait = d.run_to_deadline();
+    // 3 s + 65536 B / 11520 B/s = 3 s + 5689 ms.
+    assert_eq!(wait, Duration::from_millis(3000 + 5689));
+    match d.s.outcome().unwrap() {
+        Err(SessionError::Timeout {
+            phase: Phase::LoadFinal,
+            last_line,
+        }) => {
+            assert!(last_line.as_deref().unwrap().starts_with("LOAD_READY"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn load_ready_timeout_names_phase() {
+    let mut d = load(payload(10), LoadOptions::default());
+    assert_eq!(d.run_to_deadline(), Duration::from_secs(3));
+    let err = d.s.outcome().unwrap().as_ref().unwrap_err();
+    assert_eq!(
+        err,
+        &SessionError::Timeout {
+            phase: Phase::LoadReady,
+            last_line: None
+        }
+    );
+    assert!(err.to_string().contains("LOAD_READY/LOAD_ERR"));
+}
+
+#[test]
+fn load_err_and_mismatched_ready() {
+    let mut d = load(payload(10), LoadOptions::default());
+    d.recv("LOAD_ERR code=NO_SLOT msg=\"MAX_MODULES reached\"");
+    match d.s.outcome().unwrap() {
+        Err(SessionError::Rejected { line }) => {
+            assert!(matches!(&line.msg, AgentLine::LoadErr(e) if e.code == LoadErrCode::NoSlot))
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut d = load(payload(10), LoadOptions::default());
+    d.recv("LOAD_READY module_id=other size=10 crc32=00000000");
+    assert!(!d.s.is_done(), "another module's LOAD_READY is not ours");
+    d.recv("LOAD_READY module_id=math_ops size=11 crc32=00000000");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Protocol { .. }))
+    ));
+    assert_eq!(d.sent.len(), 1, "no payload after a bad LOAD_READY");
+}
+
+#[test]
+fn chunked_load_with_resend_after_chunk_err() {
+    let p = payload(1000);
+    let crc = Crc32::of(&p);
+    let opts = LoadOptions {
+        chunked: true,
+        ..Default::default()
+    };
+    let mut d = load(p.clone(), opts);
+    assert_eq!(
+        d.sent[0],
+        format!("LOAD module_id=math_ops size=1000 crc32={crc} chunked=1")
+    );
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=1000 crc32={crc} chunk=400 offset=0"
+    ));
+    let c0 = Crc32::of(&p[..400]);
+    assert_eq!(
+        d.sent[1..],
+        [
+            format!("CHUNK offset=0 size=400 crc32={c0}"),
+            "<400 bytes>".into()
+        ]
+    );
+    d.recv("CHUNK_OK offset=400");
+    d.recv("[A] hello");
+    d.recv("CHUNK_ERR code=BAD_CRC offset=400");
+    // The same chunk again.
+    let c1 = Crc32::of(&p[400..800]);
+    let n = d.sent.len();
+    assert_eq!(d.sent[n - 4..n - 2], d.sent[n - 2..]);
+    assert_eq!(
+        d.sent[n - 2],
+        format!("CHUNK offset=400 size=400 crc32={c1}")
+    );
+    d.recv("CHUNK_OK offset=800");
+    assert_eq!(d.payloads.last().unwrap(), &p[800..].to_vec());
+    d.recv("CHUNK_OK offset=1000");
+    d.recv("LOAD_OK");
+    assert!(d.s.outcome().unwrap().as_ref().unwrap().chunked);
+    let acked: Vec<u32> = d
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress(p) => Some(p.acked),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, [0, 400, 800, 1000]);
+    assert_eq!(
+        d.unsolicited(),
+        ["[A] hello", "CHUNK_ERR code=BAD_CRC offset=400"]
+    );
+}
+
+#[test]
+fn chunk_retries_are_bounded() {
+    let p = payload(100);
+    let crc = Crc32::of(&p);
+    let mut d = load(
+        p,
+        LoadOptions {
+            chunked: true,
+            ..Default::default()
+        },
+    );
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=100 crc32={crc} chunk=64 offset=0"
+    ));
+    for _ in 0..5 {
+        d.recv("CHUNK_ERR code=BAD_CRC offset=0");
+        assert!(!d.s.is_done());
+    }
+    d.recv("CHUNK_ERR code=BAD_CRC offset=0");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::RetriesExhausted {
+            acked: 0,
+            attempts: 6,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn chunked_resume_from_acked_offset() {
+    let p = payload(1000);
+    let crc = Crc32::of(&p);
+    // First attempt: the link dies after the first ack.
+    let mut d = load(
+        p.clone(),
+        LoadOptions {
+            chunked: true,
+            ..Default::default()
+        },
+    );
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=1000 crc32={crc} chunk=512 offset=0"
+    ));
+    d.recv("CHUNK_OK offset=512");
+    let wait = d.run_to_deadline();
+    assert_eq!(
+        wait,
+        Duration::from_millis(3000 + (488 + 64) * 1000 / 11520 + 1)
+    );
+    match d.s.outcome().unwrap() {
+        Err(SessionError::Timeout {
+            phase: Phase::Chunk { acked: 512 },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Second attempt with resume=1: the agent reports offset 512.
+    let opts = LoadOptions {
+        chunked: true,
+        resume: true,
+        ..Default::default()
+    };
+    let mut d = load(p.clone(), opts);
+    assert!(d.sent[0].ends_with(" chunked=1 resume=1"));
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=1000 crc32={crc} chunk=512 offset=512"
+    ));
+    assert_eq!(
+        d.sent[1],
+        format!("CHUNK offset=512 size=488 crc32={}", Crc32::of(&p[512..]))
+    );
+    d.recv("CHUNK_OK offset=1000");
+    d.recv("LOAD_OK");
+    assert_eq!(d.s.outcome().unwrap().as_ref().unwrap().resumed_from, 512);
+}
+
+#[test]
+fn chunked_request_falls_back_to_v1_on_legacy_agent() {
+    let p = payload(460);
+    let crc = Crc32::of(&p);
+    let mut d = load(
+        p,
+        LoadOptions {
+            chunked: true,
+            ..Default::default()
+        },
+    );
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=460 crc32={crc}"
+    ));
+    assert_eq!(d.sent[1], "<460 bytes>");
+    d.recv("LOAD_OK warn=VICTIM_IGNORED replace_victim=x");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert!(!out.chunked);
+    assert_eq!(out.ok.warn.as_deref(), Some("VICTIM_IGNORED"));
+}
+
+#[test]
+fn start_wait_result_with_interleaved_other_slot() {
+    let clock = Clock::new();
+    let s = StartSession::new(
+        clock.now(),
+        start("math_ops", Some("add"), &[200, 26]),
+        true,
+        &t(),
+    );
+    let mut d = Driver::new(clock, s);
+    assert_eq!(
+        d.sent,
+        ["START module_id=math_ops func=add args=\"a0=200,a1=26\""]
+    );
+    d.recv("START_OK");
+    d.recv("RESULT status=OK module_id=other func=step");
+    d.recv("LOG module_id=other msg=\"tick\"");
+    assert!(!d.s.is_done());
+    d.recv("RESULT status=OK module_id=math_ops func=add ret_i32=226");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(226));
+    assert_eq!(d.unsolicited().len(), 2);
+}
+
+#[test]
+fn start_result_before_start_ok_is_final() {
+    let clock = Clock::new();
+    let s = StartSession::new(clock.now(), start("m", Some("f"), &[]), true, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("RESULT status=NO_MODULE");
+    match d.s.outcome().unwrap() {
+        Err(SessionError::Rejected { line }) => assert_eq!(line.raw, "RESULT status=NO_MODULE"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn start_without_wait_and_fw_a_result() {
+    let clock = Clock::new();
+    let s = StartSession::new(clock.now(), start("m", Some("f"), &[]), false, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("START_OK");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert!(out.result.is_none());
+    // FW-A: RESULT without module_id is accepted as ours.
+    let clock = Clock::new();
+    let s = StartSession::new(clock.now(), start("m", Some("add"), &[-5, 2]), true, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("START_OK");
+    let wait = d.s.poll_timeout().unwrap() - d.clock.now();
+    assert_eq!(wait, Duration::from_secs(10));
+    d.recv("RESULT status=OK func=add ret_i32=4294967293");
+    let r =
+        d.s.outcome()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .result
+            .clone()
+            .unwrap();
+    assert_eq!(r.ret_i32_signed(), Some(-3));
+}
+
+#[test]
+fn start_result_timeout_and_exception() {
+    let clock = Clock::new();
+    let s = StartSession::new(clock.now(), start("m", None, &[]), true, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("START_OK");
+    d.recv("some console text");
+    // 10 s from START_OK; the console line came 10 ms later.
+    assert_eq!(d.run_to_deadline(), Duration::from_millis(9990));
+    match d.s.outcome().unwrap() {
+        Err(SessionError::Timeout {
+            phase: Phase::Result,
+            last_line,
+        }) => {
+            assert_eq!(last_line.as_deref(), Some("some console text"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let clock = Clock::new();
+    let s = StartSession::new(clock.now(), start("m", None, &[]), true, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("START_OK");
+    d.recv("RESULT status=EXCEPTION module_id=m func=app_main msg=\"Exception: unreachable\"");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Rejected { .. }))
+    ));
+}
+
+#[test]
+fn stop_pending_then_result() {
+    let clock = Clock::new();
+    let s = StopSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
+    let mut d = Driver::new(clock, s);
+    assert_eq!(d.sent, ["STOP module_id=m"]);
+    d.recv("STOP_OK status=PENDING");
+    d.recv("RESULT status=OK module_id=n func=x ret_i32=1");
+    d.recv_after(
+        Duration::from_millis(1200),
+        "RESULT status=STOPPED forced=1 module_id=m func=loop",
+    );
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.status, Some(StopStatus::Pending));
+    assert!(out.result.as_ref().unwrap().forced);
+    assert_eq!(
+        d.unsolicited(),
+        ["RESULT status=OK module_id=n func=x ret_i32=1"]
+    );
+
+    let clock = Clock::new();
+    let s = StopSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("STOP_OK status=IDLE");
+    assert_eq!(
+        d.s.outcome().unwrap().as_ref().unwrap().status,
+        Some(StopStatus::Idle)
+    );
+}
+
+#[test]
+fn status_ignores_results_and_times_out_after_2s() {
+    let clock = Clock::new();
+    let s = StatusSession::new(clock.now(), &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("RESULT status=OK module_id=m func=f");
+    assert!(!d.s.is_done());
+    assert_eq!(d.run_to_deadline(), Duration::from_millis(1990));
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Timeout {
+            phase: Phase::Status,
+            ..
+        }))
+    ));
+
+    let clock = Clock::new();
+    let s = StatusSession::new(clock.now(), &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("STATUS_OK modules=\"none\" low_stack=\"none\" wamr_heap=NA");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.status.pool, Some(Pool::NotAvailable));
+}
+
+#[test]
+fn info_v1_fallback_and_v2() {
+    let clock = Clock::new();
+    let s = InfoSession::new(clock.now(), &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("HELLO device_id=nucleo_f746zg rtos=Zephyr runtime=WAMR fw_version=1.0.0");
+    d.recv("ERROR code=UNKNOWN_COMMAND");
+    assert_eq!(d.s.outcome(), Some(&Ok(InfoOutcome::V1)));
+    assert_eq!(d.unsolicited().len(), 1);
+
+    let clock = Clock::new();
+    let s = InfoSession::new(clock.now(), &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("ERROR code=RX_OVERFLOW dropped=2");
+    assert!(!d.s.is_done(), "an overflow report is not the answer");
+    d.recv("INFO_OK proto=2 board=sim chunk_max=4096 natives=\"log:(ii),gpio_toggle:()\"");
+    match d.s.outcome().unwrap() {
+        Ok(InfoOutcome::V2 { info, .. }) => {
+            assert_eq!(info.chunk_max, Some(4096));
+            assert_eq!(info.natives[0].signature, "(ii)");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unload_records_killed_job() {
+    let clock = Clock::new();
+    let s = UnloadSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("RESULT status=STOPPED forced=1 module_id=m func=loop");
+    d.recv("UNLOAD_OK module_id=m");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert!(out.stopped.as_ref().unwrap().forced);
+
+    let clock = Clock::new();
+    let s = UnloadSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("UNLOAD_ERR code=NOT_FOUND module_id=m");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Rejected { .. }))
+    ));
+}
+
+#[test]
+fn decoder_items_become_events() {
+    let clock = Clock::new();
+    let mut s = StatusSession::new(clock.now(), &t());
+    s.handle_line(clock.now(), Item::Telnet { len: 12 });
+    s.handle_line(
+        clock.now(),
+        Item::LineTooLong {
+            len: 2000,
+            head: "x".into(),
+        },
+    );
+    assert_eq!(s.poll_event(), Some(Event::Telnet { len: 12 }));
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::LineTooLong { len: 2000, .. })
+    ));
+    assert!(!s.is_done());
+}

@@ -1,6 +1,8 @@
 //! The Wasmbed gateway (see `docs/HOST-API.md`): device links, module pipeline, host API.
 
+pub mod api;
 pub mod config;
+pub mod device;
 pub mod endpoint;
 pub mod link;
 pub mod pipeline;

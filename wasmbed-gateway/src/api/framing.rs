@@ -1,0 +1,120 @@
+//! Bounded reads of request lines and upload bodies.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+
+use super::ApiError;
+
+/// Reads one `\n`-terminated line of at most `max` bytes (without the terminator).
+/// `Ok(None)` at a clean end of stream. An over-long line is `TOO_LARGE`.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let fut = async {
+        let mut line = Vec::new();
+        loop {
+            let buf = r
+                .fill_buf()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("read error: {e}")))?;
+            if buf.is_empty() {
+                return if line.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ApiError::bad_request("connection closed in the middle of a request line"))
+                };
+            }
+            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            let room = max + 1 - line.len().min(max + 1);
+            line.extend_from_slice(&buf[..take.min(room)]);
+            r.consume(take);
+            if line.len() > max + usize::from(done) {
+                return Err(ApiError::new(
+                    "TOO_LARGE",
+                    format!("request line longer than {max} bytes"),
+                ));
+            }
+            if done {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ApiError::new("TIMEOUT", "timeout waiting for a request line").with("phase", "request"))?
+}
+
+/// Reads exactly `size` body bytes (bounded by `max`, within `timeout`).
+pub async fn read_body<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    size: u64,
+    max: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
+    if size > max as u64 {
+        return Err(ApiError::new(
+            "TOO_LARGE",
+            format!("body of {size} bytes is over the limit of {max}"),
+        )
+        .help("raise limits.max_body in the gateway config"));
+    }
+    let mut body = vec![0u8; size as usize];
+    tokio::time::timeout(timeout, r.read_exact(&mut body))
+        .await
+        .map_err(|_| ApiError::new("TIMEOUT", format!("timeout receiving a {size}-byte body")).with("phase", "body"))?
+        .map_err(|_| ApiError::bad_request(format!("connection closed before the {size}-byte body was complete")))?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncWriteExt, BufReader};
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn lines_are_bounded() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut r = BufReader::with_capacity(4, b);
+        a.write_all(b"abcd\r\n12345678\nxyz").await.unwrap();
+        drop(a);
+        assert_eq!(read_line(&mut r, 4, T).await.unwrap().unwrap(), b"abcd");
+        assert_eq!(read_line(&mut r, 4, T).await.unwrap_err().code, "TOO_LARGE");
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut r = BufReader::new(b);
+        a.write_all(b"x\nbody").await.unwrap();
+        drop(a);
+        assert_eq!(read_line(&mut r, 4, T).await.unwrap().unwrap(), b"x");
+        assert_eq!(read_body(&mut r, 4, 10, T).await.unwrap(), b"body");
+        assert_eq!(read_line(&mut r, 4, T).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn body_limits_and_short_bodies() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut r = BufReader::new(b);
+        assert_eq!(read_body(&mut r, 11, 10, T).await.unwrap_err().code, "TOO_LARGE");
+        a.write_all(b"abc").await.unwrap();
+        drop(a);
+        assert_eq!(read_body(&mut r, 5, 10, T).await.unwrap_err().code, "BAD_REQUEST");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_times_out() {
+        let (_a, b) = tokio::io::duplex(64);
+        let mut r = BufReader::new(b);
+        let e = read_line(&mut r, 10, T).await.unwrap_err();
+        assert_eq!(e.code, "TIMEOUT");
+    }
+}

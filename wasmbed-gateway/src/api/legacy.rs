@@ -1,0 +1,208 @@
+//! The legacy JSON dialect (`{"cmd": ...}`) of gateway generations GW-1..GW-3: one request per
+//! connection, raw bytes after the line for uploads, one Python-formatted JSON reply.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::io::AsyncBufRead;
+
+use super::ops::{DeploySpec, Latency, Payload};
+use super::{ApiError, Gateway, framing};
+use crate::device::{Reply, Request, StartRequest, StopRequest};
+use crate::pipeline::BuildMode;
+
+fn str_field<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+    req.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request(format!("missing or non-string field `{key}`")))
+}
+
+fn opt_str(req: &Map<String, Value>, key: &str) -> Option<String> {
+    req.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn timeout_field(req: &Map<String, Value>) -> Duration {
+    let secs = req.get("result_timeout").and_then(Value::as_f64).unwrap_or(10.0);
+    Duration::from_secs_f64(secs.clamp(0.0, 3600.0))
+}
+
+fn fail(msg: impl Into<String>) -> Value {
+    json!({"ok": false, "error": msg.into()})
+}
+
+/// Handles one legacy request; returns the reply object (never fails: errors become
+/// `{"ok": false, "error": ...}`).
+pub async fn handle<R: AsyncBufRead + Unpin>(
+    gw: &Gateway,
+    req: &Map<String, Value>,
+    reader: &mut R,
+) -> Value {
+    match handle_inner(gw, req, reader).await {
+        Ok(v) => v,
+        Err(e) => fail(e.message),
+    }
+}
+
+async fn handle_inner<R: AsyncBufRead + Unpin>(
+    gw: &Gateway,
+    req: &Map<String, Value>,
+    reader: &mut R,
+) -> Result<Value, ApiError> {
+    let cmd = str_field(req, "cmd")?;
+    let known = ["deploy", "load", "build_and_deploy", "build_and_load", "start", "stop", "status"];
+    if !known.contains(&cmd) {
+        return Ok(fail(format!("comando sconosciuto: {cmd}")));
+    }
+    let device = str_field(req, "device")?;
+    let dev = gw.device(device)?;
+    let mut lat = Latency::default();
+    match cmd {
+        "status" => {
+            let reply = gw.simple(dev, Request::Status, &mut lat).await?;
+            Ok(ok_line(&reply))
+        }
+        "stop" => {
+            let stop = StopRequest {
+                module_id: str_field(req, "module_id")?.to_string(),
+                wait: true,
+                result_timeout: timeout_field(req),
+            };
+            let reply = gw.simple(dev, Request::Stop(stop), &mut lat).await?;
+            Ok(ok_line(&reply))
+        }
+        "start" => {
+            let args = match req.get("func_args").and_then(Value::as_str) {
+                Some(text) if !text.is_empty() => parse_legacy_args(text)?,
+                _ => Vec::new(),
+            };
+            let wait_result = req.get("wait_result").and_then(Value::as_bool).unwrap_or(false);
+            let start = StartRequest {
+                module_id: str_field(req, "module_id")?.to_string(),
+                func: opt_str(req, "func_name"),
+                args,
+                wait_result,
+                result_timeout: timeout_field(req),
+            };
+            match gw.start(dev, start, false, &mut lat).await {
+                Ok(Reply::Started { line, status, .. }) => match status.as_deref() {
+                    None => Ok(json!({"ok": true, "detail": "START_OK"})),
+                    Some("OK") => Ok(json!({"ok": true, "detail": line})),
+                    Some(_) => Ok(fail(line)),
+                },
+                Ok(other) => Ok(ok_line(&other)),
+                Err(e) => Ok(fail(e.message)),
+            }
+        }
+        _ => deploy(gw, cmd, req, reader, &mut lat).await,
+    }
+}
+
+/// `a=1,b=2` → positional values (names ignored, like the agent).
+fn parse_legacy_args(text: &str) -> Result<Vec<i32>, ApiError> {
+    wasmbed_agent_proto::Args::parse_legacy(text)
+        .map(|a| a.values().to_vec())
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn deploy<R: AsyncBufRead + Unpin>(
+    gw: &Gateway,
+    cmd: &str,
+    req: &Map<String, Value>,
+    reader: &mut R,
+    lat: &mut Latency,
+) -> Result<Value, ApiError> {
+    let dev = gw.device(str_field(req, "device")?)?;
+    let module_id = str_field(req, "module_id")?.to_string();
+    let build = cmd.starts_with("build");
+    let (size_key, crc_key) = if build {
+        ("source_size", "source_crc32")
+    } else {
+        ("blob_size", "blob_crc32")
+    };
+    if req.contains_key("wasm_path") || req.contains_key("source_path") {
+        return Ok(fail(
+            "paths on the gateway's disk are not accepted: upload the bytes (legacy host.py \
+             generation 2 or 3, or wasmbed-host)",
+        ));
+    }
+    let size = req
+        .get(size_key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ApiError::bad_request(format!("missing or non-integer field `{size_key}`")))?;
+    let body = framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
+    let got = format!("{:08x}", crc32fast::hash(&body));
+    if let Some(expected) = req.get(crc_key).and_then(Value::as_str) {
+        if expected.to_ascii_lowercase() != got {
+            return Ok(fail(format!(
+                "CRC mismatch expected={} got={got}",
+                expected.to_ascii_lowercase()
+            )));
+        }
+    }
+    let mode = match req.get("mode").and_then(Value::as_str).unwrap_or("wasm") {
+        "wasm" => BuildMode::Wasm,
+        "aot" => BuildMode::Aot,
+        other => return Err(ApiError::bad_request(format!("mode must be wasm or aot, not `{other}`"))),
+    };
+    let spec = DeploySpec {
+        module_id: module_id.clone(),
+        payload: if build { Payload::Source(body, mode) } else { Payload::Binary(body) },
+        replace: req.get("replace").and_then(Value::as_bool).unwrap_or(false),
+        replace_victim: opt_str(req, "replace_victim"),
+        force: true,
+        strip: false,
+    };
+    let result = gw.deploy(dev, spec, None, lat).await;
+    if !build {
+        return Ok(match result {
+            Ok(d) => ok_line(&d.reply),
+            Err(e) => fail(e.message),
+        });
+    }
+    let step = if cmd == "build_and_load" { "load" } else { "deploy" };
+    let mut out = Map::new();
+    match result {
+        Err(e) if e.code == "COMPILE_FAILED" => {
+            let aot = e.detail.get("step").and_then(Value::as_str) == Some("compile_aot");
+            out.insert("ok".into(), false.into());
+            out.insert("step".into(), if aot { "compile_aot" } else { "compile_wasm" }.into());
+            let text = if aot { "errore compilazione WASM->AOT" } else { "errore compilazione C->WASM" };
+            out.insert("error".into(), text.into());
+            out.insert("stderr".into(), e.detail.get("stderr").cloned().unwrap_or_else(|| e.message.clone().into()));
+            out.insert("stdout".into(), e.detail.get("stdout").cloned().unwrap_or_else(|| "".into()));
+        }
+        other => {
+            out.insert("step".into(), step.into());
+            out.insert("wasm_path".into(), format!("{module_id}.wasm").into());
+            if mode == BuildMode::Aot {
+                out.insert("aot_path".into(), format!("{module_id}.aot").into());
+            }
+            match other {
+                Ok(d) => {
+                    out.insert("ok".into(), true.into());
+                    out.insert("detail".into(), reply_line(&d.reply).into());
+                }
+                Err(e) => {
+                    out.insert("ok".into(), false.into());
+                    out.insert("error".into(), e.message.into());
+                }
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn reply_line(reply: &Reply) -> String {
+    match reply {
+        Reply::Status { line, .. }
+        | Reply::Loaded { line, .. }
+        | Reply::Started { line, .. }
+        | Reply::Stopped { line, .. }
+        | Reply::Unloaded { line } => line.clone(),
+        Reply::Info(v) => v.to_string(),
+    }
+}
+
+fn ok_line(reply: &Reply) -> Value {
+    json!({"ok": true, "detail": reply_line(reply)})
+}

@@ -1,0 +1,164 @@
+//! Operations shared by both dialects: build, validate, deploy, start.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::ApiError;
+use super::Gateway;
+use crate::device::{DeployRequest, DeviceHandle, Outcome, Progress, Reply, Request, StartRequest};
+use crate::pipeline::{BuildMode, check_start, strip_custom_sections, validate};
+
+/// Where time went while serving one request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    /// C → wasm → AOT.
+    pub compile: Option<Duration>,
+    /// Sending payload bytes.
+    pub transfer: Option<Duration>,
+    /// Device round trips.
+    pub device: Option<Duration>,
+}
+
+/// What to upload.
+pub enum Payload {
+    /// A ready `.wasm` / `.aot` file.
+    Binary(Vec<u8>),
+    /// C source to build first.
+    Source(Vec<u8>, BuildMode),
+}
+
+/// An upload request after parsing.
+pub struct DeploySpec {
+    /// Slot.
+    pub module_id: String,
+    /// Bytes.
+    pub payload: Payload,
+    /// `replace=1`.
+    pub replace: bool,
+    /// `replace_victim=`.
+    pub replace_victim: Option<String>,
+    /// Ignore an identical module on the device.
+    pub force: bool,
+    /// Strip custom sections.
+    pub strip: bool,
+}
+
+/// The result of [`deploy`]: the device's reply and the bytes that were sent.
+pub struct Deployed {
+    /// Device reply.
+    pub reply: Reply,
+    /// Size of the module as uploaded.
+    pub size: usize,
+    /// CRC-32 as uploaded.
+    pub crc32: u32,
+}
+
+impl Gateway {
+    /// Looks a device up.
+    pub fn device(&self, name: &str) -> Result<&DeviceHandle, ApiError> {
+        self.devices.get(name).ok_or_else(|| ApiError::unknown_device(name))
+    }
+
+    /// Builds (if needed), validates and uploads a module.
+    pub async fn deploy(
+        &self,
+        dev: &DeviceHandle,
+        spec: DeploySpec,
+        progress: Option<mpsc::UnboundedSender<(&'static str, Progress)>>,
+        lat: &mut Latency,
+    ) -> Result<Deployed, ApiError> {
+        let state = dev.snapshot();
+        let mut bytes = match spec.payload {
+            Payload::Binary(b) => b,
+            Payload::Source(src, mode) => {
+                let t0 = Instant::now();
+                if let Some(p) = &progress {
+                    let total = src.len() as u64;
+                    let _ = p.send(("compile", Progress { done: 0, total }));
+                }
+                let built = self.compiler.build(&src, mode, state.aot.as_ref()).await;
+                lat.compile = Some(t0.elapsed());
+                built?.bytes
+            }
+        };
+        if spec.strip {
+            bytes = strip_custom_sections(&bytes)
+                .map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
+        }
+        let summary = validate(&bytes, &state.caps).map_err(|e| {
+            ApiError::new("INVALID_MODULE", e.0).help("fix the module or build it for this device")
+        })?;
+        let size = bytes.len();
+        let crc32 = crc32fast::hash(&bytes);
+        let (ptx, forward) = match progress {
+            Some(p) => {
+                let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+                let f = tokio::spawn(async move {
+                    while let Some(pr) = rx.recv().await {
+                        let _ = p.send(("upload", pr));
+                    }
+                });
+                (Some(tx), Some(f))
+            }
+            None => (None, None),
+        };
+        let request = Request::Deploy(DeployRequest {
+            module_id: spec.module_id.clone(),
+            bytes: Arc::new(bytes),
+            replace: spec.replace,
+            replace_victim: spec.replace_victim,
+            force: spec.force,
+        });
+        let outcome = dev.call(request, ptx).await;
+        if let Some(f) = forward {
+            let _ = f.await;
+        }
+        let reply = self.finish(outcome, lat)?;
+        if let Reply::Loaded { transfer, .. } = &reply {
+            lat.transfer = Some(*transfer);
+        }
+        self.modules
+            .lock()
+            .expect("modules lock")
+            .insert((dev.name.clone(), spec.module_id), summary);
+        Ok(Deployed { reply, size, crc32 })
+    }
+
+    /// Checks a START against what the gateway knows of the module, then sends it.
+    pub async fn start(
+        &self,
+        dev: &DeviceHandle,
+        req: StartRequest,
+        check: bool,
+        lat: &mut Latency,
+    ) -> Result<Reply, ApiError> {
+        if check {
+            let known = self
+                .modules
+                .lock()
+                .expect("modules lock")
+                .get(&(dev.name.clone(), req.module_id.clone()))
+                .cloned();
+            if let Some(summary) = known {
+                let func = req.func.as_deref().unwrap_or("app_main");
+                check_start(&summary, func, req.args.len())
+                    .map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
+            }
+        }
+        let outcome = dev.call(Request::Start(req), None).await;
+        self.finish(outcome, lat)
+    }
+
+    /// Runs a plain device request.
+    pub async fn simple(&self, dev: &DeviceHandle, req: Request, lat: &mut Latency) -> Result<Reply, ApiError> {
+        let outcome = dev.call(req, None).await;
+        self.finish(outcome, lat)
+    }
+
+    fn finish(&self, outcome: Outcome, lat: &mut Latency) -> Result<Reply, ApiError> {
+        lat.device = Some(lat.device.unwrap_or_default() + outcome.device_time);
+        Ok(outcome.result?)
+    }
+}

@@ -1,0 +1,270 @@
+//! Devices: one task per device owns its link and runs its commands one at a time.
+
+mod log;
+mod task;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+pub use log::{DeviceLog, LogEntry, LogKind};
+pub use task::{DeviceOptions, spawn_device};
+
+use crate::pipeline::{AotTarget, DeviceCaps};
+
+/// A command for a device, as the host API asked for it (validated by the task before any byte
+/// is sent).
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Re-read the capabilities (`INFO`, or v1 fallback).
+    Info,
+    /// `STATUS`.
+    Status,
+    /// Upload a module (already validated and built).
+    Deploy(DeployRequest),
+    /// `START`.
+    Start(StartRequest),
+    /// `STOP`.
+    Stop(StopRequest),
+    /// `UNLOAD` (v2).
+    Unload {
+        /// The slot.
+        module_id: String,
+    },
+}
+
+/// Upload parameters.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// Target slot.
+    pub module_id: String,
+    /// Module bytes.
+    pub bytes: Arc<Vec<u8>>,
+    /// `replace=1`.
+    pub replace: bool,
+    /// `replace_victim=`.
+    pub replace_victim: Option<String>,
+    /// Upload even when STATUS shows the same size and CRC.
+    pub force: bool,
+}
+
+/// START parameters.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Module.
+    pub module_id: String,
+    /// Export (`None` = device default `app_main`).
+    pub func: Option<String>,
+    /// Up to 4 i32 arguments.
+    pub args: Vec<i32>,
+    /// Wait for the final RESULT.
+    pub wait_result: bool,
+    /// Deadline for the final RESULT.
+    pub result_timeout: Duration,
+}
+
+/// STOP parameters.
+#[derive(Debug, Clone)]
+pub struct StopRequest {
+    /// Module.
+    pub module_id: String,
+    /// Wait for the RESULT after `STOP_OK status=PENDING`.
+    pub wait: bool,
+    /// Deadline for that RESULT.
+    pub result_timeout: Duration,
+}
+
+/// Progress of a long command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes acknowledged so far.
+    pub done: u64,
+    /// Total bytes.
+    pub total: u64,
+}
+
+/// A device's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// INFO fields (`proto: 1` and nulls for legacy firmware).
+    Info(serde_json::Value),
+    /// STATUS: the line and its parsed form.
+    Status {
+        /// The `STATUS_OK` line.
+        line: String,
+        /// Slots and memory as JSON (`slots`, `memory`).
+        parsed: serde_json::Value,
+    },
+    /// A finished upload (or a skipped one).
+    Loaded {
+        /// The `LOAD_OK` line (or a note when skipped).
+        line: String,
+        /// True when the device already held the module.
+        skipped: bool,
+        /// True when the chunked v2 upload was used.
+        chunked: bool,
+        /// Time spent sending payload bytes.
+        transfer: Duration,
+    },
+    /// START: `START_OK` or the RESULT line.
+    Started {
+        /// The line.
+        line: String,
+        /// Final or immediate RESULT status (`OK`, `EXCEPTION`, ...), if one was heard.
+        status: Option<String>,
+        /// Return value (unsigned text as the device printed it).
+        ret_u32: Option<u32>,
+        /// `msg=` of the RESULT.
+        msg: Option<String>,
+    },
+    /// STOP: the final line and its status.
+    Stopped {
+        /// The line.
+        line: String,
+        /// `STOP_OK status=` or the RESULT status.
+        status: String,
+    },
+    /// UNLOAD_OK.
+    Unloaded {
+        /// The line.
+        line: String,
+    },
+}
+
+/// Why a device command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// A field would not encode (injection, too long): nothing was sent.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The link is down.
+    #[error("device offline: {0}")]
+    Offline(String),
+    /// The link dropped during the command.
+    #[error("link lost during {phase}: {reason}")]
+    LinkLost {
+        /// What was going on.
+        phase: String,
+        /// The IO error.
+        reason: String,
+    },
+    /// A deadline passed.
+    #[error("timeout waiting for {phase} (last line heard: {})", last_line.as_deref().unwrap_or("none"))]
+    Timeout {
+        /// What was awaited.
+        phase: String,
+        /// The last line the device sent.
+        last_line: Option<String>,
+    },
+    /// The device answered with an error line.
+    #[error("{line}")]
+    Rejected {
+        /// The line (`LOAD_ERR …`, `RESULT status=NO_MODULE`, …).
+        line: String,
+        /// RESULT status, when it was a RESULT line.
+        status: Option<String>,
+    },
+    /// The device rebooted (HELLO) during the command.
+    #[error("device rebooted during {phase}: {line}")]
+    Rebooted {
+        /// What was going on.
+        phase: String,
+        /// The HELLO line.
+        line: String,
+    },
+    /// The command is not supported by this device's firmware.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Live state of a device, readable without asking its task.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceState {
+    /// Link is up.
+    pub online: bool,
+    /// When the device last said anything.
+    pub last_seen: Option<Instant>,
+    /// Board name (INFO `board=` or HELLO `device_id=`).
+    pub board: Option<String>,
+    /// Firmware version.
+    pub firmware: Option<String>,
+    /// Protocol version (1 or 2), once known.
+    pub proto: Option<u32>,
+    /// Slots in use per the last STATUS.
+    pub slots_used: Option<u32>,
+    /// Slots available.
+    pub slots_total: Option<u32>,
+    /// Capabilities for validation.
+    pub caps: DeviceCaps,
+    /// AOT target for builds (config overrides INFO).
+    pub aot: Option<AotTarget>,
+    /// INFO as JSON.
+    pub info: Option<serde_json::Value>,
+}
+
+pub(crate) struct Job {
+    pub(crate) request: Request,
+    pub(crate) progress: Option<mpsc::UnboundedSender<Progress>>,
+    pub(crate) reply: oneshot::Sender<Outcome>,
+}
+
+/// A command's result with the time spent on device round trips.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The reply or the error.
+    pub result: Result<Reply, DeviceError>,
+    /// Command line out to final reply in, summed over the command's round trips.
+    pub device_time: Duration,
+}
+
+/// A handle to a device task; cheap to clone.
+#[derive(Clone)]
+pub struct DeviceHandle {
+    /// Logical name.
+    pub name: String,
+    /// Endpoint description.
+    pub endpoint: String,
+    /// Unsolicited lines.
+    pub log: Arc<DeviceLog>,
+    /// Live state.
+    pub state: Arc<Mutex<DeviceState>>,
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for DeviceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceHandle").field("name", &self.name).finish()
+    }
+}
+
+impl DeviceHandle {
+    /// Queues a command behind earlier ones and waits for its outcome.
+    pub async fn call(
+        &self,
+        request: Request,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Outcome {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            request,
+            progress,
+            reply,
+        };
+        let gone = || Outcome {
+            result: Err(DeviceError::Offline("device task stopped".into())),
+            device_time: Duration::ZERO,
+        };
+        if self.tx.send(job).await.is_err() {
+            return gone();
+        }
+        rx.await.unwrap_or_else(|_| gone())
+    }
+
+    /// A snapshot of the live state.
+    pub fn snapshot(&self) -> DeviceState {
+        self.state.lock().expect("state lock").clone()
+    }
+}

@@ -1,0 +1,576 @@
+//! The device task: owns one persistent link, runs queued commands one at a time through the
+//! protocol crate's sessions, keeps everything the device says unasked.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use wasmbed_agent_proto::session::{
+    Event, InfoOutcome, InfoSession, Session, SessionError, StartSession, StatusSession,
+    StopSession, Timeouts, Transmit, UnloadSession,
+};
+use wasmbed_agent_proto::{
+    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, Start, StatusOk,
+};
+
+use super::{
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, LogKind, Outcome, Reply, Request,
+};
+use crate::link::{BoxLink, SharedConnector};
+use crate::pipeline::{AotTarget, DeviceCaps, legacy_natives};
+
+/// How to run one device.
+#[derive(Clone)]
+pub struct DeviceOptions {
+    /// Logical name.
+    pub name: String,
+    /// Opens the link.
+    pub connector: SharedConnector,
+    /// Periodic STATUS; `None` = the link stays silent between commands.
+    pub health_interval: Option<Duration>,
+    /// AOT target from the config (overrides INFO).
+    pub aot: Option<AotTarget>,
+    /// Protocol deadlines.
+    pub timeouts: Timeouts,
+    /// Entries kept in the device log.
+    pub log_lines: usize,
+    /// First reconnect delay (doubles up to `backoff_max`).
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// Deadline for opening the link.
+    pub connect_timeout: Duration,
+}
+
+impl DeviceOptions {
+    /// Defaults for a device reached through `connector`.
+    pub fn new(name: impl Into<String>, connector: SharedConnector) -> Self {
+        Self {
+            name: name.into(),
+            connector,
+            health_interval: None,
+            aot: None,
+            timeouts: Timeouts::default(),
+            log_lines: 1000,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Starts the task of one device and returns its handle. The task ends when every handle is gone.
+pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
+    let (tx, rx) = mpsc::channel(64);
+    let log = Arc::new(DeviceLog::new(opts.log_lines));
+    let state = Arc::new(Mutex::new(DeviceState {
+        aot: opts.aot.clone(),
+        ..Default::default()
+    }));
+    let handle = DeviceHandle {
+        name: opts.name.clone(),
+        endpoint: opts.connector.describe(),
+        log: log.clone(),
+        state: state.clone(),
+        tx,
+    };
+    let task = DeviceTask {
+        opts,
+        rx,
+        log,
+        state,
+        decoder: Decoder::new(),
+        buf: vec![0; 4096],
+    };
+    tokio::spawn(task.run());
+    handle
+}
+
+struct DeviceTask {
+    opts: DeviceOptions,
+    rx: mpsc::Receiver<Job>,
+    log: Arc<DeviceLog>,
+    state: Arc<Mutex<DeviceState>>,
+    decoder: Decoder,
+    buf: Vec<u8>,
+}
+
+/// How a drive ended badly at the IO level.
+enum DriveError {
+    Io(std::io::Error),
+    Rebooted(String),
+}
+
+fn now_std() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl DeviceTask {
+    fn set_state(&self, f: impl FnOnce(&mut DeviceState)) {
+        f(&mut self.state.lock().expect("state lock"));
+    }
+
+    async fn run(mut self) {
+        let mut backoff = self.opts.backoff_min;
+        loop {
+            let connect = tokio::time::timeout(self.opts.connect_timeout, self.opts.connector.connect());
+            let link = match connect.await {
+                Ok(Ok(link)) => link,
+                Ok(Err(e)) => {
+                    if !self.wait_offline(backoff, &e.to_string()).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(self.opts.backoff_max);
+                    continue;
+                }
+                Err(_) => {
+                    if !self.wait_offline(backoff, "connect timed out").await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(self.opts.backoff_max);
+                    continue;
+                }
+            };
+            backoff = self.opts.backoff_min;
+            self.decoder = Decoder::new();
+            self.set_state(|s| s.online = true);
+            self.log.push(LogKind::Gateway, format!("link up: {}", self.opts.connector.describe()));
+            let reason = match self.serve(link).await {
+                Some(reason) => reason,
+                None => return,
+            };
+            self.set_state(|s| s.online = false);
+            self.log.push(LogKind::Gateway, format!("link down: {reason}"));
+        }
+    }
+
+    /// Offline: answers queued jobs with `Offline` until the backoff delay is over.
+    /// Returns false when all handles are gone.
+    async fn wait_offline(&mut self, delay: Duration, reason: &str) -> bool {
+        self.set_state(|s| s.online = false);
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                job = self.rx.recv() => match job {
+                    None => return false,
+                    Some(job) => {
+                        let _ = job.reply.send(Outcome {
+                            result: Err(DeviceError::Offline(format!(
+                                "{} ({reason})", self.opts.connector.describe()))),
+                            device_time: Duration::ZERO,
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// Serves one connected link. `Some(reason)` when the link is lost, `None` when all handles
+    /// are gone.
+    async fn serve(&mut self, mut link: BoxLink) -> Option<String> {
+        if let Err(e) = self.refresh(&mut link).await {
+            return Some(e);
+        }
+        let mut health = self.opts.health_interval.map(|d| {
+            let mut i = tokio::time::interval_at(Instant::now() + d, d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            let tick = async {
+                match health.as_mut() {
+                    Some(i) => {
+                        i.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                job = self.rx.recv() => {
+                    let job = job?;
+                    let lost = self.run_job(&mut link, job).await;
+                    if let Some(reason) = lost {
+                        return Some(reason);
+                    }
+                }
+                read = link.read(&mut self.buf) => match read {
+                    Ok(0) => return Some("device closed the link".into()),
+                    Ok(n) => {
+                        let data = self.buf[..n].to_vec();
+                        if self.idle_bytes(&data) {
+                            if let Err(e) = self.refresh(&mut link).await {
+                                return Some(e);
+                            }
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                },
+                _ = tick => {
+                    let s = StatusSession::new(now_std(), &self.opts.timeouts);
+                    match self.drive(&mut link, s, None, false).await {
+                        Ok((Ok(out), _)) => self.record_status(&out.status),
+                        Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "health check: {e}"),
+                        Err(DriveError::Io(e)) => return Some(e.to_string()),
+                        Err(DriveError::Rebooted(_)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds bytes heard between commands; returns true if a HELLO asks for a state re-read.
+    fn idle_bytes(&mut self, data: &[u8]) -> bool {
+        self.decoder.feed(data);
+        let mut rebooted = false;
+        while let Some(item) = self.decoder.next_item() {
+            if let Item::Line(line) = &item {
+                rebooted |= matches!(line.msg, AgentLine::Hello(_));
+            }
+            self.unsolicited(item_event(item));
+        }
+        rebooted
+    }
+
+    /// INFO (v1 fallback) and STATUS: what the device is and holds.
+    async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        let info = InfoSession::new(now_std(), &self.opts.timeouts);
+        match self.drive(link, info, None, false).await {
+            Ok((Ok(InfoOutcome::V2 { info, line }), _)) => self.record_info(Some(&info), &line),
+            Ok((Ok(InfoOutcome::V1), _)) => self.record_info(None, &Line::parse("")),
+            Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "INFO failed: {e}"),
+            Err(DriveError::Io(e)) => return Err(e.to_string()),
+            Err(DriveError::Rebooted(_)) => {}
+        }
+        let status = StatusSession::new(now_std(), &self.opts.timeouts);
+        match self.drive(link, status, None, false).await {
+            Ok((Ok(out), _)) => self.record_status(&out.status),
+            Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "STATUS failed: {e}"),
+            Err(DriveError::Io(e)) => return Err(e.to_string()),
+            Err(DriveError::Rebooted(_)) => {}
+        }
+        Ok(())
+    }
+
+    fn record_info(&self, info: Option<&wasmbed_agent_proto::InfoOk>, line: &Line) {
+        let cfg_aot = self.opts.aot.clone();
+        self.set_state(|s| match info {
+            Some(i) => {
+                s.proto = Some(i.proto);
+                s.board = i.board.clone();
+                s.firmware = i.fw.clone();
+                s.slots_total = i.slots;
+                s.caps = DeviceCaps {
+                    natives: i.natives.iter().map(|n| (n.name.clone(), n.signature.clone())).collect(),
+                    max_module: i.max_module.map(u64::from),
+                    memory_limit: i.pool_total.map(u64::from),
+                    aot_arch: i.aot_arch.clone(),
+                    aot_version: i.aot_version,
+                };
+                s.aot = cfg_aot.or_else(|| {
+                    i.aot_arch.clone().filter(|a| a != "none").map(|target| AotTarget {
+                        target,
+                        cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
+                        abi: i.aot_abi.clone(),
+                    })
+                });
+                s.info = Some(json!({
+                    "line": line.raw, "proto": i.proto, "board": i.board, "fw": i.fw, "wamr": i.wamr,
+                    "aot_arch": i.aot_arch, "aot_cpu": i.aot_cpu, "aot_abi": i.aot_abi,
+                    "aot_version": i.aot_version, "slots": i.slots, "max_module": i.max_module,
+                    "pool_total": i.pool_total, "pool_free": i.pool_free, "chunk_max": i.chunk_max,
+                    "line_max": i.line_max, "stop": i.stop.as_ref().map(|m| m.to_string()),
+                    "natives": i.natives.iter().map(|n| format!("{}:{}", n.name, n.signature)).collect::<Vec<_>>(),
+                }));
+            }
+            None => {
+                s.proto = Some(1);
+                s.caps = DeviceCaps {
+                    natives: legacy_natives(),
+                    ..Default::default()
+                };
+                s.aot = cfg_aot;
+                s.info = Some(json!({"proto": 1, "board": s.board, "fw": s.firmware, "aot_arch": null,
+                                      "slots": null, "natives": null}));
+            }
+        });
+    }
+
+    fn record_status(&self, st: &StatusOk) {
+        let used = match &st.modules {
+            Modules::Slots(v) => Some(v.len() as u32),
+            Modules::None => Some(0),
+            Modules::Text(_) => None,
+        };
+        self.set_state(|s| {
+            s.slots_used = used;
+            if s.slots_total.is_none() && s.proto == Some(1) {
+                s.slots_total = Some(2);
+            }
+        });
+    }
+
+    fn unsolicited(&self, ev: Event) {
+        self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+        match ev {
+            Event::Unsolicited(line) => {
+                let kind = match &line.msg {
+                    AgentLine::Hello(h) => {
+                        let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
+                        self.set_state(|s| {
+                            s.board.get_or_insert(board);
+                            s.firmware.get_or_insert(fw);
+                        });
+                        LogKind::Hello
+                    }
+                    AgentLine::Log(_) => LogKind::Log,
+                    AgentLine::Result(_) => LogKind::Result,
+                    _ => LogKind::Console,
+                };
+                self.log.push(kind, line.raw);
+            }
+            Event::LineTooLong { len, head } => {
+                self.log.push(LogKind::Gateway, format!("dropped a {len}-byte line: {head}…"));
+            }
+            Event::Telnet { .. } | Event::Progress(_) => {}
+        }
+    }
+
+    /// Runs one session to its outcome over the link. Returns the outcome and the time from the
+    /// first byte written to the outcome.
+    async fn drive<S: Session>(
+        &mut self,
+        link: &mut BoxLink,
+        mut session: S,
+        progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+        abort_on_hello: bool,
+    ) -> Result<(Result<S::Outcome, SessionError>, Duration), DriveError>
+    where
+        S::Outcome: Clone,
+    {
+        let t0 = Instant::now();
+        loop {
+            while let Some(t) = session.poll_transmit() {
+                let bytes = match &t {
+                    Transmit::Line(_) | Transmit::Payload(_) => t.to_bytes(),
+                };
+                link.write_all(&bytes).await.map_err(DriveError::Io)?;
+                link.flush().await.map_err(DriveError::Io)?;
+            }
+            while let Some(ev) = session.poll_event() {
+                match ev {
+                    Event::Progress(p) => {
+                        if let Some(tx) = progress {
+                            let _ = tx.send(super::Progress { done: p.acked.into(), total: p.total.into() });
+                        }
+                    }
+                    Event::Unsolicited(line) if abort_on_hello && matches!(line.msg, AgentLine::Hello(_)) => {
+                        let raw = line.raw.clone();
+                        self.unsolicited(Event::Unsolicited(line));
+                        return Err(DriveError::Rebooted(raw));
+                    }
+                    other => self.unsolicited(other),
+                }
+            }
+            if let Some(out) = session.outcome() {
+                return Ok((out.clone(), t0.elapsed()));
+            }
+            // Items already decoded go first.
+            if let Some(item) = self.decoder.next_item() {
+                self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+                session.handle_line(now_std(), item);
+                continue;
+            }
+            let deadline = session.poll_timeout().map(Instant::from_std);
+            let read = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, link.read(&mut self.buf)).await.ok(),
+                    None => Some(link.read(&mut self.buf).await),
+                }
+            };
+            match read.await {
+                None => session.handle_timeout(now_std()),
+                Some(Ok(0)) => {
+                    return Err(DriveError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "device closed the link",
+                    )))
+                }
+                Some(Ok(n)) => self.decoder.feed(&self.buf[..n]),
+                Some(Err(e)) => return Err(DriveError::Io(e)),
+            }
+        }
+    }
+
+    /// Runs a job; `Some(reason)` if the link was lost.
+    async fn run_job(&mut self, link: &mut BoxLink, job: Job) -> Option<String> {
+        let Job { request, progress, reply } = job;
+        let phase = request_phase(&request);
+        let (result, device_time, lost) = match self.exec(link, request, progress.as_ref()).await {
+            Ok((r, t)) => (r, t, None),
+            Err(DriveError::Io(e)) => (
+                Err(DeviceError::LinkLost { phase: phase.into(), reason: e.to_string() }),
+                Duration::ZERO,
+                Some(e.to_string()),
+            ),
+            Err(DriveError::Rebooted(line)) => {
+                let r = Err(DeviceError::Rebooted { phase: phase.into(), line });
+                // State is re-read after a reboot.
+                if let Err(e) = self.refresh(link).await {
+                    let _ = reply.send(Outcome { result: r, device_time: Duration::ZERO });
+                    return Some(e);
+                }
+                (r, Duration::ZERO, None)
+            }
+        };
+        let _ = reply.send(Outcome { result, device_time });
+        lost
+    }
+
+    async fn exec(
+        &mut self,
+        link: &mut BoxLink,
+        request: Request,
+        progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+    ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
+        let t = self.opts.timeouts.clone();
+        match request {
+            Request::Info => {
+                self.refresh(link).await.map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
+                let info = self.state.lock().expect("state lock").info.clone();
+                Ok((info.map(Reply::Info).ok_or_else(|| DeviceError::Unsupported("no INFO".into())), Duration::ZERO))
+            }
+            Request::Status => {
+                let (r, d) = self.drive(link, StatusSession::new(now_std(), &t), None, false).await?;
+                let r = r.map(|o| {
+                    self.record_status(&o.status);
+                    Reply::Status { line: o.line.raw.clone(), parsed: status_json(&o.status) }
+                });
+                Ok((r.map_err(session_error), d))
+            }
+            Request::Start(s) => {
+                let start = match start_command(&s.module_id, s.func.as_deref(), &s.args) {
+                    Ok(c) => c,
+                    Err(e) => return Ok((Err(e), Duration::ZERO)),
+                };
+                let mut t = t;
+                t.result = s.result_timeout;
+                let session = StartSession::new(now_std(), start, s.wait_result, &t);
+                let (r, d) = self.drive(link, session, None, true).await?;
+                let r = r.map_err(session_error).and_then(|o| {
+                    let status = o.result.as_ref().map(|r| r.status.to_string());
+                    Ok(Reply::Started {
+                        line: o.line.raw.clone(),
+                        status,
+                        ret_u32: o.result.as_ref().and_then(|r| r.ret_i32),
+                        msg: o.result.as_ref().and_then(|r| r.msg.clone()),
+                    })
+                });
+                Ok((r, d))
+            }
+            Request::Stop(s) => {
+                let module_id = match ModuleId::new(s.module_id.clone()) {
+                    Ok(m) => m,
+                    Err(e) => return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO)),
+                };
+                let mut t = t;
+                t.result = s.result_timeout;
+                let session = StopSession::new(now_std(), ModuleRef { module_id }, &t);
+                let (r, d) = self.drive(link, session, None, false).await?;
+                let r = r.map_err(session_error).map(|o| {
+                    let status = match (&o.result, &o.status) {
+                        (Some(r), _) => r.status.to_string(),
+                        (None, Some(st)) => st.to_string(),
+                        (None, None) => String::new(),
+                    };
+                    Reply::Stopped { line: o.line.raw.clone(), status }
+                });
+                Ok((r, d))
+            }
+            Request::Unload { module_id } => {
+                let module_id = match ModuleId::new(module_id) {
+                    Ok(m) => m,
+                    Err(e) => return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO)),
+                };
+                if self.state.lock().expect("state lock").proto == Some(1) {
+                    return Ok((Err(DeviceError::Unsupported("UNLOAD needs protocol v2 firmware".into())), Duration::ZERO));
+                }
+                let session = UnloadSession::new(now_std(), ModuleRef { module_id }, &t);
+                let (r, d) = self.drive(link, session, None, false).await?;
+                Ok((r.map_err(session_error).map(|o| Reply::Unloaded { line: o.line.raw.clone() }), d))
+            }
+            Request::Deploy(d) => self.deploy(link, d, progress).await,
+        }
+    }
+
+    async fn deploy(
+        &mut self,
+        _link: &mut BoxLink,
+        _d: super::DeployRequest,
+        _progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+    ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
+        Ok((Err(DeviceError::Unsupported("upload is waiting for the protocol crate's LoadSession".into())), Duration::ZERO))
+    }
+}
+
+fn item_event(item: Item) -> Event {
+    match item {
+        Item::Line(l) => Event::Unsolicited(l),
+        Item::LineTooLong { len, head } => Event::LineTooLong { len, head },
+        Item::Telnet { len } => Event::Telnet { len },
+    }
+}
+
+fn request_phase(r: &Request) -> &'static str {
+    match r {
+        Request::Info => "INFO",
+        Request::Status => "STATUS",
+        Request::Deploy(_) => "LOAD",
+        Request::Start(_) => "START",
+        Request::Stop(_) => "STOP",
+        Request::Unload { .. } => "UNLOAD",
+    }
+}
+
+fn start_command(module_id: &str, func: Option<&str>, args: &[i32]) -> Result<Start, DeviceError> {
+    let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
+    Ok(Start {
+        module_id: ModuleId::new(module_id.to_string()).map_err(bad)?,
+        func: func.map(|f| FuncName::new(f.to_string())).transpose().map_err(bad)?,
+        args: Args::new(args.to_vec()).map_err(bad)?,
+    })
+}
+
+fn session_error(e: SessionError) -> DeviceError {
+    match e {
+        SessionError::Timeout { phase, last_line } => DeviceError::Timeout { phase: phase.to_string(), last_line },
+        SessionError::Rejected { line } => {
+            let status = match &line.msg {
+                AgentLine::Result(r) => Some(r.status.to_string()),
+                _ => None,
+            };
+            DeviceError::Rejected { line: line.raw, status }
+        }
+        SessionError::Protocol { reason, line } => DeviceError::Rejected { line: format!("{reason}: {line}"), status: None },
+        other => DeviceError::Rejected { line: other.to_string(), status: None },
+    }
+}
+
+fn status_json(st: &StatusOk) -> Value {
+    let slots: Vec<Value> = match &st.modules {
+        Modules::Slots(v) => v
+            .iter()
+            .map(|m| json!({"module_id": m.module_id, "state": m.state.to_string(), "size": m.wasm_size,
+                             "crc32": m.crc32.map(|c| format!("{:08x}", c.0)), "stack_free": m.stack_free}))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let memory = st.pool.and_then(|p| p.stats()).map_or(Value::Null, |p| {
+        json!({"total": p.total, "free": p.free, "used": p.used, "highmark": p.highmark})
+    });
+    json!({"slots": slots, "memory": memory})
+}

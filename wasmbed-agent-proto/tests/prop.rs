@@ -372,7 +372,7 @@ proptest! {
 
     #[test]
     fn any_fragmentation_decodes_the_same(bytes in stream(), cuts in vec(any::<usize>(), 0..64)) {
-        let whole = decode_all(&[bytes.clone()]);
+        let whole = decode_all(std::slice::from_ref(&bytes));
         prop_assert_eq!(decode_all(&fragments(&bytes, &cuts)), whole.clone());
         let one_by_one: Vec<Vec<u8>> = bytes.iter().map(|b| vec![*b]).collect();
         prop_assert_eq!(decode_all(&one_by_one), whole);

@@ -15,7 +15,18 @@ qemu="${QEMU:-qemu-system-arm}"
 [ -f "$elf" ] || { echo "qemu-run.sh: no such ELF: $elf" >&2; exit 2; }
 rm -f "$portfile"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+qpid=""
+# Whoever ends this script ends its QEMU too (by PID, nothing else).
+stop_qemu() {
+    if [ -n "$qpid" ]; then
+        pkill -KILL -P "$qpid" 2>/dev/null || true  # QEMU, child of timeout(1)
+        kill -KILL "$qpid" 2>/dev/null || true
+        wait "$qpid" 2>/dev/null || true
+        qpid=""
+    fi
+}
+trap 'stop_qemu; rm -f "$log"' EXIT
+trap 'exit 143' TERM INT
 
 listening() { # listening PORT: is something listening on it?
     ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN
@@ -44,11 +55,11 @@ for _attempt in 1 2 3 4 5 6 7 8; do
         wait "$qpid"
         rc=$?
         set -e
+        qpid=""
         cat "$log" >&2
         exit "$rc"
     fi
-    kill -KILL "$qpid" 2>/dev/null || true
-    wait "$qpid" 2>/dev/null || true
+    stop_qemu
     grep -q "Address already in use" "$log" || { cat "$log" >&2; exit 1; }
 done
 echo "qemu-run.sh: no free port found" >&2

@@ -6,3 +6,5 @@ pub mod device;
 pub mod endpoint;
 pub mod link;
 pub mod pipeline;
+pub mod run;
+pub mod sim;

@@ -1,1 +1,71 @@
-fn main() {}
+//! `wasmbed-gateway`: parses flags, loads the config and runs the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use wasmbed_gateway::config::Config;
+
+/// The Wasmbed gateway: owns device links, compiles and validates modules, serves hosts.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "WASMBED_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// A device as NAME=ENDPOINT (serial:/dev/ttyACM0?baud=115200, COM3, tcp:host:port, tcp:port); repeatable.
+    #[arg(long = "device", value_name = "NAME=ENDPOINT")]
+    devices: Vec<String>,
+    /// Host API address (non-loopback needs --token-file).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// File holding the token hosts must send.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Start the simulated board as device `sim`.
+    #[arg(long)]
+    sim: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasmbed-gateway: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cfg = match &cli.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    for d in &cli.devices {
+        cfg.apply_device_flag(d)?;
+    }
+    if let Some(l) = cli.listen {
+        cfg.listen = l;
+    }
+    if cli.token_file.is_some() {
+        cfg.token_file = cli.token_file;
+    }
+    cfg.sim |= cli.sim;
+    let running = wasmbed_gateway::run::start(cfg).await?;
+    println!("listening on {}", running.addr);
+    for d in &running.devices {
+        println!("device {} at {}", d.name, d.endpoint);
+    }
+    tokio::signal::ctrl_c().await?;
+    drop(running.sim);
+    Ok(())
+}

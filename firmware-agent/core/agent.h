@@ -207,6 +207,12 @@ void agent_hello(struct agent *a);
 void agent_rx(struct agent *a, const uint8_t *data, size_t len);
 
 /**
+ * A new link session began (e.g. a TCP client connected): drop the partial input line. RX
+ * context or inside the port's RX lock.
+ */
+void agent_rx_reset(struct agent *a);
+
+/**
  * Run the command context once: handle completed lines, payload completion and all deadlines.
  * Returns the number of ms after which it must be called again at the latest (>= 1).
  */

@@ -209,3 +209,9 @@ void agent_rx_arm_chunks(struct agent *a, uint8_t *dst, uint32_t cap)
 	a->rx.chunk_cap = cap;
 	rx_unlock(a);
 }
+
+void agent_rx_reset(struct agent *a)
+{
+	a->rx.cur_len = 0;
+	a->rx.cur_too_long = false;
+}

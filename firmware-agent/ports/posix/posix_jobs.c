@@ -1,0 +1,163 @@
+/*
+ * Job threads of the POSIX port: one worker per slot. A forced stop sends the worker SIGUSR2;
+ * the handler siglongjmps out of WAMR to the worker's base, the thread ends and a fresh worker
+ * replaces it (as the legacy firmware aborts and recreates its Zephyr thread). The core lock
+ * blocks the signal, so a worker is never abandoned while it holds agent state.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "wasm_export.h"
+
+#include "posix_port.h"
+
+#define ABORT_SIGNAL SIGUSR2
+#define WORKER_STACK (512 * 1024)
+#define STACK_PAINT 0xA5
+#define ABORT_WAIT_MS 2000
+
+static __thread struct posix_worker *tls_worker;
+
+static void on_abort_signal(int sig)
+{
+	struct posix_worker *w = tls_worker;
+
+	(void)sig;
+	if (w && w->abort)
+		siglongjmp(w->jmp, 1);
+}
+
+void posix_block_abort_signal(bool block)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, ABORT_SIGNAL);
+	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	struct posix_worker *w = arg;
+	struct agent *a = &w->port->agent;
+
+	tls_worker = w;
+	wasm_runtime_init_thread_env();
+	if (sigsetjmp(w->jmp, 1)) {
+		/* abandoned mid-job: leave without touching WAMR or the agent again */
+		w->exited = 1;
+		return NULL;
+	}
+	posix_block_abort_signal(false);
+	for (;;) {
+		while (sem_wait(&w->job) != 0 && errno == EINTR)
+			;
+		agent_job_run(a, w->slot);
+	}
+	return NULL;
+}
+
+static int worker_spawn(struct posix_worker *w)
+{
+	pthread_attr_t attr;
+	int rc;
+
+	if (!w->stack) {
+		w->stack_size = WORKER_STACK;
+		w->stack = mmap(NULL, w->stack_size, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (w->stack == MAP_FAILED) {
+			w->stack = NULL;
+			return -ENOMEM;
+		}
+	}
+	memset(w->stack, STACK_PAINT, w->stack_size);
+	w->abort = 0;
+	w->exited = 0;
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, w->stack, w->stack_size);
+	rc = pthread_create(&w->thread, &attr, worker_main, w);
+	pthread_attr_destroy(&attr);
+	w->running = rc == 0;
+	return -rc;
+}
+
+int posix_workers_start(struct posix_port *p)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_abort_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(ABORT_SIGNAL, &sa, NULL);
+	for (unsigned i = 0; i < p->agent.cfg.slots; i++) {
+		struct posix_worker *w = &p->workers[i];
+		int rc;
+
+		w->port = p;
+		w->slot = i;
+		sem_init(&w->job, 0, 0);
+		rc = worker_spawn(w);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void posix_job_start(void *ctx, unsigned slot)
+{
+	struct posix_port *p = ctx;
+	sem_post(&p->workers[slot].job);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int posix_job_abort(void *ctx, unsigned slot)
+{
+	struct posix_port *p = ctx;
+	struct posix_worker *w = &p->workers[slot];
+	unsigned waited = 0;
+
+	if (!w->running)
+		return -ESRCH;
+	w->abort = 1;
+	while (!w->exited) {
+		if (waited % 100 == 0)
+			pthread_kill(w->thread, ABORT_SIGNAL);
+		if (waited >= ABORT_WAIT_MS) {
+			posix_log(p, "forced stop: worker did not leave WAMR in time");
+			return -ETIMEDOUT;
+		}
+		sleep_ms(5);
+		waited += 5;
+	}
+	pthread_join(w->thread, NULL);
+	w->running = false;
+	/* a pending job post belongs to the abandoned run */
+	while (sem_trywait(&w->job) == 0)
+		;
+	return worker_spawn(w);
+}
+
+uint32_t posix_stack_free(void *ctx, unsigned slot)
+{
+	struct posix_port *p = ctx;
+	struct posix_worker *w = &p->workers[slot];
+	const unsigned char *s = w->stack;
+	size_t i = 0;
+
+	if (!s)
+		return 0;
+	while (i < w->stack_size && s[i] == STACK_PAINT)
+		i++;
+	return (uint32_t)i;
+}

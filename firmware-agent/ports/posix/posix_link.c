@@ -1,0 +1,230 @@
+/*
+ * Links of the simulated board: stdio, a raw TCP server (one client at a time, like Renode's
+ * socket terminal) or a pseudo-terminal. A reader thread feeds agent_rx(); output goes to the
+ * current client. `--baud N` paces both directions like an 8N1 UART (10 bits per byte).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "posix_port.h"
+
+#define RX_BUF 4096
+
+void posix_link_pace(struct posix_port *p, size_t n)
+{
+	uint64_t ns;
+	struct timespec ts;
+
+	if (!p->baud || !n)
+		return;
+	ns = (uint64_t)n * 10u * 1000000000u / p->baud;
+	ts.tv_sec = (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+void posix_link_write(struct posix_port *p, const char *buf, size_t len)
+{
+	pthread_mutex_lock(&p->out_lock);
+	if (p->out_fd >= 0) {
+		size_t off = 0;
+		while (off < len) {
+			ssize_t n = write(p->out_fd, buf + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break; /* client gone: the line is lost like on a real UART */
+			off += (size_t)n;
+		}
+	}
+	pthread_mutex_unlock(&p->out_lock);
+	posix_link_pace(p, len);
+}
+
+static void set_out(struct posix_port *p, int fd)
+{
+	pthread_mutex_lock(&p->out_lock);
+	p->out_fd = fd;
+	pthread_mutex_unlock(&p->out_lock);
+}
+
+/* Reads until EOF/error, delivering bytes at the line rate. Returns on EOF. */
+static void pump(struct posix_port *p, int fd)
+{
+	uint8_t buf[RX_BUF];
+	size_t step = p->baud ? (p->baud / 10 / 100 + 1) : sizeof(buf); /* ~10 ms of bytes */
+
+	if (step > sizeof(buf))
+		step = sizeof(buf);
+	for (;;) {
+		ssize_t n = read(fd, buf, step);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		posix_link_pace(p, (size_t)n);
+		pthread_mutex_lock(&p->rx_lock);
+		agent_rx(&p->agent, buf, (size_t)n);
+		pthread_mutex_unlock(&p->rx_lock);
+	}
+}
+
+static void *stdio_reader(void *arg)
+{
+	struct posix_port *p = arg;
+
+	pump(p, STDIN_FILENO);
+	posix_log(p, "stdin closed: exiting");
+	kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+static void *tcp_reader(void *arg)
+{
+	struct posix_port *p = arg;
+	int lfd = p->out_fd; /* the listening socket was parked here by tcp_start */
+
+	set_out(p, -1);
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int one = 1;
+		int cfd = accept(lfd, (struct sockaddr *)&peer, &plen);
+
+		if (cfd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			posix_log(p, "accept failed");
+			return NULL;
+		}
+		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		posix_log(p, "client connected");
+		pthread_mutex_lock(&p->rx_lock);
+		agent_rx_reset(&p->agent);
+		pthread_mutex_unlock(&p->rx_lock);
+		set_out(p, cfd);
+		agent_hello(&p->agent);
+		pump(p, cfd);
+		set_out(p, -1);
+		close(cfd);
+		posix_log(p, "client disconnected");
+	}
+}
+
+static int tcp_start(struct posix_port *p, pthread_t *th)
+{
+	char host[256];
+	const char *colon = strrchr(p->listen_addr, ':');
+	struct addrinfo hints, *res = NULL;
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+	char hbuf[NI_MAXHOST], pbuf[NI_MAXSERV];
+	int fd, one = 1;
+
+	if (!colon || (size_t)(colon - p->listen_addr) >= sizeof(host)) {
+		fprintf(stderr, "wasmbed-agent-sim: --listen wants HOST:PORT, got '%s'\n", p->listen_addr);
+		return -EINVAL;
+	}
+	memcpy(host, p->listen_addr, (size_t)(colon - p->listen_addr));
+	host[colon - p->listen_addr] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res) != 0 || !res) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot resolve '%s'\n", p->listen_addr);
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot listen on '%s': %s\n", p->listen_addr,
+			strerror(errno));
+		freeaddrinfo(res);
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	freeaddrinfo(res);
+	getnameinfo((struct sockaddr *)&bound, blen, hbuf, sizeof(hbuf), pbuf, sizeof(pbuf),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	printf(strchr(hbuf, ':') ? "listening on [%s]:%s\n" : "listening on %s:%s\n", hbuf, pbuf);
+	fflush(stdout);
+	p->out_fd = fd;
+	return -pthread_create(th, NULL, tcp_reader, p);
+}
+
+static void *pty_reader(void *arg)
+{
+	struct posix_port *p = arg;
+	int fd = p->out_fd;
+
+	for (;;) {
+		pump(p, fd); /* only returns on error: retry after a pause */
+		usleep(50000);
+	}
+	return NULL;
+}
+
+static int pty_start(struct posix_port *p, pthread_t *th)
+{
+	struct termios tio;
+	int master = posix_openpt(O_RDWR | O_NOCTTY);
+	const char *name;
+	int slave;
+
+	if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
+	    !(name = ptsname(master))) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot create a pty: %s\n", strerror(errno));
+		return -errno;
+	}
+	/* keep one slave fd open so the master never sees EIO between clients; set raw mode */
+	slave = open(name, O_RDWR | O_NOCTTY);
+	if (slave < 0 || tcgetattr(slave, &tio) != 0) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot open %s: %s\n", name, strerror(errno));
+		return -errno;
+	}
+	cfmakeraw(&tio);
+	tcsetattr(slave, TCSANOW, &tio);
+	printf("pty %s\n", name);
+	fflush(stdout);
+	p->out_fd = master;
+	agent_hello(&p->agent);
+	return -pthread_create(th, NULL, pty_reader, p);
+}
+
+int posix_link_start(struct posix_port *p)
+{
+	pthread_t th;
+	int rc;
+
+	switch (p->link) {
+	case LINK_TCP:
+		rc = tcp_start(p, &th);
+		break;
+	case LINK_PTY:
+		rc = pty_start(p, &th);
+		break;
+	default:
+		p->out_fd = STDOUT_FILENO;
+		agent_hello(&p->agent);
+		rc = -pthread_create(&th, NULL, stdio_reader, p);
+		break;
+	}
+	if (rc == 0)
+		pthread_detach(th);
+	return rc;
+}

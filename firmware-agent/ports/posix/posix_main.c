@@ -1,0 +1,258 @@
+/* The simulated board's entry point: arguments, port ops and the command loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent_posix.h"
+#include "posix_port.h"
+
+#define DEFAULT_POOL (2u * 1024u * 1024u)
+
+/* Signal flag: the only process-wide state of the port (a handler cannot reach a struct). */
+static volatile sig_atomic_t exit_requested;
+
+static void on_exit_signal(int sig)
+{
+	(void)sig;
+	exit_requested = 1;
+}
+
+static uint32_t p_now_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static void p_write(void *ctx, const char *line, size_t len)
+{
+	posix_link_write(ctx, line, len);
+}
+
+static void p_led_set(void *ctx, int on)
+{
+	struct posix_port *p = ctx;
+	fprintf(stderr, "[%s] LED %s (toggles=%lu)\n", p->cfg.board, on ? "ON" : "OFF",
+		(unsigned long)agent_led_toggles(&p->agent));
+}
+
+static void p_sleep_ms(void *ctx, uint32_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	(void)ctx;
+	nanosleep(&ts, NULL); /* an interrupted sleep just ends early */
+}
+
+void posix_wake(void *ctx)
+{
+	struct posix_port *p = ctx;
+
+	pthread_mutex_lock(&p->wake_lock);
+	p->woken = true;
+	pthread_cond_signal(&p->wake_cond);
+	pthread_mutex_unlock(&p->wake_lock);
+}
+
+void posix_log(void *ctx, const char *msg)
+{
+	struct posix_port *p = ctx;
+	fprintf(stderr, "[%s] %s\n", p->cfg.board, msg);
+}
+
+static void p_lock(void *ctx)
+{
+	struct posix_port *p = ctx;
+	posix_block_abort_signal(true);
+	pthread_mutex_lock(&p->lock);
+}
+
+static void p_unlock(void *ctx)
+{
+	struct posix_port *p = ctx;
+	pthread_mutex_unlock(&p->lock);
+	posix_block_abort_signal(false);
+}
+
+static void p_rx_lock(void *ctx) { pthread_mutex_lock(&((struct posix_port *)ctx)->rx_lock); }
+static void p_rx_unlock(void *ctx) { pthread_mutex_unlock(&((struct posix_port *)ctx)->rx_lock); }
+
+static const struct agent_port_ops posix_ops = {
+	.write = p_write,
+	.now_ms = p_now_ms,
+	.led_set = p_led_set,
+	.sleep_ms = p_sleep_ms,
+	.wake = posix_wake,
+	.job_start = posix_job_start,
+	.job_abort = posix_job_abort,
+	.lock = p_lock,
+	.unlock = p_unlock,
+	.rx_lock = p_rx_lock,
+	.rx_unlock = p_rx_unlock,
+	.stack_free = posix_stack_free,
+	.log = posix_log,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wasmbed-agent-sim [--listen HOST:PORT | --pty] [--baud N] [--slots N]\n"
+		"                         [--pool-size BYTES] [--board NAME] [--grace-ms MS]\n"
+		"A simulated Wasmbed board: the portable C agent with WAMR 2.4.3 (interpreter and\n"
+		"x86_64 AOT). Default link: stdin/stdout. Logs go to stderr.\n"
+		"  --listen HOST:PORT  raw TCP server, one client at a time (port 0: any free port;\n"
+		"                      prints 'listening on HOST:PORT')\n"
+		"  --pty               create a pseudo-terminal, print 'pty /dev/pts/N'\n"
+		"  --baud N            pace both directions like an N baud 8N1 UART\n"
+		"  --slots N           module slots (1..%d, default 2)\n"
+		"  --pool-size BYTES   WAMR pool size (default %u)\n"
+		"  --board NAME        board name for HELLO/INFO (default sim)\n"
+		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n",
+		AGENT_MAX_SLOTS, DEFAULT_POOL);
+}
+
+static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = v ? strtoul(v, &end, 10) : 0;
+	if (!v || errno || *end || end == v || n < min || n > max) {
+		fprintf(stderr, "wasmbed-agent-sim: %s wants a number in %lu..%lu, got '%s'\n", flag,
+			(unsigned long)min, (unsigned long)max, v ? v : "");
+		return -1;
+	}
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int parse_args(struct posix_port *p, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint32_t n;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--pty")) {
+			p->link = LINK_PTY;
+			continue;
+		} else if (!v) {
+			fprintf(stderr, "wasmbed-agent-sim: unknown or incomplete option '%s'\n", a);
+			return -1;
+		} else if (!strcmp(a, "--listen")) {
+			p->link = LINK_TCP;
+			p->listen_addr = v;
+		} else if (!strcmp(a, "--board")) {
+			p->cfg.board = v;
+		} else if (!strcmp(a, "--baud")) {
+			if (parse_u32(a, v, 300, 100000000, &n))
+				return -1;
+			p->baud = n;
+		} else if (!strcmp(a, "--slots")) {
+			if (parse_u32(a, v, 1, AGENT_MAX_SLOTS, &n))
+				return -1;
+			p->cfg.slots = n;
+		} else if (!strcmp(a, "--pool-size")) {
+			if (parse_u32(a, v, 16384, 1024u * 1024u * 1024u, &n))
+				return -1;
+			p->cfg.pool_size = n;
+		} else if (!strcmp(a, "--grace-ms")) {
+			if (parse_u32(a, v, 1, 600000, &n))
+				return -1;
+			p->cfg.stop_grace_ms = n;
+		} else {
+			fprintf(stderr, "wasmbed-agent-sim: unknown option '%s'\n", a);
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
+static void command_loop(struct posix_port *p)
+{
+	while (!exit_requested) {
+		uint32_t ms = agent_poll(&p->agent);
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&p->wake_lock);
+		while (!p->woken && !exit_requested)
+			if (pthread_cond_timedwait(&p->wake_cond, &p->wake_lock, &ts) == ETIMEDOUT)
+				break;
+		p->woken = false;
+		pthread_mutex_unlock(&p->wake_lock);
+	}
+}
+
+int wasmbed_agent_sim_main(int argc, char **argv)
+{
+	static struct posix_port port; /* large: keep it off the main stack */
+	struct posix_port *p = &port;
+	struct sigaction sa;
+
+	memset(p, 0, sizeof(*p));
+	p->out_fd = -1;
+	p->cfg.board = "sim";
+	p->cfg.rtos = "posix";
+	p->cfg.fw_version = "2.0.0";
+	p->cfg.fw_build = "wasmbed-agent-sim";
+	p->cfg.aot_arch = "x86_64";
+	p->cfg.aot_cpu = "generic";
+	p->cfg.aot_abi = "gnu";
+	p->cfg.stop_mode = "forced";
+	p->cfg.pool_size = DEFAULT_POOL;
+	if (parse_args(p, argc, argv)) {
+		usage(stderr);
+		return 2;
+	}
+	if (posix_memalign(&p->pool, 8, p->cfg.pool_size)) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot allocate a %lu byte pool\n",
+			(unsigned long)p->cfg.pool_size);
+		return 1;
+	}
+	p->cfg.pool = p->pool;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->rx_lock, NULL);
+	pthread_mutex_init(&p->out_lock, NULL);
+	pthread_mutex_init(&p->wake_lock, NULL);
+	pthread_cond_init(&p->wake_cond, NULL);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_exit_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (agent_init(&p->agent, &p->cfg, &posix_ops, p)) {
+		fprintf(stderr, "wasmbed-agent-sim: WAMR init failed (pool %lu bytes)\n",
+			(unsigned long)p->cfg.pool_size);
+		return 1;
+	}
+	if (posix_workers_start(p) || posix_link_start(p)) {
+		agent_deinit(&p->agent);
+		return 1;
+	}
+	fprintf(stderr, "[%s] agent up: %u slots, pool %lu bytes, baud %u\n", p->cfg.board,
+		p->agent.cfg.slots, (unsigned long)p->cfg.pool_size, p->baud);
+	command_loop(p);
+	fprintf(stderr, "[%s] exiting\n", p->cfg.board);
+	agent_deinit(&p->agent);
+	fflush(stdout);
+	return 0;
+}

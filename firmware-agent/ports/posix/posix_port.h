@@ -1,0 +1,73 @@
+/* Internal state of the POSIX port (one simulated board). */
+#ifndef WASMBED_POSIX_PORT_H
+#define WASMBED_POSIX_PORT_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "agent.h"
+
+enum posix_link_kind { LINK_STDIO, LINK_TCP, LINK_PTY };
+
+/** One worker thread per slot; replaced after a forced stop. */
+struct posix_worker {
+	struct posix_port *port;
+	unsigned slot;
+	pthread_t thread;
+	bool running;
+	sem_t job;
+	sigjmp_buf jmp;
+	volatile sig_atomic_t abort;
+	volatile sig_atomic_t exited;
+	void *stack;
+	size_t stack_size;
+};
+
+/** Everything of one simulated board. */
+struct posix_port {
+	struct agent agent;
+	struct agent_config cfg;
+	enum posix_link_kind link;
+	const char *listen_addr;
+	unsigned baud;
+	pthread_mutex_t lock;    /* core lock */
+	pthread_mutex_t rx_lock; /* held around agent_rx() */
+	pthread_mutex_t out_lock;
+	int out_fd; /* current link for output, -1 when no client */
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake_cond;
+	bool woken;
+	struct posix_worker workers[AGENT_MAX_SLOTS];
+	void *pool;
+};
+
+/* posix_link.c */
+/** Set up the link and start its reader thread; prints `listening on`/`pty` lines. */
+int posix_link_start(struct posix_port *p);
+/** Write bytes to the current link, paced by the baud rate. */
+void posix_link_write(struct posix_port *p, const char *buf, size_t len);
+/** Sleep for the time `n` bytes take on the wire (no-op without --baud). */
+void posix_link_pace(struct posix_port *p, size_t n);
+
+/* posix_jobs.c */
+/** Create the worker threads of all slots. */
+int posix_workers_start(struct posix_port *p);
+/** Port op: queue the job of `slot`. */
+void posix_job_start(void *ctx, unsigned slot);
+/** Port op: abandon the job of `slot` (signal + siglongjmp, then a fresh worker). */
+int posix_job_abort(void *ctx, unsigned slot);
+/** Port op: unused bytes of the slot worker's stack. */
+uint32_t posix_stack_free(void *ctx, unsigned slot);
+/** Block (true) or unblock the abort signal in the calling thread. */
+void posix_block_abort_signal(bool block);
+
+/* posix_main.c */
+/** Port op: wake the command loop. */
+void posix_wake(void *ctx);
+/** Diagnostics to stderr. */
+void posix_log(void *ctx, const char *msg);
+
+#endif

@@ -1,0 +1,108 @@
+//! Builds the simulated board: WAMR 2.4.3 from the `wamrx-sys` crate's bundled sources with CMake
+//! (interpreter + AOT loader + thread manager, see `firmware-agent/wamr/CMakeLists.txt`), then the
+//! portable agent core and the POSIX port with `cc`, and links them into this binary.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WAMRX: &str = "wamrx-sys-0.3.0";
+
+/// `$CARGO_HOME/registry/src/*/wamrx-sys-0.3.0/wasm-micro-runtime`, else ask `cargo metadata`.
+fn find_wamr() -> PathBuf {
+    if let Ok(dir) = env::var("WAMR_ROOT_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        if let Ok(entries) = std::fs::read_dir(home.join("registry").join("src")) {
+            for e in entries.flatten() {
+                let cand = e.path().join(WAMRX).join("wasm-micro-runtime");
+                if cand.join("build-scripts/runtime_lib.cmake").exists() {
+                    return cand;
+                }
+            }
+        }
+    }
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env::var("CARGO_MANIFEST_DIR").unwrap())
+        .output()
+        .expect("running cargo metadata");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let needle = format!("{WAMRX}/Cargo.toml");
+    for part in text.split('"') {
+        if part.ends_with(&needle) {
+            let dir = Path::new(part).parent().unwrap().join("wasm-micro-runtime");
+            if dir.exists() {
+                return dir;
+            }
+        }
+    }
+    panic!("WAMR sources not found: run `cargo fetch` (wamrx-sys 0.3.0) or set WAMR_ROOT_DIR");
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed: {status}");
+}
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let agent = manifest.parent().unwrap().to_path_buf();
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let wamr = find_wamr();
+    let wamr_build = out.join("wamr");
+
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(agent.join("wamr"))
+        .arg("-B")
+        .arg(&wamr_build)
+        .arg(format!("-DWAMR_ROOT_DIR={}", wamr.display()))
+        .arg("-DCMAKE_BUILD_TYPE=Release")
+        .arg("-DCMAKE_C_FLAGS=-w")
+        .stdout(std::process::Stdio::null()));
+    run(Command::new("cmake")
+        .arg("--build")
+        .arg(&wamr_build)
+        .arg("-j2")
+        .stdout(std::process::Stdio::null()));
+
+    let core = agent.join("core");
+    let posix = agent.join("ports").join("posix");
+    let mut build = cc::Build::new();
+    build
+        .std("c11")
+        .include(&core)
+        .include(&posix)
+        .include(wamr.join("core/iwasm/include"))
+        .define("_GNU_SOURCE", None)
+        .flag("-Wall")
+        .flag("-Wextra")
+        .warnings_into_errors(true);
+    for dir in [&core, &posix] {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "c") {
+                build.file(&p);
+            }
+        }
+    }
+    build.compile("wasmbed_agent");
+
+    println!("cargo:rustc-link-search=native={}", wamr_build.display());
+    println!("cargo:rustc-link-lib=static=vmlib");
+    for lib in ["pthread", "m", "dl"] {
+        println!("cargo:rustc-link-lib={lib}");
+    }
+    for dir in [&core, &posix, &agent.join("wamr")] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+    println!("cargo:rerun-if-env-changed=WAMR_ROOT_DIR");
+}

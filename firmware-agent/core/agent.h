@@ -104,6 +104,8 @@ struct agent_config {
 	uint32_t chunk_timeout_ms; /**< chunk bytes idle deadline (default 2000) */
 	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
 	uint32_t chunk_max;        /**< largest CHUNK accepted (default 4096) */
+	/** Fault injection for tests: STOP skips wasm_runtime_terminate, only the forced stop ends a job. */
+	bool test_no_terminate;
 };
 
 /** One loaded module and its job. Fields are private to the core. */

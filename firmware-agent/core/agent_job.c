@@ -47,7 +47,8 @@ int agent_slot_kill(struct agent_slot *s)
 		return 0;
 	s->killing = true;
 	s->stop_requested = 1;
-	agent_wasm_terminate(s);
+	if (!a->cfg.test_no_terminate)
+		agent_wasm_terminate(s);
 	agent_unlock(a);
 	rc = a->ops->job_abort ? a->ops->job_abort(a->ctx, s->index) : -ENOTSUP;
 	agent_lock(a);
@@ -217,7 +218,8 @@ void agent_cmd_stop(struct agent *a, const char *params)
 		s->stop_requested = 1;
 		s->stop_pending = true;
 		s->stop_deadline = agent_now(a) + a->cfg.stop_grace_ms;
-		agent_wasm_terminate(s);
+		if (!a->cfg.test_no_terminate)
+			agent_wasm_terminate(s);
 		agent_logf(a, "slot %u (%s): stop requested", s->index, s->id);
 	}
 	agent_sendf(a, "STOP_OK status=PENDING");

@@ -220,51 +220,64 @@ void agent_cmd_load(struct agent *a, const char *params)
 	send_ready(a, &p_crc);
 }
 
-void agent_cmd_chunk(struct agent *a, const char *params)
+/* Re-arm for the next chunk before answering: the gateway sends it as soon as it reads the reply. */
+static void chunk_reply(struct agent *a, const char *code)
 {
 	struct agent_upload *up = &a->up;
-	struct agent_param p_off, p_size, p_crc;
-	uint32_t off, n, crc;
-	uint8_t flags = a->rx_flags;
 
-	if (!agent_param_get(params, "offset", &p_off) || !agent_param_get(params, "size", &p_size) ||
-	    !agent_param_get(params, "crc32", &p_crc) || !agent_param_u32(&p_off, &off) ||
-	    !agent_param_u32(&p_size, &n) || !agent_param_hex(&p_crc, &crc) || n == 0) {
-		agent_sendf(a, "CHUNK_ERR code=BAD_PARAMS offset=%lu", (unsigned long)up->acked);
-		goto rearm;
-	}
-	if (up->state != UP_CHUNKED) {
-		agent_sendf(a, "CHUNK_ERR code=NO_UPLOAD offset=0");
-		return;
-	}
-	if (flags & AGENT_RXL_INCOMPLETE) {
-		agent_sendf(a, "CHUNK_ERR code=TIMEOUT offset=%lu", (unsigned long)up->acked);
-		goto rearm;
-	}
-	if (!(flags & AGENT_RXL_CHUNK) || (uint64_t)off + n > up->size) {
-		agent_sendf(a, "CHUNK_ERR code=BAD_SIZE offset=%lu", (unsigned long)up->acked);
-		goto rearm;
-	}
-	if (off != up->acked || !(flags & AGENT_RXL_STORED)) {
-		agent_sendf(a, "CHUNK_ERR code=BAD_OFFSET offset=%lu", (unsigned long)up->acked);
-		goto rearm;
-	}
-	if (agent_crc32(0, up->buf + off, n) != crc) {
-		agent_sendf(a, "CHUNK_ERR code=BAD_CRC offset=%lu", (unsigned long)up->acked);
-		goto rearm;
-	}
-	up->acked += n;
-	up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
-	agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up->acked);
-	if (up->acked == up->size) {
-		upload_finish(a);
-		return;
-	}
-rearm:
 	if (up->state == UP_CHUNKED) {
 		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
 		chunks_rearm(a);
 	}
+	if (code)
+		agent_sendf(a, "CHUNK_ERR code=%s offset=%lu", code, (unsigned long)up->acked);
+	else
+		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up->acked);
+}
+
+/* Classifies one CHUNK; NULL when its bytes are good and stored at the acked offset. */
+static const char *chunk_check(struct agent *a, const char *params, uint32_t *len)
+{
+	struct agent_upload *up = &a->up;
+	struct agent_param p_off, p_size, p_crc;
+	uint32_t off, crc;
+	uint8_t flags = a->rx_flags;
+
+	if (!agent_param_get(params, "offset", &p_off) || !agent_param_get(params, "size", &p_size) ||
+	    !agent_param_get(params, "crc32", &p_crc) || !agent_param_u32(&p_off, &off) ||
+	    !agent_param_u32(&p_size, len) || !agent_param_hex(&p_crc, &crc) || *len == 0)
+		return "BAD_PARAMS";
+	if (flags & AGENT_RXL_INCOMPLETE)
+		return "TIMEOUT";
+	if (!(flags & AGENT_RXL_CHUNK) || (uint64_t)off + *len > up->size)
+		return "BAD_SIZE";
+	if (off != up->acked || !(flags & AGENT_RXL_STORED))
+		return "BAD_OFFSET";
+	if (agent_crc32(0, up->buf + off, *len) != crc)
+		return "BAD_CRC";
+	return NULL;
+}
+
+void agent_cmd_chunk(struct agent *a, const char *params)
+{
+	struct agent_upload *up = &a->up;
+	const char *err;
+	uint32_t n = 0;
+
+	if (up->state != UP_CHUNKED) {
+		agent_sendf(a, "CHUNK_ERR code=NO_UPLOAD offset=0");
+		return;
+	}
+	err = chunk_check(a, params, &n);
+	if (!err)
+		up->acked += n;
+	if (!err && up->acked == up->size) {
+		agent_rx_arm_chunks(a, NULL, 0);
+		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up->acked);
+		upload_finish(a);
+		return;
+	}
+	chunk_reply(a, err);
 }
 
 uint32_t agent_upload_poll(struct agent *a)

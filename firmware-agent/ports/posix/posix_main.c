@@ -112,7 +112,8 @@ static void usage(FILE *f)
 		"  --slots N           module slots (1..%d, default 2)\n"
 		"  --pool-size BYTES   WAMR pool size (default %u)\n"
 		"  --board NAME        board name for HELLO/INFO (default sim)\n"
-		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n",
+		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n"
+		"  --test-no-terminate STOP skips wasm_runtime_terminate (tests the forced stop)\n",
 		AGENT_MAX_SLOTS, DEFAULT_POOL);
 }
 
@@ -143,6 +144,9 @@ static int parse_args(struct posix_port *p, int argc, char **argv)
 			exit(0);
 		} else if (!strcmp(a, "--pty")) {
 			p->link = LINK_PTY;
+			continue;
+		} else if (!strcmp(a, "--test-no-terminate")) {
+			p->cfg.test_no_terminate = true; /* tests: exercise the forced stop */
 			continue;
 		} else if (!v) {
 			fprintf(stderr, "wasmbed-agent-sim: unknown or incomplete option '%s'\n", a);

@@ -228,7 +228,11 @@ fn check_name(origin: &str, key: &str, name: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(origin, key, "device names are 1..64 of [A-Za-z0-9_.-]"))
+        Err(invalid(
+            origin,
+            key,
+            "device names are 1..64 of [A-Za-z0-9_.-]",
+        ))
     }
 }
 
@@ -335,7 +339,11 @@ impl Config {
             ));
         }
         if self.sim && self.devices.iter().any(|d| d.name == "sim") {
-            return Err(invalid("", "devices.sim", "the name `sim` is taken by --sim"));
+            return Err(invalid(
+                "",
+                "devices.sim",
+                "the name `sim` is taken by --sim",
+            ));
         }
         Ok(())
     }
@@ -401,7 +409,10 @@ endpoint = "tcp:3456"
     fn errors_name_file_and_key() {
         let e = parse("[devices.x]\nendpoint = \"tcp:1\"\nbaud = \"fast\"\n").unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("gw.toml") && s.contains("line 3") && s.contains("baud"), "{s}");
+        assert!(
+            s.contains("gw.toml") && s.contains("line 3") && s.contains("baud"),
+            "{s}"
+        );
 
         let e = parse("[devices.x]\nendpoint = \"tcp:nope\"\n").unwrap_err();
         let s = e.to_string();
@@ -429,7 +440,11 @@ endpoint = "tcp:3456"
     #[test]
     fn non_loopback_needs_token() {
         let mut cfg = parse("listen = \"0.0.0.0:9000\"\n").unwrap();
-        assert!(cfg.validate().unwrap_err().to_string().contains("token_file"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("token_file"));
         cfg.token_file = Some("/tmp/t".into());
         cfg.validate().unwrap();
     }

@@ -98,7 +98,11 @@ impl FromStr for Endpoint {
                             .filter(|b| *b > 0)
                             .ok_or_else(|| err("baud must be a positive number"))?;
                     }
-                    _ => return Err(err(&format!("unknown serial option `{pair}` (known: baud)"))),
+                    _ => {
+                        return Err(err(&format!(
+                            "unknown serial option `{pair}` (known: baud)"
+                        )))
+                    }
                 }
             }
         }
@@ -157,7 +161,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_forms() {
-        for bad in ["", "tcp:", "tcp:host:x", "tcp:0", "serial:", "serial:/dev/x?baud=0", "serial:/dev/x?parity=n"] {
+        for bad in [
+            "",
+            "tcp:",
+            "tcp:host:x",
+            "tcp:0",
+            "serial:",
+            "serial:/dev/x?baud=0",
+            "serial:/dev/x?parity=n",
+        ] {
             let e = bad.parse::<Endpoint>().unwrap_err();
             assert_eq!(e.input, bad);
         }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::api::{Gateway, serve};
+use crate::api::{serve, Gateway};
 use crate::config::Config;
-use crate::device::{DeviceHandle, DeviceOptions, spawn_device};
+use crate::device::{spawn_device, DeviceHandle, DeviceOptions};
 use crate::link::EndpointConnector;
 use crate::pipeline::{AotTarget, Compiler};
-use crate::sim::{SimChild, find_sim, start_sim};
+use crate::sim::{find_sim, start_sim, SimChild};
 
 /// A running gateway.
 pub struct Running {
@@ -42,7 +42,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let token = match &cfg.token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
-                .map_err(|e| StartError::Io(format!("cannot read token file {}: {e}", p.display())))?
+                .map_err(|e| {
+                    StartError::Io(format!("cannot read token file {}: {e}", p.display()))
+                })?
                 .trim()
                 .to_string(),
         )
@@ -63,7 +65,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         sim = Some(child);
     }
     for d in &cfg.devices {
-        let mut o = DeviceOptions::new(d.name.clone(), Arc::new(EndpointConnector(d.endpoint.clone())));
+        let mut o = DeviceOptions::new(
+            d.name.clone(),
+            Arc::new(EndpointConnector(d.endpoint.clone())),
+        );
         o.health_interval = d.health_interval_ms.map(Duration::from_millis);
         o.timeouts.link_bytes_per_sec = (d.baud / 10).max(1);
         o.log_lines = cfg.limits.log_lines;
@@ -77,9 +82,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| StartError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(e.to_string()))?;
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let gw = Arc::new(Gateway::new(devices.clone(), compiler, cfg.limits, token));
     let server = tokio::spawn(serve(listener, gw));
-    Ok(Running { addr, devices, sim, server })
+    Ok(Running {
+        addr,
+        devices,
+        sim,
+        server,
+    })
 }

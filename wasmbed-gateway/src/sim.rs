@@ -47,7 +47,9 @@ pub async fn start_sim(bin: &Path) -> std::io::Result<SimChild> {
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display())))?;
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot start {}: {e}", bin.display()))
+        })?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let wait = async {
@@ -56,11 +58,15 @@ pub async fn start_sim(bin: &Path) -> std::io::Result<SimChild> {
                 return Ok(addr.to_string());
             }
         }
-        Err(std::io::Error::other("simulator exited before printing `listening on`"))
+        Err(std::io::Error::other(
+            "simulator exited before printing `listening on`",
+        ))
     };
     let addr = tokio::time::timeout(Duration::from_secs(10), wait)
         .await
-        .map_err(|_| std::io::Error::other("simulator did not print `listening on` within 10 s"))??;
+        .map_err(|_| {
+            std::io::Error::other("simulator did not print `listening on` within 10 s")
+        })??;
     // Keep draining its stdout so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let endpoint: Endpoint = format!("tcp:{addr}")

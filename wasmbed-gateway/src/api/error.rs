@@ -1,6 +1,6 @@
 //! Host API errors with stable codes (docs/HOST-API.md).
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 
 use crate::device::DeviceError;
 use crate::pipeline::CompileError;
@@ -72,7 +72,9 @@ impl From<DeviceError> for ApiError {
             DeviceError::BadRequest(_) => ApiError::bad_request(msg),
             DeviceError::Offline(_) => ApiError::new("DEVICE_OFFLINE", msg)
                 .help("check the device's endpoint; the gateway reconnects automatically"),
-            DeviceError::LinkLost { phase, .. } => ApiError::new("LINK_LOST", msg).with("phase", phase),
+            DeviceError::LinkLost { phase, .. } => {
+                ApiError::new("LINK_LOST", msg).with("phase", phase)
+            }
             DeviceError::Rebooted { phase, line } => ApiError::new("LINK_LOST", msg)
                 .with("phase", phase)
                 .with("line", line),

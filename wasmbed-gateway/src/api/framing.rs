@@ -25,7 +25,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
                 return if line.is_empty() {
                     Ok(None)
                 } else {
-                    Err(ApiError::bad_request("connection closed in the middle of a request line"))
+                    Err(ApiError::bad_request(
+                        "connection closed in the middle of a request line",
+                    ))
                 };
             }
             let (take, done) = match buf.iter().position(|&b| b == b'\n') {
@@ -52,9 +54,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
             }
         }
     };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| ApiError::new("TIMEOUT", "timeout waiting for a request line").with("phase", "request"))?
+    tokio::time::timeout(timeout, fut).await.map_err(|_| {
+        ApiError::new("TIMEOUT", "timeout waiting for a request line").with("phase", "request")
+    })?
 }
 
 /// Reads exactly `size` body bytes (bounded by `max`, within `timeout`).
@@ -74,8 +76,15 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
     let mut body = vec![0u8; size as usize];
     tokio::time::timeout(timeout, r.read_exact(&mut body))
         .await
-        .map_err(|_| ApiError::new("TIMEOUT", format!("timeout receiving a {size}-byte body")).with("phase", "body"))?
-        .map_err(|_| ApiError::bad_request(format!("connection closed before the {size}-byte body was complete")))?;
+        .map_err(|_| {
+            ApiError::new("TIMEOUT", format!("timeout receiving a {size}-byte body"))
+                .with("phase", "body")
+        })?
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "connection closed before the {size}-byte body was complete"
+            ))
+        })?;
     Ok(body)
 }
 
@@ -107,10 +116,16 @@ mod tests {
     async fn body_limits_and_short_bodies() {
         let (mut a, b) = tokio::io::duplex(64);
         let mut r = BufReader::new(b);
-        assert_eq!(read_body(&mut r, 11, 10, T).await.unwrap_err().code, "TOO_LARGE");
+        assert_eq!(
+            read_body(&mut r, 11, 10, T).await.unwrap_err().code,
+            "TOO_LARGE"
+        );
         a.write_all(b"abc").await.unwrap();
         drop(a);
-        assert_eq!(read_body(&mut r, 5, 10, T).await.unwrap_err().code, "BAD_REQUEST");
+        assert_eq!(
+            read_body(&mut r, 5, 10, T).await.unwrap_err().code,
+            "BAD_REQUEST"
+        );
     }
 
     #[tokio::test(start_paused = true)]

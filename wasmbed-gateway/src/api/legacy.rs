@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use tokio::io::AsyncBufRead;
 
 use super::ops::{DeploySpec, Latency, Payload};
-use super::{ApiError, Gateway, framing};
+use super::{framing, ApiError, Gateway};
 use crate::device::{Reply, Request, StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
 
@@ -18,11 +18,17 @@ fn str_field<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiE
 }
 
 fn opt_str(req: &Map<String, Value>, key: &str) -> Option<String> {
-    req.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    req.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn timeout_field(req: &Map<String, Value>) -> Duration {
-    let secs = req.get("result_timeout").and_then(Value::as_f64).unwrap_or(10.0);
+    let secs = req
+        .get("result_timeout")
+        .and_then(Value::as_f64)
+        .unwrap_or(10.0);
     Duration::from_secs_f64(secs.clamp(0.0, 3600.0))
 }
 
@@ -49,7 +55,15 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
     reader: &mut R,
 ) -> Result<Value, ApiError> {
     let cmd = str_field(req, "cmd")?;
-    let known = ["deploy", "load", "build_and_deploy", "build_and_load", "start", "stop", "status"];
+    let known = [
+        "deploy",
+        "load",
+        "build_and_deploy",
+        "build_and_load",
+        "start",
+        "stop",
+        "status",
+    ];
     if !known.contains(&cmd) {
         return Ok(fail(format!("comando sconosciuto: {cmd}")));
     }
@@ -75,7 +89,10 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
                 Some(text) if !text.is_empty() => parse_legacy_args(text)?,
                 _ => Vec::new(),
             };
-            let wait_result = req.get("wait_result").and_then(Value::as_bool).unwrap_or(false);
+            let wait_result = req
+                .get("wait_result")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             let start = StartRequest {
                 module_id: str_field(req, "module_id")?.to_string(),
                 func: opt_str(req, "func_name"),
@@ -125,10 +142,9 @@ async fn deploy<R: AsyncBufRead + Unpin>(
              generation 2 or 3, or wasmbed-host)",
         ));
     }
-    let size = req
-        .get(size_key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ApiError::bad_request(format!("missing or non-integer field `{size_key}`")))?;
+    let size = req.get(size_key).and_then(Value::as_u64).ok_or_else(|| {
+        ApiError::bad_request(format!("missing or non-integer field `{size_key}`"))
+    })?;
     let body = framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
     let got = format!("{:08x}", crc32fast::hash(&body));
     if let Some(expected) = req.get(crc_key).and_then(Value::as_str) {
@@ -142,11 +158,19 @@ async fn deploy<R: AsyncBufRead + Unpin>(
     let mode = match req.get("mode").and_then(Value::as_str).unwrap_or("wasm") {
         "wasm" => BuildMode::Wasm,
         "aot" => BuildMode::Aot,
-        other => return Err(ApiError::bad_request(format!("mode must be wasm or aot, not `{other}`"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "mode must be wasm or aot, not `{other}`"
+            )))
+        }
     };
     let spec = DeploySpec {
         module_id: module_id.clone(),
-        payload: if build { Payload::Source(body, mode) } else { Payload::Binary(body) },
+        payload: if build {
+            Payload::Source(body, mode)
+        } else {
+            Payload::Binary(body)
+        },
         replace: req.get("replace").and_then(Value::as_bool).unwrap_or(false),
         replace_victim: opt_str(req, "replace_victim"),
         force: true,
@@ -159,17 +183,37 @@ async fn deploy<R: AsyncBufRead + Unpin>(
             Err(e) => fail(e.message),
         });
     }
-    let step = if cmd == "build_and_load" { "load" } else { "deploy" };
+    let step = if cmd == "build_and_load" {
+        "load"
+    } else {
+        "deploy"
+    };
     let mut out = Map::new();
     match result {
         Err(e) if e.code == "COMPILE_FAILED" => {
             let aot = e.detail.get("step").and_then(Value::as_str) == Some("compile_aot");
             out.insert("ok".into(), false.into());
-            out.insert("step".into(), if aot { "compile_aot" } else { "compile_wasm" }.into());
-            let text = if aot { "errore compilazione WASM->AOT" } else { "errore compilazione C->WASM" };
+            out.insert(
+                "step".into(),
+                if aot { "compile_aot" } else { "compile_wasm" }.into(),
+            );
+            let text = if aot {
+                "errore compilazione WASM->AOT"
+            } else {
+                "errore compilazione C->WASM"
+            };
             out.insert("error".into(), text.into());
-            out.insert("stderr".into(), e.detail.get("stderr").cloned().unwrap_or_else(|| e.message.clone().into()));
-            out.insert("stdout".into(), e.detail.get("stdout").cloned().unwrap_or_else(|| "".into()));
+            out.insert(
+                "stderr".into(),
+                e.detail
+                    .get("stderr")
+                    .cloned()
+                    .unwrap_or_else(|| e.message.clone().into()),
+            );
+            out.insert(
+                "stdout".into(),
+                e.detail.get("stdout").cloned().unwrap_or_else(|| "".into()),
+            );
         }
         other => {
             out.insert("step".into(), step.into());

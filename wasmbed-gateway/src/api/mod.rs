@@ -1,4 +1,6 @@
 //! The host API server: legacy JSON and the Wasmbed dialect on one TCP port.
+// ApiError carries a detail map; requests are rare enough that its size does not matter.
+#![allow(clippy::result_large_err)]
 
 mod error;
 mod framing;
@@ -11,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -43,7 +45,12 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway over the given devices.
-    pub fn new(devices: Vec<DeviceHandle>, compiler: Compiler, limits: Limits, token: Option<String>) -> Self {
+    pub fn new(
+        devices: Vec<DeviceHandle>,
+        compiler: Compiler,
+        limits: Limits,
+        token: Option<String>,
+    ) -> Self {
         Self {
             devices: devices.into_iter().map(|d| (d.name.clone(), d)).collect(),
             compiler,
@@ -130,14 +137,22 @@ async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
         Ok(None) => return,
         Err(e) => {
             // Dialect unknown: answer in the legacy shape, which both kinds of host can read.
-            send_legacy(&mut w, &json!({"ok": false, "error": e.message, "code": e.code})).await;
+            send_legacy(
+                &mut w,
+                &json!({"ok": false, "error": e.message, "code": e.code}),
+            )
+            .await;
             return;
         }
     };
     let req = match parse_request(&first) {
         Ok(r) => r,
         Err(e) => {
-            send_legacy(&mut w, &json!({"ok": false, "error": e.message, "code": e.code})).await;
+            send_legacy(
+                &mut w,
+                &json!({"ok": false, "error": e.message, "code": e.code}),
+            )
+            .await;
             return;
         }
     };
@@ -171,7 +186,10 @@ async fn serve_wasmbed(
     });
     let reply_error = |id: Value, e: ApiError| json!({"id": id, "ok": false, "error": e.to_json()});
     if let Err(e) = gw.check_token(&first) {
-        let _ = tx.send(reply_error(first.get("id").cloned().unwrap_or(Value::Null), e));
+        let _ = tx.send(reply_error(
+            first.get("id").cloned().unwrap_or(Value::Null),
+            e,
+        ));
     } else {
         wasmbed::handle(&gw, first, &mut reader, &tx).await;
         loop {

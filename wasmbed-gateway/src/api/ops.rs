@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use super::ApiError;
 use super::Gateway;
 use crate::device::{DeployRequest, DeviceHandle, Outcome, Progress, Reply, Request, StartRequest};
-use crate::pipeline::{BuildMode, check_start, strip_custom_sections, validate};
+use crate::pipeline::{check_start, strip_custom_sections, validate, BuildMode};
 
 /// Where time went while serving one request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,7 +58,9 @@ pub struct Deployed {
 impl Gateway {
     /// Looks a device up.
     pub fn device(&self, name: &str) -> Result<&DeviceHandle, ApiError> {
-        self.devices.get(name).ok_or_else(|| ApiError::unknown_device(name))
+        self.devices
+            .get(name)
+            .ok_or_else(|| ApiError::unknown_device(name))
     }
 
     /// Builds (if needed), validates and uploads a module.
@@ -84,8 +86,8 @@ impl Gateway {
             }
         };
         if spec.strip {
-            bytes = strip_custom_sections(&bytes)
-                .map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
+            bytes =
+                strip_custom_sections(&bytes).map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
         }
         let summary = validate(&bytes, &state.caps).map_err(|e| {
             ApiError::new("INVALID_MODULE", e.0).help("fix the module or build it for this device")
@@ -152,7 +154,12 @@ impl Gateway {
     }
 
     /// Runs a plain device request.
-    pub async fn simple(&self, dev: &DeviceHandle, req: Request, lat: &mut Latency) -> Result<Reply, ApiError> {
+    pub async fn simple(
+        &self,
+        dev: &DeviceHandle,
+        req: Request,
+        lat: &mut Latency,
+    ) -> Result<Reply, ApiError> {
         let outcome = dev.call(req, None).await;
         self.finish(outcome, lat)
     }

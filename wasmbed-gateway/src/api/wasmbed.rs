@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use tokio::io::AsyncBufRead;
 use tokio::sync::mpsc;
 
 use super::ops::{DeploySpec, Latency, Payload};
-use super::{ApiError, Gateway, framing};
+use super::{framing, ApiError, Gateway};
 use crate::device::{Reply, Request, StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
 
@@ -22,7 +22,9 @@ fn opt_bool(req: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
     match req.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::bad_request(format!("field `{key}` must be a boolean"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "field `{key}` must be a boolean"
+        ))),
     }
 }
 
@@ -30,7 +32,9 @@ fn opt_str(req: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiErr
     match req.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(format!("field `{key}` must be a string"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "field `{key}` must be a string"
+        ))),
     }
 }
 
@@ -98,7 +102,16 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
     if op == "devices" {
         return Ok(json!({"devices": gw.device_list()}));
     }
-    let known = ["info", "status", "deploy", "build_and_deploy", "start", "stop", "unload", "logs"];
+    let known = [
+        "info",
+        "status",
+        "deploy",
+        "build_and_deploy",
+        "start",
+        "stop",
+        "unload",
+        "logs",
+    ];
     if !known.contains(&op) {
         return Err(ApiError::new("UNKNOWN_OP", format!("no op `{op}`"))
             .help(format!("ops: devices, {}", known.join(", "))));
@@ -130,13 +143,20 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 Some(match req_str(req, "mode")? {
                     "wasm" => BuildMode::Wasm,
                     "aot" => BuildMode::Aot,
-                    m => return Err(ApiError::bad_request(format!("mode must be wasm or aot, not `{m}`"))),
+                    m => {
+                        return Err(ApiError::bad_request(format!(
+                            "mode must be wasm or aot, not `{m}`"
+                        )))
+                    }
                 })
             };
-            let body = framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
+            let body =
+                framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
             let got = format!("{:08x}", crc32fast::hash(&body));
             if got != crc {
-                return Err(ApiError::bad_request(format!("body CRC mismatch expected={crc} got={got}")));
+                return Err(ApiError::bad_request(format!(
+                    "body CRC mismatch expected={crc} got={got}"
+                )));
             }
             let spec = DeploySpec {
                 module_id: module_id.clone(),
@@ -149,7 +169,8 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 force: opt_bool(req, "force")?,
                 strip: opt_bool(req, "strip")?,
             };
-            let (ptx, mut prx) = mpsc::unbounded_channel::<(&'static str, crate::device::Progress)>();
+            let (ptx, mut prx) =
+                mpsc::unbounded_channel::<(&'static str, crate::device::Progress)>();
             let fwd_out = out.clone();
             let fwd_id = id.clone();
             let forward = tokio::spawn(async move {
@@ -160,12 +181,24 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             let res = gw.deploy(dev, spec, Some(ptx), lat).await;
             let _ = forward.await;
             let d = res?;
-            let Reply::Loaded { line, skipped, chunked, transfer } = d.reply else {
+            let Reply::Loaded {
+                line,
+                skipped,
+                chunked,
+                transfer,
+            } = d.reply
+            else {
                 return Err(ApiError::new("INTERNAL", "unexpected device reply to LOAD"));
             };
-            let bps = if transfer.is_zero() { 0.0 } else { d.size as f64 / transfer.as_secs_f64() };
-            Ok(json!({"line": line, "module_id": module_id, "size": d.size, "crc32": format!("{:08x}", d.crc32),
-                      "skipped": skipped, "chunked": chunked, "bytes_per_s": bps}))
+            let bps = if transfer.is_zero() {
+                0.0
+            } else {
+                d.size as f64 / transfer.as_secs_f64()
+            };
+            Ok(
+                json!({"line": line, "module_id": module_id, "size": d.size, "crc32": format!("{:08x}", d.crc32),
+                      "skipped": skipped, "chunked": chunked, "bytes_per_s": bps}),
+            )
         }
         "start" => {
             let args = match req.get("args") {
@@ -175,8 +208,14 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                     .map(|v| v.as_i64().and_then(|n| i32::try_from(n).ok()))
                     .collect::<Option<Vec<i32>>>()
                     .filter(|a| a.len() <= 4)
-                    .ok_or_else(|| ApiError::bad_request("`args` must be an array of at most 4 i32"))?,
-                Some(_) => return Err(ApiError::bad_request("`args` must be an array of at most 4 i32")),
+                    .ok_or_else(|| {
+                        ApiError::bad_request("`args` must be an array of at most 4 i32")
+                    })?,
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "`args` must be an array of at most 4 i32",
+                    ))
+                }
             };
             let wait_result = opt_bool(req, "wait_result")?;
             let start = StartRequest {
@@ -187,18 +226,29 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 result_timeout: timeout_ms(req, 10_000)?,
             };
             match gw.start(dev, start, true, lat).await? {
-                Reply::Started { line, status, ret_u32, msg } => {
+                Reply::Started {
+                    line,
+                    status,
+                    ret_u32,
+                    msg,
+                } => {
                     match status.as_deref() {
                         Some("EXCEPTION") => {
-                            return Err(ApiError::new("MODULE_TRAPPED", line.clone()).with("line", line));
+                            return Err(
+                                ApiError::new("MODULE_TRAPPED", line.clone()).with("line", line)
+                            );
                         }
                         Some("STOPPED") => {
-                            return Err(ApiError::new("MODULE_STOPPED", line.clone()).with("line", line));
+                            return Err(
+                                ApiError::new("MODULE_STOPPED", line.clone()).with("line", line)
+                            );
                         }
                         _ => {}
                     }
-                    Ok(json!({"line": line, "status": status, "ret": ret_u32.map(|r| r as i32),
-                              "ret_u32": ret_u32, "msg": msg}))
+                    Ok(
+                        json!({"line": line, "status": status, "ret": ret_u32.map(|r| r as i32),
+                              "ret_u32": ret_u32, "msg": msg}),
+                    )
                 }
                 other => Ok(json!(other)),
             }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use log::{DeviceLog, LogEntry, LogKind};
-pub use task::{DeviceOptions, spawn_device};
+pub use task::{spawn_device, DeviceOptions};
 
 use crate::pipeline::{AotTarget, DeviceCaps};
 
@@ -236,7 +236,9 @@ pub struct DeviceHandle {
 
 impl std::fmt::Debug for DeviceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceHandle").field("name", &self.name).finish()
+        f.debug_struct("DeviceHandle")
+            .field("name", &self.name)
+            .finish()
     }
 }
 

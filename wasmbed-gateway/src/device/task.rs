@@ -4,14 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use wasmbed_agent_proto::session::{
-    Event, InfoOutcome, InfoSession, Session, SessionError, StartSession, StatusSession,
-    StopSession, Timeouts, Transmit, UnloadSession,
+    Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Session, SessionError, StartSession,
+    StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
 };
 use wasmbed_agent_proto::{
     AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, Start, StatusOk,
@@ -21,7 +21,7 @@ use super::{
     DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, LogKind, Outcome, Reply, Request,
 };
 use crate::link::{BoxLink, SharedConnector};
-use crate::pipeline::{AotTarget, DeviceCaps, legacy_natives};
+use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
 
 /// How to run one device.
 #[derive(Clone)]
@@ -117,7 +117,8 @@ impl DeviceTask {
     async fn run(mut self) {
         let mut backoff = self.opts.backoff_min;
         loop {
-            let connect = tokio::time::timeout(self.opts.connect_timeout, self.opts.connector.connect());
+            let connect =
+                tokio::time::timeout(self.opts.connect_timeout, self.opts.connector.connect());
             let link = match connect.await {
                 Ok(Ok(link)) => link,
                 Ok(Err(e)) => {
@@ -138,13 +139,17 @@ impl DeviceTask {
             backoff = self.opts.backoff_min;
             self.decoder = Decoder::new();
             self.set_state(|s| s.online = true);
-            self.log.push(LogKind::Gateway, format!("link up: {}", self.opts.connector.describe()));
+            self.log.push(
+                LogKind::Gateway,
+                format!("link up: {}", self.opts.connector.describe()),
+            );
             let reason = match self.serve(link).await {
                 Some(reason) => reason,
                 None => return,
             };
             self.set_state(|s| s.online = false);
-            self.log.push(LogKind::Gateway, format!("link down: {reason}"));
+            self.log
+                .push(LogKind::Gateway, format!("link down: {reason}"));
         }
     }
 
@@ -334,7 +339,10 @@ impl DeviceTask {
                 self.log.push(kind, line.raw);
             }
             Event::LineTooLong { len, head } => {
-                self.log.push(LogKind::Gateway, format!("dropped a {len}-byte line: {head}…"));
+                self.log.push(
+                    LogKind::Gateway,
+                    format!("dropped a {len}-byte line: {head}…"),
+                );
             }
             Event::Telnet { .. } | Event::Progress(_) => {}
         }
@@ -365,10 +373,15 @@ impl DeviceTask {
                 match ev {
                     Event::Progress(p) => {
                         if let Some(tx) = progress {
-                            let _ = tx.send(super::Progress { done: p.acked.into(), total: p.total.into() });
+                            let _ = tx.send(super::Progress {
+                                done: p.acked.into(),
+                                total: p.total.into(),
+                            });
                         }
                     }
-                    Event::Unsolicited(line) if abort_on_hello && matches!(line.msg, AgentLine::Hello(_)) => {
+                    Event::Unsolicited(line)
+                        if abort_on_hello && matches!(line.msg, AgentLine::Hello(_)) =>
+                    {
                         let raw = line.raw.clone();
                         self.unsolicited(Event::Unsolicited(line));
                         return Err(DriveError::Rebooted(raw));
@@ -388,7 +401,9 @@ impl DeviceTask {
             let deadline = session.poll_timeout().map(Instant::from_std);
             let read = async {
                 match deadline {
-                    Some(d) => tokio::time::timeout_at(d, link.read(&mut self.buf)).await.ok(),
+                    Some(d) => tokio::time::timeout_at(d, link.read(&mut self.buf))
+                        .await
+                        .ok(),
                     None => Some(link.read(&mut self.buf).await),
                 }
             };
@@ -408,26 +423,42 @@ impl DeviceTask {
 
     /// Runs a job; `Some(reason)` if the link was lost.
     async fn run_job(&mut self, link: &mut BoxLink, job: Job) -> Option<String> {
-        let Job { request, progress, reply } = job;
+        let Job {
+            request,
+            progress,
+            reply,
+        } = job;
         let phase = request_phase(&request);
         let (result, device_time, lost) = match self.exec(link, request, progress.as_ref()).await {
             Ok((r, t)) => (r, t, None),
             Err(DriveError::Io(e)) => (
-                Err(DeviceError::LinkLost { phase: phase.into(), reason: e.to_string() }),
+                Err(DeviceError::LinkLost {
+                    phase: phase.into(),
+                    reason: e.to_string(),
+                }),
                 Duration::ZERO,
                 Some(e.to_string()),
             ),
             Err(DriveError::Rebooted(line)) => {
-                let r = Err(DeviceError::Rebooted { phase: phase.into(), line });
+                let r = Err(DeviceError::Rebooted {
+                    phase: phase.into(),
+                    line,
+                });
                 // State is re-read after a reboot.
                 if let Err(e) = self.refresh(link).await {
-                    let _ = reply.send(Outcome { result: r, device_time: Duration::ZERO });
+                    let _ = reply.send(Outcome {
+                        result: r,
+                        device_time: Duration::ZERO,
+                    });
                     return Some(e);
                 }
                 (r, Duration::ZERO, None)
             }
         };
-        let _ = reply.send(Outcome { result, device_time });
+        let _ = reply.send(Outcome {
+            result,
+            device_time,
+        });
         lost
     }
 
@@ -440,15 +471,26 @@ impl DeviceTask {
         let t = self.opts.timeouts.clone();
         match request {
             Request::Info => {
-                self.refresh(link).await.map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
+                self.refresh(link)
+                    .await
+                    .map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
                 let info = self.state.lock().expect("state lock").info.clone();
-                Ok((info.map(Reply::Info).ok_or_else(|| DeviceError::Unsupported("no INFO".into())), Duration::ZERO))
+                Ok((
+                    info.map(Reply::Info)
+                        .ok_or_else(|| DeviceError::Unsupported("no INFO".into())),
+                    Duration::ZERO,
+                ))
             }
             Request::Status => {
-                let (r, d) = self.drive(link, StatusSession::new(now_std(), &t), None, false).await?;
+                let (r, d) = self
+                    .drive(link, StatusSession::new(now_std(), &t), None, false)
+                    .await?;
                 let r = r.map(|o| {
                     self.record_status(&o.status);
-                    Reply::Status { line: o.line.raw.clone(), parsed: status_json(&o.status) }
+                    Reply::Status {
+                        line: o.line.raw.clone(),
+                        parsed: status_json(&o.status),
+                    }
                 });
                 Ok((r.map_err(session_error), d))
             }
@@ -461,21 +503,23 @@ impl DeviceTask {
                 t.result = s.result_timeout;
                 let session = StartSession::new(now_std(), start, s.wait_result, &t);
                 let (r, d) = self.drive(link, session, None, true).await?;
-                let r = r.map_err(session_error).and_then(|o| {
+                let r = r.map_err(session_error).map(|o| {
                     let status = o.result.as_ref().map(|r| r.status.to_string());
-                    Ok(Reply::Started {
+                    Reply::Started {
                         line: o.line.raw.clone(),
                         status,
                         ret_u32: o.result.as_ref().and_then(|r| r.ret_i32),
                         msg: o.result.as_ref().and_then(|r| r.msg.clone()),
-                    })
+                    }
                 });
                 Ok((r, d))
             }
             Request::Stop(s) => {
                 let module_id = match ModuleId::new(s.module_id.clone()) {
                     Ok(m) => m,
-                    Err(e) => return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO)),
+                    Err(e) => {
+                        return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO))
+                    }
                 };
                 let mut t = t;
                 t.result = s.result_timeout;
@@ -487,21 +531,36 @@ impl DeviceTask {
                         (None, Some(st)) => st.to_string(),
                         (None, None) => String::new(),
                     };
-                    Reply::Stopped { line: o.line.raw.clone(), status }
+                    Reply::Stopped {
+                        line: o.line.raw.clone(),
+                        status,
+                    }
                 });
                 Ok((r, d))
             }
             Request::Unload { module_id } => {
                 let module_id = match ModuleId::new(module_id) {
                     Ok(m) => m,
-                    Err(e) => return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO)),
+                    Err(e) => {
+                        return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO))
+                    }
                 };
                 if self.state.lock().expect("state lock").proto == Some(1) {
-                    return Ok((Err(DeviceError::Unsupported("UNLOAD needs protocol v2 firmware".into())), Duration::ZERO));
+                    return Ok((
+                        Err(DeviceError::Unsupported(
+                            "UNLOAD needs protocol v2 firmware".into(),
+                        )),
+                        Duration::ZERO,
+                    ));
                 }
                 let session = UnloadSession::new(now_std(), ModuleRef { module_id }, &t);
                 let (r, d) = self.drive(link, session, None, false).await?;
-                Ok((r.map_err(session_error).map(|o| Reply::Unloaded { line: o.line.raw.clone() }), d))
+                Ok((
+                    r.map_err(session_error).map(|o| Reply::Unloaded {
+                        line: o.line.raw.clone(),
+                    }),
+                    d,
+                ))
             }
             Request::Deploy(d) => self.deploy(link, d, progress).await,
         }
@@ -509,11 +568,80 @@ impl DeviceTask {
 
     async fn deploy(
         &mut self,
-        _link: &mut BoxLink,
-        _d: super::DeployRequest,
-        _progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+        link: &mut BoxLink,
+        d: super::DeployRequest,
+        progress: Option<&mpsc::UnboundedSender<super::Progress>>,
     ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
-        Ok((Err(DeviceError::Unsupported("upload is waiting for the protocol crate's LoadSession".into())), Duration::ZERO))
+        let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
+        let module_id = match ModuleId::new(d.module_id.clone()).map_err(bad) {
+            Ok(m) => m,
+            Err(e) => return Ok((Err(e), Duration::ZERO)),
+        };
+        let victim = match d
+            .replace_victim
+            .clone()
+            .map(ModuleId::new)
+            .transpose()
+            .map_err(bad)
+        {
+            Ok(v) => v,
+            Err(e) => return Ok((Err(e), Duration::ZERO)),
+        };
+        let t = self.opts.timeouts.clone();
+        let mut device_time = Duration::ZERO;
+        let crc = wasmbed_agent_proto::Crc32::of(&d.bytes);
+        if !d.force {
+            let (r, dt) = self
+                .drive(link, StatusSession::new(now_std(), &t), None, false)
+                .await?;
+            device_time += dt;
+            if let Ok(o) = r {
+                self.record_status(&o.status);
+                if let Modules::Slots(slots) = &o.status.modules {
+                    let same = slots.iter().any(|m| {
+                        m.module_id == d.module_id
+                            && m.wasm_size as usize == d.bytes.len()
+                            && m.crc32 == Some(crc)
+                    });
+                    if same {
+                        let line = format!(
+                            "skipped: {} already holds {} bytes crc32={:08x}",
+                            d.module_id,
+                            d.bytes.len(),
+                            crc.0
+                        );
+                        let reply = Reply::Loaded {
+                            line,
+                            skipped: true,
+                            chunked: false,
+                            transfer: Duration::ZERO,
+                        };
+                        return Ok((Ok(reply), device_time));
+                    }
+                }
+            }
+        }
+        let chunked = self.state.lock().expect("state lock").proto == Some(2);
+        let options = LoadOptions {
+            chunked,
+            resume: false,
+            replace: d.replace,
+            replace_victim: victim,
+            max_chunk: None,
+        };
+        let session = match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {
+            Ok(s) => s,
+            Err(e) => return Ok((Err(bad(e)), device_time)),
+        };
+        let (r, dt) = self.drive(link, session, progress, true).await?;
+        device_time += dt;
+        let r = r.map_err(session_error).map(|o| Reply::Loaded {
+            line: o.line.raw.clone(),
+            skipped: false,
+            chunked: o.chunked,
+            transfer: dt,
+        });
+        Ok((r, device_time))
     }
 }
 
@@ -540,23 +668,38 @@ fn start_command(module_id: &str, func: Option<&str>, args: &[i32]) -> Result<St
     let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
     Ok(Start {
         module_id: ModuleId::new(module_id.to_string()).map_err(bad)?,
-        func: func.map(|f| FuncName::new(f.to_string())).transpose().map_err(bad)?,
+        func: func
+            .map(|f| FuncName::new(f.to_string()))
+            .transpose()
+            .map_err(bad)?,
         args: Args::new(args.to_vec()).map_err(bad)?,
     })
 }
 
 fn session_error(e: SessionError) -> DeviceError {
     match e {
-        SessionError::Timeout { phase, last_line } => DeviceError::Timeout { phase: phase.to_string(), last_line },
+        SessionError::Timeout { phase, last_line } => DeviceError::Timeout {
+            phase: phase.to_string(),
+            last_line,
+        },
         SessionError::Rejected { line } => {
             let status = match &line.msg {
                 AgentLine::Result(r) => Some(r.status.to_string()),
                 _ => None,
             };
-            DeviceError::Rejected { line: line.raw, status }
+            DeviceError::Rejected {
+                line: line.raw,
+                status,
+            }
         }
-        SessionError::Protocol { reason, line } => DeviceError::Rejected { line: format!("{reason}: {line}"), status: None },
-        other => DeviceError::Rejected { line: other.to_string(), status: None },
+        SessionError::Protocol { reason, line } => DeviceError::Rejected {
+            line: format!("{reason}: {line}"),
+            status: None,
+        },
+        other => DeviceError::Rejected {
+            line: other.to_string(),
+            status: None,
+        },
     }
 }
 
@@ -569,8 +712,9 @@ fn status_json(st: &StatusOk) -> Value {
             .collect(),
         _ => Vec::new(),
     };
-    let memory = st.pool.and_then(|p| p.stats()).map_or(Value::Null, |p| {
-        json!({"total": p.total, "free": p.free, "used": p.used, "highmark": p.highmark})
-    });
+    let memory = st.pool.and_then(|p| p.stats()).map_or(
+        Value::Null,
+        |p| json!({"total": p.total, "free": p.free, "used": p.used, "highmark": p.highmark}),
+    );
     json!({"slots": slots, "memory": memory})
 }

@@ -31,7 +31,9 @@ pub fn parse_aot_header(bytes: &[u8]) -> Result<AotHeader, String> {
     let version = u32_at(4).ok_or("truncated AOT header")?;
     let section_type = u32_at(8).ok_or("truncated AOT header")?;
     if section_type != 0 {
-        return Err(format!("first AOT section is {section_type}, expected target info (0)"));
+        return Err(format!(
+            "first AOT section is {section_type}, expected target info (0)"
+        ));
     }
     let body = 16;
     let e_machine = bytes
@@ -41,7 +43,10 @@ pub fn parse_aot_header(bytes: &[u8]) -> Result<AotHeader, String> {
     let arch_bytes = bytes
         .get(body + 32..body + 48)
         .ok_or("truncated AOT target info")?;
-    let end = arch_bytes.iter().position(|&b| b == 0).ok_or("AOT arch string not terminated")?;
+    let end = arch_bytes
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or("AOT arch string not terminated")?;
     let arch = std::str::from_utf8(&arch_bytes[..end])
         .map_err(|_| "AOT arch string is not ASCII")?
         .to_string();
@@ -72,7 +77,14 @@ mod tests {
     #[test]
     fn reads_version_and_arch() {
         let h = parse_aot_header(&fake_aot(6, "thumbv7em")).unwrap();
-        assert_eq!(h, AotHeader { version: 6, arch: "thumbv7em".into(), e_machine: 40 });
+        assert_eq!(
+            h,
+            AotHeader {
+                version: 6,
+                arch: "thumbv7em".into(),
+                e_machine: 40
+            }
+        );
     }
 
     #[test]

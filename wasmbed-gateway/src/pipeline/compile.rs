@@ -62,7 +62,9 @@ pub enum CompileError {
         seconds: u64,
     },
     /// No AOT target known for the device.
-    #[error("no AOT target for this device: set aot_target in the device's config or use mode wasm")]
+    #[error(
+        "no AOT target for this device: set aot_target in the device's config or use mode wasm"
+    )]
     NoTarget,
     /// Cache or temp-file IO failed.
     #[error("build IO error: {0}")]
@@ -87,7 +89,11 @@ pub fn find_wamrc(configured: Option<&Path>) -> PathBuf {
     }
     let mut candidates = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).map(|d| d.join("target/wamrc/wamrc")));
+        candidates.extend(
+            exe.ancestors()
+                .skip(1)
+                .map(|d| d.join("target/wamrc/wamrc")),
+        );
     }
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wamrc/wamrc"));
     candidates
@@ -143,7 +149,9 @@ impl Compiler {
         match mode {
             BuildMode::Wasm => Ok(wasm),
             BuildMode::Aot => {
-                let target = aot.filter(|t| !t.target.is_empty()).ok_or(CompileError::NoTarget)?;
+                let target = aot
+                    .filter(|t| !t.target.is_empty())
+                    .ok_or(CompileError::NoTarget)?;
                 let aot = self.build_aot(&wasm.bytes, target).await?;
                 Ok(Built {
                     cached: wasm.cached && aot.cached,
@@ -161,22 +169,34 @@ impl Compiler {
         let flags = self.cfg.clang_flags.join("\0");
         let key = Cache::key(&[b"wasm", source, flags.as_bytes(), version.as_bytes()]);
         if let Some(bytes) = self.cache.get(&key) {
-            return Ok(Built { bytes, cached: true });
+            return Ok(Built {
+                bytes,
+                cached: true,
+            });
         }
         let dir = tempfile::tempdir()?;
         let src = dir.path().join("module.c");
         let out = dir.path().join("module.wasm");
         tokio::fs::write(&src, source).await?;
         let mut cmd = Command::new(&self.cfg.clang);
-        cmd.args(&self.cfg.clang_flags).arg(&src).arg("-o").arg(&out);
+        cmd.args(&self.cfg.clang_flags)
+            .arg(&src)
+            .arg("-o")
+            .arg(&out);
         self.run(cmd, "compile_wasm", &self.cfg.clang).await?;
         let bytes = tokio::fs::read(&out).await?;
         self.cache.put(&key, &bytes)?;
-        Ok(Built { bytes, cached: false })
+        Ok(Built {
+            bytes,
+            cached: false,
+        })
     }
 
     async fn build_aot(&self, wasm: &[u8], t: &AotTarget) -> Result<Built, CompileError> {
-        let version = self.wamrc_version.get_or_init(|| tool_version(&self.wamrc)).await;
+        let version = self
+            .wamrc_version
+            .get_or_init(|| tool_version(&self.wamrc))
+            .await;
         let mut args = vec![format!("--target={}", t.target)];
         if let Some(cpu) = &t.cpu {
             args.push(format!("--cpu={cpu}"));
@@ -188,7 +208,10 @@ impl Compiler {
         let joined = args.join("\0");
         let key = Cache::key(&[b"aot", wasm, joined.as_bytes(), version.as_bytes()]);
         if let Some(bytes) = self.cache.get(&key) {
-            return Ok(Built { bytes, cached: true });
+            return Ok(Built {
+                bytes,
+                cached: true,
+            });
         }
         let dir = tempfile::tempdir()?;
         let input = dir.path().join("module.wasm");
@@ -199,10 +222,18 @@ impl Compiler {
         self.run(cmd, "compile_aot", &self.wamrc).await?;
         let bytes = tokio::fs::read(&out).await?;
         self.cache.put(&key, &bytes)?;
-        Ok(Built { bytes, cached: false })
+        Ok(Built {
+            bytes,
+            cached: false,
+        })
     }
 
-    async fn run(&self, mut cmd: Command, step: &'static str, tool: &Path) -> Result<(), CompileError> {
+    async fn run(
+        &self,
+        mut cmd: Command,
+        step: &'static str,
+        tool: &Path,
+    ) -> Result<(), CompileError> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -275,7 +306,8 @@ mod tests {
     async fn compiles_c_and_caches() {
         let dir = tempfile::tempdir().unwrap();
         let c = compiler(dir.path());
-        let src = b"__attribute__((export_name(\"add\"))) int add(int a, int b) { return a + b; }\n";
+        let src =
+            b"__attribute__((export_name(\"add\"))) int add(int a, int b) { return a + b; }\n";
         let first = c.build(src, BuildMode::Wasm, None).await.unwrap();
         assert!(!first.cached);
         assert!(first.bytes.starts_with(b"\0asm"));
@@ -289,7 +321,10 @@ mod tests {
     async fn compile_errors_carry_output() {
         let dir = tempfile::tempdir().unwrap();
         let c = compiler(dir.path());
-        let e = c.build(b"int f( { syntax", BuildMode::Wasm, None).await.unwrap_err();
+        let e = c
+            .build(b"int f( { syntax", BuildMode::Wasm, None)
+            .await
+            .unwrap_err();
         match e {
             CompileError::Failed { step, stderr, .. } => {
                 assert_eq!(step, "compile_wasm");

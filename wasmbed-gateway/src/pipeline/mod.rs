@@ -7,11 +7,11 @@ mod compile;
 mod strip;
 mod validate;
 
-pub use aot::{AotHeader, parse_aot_header};
+pub use aot::{parse_aot_header, AotHeader};
 pub use cache::Cache;
-pub use compile::{AotTarget, BuildMode, Built, CompileError, Compiler, find_wamrc};
+pub use compile::{find_wamrc, AotTarget, BuildMode, Built, CompileError, Compiler};
 pub use strip::strip_custom_sections;
 pub use validate::{
-    DeviceCaps, ExportSig, ModuleKind, ModuleSummary, ValidateError, check_start, legacy_natives,
-    validate,
+    check_start, legacy_natives, validate, DeviceCaps, ExportSig, ModuleKind, ModuleSummary,
+    ValidateError,
 };

@@ -45,11 +45,9 @@ mod tests {
         let without = strip_custom_sections(&with).unwrap();
         assert!(without.len() + 100 < with.len());
         wasmparser::validate(&without).unwrap();
-        assert!(
-            Parser::new(0)
-                .parse_all(&without)
-                .all(|p| !matches!(p.unwrap(), Payload::CustomSection(_)))
-        );
+        assert!(Parser::new(0)
+            .parse_all(&without)
+            .all(|p| !matches!(p.unwrap(), Payload::CustomSection(_))));
         assert_eq!(strip_custom_sections(b"\0aot123").unwrap(), b"\0aot123");
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use wasmparser::{Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
 
-use super::aot::{AOT_MAGIC, parse_aot_header};
+use super::aot::{parse_aot_header, AOT_MAGIC};
 
 /// What a device can run (from `INFO_OK`, or the legacy defaults for v1 firmware).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -56,7 +56,12 @@ pub struct ExportSig {
 
 impl fmt::Display for ExportSig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.name, wamr_signature(&self.params, &self.results))
+        write!(
+            f,
+            "{}{}",
+            self.name,
+            wamr_signature(&self.params, &self.results)
+        )
     }
 }
 
@@ -213,17 +218,30 @@ pub fn validate(bytes: &[u8], caps: &DeviceCaps) -> Result<ModuleSummary, Valida
     })
 }
 
-fn check_import(module: &str, name: &str, sig: &str, caps: &DeviceCaps) -> Result<(), ValidateError> {
+fn check_import(
+    module: &str,
+    name: &str,
+    sig: &str,
+    caps: &DeviceCaps,
+) -> Result<(), ValidateError> {
     if module != "env" {
         return reject(format!(
             "import {module}.{name}{sig}: the device only provides natives in module `env`"
         ));
     }
     let Some((_, dev_sig)) = caps.natives.iter().find(|(n, _)| n == name) else {
-        let offered: Vec<String> = caps.natives.iter().map(|(n, s)| format!("{n}{s}")).collect();
+        let offered: Vec<String> = caps
+            .natives
+            .iter()
+            .map(|(n, s)| format!("{n}{s}"))
+            .collect();
         return reject(format!(
             "import env.{name}{sig} is not offered by the device (natives: {})",
-            if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+            if offered.is_empty() {
+                "none".to_string()
+            } else {
+                offered.join(", ")
+            }
         ));
     };
     if !dev_sig.is_empty() && normalise_sig(dev_sig) != sig {
@@ -277,7 +295,11 @@ pub fn check_start(summary: &ModuleSummary, func: &str, argc: usize) -> Result<(
         let names: Vec<&str> = exports.iter().map(|e| e.name.as_str()).collect();
         return reject(format!(
             "the module exports no function `{func}` (exports: {})",
-            if names.is_empty() { "none".into() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
         ));
     };
     if sig.params.iter().any(|p| *p != ValType::I32) {
@@ -337,32 +359,62 @@ mod tests {
         assert_eq!(ex[0].to_string(), "add(ii)i");
         check_start(&s, "add", 2).unwrap();
         assert!(check_start(&s, "add", 1).unwrap_err().0.contains("takes 2"));
-        assert!(check_start(&s, "wide", 1).unwrap_err().0.contains("only i32"));
-        assert!(check_start(&s, "nope", 0).unwrap_err().0.contains("exports: add, wide"));
+        assert!(check_start(&s, "wide", 1)
+            .unwrap_err()
+            .0
+            .contains("only i32"));
+        assert!(check_start(&s, "nope", 0)
+            .unwrap_err()
+            .0
+            .contains("exports: add, wide"));
     }
 
     #[test]
     fn refuses_missing_native_and_bad_signature() {
         let bytes = wat(r#"(module (import "env" "blink" (func)))"#);
         let e = validate(&bytes, &caps()).unwrap_err();
-        assert!(e.0.contains("env.blink()") && e.0.contains("gpio_toggle()"), "{e}");
+        assert!(
+            e.0.contains("env.blink()") && e.0.contains("gpio_toggle()"),
+            "{e}"
+        );
         let bytes = wat(r#"(module (import "env" "gpio_toggle" (func (param i32))))"#);
-        assert!(validate(&bytes, &caps()).unwrap_err().0.contains("signature (i)"));
+        assert!(validate(&bytes, &caps())
+            .unwrap_err()
+            .0
+            .contains("signature (i)"));
         let bytes = wat(r#"(module (import "wasi" "x" (func)))"#);
-        assert!(validate(&bytes, &caps()).unwrap_err().0.contains("module `env`"));
+        assert!(validate(&bytes, &caps())
+            .unwrap_err()
+            .0
+            .contains("module `env`"));
     }
 
     #[test]
     fn refuses_size_memory_and_garbage() {
         let bytes = wat(MATH);
-        let small = DeviceCaps { max_module: Some(10), ..caps() };
-        assert!(validate(&bytes, &small).unwrap_err().0.contains("at most 10"));
-        let tight = DeviceCaps { memory_limit: Some(1000), ..caps() };
-        assert!(validate(&bytes, &tight).unwrap_err().0.contains("linear memory"));
+        let small = DeviceCaps {
+            max_module: Some(10),
+            ..caps()
+        };
+        assert!(validate(&bytes, &small)
+            .unwrap_err()
+            .0
+            .contains("at most 10"));
+        let tight = DeviceCaps {
+            memory_limit: Some(1000),
+            ..caps()
+        };
+        assert!(validate(&bytes, &tight)
+            .unwrap_err()
+            .0
+            .contains("linear memory"));
         assert!(validate(b"hello", &caps()).is_err());
         let mut broken = bytes.clone();
         broken.truncate(bytes.len() - 3);
-        assert!(validate(&broken, &caps()).unwrap_err().0.contains("invalid wasm"));
+        assert!(validate(&broken, &caps())
+            .unwrap_err()
+            .0
+            .contains("invalid wasm"));
     }
 
     #[test]
@@ -379,7 +431,10 @@ mod tests {
         c.aot_version = Some(6);
         assert_eq!(validate(&v, &c).unwrap().kind, ModuleKind::Aot);
         c.aot_arch = Some("thumbv7em".into());
-        assert!(validate(&v, &c).unwrap_err().0.contains("built for `x86_64`"));
+        assert!(validate(&v, &c)
+            .unwrap_err()
+            .0
+            .contains("built for `x86_64`"));
         c.aot_arch = Some("x86_64".into());
         c.aot_version = Some(5);
         assert!(validate(&v, &c).unwrap_err().0.contains("version 6"));

@@ -61,7 +61,11 @@ async fn serve(s: TcpStream, respond: Responder, heard: Arc<Mutex<Vec<String>>>)
             if c == b"<DROP>" {
                 return;
             }
-            if let Some(n) = std::str::from_utf8(&c).ok().and_then(|t| t.strip_prefix("<READ ")).and_then(|t| t.strip_suffix('>')) {
+            if let Some(n) = std::str::from_utf8(&c)
+                .ok()
+                .and_then(|t| t.strip_prefix("<READ "))
+                .and_then(|t| t.strip_suffix('>'))
+            {
                 let mut buf = vec![0; n.parse().unwrap()];
                 r.read_exact(&mut buf).await.unwrap();
                 continue;
@@ -96,9 +100,11 @@ pub fn legacy_b3() -> Responder {
 
 /// Starts a gateway on 127.0.0.1:0 with the given devices (`NAME=ENDPOINT`).
 pub async fn gateway(devices: &[String]) -> wasmbed_gateway::run::Running {
-    let mut cfg = Config::default();
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.cache_dir = std::env::temp_dir().join("wasmbed-gw-test-cache");
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cache_dir: std::env::temp_dir().join("wasmbed-gw-test-cache"),
+        ..Default::default()
+    };
     for d in devices {
         cfg.apply_device_flag(d).unwrap();
     }

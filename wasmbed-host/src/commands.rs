@@ -11,7 +11,7 @@ use crate::cli::{
     BuildArgs, Command, DeployArgs, Globals, LogsArgs, ReplaceArgs, StartArgs, StopArgs, Targets,
 };
 use crate::client::{Connection, Event, Failure, Latency, Reply};
-use crate::error::{ExitCode, HostError};
+use crate::error::{ExitCode, GatewayError, HostError};
 use crate::output;
 use crate::progress::Ui;
 use crate::validate;
@@ -565,10 +565,32 @@ fn start(ctx: &Ctx, a: &StartArgs) -> Result<Report, HostError> {
     let mut report = single("start", Some(&device), out, |r| {
         output::start_text(&a.module_id, &r.result, a.wait_result)
     });
+    if let Some(HostError::Gateway(g)) = &report.error {
+        if let Some(status) = error_status(g) {
+            report.text = format!("status={status}\n");
+        }
+    }
     if a.wait_result {
         finish_wait(&mut report);
     }
     Ok(report)
+}
+
+/// The RESULT status behind a gateway error: `status=` of the device line in `detail`, else
+/// implied by the code (`MODULE_TRAPPED` → `EXCEPTION`, `MODULE_STOPPED` → `STOPPED`).
+fn error_status(g: &GatewayError) -> Option<String> {
+    let from_line = g
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("line"))
+        .and_then(Value::as_str)
+        .and_then(|l| l.split(' ').find_map(|kv| kv.strip_prefix("status=")))
+        .map(String::from);
+    from_line.or_else(|| match g.code.as_str() {
+        "MODULE_TRAPPED" => Some("EXCEPTION".into()),
+        "MODULE_STOPPED" => Some("STOPPED".into()),
+        _ => None,
+    })
 }
 
 /// Adds `status` and `ret` to a `start --wait-result` report, and fails it unless status is OK.
@@ -582,22 +604,7 @@ fn finish_wait(report: &mut Report) {
             signed_ret(r),
         ),
         (Some(HostError::Gateway(g)), _) => {
-            let from_line = g
-                .detail
-                .as_ref()
-                .and_then(|d| d.get("line"))
-                .and_then(Value::as_str)
-                .and_then(|l| {
-                    l.split(' ')
-                        .find_map(|kv| kv.strip_prefix("status="))
-                        .map(String::from)
-                });
-            let status = from_line.unwrap_or_else(|| match g.code.as_str() {
-                "MODULE_TRAPPED" => "EXCEPTION".into(),
-                "MODULE_STOPPED" => "STOPPED".into(),
-                other => other.to_string(),
-            });
-            report.text = format!("status={status}\n");
+            let status = error_status(g).unwrap_or_else(|| g.code.clone());
             (status, None)
         }
         _ => return,

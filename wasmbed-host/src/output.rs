@@ -78,8 +78,16 @@ pub fn devices_table(devices: &[Value]) -> String {
 pub fn info_table(device: &str, info: &Map<String, Value>) -> String {
     let mut t = table(&["FIELD", "VALUE"]);
     t.add_row(vec!["device".to_string(), device.to_string()]);
-    for (k, v) in info {
-        t.add_row(vec![k.clone(), cell(Some(v))]);
+    for (k, v) in info.iter().filter(|(k, _)| k.as_str() != "line") {
+        let value = match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|i| cell(Some(i)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => cell(Some(other)),
+        };
+        t.add_row(vec![k.clone(), value]);
     }
     t.to_string()
 }

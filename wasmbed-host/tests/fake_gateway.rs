@@ -628,3 +628,22 @@ fn completions_are_generated() {
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("build-and-deploy"));
 }
+
+#[test]
+fn device_and_gateway_from_environment() {
+    let gw = FakeGateway::replying(json!({"line": "STATUS_OK", "slots": []}));
+    let o = run_env(
+        &["--json", "status"],
+        &[("WASMBED_GATEWAY", &gw.addr), ("WASMBED_DEVICE", "a,b")],
+    );
+    assert_exit(&o, 0);
+    let doc = json_doc(&o);
+    assert_eq!(doc["devices"][1]["device"], "b");
+    let mut asked: Vec<String> = gw
+        .received()
+        .iter()
+        .map(|r| r.request["device"].as_str().unwrap().to_string())
+        .collect();
+    asked.sort();
+    assert_eq!(asked, ["a", "b"]);
+}

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod real;
+
 /// What the fake sends back for one request: events and the final reply, each without `id`
 /// (added by the fake). An empty list means "stay silent"; `None` closes the connection.
 pub type Script = Option<Vec<Value>>;

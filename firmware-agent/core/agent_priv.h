@@ -5,7 +5,7 @@
 #include "agent.h"
 
 #define AGENT_FW_WAMR "2.4.3"
-#define AGENT_AOT_VERSION 5
+#define AGENT_AOT_VERSION 6 /* WAMR 2.4.3 AOT_CURRENT_VERSION (core/config.h) */
 
 enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING };
 enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED, UP_PARKED };

@@ -1,198 +1,267 @@
 /*
- * Wasmbed agent on bare metal (QEMU mps2-an386): the portable core driven
- * by one polled main loop. No protocol code here: UART bytes go into
- * agent_rx(), the core answers through write().
+ * Wasmbed agent on bare metal (QEMU mps2-an386): the portable core driven in
+ * its threaded mode on the port's tiny preemptive kernel (kern.h), the same
+ * shape as the Zephyr firmware and the POSIX reference port. No protocol
+ * code here: UART bytes go into agent_rx(), the core answers through write().
  *
- * Single-threaded model: the main loop is the command context and also runs
- * queued jobs (job context). While a job runs, every native that waits
- * (delay_ms, led_toggle, gpio_toggle, uart_print) sleeps through
- * port_sleep_ms(), which keeps feeding the UART to the core and polling it,
- * so STATUS and STOP are answered during a job. A STOP that reaches its
- * grace period aborts the job at its next wait (AGENT_ABORT_DEFERRED).
- * A module that loops without calling a native cannot be stopped: INFO
- * reports stop=cooperative.
+ * Threads (priority: higher runs first):
+ *  - cmd (2): command context. The UART RX interrupt queues bytes and wakes
+ *    it; it feeds them to agent_rx() and runs agent_poll(), so INFO, STATUS
+ *    and STOP are answered while jobs run: it preempts the workers.
+ *  - slot0..slotN-1 (1): one job worker per slot, time-sliced against each
+ *    other, so two slots run at once.
+ *  - idle (0): wfi.
+ *
+ * Forced stop: after STOP's grace period the core calls job_abort(); the
+ * worker (never running at that moment: cmd has the higher priority) is
+ * restarted at its entry on a fresh stack, abandoning the WAMR call wherever
+ * it was, interpreted or AOT, busy loop or not. A worker holding a lock (the
+ * core lock, or a WAMR mutex such as the pool allocator's) is not abandoned
+ * until it has released it. The core then re-instantiates the module.
+ * INFO therefore reports stop=forced.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "agent.h"
 #include "board.h"
-#include "wasm_export.h"
+#include "kern.h"
 
 #define SLOTS 2
 #define POOL_BYTES (1024u * 1024u)
+#define CMD_STACK_BYTES (16u * 1024u)
+#define WORKER_STACK_BYTES (24u * 1024u)
+#define PRIO_CMD 2
+#define PRIO_WORKER 1
+/* How long a forced stop waits for a worker to release its locks. */
+#define ABORT_WAIT_MS 2000u
 /* FPGA IO LED register of the MPS2 images (bit 0 = LED0). */
 #define FPGAIO_LED (*(volatile uint32_t *)0x40028000u)
 
+struct port_worker {
+	struct kern_thread thread;
+	struct kern_sem job;
+	unsigned slot;
+	uint64_t stack[WORKER_STACK_BYTES / 8];
+};
+
 static __attribute__((aligned(8))) uint8_t wamr_pool[POOL_BYTES];
 static struct agent agent;
-
-/* Jobs queued by the core (bit per slot) and the job now running (-1). */
-static volatile uint32_t jobs_queued;
-static int job_current = -1;
-static bool job_abort_pending[SLOTS];
-
-/* Move received UART bytes into the core. */
-static void
-port_pump_rx(void)
-{
-    uint8_t buf[128];
-    size_t n;
-
-    while ((n = board_uart_read(buf, sizeof(buf))) > 0)
-        agent_rx(&agent, buf, n);
-}
+static struct port_worker workers[SLOTS];
+static struct kern_thread cmd_thread;
+static uint64_t cmd_stack[CMD_STACK_BYTES / 8];
+static struct kern_sem cmd_wake;
+static struct kern_mutex core_lock;
+static struct kern_mutex rx_lock;
 
 static void
 port_write(void *ctx, const char *line, size_t len)
 {
-    (void)ctx;
-    board_uart_write(line, len);
+	(void)ctx;
+	board_uart_write(line, len);
 }
 
 static uint32_t
 port_now_ms(void *ctx)
 {
-    (void)ctx;
-    return board_now_ms();
+	(void)ctx;
+	return board_now_ms();
 }
 
 static void
 port_led_set(void *ctx, int on)
 {
-    (void)ctx;
-    FPGAIO_LED = on ? 1u : 0u;
+	(void)ctx;
+	FPGAIO_LED = on ? 1u : 0u;
 }
 
-/* A job's running instance is told to unwind; the core reports the stop. */
-static void
-port_abandon_current_job(void)
-{
-    struct agent_slot *s = &agent.slots[job_current];
-
-    if (s->inst)
-        wasm_runtime_set_exception(s->inst, "terminated by forced stop");
-}
-
-/* Job context: wait `ms` while the link keeps being served. */
 static void
 port_sleep_ms(void *ctx, uint32_t ms)
 {
-    uint32_t start = board_now_ms();
-
-    (void)ctx;
-    while ((uint32_t)(board_now_ms() - start) < ms) {
-        port_pump_rx();
-        agent_poll(&agent);
-        if (job_current >= 0
-            && agent_job_abort_requested(&agent, (unsigned)job_current)) {
-            port_abandon_current_job();
-            return;
-        }
-        board_wait_for_interrupt();
-    }
+	(void)ctx;
+	kern_sleep_ms(ms);
 }
 
 static void
 port_wake(void *ctx)
 {
-    (void)ctx; /* the main loop polls; nothing to signal */
+	(void)ctx;
+	kern_sem_give(&cmd_wake);
 }
 
 static void
 port_job_start(void *ctx, unsigned slot)
 {
-    (void)ctx;
-    jobs_queued |= 1u << slot;
+	(void)ctx;
+	kern_sem_give(&workers[slot].job);
 }
 
+/* Command context, core lock not held. */
 static int
 port_job_abort(void *ctx, unsigned slot)
 {
-    (void)ctx;
-    if ((int)slot != job_current) {
-        /* Queued, not started: it simply never runs. */
-        jobs_queued &= ~(1u << slot);
-        return 0;
-    }
-    job_abort_pending[slot] = true;
-    return AGENT_ABORT_DEFERRED;
+	struct port_worker *w = &workers[slot];
+	uint32_t waited = 0;
+	int rc;
+
+	(void)ctx;
+	while ((rc = kern_thread_restart(&w->thread)) == -EBUSY) {
+		if (waited >= ABORT_WAIT_MS) {
+			board_debug_puts("agent: forced stop: worker kept its locks\n");
+			return -ETIMEDOUT;
+		}
+		kern_sleep_ms(1); /* let the worker run until it unlocks */
+		waited++;
+	}
+	if (rc == 0)
+		kern_sem_reset(&w->job); /* a pending post belonged to the abandoned run */
+	return rc;
 }
 
 static void
-port_noop(void *ctx)
+port_lock(void *ctx)
 {
-    (void)ctx;
+	(void)ctx;
+	kern_mutex_lock(&core_lock);
+}
+
+static void
+port_unlock(void *ctx)
+{
+	(void)ctx;
+	kern_mutex_unlock(&core_lock);
+}
+
+static void
+port_rx_lock(void *ctx)
+{
+	(void)ctx;
+	kern_mutex_lock(&rx_lock);
+}
+
+static void
+port_rx_unlock(void *ctx)
+{
+	(void)ctx;
+	kern_mutex_unlock(&rx_lock);
+}
+
+static uint32_t
+port_stack_free(void *ctx, unsigned slot)
+{
+	(void)ctx;
+	return kern_stack_free(&workers[slot].thread);
 }
 
 static void
 port_log(void *ctx, const char *msg)
 {
-    (void)ctx;
-    board_debug_puts(msg);
-    board_debug_puts("\n");
+	(void)ctx;
+	board_debug_puts(msg);
+	board_debug_puts("\n");
 }
 
 static const struct agent_port_ops port_ops = {
-    .write = port_write,
-    .now_ms = port_now_ms,
-    .led_set = port_led_set,
-    .sleep_ms = port_sleep_ms,
-    .wake = port_wake,
-    .job_start = port_job_start,
-    .job_abort = port_job_abort,
-    .lock = port_noop,
-    .unlock = port_noop,
-    .rx_lock = port_noop,
-    .rx_unlock = port_noop,
-    .log = port_log,
+	.write = port_write,
+	.now_ms = port_now_ms,
+	.led_set = port_led_set,
+	.sleep_ms = port_sleep_ms,
+	.wake = port_wake,
+	.job_start = port_job_start,
+	.job_abort = port_job_abort,
+	.lock = port_lock,
+	.unlock = port_unlock,
+	.rx_lock = port_rx_lock,
+	.rx_unlock = port_rx_unlock,
+	.stack_free = port_stack_free,
+	.log = port_log,
 };
 
-/* Run every queued job to its end (job context = the main loop). */
+/* UART RX interrupt: bytes are in the ring, wake the command thread. */
 static void
-port_run_jobs(void)
+port_on_rx(void)
 {
-    for (unsigned slot = 0; slot < SLOTS; slot++) {
-        if (!(jobs_queued & (1u << slot)))
-            continue;
-        jobs_queued &= ~(1u << slot);
-        job_current = (int)slot;
-        agent_job_run(&agent, slot);
-        job_current = -1;
-        if (job_abort_pending[slot]) {
-            job_abort_pending[slot] = false;
-            agent_job_aborted(&agent, slot);
-        }
-    }
+	kern_sem_give(&cmd_wake);
+}
+
+/* Move received UART bytes into the core; true if any were moved. */
+static bool
+port_pump_rx(void)
+{
+	uint8_t buf[128];
+	bool any = false;
+	size_t n;
+
+	while ((n = board_uart_read(buf, sizeof(buf))) > 0) {
+		kern_mutex_lock(&rx_lock);
+		agent_rx(&agent, buf, n);
+		kern_mutex_unlock(&rx_lock);
+		any = true;
+	}
+	return any;
+}
+
+static void
+worker_main(void *arg)
+{
+	struct port_worker *w = arg;
+
+	for (;;) {
+		kern_sem_take(&w->job, KERN_FOREVER);
+		agent_job_run(&agent, w->slot);
+	}
+}
+
+static void
+cmd_main(void *arg)
+{
+	static const struct agent_config cfg = {
+		.board = "mps2-an386",
+		.rtos = "baremetal",
+		.fw_version = "2.0.0",
+		.fw_build = "baremetal-mps2-an386",
+		.aot_arch = "thumbv7em",
+		.aot_cpu = "cortex-m4",
+		.aot_abi = "eabihf",
+		.stop_mode = "forced",
+		.slots = SLOTS,
+		.pool = wamr_pool,
+		.pool_size = sizeof(wamr_pool),
+	};
+	uint32_t next;
+
+	(void)arg;
+	if (agent_init(&agent, &cfg, &port_ops, NULL) != 0)
+		board_exit(1);
+	agent_hello(&agent);
+	for (;;) {
+		port_pump_rx();
+		next = agent_poll(&agent);
+		kern_sem_take(&cmd_wake, next);
+	}
 }
 
 int
 main(void)
 {
-    static const struct agent_config cfg = {
-        .board = "mps2-an386",
-        .rtos = "baremetal",
-        .fw_version = "2.0.0",
-        .fw_build = "baremetal-mps2-an386",
-        .aot_arch = "thumbv7em",
-        .aot_cpu = "cortex-m4",
-        .aot_abi = "eabihf",
-        .stop_mode = "cooperative",
-        .slots = SLOTS,
-        .pool = wamr_pool,
-        .pool_size = sizeof(wamr_pool),
-    };
+	board_init();
+	kern_sem_init(&cmd_wake, 0, 1);
+	kern_mutex_init(&core_lock);
+	kern_mutex_init(&rx_lock);
+	for (unsigned i = 0; i < SLOTS; i++) {
+		struct port_worker *w = &workers[i];
+		static const char *const names[SLOTS] = { "slot0", "slot1" };
 
-    board_init();
-    if (agent_init(&agent, &cfg, &port_ops, NULL) != 0)
-        return 1;
-    agent_hello(&agent);
-    for (;;) {
-        port_pump_rx();
-        agent_poll(&agent);
-        if (jobs_queued)
-            port_run_jobs();
-        else
-            board_wait_for_interrupt();
-    }
+		w->slot = i;
+		kern_sem_init(&w->job, 0, 1);
+		if (kern_thread_create(&w->thread, names[i], PRIO_WORKER, worker_main, w,
+				       w->stack, sizeof(w->stack)) != 0)
+			return 1;
+	}
+	if (kern_thread_create(&cmd_thread, "cmd", PRIO_CMD, cmd_main, NULL, cmd_stack,
+			       sizeof(cmd_stack)) != 0)
+		return 1;
+	board_uart_set_rx_hook(port_on_rx);
+	kern_start();
 }

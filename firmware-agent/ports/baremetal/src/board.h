@@ -21,6 +21,12 @@ void board_init(void);
  */
 size_t board_uart_read(uint8_t *buf, size_t cap);
 
+/** Called from the UART0 RX interrupt after bytes were queued (e.g. to wake a thread). */
+void board_uart_set_rx_hook(void (*hook)(void));
+
+/** Called from the SysTick interrupt every millisecond (the scheduler's tick). */
+void board_set_tick_hook(void (*hook)(uint32_t now_ms));
+
 /** Bytes lost because the RX ring was full (never silently dropped). */
 uint32_t board_uart_overruns(void);
 

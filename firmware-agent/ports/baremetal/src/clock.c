@@ -16,11 +16,20 @@
 #define TICKS_PER_MS (BOARD_CPU_HZ / 1000u)
 
 static volatile uint32_t ms_ticks;
+static void (*tick_hook)(uint32_t now_ms);
 
 void
 systick_irq(void)
 {
     ms_ticks++;
+    if (tick_hook)
+        tick_hook(ms_ticks);
+}
+
+void
+board_set_tick_hook(void (*hook)(uint32_t now_ms))
+{
+    tick_hook = hook;
 }
 
 void

@@ -12,6 +12,7 @@ extern uint32_t __stack_top;
 int main(void);
 void uart0_rx_irq(void);
 void systick_irq(void);
+void kern_pendsv_irq(void);
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
@@ -57,7 +58,7 @@ __attribute__((section(".vectors"), used)) static const vector_fn
         [5] = fault_handler,  /* BusFault */
         [6] = fault_handler,  /* UsageFault */
         [11] = fault_handler, /* SVCall */
-        [14] = fault_handler, /* PendSV */
+        [14] = kern_pendsv_irq, /* PendSV: context switch (kern.c) */
         [15] = systick_irq,
         [16 + 0] = uart0_rx_irq, /* UART0 RX */
     };

@@ -30,6 +30,13 @@ static volatile uint8_t rx_ring[RX_RING_SIZE];
 static volatile uint32_t rx_head; /* written by the ISR only */
 static volatile uint32_t rx_tail; /* written by the reader only */
 static volatile uint32_t rx_overruns;
+static void (*rx_hook)(void);
+
+void
+board_uart_set_rx_hook(void (*hook)(void))
+{
+    rx_hook = hook;
+}
 
 void
 uart0_rx_irq(void)
@@ -46,6 +53,8 @@ uart0_rx_irq(void)
         rx_ring[head & (RX_RING_SIZE - 1)] = byte;
         rx_head = head + 1;
     }
+    if (rx_hook)
+        rx_hook();
 }
 
 void

@@ -1,6 +1,7 @@
 /*
  * WAMR's OS layer on bare metal: memory from WAMR's own pool, time from the
- * board clock, diagnostics through the board's debug console.
+ * board clock, mutexes and thread identity from the port's kernel (kern.h),
+ * diagnostics through the board's debug console.
  */
 #include "platform_api_vmcore.h"
 #include "platform_api_extension.h"
@@ -86,14 +87,16 @@ os_time_thread_cputime_us(void)
 korp_tid
 os_self_thread(void)
 {
-    return 1;
+    return kern_thread_id();
 }
 
 uint8 *
 os_thread_get_stack_boundary(void)
 {
-    /* The main stack is the only stack: its lowest address. */
-    return (uint8 *)&__stack_limit;
+    /* The calling thread's stack, or the main stack before the kernel runs. */
+    void *limit = kern_stack_limit();
+
+    return limit ? (uint8 *)limit : (uint8 *)&__stack_limit;
 }
 
 void
@@ -105,7 +108,7 @@ os_thread_jit_write_protect_np(bool enabled)
 int
 os_mutex_init(korp_mutex *mutex)
 {
-    *mutex = 0;
+    kern_mutex_init(mutex);
     return BHT_OK;
 }
 
@@ -119,14 +122,14 @@ os_mutex_destroy(korp_mutex *mutex)
 int
 os_mutex_lock(korp_mutex *mutex)
 {
-    (void)mutex;
+    kern_mutex_lock(mutex);
     return BHT_OK;
 }
 
 int
 os_mutex_unlock(korp_mutex *mutex)
 {
-    (void)mutex;
+    kern_mutex_unlock(mutex);
     return BHT_OK;
 }
 

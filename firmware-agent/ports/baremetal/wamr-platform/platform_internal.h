@@ -1,6 +1,6 @@
 /*
- * WAMR platform definitions for a single-threaded bare-metal MCU.
- * WAMR includes this through bh_platform.h.
+ * WAMR platform definitions for a bare-metal MCU running the port's tiny
+ * kernel (../src/kern.h). WAMR includes this through bh_platform.h.
  */
 #ifndef WASMBED_BAREMETAL_PLATFORM_INTERNAL_H
 #define WASMBED_BAREMETAL_PLATFORM_INTERNAL_H
@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern.h"
+
 #ifndef BH_PLATFORM_WASMBED_BAREMETAL
 #define BH_PLATFORM_WASMBED_BAREMETAL
 #endif
@@ -25,9 +27,10 @@
 #define BH_APPLET_PRESERVED_STACK_SIZE (2 * 1024)
 #define BH_THREAD_DEFAULT_PRIORITY 0
 
-/* One thread of execution: threads and locks are placeholders. */
+/* Threads belong to the port (kern.h); WAMR only needs real mutexes, so
+   that a forced stop never abandons a thread inside WAMR's allocator. */
 typedef int korp_tid;
-typedef int korp_mutex;
+typedef struct kern_mutex korp_mutex;
 typedef int korp_cond;
 typedef int korp_thread;
 typedef int korp_sem;

@@ -10,6 +10,10 @@ use tokio::sync::OnceCell;
 use super::cache::Cache;
 use crate::config::CompilerConfig;
 
+/// The module API header (`modules/wasmbed.h`: natives of the agent, export/import helpers),
+/// written next to every uploaded source so `#include "wasmbed.h"` works.
+pub const MODULE_API_HEADER: &str = include_str!("../../../modules/wasmbed.h");
+
 /// What to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildMode {
@@ -167,7 +171,13 @@ impl Compiler {
             .get_or_init(|| tool_version(&self.cfg.clang))
             .await;
         let flags = self.cfg.clang_flags.join("\0");
-        let key = Cache::key(&[b"wasm", source, flags.as_bytes(), version.as_bytes()]);
+        let key = Cache::key(&[
+            b"wasm",
+            source,
+            MODULE_API_HEADER.as_bytes(),
+            flags.as_bytes(),
+            version.as_bytes(),
+        ]);
         if let Some(bytes) = self.cache.get(&key) {
             return Ok(Built {
                 bytes,
@@ -178,6 +188,9 @@ impl Compiler {
         let src = dir.path().join("module.c");
         let out = dir.path().join("module.wasm");
         tokio::fs::write(&src, source).await?;
+        // Uploaded sources may `#include "wasmbed.h"`: the device API header ships with the
+        // gateway, like an SDK header, so the host sends only its own file.
+        tokio::fs::write(dir.path().join("wasmbed.h"), MODULE_API_HEADER).await?;
         let mut cmd = Command::new(&self.cfg.clang);
         cmd.args(&self.cfg.clang_flags)
             .arg(&src)
@@ -315,6 +328,25 @@ mod tests {
         let second = c.build(src, BuildMode::Wasm, None).await.unwrap();
         assert!(second.cached);
         assert_eq!(first.bytes, second.bytes);
+    }
+
+    #[tokio::test]
+    async fn uploaded_source_can_include_the_module_api_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = compiler(dir.path());
+        let src =
+            b"#include \"wasmbed.h\"\nWB_EXPORT(\"blink\") void blink(void) { led_toggle(5); }\n";
+        let built = c.build(src, BuildMode::Wasm, None).await.unwrap();
+        let imports: Vec<String> = wasmparser::Parser::new(0)
+            .parse_all(&built.bytes)
+            .filter_map(|p| match p.unwrap() {
+                wasmparser::Payload::ImportSection(r) => Some(r),
+                _ => None,
+            })
+            .flat_map(|r| r.into_iter().map(|i| i.unwrap()))
+            .map(|i| format!("{}.{}", i.module, i.name))
+            .collect();
+        assert_eq!(imports, ["env.led_toggle"]);
     }
 
     #[tokio::test]

@@ -159,6 +159,7 @@ struct RawConfig {
     cache_dir: Option<PathBuf>,
     sim: Option<bool>,
     sim_path: Option<PathBuf>,
+    sim_pty: Option<bool>,
     #[serde(default)]
     compiler: CompilerConfig,
     #[serde(default)]
@@ -180,6 +181,8 @@ pub struct Config {
     pub sim: bool,
     /// Explicit path of the `wasmbed-agent-sim` binary.
     pub sim_path: Option<PathBuf>,
+    /// Reach the simulated board over a PTY (the serial-port path) instead of TCP.
+    pub sim_pty: bool,
     /// Compiler settings.
     pub compiler: CompilerConfig,
     /// Request bounds.
@@ -196,6 +199,7 @@ impl Default for Config {
             cache_dir: default_cache_dir(),
             sim: false,
             sim_path: None,
+            sim_pty: false,
             compiler: CompilerConfig::default(),
             limits: Limits::default(),
             devices: Vec::new(),
@@ -265,6 +269,7 @@ impl Config {
         }
         cfg.sim = raw.sim.unwrap_or(false);
         cfg.sim_path = raw.sim_path;
+        cfg.sim_pty = raw.sim_pty.unwrap_or(false);
         cfg.compiler = raw.compiler;
         cfg.limits = raw.limits;
         for (name, dev) in raw.devices {

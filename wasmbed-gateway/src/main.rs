@@ -25,6 +25,10 @@ struct Cli {
     /// Start the simulated board as device `sim`.
     #[arg(long)]
     sim: bool,
+    /// With --sim: reach the simulated board over a pseudo-terminal at 115200 baud (the serial
+    /// port path) instead of TCP.
+    #[arg(long, requires = "sim")]
+    sim_pty: bool,
 }
 
 #[tokio::main]
@@ -60,11 +64,22 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cfg.token_file = cli.token_file;
     }
     cfg.sim |= cli.sim;
+    cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;
     println!("listening on {}", running.addr);
     for d in &running.devices {
         println!("device {} at {}", d.name, d.endpoint);
     }
+    // SIGINT or SIGTERM: stop, and take the simulated board down with us (kill on drop).
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
     drop(running.sim);
     Ok(())

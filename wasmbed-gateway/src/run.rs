@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::device::{spawn_device, DeviceHandle, DeviceOptions};
 use crate::link::EndpointConnector;
 use crate::pipeline::{AotTarget, Compiler};
-use crate::sim::{find_sim, start_sim, SimChild};
+use crate::sim::{find_sim, start_sim, SimChild, SimLink};
 
 /// A running gateway.
 pub struct Running {
@@ -56,7 +56,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let mut devices = Vec::new();
     let mut sim = None;
     if cfg.sim {
-        let child = start_sim(&find_sim(cfg.sim_path.as_deref()))
+        let link = if cfg.sim_pty {
+            SimLink::Pty {
+                baud: crate::endpoint::DEFAULT_BAUD,
+            }
+        } else {
+            SimLink::Tcp
+        };
+        let child = start_sim(&find_sim(cfg.sim_path.as_deref()), link)
             .await
             .map_err(|e| StartError::Io(format!("--sim: {e} (build it with `cargo build -p wasmbed-agent-sim` or set WASMBED_AGENT_SIM)")))?;
         let mut o = DeviceOptions::new("sim", Arc::new(EndpointConnector(child.endpoint.clone())));

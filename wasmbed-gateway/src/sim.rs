@@ -38,10 +38,29 @@ pub fn find_sim(configured: Option<&Path>) -> PathBuf {
     PathBuf::from("wasmbed-agent-sim")
 }
 
-/// Starts the simulator on an ephemeral loopback port and waits for `listening on HOST:PORT`.
-pub async fn start_sim(bin: &Path) -> std::io::Result<SimChild> {
+/// How the gateway reaches the simulated board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimLink {
+    /// A raw TCP server on an ephemeral loopback port (`--listen 127.0.0.1:0`).
+    #[default]
+    Tcp,
+    /// A pseudo-terminal (`--pty`), opened as a serial port at this baud rate; the simulator
+    /// paces its side like a UART of that speed.
+    Pty {
+        /// Line speed.
+        baud: u32,
+    },
+}
+
+/// Starts the simulator and waits for it to say where it is: `listening on HOST:PORT` (TCP) or
+/// `pty /dev/pts/N` (PTY).
+pub async fn start_sim(bin: &Path, link: SimLink) -> std::io::Result<SimChild> {
+    let args: Vec<String> = match link {
+        SimLink::Tcp => vec!["--listen".into(), "127.0.0.1:0".into()],
+        SimLink::Pty { baud } => vec!["--pty".into(), "--baud".into(), baud.to_string()],
+    };
     let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -54,22 +73,34 @@ pub async fn start_sim(bin: &Path) -> std::io::Result<SimChild> {
     let mut lines = BufReader::new(stdout).lines();
     let wait = async {
         while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.trim().strip_prefix("listening on ") {
-                return Ok(addr.to_string());
+            let line = line.trim();
+            match link {
+                SimLink::Tcp => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        return Ok(format!("tcp:{addr}"));
+                    }
+                }
+                SimLink::Pty { baud } => {
+                    if let Some(path) = line.strip_prefix("pty ") {
+                        return Ok(format!("serial:{path}?baud={baud}"));
+                    }
+                }
             }
         }
         Err(std::io::Error::other(
-            "simulator exited before printing `listening on`",
+            "simulator exited before saying where it listens",
         ))
     };
     let addr = tokio::time::timeout(Duration::from_secs(10), wait)
         .await
         .map_err(|_| {
-            std::io::Error::other("simulator did not print `listening on` within 10 s")
+            std::io::Error::other(
+                "simulator did not print `listening on HOST:PORT` / `pty PATH` within 10 s",
+            )
         })??;
     // Keep draining its stdout so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let endpoint: Endpoint = format!("tcp:{addr}")
+    let endpoint: Endpoint = addr
         .parse()
         .map_err(|e| std::io::Error::other(format!("simulator printed a bad address: {e}")))?;
     Ok(SimChild { child, endpoint })

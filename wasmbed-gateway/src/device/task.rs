@@ -202,6 +202,13 @@ impl DeviceTask {
                     if let Some(reason) = lost {
                         return Some(reason);
                     }
+                    // Lines that arrived with the job's last reply (a RESULT right after
+                    // START_OK, console text) are used now, not when the next bytes come.
+                    if self.idle_bytes(&[]) {
+                        if let Err(e) = self.refresh(&mut link).await {
+                            return Some(e);
+                        }
+                    }
                 }
                 read = link.read(&mut self.buf) => match read {
                     Ok(0) => return Some("device closed the link".into()),

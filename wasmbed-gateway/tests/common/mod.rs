@@ -134,3 +134,177 @@ pub async fn wait_online(gw: &wasmbed_gateway::run::Running, name: &str) {
     }
     panic!("device {name} did not come online");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real simulated board and a Wasmbed-dialect client.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// The `wasmbed-agent-sim` binary next to the test binaries; a test that needs it fails (never
+/// skips) when it was not built.
+pub fn sim_bin() -> PathBuf {
+    let p = wasmbed_gateway::sim::find_sim(None);
+    assert!(
+        p.is_file(),
+        "wasmbed-agent-sim not found (looked for {}): run `cargo build -p wasmbed-agent-sim` \
+         with the same CARGO_TARGET_DIR first",
+        p.display()
+    );
+    p
+}
+
+/// Starts the real simulated board.
+pub async fn start_sim(link: wasmbed_gateway::sim::SimLink) -> wasmbed_gateway::sim::SimChild {
+    wasmbed_gateway::sim::start_sim(&sim_bin(), link)
+        .await
+        .expect("simulated board starts")
+}
+
+/// `modules/` of the repository.
+pub fn modules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules")
+}
+
+/// The C source of an example module.
+pub fn module_source(name: &str) -> Vec<u8> {
+    std::fs::read(modules_dir().join(format!("{name}.c"))).unwrap()
+}
+
+/// An example module compiled by clang with the legacy GW-3 flags (what `modules/build.sh` does).
+pub fn module_wasm(name: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{name}.wasm"));
+    let status = std::process::Command::new("clang")
+        .args(wasmbed_gateway::config::LEGACY_CLANG_FLAGS)
+        .arg("-I")
+        .arg(modules_dir())
+        .arg(modules_dir().join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("clang runs");
+    assert!(status.success(), "clang failed on {name}.c");
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.starts_with(b"\0asm"));
+    bytes
+}
+
+/// A gateway from a full config (listen forced to 127.0.0.1:0, private cache).
+pub async fn gateway_cfg(mut cfg: Config) -> wasmbed_gateway::run::Running {
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.cache_dir = std::env::temp_dir().join("wasmbed-gw-test-cache");
+    wasmbed_gateway::run::start(cfg).await.unwrap()
+}
+
+/// A Wasmbed-dialect host connection: JSON lines with ids, events collected per request.
+pub struct Client {
+    r: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    w: tokio::net::tcp::OwnedWriteHalf,
+    next_id: u64,
+}
+
+/// The final reply of a request and the events that came before it.
+#[derive(Debug)]
+pub struct Answer {
+    pub reply: Value,
+    pub events: Vec<Value>,
+}
+
+impl Answer {
+    /// `result`, asserting `ok: true`.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(self.reply["ok"], true, "expected success: {}", self.reply);
+        &self.reply["result"]
+    }
+
+    /// `error.code`, asserting `ok: false`.
+    pub fn err_code(&self) -> &str {
+        assert_eq!(self.reply["ok"], false, "expected failure: {}", self.reply);
+        self.reply["error"]["code"].as_str().unwrap()
+    }
+}
+
+impl Client {
+    pub async fn connect(addr: std::net::SocketAddr) -> Self {
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        Client {
+            r: BufReader::new(r).lines(),
+            w,
+            next_id: 1,
+        }
+    }
+
+    /// Sends one request (an id is added) with an optional body; waits up to `secs` for its reply.
+    pub async fn call_body(&mut self, mut req: Value, body: &[u8], secs: u64) -> Answer {
+        let id = self.next_id;
+        self.next_id += 1;
+        req["id"] = json!(id);
+        let mut bytes = serde_json::to_vec(&req).unwrap();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(body);
+        self.w.write_all(&bytes).await.unwrap();
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.r.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no reply to {req} within {secs} s"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("gateway closed the connection during {req}"));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["id"], json!(id), "reply to another request: {v}");
+            if v.get("event").is_some() {
+                events.push(v);
+            } else {
+                return Answer { reply: v, events };
+            }
+        }
+    }
+
+    pub async fn call(&mut self, req: Value) -> Answer {
+        self.call_body(req, b"", 30).await
+    }
+
+    /// Reads the next line (an event of a `follow`), within `secs`.
+    pub async fn next(&mut self, secs: u64) -> Option<Value> {
+        match tokio::time::timeout(Duration::from_secs(secs), self.r.next_line()).await {
+            Ok(Ok(Some(l))) => Some(serde_json::from_str(&l).unwrap()),
+            _ => None,
+        }
+    }
+
+    /// `deploy` of module bytes.
+    pub async fn deploy(
+        &mut self,
+        device: &str,
+        module_id: &str,
+        wasm: &[u8],
+        extra: Value,
+    ) -> Answer {
+        let mut req = json!({"op": "deploy", "device": device, "module_id": module_id,
+            "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(wasm)),
+            "name": format!("{module_id}.wasm")});
+        if let Value::Object(m) = extra {
+            for (k, v) in m {
+                req[k] = v;
+            }
+        }
+        self.call_body(req, wasm, 60).await
+    }
+
+    /// `build_and_deploy` of C source in `mode`.
+    pub async fn build_and_deploy(
+        &mut self,
+        device: &str,
+        module_id: &str,
+        src: &[u8],
+        mode: &str,
+    ) -> Answer {
+        let req = json!({"op": "build_and_deploy", "device": device, "module_id": module_id,
+            "mode": mode, "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src)),
+            "name": format!("{module_id}.c")});
+        self.call_body(req, src, 120).await
+    }
+}

@@ -40,7 +40,12 @@ impl Sim {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // the sim's log (stderr) only when asked for: WASMBED_SIM_LOG=1 cargo test
+            .stderr(if std::env::var_os("WASMBED_SIM_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start wasmbed-agent-sim");
         let stdout = child.stdout.take().unwrap();
@@ -67,7 +72,9 @@ impl Sim {
         let s = TcpStream::connect(&self.endpoint).expect("connect to sim");
         s.set_nodelay(true).unwrap();
         let r = s.try_clone().unwrap();
-        Link::new(Box::new(s), Box::new(r))
+        let mut link = Link::new(Box::new(s.try_clone().unwrap()), Box::new(r));
+        link.tcp = Some(s);
+        link
     }
 
     /// Open the PTY (the sim must run with `--pty`).
@@ -112,6 +119,16 @@ impl Drop for Sim {
 pub struct Link {
     w: Box<dyn Write + Send>,
     lines: Receiver<String>,
+    tcp: Option<TcpStream>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // the reader thread holds a clone: shut the socket down so the sim sees the disconnect
+        if let Some(s) = &self.tcp {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 impl Link {
@@ -135,7 +152,11 @@ impl Link {
                 }
             }
         });
-        Link { w, lines: rx }
+        Link {
+            w,
+            lines: rx,
+            tcp: None,
+        }
     }
 
     /// Send one command line (a `\n` is appended).

@@ -1,0 +1,186 @@
+//! v2 extensions: chunked LOAD with a bad chunk CRC, resume, UNLOAD; links: PTY, reconnects, baud.
+
+mod common;
+
+use common::{crc32, module, Link, Sim};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(5);
+
+fn chunk(l: &mut Link, data: &[u8], off: usize, len: usize, crc: u32) -> String {
+    l.send(&format!("CHUNK offset={off} size={len} crc32={crc:08x}"));
+    l.send_raw(&data[off..off + len]);
+    l.expect("CHUNK_")
+}
+
+#[test]
+fn chunked_load_with_bad_crc_and_resume() {
+    let sim = Sim::tcp(&[]);
+    let mut l = sim.connect();
+    l.expect("HELLO");
+    let fft = module("fft_bench");
+    let n = fft.len();
+    let head = format!(
+        "LOAD module_id=fft size={n} crc32={:08x} chunked=1",
+        crc32(&fft)
+    );
+    assert_eq!(
+        l.ask(&head, "LOAD_"),
+        format!(
+            "LOAD_READY module_id=fft size={n} crc32={:08x} chunk=4096 offset=0",
+            crc32(&fft)
+        )
+    );
+    let c = 700;
+    assert_eq!(
+        chunk(&mut l, &fft, 0, c, crc32(&fft[..c])),
+        format!("CHUNK_OK offset={c}")
+    );
+    // corrupted chunk: discarded, resend from the acked offset
+    assert_eq!(
+        chunk(&mut l, &fft, c, c, crc32(&fft[c..2 * c]) ^ 1),
+        format!("CHUNK_ERR code=BAD_CRC offset={c}")
+    );
+    // wrong offset
+    assert_eq!(
+        chunk(&mut l, &fft, 0, c, crc32(&fft[..c])),
+        format!("CHUNK_ERR code=BAD_OFFSET offset={c}")
+    );
+    assert_eq!(
+        chunk(&mut l, &fft, c, c, crc32(&fft[c..2 * c])),
+        format!("CHUNK_OK offset={}", 2 * c)
+    );
+    // the link "drops": STATUS still works meanwhile, then the upload resumes
+    assert!(l
+        .ask("STATUS", "STATUS_OK")
+        .starts_with("STATUS_OK modules=\"none\""));
+    assert_eq!(
+        l.ask(&format!("{head} resume=1"), "LOAD_"),
+        format!(
+            "LOAD_READY module_id=fft size={n} crc32={:08x} chunk=4096 offset={}",
+            crc32(&fft),
+            2 * c
+        )
+    );
+    let rest = n - 2 * c;
+    assert_eq!(
+        chunk(&mut l, &fft, 2 * c, rest, crc32(&fft[2 * c..])),
+        format!("CHUNK_OK offset={n}")
+    );
+    assert_eq!(l.line(), "LOAD_OK");
+    assert_eq!(
+        l.run(r#"START module_id=fft func=fft_bench args="i=1""#, T),
+        "RESULT status=OK module_id=fft func=fft_bench ret_i32=1536"
+    );
+    let st = l.ask("STATUS", "STATUS_OK");
+    assert!(
+        st.contains(&format!("fft:LOADED:wasm={n}:"))
+            && st.contains(&format!("crc32={:08x}", crc32(&fft))),
+        "{st}"
+    );
+}
+
+#[test]
+fn chunk_payload_timeout_keeps_the_upload() {
+    let sim = Sim::tcp(&[]);
+    let mut l = sim.connect();
+    l.expect("HELLO");
+    let m = module("math_ops");
+    let n = m.len();
+    l.ask(
+        &format!(
+            "LOAD module_id=m size={n} crc32={:08x} chunked=1",
+            crc32(&m)
+        ),
+        "LOAD_READY",
+    );
+    l.send(&format!("CHUNK offset=0 size={n} crc32={:08x}", crc32(&m)));
+    l.send_raw(&m[..10]);
+    assert_eq!(
+        l.expect_within("CHUNK_", Duration::from_secs(4)),
+        "CHUNK_ERR code=TIMEOUT offset=0"
+    );
+    assert_eq!(
+        chunk(&mut l, &m, 0, n, crc32(&m)),
+        format!("CHUNK_OK offset={n}")
+    );
+    assert_eq!(l.line(), "LOAD_OK");
+}
+
+#[test]
+fn unload_running_module_reports_forced_stop() {
+    let sim = Sim::tcp(&[]);
+    let mut l = sim.connect();
+    l.expect("HELLO");
+    l.load_ok("busy", &module("busy_loop"));
+    l.send("START module_id=busy");
+    assert_eq!(l.line(), "START_OK");
+    l.send("UNLOAD module_id=busy");
+    assert_eq!(
+        l.line(),
+        "RESULT status=STOPPED forced=1 module_id=busy func=app_main"
+    );
+    assert_eq!(l.line(), "UNLOAD_OK module_id=busy");
+    assert!(l
+        .ask("STATUS", "STATUS_OK")
+        .starts_with("STATUS_OK modules=\"none\""));
+    assert_eq!(
+        l.ask("START module_id=busy", "RESULT"),
+        "RESULT status=NO_MODULE"
+    );
+}
+
+#[test]
+fn pty_link() {
+    let sim = Sim::pty(&[]);
+    assert!(sim.endpoint.starts_with("/dev/pts/"), "{}", sim.endpoint);
+    let mut l = sim.open_pty();
+    assert!(l.expect("HELLO").contains("proto=2"));
+    l.load_ok("math", &module("math_ops"));
+    assert_eq!(
+        l.run(r#"START module_id=math func=add args="a=200,b=26""#, T),
+        "RESULT status=OK module_id=math func=add ret_i32=226"
+    );
+}
+
+#[test]
+fn reconnect_gets_hello_and_keeps_modules() {
+    let sim = Sim::tcp(&[]);
+    {
+        let mut l = sim.connect();
+        l.expect("HELLO");
+        l.load_ok("math", &module("math_ops"));
+        l.send_raw(b"STAT"); // a partial line dies with the connection
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut l = sim.connect();
+    assert!(l.expect("HELLO").starts_with("HELLO device_id=sim"));
+    l.send("US");
+    assert_eq!(l.line(), "ERROR code=UNKNOWN_COMMAND");
+    assert!(l.ask("STATUS", "STATUS_OK").contains("math:LOADED"));
+}
+
+#[test]
+fn baud_pacing_slows_uploads() {
+    let sim = Sim::tcp(&["--baud", "19200"]);
+    let mut l = sim.connect();
+    l.expect("HELLO");
+    let fft = module("fft_bench"); // ~2.3 KB: ~1.2 s at 1920 bytes/s
+    let t0 = Instant::now();
+    l.load_ok("fft", &fft);
+    let took = t0.elapsed();
+    let expected = Duration::from_secs_f64(fft.len() as f64 * 10.0 / 19200.0);
+    assert!(took >= expected, "{took:?} < {expected:?}");
+    assert!(took < expected * 3, "{took:?}");
+}
+
+#[test]
+fn sigterm_exits_cleanly_even_with_a_running_job() {
+    let mut sim = Sim::tcp(&[]);
+    let mut l = sim.connect();
+    l.expect("HELLO");
+    l.load_ok("busy", &module("busy_loop"));
+    l.send("START module_id=busy");
+    assert_eq!(l.line(), "START_OK");
+    assert_eq!(sim.terminate(), Some(0));
+}

@@ -12,6 +12,31 @@
 //! `std::time::Instant` from the caller, and deadlines are returned as `Instant`s; tests use a
 //! virtual clock (`base + Duration`), a tokio gateway converts with
 //! `tokio::time::Instant::{into_std, from_std}`.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use wasmbed_agent_proto::*;
+//!
+//! let t0 = Instant::now();
+//! let start = Start {
+//!     module_id: ModuleId::new("math_ops")?,
+//!     func: Some(FuncName::new("add")?),
+//!     args: Args::new(vec![200, 26])?,
+//! };
+//! let mut s = StartSession::new(t0, start, true, &Timeouts::default());
+//! let Some(Transmit::Line(cmd)) = s.poll_transmit() else { unreachable!() };
+//! assert_eq!(cmd.to_string(), r#"START module_id=math_ops func=add args="a0=200,a1=26""#);
+//!
+//! let mut decoder = Decoder::new();
+//! decoder.feed(b"START_OK\r\n[B] hello\nRESULT status=OK module_id=math_ops func=add ret_i32=226\n");
+//! for item in decoder.by_ref() {
+//!     s.handle_line(t0 + Duration::from_millis(5), item);
+//! }
+//! let out = s.outcome().unwrap().as_ref().unwrap();
+//! assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(226));
+//! assert!(matches!(s.poll_event(), Some(Event::Unsolicited(l)) if l.raw == "[B] hello"));
+//! # Ok::<(), InvalidField>(())
+//! ```
 
 pub mod crc;
 pub mod decoder;

@@ -20,7 +20,7 @@ pub struct StartOutcome {
 /// Waits `first_reply` for `START_OK`, an immediate `RESULT` (final: a RESULT before `START_OK`
 /// is the answer to this START, ok iff `status=OK`) or a reply `ERROR`. With `wait_result` it
 /// then waits `result` for the job's `RESULT`: ok iff `status=OK`, any other status is
-/// [`SessionError::Rejected`]. A RESULT whose `module_id` is another module's is an event, not
+/// [`SessionError::Rejected`](super::SessionError::Rejected). A RESULT whose `module_id` is another module's is an event, not
 /// ours; FW-A RESULTs carry no `module_id` and are accepted.
 #[derive(Debug)]
 pub struct StartSession {

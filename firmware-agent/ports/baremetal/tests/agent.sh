@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end test of the agent firmware on QEMU mps2-an386 over its UART
 # (TCP): INFO, LOAD (wasm and AOT from tools/wamrc), START, STATUS during a
-# job, STOP, a corrupted upload. Exits non-zero on any failed check.
+# job, STOP, a corrupted upload; then the threaded guarantees with the
+# modules/ examples: busy_loop force-stopped (interpreted and AOT) within the
+# grace period and the slot reusable after, two slots running at once, traps
+# reported as EXCEPTION (incl. a native stack overflow in AOT), fft_bench's
+# checksum equal interpreted and AOT. Exits non-zero on any failed check.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -28,15 +32,20 @@ wasm "$work/add.wasm" "$work/add.c"
 wasm "$work/sleeper.wasm" "$here/tests/sleeper.c"
 "$wamrc" --target=thumbv7em --cpu=cortex-m4 --target-abi=eabihf \
     -o "$work/add.aot" "$work/add.wasm" >/dev/null
+CLANG="$clang" "$repo/modules/build.sh" "$work/mods" >/dev/null
+for m in busy_loop toggle_n trap fft_bench; do
+    "$wamrc" --target=thumbv7em --cpu=cortex-m4 --target-abi=eabihf \
+        -o "$work/mods/$m.aot" "$work/mods/$m.wasm" >/dev/null
+done
 aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1/p')"
 
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
 
-"$here/qemu-run.sh" "$elf" "$work/port" 60 >"$work/qemu.out" 2>&1 &
+"$here/qemu-run.sh" "$elf" "$work/port" 150 >"$work/qemu.out" 2>&1 &
 qpid=$!
 for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 [ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
-coproc S { exec timeout 60 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
+coproc S { exec timeout 150 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
 
 fails=0
 last=""
@@ -96,6 +105,100 @@ load m2 "$work/add.wasm" 00000000
 expect LOAD_ 'LOAD_ERR code=BAD_CRC'
 load m2 "$work/add.wasm"
 expect LOAD_ '^LOAD_OK$'
+
+# ---- threaded guarantees ----
+grace_ms=1200      # the core's default STOP grace period
+# The forced RESULT must come by grace + slack. The slack is generous because
+# the guest clock (SysTick under QEMU TCG) falls behind the wall clock when
+# the host is loaded; an unstoppable loop still fails (no RESULT at all).
+stop_limit_ms="${STOP_LIMIT_MS:-3500}"
+now_ms() { date +%s%3N; }
+check() { # check <description> <command...>
+    local what="$1"; shift
+    if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; fails=$((fails + 1)); fi
+}
+# stop_busy <id> <func> <kind>: STATUS while it spins, STOP, forced RESULT in time
+stop_busy() {
+    local t0 t1
+    sleep 0.3
+    t0=$(now_ms)
+    send STATUS
+    expect STATUS_OK "$1:RUNNING:"
+    t1=$(now_ms)
+    check "$3: STATUS answered during a busy loop in $((t1 - t0)) ms" [ $((t1 - t0)) -lt 1000 ]
+    t0=$(now_ms)
+    send "STOP module_id=$1"
+    expect STOP_OK 'status=PENDING'
+    expect RESULT "^RESULT status=STOPPED forced=1 module_id=$1 func=$2\$"
+    t1=$(now_ms)
+    check "$3: busy loop stopped $((t1 - t0)) ms after STOP (grace $grace_ms ms, limit $stop_limit_ms ms)" \
+        [ $((t1 - t0)) -lt $stop_limit_ms ]
+}
+for kind in wasm aot; do
+    load m1 "$work/mods/busy_loop.$kind"
+    expect LOAD_ '^LOAD_OK$'
+    send 'START module_id=m1 func=busy_loop'
+    expect START_OK '^START_OK$'
+    stop_busy m1 busy_loop "$kind"
+    # the slot is reusable: the re-instantiated module runs (and stops) again
+    send 'START module_id=m1'
+    expect START_OK '^START_OK$'
+    stop_busy m1 app_main "$kind (restarted)"
+    send STATUS
+    expect STATUS_OK 'm1:LOADED:'
+done
+
+# two slots at once: toggle_n (wasm) completes while busy_loop (AOT) spins
+load m1 "$work/mods/toggle_n.wasm"
+expect LOAD_ '^LOAD_OK$'
+load m2 "$work/mods/busy_loop.aot"
+expect LOAD_ '^LOAD_OK$'
+send 'START module_id=m2 func=busy_loop'
+expect START_OK '^START_OK$'
+t_toggle=$(now_ms)
+send 'START module_id=m1 func=toggle_n args="n=2"'
+expect START_OK '^START_OK$'
+send STATUS
+expect STATUS_OK 'm1:RUNNING:.*m2:RUNNING:'
+expect RESULT '^RESULT status=OK module_id=m1 func=toggle_n ret_i32=2$'
+echo "info - toggle_n(2) (2000 guest ms) took $(($(now_ms) - t_toggle)) wall ms next to a busy loop"
+send STATUS
+expect STATUS_OK 'm1:LOADED:.*m2:RUNNING:.* led_toggles=[1-9]'
+load m1 "$work/add.wasm"
+expect LOAD_ '^LOAD_OK$'
+send 'START module_id=m1 func=add args="a=200,b=26"'
+expect START_OK '^START_OK$'
+expect RESULT '^RESULT status=OK module_id=m1 func=add ret_i32=226$'
+send 'STOP module_id=m2'
+expect STOP_OK 'status=PENDING'
+expect RESULT '^RESULT status=STOPPED forced=1 module_id=m2 func=busy_loop$'
+
+# traps are reported, interpreted and AOT; deep recursion hits a stack limit
+for kind in wasm aot; do
+    load m1 "$work/mods/trap.$kind"
+    expect LOAD_ '^LOAD_OK$'
+    send 'START module_id=m1 func=trap'
+    expect START_OK '^START_OK$'
+    expect RESULT '^RESULT status=EXCEPTION module_id=m1 func=trap msg="Exception: unreachable'
+    send 'START module_id=m1 func=deep args="d=10000000"'
+    expect START_OK '^START_OK$'
+    expect RESULT '^RESULT status=EXCEPTION module_id=m1 func=deep msg=".*stack overflow'
+    send 'START module_id=m1 func=deep args="d=10"'
+    expect START_OK '^START_OK$'
+    expect RESULT '^RESULT status=OK module_id=m1 func=deep ret_i32='
+done
+
+# fft_bench: the same checksum interpreted and AOT (1536 when the FFT is right)
+declare -A fft
+for kind in wasm aot; do
+    load m2 "$work/mods/fft_bench.$kind"
+    expect LOAD_ '^LOAD_OK$'
+    send 'START module_id=m2 func=fft_bench args="iters=2"'
+    expect START_OK '^START_OK$'
+    expect RESULT '^RESULT status=OK module_id=m2 func=fft_bench ret_i32=1536$'
+    fft[$kind]="${last##*ret_i32=}"
+done
+check "fft_bench checksum wasm=${fft[wasm]} aot=${fft[aot]} equal" [ "${fft[wasm]}" = "${fft[aot]}" ]
 
 if [ "$fails" -ne 0 ]; then
     echo "--- session ---"; cat "$work/session.log"

@@ -68,7 +68,7 @@ void agent_deinit(struct agent *a)
 	if (!a->wasm_ready)
 		return;
 	agent_lock(a);
-	agent_upload_discard(a);
+	agent_upload_park(a);
 	for (unsigned i = 0; i < a->cfg.slots; i++) {
 		struct agent_slot *s = &a->slots[i];
 		if (s->state == SLOT_RUNNING && agent_slot_kill(s) != 0)

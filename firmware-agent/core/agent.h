@@ -117,6 +117,7 @@ struct agent_slot {
 	uint8_t *buf;
 	uint32_t size;
 	uint32_t crc;
+	uint32_t acked; /* bytes of a (chunked) upload received and checked */
 	void *module;   /* wasm_module_t */
 	void *inst;     /* wasm_module_inst_t */
 	void *exec_env; /* wasm_exec_env_t */
@@ -157,21 +158,16 @@ struct agent_rx {
 	uint32_t chunk_max;
 };
 
-/** A module upload in progress (v1 or chunked). Private to the core. */
+/** The active module transfer (v1 or chunked); the data lives in its slot. Private. */
 struct agent_upload {
 	int state; /* enum agent_upload_state */
 	unsigned slot;
-	char id[AGENT_ID_MAX + 1];
-	uint8_t *buf;
-	uint32_t size, crc, acked;
-	bool chunked;
 	bool warn_victim;
 	char victim[AGENT_ID_MAX + 1];
 	uint32_t deadline;
-	uint32_t last_got;
-	/* the CHUNK being received */
+	/* progress of a CHUNK payload being received */
 	bool chunk_busy;
-	uint32_t chunk_off, chunk_len, chunk_crc;
+	uint32_t last_got;
 };
 
 /** The whole agent. Allocate it anywhere (static on MCUs); fields are private. */

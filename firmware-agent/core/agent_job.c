@@ -21,6 +21,15 @@ struct agent_slot *agent_slot_free_one(struct agent *a)
 	for (unsigned i = 0; i < a->cfg.slots; i++)
 		if (a->slots[i].state == SLOT_FREE)
 			return &a->slots[i];
+	/* no free slot: a parked partial upload gives way rather than wedging the board */
+	for (unsigned i = 0; i < a->cfg.slots; i++) {
+		struct agent_slot *s = &a->slots[i];
+		if (s->state == SLOT_PARTIAL && !(a->up.state != UP_NONE && a->up.slot == i)) {
+			agent_logf(a, "slot %u: dropping parked upload of %s", i, s->id);
+			agent_slot_unload(s);
+			return s;
+		}
+	}
 	return NULL;
 }
 
@@ -31,6 +40,7 @@ void agent_slot_unload(struct agent_slot *s)
 	s->buf = NULL;
 	s->size = 0;
 	s->crc = 0;
+	s->acked = 0;
 	s->id[0] = '\0';
 	s->func[0] = '\0';
 	s->stop_pending = false;

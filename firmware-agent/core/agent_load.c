@@ -1,4 +1,8 @@
-/* Module upload: v1 LOAD (raw payload), v2 chunked LOAD with resume, CHUNK, UNLOAD. */
+/*
+ * Module upload: v1 LOAD (raw payload), v2 chunked LOAD with resume, CHUNK, UNLOAD.
+ * The bytes of an upload live in its target slot (state SLOT_PARTIAL); `a->up` describes the one
+ * transfer in progress. A chunked upload that stalls is parked in its slot for `resume=1`.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,21 +13,28 @@ static bool id_valid(const char *id)
 	if (!*id)
 		return false;
 	for (; *id; id++)
-		if (*id <= ' ' || *id > '~' || *id == '"' || *id == ',' || *id == ':')
+		if (*id <= ' ' || *id > '~' || *id == '"' || *id == ',' || *id == ':' || *id == '=')
 			return false;
 	return true;
 }
 
-void agent_upload_discard(struct agent *a)
+void agent_upload_park(struct agent *a)
 {
-	struct agent_upload *up = &a->up;
-
-	if (up->state == UP_NONE)
+	if (a->up.state == UP_NONE)
 		return;
 	agent_rx_cancel_binary(a);
 	agent_rx_arm_chunks(a, NULL, 0);
-	agent_wasm_free(up->buf);
-	memset(up, 0, sizeof(*up));
+	memset(&a->up, 0, sizeof(a->up));
+}
+
+void agent_upload_fail(struct agent *a)
+{
+	unsigned slot = a->up.slot;
+	bool active = a->up.state != UP_NONE;
+
+	agent_upload_park(a);
+	if (active && a->slots[slot].state == SLOT_PARTIAL)
+		agent_slot_unload(&a->slots[slot]);
 }
 
 static void load_err(struct agent *a, const char *code, const char *msg)
@@ -34,7 +45,7 @@ static void load_err(struct agent *a, const char *code, const char *msg)
 		agent_sendf(a, "LOAD_ERR code=%s", code);
 }
 
-/* The whole module is in up->buf: check it, load it into the target slot, answer. */
+/* The whole module is in the slot: check it, load it, answer. */
 static void upload_finish(struct agent *a)
 {
 	static const char *const codes[] = {
@@ -42,43 +53,33 @@ static void upload_finish(struct agent *a)
 		[AGENT_WASM_INSTANTIATE_FAIL] = "INSTANTIATE_FAIL",
 		[AGENT_WASM_NO_EXEC_ENV] = "NO_EXEC_ENV",
 	};
-	struct agent_upload *up = &a->up;
-	struct agent_slot *s = &a->slots[up->slot];
-	uint32_t crc = agent_crc32(0, up->buf, up->size);
+	struct agent_slot *s = &a->slots[a->up.slot];
+	uint32_t crc = agent_crc32(0, s->buf, s->size);
 	char err[128], esc[400];
 	enum agent_wasm_err rc;
 
-	if (crc != up->crc) {
-		char msg[64];
-		snprintf(msg, sizeof(msg), "expected=%08lx got=%08lx", (unsigned long)up->crc,
+	if (crc != s->crc) {
+		snprintf(err, sizeof(err), "expected=%08lx got=%08lx", (unsigned long)s->crc,
 			 (unsigned long)crc);
-		load_err(a, "BAD_CRC", msg);
-		agent_upload_discard(a);
+		load_err(a, "BAD_CRC", err);
+		agent_upload_fail(a);
 		return;
 	}
-	/* the slot was freed when the LOAD began; it takes ownership of the buffer */
-	s->buf = up->buf;
-	s->size = up->size;
-	s->crc = up->crc;
-	strcpy(s->id, up->id);
 	rc = agent_wasm_load(s, err, sizeof(err));
 	if (rc != AGENT_WASM_OK) {
 		agent_escape(esc, sizeof(esc), err, strlen(err));
 		load_err(a, codes[rc], esc);
-		agent_logf(a, "load %s failed: %s", up->id, err);
-		agent_slot_unload(s); /* frees the buffer: the slot stays free */
-		up->buf = NULL;
-		agent_upload_discard(a);
+		agent_logf(a, "load %s failed: %s", s->id, err);
+		agent_upload_fail(a); /* the slot is free again */
 		return;
 	}
 	s->state = SLOT_LOADED;
 	agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id, (unsigned long)s->size);
-	if (up->warn_victim)
-		agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", up->victim);
+	if (a->up.warn_victim)
+		agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", a->up.victim);
 	else
 		agent_sendf(a, "LOAD_OK");
-	up->buf = NULL;
-	agent_upload_discard(a);
+	agent_upload_park(a);
 }
 
 /* Slot selection of FW-B1..B3; frees the chosen slot. NULL after answering LOAD_ERR. */
@@ -93,7 +94,7 @@ static struct agent_slot *load_pick_slot(struct agent *a, const char *id, bool r
 			load_err(a, "BUSY", "module running");
 			return NULL;
 		}
-		*warn = victim != NULL;
+		*warn = victim != NULL && s->state != SLOT_PARTIAL;
 	} else if (!(s = agent_slot_free_one(a))) {
 		if (!replace) {
 			load_err(a, "NO_SLOT", "MAX_MODULES reached");
@@ -123,29 +124,41 @@ static bool flag_set(const char *params, const char *key)
 	return agent_param_get(params, key, &p) && p.len > 0 && p.val[0] == '1';
 }
 
-static void send_ready(struct agent *a, const struct agent_param *crc_text)
-{
-	struct agent_upload *up = &a->up;
-
-	if (up->chunked)
-		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=%lu",
-			    up->id, (unsigned long)up->size, (int)crc_text->len, crc_text->val,
-			    (unsigned long)a->cfg.chunk_max, (unsigned long)up->acked);
-	else
-		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s", up->id,
-			    (unsigned long)up->size, (int)crc_text->len, crc_text->val);
-}
-
 static void chunks_rearm(struct agent *a)
 {
+	struct agent_slot *s = &a->slots[a->up.slot];
+	agent_rx_arm_chunks(a, s->buf + s->acked, s->size - s->acked);
+}
+
+/* Make `s` the active transfer and answer LOAD_READY. */
+static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bool warn,
+			 const char *victim, const struct agent_param *crc_text)
+{
 	struct agent_upload *up = &a->up;
-	agent_rx_arm_chunks(a, up->buf + up->acked, up->size - up->acked);
+
+	memset(up, 0, sizeof(*up));
+	up->state = chunked ? UP_CHUNKED : UP_V1;
+	up->slot = s->index;
+	up->warn_victim = warn;
+	if (warn)
+		strcpy(up->victim, victim);
+	if (chunked) {
+		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+		chunks_rearm(a);
+		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=%lu",
+			    s->id, (unsigned long)s->size, (int)crc_text->len, crc_text->val,
+			    (unsigned long)a->cfg.chunk_max, (unsigned long)s->acked);
+	} else {
+		up->deadline = agent_now(a) + a->cfg.load_timeout_ms;
+		agent_rx_arm_binary(a, s->buf, s->size); /* before LOAD_READY: the payload follows */
+		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s", s->id,
+			    (unsigned long)s->size, (int)crc_text->len, crc_text->val);
+	}
 }
 
 void agent_cmd_load(struct agent *a, const char *params)
 {
 	struct agent_param p_id, p_size, p_crc, p_victim;
-	struct agent_upload *up = &a->up;
 	char id[AGENT_ID_MAX + 1], victim[AGENT_ID_MAX + 1];
 	uint32_t size, crc;
 	bool replace, chunked, has_victim, warn;
@@ -181,64 +194,47 @@ void agent_cmd_load(struct agent *a, const char *params)
 	replace = flag_set(params, "replace");
 	chunked = flag_set(params, "chunked");
 
-	if (chunked && flag_set(params, "resume") && (up->state == UP_CHUNKED || up->state == UP_PARKED) &&
-	    strcmp(up->id, id) == 0 && up->size == size && up->crc == crc) {
-		up->state = UP_CHUNKED;
-		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
-		chunks_rearm(a);
-		send_ready(a, &p_crc);
+	agent_upload_park(a); /* a new LOAD ends the transfer in progress (kept for resume) */
+	s = agent_slot_find(a, id);
+	if (chunked && flag_set(params, "resume") && s && s->state == SLOT_PARTIAL &&
+	    s->size == size && s->crc == crc) {
+		upload_begin(a, s, true, false, NULL, &p_crc);
 		return;
 	}
-	agent_upload_discard(a);
-
 	if (!(s = load_pick_slot(a, id, replace, has_victim ? victim : NULL, &warn)))
 		return;
 	if (!(buf = agent_wasm_malloc(size))) {
 		agent_sendf(a, "LOAD_ERR code=NO_MEM");
 		return;
 	}
-	memset(up, 0, sizeof(*up));
-	up->state = chunked ? UP_CHUNKED : UP_V1;
-	up->slot = s->index;
-	strcpy(up->id, id);
-	up->buf = buf;
-	up->size = size;
-	up->crc = crc;
-	up->chunked = chunked;
-	up->warn_victim = warn;
-	if (warn)
-		strcpy(up->victim, victim);
-	if (chunked) {
-		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
-		chunks_rearm(a);
-	} else {
-		up->deadline = agent_now(a) + a->cfg.load_timeout_ms;
-		agent_rx_arm_binary(a, buf, size); /* before LOAD_READY: the payload follows it */
-	}
+	s->buf = buf;
+	s->size = size;
+	s->crc = crc;
+	s->acked = 0;
+	strcpy(s->id, id);
+	s->state = SLOT_PARTIAL;
 	agent_logf(a, "load %s: %lu bytes%s into slot %u", id, (unsigned long)size,
 		   chunked ? " chunked" : "", s->index);
-	send_ready(a, &p_crc);
+	upload_begin(a, s, chunked, warn, victim, &p_crc);
 }
 
 /* Re-arm for the next chunk before answering: the gateway sends it as soon as it reads the reply. */
 static void chunk_reply(struct agent *a, const char *code)
 {
-	struct agent_upload *up = &a->up;
+	struct agent_slot *s = &a->slots[a->up.slot];
 
-	if (up->state == UP_CHUNKED) {
-		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
-		chunks_rearm(a);
-	}
+	a->up.deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+	chunks_rearm(a);
 	if (code)
-		agent_sendf(a, "CHUNK_ERR code=%s offset=%lu", code, (unsigned long)up->acked);
+		agent_sendf(a, "CHUNK_ERR code=%s offset=%lu", code, (unsigned long)s->acked);
 	else
-		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up->acked);
+		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)s->acked);
 }
 
 /* Classifies one CHUNK; NULL when its bytes are good and stored at the acked offset. */
 static const char *chunk_check(struct agent *a, const char *params, uint32_t *len)
 {
-	struct agent_upload *up = &a->up;
+	struct agent_slot *s = &a->slots[a->up.slot];
 	struct agent_param p_off, p_size, p_crc;
 	uint32_t off, crc;
 	uint8_t flags = a->rx_flags;
@@ -249,90 +245,88 @@ static const char *chunk_check(struct agent *a, const char *params, uint32_t *le
 		return "BAD_PARAMS";
 	if (flags & AGENT_RXL_INCOMPLETE)
 		return "TIMEOUT";
-	if (!(flags & AGENT_RXL_CHUNK) || (uint64_t)off + *len > up->size)
-		return "BAD_SIZE";
-	if (off != up->acked || !(flags & AGENT_RXL_STORED))
+	/* n > C, o + n > N, a wrong offset, or bytes not stored: all BAD_OFFSET (bytes consumed) */
+	if (!(flags & AGENT_RXL_STORED) || off != s->acked || (uint64_t)off + *len > s->size)
 		return "BAD_OFFSET";
-	if (agent_crc32(0, up->buf + off, *len) != crc)
+	if (agent_crc32(0, s->buf + off, *len) != crc)
 		return "BAD_CRC";
 	return NULL;
 }
 
 void agent_cmd_chunk(struct agent *a, const char *params)
 {
-	struct agent_upload *up = &a->up;
+	struct agent_slot *s;
 	const char *err;
 	uint32_t n = 0;
 
-	if (up->state != UP_CHUNKED) {
+	if (a->up.state != UP_CHUNKED) {
 		agent_sendf(a, "CHUNK_ERR code=NO_UPLOAD offset=0");
 		return;
 	}
+	s = &a->slots[a->up.slot];
 	err = chunk_check(a, params, &n);
 	if (!err)
-		up->acked += n;
-	if (!err && up->acked == up->size) {
+		s->acked += n;
+	if (!err && s->acked == s->size) {
 		agent_rx_arm_chunks(a, NULL, 0);
-		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up->acked);
+		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)s->acked);
 		upload_finish(a);
 		return;
 	}
 	chunk_reply(a, err);
 }
 
+/* A CHUNK payload that stopped arriving: cancel it (its CHUNK line then answers TIMEOUT). */
+static uint32_t chunk_bytes_poll(struct agent *a, uint32_t got, uint32_t now)
+{
+	struct agent_upload *up = &a->up;
+
+	if (got != up->last_got || !up->chunk_busy) {
+		up->last_got = got;
+		up->chunk_busy = true;
+		a->chunk_idle_since = now;
+		up->deadline = now + a->cfg.chunk_wait_ms;
+	}
+	if (agent_time_diff(now, a->chunk_idle_since + a->cfg.chunk_timeout_ms) >= 0) {
+		agent_logf(a, "chunk payload timed out after %lu bytes", (unsigned long)got);
+		agent_rx_cancel_binary(a);
+		up->chunk_busy = false;
+		return 1;
+	}
+	return 20;
+}
+
 uint32_t agent_upload_poll(struct agent *a)
 {
 	struct agent_upload *up = &a->up;
 	uint32_t now = agent_now(a);
-	int32_t left;
 	bool done;
 	uint32_t got = agent_rx_binary_progress(a, &done);
+	int32_t left;
 
-	/* a CHUNK payload (with or without an upload) that stopped arriving */
-	if (up->state != UP_V1 && !done) {
-		if (got != up->last_got || !up->chunk_busy) {
-			up->last_got = got;
-			up->chunk_busy = true;
-			up->deadline = now + a->cfg.chunk_wait_ms;
-			a->chunk_idle_since = now;
-		}
-		if (agent_time_diff(now, a->chunk_idle_since + a->cfg.chunk_timeout_ms) >= 0) {
-			agent_logf(a, "chunk payload timed out after %lu bytes", (unsigned long)got);
-			agent_rx_cancel_binary(a);
-			up->chunk_busy = false;
-			up->last_got = 0;
-			return 1;
-		}
-		return 20;
-	}
+	if (up->state != UP_V1 && !done)
+		return chunk_bytes_poll(a, got, now);
 	up->chunk_busy = false;
 	up->last_got = 0;
-	if (up->state == UP_V1) {
-		if (done) {
-			upload_finish(a);
-			return UINT32_MAX;
-		}
-		left = -agent_time_diff(now, up->deadline);
-		if (left <= 0) {
-			agent_rx_cancel_binary(a);
-			load_err(a, "TIMEOUT", "binary payload not received");
-			agent_logf(a, "load %s: timeout after %lu of %lu bytes", up->id,
-				   (unsigned long)got, (unsigned long)up->size);
-			agent_upload_discard(a);
-			return UINT32_MAX;
-		}
-		return (uint32_t)left;
+	if (up->state == UP_NONE)
+		return UINT32_MAX;
+	if (up->state == UP_V1 && done) {
+		upload_finish(a);
+		return UINT32_MAX;
 	}
-	if (up->state == UP_CHUNKED) {
-		left = -agent_time_diff(now, up->deadline);
-		if (left <= 0) {
-			agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
-				    (unsigned long)up->acked);
-			up->state = UP_PARKED; /* kept for LOAD ... resume=1 */
-			agent_rx_arm_chunks(a, NULL, 0);
-			return UINT32_MAX;
-		}
+	left = -agent_time_diff(now, up->deadline);
+	if (left > 0)
 		return (uint32_t)left;
+	if (up->state == UP_V1) {
+		struct agent_slot *s = &a->slots[up->slot];
+		agent_logf(a, "load %s: timeout after %lu of %lu bytes", s->id, (unsigned long)got,
+			   (unsigned long)s->size);
+		load_err(a, "TIMEOUT", "binary payload not received");
+		agent_upload_fail(a);
+	} else {
+		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
+			    (unsigned long)a->slots[up->slot].acked);
+		agent_upload_park(a); /* kept for LOAD ... resume=1 */
 	}
 	return UINT32_MAX;
 }
@@ -348,11 +342,6 @@ void agent_cmd_unload(struct agent *a, const char *params)
 		return;
 	}
 	if (!agent_param_copy(&p, id, sizeof(id)) || !(s = agent_slot_find(a, id))) {
-		if (a->up.state != UP_NONE && strcmp(a->up.id, id) == 0) {
-			agent_upload_discard(a); /* a pending partial upload of that id */
-			agent_sendf(a, "UNLOAD_OK module_id=%s", id);
-			return;
-		}
 		agent_sendf(a, "UNLOAD_ERR code=NOT_FOUND module_id=%.*s", (int)p.len, p.val);
 		return;
 	}
@@ -364,6 +353,8 @@ void agent_cmd_unload(struct agent *a, const char *params)
 		agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
 			    s->func[0] ? s->func : "<unknown>");
 	}
+	if (a->up.state != UP_NONE && a->up.slot == s->index)
+		agent_upload_park(a);
 	agent_slot_unload(s);
 	agent_logf(a, "unloaded %s", id);
 	agent_sendf(a, "UNLOAD_OK module_id=%s", id);

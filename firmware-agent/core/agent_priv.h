@@ -7,8 +7,9 @@
 #define AGENT_FW_WAMR "2.4.3"
 #define AGENT_AOT_VERSION 6 /* WAMR 2.4.3 AOT_CURRENT_VERSION (core/config.h) */
 
-enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING };
-enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED, UP_PARKED };
+/* SLOT_PARTIAL: an upload in progress or parked for resume (buf/size/crc/acked valid, no instance) */
+enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING, SLOT_PARTIAL };
+enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED };
 
 /* RX line flags */
 #define AGENT_RXL_TOO_LONG 0x01u
@@ -69,7 +70,10 @@ void agent_cmd_info(struct agent *a, const char *params);
 void agent_cmd_hello(struct agent *a, const char *params);
 /* Upload deadlines and payload completion; returns ms until the next deadline. */
 uint32_t agent_upload_poll(struct agent *a);
-void agent_upload_discard(struct agent *a);
+/* End the active transfer (slot keeps its partial upload). */
+void agent_upload_park(struct agent *a);
+/* End the active transfer and free its slot. */
+void agent_upload_fail(struct agent *a);
 /* A CHUNK line reached the head of the queue while its payload is still arriving. */
 bool agent_chunk_pending(struct agent *a);
 

@@ -48,7 +48,7 @@ static void rx_start_chunk(struct agent_rx *rx, long size)
 	rx->bin_active = true;
 	rx->bin_len = (uint32_t)size;
 	rx->bin_got = 0;
-	if (rx->chunk_dst && (uint32_t)size <= rx->chunk_cap) {
+	if (rx->chunk_dst && (uint32_t)size <= rx->chunk_cap && (uint32_t)size <= rx->chunk_max) {
 		rx->bin_dst = rx->chunk_dst;
 		rx->bin_discard = false;
 	} else {
@@ -72,12 +72,12 @@ static void rx_line_done(struct agent *a)
 		return; /* blank line or the second half of \r\n */
 	} else {
 		chunk = agent_chunk_line_size(rx->cur, rx->cur_len);
-		if (chunk > 0 && (uint32_t)chunk <= rx->chunk_max) {
+		/* the announced bytes are always consumed, stored only if they fit the upload */
+		if (chunk > 0) {
 			flags = AGENT_RXL_CHUNK;
-			if (rx->chunk_dst && (uint32_t)chunk <= rx->chunk_cap)
+			if (rx->chunk_dst && (uint32_t)chunk <= rx->chunk_cap &&
+			    (uint32_t)chunk <= rx->chunk_max)
 				flags |= AGENT_RXL_STORED;
-		} else {
-			chunk = -1;
 		}
 	}
 	if (rx->q_count == AGENT_RXQ_DEPTH) {

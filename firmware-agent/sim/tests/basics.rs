@@ -21,7 +21,7 @@ fn hello_and_info() {
         "board=simtest",
         "wamr=2.4.3",
         "aot_arch=x86_64",
-        "aot_version=5",
+        "aot_version=6",
         "slots=3",
         "line_max=255",
         "stop=forced",

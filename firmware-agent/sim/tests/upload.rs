@@ -50,10 +50,20 @@ fn chunked_load_with_bad_crc_and_resume() {
         chunk(&mut l, &fft, c, c, crc32(&fft[c..2 * c])),
         format!("CHUNK_OK offset={}", 2 * c)
     );
-    // the link "drops": STATUS still works meanwhile, then the upload resumes
+    // a chunk larger than chunk= is consumed and refused
+    l.send(&format!("CHUNK offset={} size=5000 crc32=00000000", 2 * c));
+    l.send_raw(&[b'\n'; 5000]);
+    assert_eq!(
+        l.expect("CHUNK_"),
+        format!("CHUNK_ERR code=BAD_OFFSET offset={}", 2 * c)
+    );
+    // another LOAD meanwhile does not lose the partial upload
+    l.load_ok("math", &module("math_ops"));
     assert!(l
         .ask("STATUS", "STATUS_OK")
-        .starts_with("STATUS_OK modules=\"none\""));
+        .starts_with("STATUS_OK modules=\"math:LOADED"));
+    // the link "drops": STATUS still works meanwhile, then the upload resumes
+    assert!(!l.ask("STATUS", "STATUS_OK").contains("fft:"));
     assert_eq!(
         l.ask(&format!("{head} resume=1"), "LOAD_"),
         format!(

@@ -308,3 +308,226 @@ impl Client {
         self.call_body(req, src, 120).await
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A device scripted step by step by the test (the test *is* the device), over real TCP or an
+// in-memory duplex. A connection panics on drop if the gateway sent bytes the script never read.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// `INFO_OK` of a small v2 board.
+pub const INFO_V2: &str = "INFO_OK proto=2 board=fake fw=test wamr=2.4.3 aot_arch=x86_64 aot_cpu=generic aot_abi=gnu aot_version=6 slots=2 max_module=1048576 pool_total=2097152 pool_free=2097152 chunk_max=64 line_max=255 stop=forced natives=\"gpio_toggle:(),should_stop:()i,log:(ii)\"";
+/// An empty v2 `STATUS_OK`.
+pub const STATUS_V2_EMPTY: &str = "STATUS_OK modules=\"none\" low_stack=\"none\" wamr_total=131072 wamr_free=131072 wamr_used=0 wamr_highmark=0 rx_overflow=0 rx_too_long=0";
+/// An empty FW-B3 `STATUS_OK`.
+pub const STATUS_V1_EMPTY: &str = "STATUS_OK modules=\"none\" low_stack=\"none\" wamr_total=102400 wamr_free=102400 wamr_used=0 wamr_highmark=0";
+/// A FW-B3 banner with the v2 field.
+pub const HELLO_V2: &str = "HELLO device_id=fake rtos=posix runtime=WAMR fw_version=0.1.0 proto=2";
+
+const STEP: Duration = Duration::from_secs(10);
+
+/// One link as seen from the device side.
+pub struct Conn<S: AsyncRead + AsyncWrite + Unpin> {
+    r: BufReader<S>,
+    /// Byte-at-a-time writes (replies split into single bytes).
+    pub bytewise: bool,
+    check: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub fn new(s: S) -> Self {
+        Conn {
+            r: BufReader::new(s),
+            bytewise: false,
+            check: true,
+        }
+    }
+
+    /// The next command line from the gateway (without `\n`).
+    pub async fn line(&mut self) -> String {
+        let mut l = String::new();
+        let n = tokio::time::timeout(STEP, self.r.read_line(&mut l))
+            .await
+            .expect("the gateway sent a line in time")
+            .unwrap();
+        assert!(n > 0, "the gateway closed the link");
+        assert!(l.ends_with('\n'), "unterminated line {l:?}");
+        l.pop();
+        l
+    }
+
+    /// The next line, asserting its prefix.
+    pub async fn expect(&mut self, prefix: &str) -> String {
+        let l = self.line().await;
+        assert!(l.starts_with(prefix), "expected `{prefix}…`, got `{l}`");
+        l
+    }
+
+    /// Exactly `n` payload bytes.
+    pub async fn payload(&mut self, n: usize) -> Vec<u8> {
+        let mut b = vec![0; n];
+        tokio::time::timeout(STEP, self.r.read_exact(&mut b))
+            .await
+            .expect("payload in time")
+            .unwrap();
+        b
+    }
+
+    /// Writes raw bytes (one write per byte when `bytewise`).
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let w = self.r.get_mut();
+        if self.bytewise {
+            for b in bytes {
+                w.write_all(&[*b]).await.unwrap();
+                w.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        } else {
+            w.write_all(bytes).await.unwrap();
+            w.flush().await.unwrap();
+        }
+    }
+
+    /// Writes one line plus `\n`.
+    pub async fn say(&mut self, line: &str) {
+        self.send(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// Answers the gateway's connect-time INFO and STATUS as a v2 board.
+    pub async fn handshake_v2(&mut self) {
+        self.expect("INFO").await;
+        self.say(INFO_V2).await;
+        self.expect("STATUS").await;
+        self.say(STATUS_V2_EMPTY).await;
+    }
+
+    /// As legacy FW-B3: INFO is an unknown command.
+    pub async fn handshake_v1(&mut self) {
+        assert_eq!(self.line().await, "INFO");
+        self.say("ERROR code=UNKNOWN_COMMAND").await;
+        assert_eq!(self.line().await, "STATUS");
+        self.say(STATUS_V1_EMPTY).await;
+    }
+
+    /// Asserts the gateway sends nothing for `ms` milliseconds.
+    pub async fn quiet_for(&mut self, ms: u64) {
+        let mut l = String::new();
+        if let Ok(r) =
+            tokio::time::timeout(Duration::from_millis(ms), self.r.read_line(&mut l)).await
+        {
+            panic!("expected silence, the gateway sent {l:?} ({r:?})");
+        }
+    }
+
+    /// Closes the link without the unread-bytes check (a device dropping mid-transfer).
+    pub fn hang_up(mut self) {
+        self.check = false;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Drop for Conn<S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() || !self.check {
+            return;
+        }
+        let buffered = self.r.buffer().to_vec();
+        // Whatever is already in the stream counts too.
+        let mut more = [0u8; 256];
+        let mut rb = tokio::io::ReadBuf::new(&mut more);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let pending = match std::pin::Pin::new(self.r.get_mut()).poll_read(&mut cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => rb.filled().to_vec(),
+            _ => Vec::new(),
+        };
+        if !buffered.is_empty() || !pending.is_empty() {
+            panic!(
+                "fake device dropped with unread bytes from the gateway: {:?}",
+                String::from_utf8_lossy(&[buffered, pending].concat())
+            );
+        }
+    }
+}
+
+/// A TCP device endpoint whose connections the test scripts.
+pub struct ScriptedTcp {
+    listener: TcpListener,
+    pub port: u16,
+}
+
+impl ScriptedTcp {
+    pub async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        ScriptedTcp { listener, port }
+    }
+
+    /// `NAME=tcp:127.0.0.1:PORT`.
+    pub fn flag(&self, name: &str) -> String {
+        format!("{name}=tcp:127.0.0.1:{}", self.port)
+    }
+
+    /// The gateway's next connection.
+    pub async fn accept(&self) -> Conn<TcpStream> {
+        let (s, _) = tokio::time::timeout(STEP, self.listener.accept())
+            .await
+            .expect("the gateway connected in time")
+            .unwrap();
+        Conn::new(s)
+    }
+}
+
+/// A connector handing the gateway in-memory links; the device ends arrive on a channel.
+/// The first `fail` connects fail; every attempt's (virtual) time is recorded.
+pub struct DuplexConnector {
+    tx: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>,
+    fail: std::sync::atomic::AtomicU32,
+    pub attempts: Arc<Mutex<Vec<tokio::time::Instant>>>,
+}
+
+impl DuplexConnector {
+    pub fn new(
+        fail: u32,
+    ) -> (
+        Arc<Self>,
+        tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let c = DuplexConnector {
+            tx,
+            fail: fail.into(),
+            attempts: Arc::default(),
+        };
+        (Arc::new(c), rx)
+    }
+}
+
+impl wasmbed_gateway::link::Connector for DuplexConnector {
+    fn connect(&self) -> wasmbed_gateway::link::ConnectFuture {
+        use std::sync::atomic::Ordering;
+        self.attempts
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        let failing = self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let tx = self.tx.clone();
+        Box::pin(async move {
+            if failing {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "scripted connect failure",
+                ));
+            }
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            tx.send(theirs)
+                .map_err(|_| std::io::Error::other("test gone"))?;
+            Ok(Box::new(ours) as wasmbed_gateway::link::BoxLink)
+        })
+    }
+
+    fn describe(&self) -> String {
+        "duplex".into()
+    }
+}

@@ -1,0 +1,457 @@
+//! Faults the simulated board cannot produce on demand, against devices scripted step by step:
+//! split replies, a Renode telnet prefix, console text, silence, a link dropped mid-upload,
+//! reconnect backoff, a reboot mid-job, two hosts at once, legacy v1 firmware.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tokio::net::TcpStream;
+use wasmbed_gateway::device::{
+    spawn_device, DeviceError, DeviceOptions, Reply, Request, StartRequest,
+};
+
+fn start_req(module_id: &str, func: &str, args: Vec<i32>, wait: bool) -> Request {
+    Request::Start(StartRequest {
+        module_id: module_id.into(),
+        func: Some(func.into()),
+        args,
+        wait_result: wait,
+        result_timeout: Duration::from_secs(5),
+    })
+}
+
+/// Serves a chunked v2 LOAD of `wasm` as `module_id` (after the gateway's skip check STATUS).
+async fn serve_chunked_load(c: &mut Conn<TcpStream>, module_id: &str, wasm: &[u8]) {
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    let crc = format!("{:08x}", crc32fast::hash(wasm));
+    let load = c.line().await;
+    assert_eq!(
+        load,
+        format!(
+            "LOAD module_id={module_id} size={} crc32={crc} chunked=1",
+            wasm.len()
+        )
+    );
+    c.say(&format!(
+        "LOAD_READY module_id={module_id} size={} crc32={crc} chunk=64 offset=0",
+        wasm.len()
+    ))
+    .await;
+    let mut off = 0;
+    while off < wasm.len() {
+        let n = 64.min(wasm.len() - off);
+        let part = &wasm[off..off + n];
+        assert_eq!(
+            c.line().await,
+            format!(
+                "CHUNK offset={off} size={n} crc32={:08x}",
+                crc32fast::hash(part)
+            )
+        );
+        assert_eq!(c.payload(n).await, part);
+        off += n;
+        c.say(&format!("CHUNK_OK offset={off}")).await;
+    }
+    c.say("LOAD_OK").await;
+}
+
+#[tokio::test]
+async fn split_bytes_telnet_prefix_and_console_text() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("renode")]).await;
+    let mut c = dev.accept().await;
+    c.bytewise = true;
+    // Renode's telnet negotiation at connect, then every reply one byte per write, with
+    // console text between the replies.
+    c.send(&[
+        0xFF, 0xFD, 0x00, 0xFF, 0xFB, 0x01, 0xFF, 0xFB, 0x03, 0xFF, 0xFC, 0x22,
+    ])
+    .await;
+    assert_eq!(c.line().await, "INFO");
+    c.say("*** Booting Zephyr OS build v4.3.99 ***").await;
+    c.say(INFO_V2).await;
+    assert_eq!(c.line().await, "STATUS");
+    c.say(STATUS_V2_EMPTY).await;
+    wait_online(&gw, "renode").await;
+    let s = gw.devices[0].snapshot();
+    assert_eq!(s.proto, Some(2));
+    assert_eq!(s.board.as_deref(), Some("fake"));
+
+    let mut host = Client::connect(gw.addr).await;
+    let call = tokio::spawn(async move {
+        let a = host
+            .call(
+                json!({"op": "start", "device": "renode", "module_id": "math_ops",
+                         "func": "add", "args": [200, 26], "wait_result": true}),
+            )
+            .await;
+        (a, host)
+    });
+    assert_eq!(
+        c.line().await,
+        "START module_id=math_ops func=add args=\"a0=200,a1=26\""
+    );
+    c.say("START_OK").await;
+    c.say("LED ON (thread 0x20001000)").await;
+    c.say("RESULT status=OK module_id=math_ops func=add ret_i32=226")
+        .await;
+    let (a, mut host) = call.await.unwrap();
+    assert_eq!(a.ok()["ret"], 226, "{}", a.reply);
+    let logs = host.call(json!({"op": "logs", "device": "renode"})).await;
+    let lines: Vec<String> = logs.ok()["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "console")
+        .map(|e| e["line"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "*** Booting Zephyr OS build v4.3.99 ***",
+            "LED ON (thread 0x20001000)"
+        ]
+    );
+}
+
+/// Silence: every wait ends in a TIMEOUT naming the phase and the last line heard. Paused clock,
+/// in-memory link: the deadlines pass in virtual time.
+#[tokio::test(start_paused = true)]
+async fn silence_times_out_naming_phase_and_last_line() {
+    let (connector, mut links) = DuplexConnector::new(0);
+    let dev = spawn_device(DeviceOptions::new("d", connector));
+    let mut c = Conn::new(links.recv().await.unwrap());
+    c.handshake_v2().await;
+
+    // STATUS: console text, then nothing.
+    let d = dev.clone();
+    let t0 = tokio::time::Instant::now();
+    let h = tokio::spawn(async move { d.call(Request::Status, None).await });
+    c.expect("STATUS").await;
+    c.say("uart: rx overrun").await;
+    let out = h.await.unwrap();
+    assert_eq!(
+        out.result,
+        Err(DeviceError::Timeout {
+            phase: "waiting for STATUS_OK".into(),
+            last_line: Some("uart: rx overrun".into()),
+        })
+    );
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_millis(2100),
+        "{waited:?}"
+    );
+
+    // START with wait_result: START_OK, a console line, then the job never reports.
+    let d = dev.clone();
+    let t0 = tokio::time::Instant::now();
+    let h = tokio::spawn(async move { d.call(start_req("m", "f", vec![], true), None).await });
+    c.expect("START module_id=m func=f").await;
+    c.say("START_OK").await;
+    c.say("LED ON (thread 0x1)").await;
+    let out = h.await.unwrap();
+    let err = out.result.unwrap_err();
+    assert_eq!(
+        err,
+        DeviceError::Timeout {
+            phase: "waiting for RESULT".into(),
+            last_line: Some("LED ON (thread 0x1)".into()),
+        }
+    );
+    assert!(err.to_string().contains("LED ON (thread 0x1)"), "{err}");
+    assert!(t0.elapsed() >= Duration::from_secs(5));
+
+    // START: not even START_OK.
+    let d = dev.clone();
+    let h = tokio::spawn(async move { d.call(start_req("m", "f", vec![], false), None).await });
+    c.expect("START").await;
+    let err = h.await.unwrap().result.unwrap_err();
+    assert_eq!(
+        err,
+        DeviceError::Timeout {
+            phase: "waiting for START_OK/RESULT/ERROR".into(),
+            last_line: None,
+        }
+    );
+
+    // The device is still usable afterwards.
+    let d = dev.clone();
+    let h = tokio::spawn(async move { d.call(Request::Status, None).await });
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    assert!(matches!(h.await.unwrap().result, Ok(Reply::Status { .. })));
+}
+
+/// Silence through the host API: the JSON error carries the phase and the last line.
+#[tokio::test]
+async fn silence_through_the_api() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("d")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    let mut host = Client::connect(gw.addr).await;
+    let call = tokio::spawn(async move {
+        host.call(
+            json!({"op": "start", "device": "d", "module_id": "m", "func": "f",
+                         "wait_result": true, "result_timeout_ms": 300}),
+        )
+        .await
+    });
+    c.expect("START module_id=m func=f").await;
+    c.say("START_OK").await;
+    c.say("[A] hello").await;
+    let a = call.await.unwrap();
+    assert_eq!(a.err_code(), "TIMEOUT", "{}", a.reply);
+    let detail = &a.reply["error"]["detail"];
+    assert_eq!(detail["phase"], "waiting for RESULT");
+    assert_eq!(detail["last_line"], "[A] hello");
+    assert!(a.reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("[A] hello"));
+}
+
+/// Reconnects back off 200 ms, 400 ms, 800 ms…; commands while offline fail at once with
+/// DEVICE_OFFLINE; after a link loss the next connect is immediate.
+#[tokio::test(start_paused = true)]
+async fn reconnect_with_backoff() {
+    let (connector, mut links) = DuplexConnector::new(3);
+    let attempts = connector.attempts.clone();
+    let dev = spawn_device(DeviceOptions::new("d", connector));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let out = dev.call(Request::Status, None).await;
+    assert!(
+        matches!(&out.result, Err(DeviceError::Offline(m)) if m.contains("scripted connect failure")),
+        "{:?}",
+        out.result
+    );
+    let mut c = Conn::new(links.recv().await.unwrap());
+    let times = attempts.lock().unwrap().clone();
+    assert_eq!(times.len(), 4);
+    let gaps: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(gaps, [200, 400, 800]);
+    c.handshake_v2().await;
+    let d = dev.clone();
+    let h = tokio::spawn(async move { d.call(Request::Status, None).await });
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    assert!(h.await.unwrap().result.is_ok());
+    assert!(dev.snapshot().online);
+
+    // The device end goes away: offline, then an immediate reconnect.
+    let lost_at = tokio::time::Instant::now();
+    drop(c);
+    let mut c = Conn::new(links.recv().await.unwrap());
+    let times = attempts.lock().unwrap().clone();
+    assert_eq!(times.len(), 5);
+    assert!(times[4] - lost_at < Duration::from_millis(10));
+    c.handshake_v2().await;
+    let log = dev.log.since(0).0;
+    assert!(
+        log.iter().any(|e| e.line.starts_with("link down:")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn link_dropped_mid_upload_is_link_lost_and_recovers() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("d")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    let wasm = module_wasm("math_ops");
+    assert!(wasm.len() > 128);
+    let crc = format!("{:08x}", crc32fast::hash(&wasm));
+
+    let mut host = Client::connect(gw.addr).await;
+    let w = wasm.clone();
+    let call = tokio::spawn(async move {
+        let a = host.deploy("d", "math_ops", &w, json!({})).await;
+        (a, host)
+    });
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    c.expect("LOAD module_id=math_ops").await;
+    c.say(&format!(
+        "LOAD_READY module_id=math_ops size={} crc32={crc} chunk=64 offset=0",
+        wasm.len()
+    ))
+    .await;
+    c.expect("CHUNK offset=0 size=64").await;
+    c.payload(64).await;
+    c.say("CHUNK_OK offset=64").await;
+    c.expect("CHUNK offset=64 size=64").await;
+    c.payload(64).await;
+    c.hang_up(); // the cable is pulled
+    let (a, mut host) = call.await.unwrap();
+    assert_eq!(a.err_code(), "LINK_LOST", "{}", a.reply);
+    assert_eq!(a.reply["error"]["detail"]["phase"], "LOAD");
+    // Progress was reported for the acknowledged chunk.
+    assert!(a.events.iter().any(|e| e["done"] == 64), "{:?}", a.events);
+
+    // The link comes back by itself and the next commands work.
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    let w = wasm.clone();
+    let call = tokio::spawn(async move {
+        let a = host.deploy("d", "math_ops", &w, json!({})).await;
+        (a, host)
+    });
+    serve_chunked_load(&mut c, "math_ops", &wasm).await;
+    let (a, _host) = call.await.unwrap();
+    assert_eq!(a.ok()["line"], "LOAD_OK", "{}", a.reply);
+    assert_eq!(a.ok()["chunked"], true);
+}
+
+#[tokio::test]
+async fn reboot_mid_job_fails_the_job_and_rereads_state() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("d")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    let mut host = Client::connect(gw.addr).await;
+    let call = tokio::spawn(async move {
+        let a = host
+            .call(
+                json!({"op": "start", "device": "d", "module_id": "m", "func": "f",
+                         "wait_result": true}),
+            )
+            .await;
+        (a, host)
+    });
+    c.expect("START module_id=m func=f").await;
+    c.say("START_OK").await;
+    c.say(HELLO_V2).await;
+    // The gateway re-reads what the rebooted device is and holds.
+    c.handshake_v2().await;
+    let (a, mut host) = call.await.unwrap();
+    assert_eq!(a.err_code(), "LINK_LOST", "{}", a.reply);
+    let msg = a.reply["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("rebooted") && msg.contains("START"), "{msg}");
+    assert_eq!(a.reply["error"]["detail"]["line"], HELLO_V2);
+
+    // A HELLO between commands is noticed too.
+    c.say(HELLO_V2).await;
+    c.handshake_v2().await;
+
+    let call = tokio::spawn(async move { host.call(json!({"op": "status", "device": "d"})).await });
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    call.await.unwrap().ok();
+    let hellos = gw.devices[0]
+        .log
+        .since(0)
+        .0
+        .into_iter()
+        .filter(|e| e.line == HELLO_V2)
+        .count();
+    assert_eq!(hellos, 2);
+}
+
+#[tokio::test]
+async fn two_hosts_on_one_device_are_served_in_order() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("d")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    let addr = gw.addr;
+    let host = |module: &'static str, a: i32| {
+        tokio::spawn(async move {
+            let mut h = Client::connect(addr).await;
+            h.call(
+                json!({"op": "start", "device": "d", "module_id": module, "func": "add",
+                          "args": [a, 0], "wait_result": true}),
+            )
+            .await
+        })
+    };
+    let first = host("ma", 1);
+    assert_eq!(
+        c.line().await,
+        "START module_id=ma func=add args=\"a0=1,a1=0\""
+    );
+    let second = host("mb", 2);
+    // While the first job runs, nothing of the second reaches the device.
+    c.quiet_for(300).await;
+    c.say("START_OK").await;
+    c.say("RESULT status=OK module_id=ma func=add ret_i32=1")
+        .await;
+    assert_eq!(
+        c.line().await,
+        "START module_id=mb func=add args=\"a0=2,a1=0\""
+    );
+    c.say("START_OK").await;
+    c.say("RESULT status=OK module_id=mb func=add ret_i32=2")
+        .await;
+    let a = first.await.unwrap();
+    let b = second.await.unwrap();
+    assert_eq!(a.ok()["ret"], 1, "{}", a.reply);
+    assert_eq!(b.ok()["ret"], 2, "{}", b.reply);
+    assert!(a.ok()["line"].as_str().unwrap().contains("module_id=ma"));
+    assert!(b.ok()["line"].as_str().unwrap().contains("module_id=mb"));
+}
+
+#[tokio::test]
+async fn legacy_v1_firmware_gets_raw_load() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("nucleo")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v1().await;
+    wait_online(&gw, "nucleo").await;
+    let mut host = Client::connect(gw.addr).await;
+    let a = host.call(json!({"op": "devices"})).await;
+    assert_eq!(a.ok()["devices"][0]["proto"], 1, "{}", a.reply);
+    // `info` re-asks the device (INFO, falling back to v1, and STATUS).
+    let call = tokio::spawn(async move {
+        let a = host.call(json!({"op": "info", "device": "nucleo"})).await;
+        (a, host)
+    });
+    c.handshake_v1().await;
+    let (a, mut host) = call.await.unwrap();
+    assert_eq!(a.ok()["proto"], 1, "{}", a.reply);
+
+    let wasm = module_wasm("math_ops");
+    let crc = format!("{:08x}", crc32fast::hash(&wasm));
+    let w = wasm.clone();
+    let call = tokio::spawn(async move {
+        let a = host.deploy("nucleo", "math_ops", &w, json!({})).await;
+        (a, host)
+    });
+    c.expect("STATUS").await;
+    c.say(STATUS_V1_EMPTY).await;
+    assert_eq!(
+        c.line().await,
+        format!("LOAD module_id=math_ops size={} crc32={crc}", wasm.len())
+    );
+    c.say(&format!(
+        "LOAD_READY module_id=math_ops size={} crc32={crc}",
+        wasm.len()
+    ))
+    .await;
+    assert_eq!(c.payload(wasm.len()).await, wasm);
+    c.say("LOAD_OK").await;
+    let (a, mut host) = call.await.unwrap();
+    let r = a.ok();
+    assert_eq!(r["line"], "LOAD_OK", "{r}");
+    assert_eq!(r["chunked"], false);
+
+    // UNLOAD does not exist in v1: refused without a byte on the wire.
+    let a = host
+        .call(json!({"op": "unload", "device": "nucleo", "module_id": "math_ops"}))
+        .await;
+    assert_eq!(a.err_code(), "DEVICE_REJECTED", "{}", a.reply);
+    c.quiet_for(100).await;
+}

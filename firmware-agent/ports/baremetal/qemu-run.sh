@@ -20,6 +20,12 @@ qpid=""
 stop_qemu() {
     if [ -n "$qpid" ]; then
         pkill -KILL -P "$qpid" 2>/dev/null || true  # QEMU, child of timeout(1)
+        # timeout(1) reaps QEMU and exits; only if it lingers is it killed too
+        # (killing it first would leave QEMU a zombie under an init that may not reap).
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$qpid" 2>/dev/null || break
+            sleep 0.05
+        done
         kill -KILL "$qpid" 2>/dev/null || true
         wait "$qpid" 2>/dev/null || true
         qpid=""

@@ -455,3 +455,142 @@ async fn legacy_v1_firmware_gets_raw_load() {
     assert_eq!(a.err_code(), "DEVICE_REJECTED", "{}", a.reply);
     c.quiet_for(100).await;
 }
+
+/// A RESULT that arrives after START was answered completes that module's job record (status)
+/// and stays in the log; a reboot marks running jobs lost.
+#[tokio::test]
+async fn late_results_complete_the_job_record() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("d")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    let mut host = Client::connect(gw.addr).await;
+
+    let call = tokio::spawn(async move {
+        let a = host
+            .call(json!({"op": "start", "device": "d", "module_id": "slow", "func": "work"}))
+            .await;
+        (a, host)
+    });
+    c.expect("START module_id=slow func=work").await;
+    c.say("START_OK").await;
+    let (a, mut host) = call.await.unwrap();
+    assert_eq!(a.ok()["line"], "START_OK");
+
+    let running = "STATUS_OK modules=\"slow:RUNNING:wasm=100:stack_free=3000:crc32=00000001\" low_stack=\"none\" wamr_total=1 wamr_free=1 wamr_used=0 wamr_highmark=0 rx_overflow=0 rx_too_long=0";
+    let call = tokio::spawn(async move {
+        let a = host.call(json!({"op": "status", "device": "d"})).await;
+        (a, host)
+    });
+    c.expect("STATUS").await;
+    c.say(running).await;
+    let (a, mut host) = call.await.unwrap();
+    let job = &a.ok()["jobs"]["slow"];
+    assert_eq!(job["state"], "running", "{}", a.reply);
+    assert_eq!(job["func"], "work");
+    assert_eq!(job["result"], serde_json::Value::Null);
+
+    // The job ends while nobody is asking.
+    let result = "RESULT status=OK module_id=slow func=work ret_i32=7";
+    c.say(result).await;
+    let mut seq = None;
+    for _ in 0..100 {
+        if let Some(e) = gw.devices[0]
+            .log
+            .since(0)
+            .0
+            .into_iter()
+            .find(|e| e.line == result)
+        {
+            seq = Some(e.seq);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seq = seq.expect("late RESULT logged");
+    let call = tokio::spawn(async move {
+        let a = host.call(json!({"op": "status", "device": "d"})).await;
+        (a, host)
+    });
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    let (a, mut host) = call.await.unwrap();
+    let job = &a.ok()["jobs"]["slow"];
+    assert_eq!(job["state"], "done", "{}", a.reply);
+    assert_eq!(job["status"], "OK");
+    assert_eq!(job["result"], result);
+    assert_eq!(job["late"], true);
+    assert_eq!(job["log_seq"], seq);
+    assert!(job["duration_ms"].as_u64().is_some(), "{job}");
+    let logs = host.call(json!({"op": "logs", "device": "d"})).await;
+    assert!(logs.ok()["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["seq"] == seq && e["kind"] == "result" && e["line"] == result));
+
+    // A second job, then a reboot: it will never report.
+    let call = tokio::spawn(async move {
+        let a = host
+            .call(json!({"op": "start", "device": "d", "module_id": "slow", "func": "work"}))
+            .await;
+        (a, host)
+    });
+    c.expect("START").await;
+    c.say("START_OK").await;
+    let (_, mut host) = call.await.unwrap();
+    c.say(HELLO_V2).await;
+    c.handshake_v2().await;
+    let call = tokio::spawn(async move { host.call(json!({"op": "status", "device": "d"})).await });
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    let a = call.await.unwrap();
+    assert_eq!(a.ok()["jobs"]["slow"]["state"], "lost", "{}", a.reply);
+}
+
+/// `logs` with `follow` streams new lines and stops as soon as the host goes away.
+#[tokio::test]
+async fn log_follow_ends_when_the_host_disconnects() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("d")]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, "d").await;
+    c.say("before").await;
+    let log = gw.devices[0].log.clone();
+    for _ in 0..100 {
+        if log.since(0).0.iter().any(|e| e.line == "before") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut host = Client::connect(gw.addr).await;
+    let a = host
+        .call(json!({"op": "logs", "device": "d", "follow": true}))
+        .await;
+    let held: Vec<_> = a.ok()["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_str().unwrap().to_string())
+        .collect();
+    assert!(held.contains(&"before".to_string()), "{held:?}");
+    assert_eq!(log.followers(), 1);
+    c.say("LOG module_id=m msg=\"tick\"").await;
+    let ev = host.next(5).await.expect("a followed line");
+    assert_eq!(ev["event"], "log");
+    assert_eq!(ev["kind"], "log");
+    assert_eq!(ev["line"], "LOG module_id=m msg=\"tick\"");
+    assert_eq!(ev["device"], "d");
+
+    drop(host);
+    let t0 = std::time::Instant::now();
+    while log.followers() > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "the follower outlived its host"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -143,6 +143,12 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         e["line"],
         "RESULT status=OK module_id=math_ops func=sum_to_n ret_i32=55"
     );
+    let a = c.call(json!({"op": "status", "device": dev})).await;
+    let job = &a.ok()["jobs"]["math_ops"];
+    assert_eq!(job["state"], "done", "{}", a.reply);
+    assert_eq!(job["late"], true);
+    assert_eq!(job["log_seq"], e["seq"]);
+    assert_eq!(job["result"], e["line"]);
 
     // build_and_deploy from C source (uses wasmbed.h), then a cooperative stop
     let a = c

@@ -184,6 +184,8 @@ async fn serve_wasmbed(
         }
         let _ = w.shutdown().await;
     });
+    // Dropped when the host stops sending (EOF or error): `logs` follows end then.
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
     let reply_error = |id: Value, e: ApiError| json!({"id": id, "ok": false, "error": e.to_json()});
     if let Err(e) = gw.check_token(&first) {
         let _ = tx.send(reply_error(
@@ -191,13 +193,13 @@ async fn serve_wasmbed(
             e,
         ));
     } else {
-        wasmbed::handle(&gw, first, &mut reader, &tx).await;
+        wasmbed::handle(&gw, first, &mut reader, &tx, &open_rx).await;
         loop {
             match framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(Some(line)) => match parse_request(&line) {
-                    Ok(req) => wasmbed::handle(&gw, req, &mut reader, &tx).await,
+                    Ok(req) => wasmbed::handle(&gw, req, &mut reader, &tx, &open_rx).await,
                     Err(e) => {
                         let _ = tx.send(reply_error(Value::Null, e));
                     }
@@ -210,6 +212,8 @@ async fn serve_wasmbed(
             }
         }
     }
+    drop(open_tx);
+    drop(open_rx);
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }

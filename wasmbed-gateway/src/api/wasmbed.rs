@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncBufRead;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::ops::{DeploySpec, Latency, Payload};
 use super::{framing, ApiError, Gateway};
@@ -74,11 +74,12 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
     req: Map<String, Value>,
     reader: &mut R,
     out: &mpsc::UnboundedSender<Value>,
+    open: &watch::Receiver<()>,
 ) {
     let t0 = Instant::now();
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let mut lat = Latency::default();
-    let result = dispatch(gw, &req, &id, reader, out, &mut lat).await;
+    let result = dispatch(gw, &req, &id, reader, out, open, &mut lat).await;
     let latency = latency_json(&lat, t0.elapsed());
     let reply = match result {
         Ok(result) => json!({"id": id, "ok": true, "result": result, "latency": latency}),
@@ -93,6 +94,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
     id: &Value,
     reader: &mut R,
     out: &mpsc::UnboundedSender<Value>,
+    open: &watch::Receiver<()>,
     lat: &mut Latency,
 ) -> Result<Value, ApiError> {
     let op = req_str(req, "op")?;
@@ -126,6 +128,13 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             Reply::Status { line, parsed } => {
                 let mut v = parsed;
                 v["line"] = line.into();
+                let jobs: Map<String, Value> = dev
+                    .snapshot()
+                    .jobs
+                    .iter()
+                    .map(|(id, j)| (id.clone(), j.to_json()))
+                    .collect();
+                v["jobs"] = Value::Object(jobs);
                 Ok(v)
             }
             other => Ok(json!(other)),
@@ -279,9 +288,16 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 let out = out.clone();
                 let id = id.clone();
                 let name = dev.name.clone();
+                let mut open = open.clone();
                 tokio::spawn(async move {
                     loop {
-                        match rx.recv().await {
+                        let next = tokio::select! {
+                            // The host stopped sending or its connection broke.
+                            _ = open.changed() => break,
+                            _ = out.closed() => break,
+                            next = rx.recv() => next,
+                        };
+                        match next {
                             Ok(e) if e.seq <= last => continue,
                             Ok(e) => {
                                 let ev = json!({"id": id, "event": "log", "seq": e.seq, "device": name, "line": e.line, "kind": e.kind});
@@ -289,7 +305,13 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                                     break;
                                 }
                             }
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                let ev = json!({"id": id, "event": "log", "seq": null, "device": name,
+                                                "line": format!("{n} log lines skipped (host too slow)"), "kind": "gateway"});
+                                if out.send(ev).is_err() {
+                                    break;
+                                }
+                            }
                             Err(_) => break,
                         }
                     }

@@ -70,6 +70,11 @@ impl DeviceLog {
         g.1
     }
 
+    /// How many followers are subscribed right now.
+    pub fn followers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Entries with `seq >= since` still held, and a subscription for later ones.
     pub fn since(&self, since: u64) -> (Vec<LogEntry>, broadcast::Receiver<LogEntry>) {
         let g = self.inner.lock().expect("log lock");

@@ -203,6 +203,59 @@ pub struct DeviceState {
     pub aot: Option<AotTarget>,
     /// INFO as JSON.
     pub info: Option<serde_json::Value>,
+    /// The last job of each module the gateway started, by module id.
+    pub jobs: std::collections::BTreeMap<String, JobRecord>,
+}
+
+/// What the gateway knows of a module's last job (START through its RESULT, which may come
+/// long after the START request was answered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRecord {
+    /// The function started (`None`: the device default `app_main`).
+    pub func: Option<String>,
+    /// `running`, `done`, or `lost` (the device rebooted or the link dropped while it ran).
+    pub state: JobState,
+    /// The RESULT status (`OK`, `EXCEPTION`, `STOPPED`, ...), once heard.
+    pub status: Option<String>,
+    /// The RESULT line, once heard.
+    pub result: Option<String>,
+    /// True when the RESULT arrived after the START request had been answered.
+    pub late: bool,
+    /// Sequence number of the RESULT in the device log, for a late RESULT.
+    pub log_seq: Option<u64>,
+    /// When START was answered.
+    #[serde(skip)]
+    pub started: Option<Instant>,
+    /// When the job ended (RESULT heard or lost).
+    #[serde(skip)]
+    pub ended: Option<Instant>,
+}
+
+/// State of a [`JobRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Started, no RESULT yet.
+    Running,
+    /// Its RESULT was heard.
+    Done,
+    /// The device rebooted while it ran: no RESULT will come.
+    Lost,
+}
+
+impl JobRecord {
+    /// As JSON, with the job's age and duration in milliseconds.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("job record serializes");
+        let ms = |d: Duration| d.as_millis() as u64;
+        v["started_ms_ago"] = self.started.map(|t| ms(t.elapsed())).into();
+        v["duration_ms"] = match (self.started, self.ended) {
+            (Some(s), Some(e)) => Some(ms(e.saturating_duration_since(s))),
+            _ => None,
+        }
+        .into();
+        v
+    }
 }
 
 pub(crate) struct Job {

@@ -14,11 +14,13 @@ use wasmbed_agent_proto::session::{
     StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
 };
 use wasmbed_agent_proto::{
-    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, Start, StatusOk,
+    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultStatus,
+    RunResult, SlotState, Start, StatusOk,
 };
 
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, LogKind, Outcome, Reply, Request,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobState, LogKind, Outcome,
+    Reply, Request,
 };
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
@@ -319,10 +321,71 @@ impl DeviceTask {
             Modules::Text(_) => None,
         };
         self.set_state(|s| {
+            // A job thought lost (a HELLO on reconnect) that the device still runs is running.
+            if let Modules::Slots(v) = &st.modules {
+                for m in v.iter().filter(|m| m.state == SlotState::Running) {
+                    if let Some(j) = s.jobs.get_mut(&m.module_id) {
+                        if j.state == JobState::Lost {
+                            j.state = JobState::Running;
+                            j.ended = None;
+                        }
+                    }
+                }
+            }
             s.slots_used = used;
             if s.slots_total.is_none() && s.proto == Some(1) {
                 s.slots_total = Some(2);
             }
+        });
+    }
+
+    /// Records a started job (START answered, RESULT still to come).
+    fn record_started(&self, module_id: &str, func: Option<String>) {
+        self.set_state(|s| {
+            s.jobs.insert(
+                module_id.to_string(),
+                JobRecord {
+                    func,
+                    state: JobState::Running,
+                    status: None,
+                    result: None,
+                    late: false,
+                    log_seq: None,
+                    started: Some(std::time::Instant::now()),
+                    ended: None,
+                },
+            );
+        });
+    }
+
+    /// Attaches a RESULT to its module's job: by `module_id`, or (FW-A, no id) to the only
+    /// running job. `log_seq` is set for a RESULT that came unasked (late).
+    fn record_result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
+        self.set_state(|s| {
+            let key = match &r.module_id {
+                Some(id) => Some(id.clone()),
+                None => {
+                    let mut running = s.jobs.iter().filter(|(_, j)| j.state == JobState::Running);
+                    match (running.next(), running.next()) {
+                        (Some((id, _)), None) => Some(id.clone()),
+                        _ => None,
+                    }
+                }
+            };
+            let Some(job) = key.and_then(|k| s.jobs.get_mut(&k)) else {
+                return;
+            };
+            // Only a job still waiting takes a late RESULT (not a duplicate, not an
+            // immediate refusal of another START).
+            if log_seq.is_some() && job.state != JobState::Running {
+                return;
+            }
+            job.state = JobState::Done;
+            job.status = Some(r.status.to_string());
+            job.result = Some(raw.to_string());
+            job.late = log_seq.is_some();
+            job.log_seq = log_seq;
+            job.ended = Some(std::time::Instant::now());
         });
     }
 
@@ -336,6 +399,13 @@ impl DeviceTask {
                         self.set_state(|s| {
                             s.board.get_or_insert(board);
                             s.firmware.get_or_insert(fw);
+                            // A rebooted device forgot its jobs: none of them will report.
+                            for j in s.jobs.values_mut() {
+                                if j.state == JobState::Running {
+                                    j.state = JobState::Lost;
+                                    j.ended = Some(std::time::Instant::now());
+                                }
+                            }
                         });
                         LogKind::Hello
                     }
@@ -343,7 +413,10 @@ impl DeviceTask {
                     AgentLine::Result(_) => LogKind::Result,
                     _ => LogKind::Console,
                 };
-                self.log.push(kind, line.raw);
+                let seq = self.log.push(kind, line.raw.clone());
+                if let AgentLine::Result(r) = &line.msg {
+                    self.record_result(r, &line.raw, Some(seq));
+                }
             }
             Event::LineTooLong { len, head } => {
                 self.log.push(
@@ -510,6 +583,30 @@ impl DeviceTask {
                 t.result = s.result_timeout;
                 let session = StartSession::new(now_std(), start, s.wait_result, &t);
                 let (r, d) = self.drive(link, session, None, true).await?;
+                match &r {
+                    Ok(o) => {
+                        self.record_started(&s.module_id, s.func.clone());
+                        if let (Some(res), AgentLine::Result(_)) = (&o.result, &o.line.msg) {
+                            self.record_result(res, &o.line.raw, None);
+                        }
+                    }
+                    Err(SessionError::Rejected { line }) => {
+                        if let AgentLine::Result(res) = &line.msg {
+                            // A RESULT after START_OK (trap, stop) ends the job; an immediate
+                            // refusal (NO_MODULE, BUSY) never started one.
+                            if matches!(
+                                res.status,
+                                ResultStatus::Exception
+                                    | ResultStatus::Stopped
+                                    | ResultStatus::NoExecEnv
+                            ) {
+                                self.record_started(&s.module_id, s.func.clone());
+                                self.record_result(res, &line.raw, None);
+                            }
+                        }
+                    }
+                    Err(_) => {}
+                }
                 let r = r.map_err(session_error).map(|o| {
                     let status = o.result.as_ref().map(|r| r.status.to_string());
                     Reply::Started {
@@ -532,6 +629,11 @@ impl DeviceTask {
                 t.result = s.result_timeout;
                 let session = StopSession::new(now_std(), ModuleRef { module_id }, &t);
                 let (r, d) = self.drive(link, session, None, false).await?;
+                if let Ok(o) = &r {
+                    if let Some(res) = &o.result {
+                        self.record_result(res, &o.line.raw, None);
+                    }
+                }
                 let r = r.map_err(session_error).map(|o| {
                     let status = match (&o.result, &o.status) {
                         (Some(r), _) => r.status.to_string(),
@@ -560,8 +662,14 @@ impl DeviceTask {
                         Duration::ZERO,
                     ));
                 }
+                let id = module_id.to_string();
                 let session = UnloadSession::new(now_std(), ModuleRef { module_id }, &t);
                 let (r, d) = self.drive(link, session, None, false).await?;
+                if r.is_ok() {
+                    self.set_state(|s| {
+                        s.jobs.remove(&id);
+                    });
+                }
                 Ok((
                     r.map_err(session_error).map(|o| Reply::Unloaded {
                         line: o.line.raw.clone(),

@@ -211,3 +211,47 @@ fn every_module_loads() {
         );
     }
 }
+
+#[test]
+fn stdio_link_and_exit_on_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbed-agent-sim"))
+        .args(["--board", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"INFO\n").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let hello = rx.recv_timeout(T).unwrap();
+    assert!(
+        hello.starts_with("HELLO device_id=stdio rtos=posix"),
+        "{hello}"
+    );
+    assert!(rx
+        .recv_timeout(T)
+        .unwrap()
+        .starts_with("INFO_OK proto=2 board=stdio"));
+    drop(stdin); // EOF: the board exits cleanly
+    let deadline = std::time::Instant::now() + T;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sim did not exit on EOF"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

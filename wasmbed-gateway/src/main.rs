@@ -25,9 +25,9 @@ struct Cli {
     /// Start the simulated board as device `sim`.
     #[arg(long)]
     sim: bool,
-    /// With --sim: reach the simulated board over a pseudo-terminal at 115200 baud (the serial
-    /// port path) instead of TCP.
-    #[arg(long, requires = "sim")]
+    /// Like --sim, but reach the simulated board over a pseudo-terminal at 115200 baud (the
+    /// serial-port path) instead of TCP.
+    #[arg(long)]
     sim_pty: bool,
 }
 
@@ -63,7 +63,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if cli.token_file.is_some() {
         cfg.token_file = cli.token_file;
     }
-    cfg.sim |= cli.sim;
+    cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;
     println!("listening on {}", running.addr);

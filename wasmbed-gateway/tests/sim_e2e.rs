@@ -52,6 +52,11 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
     assert_eq!(d["slots_total"], 2, "{d}");
     let a = c.call(json!({"op": "info", "device": dev})).await;
     let info = a.ok();
+    assert!(
+        a.reply["latency"]["device_ms"].as_f64().unwrap() > 0.0,
+        "{}",
+        a.reply
+    );
     assert_eq!(info["proto"], 2);
     assert_eq!(info["aot_arch"], "x86_64");
     assert!(

@@ -551,6 +551,7 @@ impl DeviceTask {
         let t = self.opts.timeouts.clone();
         match request {
             Request::Info => {
+                let t0 = Instant::now();
                 self.refresh(link)
                     .await
                     .map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
@@ -558,7 +559,7 @@ impl DeviceTask {
                 Ok((
                     info.map(Reply::Info)
                         .ok_or_else(|| DeviceError::Unsupported("no INFO".into())),
-                    Duration::ZERO,
+                    t0.elapsed(),
                 ))
             }
             Request::Status => {

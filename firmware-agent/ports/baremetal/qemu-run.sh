@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run a firmware ELF on QEMU mps2-an386 with UART0 on a TCP server socket.
-#   qemu-run.sh ELF PORTFILE [TIMEOUT_S]
+# Run a firmware ELF on QEMU mps2-an386 (or BOARD=netduinoplus2) with the
+# console UART on a TCP server socket.
+#   [BOARD=netduinoplus2] qemu-run.sh ELF PORTFILE [TIMEOUT_S]
 # Picks a free 127.0.0.1 port (retrying if taken), writes it to PORTFILE once
 # QEMU listens, and waits (QEMU's wait=on) for a client. Exits with the
 # firmware's semihosting exit code, or 124 on timeout (QEMU killed by
@@ -11,6 +12,11 @@ elf="$1"
 portfile="$2"
 limit="${3:-60}"
 qemu="${QEMU:-qemu-system-arm}"
+case "${BOARD:-mps2-an386}" in
+mps2-an386) machine=(-M mps2-an386 -m 16M) ;; # 16M is the only size it accepts
+netduinoplus2) machine=(-M netduinoplus2) ;;
+*) echo "qemu-run.sh: BOARD must be mps2-an386 or netduinoplus2" >&2; exit 2 ;;
+esac
 
 [ -f "$elf" ] || { echo "qemu-run.sh: no such ELF: $elf" >&2; exit 2; }
 rm -f "$portfile"
@@ -42,7 +48,7 @@ for _attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 30000))
     listening "$port" && continue
     # timeout(1) is the hard limit: it KILLs QEMU, only that process.
-    timeout --signal=KILL "$limit" "$qemu" -M mps2-an386 -m 16M -nographic -monitor none \
+    timeout --signal=KILL "$limit" "$qemu" "${machine[@]}" -nographic -monitor none \
         -semihosting-config enable=on,target=native \
         -serial "tcp:127.0.0.1:$port,server=on,wait=on,nodelay=on" \
         -kernel "$elf" >"$log" 2>&1 &

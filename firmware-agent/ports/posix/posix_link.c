@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include "posix_port.h"
 
 #define RX_BUF 4096
+/* A peer that reads nothing for this long loses output, like a UART nobody listens to. */
+#define TX_STALL_MS 1000
 
 void posix_link_pace(struct posix_port *p, size_t n)
 {
@@ -44,8 +47,18 @@ void posix_link_write(struct posix_port *p, const char *buf, size_t len)
 			ssize_t n = write(p->out_fd, buf + off, len - off);
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				struct pollfd pfd = { .fd = p->out_fd, .events = POLLOUT };
+				if (!p->tx_stalled && poll(&pfd, 1, TX_STALL_MS) > 0)
+					continue;
+				if (!p->tx_stalled)
+					posix_log(p, "link stalled: dropping output until the peer reads");
+				p->tx_stalled = true;
+				break;
+			}
 			if (n <= 0)
 				break; /* client gone: the line is lost like on a real UART */
+			p->tx_stalled = false;
 			off += (size_t)n;
 		}
 	}
@@ -53,10 +66,18 @@ void posix_link_write(struct posix_port *p, const char *buf, size_t len)
 	posix_link_pace(p, len);
 }
 
+static void set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 static void set_out(struct posix_port *p, int fd)
 {
 	pthread_mutex_lock(&p->out_lock);
 	p->out_fd = fd;
+	p->tx_stalled = false;
 	pthread_mutex_unlock(&p->out_lock);
 }
 
@@ -72,6 +93,11 @@ static void pump(struct posix_port *p, int fd)
 		ssize_t n = read(fd, buf, step);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			poll(&pfd, 1, -1);
+			continue;
+		}
 		if (n <= 0)
 			return;
 		posix_link_pace(p, (size_t)n);
@@ -110,6 +136,7 @@ static void *tcp_reader(void *arg)
 			return NULL;
 		}
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		set_nonblocking(cfd);
 		posix_log(p, "client connected");
 		pthread_mutex_lock(&p->rx_lock);
 		agent_rx_reset(&p->agent);
@@ -201,6 +228,7 @@ static int pty_start(struct posix_port *p, pthread_t *th)
 	tcsetattr(slave, TCSANOW, &tio);
 	printf("pty %s\n", name);
 	fflush(stdout);
+	set_nonblocking(master);
 	p->out_fd = master;
 	agent_hello(&p->agent);
 	return -pthread_create(th, NULL, pty_reader, p);

@@ -37,6 +37,7 @@ struct posix_port {
 	pthread_mutex_t rx_lock; /* held around agent_rx() */
 	pthread_mutex_t out_lock;
 	int out_fd; /* current link for output, -1 when no client */
+	bool tx_stalled; /* the peer stopped reading: output is dropped until it reads again */
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake_cond;
 	bool woken;

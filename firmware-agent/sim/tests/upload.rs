@@ -194,3 +194,27 @@ fn sigterm_exits_cleanly_even_with_a_running_job() {
     assert_eq!(l.line(), "START_OK");
     assert_eq!(sim.terminate(), Some(0));
 }
+
+#[test]
+fn a_peer_that_stops_reading_does_not_wedge_the_board() {
+    use std::io::Write;
+    let sim = Sim::pty(&[]);
+    // a writer that never reads: ~500 KB of STATUS_OK replies pile up in a ~4 KB tty buffer
+    let mut raw = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sim.endpoint)
+        .unwrap();
+    for _ in 0..50 {
+        raw.write_all("STATUS\n".repeat(50).as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // a reader appears: after draining the backlog the board answers promptly (no deadlock,
+    // no crash; output written while nobody read was dropped after a 1 s stall)
+    let mut l = sim.open_pty();
+    while l.try_line(Duration::from_millis(500)).is_some() {}
+    let t0 = Instant::now();
+    l.send("INFO");
+    assert!(l.expect("INFO_OK").starts_with("INFO_OK proto=2"));
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    drop(raw);
+}

@@ -29,28 +29,36 @@
 #include "kern.h"
 
 #define SLOTS 2
-#define POOL_BYTES (1024u * 1024u)
-#define CMD_STACK_BYTES (16u * 1024u)
-#define WORKER_STACK_BYTES (24u * 1024u)
+/* Memory budget; CMakeLists.txt sets smaller ones for boards with less RAM. */
+#ifndef AGENT_POOL_BYTES
+#define AGENT_POOL_BYTES (1024u * 1024u)
+#endif
+#ifndef AGENT_CMD_STACK_BYTES
+#define AGENT_CMD_STACK_BYTES (16u * 1024u)
+#endif
+#ifndef AGENT_WORKER_STACK_BYTES
+#define AGENT_WORKER_STACK_BYTES (24u * 1024u)
+#endif
+#ifndef AGENT_WASM_STACK_BYTES
+#define AGENT_WASM_STACK_BYTES 0 /* the core's default (16 KiB) */
+#endif
 #define PRIO_CMD 2
 #define PRIO_WORKER 1
 /* How long a forced stop waits for a worker to release its locks. */
 #define ABORT_WAIT_MS 2000u
-/* FPGA IO LED register of the MPS2 images (bit 0 = LED0). */
-#define FPGAIO_LED (*(volatile uint32_t *)0x40028000u)
 
 struct port_worker {
 	struct kern_thread thread;
 	struct kern_sem job;
 	unsigned slot;
-	uint64_t stack[WORKER_STACK_BYTES / 8];
 };
 
-static __attribute__((aligned(8))) uint8_t wamr_pool[POOL_BYTES];
+static __attribute__((aligned(8))) uint8_t wamr_pool[AGENT_POOL_BYTES];
 static struct agent agent;
 static struct port_worker workers[SLOTS];
+static uint64_t worker_stacks[SLOTS][AGENT_WORKER_STACK_BYTES / 8] BOARD_CPU_ONLY_BSS;
 static struct kern_thread cmd_thread;
-static uint64_t cmd_stack[CMD_STACK_BYTES / 8];
+static uint64_t cmd_stack[AGENT_CMD_STACK_BYTES / 8] BOARD_CPU_ONLY_BSS;
 static struct kern_sem cmd_wake;
 static struct kern_mutex core_lock;
 static struct kern_mutex rx_lock;
@@ -73,7 +81,7 @@ static void
 port_led_set(void *ctx, int on)
 {
 	(void)ctx;
-	FPGAIO_LED = on ? 1u : 0u;
+	board_led_set(on);
 }
 
 static void
@@ -217,10 +225,10 @@ static void
 cmd_main(void *arg)
 {
 	static const struct agent_config cfg = {
-		.board = "mps2-an386",
+		.board = BOARD_NAME,
 		.rtos = "baremetal",
 		.fw_version = "2.0.0",
-		.fw_build = "baremetal-mps2-an386",
+		.fw_build = "baremetal-" BOARD_NAME,
 		.aot_arch = "thumbv7em",
 		.aot_cpu = "cortex-m4",
 		.aot_abi = "eabihf",
@@ -228,6 +236,7 @@ cmd_main(void *arg)
 		.slots = SLOTS,
 		.pool = wamr_pool,
 		.pool_size = sizeof(wamr_pool),
+		.wasm_stack = AGENT_WASM_STACK_BYTES,
 	};
 	uint32_t next;
 
@@ -256,7 +265,7 @@ main(void)
 		w->slot = i;
 		kern_sem_init(&w->job, 0, 1);
 		if (kern_thread_create(&w->thread, names[i], PRIO_WORKER, worker_main, w,
-				       w->stack, sizeof(w->stack)) != 0)
+				       worker_stacks[i], sizeof(worker_stacks[i])) != 0)
 			return 1;
 	}
 	if (kern_thread_create(&cmd_thread, "cmd", PRIO_CMD, cmd_main, NULL, cmd_stack,

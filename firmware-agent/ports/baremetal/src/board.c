@@ -12,6 +12,21 @@ void board_clock_init(void);
 
 extern char end, __heap_limit;
 
+#ifndef BOARD_STM32F405
+/* FPGA IO LED register of the MPS2 images (bit 0 = LED0). */
+#define FPGAIO_LED (*(volatile uint32_t *)0x40028000u)
+#endif
+
+void
+board_led_set(int on)
+{
+#ifdef BOARD_STM32F405
+    (void)on; /* PA10 on the Netduino Plus 2; QEMU models no STM32F4 GPIO */
+#else
+    FPGAIO_LED = on ? 1u : 0u;
+#endif
+}
+
 void
 board_init(void)
 {

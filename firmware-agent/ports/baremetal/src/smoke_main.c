@@ -16,7 +16,11 @@ extern const unsigned char smoke_aot[];
 extern const size_t smoke_aot_len;
 #endif
 
-static __attribute__((aligned(8))) uint8_t wamr_pool[512 * 1024];
+#ifndef SMOKE_POOL_BYTES
+#define SMOKE_POOL_BYTES (512u * 1024u)
+#endif
+
+static __attribute__((aligned(8))) uint8_t wamr_pool[SMOKE_POOL_BYTES];
 
 static void
 uart_line(const char *text)
@@ -110,7 +114,7 @@ main(void)
     int failures = 0;
 
     board_init();
-    uart_line("HELLO device_id=mps2-an386 rtos=baremetal runtime=WAMR "
+    uart_line("HELLO device_id=" BOARD_NAME " rtos=baremetal runtime=WAMR "
               "fw_version=0.1.0 proto=2");
 
     memset(&init, 0, sizeof(init));

@@ -1,5 +1,5 @@
 /*
- * Reset handler and vector table for the Cortex-M4F on mps2-an386.
+ * Reset handler and vector table for the Cortex-M4F boards (see board.h).
  */
 #include <stdint.h>
 
@@ -7,6 +7,7 @@
 
 extern uint32_t __data_start, __data_end, __data_load;
 extern uint32_t __bss_start, __bss_end;
+extern uint32_t __ccm_start, __ccm_end; /* CPU-only RAM (equal where there is none) */
 extern uint32_t __stack_top;
 
 int main(void);
@@ -36,6 +37,8 @@ Reset_Handler(void)
         *dst++ = *src++;
     for (dst = &__bss_start; dst < &__bss_end; dst++)
         *dst = 0;
+    for (dst = &__ccm_start; dst < &__ccm_end; dst++)
+        *dst = 0;
 
     /* Full access to CP10/CP11 (the FPU) before any float code runs. */
     SCB_CPACR |= (0xFu << 20);
@@ -44,7 +47,7 @@ Reset_Handler(void)
     board_exit(main());
 }
 
-#define IRQ_COUNT 32
+#define IRQ_COUNT 96 /* STM32F405 has 82; MPS2 32 */
 
 typedef void (*vector_fn)(void);
 
@@ -60,5 +63,5 @@ __attribute__((section(".vectors"), used)) static const vector_fn
         [11] = fault_handler, /* SVCall */
         [14] = kern_pendsv_irq, /* PendSV: context switch (kern.c) */
         [15] = systick_irq,
-        [16 + 0] = uart0_rx_irq, /* UART0 RX */
+        [16 + BOARD_UART_IRQN] = uart0_rx_irq, /* console UART RX */
     };

@@ -81,7 +81,8 @@ pub struct CompilerConfig {
     pub clang_flags: Vec<String>,
     /// The wamrc executable; `None` = `<repo>/target/wamrc/wamrc` or `wamrc` on PATH.
     pub wamrc: Option<PathBuf>,
-    /// Extra flags passed to wamrc in addition to target/cpu/abi.
+    /// Extra flags passed to wamrc in addition to target/cpu/abi (default: software bounds
+    /// checks, since no Wasmbed agent relies on an MMU to catch out-of-bounds accesses).
     pub wamrc_flags: Vec<String>,
     /// Compile timeout in milliseconds.
     pub timeout_ms: u64,
@@ -93,7 +94,7 @@ impl Default for CompilerConfig {
             clang: PathBuf::from("clang"),
             clang_flags: LEGACY_CLANG_FLAGS.iter().map(|s| s.to_string()).collect(),
             wamrc: None,
-            wamrc_flags: Vec::new(),
+            wamrc_flags: vec!["--bounds-checks=1".to_string()],
             timeout_ms: 60_000,
         }
     }

@@ -200,6 +200,21 @@ for kind in wasm aot; do
 done
 check "fft_bench checksum wasm=${fft[wasm]} aot=${fft[aot]} equal" [ "${fft[wasm]}" = "${fft[aot]}" ]
 
+# FP context switching: fft_bench interpreted and AOT at once, time-sliced
+# against each other (both use s0-s31); each must still give 1536.
+load m1 "$work/mods/fft_bench.wasm"
+expect LOAD_ '^LOAD_OK$'
+t_fft=$(now_ms)
+send 'START module_id=m1 func=fft_bench args="iters=40"'
+expect START_OK '^START_OK$'
+send 'START module_id=m2 func=fft_bench args="iters=400"'
+expect START_OK '^START_OK$'
+send STATUS
+expect STATUS_OK 'm1:RUNNING:.*m2:RUNNING:'
+expect RESULT '^RESULT status=OK module_id=m[12] func=fft_bench ret_i32=1536$'
+expect RESULT '^RESULT status=OK module_id=m[12] func=fft_bench ret_i32=1536$'
+echo "info - concurrent fft_bench (wasm x40, aot x400) took $(($(now_ms) - t_fft)) ms"
+
 if [ "$fails" -ne 0 ]; then
     echo "--- session ---"; cat "$work/session.log"
     echo "$fails check(s) failed"

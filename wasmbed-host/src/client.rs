@@ -249,7 +249,7 @@ impl Connection {
                 Some(false) => {
                     let error = parse_error(msg.get("error"));
                     Err(Box::new(Failure {
-                        error: HostError::Gateway(error),
+                        error: HostError::Gateway(Box::new(error)),
                         latency,
                         e2e_ms,
                     }))
@@ -281,7 +281,7 @@ impl Connection {
                     }
                 }
                 None if msg.get("ok") == Some(&Value::Bool(false)) => {
-                    return Err(HostError::Gateway(parse_error(msg.get("error"))))
+                    return Err(HostError::Gateway(Box::new(parse_error(msg.get("error")))))
                 }
                 None => return Ok(None),
             }

@@ -113,7 +113,7 @@ pub enum HostError {
     },
     /// The gateway reported a structured error.
     #[error("{}", .0.message)]
-    Gateway(GatewayError),
+    Gateway(Box<GatewayError>),
     /// The module ended with a non-OK status although the gateway reported success.
     #[error("module ended with status {status}")]
     ModuleStatus {
@@ -182,11 +182,10 @@ impl HostError {
         if let Some(h) = self.help() {
             m.insert("help".into(), Value::from(h));
         }
-        if let HostError::Gateway(GatewayError {
-            detail: Some(d), ..
-        }) = self
-        {
-            m.insert("detail".into(), Value::Object(d.clone()));
+        if let HostError::Gateway(g) = self {
+            if let Some(d) = &g.detail {
+                m.insert("detail".into(), Value::Object(d.clone()));
+            }
         }
         Value::Object(m)
     }
@@ -203,12 +202,12 @@ mod tests {
     use super::*;
 
     fn gw(code: &str) -> HostError {
-        HostError::Gateway(GatewayError {
+        HostError::Gateway(Box::new(GatewayError {
             code: code.into(),
             message: "m".into(),
             help: None,
             detail: None,
-        })
+        }))
     }
 
     #[test]
@@ -260,12 +259,12 @@ mod tests {
     fn gateway_error_json_keeps_detail() {
         let mut d = Map::new();
         d.insert("stderr".into(), Value::from("x.c:1: error"));
-        let e = HostError::Gateway(GatewayError {
+        let e = HostError::Gateway(Box::new(GatewayError {
             code: "COMPILE_FAILED".into(),
             message: "clang failed".into(),
             help: Some("fix the source".into()),
             detail: Some(d),
-        });
+        }));
         let j = e.to_json();
         assert_eq!(j["code"], "COMPILE_FAILED");
         assert_eq!(j["detail"]["stderr"], "x.c:1: error");

@@ -323,12 +323,12 @@ mod tests {
             json!({"line": "", "module_id": "m", "size": 460, "crc32": "d40c97d1",
                                  "skipped": true, "chunked": false, "bytes_per_s": 0.0}),
         );
-        let err = HostError::Gateway(GatewayError {
+        let err = HostError::Gateway(Box::new(GatewayError {
             code: "DEVICE_OFFLINE".into(),
             message: "device 'b' is offline".into(),
             help: None,
             detail: None,
-        });
+        }));
         let rows = [
             DeployRow {
                 device: "a",
@@ -371,12 +371,12 @@ mod tests {
             "stderr".into(),
             json!("m.c:3:1: error: expected ';'\n1 error generated."),
         );
-        let e = HostError::Gateway(GatewayError {
+        let e = HostError::Gateway(Box::new(GatewayError {
             code: "COMPILE_FAILED".into(),
             message: "clang failed".into(),
             help: Some("fix the C source".into()),
             detail: Some(detail),
-        });
+        }));
         insta::assert_snapshot!(error_text(&e));
     }
 }

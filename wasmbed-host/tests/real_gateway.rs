@@ -24,7 +24,6 @@ fn build_and_deploy(gw: &str, device: &str, id: &str, source: &str) {
 }
 
 #[test]
-#[ignore = "needs the gateway to give clang the modules' wasmbed.h (see report)"]
 fn math_ops_add_gives_226_in_text_and_json() {
     let gw = gateway(&[]);
     let o = run(&[
@@ -135,7 +134,6 @@ fn math_ops_add_gives_226_in_text_and_json() {
 }
 
 #[test]
-#[ignore = "needs the gateway to give clang the modules' wasmbed.h (see report)"]
 fn toggle_forever_then_stop() {
     let gw = gateway(&[]);
     build_and_deploy(&gw.addr, "sim", "toggle", "toggle_forever.c");
@@ -190,7 +188,6 @@ fn toggle_forever_then_stop() {
 }
 
 #[test]
-#[ignore = "needs the gateway to give clang the modules' wasmbed.h (see report)"]
 fn gateway_side_result_timeout_is_exit_6() {
     let gw = gateway(&[]);
     build_and_deploy(&gw.addr, "sim", "toggle", "toggle_forever.c");
@@ -225,7 +222,6 @@ fn gateway_side_result_timeout_is_exit_6() {
 }
 
 #[test]
-#[ignore = "needs the gateway to give clang the modules' wasmbed.h (see report)"]
 fn trap_is_exit_7() {
     let gw = gateway(&[]);
     build_and_deploy(&gw.addr, "sim", "trap", "trap.c");
@@ -308,7 +304,6 @@ fn unknown_device_dead_gateway_and_bad_module() {
 }
 
 #[test]
-#[ignore = "needs the gateway to give clang the modules' wasmbed.h (see report)"]
 fn multi_device_deploy_and_legacy_flags() {
     let second = sim();
     let gw = gateway(&["--device", &format!("sim2=tcp:{}", second.addr)]);

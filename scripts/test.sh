@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian/Ubuntu machine and runs every test of Wasmbed.
+# Sets up a fresh Debian/Ubuntu machine and runs every test of Wasmbed (what CI runs).
 # Environment:
-#   FUZZ_SECONDS   seconds for each bounded fuzzing run (default 20; 0 skips fuzzing)
+#   FUZZ_SECONDS   seconds of each bounded fuzzing run (default 20; 0 skips fuzzing)
+#   LONG_FUZZ=1    also run the protocol decoder's cargo-fuzz target (installs cargo-fuzz;
+#                  FUZZ_SECONDS applies, e.g. FUZZ_SECONDS=600)
 #   SKIP_LINT=1    skip cargo fmt / clippy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
-stage() { printf '\n=== %s ===\n' "$*"; }
+start=$SECONDS
+stage() { printf '\n=== %s (t=%ds) ===\n' "$*" "$((SECONDS - start))"; }
+bm=firmware-agent/ports/baremetal
 
 stage "setup"
 ./scripts/setup.sh
@@ -20,25 +24,30 @@ fi
 stage "build: workspace (gateway, host, simulated board)"
 cargo build --workspace --locked -q
 
-if [ -x tools/wamrc/build.sh ]; then
-  stage "build: wamrc (AOT compiler over WAMR + LLVM 19)"
-  tools/wamrc/build.sh
-fi
+stage "build + test: wamrc (our AOT compiler over WAMR + LLVM 19)"
+tools/wamrc/build.sh
+tools/wamrc/test.sh
 
-if [ -x firmware-agent/ports/baremetal/build.sh ]; then
-  stage "build: bare-metal Cortex-M4 firmware (QEMU mps2-an386)"
-  firmware-agent/ports/baremetal/build.sh
-fi
+stage "test: C agent core (plain, ASan+UBSan, libFuzzer)"
+firmware-agent/tests/run.sh
 
-if [ -x firmware-agent/tests/run.sh ]; then
-  stage "test: C agent core (plain, ASan+UBSan, fuzz)"
-  firmware-agent/tests/run.sh
-fi
+stage "build + test: bare-metal Cortex-M4 firmware on QEMU"
+$bm/build.sh
+$bm/tests/smoke.sh
+$bm/tests/kern.sh
+$bm/tests/agent.sh
+$bm/tests/netduinoplus2.sh
 
-if [ -x tools/wamrc/test.sh ]; then
-  stage "test: wamrc"
-  tools/wamrc/test.sh
+stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
+LINK=tcp $bm/tests/gateway.sh
+LINK=pty $bm/tests/gateway.sh
+
+if [ "${LONG_FUZZ:-0}" = 1 ]; then
+  stage "fuzz: protocol decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
+  (cd fuzz && cargo +nightly fuzz run decoder -- -max_total_time="${FUZZ_SECONDS:-20}")
 fi
 
 stage "test: cargo test --workspace"
 cargo test --workspace --locked
+stage "done"

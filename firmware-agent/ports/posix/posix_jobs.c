@@ -101,6 +101,8 @@ int posix_workers_start(struct posix_port *p)
 		w->port = p;
 		w->slot = i;
 		sem_init(&w->job, 0, 0);
+		if (p->lazy_workers)
+			continue; /* posix_job_start spawns it */
 		rc = worker_spawn(w);
 		if (rc)
 			return rc;
@@ -111,7 +113,13 @@ int posix_workers_start(struct posix_port *p)
 void posix_job_start(void *ctx, unsigned slot)
 {
 	struct posix_port *p = ctx;
-	sem_post(&p->workers[slot].job);
+	struct posix_worker *w = &p->workers[slot];
+
+	if (!w->running && worker_spawn(w) != 0) {
+		posix_log(p, "cannot start a worker thread: the job stays queued");
+		return;
+	}
+	sem_post(&w->job);
 }
 
 static void sleep_ms(unsigned ms)
@@ -156,7 +164,7 @@ uint32_t posix_stack_free(void *ctx, unsigned slot)
 	size_t i = 0;
 
 	if (!s)
-		return 0;
+		return WORKER_STACK; /* worker not started yet (--boards): nothing used */
 	while (i < w->stack_size && s[i] == STACK_PAINT)
 		i++;
 	return (uint32_t)i;

@@ -1,7 +1,9 @@
 /*
  * Links of the simulated board: stdio, a raw TCP server (one client at a time, like Renode's
  * socket terminal) or a pseudo-terminal. A reader thread feeds agent_rx(); output goes to the
- * current client. `--baud N` paces both directions like an 8N1 UART (10 bits per byte).
+ * current client. `--baud N` paces both directions like an 8N1 UART (10 bits per byte): input
+ * reaches the agent, and output the peer, when its last byte would have left the wire.
+ * `--reply-bytewise` writes every output byte with its own write() and leaves Nagle on.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +23,8 @@
 #include "posix_port.h"
 
 #define RX_BUF 4096
+/* Reader threads need little stack; small stacks keep --boards 1000 cheap. */
+#define READER_STACK (256u * 1024u)
 /* A peer that reads nothing for this long loses output, like a UART nobody listens to. */
 #define TX_STALL_MS 1000
 
@@ -38,32 +42,43 @@ void posix_link_pace(struct posix_port *p, size_t n)
 		;
 }
 
+/*
+ * Writes all of buf (or gives up on a stalled or gone peer). `step` bytes per write(): the whole
+ * rest normally, 1 with --reply-bytewise (like older Renode builds: one write per byte).
+ */
+static void write_out(struct posix_port *p, const char *buf, size_t len, size_t step)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t want = len - off < step ? len - off : step;
+		ssize_t n = write(p->out_fd, buf + off, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { .fd = p->out_fd, .events = POLLOUT };
+			if (!p->tx_stalled && poll(&pfd, 1, TX_STALL_MS) > 0)
+				continue;
+			if (!p->tx_stalled)
+				posix_log(p, "link stalled: dropping output until the peer reads");
+			p->tx_stalled = true;
+			return;
+		}
+		if (n <= 0)
+			return; /* client gone: the line is lost like on a real UART */
+		p->tx_stalled = false;
+		off += (size_t)n;
+	}
+}
+
 void posix_link_write(struct posix_port *p, const char *buf, size_t len)
 {
-	pthread_mutex_lock(&p->out_lock);
-	if (p->out_fd >= 0) {
-		size_t off = 0;
-		while (off < len) {
-			ssize_t n = write(p->out_fd, buf + off, len - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-				struct pollfd pfd = { .fd = p->out_fd, .events = POLLOUT };
-				if (!p->tx_stalled && poll(&pfd, 1, TX_STALL_MS) > 0)
-					continue;
-				if (!p->tx_stalled)
-					posix_log(p, "link stalled: dropping output until the peer reads");
-				p->tx_stalled = true;
-				break;
-			}
-			if (n <= 0)
-				break; /* client gone: the line is lost like on a real UART */
-			p->tx_stalled = false;
-			off += (size_t)n;
-		}
-	}
-	pthread_mutex_unlock(&p->out_lock);
+	/* A UART delivers a line's last byte len*10/baud after its first: pace, then hand it over. */
 	posix_link_pace(p, len);
+	pthread_mutex_lock(&p->out_lock);
+	if (p->out_fd >= 0)
+		write_out(p, buf, len, p->reply_bytewise ? 1 : len);
+	pthread_mutex_unlock(&p->out_lock);
 }
 
 static void set_nonblocking(int fd)
@@ -135,7 +150,9 @@ static void *tcp_reader(void *arg)
 			posix_log(p, "accept failed");
 			return NULL;
 		}
-		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* --reply-bytewise leaves Nagle on, like the Renode builds it imitates */
+		if (!p->reply_bytewise)
+			setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		set_nonblocking(cfd);
 		posix_log(p, "client connected");
 		pthread_mutex_lock(&p->rx_lock);
@@ -150,7 +167,7 @@ static void *tcp_reader(void *arg)
 	}
 }
 
-static int tcp_start(struct posix_port *p, pthread_t *th)
+static int tcp_start(struct posix_port *p, pthread_t *th, const pthread_attr_t *attr)
 {
 	char host[256];
 	const char *colon = strrchr(p->listen_addr, ':');
@@ -191,7 +208,7 @@ static int tcp_start(struct posix_port *p, pthread_t *th)
 	printf(strchr(hbuf, ':') ? "listening on [%s]:%s\n" : "listening on %s:%s\n", hbuf, pbuf);
 	fflush(stdout);
 	p->out_fd = fd;
-	return -pthread_create(th, NULL, tcp_reader, p);
+	return -pthread_create(th, attr, tcp_reader, p);
 }
 
 static void *pty_reader(void *arg)
@@ -206,7 +223,7 @@ static void *pty_reader(void *arg)
 	return NULL;
 }
 
-static int pty_start(struct posix_port *p, pthread_t *th)
+static int pty_start(struct posix_port *p, pthread_t *th, const pthread_attr_t *attr)
 {
 	struct termios tio;
 	int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -231,27 +248,31 @@ static int pty_start(struct posix_port *p, pthread_t *th)
 	set_nonblocking(master);
 	p->out_fd = master;
 	agent_hello(&p->agent);
-	return -pthread_create(th, NULL, pty_reader, p);
+	return -pthread_create(th, attr, pty_reader, p);
 }
 
 int posix_link_start(struct posix_port *p)
 {
+	pthread_attr_t attr;
 	pthread_t th;
 	int rc;
 
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, READER_STACK);
 	switch (p->link) {
 	case LINK_TCP:
-		rc = tcp_start(p, &th);
+		rc = tcp_start(p, &th, &attr);
 		break;
 	case LINK_PTY:
-		rc = pty_start(p, &th);
+		rc = pty_start(p, &th, &attr);
 		break;
 	default:
 		p->out_fd = STDOUT_FILENO;
 		agent_hello(&p->agent);
-		rc = -pthread_create(&th, NULL, stdio_reader, p);
+		rc = -pthread_create(&th, &attr, stdio_reader, p);
 		break;
 	}
+	pthread_attr_destroy(&attr);
 	if (rc == 0)
 		pthread_detach(th);
 	return rc;

@@ -10,6 +10,9 @@
 #include "posix_port.h"
 
 #define DEFAULT_POOL (2u * 1024u * 1024u)
+#define MAX_BOARDS 4096
+/* Command threads of --boards N: WAMR loads and instantiates modules on them. */
+#define CMD_STACK (512u * 1024u)
 
 /* Signal flag: the only process-wide state of the port (a handler cannot reach a struct). */
 static volatile sig_atomic_t exit_requested;
@@ -101,16 +104,24 @@ static const struct agent_port_ops posix_ops = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: wasmbed-agent-sim [--listen HOST:PORT | --pty] [--baud N] [--slots N]\n"
+		"usage: wasmbed-agent-sim [--listen HOST:PORT | --pty] [--baud N | --instant]\n"
+		"                         [--reply-bytewise] [--boards N] [--slots N]\n"
 		"                         [--pool-size BYTES] [--board NAME] [--grace-ms MS]\n"
 		"A simulated Wasmbed board: the portable C agent with WAMR 2.4.3 (interpreter and\n"
 		"x86_64 AOT). Default link: stdin/stdout. Logs go to stderr.\n"
 		"  --listen HOST:PORT  raw TCP server, one client at a time (port 0: any free port;\n"
 		"                      prints 'listening on HOST:PORT')\n"
 		"  --pty               create a pseudo-terminal, print 'pty /dev/pts/N'\n"
-		"  --baud N            pace both directions like an N baud 8N1 UART\n"
+		"  --baud N            pace both directions like an N baud 8N1 UART (N/10 bytes/s)\n"
+		"  --instant           no pacing at all (the default; conflicts with --baud)\n"
+		"  --reply-bytewise    write each output byte with its own write() and leave Nagle\n"
+		"                      on (TCP), like older Renode builds\n"
+		"  --boards N          N boards in one process sharing one WAMR runtime and pool\n"
+		"                      (TCP only; port P>0: ports P..P+N-1, port 0: a free port\n"
+		"                      each; one 'listening on' line per board, in board order;\n"
+		"                      boards are named NAME0..NAME<N-1>)\n"
 		"  --slots N           module slots (1..%d, default 2)\n"
-		"  --pool-size BYTES   WAMR pool size (default %u)\n"
+		"  --pool-size BYTES   WAMR pool size (default %u, with --boards N: N MiB, min 2)\n"
 		"  --board NAME        board name for HELLO/INFO (default sim)\n"
 		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n"
 		"  --test-no-terminate STOP skips wasm_runtime_terminate (tests the forced stop)\n",
@@ -133,7 +144,14 @@ static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max
 	return 0;
 }
 
-static int parse_args(struct posix_port *p, int argc, char **argv)
+struct sim_opts {
+	unsigned boards;
+	bool instant;
+	bool baud_set;
+	bool pool_set;
+};
+
+static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -144,6 +162,12 @@ static int parse_args(struct posix_port *p, int argc, char **argv)
 			exit(0);
 		} else if (!strcmp(a, "--pty")) {
 			p->link = LINK_PTY;
+			continue;
+		} else if (!strcmp(a, "--instant")) {
+			o->instant = true;
+			continue;
+		} else if (!strcmp(a, "--reply-bytewise")) {
+			p->reply_bytewise = true;
 			continue;
 		} else if (!strcmp(a, "--test-no-terminate")) {
 			p->cfg.test_no_terminate = true; /* tests: exercise the forced stop */
@@ -160,6 +184,11 @@ static int parse_args(struct posix_port *p, int argc, char **argv)
 			if (parse_u32(a, v, 300, 100000000, &n))
 				return -1;
 			p->baud = n;
+			o->baud_set = true;
+		} else if (!strcmp(a, "--boards")) {
+			if (parse_u32(a, v, 1, MAX_BOARDS, &n))
+				return -1;
+			o->boards = n;
 		} else if (!strcmp(a, "--slots")) {
 			if (parse_u32(a, v, 1, AGENT_MAX_SLOTS, &n))
 				return -1;
@@ -168,6 +197,7 @@ static int parse_args(struct posix_port *p, int argc, char **argv)
 			if (parse_u32(a, v, 16384, 1024u * 1024u * 1024u, &n))
 				return -1;
 			p->cfg.pool_size = n;
+			o->pool_set = true;
 		} else if (!strcmp(a, "--grace-ms")) {
 			if (parse_u32(a, v, 1, 600000, &n))
 				return -1;
@@ -177,6 +207,14 @@ static int parse_args(struct posix_port *p, int argc, char **argv)
 			return -1;
 		}
 		i++;
+	}
+	if (o->instant && o->baud_set) {
+		fprintf(stderr, "wasmbed-agent-sim: --instant and --baud exclude each other\n");
+		return -1;
+	}
+	if (o->boards > 1 && p->link != LINK_TCP) {
+		fprintf(stderr, "wasmbed-agent-sim: --boards N > 1 needs --listen HOST:PORT\n");
+		return -1;
 	}
 	return 0;
 }
@@ -203,38 +241,139 @@ static void command_loop(struct posix_port *p)
 	}
 }
 
-int wasmbed_agent_sim_main(int argc, char **argv)
+/* Board i of a --boards run: its own name and listen address (port P+i, or 0 for each). */
+static int board_setup(struct posix_port *b, const struct posix_port *tmpl, unsigned i)
 {
-	static struct posix_port port; /* large: keep it off the main stack */
-	struct posix_port *p = &port;
-	struct sigaction sa;
+	const char *colon = strrchr(tmpl->listen_addr, ':');
+	unsigned long port;
 
-	memset(p, 0, sizeof(*p));
+	if (!colon) {
+		fprintf(stderr, "wasmbed-agent-sim: --listen wants HOST:PORT, got '%s'\n",
+			tmpl->listen_addr);
+		return -1;
+	}
+	port = strtoul(colon + 1, NULL, 10);
+	if (port && port + i > 65535) {
+		fprintf(stderr, "wasmbed-agent-sim: ports %lu..%lu do not exist\n", port,
+			port + i);
+		return -1;
+	}
+	snprintf(b->listen_buf, sizeof(b->listen_buf), "%.*s:%lu",
+		 (int)(colon - tmpl->listen_addr), tmpl->listen_addr, port ? port + i : 0);
+	snprintf(b->board_buf, sizeof(b->board_buf), "%s%u", tmpl->cfg.board, i);
+	b->listen_addr = b->listen_buf;
+	b->cfg.board = b->board_buf;
+	b->lazy_workers = true;
+	return 0;
+}
+
+static int board_start(struct posix_port *p, void *pool, uint32_t pool_size)
+{
 	p->out_fd = -1;
-	p->cfg.board = "sim";
-	p->cfg.rtos = "posix";
-	p->cfg.fw_version = "2.0.0";
-	p->cfg.fw_build = "wasmbed-agent-sim";
-	p->cfg.aot_arch = "x86_64";
-	p->cfg.aot_cpu = "generic";
-	p->cfg.aot_abi = "gnu";
-	p->cfg.stop_mode = "forced";
-	p->cfg.pool_size = DEFAULT_POOL;
-	if (parse_args(p, argc, argv)) {
-		usage(stderr);
-		return 2;
-	}
-	if (posix_memalign(&p->pool, 8, p->cfg.pool_size)) {
-		fprintf(stderr, "wasmbed-agent-sim: cannot allocate a %lu byte pool\n",
-			(unsigned long)p->cfg.pool_size);
-		return 1;
-	}
-	p->cfg.pool = p->pool;
+	p->cfg.pool = pool; /* one WAMR runtime per process: the first board's init uses it */
+	p->cfg.pool_size = pool_size;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->rx_lock, NULL);
 	pthread_mutex_init(&p->out_lock, NULL);
 	pthread_mutex_init(&p->wake_lock, NULL);
 	pthread_cond_init(&p->wake_cond, NULL);
+	if (agent_init(&p->agent, &p->cfg, &posix_ops, p)) {
+		fprintf(stderr, "wasmbed-agent-sim: WAMR init failed (pool %lu bytes)\n",
+			(unsigned long)pool_size);
+		return -1;
+	}
+	if (posix_workers_start(p) || posix_link_start(p)) {
+		agent_deinit(&p->agent);
+		return -1;
+	}
+	return 0;
+}
+
+static void *cmd_thread_main(void *arg)
+{
+	command_loop(arg);
+	return NULL;
+}
+
+/* --boards N > 1: every board gets a command thread; main waits for SIGINT/SIGTERM. */
+static int run_boards(struct posix_port *boards, unsigned n)
+{
+	pthread_attr_t attr;
+	unsigned started = 0;
+	int rc = 0;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, CMD_STACK);
+	for (; started < n; started++)
+		if (pthread_create(&boards[started].cmd_thread, &attr, cmd_thread_main,
+				   &boards[started]) != 0) {
+			fprintf(stderr, "wasmbed-agent-sim: cannot start board %u's thread\n", started);
+			exit_requested = 1;
+			rc = 1;
+			break;
+		}
+	pthread_attr_destroy(&attr);
+	fprintf(stderr, "[%s] %u boards up\n", boards[0].cfg.board, started);
+	while (!exit_requested) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 100000000L };
+		nanosleep(&ts, NULL);
+	}
+	for (unsigned i = 0; i < started; i++) {
+		posix_wake(&boards[i]);
+		pthread_join(boards[i].cmd_thread, NULL);
+	}
+	return rc;
+}
+
+int wasmbed_agent_sim_main(int argc, char **argv)
+{
+	static struct posix_port tmpl; /* large: keep it off the main stack */
+	struct sim_opts o = { .boards = 1 };
+	struct posix_port *boards;
+	struct sigaction sa;
+	uint32_t pool_size;
+	void *pool;
+	unsigned up = 0;
+	int rc = 0;
+
+	memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.out_fd = -1;
+	tmpl.cfg.board = "sim";
+	tmpl.cfg.rtos = "posix";
+	tmpl.cfg.fw_version = "2.0.0";
+	tmpl.cfg.fw_build = "wasmbed-agent-sim";
+	tmpl.cfg.aot_arch = "x86_64";
+	tmpl.cfg.aot_cpu = "generic";
+	tmpl.cfg.aot_abi = "gnu";
+	tmpl.cfg.stop_mode = "forced";
+	tmpl.cfg.pool_size = DEFAULT_POOL;
+	if (parse_args(&tmpl, &o, argc, argv)) {
+		usage(stderr);
+		return 2;
+	}
+	pool_size = tmpl.cfg.pool_size;
+	if (o.boards > 1 && !o.pool_set)
+		pool_size = o.boards * 1024u * 1024u > DEFAULT_POOL ? o.boards * 1024u * 1024u
+								    : DEFAULT_POOL;
+	if (posix_memalign(&pool, 8, pool_size)) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot allocate a %lu byte pool\n",
+			(unsigned long)pool_size);
+		return 1;
+	}
+	boards = calloc(o.boards, sizeof(*boards));
+	if (!boards) {
+		fprintf(stderr, "wasmbed-agent-sim: cannot allocate %u boards\n", o.boards);
+		free(pool);
+		return 1;
+	}
+	for (unsigned i = 0; i < o.boards; i++) {
+		boards[i] = tmpl;
+		if (o.boards > 1 && board_setup(&boards[i], &tmpl, i)) {
+			free(boards);
+			free(pool);
+			return 2;
+		}
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_exit_signal;
@@ -243,20 +382,23 @@ int wasmbed_agent_sim_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (agent_init(&p->agent, &p->cfg, &posix_ops, p)) {
-		fprintf(stderr, "wasmbed-agent-sim: WAMR init failed (pool %lu bytes)\n",
-			(unsigned long)p->cfg.pool_size);
-		return 1;
-	}
-	if (posix_workers_start(p) || posix_link_start(p)) {
-		agent_deinit(&p->agent);
-		return 1;
-	}
-	fprintf(stderr, "[%s] agent up: %u slots, pool %lu bytes, baud %u\n", p->cfg.board,
-		p->agent.cfg.slots, (unsigned long)p->cfg.pool_size, p->baud);
-	command_loop(p);
-	fprintf(stderr, "[%s] exiting\n", p->cfg.board);
-	agent_deinit(&p->agent);
+	for (; up < o.boards; up++)
+		if (board_start(&boards[up], pool, pool_size)) {
+			rc = 1;
+			break;
+		}
+	if (!rc)
+		fprintf(stderr, "[%s] agent up: %u slots, pool %lu bytes, baud %u%s\n",
+			boards[0].cfg.board, boards[0].agent.cfg.slots, (unsigned long)pool_size,
+			tmpl.baud, tmpl.reply_bytewise ? ", bytewise replies" : "");
+	if (!rc && o.boards == 1)
+		command_loop(&boards[0]);
+	else if (!rc)
+		rc = run_boards(boards, o.boards);
+	fprintf(stderr, "[%s] exiting\n", boards[0].cfg.board);
+	for (unsigned i = up; i-- > 0;)
+		agent_deinit(&boards[i].agent);
 	fflush(stdout);
-	return 0;
+	/* detached reader threads may still touch the boards and the pool: leave them mapped */
+	return rc;
 }

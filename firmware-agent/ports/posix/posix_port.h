@@ -32,7 +32,12 @@ struct posix_port {
 	struct agent_config cfg;
 	enum posix_link_kind link;
 	const char *listen_addr;
+	char listen_buf[280];  /* this board's address when --boards > 1 */
+	char board_buf[64];    /* this board's name when --boards > 1 */
 	unsigned baud;
+	bool reply_bytewise;   /* --reply-bytewise: one write() per reply byte, Nagle on */
+	bool lazy_workers;     /* --boards > 1: a slot's worker thread starts with its first job */
+	pthread_t cmd_thread;  /* --boards > 1: this board's command loop */
 	pthread_mutex_t lock;    /* core lock */
 	pthread_mutex_t rx_lock; /* held around agent_rx() */
 	pthread_mutex_t out_lock;

@@ -380,6 +380,16 @@ macro_rules! impl_session {
         }
 
         impl $ty {
+            /// The step the session is in (the one a timeout would name). Lets a caller hand a
+            /// START or STOP that reached [`Phase::Result`] / [`Phase::StopResult`] over to a
+            /// waiter outside the link's command queue.
+            ///
+            /// [`Phase::Result`]: $crate::session::Phase::Result
+            /// [`Phase::StopResult`]: $crate::session::Phase::StopResult
+            pub fn phase(&self) -> $crate::session::Phase {
+                self.core.phase
+            }
+
             /// Takes the outcome out of a finished session (later lines still become events).
             pub fn take_outcome(
                 &mut self,

@@ -90,6 +90,10 @@ impl From<DeviceError> for ApiError {
                 ApiError::new(code, msg).with("line", line)
             }
             DeviceError::Unsupported(_) => ApiError::new("DEVICE_REJECTED", msg),
+            // Only a host that closed its sending side but still reads can see this.
+            DeviceError::HostGone { phase } => ApiError::bad_request(msg)
+                .with("phase", phase)
+                .help("keep the connection open until the reply arrives"),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncBufRead;
 
-use super::ops::{DeploySpec, Latency, Payload};
+use super::ops::{host_gone, DeploySpec, Latency, Payload};
 use super::{framing, ApiError, Gateway};
 use crate::device::{Reply, Request, StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
@@ -81,7 +81,7 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
                 wait: true,
                 result_timeout: timeout_field(req),
             };
-            let reply = gw.simple(dev, Request::Stop(stop), &mut lat).await?;
+            let reply = gw.stop(dev, stop, host_gone(reader), &mut lat).await?;
             Ok(ok_line(&reply))
         }
         "start" => {
@@ -100,7 +100,10 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
                 wait_result,
                 result_timeout: timeout_field(req),
             };
-            match gw.start(dev, start, false, &mut lat).await {
+            match gw
+                .start(dev, start, false, host_gone(reader), &mut lat)
+                .await
+            {
                 Ok(Reply::Started { line, status, .. }) => match status.as_deref() {
                     None => Ok(json!({"ok": true, "detail": "START_OK"})),
                     Some("OK") => Ok(json!({"ok": true, "detail": line})),

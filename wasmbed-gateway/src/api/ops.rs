@@ -1,14 +1,28 @@
 //! Operations shared by both dialects: build, validate, deploy, start.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
 
 use super::ApiError;
 use super::Gateway;
-use crate::device::{DeployRequest, DeviceHandle, Outcome, Progress, Reply, Request, StartRequest};
+use crate::device::{
+    DeployRequest, DeviceHandle, Outcome, Progress, Reply, Request, StartRequest, StopRequest,
+};
 use crate::pipeline::{check_start, strip_custom_sections, validate, BuildMode};
+
+/// Completes when the host's sending side ends (EOF or error) while a request waits: the host
+/// went away. Bytes the host sent meanwhile (a next request) stay buffered, and the host is then
+/// taken to be there.
+pub async fn host_gone<R: AsyncBufRead + Unpin>(reader: &mut R) {
+    match reader.fill_buf().await {
+        Ok([]) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
 
 /// Where time went while serving one request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,12 +142,15 @@ impl Gateway {
         Ok(Deployed { reply, size, crc32 })
     }
 
-    /// Checks a START against what the gateway knows of the module, then sends it.
+    /// Checks a START against what the gateway knows of the module, then sends it. With
+    /// `wait_result`, the wait for the RESULT after `START_OK` ends early when `host_gone`
+    /// completes (see [`host_gone`]).
     pub async fn start(
         &self,
         dev: &DeviceHandle,
         req: StartRequest,
         check: bool,
+        host_gone: impl Future<Output = ()>,
         lat: &mut Latency,
     ) -> Result<Reply, ApiError> {
         if check {
@@ -149,7 +166,20 @@ impl Gateway {
                     .map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
             }
         }
-        let outcome = dev.call(Request::Start(req), None).await;
+        let outcome = dev.call_until(Request::Start(req), None, host_gone).await;
+        self.finish(outcome, lat)
+    }
+
+    /// Sends a STOP. With `wait`, the wait for the RESULT after `STOP_OK status=PENDING` ends
+    /// early when `host_gone` completes.
+    pub async fn stop(
+        &self,
+        dev: &DeviceHandle,
+        req: StopRequest,
+        host_gone: impl Future<Output = ()>,
+        lat: &mut Latency,
+    ) -> Result<Reply, ApiError> {
+        let outcome = dev.call_until(Request::Stop(req), None, host_gone).await;
         self.finish(outcome, lat)
     }
 

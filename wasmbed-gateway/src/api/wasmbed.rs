@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::AsyncBufRead;
 use tokio::sync::{mpsc, watch};
 
-use super::ops::{DeploySpec, Latency, Payload};
+use super::ops::{host_gone, DeploySpec, Latency, Payload};
 use super::{framing, ApiError, Gateway};
 use crate::device::{Reply, Request, StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
@@ -234,7 +234,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 wait_result,
                 result_timeout: timeout_ms(req, 10_000)?,
             };
-            match gw.start(dev, start, true, lat).await? {
+            match gw.start(dev, start, true, host_gone(reader), lat).await? {
                 Reply::Started {
                     line,
                     status,
@@ -268,7 +268,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 wait: opt_bool(req, "wait")?,
                 result_timeout: timeout_ms(req, 10_000)?,
             };
-            match gw.simple(dev, Request::Stop(stop), lat).await? {
+            match gw.stop(dev, stop, host_gone(reader), lat).await? {
                 Reply::Stopped { line, status } => Ok(json!({"line": line, "status": status})),
                 other => Ok(json!(other)),
             }

@@ -2,6 +2,7 @@
 
 mod log;
 mod task;
+mod wait;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -178,6 +179,13 @@ pub enum DeviceError {
     /// The command is not supported by this device's firmware.
     #[error("{0}")]
     Unsupported(String),
+    /// The host closed its connection (or its sending side) while the command waited for its
+    /// RESULT: the wait was dropped (the job itself keeps running on the device).
+    #[error("the host went away while {phase} waited for its RESULT; the wait was dropped (the job keeps running)")]
+    HostGone {
+        /// `START` or `STOP`.
+        phase: String,
+    },
 }
 
 /// Live state of a device, readable without asking its task.
@@ -261,7 +269,14 @@ impl JobRecord {
 pub(crate) struct Job {
     pub(crate) request: Request,
     pub(crate) progress: Option<mpsc::UnboundedSender<Progress>>,
-    pub(crate) reply: oneshot::Sender<Outcome>,
+    pub(crate) reply: oneshot::Sender<JobReply>,
+}
+
+/// How the device task answers a job: done, or (START with `wait_result`, STOP with `wait`)
+/// first reply heard and the RESULT awaited outside the command queue.
+pub(crate) enum JobReply {
+    Done(Outcome),
+    Pending(wait::Pending),
 }
 
 /// A command's result with the time spent on device round trips.
@@ -285,6 +300,7 @@ pub struct DeviceHandle {
     /// Live state.
     pub state: Arc<Mutex<DeviceState>>,
     tx: mpsc::Sender<Job>,
+    waiters: Arc<wait::Waiters>,
 }
 
 impl std::fmt::Debug for DeviceHandle {
@@ -302,6 +318,19 @@ impl DeviceHandle {
         request: Request,
         progress: Option<mpsc::UnboundedSender<Progress>>,
     ) -> Outcome {
+        self.call_until(request, progress, std::future::pending())
+            .await
+    }
+
+    /// Like [`DeviceHandle::call`]; when the command waits for a RESULT after its first reply
+    /// (START with `wait_result`, STOP with `wait`: the device's queue is free by then), that
+    /// wait ends early with [`DeviceError::HostGone`] if `host_gone` completes first.
+    pub async fn call_until(
+        &self,
+        request: Request,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+        host_gone: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             request,
@@ -315,7 +344,37 @@ impl DeviceHandle {
         if self.tx.send(job).await.is_err() {
             return gone();
         }
-        rx.await.unwrap_or_else(|_| gone())
+        let pending = match rx.await {
+            Ok(JobReply::Done(outcome)) => return outcome,
+            Ok(JobReply::Pending(p)) => p,
+            Err(_) => return gone(),
+        };
+        // Dropping this (reply, timeout, or this future dropped) removes the waiter.
+        let _guard = wait::WaitGuard {
+            waiters: self.waiters.clone(),
+            id: pending.id,
+        };
+        let mut rx = pending.rx;
+        tokio::select! {
+            biased;
+            done = &mut rx => done.unwrap_or_else(|_| gone()),
+            _ = tokio::time::sleep_until(pending.deadline) => {
+                match self.waiters.time_out(pending.id) {
+                    Some(outcome) => outcome,
+                    // Completed at the deadline: the outcome is in the channel.
+                    None => rx.try_recv().unwrap_or_else(|_| gone()),
+                }
+            }
+            _ = host_gone => Outcome {
+                result: Err(DeviceError::HostGone { phase: pending.phase.into() }),
+                device_time: pending.t0.elapsed(),
+            },
+        }
+    }
+
+    /// Commands parked waiting for their RESULT (for tests and diagnostics).
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
     }
 
     /// A snapshot of the live state.

@@ -10,17 +10,18 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use wasmbed_agent_proto::session::{
-    Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Session, SessionError, StartSession,
-    StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
+    Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
+    StartSession, StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
 };
 use wasmbed_agent_proto::{
     AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultStatus,
     RunResult, SlotState, Start, StatusOk,
 };
 
+use super::wait::{start_reply, stop_reply, Parked, Waiters};
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobState, LogKind, Outcome,
-    Reply, Request,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobReply, JobState, LogKind,
+    Outcome, Reply, Request,
 };
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
@@ -73,18 +74,21 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         aot: opts.aot.clone(),
         ..Default::default()
     }));
+    let waiters = Waiters::new();
     let handle = DeviceHandle {
         name: opts.name.clone(),
         endpoint: opts.connector.describe(),
         log: log.clone(),
         state: state.clone(),
         tx,
+        waiters: waiters.clone(),
     };
     let task = DeviceTask {
         opts,
         rx,
         log,
         state,
+        waiters,
         decoder: Decoder::new(),
         buf: vec![0; 4096],
     };
@@ -97,8 +101,23 @@ struct DeviceTask {
     rx: mpsc::Receiver<Job>,
     log: Arc<DeviceLog>,
     state: Arc<Mutex<DeviceState>>,
+    /// Commands past their first reply, waiting for a RESULT.
+    waiters: Arc<Waiters>,
     decoder: Decoder,
     buf: Vec<u8>,
+}
+
+/// What a job yields: a reply now, or a session parked until its RESULT.
+enum Exec {
+    Done(Result<Reply, DeviceError>, Duration),
+    Pending(super::wait::Pending),
+}
+
+/// How a drive ended: the session's outcome, or (detach condition met) the line that made the
+/// session leave its first step.
+enum Driven<O> {
+    Done(Result<O, SessionError>),
+    Detached(Line),
 }
 
 /// How a drive ended badly at the IO level.
@@ -150,6 +169,11 @@ impl DeviceTask {
                 None => return,
             };
             self.set_state(|s| s.online = false);
+            // No RESULT can come over a lost link.
+            self.waiters.fail_all(|phase| DeviceError::LinkLost {
+                phase: phase.into(),
+                reason: reason.clone(),
+            });
             self.log
                 .push(LogKind::Gateway, format!("link down: {reason}"));
         }
@@ -166,11 +190,11 @@ impl DeviceTask {
                 job = self.rx.recv() => match job {
                     None => return false,
                     Some(job) => {
-                        let _ = job.reply.send(Outcome {
+                        let _ = job.reply.send(JobReply::Done(Outcome {
                             result: Err(DeviceError::Offline(format!(
                                 "{} ({reason})", self.opts.connector.describe()))),
                             device_time: Duration::ZERO,
-                        });
+                        }));
                     }
                 },
             }
@@ -396,6 +420,11 @@ impl DeviceTask {
                 let kind = match &line.msg {
                     AgentLine::Hello(h) => {
                         let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
+                        // A rebooted device forgot its jobs: no waiter's RESULT will come.
+                        self.waiters.fail_all(|phase| DeviceError::Rebooted {
+                            phase: phase.into(),
+                            line: line.raw.clone(),
+                        });
                         self.set_state(|s| {
                             s.board.get_or_insert(board);
                             s.firmware.get_or_insert(fw);
@@ -409,10 +438,21 @@ impl DeviceTask {
                         });
                         LogKind::Hello
                     }
+                    AgentLine::Result(r) => {
+                        // A waiting START/STOP asked for it: not late, not a log entry (as
+                        // when the session took it on the link).
+                        if self.waiters.hear(&line, None) {
+                            self.record_result(r, &line.raw, None);
+                            return;
+                        }
+                        LogKind::Result
+                    }
                     AgentLine::Log(_) => LogKind::Log,
-                    AgentLine::Result(_) => LogKind::Result,
                     _ => LogKind::Console,
                 };
+                if !matches!(line.msg, AgentLine::Hello(_)) {
+                    self.waiters.hear(&line, None);
+                }
                 let seq = self.log.push(kind, line.raw.clone());
                 if let AgentLine::Result(r) = &line.msg {
                     self.record_result(r, &line.raw, Some(seq));
@@ -440,7 +480,30 @@ impl DeviceTask {
     where
         S::Outcome: Clone,
     {
+        match self
+            .drive_until(link, &mut session, progress, abort_on_hello, None)
+            .await?
+        {
+            (Driven::Done(r), d) => Ok((r, d)),
+            (Driven::Detached(_), _) => unreachable!("no detach condition"),
+        }
+    }
+
+    /// [`DeviceTask::drive`], but returns as soon as `detach` holds for the session (then the
+    /// session stays with the caller, e.g. to wait for a RESULT outside the command queue).
+    async fn drive_until<S: Session>(
+        &mut self,
+        link: &mut BoxLink,
+        session: &mut S,
+        progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+        abort_on_hello: bool,
+        detach: Option<fn(&S) -> bool>,
+    ) -> Result<(Driven<S::Outcome>, Duration), DriveError>
+    where
+        S::Outcome: Clone,
+    {
         let t0 = Instant::now();
+        let mut fed: Option<Line> = None;
         loop {
             while let Some(t) = session.poll_transmit() {
                 let bytes = match &t {
@@ -470,11 +533,22 @@ impl DeviceTask {
                 }
             }
             if let Some(out) = session.outcome() {
-                return Ok((out.clone(), t0.elapsed()));
+                return Ok((Driven::Done(out.clone()), t0.elapsed()));
+            }
+            if let Some(detach) = detach {
+                if detach(session) {
+                    let line = fed.take().unwrap_or_else(|| Line::parse(""));
+                    return Ok((Driven::Detached(line), t0.elapsed()));
+                }
             }
             // Items already decoded go first.
             if let Some(item) = self.decoder.next_item() {
                 self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+                if detach.is_some() {
+                    if let Item::Line(l) = &item {
+                        fed = Some(l.clone());
+                    }
+                }
                 session.handle_line(now_std(), item);
                 continue;
             }
@@ -510,7 +584,15 @@ impl DeviceTask {
         } = job;
         let phase = request_phase(&request);
         let (result, device_time, lost) = match self.exec(link, request, progress.as_ref()).await {
-            Ok((r, t)) => (r, t, None),
+            Ok(Exec::Done(r, t)) => (r, t, None),
+            Ok(Exec::Pending(p)) => {
+                // The queue moves on; the caller waits for the RESULT (or gave up already).
+                let id = p.id;
+                if reply.send(JobReply::Pending(p)).is_err() {
+                    self.waiters.remove(id);
+                }
+                return None;
+            }
             Err(DriveError::Io(e)) => (
                 Err(DeviceError::LinkLost {
                     phase: phase.into(),
@@ -526,23 +608,146 @@ impl DeviceTask {
                 });
                 // State is re-read after a reboot.
                 if let Err(e) = self.refresh(link).await {
-                    let _ = reply.send(Outcome {
+                    let _ = reply.send(JobReply::Done(Outcome {
                         result: r,
                         device_time: Duration::ZERO,
-                    });
+                    }));
                     return Some(e);
                 }
                 (r, Duration::ZERO, None)
             }
         };
-        let _ = reply.send(Outcome {
+        let _ = reply.send(JobReply::Done(Outcome {
             result,
             device_time,
-        });
+        }));
         lost
     }
 
     async fn exec(
+        &mut self,
+        link: &mut BoxLink,
+        request: Request,
+        progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+    ) -> Result<Exec, DriveError> {
+        match request {
+            Request::Start(s) => self.start(link, s).await,
+            Request::Stop(s) => self.stop(link, s).await,
+            other => {
+                let (r, d) = self.exec_simple(link, other, progress).await?;
+                Ok(Exec::Done(r, d))
+            }
+        }
+    }
+
+    /// START: holds the link until the first reply. With `wait_result`, a START_OK parks the
+    /// session as a waiter (its RESULT comes through [`Waiters::hear`]).
+    async fn start(
+        &mut self,
+        link: &mut BoxLink,
+        s: super::StartRequest,
+    ) -> Result<Exec, DriveError> {
+        let start = match start_command(&s.module_id, s.func.as_deref(), &s.args) {
+            Ok(c) => c,
+            Err(e) => return Ok(Exec::Done(Err(e), Duration::ZERO)),
+        };
+        let mut t = self.opts.timeouts.clone();
+        t.result = s.result_timeout;
+        let t0 = Instant::now();
+        let mut session = StartSession::new(now_std(), start, s.wait_result, &t);
+        let detach: fn(&StartSession) -> bool = |s| s.phase() == Phase::Result;
+        let (r, d) = self
+            .drive_until(link, &mut session, None, true, Some(detach))
+            .await?;
+        let r = match r {
+            Driven::Detached(_) => {
+                self.record_started(&s.module_id, s.func.clone());
+                let p = self
+                    .waiters
+                    .park(&s.module_id, "START", t0, Parked::Start(session));
+                return Ok(Exec::Pending(p));
+            }
+            Driven::Done(r) => r,
+        };
+        match &r {
+            Ok(o) => {
+                self.record_started(&s.module_id, s.func.clone());
+                if let (Some(res), AgentLine::Result(_)) = (&o.result, &o.line.msg) {
+                    self.record_result(res, &o.line.raw, None);
+                }
+            }
+            Err(SessionError::Rejected { line }) => {
+                if let AgentLine::Result(res) = &line.msg {
+                    // An immediate RESULT that ends a job (trap, stop) started one; an
+                    // immediate refusal (NO_MODULE, BUSY) never did.
+                    if matches!(
+                        res.status,
+                        ResultStatus::Exception | ResultStatus::Stopped | ResultStatus::NoExecEnv
+                    ) {
+                        self.record_started(&s.module_id, s.func.clone());
+                        self.record_result(res, &line.raw, None);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        Ok(Exec::Done(start_reply(r), d))
+    }
+
+    /// STOP: holds the link until `STOP_OK`. After `STOP_OK status=PENDING` it answers at once
+    /// without `wait`, and parks the session as a waiter for the RESULT with `wait`.
+    async fn stop(
+        &mut self,
+        link: &mut BoxLink,
+        s: super::StopRequest,
+    ) -> Result<Exec, DriveError> {
+        let module_id = match ModuleId::new(s.module_id.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Exec::Done(
+                    Err(DeviceError::BadRequest(e.to_string())),
+                    Duration::ZERO,
+                ))
+            }
+        };
+        let mut t = self.opts.timeouts.clone();
+        t.result = s.result_timeout;
+        let t0 = Instant::now();
+        let mut session = StopSession::new(now_std(), ModuleRef { module_id }, &t);
+        let detach: fn(&StopSession) -> bool = |s| s.phase() == Phase::StopResult;
+        let (r, d) = self
+            .drive_until(link, &mut session, None, false, Some(detach))
+            .await?;
+        let r = match r {
+            Driven::Detached(_) if s.wait => {
+                let p = self
+                    .waiters
+                    .park(&s.module_id, "STOP", t0, Parked::Stop(session));
+                return Ok(Exec::Pending(p));
+            }
+            Driven::Detached(line) => {
+                let reply = Reply::Stopped {
+                    line: line.raw.clone(),
+                    status: match &line.msg {
+                        AgentLine::StopOk(st) => st.status.to_string(),
+                        _ => "PENDING".into(),
+                    },
+                };
+                return Ok(Exec::Done(Ok(reply), d));
+            }
+            Driven::Done(r) => r,
+        };
+        if let Ok(o) = &r {
+            if let Some(res) = &o.result {
+                self.record_result(res, &o.line.raw, None);
+                // The job's end: a START waiting on it gets it too.
+                self.waiters.hear(&o.line, Some(&s.module_id));
+            }
+        }
+        Ok(Exec::Done(stop_reply(r), d))
+    }
+
+    async fn exec_simple(
         &mut self,
         link: &mut BoxLink,
         request: Request,
@@ -575,79 +780,7 @@ impl DeviceTask {
                 });
                 Ok((r.map_err(session_error), d))
             }
-            Request::Start(s) => {
-                let start = match start_command(&s.module_id, s.func.as_deref(), &s.args) {
-                    Ok(c) => c,
-                    Err(e) => return Ok((Err(e), Duration::ZERO)),
-                };
-                let mut t = t;
-                t.result = s.result_timeout;
-                let session = StartSession::new(now_std(), start, s.wait_result, &t);
-                let (r, d) = self.drive(link, session, None, true).await?;
-                match &r {
-                    Ok(o) => {
-                        self.record_started(&s.module_id, s.func.clone());
-                        if let (Some(res), AgentLine::Result(_)) = (&o.result, &o.line.msg) {
-                            self.record_result(res, &o.line.raw, None);
-                        }
-                    }
-                    Err(SessionError::Rejected { line }) => {
-                        if let AgentLine::Result(res) = &line.msg {
-                            // A RESULT after START_OK (trap, stop) ends the job; an immediate
-                            // refusal (NO_MODULE, BUSY) never started one.
-                            if matches!(
-                                res.status,
-                                ResultStatus::Exception
-                                    | ResultStatus::Stopped
-                                    | ResultStatus::NoExecEnv
-                            ) {
-                                self.record_started(&s.module_id, s.func.clone());
-                                self.record_result(res, &line.raw, None);
-                            }
-                        }
-                    }
-                    Err(_) => {}
-                }
-                let r = r.map_err(session_error).map(|o| {
-                    let status = o.result.as_ref().map(|r| r.status.to_string());
-                    Reply::Started {
-                        line: o.line.raw.clone(),
-                        status,
-                        ret_u32: o.result.as_ref().and_then(|r| r.ret_i32),
-                        msg: o.result.as_ref().and_then(|r| r.msg.clone()),
-                    }
-                });
-                Ok((r, d))
-            }
-            Request::Stop(s) => {
-                let module_id = match ModuleId::new(s.module_id.clone()) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO))
-                    }
-                };
-                let mut t = t;
-                t.result = s.result_timeout;
-                let session = StopSession::new(now_std(), ModuleRef { module_id }, &t);
-                let (r, d) = self.drive(link, session, None, false).await?;
-                if let Ok(o) = &r {
-                    if let Some(res) = &o.result {
-                        self.record_result(res, &o.line.raw, None);
-                    }
-                }
-                let r = r.map_err(session_error).map(|o| {
-                    let status = match (&o.result, &o.status) {
-                        (Some(r), _) => r.status.to_string(),
-                        (None, Some(st)) => st.to_string(),
-                        (None, None) => String::new(),
-                    };
-                    Reply::Stopped {
-                        line: o.line.raw.clone(),
-                        status,
-                    }
-                });
-                Ok((r, d))
-            }
+            Request::Start(_) | Request::Stop(_) => unreachable!("handled by exec"),
             Request::Unload { module_id } => {
                 let module_id = match ModuleId::new(module_id) {
                     Ok(m) => m,
@@ -792,7 +925,7 @@ fn start_command(module_id: &str, func: Option<&str>, args: &[i32]) -> Result<St
     })
 }
 
-fn session_error(e: SessionError) -> DeviceError {
+pub(crate) fn session_error(e: SessionError) -> DeviceError {
     match e {
         SessionError::Timeout { phase, last_line } => DeviceError::Timeout {
             phase: phase.to_string(),

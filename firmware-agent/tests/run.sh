@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds and runs the agent core's C unit tests (plain, then ASan+UBSan) and the libFuzzer target
 # for the line/command parser, against real WAMR 2.4.3 (the wamrx-sys sources) and real modules.
-# Env: BUILD_DIR (default /tmp/wasmbed-agent-tests), FUZZ_SECONDS (default 20; 0 skips),
+# Env: BUILD_DIR (default <repo>/target/agent-tests), FUZZ_SECONDS (default 20; 0 skips),
 #      WAMR_ROOT_DIR (default: found in the cargo registry), CC (default clang).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 agent="$(dirname "$here")"
 repo="$(dirname "$agent")"
-build="${BUILD_DIR:-/tmp/wasmbed-agent-tests}"
+build="${BUILD_DIR:-$repo/target/agent-tests}"
 fuzz_seconds="${FUZZ_SECONDS:-20}"
 CC="${CC:-clang}"
 mkdir -p "$build"

@@ -384,7 +384,8 @@ async fn two_hosts_on_one_device_are_served_in_order() {
         "START module_id=ma func=add args=\"a0=1,a1=0\""
     );
     let second = host("mb", 2);
-    // While the first job runs, nothing of the second reaches the device.
+    // Until the first START is answered, nothing of the second reaches the device (its wait
+    // for the RESULT then happens outside the queue).
     c.quiet_for(300).await;
     c.say("START_OK").await;
     c.say("RESULT status=OK module_id=ma func=add ret_i32=1")

@@ -28,17 +28,25 @@
 /* A peer that reads nothing for this long loses output, like a UART nobody listens to. */
 #define TX_STALL_MS 1000
 
-void posix_link_pace(struct posix_port *p, size_t n)
+/* Sleeps until `wire` + n byte times; `idle` says the wire has been idle, so these bytes start
+ * now, not where the previous ones ended. */
+static void pace(struct posix_port *p, struct timespec *wire, size_t n, bool idle)
 {
+	struct timespec now;
+	int64_t behind_ns;
 	uint64_t ns;
-	struct timespec ts;
 
 	if (!p->baud || !n)
 		return;
-	ns = (uint64_t)n * 10u * 1000000000u / p->baud;
-	ts.tv_sec = (time_t)(ns / 1000000000u);
-	ts.tv_nsec = (long)(ns % 1000000000u);
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	behind_ns = (int64_t)(now.tv_sec - wire->tv_sec) * 1000000000 + (now.tv_nsec - wire->tv_nsec);
+	/* far behind: the wire was idle even if the caller could not tell (a blocking fd) */
+	if (behind_ns > 0 && (idle || behind_ns > 50000000))
+		*wire = now;
+	ns = (uint64_t)n * 10u * 1000000000u / p->baud + (uint64_t)wire->tv_nsec;
+	wire->tv_sec += (time_t)(ns / 1000000000u);
+	wire->tv_nsec = (long)(ns % 1000000000u);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, wire, NULL) == EINTR)
 		;
 }
 
@@ -73,9 +81,9 @@ static void write_out(struct posix_port *p, const char *buf, size_t len, size_t 
 
 void posix_link_write(struct posix_port *p, const char *buf, size_t len)
 {
-	/* A UART delivers a line's last byte len*10/baud after its first: pace, then hand it over. */
-	posix_link_pace(p, len);
 	pthread_mutex_lock(&p->out_lock);
+	/* A UART delivers a line's last byte len*10/baud after its first: pace, then hand it over. */
+	pace(p, &p->tx_wire, len, true); /* the agent emits whole lines: behind = idle */
 	if (p->out_fd >= 0)
 		write_out(p, buf, len, p->reply_bytewise ? 1 : len);
 	pthread_mutex_unlock(&p->out_lock);
@@ -101,6 +109,9 @@ static void pump(struct posix_port *p, int fd)
 {
 	uint8_t buf[RX_BUF];
 	size_t step = p->baud ? (p->baud / 10 / 100 + 1) : sizeof(buf); /* ~10 ms of bytes */
+	/* Bytes that were already queued when we read them kept the wire busy since the previous
+	 * ones: pacing continues from where those ended. After a wait for input the wire was idle. */
+	bool waited = true;
 
 	if (step > sizeof(buf))
 		step = sizeof(buf);
@@ -111,11 +122,13 @@ static void pump(struct posix_port *p, int fd)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			poll(&pfd, 1, -1);
+			waited = true;
 			continue;
 		}
 		if (n <= 0)
 			return;
-		posix_link_pace(p, (size_t)n);
+		pace(p, &p->rx_wire, (size_t)n, waited);
+		waited = false;
 		pthread_mutex_lock(&p->rx_lock);
 		agent_rx(&p->agent, buf, (size_t)n);
 		pthread_mutex_unlock(&p->rx_lock);

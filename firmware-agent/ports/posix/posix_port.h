@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "agent.h"
 
@@ -43,6 +44,7 @@ struct posix_port {
 	pthread_mutex_t out_lock;
 	int out_fd; /* current link for output, -1 when no client */
 	bool tx_stalled; /* the peer stopped reading: output is dropped until it reads again */
+	struct timespec rx_wire, tx_wire; /* --baud: when each direction of the wire is next free */
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake_cond;
 	bool woken;
@@ -55,8 +57,6 @@ struct posix_port {
 int posix_link_start(struct posix_port *p);
 /** Write bytes to the current link, paced by the baud rate. */
 void posix_link_write(struct posix_port *p, const char *buf, size_t len);
-/** Sleep for the time `n` bytes take on the wire (no-op without --baud). */
-void posix_link_pace(struct posix_port *p, size_t n);
 
 /* posix_jobs.c */
 /** Create the worker threads of all slots. */

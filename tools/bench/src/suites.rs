@@ -64,8 +64,9 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
     }
     let mut d_status = Vec::new();
     let mut d_start = Vec::new();
-    let mut g_status = GwSamples::default();
-    let mut g_start = GwSamples::default();
+    // [0]: the default single-threaded gateway, [1]: --threads 2 (the A/B of the runtime)
+    let mut g_status = [GwSamples::default(), GwSamples::default()];
+    let mut g_start = [GwSamples::default(), GwSamples::default()];
     for round in 0..rounds {
         {
             let mut d = DevConn::connect(sim.ports[0])?;
@@ -81,7 +82,7 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             }
             for i in 0..n + 20 {
                 let t = Instant::now();
-                let l = d.start_wait("math", "add", &[i as i32, 26])?;
+                let l = d.start_wait("math", "add", &[i, 26])?;
                 if !l.contains(&format!("ret_i32={}", i + 26)) {
                     return Err(err(format!("direct START: {l}")));
                 }
@@ -90,30 +91,40 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                 }
             }
         }
-        let gw = start_gateway(&format!("lat-gw{}", round + 1), &devs, &[])?;
-        let mut c = gw.connect()?;
-        for i in 0..n + 20 {
-            let t = Instant::now();
-            let r = ok(c.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
-            if i >= 20 {
-                g_status.push(ms(t.elapsed()), &r);
+        for (k, threads) in ["1", "2"].iter().enumerate() {
+            let gw = start_gateway(
+                &format!("lat-gw{}-t{threads}", round + 1),
+                &devs,
+                &["--threads", threads],
+            )?;
+            let mut c = gw.connect()?;
+            for i in 0..n + 20 {
+                let t = Instant::now();
+                let r = ok(c.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
+                if i >= 20 {
+                    g_status[k].push(ms(t.elapsed()), &r);
+                }
             }
-        }
-        for i in 0..n + 20 {
-            let t = Instant::now();
-            let r = ok(c.request(
-                json!({"op": "start", "device": "sim", "module_id": "math", "func": "add", "args": [i, 26], "wait_result": true}),
-                None,
-                T,
-            )?)?;
-            if r["result"]["ret"] != json!(i + 26) {
-                return Err(err(format!("gateway start: {r}")));
-            }
-            if i >= 20 {
-                g_start.push(ms(t.elapsed()), &r);
+            for i in 0..n + 20 {
+                let t = Instant::now();
+                let r = ok(c.request(
+                    json!({"op": "start", "device": "sim", "module_id": "math", "func": "add", "args": [i, 26], "wait_result": true}),
+                    None,
+                    T,
+                )?)?;
+                if r["result"]["ret"] != json!(i + 26) {
+                    return Err(err(format!("gateway start: {r}")));
+                }
+                if i >= 20 {
+                    g_start[k].push(ms(t.elapsed()), &r);
+                }
             }
         }
     }
+    let [g_status, g_status2] = g_status;
+    let [g_start, g_start2] = g_start;
+    let ov2_status = p50(&g_status2.e2e) - p50(&d_status);
+    let ov2_start = p50(&g_start2.e2e) - p50(&d_start);
     let ov_status = p50(&g_status.e2e) - p50(&d_status);
     let ov_start = p50(&g_start.e2e) - p50(&d_start);
     rep.json.insert(
@@ -122,6 +133,8 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                "direct_status_ms": stats_json(&d_status), "direct_status_samples": d_status.iter().map(|v| r3(*v)).collect::<Vec<_>>(),
                "direct_start_ms": stats_json(&d_start), "direct_start_samples": d_start.iter().map(|v| r3(*v)).collect::<Vec<_>>(),
                "gateway_status": g_status.json(), "gateway_start": g_start.json(),
+               "gateway_threads2_status": g_status2.json(), "gateway_threads2_start": g_start2.json(),
+               "overhead_p50_status_ms_threads2": r3(ov2_status), "overhead_p50_start_ms_threads2": r3(ov2_start),
                "overhead_p50_status_ms": r3(ov_status), "overhead_p50_start_ms": r3(ov_start),
                "inside_gateway_p50_status_ms": r3(p50(&g_status.inside)), "inside_gateway_p50_start_ms": r3(p50(&g_start.inside))}),
     );
@@ -148,6 +161,12 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
         ),
         "< 0.1 ms",
         Some(ov_status < 0.1),
+    );
+    rep.row(
+        "1 same with --threads 2 (status / start)",
+        format!("{ov2_status:.3} / {ov2_start:.3} ms"),
+        "",
+        None,
     );
     rep.row(
         "1 gateway overhead p50 (start)",
@@ -387,6 +406,9 @@ pub fn upload(cfg: &Cfg, rep: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// How a contention answer is checked.
+type Check = Box<dyn Fn(&Value) -> bool>;
+
 /// One contention request's record.
 struct Rec {
     sent: f64,
@@ -418,13 +440,14 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
         let handles: Vec<_> = (0..k)
             .map(|h| {
                 let addr = addr.clone();
-                std::thread::spawn(move || -> Result<(Vec<Rec>, Vec<String>)> {
+                std::thread::spawn(move || -> Result<(Vec<Rec>, Vec<String>, usize)> {
                     let mut c = GwConn::connect(&addr)?;
                     let mut recs = Vec::new();
                     let mut wrong = Vec::new();
+                    let mut busy = 0usize;
                     for i in 0..m {
                         let sent = ms(epoch.elapsed());
-                        let (r, check): (Value, Box<dyn Fn(&Value) -> bool>) = match i % 3 {
+                        let (r, check): (Value, Check) = match i % 3 {
                             0 => (
                                 c.request(json!({"op": "status", "device": "sim"}), None, T * 3)?,
                                 Box::new(|r: &Value| {
@@ -440,7 +463,10 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                                         None,
                                         T * 3,
                                     )?,
-                                    Box::new(move |r: &Value| r["ok"] == true && r["result"]["ret"] == json!(a + b)),
+                                    Box::new(move |r: &Value| {
+                                        (r["ok"] == true && r["result"]["ret"] == json!(a + b))
+                                            || r["error"]["detail"]["line"] == "RESULT status=BUSY"
+                                    }),
                                 )
                             }
                             _ => {
@@ -462,8 +488,11 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                         };
                         let done = ms(epoch.elapsed());
                         let good = check(&r);
+                        if r["error"]["detail"]["line"] == "RESULT status=BUSY" {
+                            busy += 1;
+                        }
                         if !good {
-                            wrong.push(r.to_string());
+                            wrong.push(format!("host {h} request {i} (kind {}): {r}", i % 3));
                         }
                         recs.push(Rec {
                             sent,
@@ -472,18 +501,20 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                             ok: good,
                         });
                     }
-                    Ok((recs, wrong))
+                    Ok((recs, wrong, busy))
                 })
             })
             .collect();
         let mut recs = Vec::new();
         let mut wrong = Vec::new();
         let mut lost = 0usize;
+        let mut busy = 0usize;
         for h in handles {
             match h.join().map_err(|_| err("host thread panicked"))? {
-                Ok((r, w)) => {
+                Ok((r, w, b)) => {
                     recs.extend(r);
                     wrong.extend(w);
+                    busy += b;
                 }
                 Err(e) => {
                     lost += 1;
@@ -518,10 +549,11 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
         rep.row(
             &format!("5 contention {linkname}: {k} hosts x {m} mixed"),
             format!(
-                "{} answers, {} wrong/stale, {} lost; e2e p50 {:.2} p99 {:.2} ms",
+                "{} answers, {} wrong/stale, {} lost ({} honest BUSY); e2e p50 {:.2} p99 {:.2} ms",
                 recs.len(),
                 bad,
                 lost,
+                busy,
                 s.p50,
                 s.p99
             ),
@@ -540,7 +572,7 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
         );
         out.insert(
             linkname.into(),
-            json!({"hosts": k, "requests_per_host": m, "answers": recs.len(), "wrong": bad, "lost": lost,
+            json!({"hosts": k, "requests_per_host": m, "answers": recs.len(), "wrong": bad, "lost": lost, "busy": busy,
                    "wrong_examples": wrong.iter().take(5).collect::<Vec<_>>(), "e2e_ms": s.json(),
                    "bound_violations": violations, "max_excess_ms": r3(worst_excess)}),
         );
@@ -716,10 +748,21 @@ fn per_iter(
         }
         Ok((f(&r["latency"]["device_ms"]), ret))
     };
+    // Grow n by 4x until a run takes target_ms more than n = 1 (bounded: 12 steps, ~60 s).
     let (t1, _) = run(1)?;
-    let (t8, _) = run(8)?;
-    let est = ((t8 - t1) / 7.0).max(1e-4);
-    let n2 = ((target_ms / est) as i64).clamp(16, 200_000_000);
+    let mut n2: i64 = 4;
+    for _ in 0..12 {
+        let (t, _) = run(n2)?;
+        if t - t1 >= target_ms || n2 >= 50_000_000 {
+            break;
+        }
+        let grow = if t - t1 > 1.0 {
+            (target_ms / (t - t1) * 1.2).clamp(1.5, 4.0)
+        } else {
+            4.0
+        };
+        n2 = ((n2 as f64) * grow) as i64;
+    }
     let mut v = Vec::new();
     let mut ret = 0;
     for _ in 0..3 {
@@ -959,8 +1002,8 @@ pub fn nagle(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                 "p50 {:.2} p99 {:.2} ms (status p50 {:.2} ms)",
                 u.p50, u.p99, s.p50
             ),
-            if bytewise { "not tens of ms" } else { "" },
-            if bytewise { Some(u.p99 < 10.0) } else { None },
+            if bytewise { "p50 not tens of ms" } else { "" },
+            if bytewise { Some(u.p50 < 5.0) } else { None },
         );
         out.insert(name.into(), json!({"upload_1k_ms": u.json(), "status_ms": s.json(), "upload_samples": up.iter().map(|v| r3(*v)).collect::<Vec<_>>()}));
     }

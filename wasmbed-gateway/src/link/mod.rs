@@ -6,8 +6,9 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::endpoint::Endpoint;
@@ -48,10 +49,10 @@ impl Connector for EndpointConnector {
     }
 }
 
-/// Opens a link to an endpoint; TCP links get TCP_NODELAY.
+/// Opens a link to an endpoint; TCP links get TCP_NODELAY and quick ACKs ([`TcpLink`]).
 pub async fn open(ep: &Endpoint) -> io::Result<BoxLink> {
     match ep {
-        Endpoint::Tcp { host, port } => Ok(Box::new(connect_tcp(host, *port).await?)),
+        Endpoint::Tcp { host, port } => Ok(Box::new(TcpLink::new(connect_tcp(host, *port).await?))),
         Endpoint::Serial { path, baud } => serial::open(path, *baud),
     }
 }
@@ -61,4 +62,77 @@ pub async fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
     let stream = TcpStream::connect((host, port)).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// A TCP device link that acknowledges every segment at once (Linux `TCP_QUICKACK`, re-armed
+/// after each read because the kernel clears it).
+///
+/// A bridge that writes a reply one byte per `write()` with Nagle on (older Renode builds) sends
+/// the first byte and holds the rest until that byte is acknowledged; with delayed ACKs the
+/// gateway would acknowledge only after ~40 ms, so every exchange would stall that long. Quick
+/// ACKs turn the stall into one extra round trip (docs/benchmarks.md, item 8).
+pub struct TcpLink {
+    inner: TcpStream,
+}
+
+impl TcpLink {
+    /// Wraps a connected stream and switches it to quick-ACK mode.
+    pub fn new(inner: TcpStream) -> Self {
+        quickack(&inner);
+        TcpLink { inner }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn quickack(s: &TcpStream) {
+    // Best effort: a failure only brings the delayed-ACK stall back.
+    let _ = socket2::SockRef::from(s).set_tcp_quickack(true);
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn quickack(_s: &TcpStream) {}
+
+impl AsyncRead for TcpLink {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            quickack(&self.inner);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for TcpLink {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -1,0 +1,315 @@
+/*
+ * Wasmbed agent on Zephyr: the portable core (../../core) in its threaded mode. No protocol code
+ * here: the port supplies the UART (port_uart.c), time, the LED, threads and the WAMR pool.
+ *
+ * Threads (Zephyr priorities: numerically lower runs first):
+ *  - wasmbed_cmd (CONFIG_WASMBED_CMD_PRIORITY): the command context. Woken by the UART RX
+ *    interrupt and by the core's deadlines, it hands received bytes to agent_rx() and runs
+ *    agent_poll(). It preempts the workers, so INFO, STATUS and STOP are answered during any
+ *    job. The forced stop and the re-instantiation after it run here too, on this thread's
+ *    CONFIG_WASMBED_CMD_STACK_SIZE stack (the legacy firmware used the 1 KiB system work queue).
+ *  - slot0..slotN-1 (CONFIG_WASMBED_WORKER_PRIORITY): one job worker per slot running
+ *    agent_job_run(); equal priorities, time-sliced, so two slots run at once.
+ *
+ * Forced stop: STOP makes the core call wasm_runtime_terminate(); a job still running after the
+ * grace period (CONFIG_WASMBED_STOP_GRACE_MS) gets job_abort() from agent_poll(): the worker is
+ * k_thread_abort()ed while this port holds the core lock (so it is never abandoned inside agent
+ * state or a TX line) and re-created on the same stack. The core then reports
+ * `RESULT status=STOPPED forced=1` and re-instantiates the module.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <zephyr/devicetree.h>
+#include <zephyr/drivers/gpio.h>
+#include <zephyr/kernel.h>
+#include <zephyr/logging/log.h>
+
+#include "wasm_export.h"
+
+#include "agent.h"
+#include "port_uart.h"
+
+LOG_MODULE_REGISTER(wasmbed, LOG_LEVEL_INF);
+
+#define PORT_LED_NODE DT_ALIAS(led0)
+#define PORT_RX_CHUNK 64
+
+/*
+ * INFO aot_*: what an .aot must be compiled for. Cortex-M4 code also runs on the F746's
+ * Cortex-M7, whose FPU is single precision (LLVM's cortex-m7 would assume double precision).
+ */
+#define PORT_AOT_ARCH "thumbv7em"
+#define PORT_AOT_CPU "cortex-m4"
+#if defined(CONFIG_FP_HARDABI)
+#define PORT_AOT_ABI "eabihf"
+#else
+#define PORT_AOT_ABI "eabi"
+#endif
+
+BUILD_ASSERT(CONFIG_WASMBED_SLOTS >= 1 && CONFIG_WASMBED_SLOTS <= AGENT_MAX_SLOTS,
+	     "CONFIG_WASMBED_SLOTS: 1..AGENT_MAX_SLOTS");
+
+struct port_worker {
+	struct k_thread thread;
+	struct k_sem job;
+	unsigned slot;
+	char name[16];
+};
+
+static uint8_t port_pool[CONFIG_WASMBED_POOL_SIZE] __aligned(8);
+static struct agent port_agent;
+static struct port_worker port_workers[CONFIG_WASMBED_SLOTS];
+static K_THREAD_STACK_ARRAY_DEFINE(port_worker_stacks, CONFIG_WASMBED_SLOTS,
+				   CONFIG_WASMBED_WORKER_STACK_SIZE);
+static struct k_thread port_cmd_thread;
+static K_THREAD_STACK_DEFINE(port_cmd_stack, CONFIG_WASMBED_CMD_STACK_SIZE);
+static K_SEM_DEFINE(port_cmd_wake, 0, 1);
+static K_MUTEX_DEFINE(port_core_mutex);
+static K_MUTEX_DEFINE(port_rx_mutex);
+static uint32_t port_rx_dropped_logged;
+
+#if DT_NODE_HAS_STATUS(PORT_LED_NODE, okay)
+static const struct gpio_dt_spec port_led = GPIO_DT_SPEC_GET(PORT_LED_NODE, gpios);
+static bool port_led_ok;
+
+static bool port_led_init(void)
+{
+	port_led_ok = gpio_is_ready_dt(&port_led) &&
+		      gpio_pin_configure_dt(&port_led, GPIO_OUTPUT_INACTIVE) == 0;
+	return port_led_ok;
+}
+
+static void port_led_set(void *ctx, int on)
+{
+	ARG_UNUSED(ctx);
+	if (port_led_ok)
+		(void)gpio_pin_set_dt(&port_led, on ? 1 : 0);
+}
+#define PORT_LED_SET port_led_set
+#else
+static bool port_led_init(void)
+{
+	return false;
+}
+#define PORT_LED_SET NULL /* the core still counts toggles */
+#endif
+
+static void port_write(void *ctx, const char *line, size_t len)
+{
+	ARG_UNUSED(ctx);
+	port_uart_write(line, len);
+}
+
+static uint32_t port_now_ms(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	return k_uptime_get_32();
+}
+
+static void port_sleep_ms(void *ctx, uint32_t ms)
+{
+	ARG_UNUSED(ctx);
+	k_msleep((int32_t)ms);
+}
+
+static void port_wake(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	k_sem_give(&port_cmd_wake);
+}
+
+static void port_job_start(void *ctx, unsigned slot)
+{
+	ARG_UNUSED(ctx);
+	k_sem_give(&port_workers[slot].job);
+}
+
+static void port_worker_main(void *p1, void *p2, void *p3)
+{
+	struct port_worker *w = p1;
+
+	ARG_UNUSED(p2);
+	ARG_UNUSED(p3);
+	(void)wasm_runtime_init_thread_env();
+	for (;;) {
+		(void)k_sem_take(&w->job, K_FOREVER);
+		agent_job_run(&port_agent, w->slot);
+	}
+}
+
+static void port_worker_spawn(struct port_worker *w)
+{
+	k_tid_t tid = k_thread_create(&w->thread, port_worker_stacks[w->slot],
+				      K_THREAD_STACK_SIZEOF(port_worker_stacks[w->slot]),
+				      port_worker_main, w, NULL, NULL,
+				      CONFIG_WASMBED_WORKER_PRIORITY, 0, K_NO_WAIT);
+
+	(void)k_thread_name_set(tid, w->name);
+}
+
+/* Command context, core lock not held (the core's contract); returns once the job is gone. */
+static int port_job_abort(void *ctx, unsigned slot)
+{
+	struct port_worker *w = &port_workers[slot];
+
+	ARG_UNUSED(ctx);
+	k_mutex_lock(&port_core_mutex, K_FOREVER);
+	k_thread_abort(&w->thread);
+	k_sem_reset(&w->job); /* a pending post belonged to the abandoned run */
+	port_worker_spawn(w);
+	k_mutex_unlock(&port_core_mutex);
+	return 0;
+}
+
+static void port_lock(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	k_mutex_lock(&port_core_mutex, K_FOREVER);
+}
+
+static void port_unlock(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	k_mutex_unlock(&port_core_mutex);
+}
+
+static void port_rx_lock(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	k_mutex_lock(&port_rx_mutex, K_FOREVER);
+}
+
+static void port_rx_unlock(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	k_mutex_unlock(&port_rx_mutex);
+}
+
+#if defined(CONFIG_INIT_STACKS) && defined(CONFIG_THREAD_STACK_INFO)
+static uint32_t port_stack_free(void *ctx, unsigned slot)
+{
+	size_t unused = 0;
+
+	ARG_UNUSED(ctx);
+	if (k_thread_stack_space_get(&port_workers[slot].thread, &unused) != 0)
+		return 0;
+	return (uint32_t)unused;
+}
+#define PORT_STACK_FREE port_stack_free
+#else
+#define PORT_STACK_FREE NULL /* the core reports the wasm stack size */
+#endif
+
+#if defined(CONFIG_LOG)
+/* Diagnostics through Zephyr logging: give it a backend other than the protocol UART (RTT). */
+static void port_log(void *ctx, const char *msg)
+{
+	ARG_UNUSED(ctx);
+	LOG_INF("%s", msg);
+}
+#define PORT_LOG port_log
+#else
+#define PORT_LOG NULL /* the core then skips formatting its diagnostics */
+#endif
+
+static const struct agent_port_ops port_ops = {
+	.write = port_write,
+	.now_ms = port_now_ms,
+	.led_set = PORT_LED_SET,
+	.sleep_ms = port_sleep_ms,
+	.wake = port_wake,
+	.job_start = port_job_start,
+	.job_abort = port_job_abort,
+	.lock = port_lock,
+	.unlock = port_unlock,
+	.rx_lock = port_rx_lock,
+	.rx_unlock = port_rx_unlock,
+	.stack_free = PORT_STACK_FREE,
+	.log = PORT_LOG,
+};
+
+/* Hand the bytes the RX interrupt queued to the core. */
+static void port_pump_rx(void)
+{
+	uint8_t buf[PORT_RX_CHUNK];
+	uint32_t dropped;
+	size_t n;
+
+	while ((n = port_uart_read(buf, sizeof(buf))) > 0) {
+		k_mutex_lock(&port_rx_mutex, K_FOREVER);
+		agent_rx(&port_agent, buf, n);
+		k_mutex_unlock(&port_rx_mutex);
+	}
+	dropped = port_uart_dropped();
+	if (dropped != port_rx_dropped_logged) {
+		LOG_WRN("UART RX: %u bytes lost (ring full or overrun)",
+			(unsigned)(dropped - port_rx_dropped_logged));
+		port_rx_dropped_logged = dropped;
+	}
+}
+
+static void port_cmd_main(void *p1, void *p2, void *p3)
+{
+	static const struct agent_config cfg = {
+		.board = CONFIG_BOARD,
+		.rtos = "Zephyr",
+		.fw_version = "2.0.0",
+		.fw_build = "zephyr-" CONFIG_BOARD,
+		.aot_arch = PORT_AOT_ARCH,
+		.aot_cpu = PORT_AOT_CPU,
+		.aot_abi = PORT_AOT_ABI,
+		.stop_mode = "forced",
+		.slots = CONFIG_WASMBED_SLOTS,
+		.pool = port_pool,
+		.pool_size = sizeof(port_pool),
+		.wasm_stack = CONFIG_WASMBED_WASM_STACK_SIZE,
+		.stop_grace_ms = CONFIG_WASMBED_STOP_GRACE_MS,
+	};
+	int rc;
+
+	ARG_UNUSED(p1);
+	ARG_UNUSED(p2);
+	ARG_UNUSED(p3);
+	rc = agent_init(&port_agent, &cfg, &port_ops, NULL);
+	if (rc) {
+		LOG_ERR("agent_init failed (%d)", rc); /* it has sent ERROR code=WAMR_INIT_FAIL */
+		return;
+	}
+	agent_hello(&port_agent);
+	for (;;) {
+		uint32_t next;
+
+		port_pump_rx();
+		next = agent_poll(&port_agent);
+		(void)k_sem_take(&port_cmd_wake, K_MSEC(next));
+	}
+}
+
+int main(void)
+{
+	int rc;
+
+	/* main runs first (priority 0): everything exists before the agent threads start */
+	rc = port_uart_init(&port_cmd_wake);
+	if (rc) {
+		LOG_ERR("UART not ready (%d)", rc);
+		return rc;
+	}
+	if (!port_led_init())
+		LOG_WRN("no usable led0: the LED natives only count toggles");
+	for (unsigned i = 0; i < CONFIG_WASMBED_SLOTS; i++) {
+		struct port_worker *w = &port_workers[i];
+
+		w->slot = i;
+		snprintf(w->name, sizeof(w->name), "slot%u", i);
+		k_sem_init(&w->job, 0, 1);
+		port_worker_spawn(w);
+	}
+	k_thread_create(&port_cmd_thread, port_cmd_stack, K_THREAD_STACK_SIZEOF(port_cmd_stack),
+			port_cmd_main, NULL, NULL, NULL, CONFIG_WASMBED_CMD_PRIORITY, 0, K_NO_WAIT);
+	(void)k_thread_name_set(&port_cmd_thread, "wasmbed_cmd");
+	return 0;
+}

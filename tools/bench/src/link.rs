@@ -1,7 +1,7 @@
 //! What the harness talks to: the simulated board(s), the gateway (Wasmbed JSON dialect) and a
 //! device directly over its link (raw line protocol).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::process::Command;
@@ -405,19 +405,6 @@ impl DevConn {
         } else {
             Err(end)
         })
-    }
-
-    /// Drains whatever the device still says for `d` (after a failed upload).
-    pub fn drain(&mut self, d: Duration) {
-        let _ = self.r.get_ref().set_read_timeout(Some(d));
-        let mut sink = [0u8; 4096];
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            match self.r.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
     }
 }
 

@@ -62,9 +62,11 @@ pub const PAD_SECTION: &str = "wasmbed.bench";
 /// Smallest module [`padded_module`] can produce.
 pub const MIN_PADDED: usize = 8 + 1 + 5 + 1 + PAD_SECTION.len();
 
-/// A valid, empty WebAssembly module of exactly `size` bytes, padded by one custom section.
-/// Returns `None` if `size` is below [`MIN_PADDED`] or above 4 GiB.
-pub fn padded_module(size: usize) -> Option<Vec<u8>> {
+/// A valid, empty WebAssembly module of exactly `size` bytes, padded by one custom section
+/// whose bytes are a pseudo-random function of `seed` (different seeds give different CRCs, so
+/// no upload is skipped as identical). Returns `None` if `size` is below [`MIN_PADDED`] or
+/// above 4 GiB.
+pub fn padded_module(size: usize, seed: u32) -> Option<Vec<u8>> {
     let name = PAD_SECTION.as_bytes();
     if size < MIN_PADDED {
         return None;
@@ -77,7 +79,14 @@ pub fn padded_module(size: usize) -> Option<Vec<u8>> {
     out.push(name.len() as u8);
     out.extend_from_slice(name);
     let payload = size - out.len();
-    out.extend((0..payload).map(|i| (i % 251) as u8));
+    // xorshift32; the multiplier spreads small seeds and keeps the state non-zero.
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    out.extend((0..payload).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    }));
     Some(out)
 }
 
@@ -129,7 +138,7 @@ mod tests {
             70_000,
             1 << 21,
         ] {
-            let m = padded_module(size).unwrap_or_else(|| panic!("{size}"));
+            let m = padded_module(size, 7).unwrap_or_else(|| panic!("{size}"));
             assert_eq!(m.len(), size);
             assert_eq!(&m[..8], b"\0asm\x01\0\0\0");
             assert_eq!(m[8], 0, "custom section id");
@@ -138,7 +147,9 @@ mod tests {
             let name_len = m[9 + n] as usize;
             assert_eq!(&m[10 + n..10 + n + name_len], PAD_SECTION.as_bytes());
         }
-        assert!(padded_module(MIN_PADDED - 1).is_none());
+        assert!(padded_module(MIN_PADDED - 1, 0).is_none());
+        assert_eq!(padded_module(500, 3), padded_module(500, 3));
+        assert_ne!(padded_module(500, 3), padded_module(500, 4));
     }
 
     #[test]
@@ -146,7 +157,7 @@ mod tests {
         // Cross-check with a real validator when wabt is installed.
         let Ok(dir) = tempfile::tempdir() else { return };
         let path = dir.path().join("pad.wasm");
-        std::fs::write(&path, padded_module(1000).unwrap()).unwrap();
+        std::fs::write(&path, padded_module(1000, 0).unwrap()).unwrap();
         match std::process::Command::new("wasm-validate")
             .arg(&path)
             .status()

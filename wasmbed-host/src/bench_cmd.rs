@@ -127,7 +127,7 @@ fn request(device: &str, a: &BenchArgs) -> Result<Request, HostError> {
                         .unwrap_or_default(),
                 ),
                 None => (
-                    padded_module(a.size).ok_or_else(|| {
+                    padded_module(a.size, 0).ok_or_else(|| {
                         HostError::Usage(format!(
                             "--size {}: the smallest bench module is {} bytes",
                             a.size,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::link::{self, deploy_req, ok, start_gateway, start_sim, DevConn, GwConn, SimOpts};
-use crate::util::{binary, err, ms, padded_module, r3, repo_root, stats_json, Result, Stats};
+use crate::util::{
+    binary, err, ms, padded_module, r3, repo_root, stats_json, Result, Stats, StatsJson,
+};
 use crate::{Cfg, Report};
 
 const T: Duration = Duration::from_secs(10);

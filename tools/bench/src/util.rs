@@ -184,50 +184,16 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_nanos(ticks * 1_000_000_000 / ticks_per_s()))
 }
 
-/// Order statistics of a sample set (values in the unit they were given).
-#[derive(Debug, Clone, Copy)]
-pub struct Stats {
-    /// Number of samples.
-    pub n: usize,
-    /// Smallest.
-    pub min: f64,
-    /// Median.
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-    /// Mean.
-    pub mean: f64,
+pub use wasmbed_host::bench::Stats;
+
+/// The statistics as the harness writes them to `results.json`.
+pub trait StatsJson {
+    /// JSON object of the statistics, rounded to 3 decimals.
+    fn json(&self) -> Value;
 }
 
-impl Stats {
-    /// Nearest-rank percentiles; None for no samples.
-    pub fn of(samples: &[f64]) -> Option<Stats> {
-        if samples.is_empty() {
-            return None;
-        }
-        let mut v = samples.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| {
-            let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-            v[rank.clamp(1, v.len()) - 1]
-        };
-        Some(Stats {
-            n: v.len(),
-            min: v[0],
-            p50: pct(50.0),
-            p95: pct(95.0),
-            p99: pct(99.0),
-            max: v[v.len() - 1],
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-        })
-    }
-
-    /// JSON object of the statistics.
-    pub fn json(&self) -> Value {
+impl StatsJson for Stats {
+    fn json(&self) -> Value {
         json!({"n": self.n, "min": r3(self.min), "p50": r3(self.p50), "p95": r3(self.p95),
                "p99": r3(self.p99), "max": r3(self.max), "mean": r3(self.mean)})
     }
@@ -248,47 +214,9 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A valid wasm module of exactly `size` bytes (≥ 28): the header and a custom section
-/// `wasmbed.bench` holding a pattern that depends on `seed` (so modules differ).
+/// A valid empty module of exactly `size` (≥ 28) bytes whose padding depends on `seed`.
 pub fn padded_module(size: usize, seed: u32) -> Vec<u8> {
-    const NAME: &[u8] = b"wasmbed.bench";
-    assert!(size >= 28);
-    let leb = |mut v: usize| {
-        let mut out = Vec::new();
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                break;
-            }
-            out.push(b | 0x80);
-        }
-        out
-    };
-    // header 8 + section id 1 + len(LEB) + name len 1 + name 13 + payload = size
-    for len_bytes in 1..=5 {
-        let body = size - 8 - 1 - len_bytes;
-        let l = leb(body);
-        if l.len() == len_bytes {
-            let mut m = b"\0asm\x01\0\0\0".to_vec();
-            m.push(0);
-            m.extend_from_slice(&l);
-            m.push(NAME.len() as u8);
-            m.extend_from_slice(NAME);
-            let payload = body - 1 - NAME.len();
-            let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
-            for _ in 0..payload {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                m.push(x as u8);
-            }
-            assert_eq!(m.len(), size);
-            return m;
-        }
-    }
-    unreachable!("size {size} fits no LEB length")
+    wasmbed_host::bench::padded_module(size, seed).expect("bench modules are at least 28 bytes")
 }
 
 /// Raises the open-file limit to the hard limit (1000 boards need ~4000 descriptors).

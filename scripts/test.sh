@@ -5,6 +5,7 @@
 #   LONG_FUZZ=1    also run the protocol decoder's cargo-fuzz target (installs cargo-fuzz;
 #                  FUZZ_SECONDS applies, e.g. FUZZ_SECONDS=600)
 #   SKIP_LINT=1    skip cargo fmt / clippy
+#   SKIP_BENCH=1   skip the benchmark harness's smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -50,4 +51,10 @@ fi
 
 stage "test: cargo test --workspace"
 cargo test --workspace --locked
+
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  # Keeps the harness working; it measures, it asserts no time (docs/benchmarks.md).
+  stage "bench: smoke run of the benchmark harness (--quick)"
+  tools/bench/run.sh --quick
+fi
 stage "done"

@@ -260,6 +260,55 @@ impl RunResult {
     pub fn is_ok(&self) -> bool {
         self.status == ResultStatus::Ok
     }
+
+    /// Whether this RESULT is an immediate answer to a START (the agent refused to start a job)
+    /// or the run-time result of a job (after `START_OK`). RESULT lines carry no request id, so
+    /// this is what routes them: an immediate RESULT belongs to the START awaiting its first
+    /// reply, a run-time RESULT to whoever waits for its module's job.
+    ///
+    /// - immediate: `BUSY`, `NO_MODULE`, `BAD_PARAMS`, `NO_ENTRYPOINT`, `NO_MEM`, and `NO_FUNC`
+    ///   *with* `name=` (FW-A's export check before `START_OK`);
+    /// - run-time: `OK`, `EXCEPTION`, `STOPPED` (also `forced=1`), `NO_EXEC_ENV`, and `NO_FUNC`
+    ///   without `name=` (FW-B's export check in the worker).
+    ///
+    /// An unknown status is run-time iff it names a module (no firmware puts `module_id=` on an
+    /// immediate reply). FW-A's run-time `NO_FUNC name=` (a race the legacy stack documents, the
+    /// export vanishing between the check and the call) is classified immediate: such a job's
+    /// waiter times out instead of taking another START's refusal.
+    pub fn class(&self) -> ResultClass {
+        match &self.status {
+            ResultStatus::Busy
+            | ResultStatus::NoModule
+            | ResultStatus::BadParams
+            | ResultStatus::NoEntrypoint
+            | ResultStatus::NoMem => ResultClass::Immediate,
+            ResultStatus::NoFunc if self.name.is_some() => ResultClass::Immediate,
+            ResultStatus::NoFunc
+            | ResultStatus::Ok
+            | ResultStatus::Exception
+            | ResultStatus::Stopped
+            | ResultStatus::NoExecEnv => ResultClass::RunTime,
+            ResultStatus::Unknown(_) if self.module_id.is_some() => ResultClass::RunTime,
+            ResultStatus::Unknown(_) => ResultClass::Immediate,
+        }
+    }
+
+    /// True if this is a run-time RESULT (see [`RunResult::class`]) that can be the one of a
+    /// job of module `module_id`: it names that module, or names none (FW-A, and FW-B's bare
+    /// `NO_FUNC` / `NO_EXEC_ENV`).
+    pub fn is_runtime_of(&self, module_id: &str) -> bool {
+        self.class() == ResultClass::RunTime
+            && self.module_id.as_deref().is_none_or(|m| m == module_id)
+    }
+}
+
+/// The two kinds of RESULT line (see [`RunResult::class`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResultClass {
+    /// An immediate answer to START, instead of `START_OK`: no job was started.
+    Immediate,
+    /// The end of a job that `START_OK` started.
+    RunTime,
 }
 
 /// `STOP_OK status=<s>`.

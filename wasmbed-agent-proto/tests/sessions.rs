@@ -483,3 +483,180 @@ fn decoder_items_become_events() {
     ));
     assert!(!s.is_done());
 }
+
+// ---- RESULT routing: immediate replies vs run-time results (contention mis-routing) ----
+
+fn start_driver(module: &str, func: &str, args: &[i32], wait: bool) -> Driver<StartSession> {
+    let clock = Clock::new();
+    let s = StartSession::new(clock.now(), start(module, Some(func), args), wait, &t());
+    Driver::new(clock, s)
+}
+
+#[test]
+fn result_classes() {
+    let class = |raw: &str| match Line::parse(raw).msg {
+        AgentLine::Result(r) => r.class(),
+        other => panic!("{other:?}"),
+    };
+    for raw in [
+        "RESULT status=BUSY",
+        "RESULT status=NO_MODULE",
+        "RESULT status=NO_MODULE msg=\"module_id mismatch\"",
+        "RESULT status=BAD_PARAMS msg=\"missing module_id\"",
+        "RESULT status=NO_ENTRYPOINT msg=\"expected app_main\"",
+        "RESULT status=NO_MEM msg=\"free=1 need>=4096 exec_env=yes\"",
+        "RESULT status=NO_FUNC name=add",
+        "RESULT status=WEIRD",
+    ] {
+        assert_eq!(class(raw), ResultClass::Immediate, "{raw}");
+    }
+    for raw in [
+        "RESULT status=OK module_id=m func=add ret_i32=3",
+        "RESULT status=OK func=add ret_i32=3",
+        "RESULT status=EXCEPTION module_id=m func=f msg=\"Exception: unreachable\"",
+        "RESULT status=STOPPED module_id=m func=f",
+        "RESULT status=STOPPED forced=1 module_id=m func=f",
+        "RESULT status=STOPPED func=f",
+        "RESULT status=NO_EXEC_ENV",
+        "RESULT status=NO_EXEC_ENV func=f",
+        "RESULT status=NO_FUNC",
+        "RESULT status=WEIRD module_id=m",
+    ] {
+        assert_eq!(class(raw), ResultClass::RunTime, "{raw}");
+    }
+}
+
+/// Host A's START of `math` is on the link while host B's job of `math` ends: B's run-time
+/// RESULT comes before A's immediate BUSY. A must get BUSY, B's RESULT is an event.
+#[test]
+fn start_reply_skips_earlier_job_result_of_same_module() {
+    let mut d = start_driver("math", "add", &[1, 2], true);
+    d.recv("RESULT status=OK module_id=math func=add ret_i32=7000");
+    assert!(!d.s.is_done(), "another job's RESULT taken as the reply");
+    d.recv("RESULT status=BUSY");
+    match d.s.outcome().unwrap() {
+        Err(SessionError::Rejected { line }) => assert_eq!(line.raw, "RESULT status=BUSY"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        d.unsolicited(),
+        ["RESULT status=OK module_id=math func=add ret_i32=7000"]
+    );
+}
+
+/// Same, the earlier job ended in a trap or a stop: still not this START's answer.
+#[test]
+fn start_reply_skips_earlier_job_exception_stop_and_bare_codes() {
+    let mut d = start_driver("math", "add", &[1, 2], true);
+    d.recv("RESULT status=EXCEPTION module_id=math func=f msg=\"Exception: unreachable\"");
+    d.recv("RESULT status=STOPPED forced=1 module_id=math func=f");
+    d.recv("RESULT status=NO_EXEC_ENV");
+    d.recv("RESULT status=NO_FUNC");
+    assert!(!d.s.is_done());
+    d.recv("START_OK");
+    assert_eq!(d.s.phase(), Phase::Result);
+    d.recv("RESULT status=OK module_id=math func=add ret_i32=3");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(3));
+    assert_eq!(d.unsolicited().len(), 4);
+}
+
+/// FW-A: no module ids anywhere. The earlier job's RESULT (run-time class) before START_OK is
+/// not this START's answer; after START_OK it is.
+#[test]
+fn fw_a_start_reply_skips_earlier_result() {
+    let mut d = start_driver("wasm_module", "add", &[2, 3], true);
+    d.recv("RESULT status=OK func=add ret_i32=99");
+    assert!(!d.s.is_done());
+    d.recv("START_OK");
+    d.recv("RESULT status=OK func=add ret_i32=5");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(5));
+    // FW-A's export check is an immediate reply.
+    let mut d = start_driver("wasm_module", "nope", &[], true);
+    d.recv("RESULT status=NO_FUNC name=nope");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Rejected { .. }))
+    ));
+}
+
+/// A parked START (after START_OK) hears the BUSY answering another host's START of the same
+/// module: not its result. It keeps waiting and takes its own run-time RESULT.
+#[test]
+fn start_result_skips_immediate_replies_of_other_starts() {
+    let mut d = start_driver("math", "add", &[4, 5], true);
+    d.recv("START_OK");
+    for raw in [
+        "RESULT status=BUSY",
+        "RESULT status=NO_MODULE",
+        "RESULT status=BAD_PARAMS msg=\"missing module_id\"",
+        "RESULT status=NO_MEM msg=\"free=1 need>=4096 exec_env=yes\"",
+        "RESULT status=NO_ENTRYPOINT msg=\"expected app_main\"",
+        "RESULT status=NO_FUNC name=sum_to_n",
+    ] {
+        d.recv(raw);
+        assert!(!d.s.is_done(), "{raw} taken as the job's result");
+    }
+    d.recv_after(
+        Duration::from_millis(3000),
+        "RESULT status=OK module_id=math func=add ret_i32=9",
+    );
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(9));
+    assert_eq!(d.unsolicited().len(), 6);
+}
+
+/// FW-B's run-time NO_FUNC and NO_EXEC_ENV carry no module id and no name: they end the job.
+#[test]
+fn start_result_accepts_bare_runtime_codes() {
+    for raw in [
+        "RESULT status=NO_FUNC",
+        "RESULT status=NO_EXEC_ENV msg=\"free=12\"",
+    ] {
+        let mut d = start_driver("math", "add", &[], true);
+        d.recv("START_OK");
+        d.recv(raw);
+        match d.s.outcome() {
+            Some(Err(SessionError::Rejected { line })) => assert_eq!(line.raw, raw),
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+}
+
+/// A STOP (reply or result step) never takes an immediate RESULT of another START.
+#[test]
+fn stop_skips_immediate_replies() {
+    let clock = Clock::new();
+    let s = StopSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
+    let mut d = Driver::new(clock, s);
+    d.recv("RESULT status=BUSY");
+    assert!(!d.s.is_done());
+    d.recv("STOP_OK status=PENDING");
+    d.recv("RESULT status=BUSY");
+    d.recv("RESULT status=NO_MODULE");
+    assert!(!d.s.is_done());
+    d.recv("RESULT status=STOPPED module_id=m func=loop msg=\"Exception: terminated by user\"");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.status, Some(StopStatus::Pending));
+    assert_eq!(out.result.as_ref().unwrap().status, ResultStatus::Stopped);
+    assert_eq!(d.unsolicited().len(), 3);
+}
+
+/// A LOAD reports whether the agent cleared the slot (killing its job without a RESULT).
+#[test]
+fn load_reports_slot_cleared() {
+    let p = payload(64);
+    let crc = Crc32::of(&p);
+    let mut d = load(p.clone(), LoadOptions::default());
+    d.recv("LOAD_ERR code=BUSY msg=\"module running\"");
+    assert!(!d.s.slot_cleared());
+    let mut d = load(p.clone(), LoadOptions::default());
+    d.recv("LOAD_ERR code=NO_MEM");
+    assert!(d.s.slot_cleared());
+    let mut d = load(p, LoadOptions::default());
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size=64 crc32={crc}"
+    ));
+    assert!(d.s.slot_cleared());
+}

@@ -71,6 +71,8 @@ pub struct LoadSession {
     acked: u32,
     resumed_from: u32,
     attempts: u32,
+    /// The agent cleared the target (or victim) slot: see [`LoadSession::slot_cleared`].
+    slot_cleared: bool,
 }
 
 impl LoadSession {
@@ -106,6 +108,7 @@ impl LoadSession {
             acked: 0,
             resumed_from: 0,
             attempts: 0,
+            slot_cleared: false,
         })
     }
 
@@ -115,6 +118,15 @@ impl LoadSession {
             acked: self.acked,
             total: self.total(),
         }
+    }
+
+    /// True once the agent has cleared the slot this LOAD goes to: `LOAD_READY` came, or a
+    /// `LOAD_ERR` the agent sends only after choosing and clearing the slot (`NO_MEM` and later
+    /// codes; not `BAD_PARAMS`, `BUSY`, `FULL`, `BAD_VICTIM`, `NO_SLOT`). A job that was running
+    /// in that slot (the module itself with `replace=1`, or the victim) was killed **without a
+    /// RESULT** (FW-B1+ and FW-A semantics), so whoever waits for that job's RESULT must be told.
+    pub fn slot_cleared(&self) -> bool {
+        self.slot_cleared
     }
 
     fn total(&self) -> u32 {
@@ -142,7 +154,17 @@ impl LoadSession {
                 };
                 self.core.finish(Ok(outcome));
             }
-            (AgentLine::LoadErr(_), _) => self.core.reject(line),
+            (AgentLine::LoadErr(e), state) => {
+                use crate::wire::LoadErrCode as C;
+                let before_slot = matches!(
+                    e.code,
+                    C::BadParams | C::Busy | C::Full | C::BadVictim | C::NoSlot
+                );
+                if state != State::Ready || !before_slot {
+                    self.slot_cleared = true;
+                }
+                self.core.reject(line)
+            }
             _ if reply_error(&line) => self.core.reject(line),
             _ => self.core.unsolicited(line),
         }
@@ -157,6 +179,7 @@ impl LoadSession {
             // A stale reply to someone else's LOAD.
             return self.core.unsolicited(line);
         }
+        self.slot_cleared = true;
         if r.size != self.total() {
             return self.core.protocol(
                 format!("LOAD_READY size {} != {}", r.size, self.total()),

@@ -341,9 +341,12 @@ pub(crate) fn is_reply_error(e: &ErrorLine) -> bool {
     )
 }
 
-/// True if a RESULT's `module_id` (absent in FW-A and immediate replies) can be ours.
-pub(crate) fn result_is_ours(module_id: &Option<String>, ours: &str) -> bool {
-    module_id.as_deref().is_none_or(|m| m == ours)
+/// True if a RESULT is an immediate answer that can be the reply to our START: immediate class
+/// (see [`RunResult::class`](crate::message::RunResult::class)) and not naming another module
+/// (immediate replies name none).
+pub(crate) fn immediate_is_ours(r: &crate::message::RunResult, ours: &str) -> bool {
+    r.class() == crate::message::ResultClass::Immediate
+        && r.module_id.as_deref().is_none_or(|m| m == ours)
 }
 
 /// Shorthand for the reply lines every session treats the same way.

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{impl_session, reply_error, result_is_ours, Core, Phase, Timeouts};
+use super::{impl_session, reply_error, Core, Phase, Timeouts};
 use crate::decoder::Line;
 use crate::message::{AgentLine, Command, InfoOk, ModuleRef, RunResult, StatusOk};
 use crate::wire::ErrorCode;
@@ -135,8 +135,8 @@ impl UnloadSession {
                 self.core.reject(line)
             }
             AgentLine::Result(r)
-                if r.module_id.is_some()
-                    && result_is_ours(&r.module_id, &self.module_id)
+                if r.module_id.as_deref() == Some(self.module_id.as_str())
+                    && r.is_runtime_of(&self.module_id)
                     && self.stopped.is_none() =>
             {
                 self.stopped = Some(r.clone());

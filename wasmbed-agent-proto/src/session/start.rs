@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{impl_session, reply_error, result_is_ours, Core, Phase, Timeouts};
+use super::{immediate_is_ours, impl_session, reply_error, Core, Phase, Timeouts};
 use crate::decoder::Line;
 use crate::message::{AgentLine, Command, RunResult, Start};
 
@@ -17,11 +17,19 @@ pub struct StartOutcome {
 
 /// START state machine.
 ///
-/// Waits `first_reply` for `START_OK`, an immediate `RESULT` (final: a RESULT before `START_OK`
-/// is the answer to this START, ok iff `status=OK`) or a reply `ERROR`. With `wait_result` it
-/// then waits `result` for the job's `RESULT`: ok iff `status=OK`, any other status is
-/// [`SessionError::Rejected`](super::SessionError::Rejected). A RESULT whose `module_id` is another module's is an event, not
-/// ours; FW-A RESULTs carry no `module_id` and are accepted.
+/// Waits `first_reply` for `START_OK`, an immediate `RESULT` (a refusal: `BUSY`, `NO_MODULE`,
+/// `BAD_PARAMS`, `NO_ENTRYPOINT`, `NO_MEM`, `NO_FUNC name=`; always
+/// [`SessionError::Rejected`](super::SessionError::Rejected)) or a reply `ERROR`. With
+/// `wait_result` it then waits `result` for the job's run-time `RESULT` (`OK`, `EXCEPTION`,
+/// `STOPPED`, `NO_EXEC_ENV`, bare `NO_FUNC`): ok iff `status=OK`, any other status is
+/// `Rejected`.
+///
+/// RESULT lines carry no request id, so the class decides (see
+/// [`RunResult::class`](crate::message::RunResult::class)): a run-time RESULT before `START_OK`
+/// is an earlier job's end (of this module too: the agent writes a job's RESULT before its slot
+/// can start again), and an immediate RESULT after `START_OK` answers another START; both are
+/// [`Event::Unsolicited`](super::Event::Unsolicited). A run-time RESULT naming another module is
+/// an event too; FW-A RESULTs name no module and are accepted by class alone.
 #[derive(Debug)]
 pub struct StartSession {
     core: Core<StartOutcome>,
@@ -55,7 +63,14 @@ impl StartSession {
                     self.core.finish(Ok(StartOutcome { result: None, line }));
                 }
             }
-            (AgentLine::Result(r), _) if result_is_ours(&r.module_id, &self.module_id) => {
+            // Before START_OK only an immediate refusal answers this START: a run-time RESULT
+            // here (even of our module) is the end of an earlier job.
+            (AgentLine::Result(r), Phase::StartReply) if immediate_is_ours(r, &self.module_id) => {
+                self.core.reject(line)
+            }
+            // After START_OK only a run-time RESULT of our module ends our job: an immediate one
+            // (`BUSY`, …) answers somebody else's START.
+            (AgentLine::Result(r), Phase::Result) if r.is_runtime_of(&self.module_id) => {
                 if r.is_ok() {
                     let result = Some(r.clone());
                     self.core.finish(Ok(StartOutcome { result, line }));

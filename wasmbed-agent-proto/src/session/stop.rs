@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{impl_session, reply_error, result_is_ours, Core, Phase, Timeouts};
+use super::{impl_session, reply_error, Core, Phase, Timeouts};
 use crate::decoder::Line;
 use crate::message::{AgentLine, Command, ModuleRef, RunResult};
 use crate::wire::StopStatus;
@@ -19,7 +19,8 @@ pub struct StopOutcome {
 }
 
 /// STOP state machine: `first_reply` for `STOP_OK`/`RESULT`/`ERROR`; after `PENDING`, `result`
-/// for the RESULT of this module (other modules' RESULTs are events).
+/// for the run-time RESULT of this module. Other modules' RESULTs and immediate RESULTs (the
+/// `BUSY` answering another host's START) are events.
 #[derive(Debug)]
 pub struct StopSession {
     core: Core<StopOutcome>,
@@ -55,7 +56,7 @@ impl StopSession {
                     line,
                 }))
             }
-            (AgentLine::Result(r), phase) if result_is_ours(&r.module_id, &self.module_id) => {
+            (AgentLine::Result(r), phase) if r.is_runtime_of(&self.module_id) => {
                 let status = (phase == Phase::StopResult).then_some(StopStatus::Pending);
                 let result = Some(r.clone());
                 self.core.finish(Ok(StopOutcome {

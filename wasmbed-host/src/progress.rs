@@ -56,10 +56,12 @@ pub struct Tracker {
 }
 
 fn style(phase: &str) -> ProgressStyle {
+    // The gateway reports compile progress only at its start and end (clang gives nothing in
+    // between), so compiling is a spinner with the elapsed time; uploads have real byte counts.
     let template = if phase == "upload" {
         "{prefix:>12.cyan.bold} upload  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
     } else {
-        "{prefix:>12.cyan.bold} {msg:7} [{bar:30}] {pos}/{len} {elapsed}"
+        "{prefix:>12.cyan.bold} {msg:7} {spinner} {elapsed}"
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -84,6 +86,9 @@ impl Tracker {
             bar.set_length(*total);
         }
         bar.set_position(*done);
+        if phase != "upload" && *total > 0 && done >= total {
+            bar.finish_with_message(format!("{phase} done"));
+        }
     }
 
     /// Removes the bars of this request.

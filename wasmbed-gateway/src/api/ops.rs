@@ -96,6 +96,10 @@ impl Gateway {
                 }
                 let built = self.compiler.build(&src, mode, state.aot.as_ref()).await;
                 lat.compile = Some(t0.elapsed());
+                if let (Some(p), Ok(_)) = (&progress, &built) {
+                    let total = src.len() as u64;
+                    let _ = p.send(("compile", Progress { done: total, total }));
+                }
                 built?.bytes
             }
         };

@@ -77,6 +77,15 @@ int agent_slot_kill(struct agent_slot *s)
 	return 0;
 }
 
+/*
+ * Ordering invariant (gateways rely on it to route RESULT lines, which carry no request id):
+ * a job's RESULT is written before its slot can take the next START. Every path that ends a
+ * job (agent_job_run, agent_slot_forced_done after agent_slot_kill or agent_job_aborted, UNLOAD)
+ * writes the RESULT and marks the slot idle inside one agent_lock() section, and START runs
+ * under the same lock, so a START_OK of the slot's next job always follows the RESULT on the
+ * wire. (agent_sendf() writes synchronously through ops->write.) The one exception is a LOAD
+ * that clears a running slot (replace=1 or victim): it kills the job without a RESULT.
+ */
 void agent_slot_forced_done(struct agent_slot *s)
 {
 	struct agent *a = s->agent;
@@ -272,6 +281,7 @@ void agent_job_run(struct agent *a, unsigned slot)
 	} else {
 		agent_sendf(a, "RESULT status=OK module_id=%s func=%s", s->id, s->func);
 	}
+	/* only now (RESULT written, lock still held) may a START take the slot again */
 	s->state = SLOT_LOADED;
 	s->stop_pending = false;
 	s->stop_requested = 0;

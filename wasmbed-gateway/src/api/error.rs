@@ -89,6 +89,9 @@ impl From<DeviceError> for ApiError {
                 };
                 ApiError::new(code, msg).with("line", line)
             }
+            DeviceError::Killed { phase, .. } => {
+                ApiError::new("MODULE_STOPPED", msg).with("phase", phase)
+            }
             DeviceError::Unsupported(_) => ApiError::new("DEVICE_REJECTED", msg),
             // Only a host that closed its sending side but still reads can see this.
             DeviceError::HostGone { phase } => ApiError::bad_request(msg)

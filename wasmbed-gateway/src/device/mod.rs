@@ -176,6 +176,15 @@ pub enum DeviceError {
         /// The HELLO line.
         line: String,
     },
+    /// The job was killed by a command that reports no RESULT for it (a LOAD of its module with
+    /// `replace=1`, or naming it as the victim): its RESULT will never come.
+    #[error("the job was killed during {phase} by {by}; the agent reports no RESULT for it")]
+    Killed {
+        /// `START` or `STOP`.
+        phase: String,
+        /// What killed it.
+        by: String,
+    },
     /// The command is not supported by this device's firmware.
     #[error("{0}")]
     Unsupported(String),
@@ -247,7 +256,7 @@ pub enum JobState {
     Running,
     /// Its RESULT was heard.
     Done,
-    /// The device rebooted while it ran: no RESULT will come.
+    /// The device rebooted while it ran, or a LOAD of its slot killed it: no RESULT will come.
     Lost,
 }
 

@@ -14,7 +14,7 @@ use wasmbed_agent_proto::session::{
     StartSession, StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
 };
 use wasmbed_agent_proto::{
-    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultStatus,
+    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultClass,
     RunResult, SlotState, Start, StatusOk,
 };
 
@@ -385,6 +385,10 @@ impl DeviceTask {
     /// Attaches a RESULT to its module's job: by `module_id`, or (FW-A, no id) to the only
     /// running job. `log_seq` is set for a RESULT that came unasked (late).
     fn record_result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
+        // An immediate RESULT (BUSY, NO_MODULE, …) answers a START; it never ends a job.
+        if r.class() != ResultClass::RunTime {
+            return;
+        }
         self.set_state(|s| {
             let key = match &r.module_id {
                 Some(id) => Some(id.clone()),
@@ -411,6 +415,32 @@ impl DeviceTask {
             job.log_seq = log_seq;
             job.ended = Some(std::time::Instant::now());
         });
+    }
+
+    /// A LOAD cleared `module_id`'s slot: its running job (if any) was killed without a RESULT.
+    /// Its waiters fail now (otherwise the oldest of them would take the next job's RESULT) and
+    /// its job record is lost.
+    fn abandon_jobs(&self, module_id: &str, by: &str) {
+        let n = self
+            .waiters
+            .abandon(module_id, |phase| DeviceError::Killed {
+                phase: phase.into(),
+                by: format!("{by} of {module_id}"),
+            });
+        self.set_state(|s| {
+            if let Some(j) = s.jobs.get_mut(module_id) {
+                if j.state == JobState::Running {
+                    j.state = JobState::Lost;
+                    j.ended = Some(std::time::Instant::now());
+                }
+            }
+        });
+        if n > 0 {
+            self.log.push(
+                LogKind::Gateway,
+                format!("{by} of {module_id} killed its job: {n} waiter(s) failed"),
+            );
+        }
     }
 
     fn unsolicited(&self, ev: Event) {
@@ -450,7 +480,7 @@ impl DeviceTask {
                     AgentLine::Log(_) => LogKind::Log,
                     _ => LogKind::Console,
                 };
-                if !matches!(line.msg, AgentLine::Hello(_)) {
+                if !matches!(line.msg, AgentLine::Hello(_) | AgentLine::Result(_)) {
                     self.waiters.hear(&line, None);
                 }
                 let seq = self.log.push(kind, line.raw.clone());
@@ -677,13 +707,10 @@ impl DeviceTask {
                 }
             }
             Err(SessionError::Rejected { line }) => {
+                // Only a job's run-time RESULT (after START_OK, without waiting) ends a job here;
+                // an immediate refusal (BUSY, NO_MODULE, …) never started one.
                 if let AgentLine::Result(res) = &line.msg {
-                    // An immediate RESULT that ends a job (trap, stop) started one; an
-                    // immediate refusal (NO_MODULE, BUSY) never did.
-                    if matches!(
-                        res.status,
-                        ResultStatus::Exception | ResultStatus::Stopped | ResultStatus::NoExecEnv
-                    ) {
+                    if res.class() == ResultClass::RunTime {
                         self.record_started(&s.module_id, s.func.clone());
                         self.record_result(res, &line.raw, None);
                     }
@@ -878,11 +905,25 @@ impl DeviceTask {
             replace_victim: victim,
             max_chunk: None,
         };
-        let session = match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {
-            Ok(s) => s,
-            Err(e) => return Ok((Err(bad(e)), device_time)),
+        let mut session =
+            match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {
+                Ok(s) => s,
+                Err(e) => return Ok((Err(bad(e)), device_time)),
+            };
+        let driven = self
+            .drive_until(link, &mut session, progress, true, None)
+            .await;
+        if session.slot_cleared() {
+            // The agent killed a job running in the cleared slot without a RESULT.
+            self.abandon_jobs(&d.module_id, "LOAD");
+            if let Some(v) = &d.replace_victim {
+                self.abandon_jobs(v, "LOAD (as replace_victim)");
+            }
+        }
+        let (r, dt) = match driven? {
+            (Driven::Done(r), dt) => (r, dt),
+            (Driven::Detached(_), _) => unreachable!("no detach condition"),
         };
-        let (r, dt) = self.drive(link, session, progress, true).await?;
         device_time += dt;
         let r = r.map_err(session_error).map(|o| Reply::Loaded {
             line: o.line.raw.clone(),

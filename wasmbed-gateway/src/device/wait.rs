@@ -3,10 +3,20 @@
 //! feeds the lines it hears to the parked sessions of the protocol crate, which decide (as they
 //! would on the link) whether a line is their RESULT; the caller owns the deadline.
 //!
-//! Routing: a RESULT with `module_id=X` goes to the waiters of module X only. A RESULT without
-//! one (FW-A firmware) goes to the waiters of the only module being waited on, and to nobody
-//! when several modules are. Any other line is fed to every waiter (it becomes the last line a
-//! timeout names). A reboot or a lost link fails every waiter.
+//! Routing (RESULT lines carry no request id; the protocol crate's
+//! [`RunResult::class`](wasmbed_agent_proto::RunResult::class) tells them apart):
+//! - an immediate RESULT (`BUSY`, `NO_MODULE`, … — the answer to a START on the link) is never a
+//!   waiter's: it is fed to every waiter like any other line, and no parked session takes it;
+//! - a run-time RESULT with `module_id=X` goes to module X's waiters only; one without (FW-A
+//!   firmware, FW-B's bare `NO_FUNC`/`NO_EXEC_ENV`) goes to the waiters of the only module being
+//!   waited on, and to nobody when several modules are;
+//! - among X's waiters it goes to the **oldest START** (the agent runs one job per slot, in
+//!   order, and writes a job's RESULT before its slot can start the next one, so the oldest
+//!   parked START is the job that ended) and to **every STOP** of X (they wait for that end too).
+//!
+//! Any other line is fed to every waiter (it becomes the last line a timeout names). A reboot or
+//! a lost link fails every waiter; a LOAD that clears a slot fails its waiters (the agent kills
+//! that job without a RESULT).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +25,7 @@ use tokio::time::Instant;
 use wasmbed_agent_proto::session::{
     Session, SessionError, StartOutcome, StartSession, StopOutcome, StopSession,
 };
-use wasmbed_agent_proto::{AgentLine, Item, Line};
+use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass};
 
 use super::{DeviceError, Outcome, Reply};
 
@@ -222,18 +232,20 @@ impl Waiters {
             return false;
         }
         let target: Option<String> = match &line.msg {
-            AgentLine::Result(r) => match module.or(r.module_id.as_deref()) {
-                Some(m) => Some(m.to_string()),
-                None => {
-                    let first = inner.list[0].module_id.clone();
-                    if inner.list.iter().all(|w| w.module_id == first) {
-                        Some(first)
-                    } else {
-                        // FW-A RESULT, several modules waited on: it belongs to nobody for sure.
-                        return false;
+            AgentLine::Result(r) if r.class() == ResultClass::RunTime => {
+                match module.or(r.module_id.as_deref()) {
+                    Some(m) => Some(m.to_string()),
+                    None => {
+                        let first = inner.list[0].module_id.clone();
+                        if inner.list.iter().all(|w| w.module_id == first) {
+                            Some(first)
+                        } else {
+                            // FW-A RESULT, several modules waited on: it belongs to nobody for sure.
+                            return false;
+                        }
                     }
                 }
-            },
+            }
             _ => {
                 for w in inner.list.iter_mut() {
                     w.parked.feed(line);
@@ -243,11 +255,16 @@ impl Waiters {
         };
         let target = target.expect("a RESULT has a target here");
         let mut taken = false;
+        // The oldest START of the module (list order is park order) and every STOP of it.
+        let mut start_fed = false;
         let mut i = 0;
         while i < inner.list.len() {
-            if inner.list[i].module_id == target {
-                inner.list[i].parked.feed(line);
-                if let Some(result) = inner.list[i].parked.take_reply() {
+            let w = &mut inner.list[i];
+            let is_start = matches!(w.parked, Parked::Start(_));
+            if w.module_id == target && !(is_start && start_fed) {
+                start_fed |= is_start;
+                w.parked.feed(line);
+                if let Some(result) = w.parked.take_reply() {
                     taken = true;
                     inner.list.remove(i).complete(result);
                     continue;
@@ -256,6 +273,29 @@ impl Waiters {
             i += 1;
         }
         taken
+    }
+
+    /// Fails the waiters of `module_id` whose job ended without a RESULT (a LOAD cleared its
+    /// slot: the agent kills the job silently). Returns how many there were.
+    pub(crate) fn abandon(
+        &self,
+        module_id: &str,
+        err: impl Fn(&'static str) -> DeviceError,
+    ) -> usize {
+        let list = {
+            let mut inner = self.lock();
+            let (gone, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut inner.list)
+                .into_iter()
+                .partition(|w| w.module_id == module_id);
+            inner.list = keep;
+            gone
+        };
+        let n = list.len();
+        for w in list {
+            let e = err(w.phase);
+            w.complete(Err(e));
+        }
+        n
     }
 
     /// Fails every waiter (reboot, lost link).

@@ -7,7 +7,12 @@
 #include "board.h"
 #include "uart_ring.h"
 
-/* Power of two; 8 KiB holds more than one 4 KiB chunk plus its line. */
+/*
+ * Power of two. The command thread (highest priority) drains the ring as bytes
+ * arrive and chunks go straight into the module buffer, so the ring need not
+ * hold a whole CHUNK (8 KiB by default): it only covers the command thread's
+ * longest pause (a chunk's CRC, a module load), when no bytes are in flight.
+ */
 #define RX_RING_SIZE 8192u
 
 static volatile uint8_t rx_ring[RX_RING_SIZE] BOARD_CPU_ONLY_BSS;

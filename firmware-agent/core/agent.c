@@ -34,7 +34,7 @@ static void config_defaults(struct agent_config *c)
 	if (!c->chunk_wait_ms)
 		c->chunk_wait_ms = 10000;
 	if (!c->chunk_max)
-		c->chunk_max = 8192;
+		c->chunk_max = 16384;
 }
 
 int agent_init(struct agent *a, const struct agent_config *cfg,

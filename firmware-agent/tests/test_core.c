@@ -423,7 +423,7 @@ static void test_chunked(void)
 	EXPECT("CHUNK_ERR code=NO_UPLOAD offset=0");
 	snprintf(line, sizeof(line), "LOAD module_id=f size=%zu crc32=%08x chunked=1\n", n, crc);
 	fake_rx(&F, line);
-	snprintf(want, sizeof(want), "LOAD_READY module_id=f size=%zu crc32=%08x chunk=8192 offset=0", n, crc);
+	snprintf(want, sizeof(want), "LOAD_READY module_id=f size=%zu crc32=%08x chunk=16384 offset=0", n, crc);
 	EXPECT(want);
 	send_chunk(m, 0, 1000, 0);
 	EXPECT("CHUNK_OK offset=1000");
@@ -447,7 +447,7 @@ static void test_chunked(void)
 	/* resume */
 	snprintf(line, sizeof(line), "LOAD module_id=f size=%zu crc32=%08x chunked=1 resume=1\n", n, crc);
 	fake_rx(&F, line);
-	snprintf(want, sizeof(want), "LOAD_READY module_id=f size=%zu crc32=%08x chunk=8192 offset=1000", n, crc);
+	snprintf(want, sizeof(want), "LOAD_READY module_id=f size=%zu crc32=%08x chunk=16384 offset=1000", n, crc);
 	EXPECT(want);
 	send_chunk(m, 1000, (uint32_t)n - 1000, 0);
 	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu", n);

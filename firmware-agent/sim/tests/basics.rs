@@ -25,7 +25,7 @@ fn hello_and_info() {
         "slots=3",
         "line_max=255",
         "stop=forced",
-        "chunk_max=8192",
+        "chunk_max=16384",
         "natives=\"gpio_toggle:(),led_toggle:(i),uart_print:(i),should_stop:()i,delay_ms:(i),log:(ii)\"",
     ] {
         assert!(info.contains(f), "{f} missing in {info}");

@@ -27,7 +27,7 @@ fn chunked_load_with_bad_crc_and_resume() {
     assert_eq!(
         l.ask(&head, "LOAD_"),
         format!(
-            "LOAD_READY module_id=fft size={n} crc32={:08x} chunk=8192 offset=0",
+            "LOAD_READY module_id=fft size={n} crc32={:08x} chunk=16384 offset=0",
             crc32(&fft)
         )
     );
@@ -51,8 +51,8 @@ fn chunked_load_with_bad_crc_and_resume() {
         format!("CHUNK_OK offset={}", 2 * c)
     );
     // a chunk larger than chunk= is consumed and refused
-    l.send(&format!("CHUNK offset={} size=9000 crc32=00000000", 2 * c));
-    l.send_raw(&[b'\n'; 9000]);
+    l.send(&format!("CHUNK offset={} size=17000 crc32=00000000", 2 * c));
+    l.send_raw(&[b'\n'; 17000]);
     assert_eq!(
         l.expect("CHUNK_"),
         format!("CHUNK_ERR code=BAD_OFFSET offset={}", 2 * c)
@@ -67,7 +67,7 @@ fn chunked_load_with_bad_crc_and_resume() {
     assert_eq!(
         l.ask(&format!("{head} resume=1"), "LOAD_"),
         format!(
-            "LOAD_READY module_id=fft size={n} crc32={:08x} chunk=8192 offset={}",
+            "LOAD_READY module_id=fft size={n} crc32={:08x} chunk=16384 offset={}",
             crc32(&fft),
             2 * c
         )

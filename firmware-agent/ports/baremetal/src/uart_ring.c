@@ -10,7 +10,7 @@
 /*
  * Power of two. The command thread (highest priority) drains the ring as bytes
  * arrive and chunks go straight into the module buffer, so the ring need not
- * hold a whole CHUNK (8 KiB by default): it only covers the command thread's
+ * hold a whole CHUNK (16 KiB by default): it only covers the command thread's
  * longest pause (a chunk's CRC, a module load), when no bytes are in flight.
  */
 #define RX_RING_SIZE 8192u

@@ -309,9 +309,27 @@ async fn link_dropped_mid_upload_is_link_lost_and_recovers() {
         (a, host)
     });
     serve_chunked_load(&mut c, "math_ops", &wasm).await;
-    let (a, _host) = call.await.unwrap();
+    let (a, mut host) = call.await.unwrap();
     assert_eq!(a.ok()["line"], "LOAD_OK", "{}", a.reply);
     assert_eq!(a.ok()["chunked"], true);
+    // After a LOAD the gateway re-reads STATUS, so `devices` shows the slot in use.
+    c.expect("STATUS").await;
+    c.say(&format!(
+        "STATUS_OK modules=\"math_ops:LOADED:wasm={}:stack_free=4000:crc32={:08x}\" low_stack=\"none\" wamr_total=131072 wamr_free=100000 wamr_used=31072 wamr_highmark=31072 rx_overflow=0 rx_too_long=0",
+        wasm.len(),
+        crc32fast::hash(&wasm)
+    ))
+    .await;
+    let mut used = serde_json::Value::Null;
+    for _ in 0..50 {
+        let a = host.call(json!({"op": "devices"})).await;
+        used = a.ok()["devices"][0]["slots_used"].clone();
+        if used == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(used, 1);
 }
 
 #[tokio::test]
@@ -448,6 +466,9 @@ async fn legacy_v1_firmware_gets_raw_load() {
     let r = a.ok();
     assert_eq!(r["line"], "LOAD_OK", "{r}");
     assert_eq!(r["chunked"], false);
+    // The gateway re-reads STATUS after a LOAD.
+    c.expect("STATUS").await;
+    c.say(STATUS_V1_EMPTY).await;
 
     // UNLOAD does not exist in v1: refused without a byte on the wire.
     let a = host

@@ -284,6 +284,11 @@ impl DeviceTask {
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
         }
+        self.refresh_status(link).await
+    }
+
+    /// Re-reads STATUS into the device state (slots in use, memory).
+    async fn refresh_status(&mut self, link: &mut BoxLink) -> Result<(), String> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, status, None, false).await {
             Ok((Ok(out), _)) => self.record_status(&out.status),
@@ -613,6 +618,7 @@ impl DeviceTask {
             reply,
         } = job;
         let phase = request_phase(&request);
+        let changes_slots = matches!(request, Request::Deploy(_) | Request::Unload { .. });
         let (result, device_time, lost) = match self.exec(link, request, progress.as_ref()).await {
             Ok(Exec::Done(r, t)) => (r, t, None),
             Ok(Exec::Pending(p)) => {
@@ -647,10 +653,20 @@ impl DeviceTask {
                 (r, Duration::ZERO, None)
             }
         };
+        let refresh = changes_slots && lost.is_none() && result.is_ok();
         let _ = reply.send(JobReply::Done(Outcome {
             result,
             device_time,
         }));
+        // The caller forwards progress until every sender is gone: release ours now.
+        drop(progress);
+        if refresh {
+            // After the reply, so the caller does not wait for it: the slots listed by
+            // `devices` and `status` reflect the LOAD/UNLOAD before the next command runs.
+            if let Err(e) = self.refresh_status(link).await {
+                return Some(e);
+            }
+        }
         lost
     }
 

@@ -17,21 +17,15 @@ fn start_ok(ret: i64) -> Value {
 #[test]
 fn start_wait_result_text_and_request_shape() {
     let gw = FakeGateway::start(|_, _| Some(vec![start_ok(226)]));
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "--device",
-        "sim",
-        "start",
-        "--module-id",
-        "math_ops",
-        "--func",
-        "add",
-        "--args",
-        "a=200,b=26",
-        "--wait-result",
-    ]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!(
+            "--gateway {} --device sim start --module-id math_ops --func add --args a=200,b=26 \
+             --wait-result",
+            gw.addr
+        ),
+        &[],
+    );
     assert_e2e_line(&o);
     assert!(stdout(&o).contains("status=OK ret=226"), "{}", stdout(&o));
     let req = &gw.received()[0].request;
@@ -47,22 +41,15 @@ fn start_wait_result_text_and_request_shape() {
 #[test]
 fn start_wait_result_json_snapshot() {
     let gw = FakeGateway::start(|_, _| Some(vec![start_ok(-5)]));
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "--json",
-        "start",
-        "--module-id",
-        "math_ops",
-        "--func",
-        "add",
-        "--args",
-        "-10,5",
-        "--wait-result",
-    ]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!(
+            "--gateway {} -d sim --json start --module-id math_ops --func add --args -10,5 \
+             --wait-result",
+            gw.addr
+        ),
+        &[],
+    );
     let doc = json_doc(&o);
     assert_eq!(doc["ret"], -5, "signed ret");
     assert_eq!(doc["status"], "OK");
@@ -83,18 +70,14 @@ fn trap_and_stopped_exit_7() {
             ),
         }])
     });
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "--json",
-        "start",
-        "--module-id",
-        "trap",
-        "--wait-result",
-    ]);
-    assert_exit(&o, 7);
+    let o = run_exit(
+        7,
+        &format!(
+            "--gateway {} -d sim --json start --module-id trap --wait-result",
+            gw.addr
+        ),
+        &[],
+    );
     let doc = json_doc(&o);
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["status"], "EXCEPTION");
@@ -102,17 +85,14 @@ fn trap_and_stopped_exit_7() {
     assert_eq!(doc["error"]["code"], "MODULE_TRAPPED");
     assert_eq!(doc["exit_code"], 7);
     // The gateway said ok, but the module did not finish with OK: still a failure.
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "start",
-        "--module-id",
-        "t",
-        "--wait-result",
-    ]);
-    assert_exit(&o, 7);
+    let o = run_exit(
+        7,
+        &format!(
+            "--gateway {} -d sim start --module-id t --wait-result",
+            gw.addr
+        ),
+        &[],
+    );
     assert_e2e_line(&o);
     assert!(stderr(&o).contains("STOPPED"), "{}", stderr(&o));
 }
@@ -131,8 +111,11 @@ fn gateway_error_codes_map_to_exit_codes() {
         ("INTERNAL", 1),
     ] {
         let gw = FakeGateway::start(move |_, _| Some(vec![err(code, "it failed")]));
-        let o = run(&["--gateway", &gw.addr, "-d", "nucleo", "status"]);
-        assert_exit(&o, exit);
+        let o = run_exit(
+            exit,
+            &format!("--gateway {} -d nucleo status", gw.addr),
+            &[],
+        );
         assert!(
             stderr(&o).contains(&format!("error[{code}]: it failed")),
             "{}",
@@ -145,8 +128,7 @@ fn gateway_error_codes_map_to_exit_codes() {
 #[test]
 fn dead_gateway_is_exit_3() {
     let addr = format!("127.0.0.1:{}", dead_port());
-    let o = run(&["--gateway", &addr, "-d", "sim", "--json", "status"]);
-    assert_exit(&o, 3);
+    let o = run_exit(3, &format!("--gateway {addr} -d sim --json status"), &[]);
     assert_eq!(json_doc(&o)["error"]["code"], "GATEWAY_UNREACHABLE");
     let o = run_env(&["-d", "sim", "status"], &[("WASMBED_GATEWAY", &addr)]);
     assert_exit(&o, 3);
@@ -160,8 +142,7 @@ fn dead_gateway_is_exit_3() {
 #[test]
 fn gateway_closing_without_reply_is_exit_3() {
     let gw = FakeGateway::start(|_, _| None);
-    let o = run(&["--gateway", &gw.addr, "-d", "sim", "status"]);
-    assert_exit(&o, 3);
+    let o = run_exit(3, &format!("--gateway {} -d sim status", gw.addr), &[]);
     assert!(stderr(&o).contains("closed"), "{}", stderr(&o));
 }
 
@@ -169,20 +150,14 @@ fn gateway_closing_without_reply_is_exit_3() {
 fn silent_gateway_times_out_with_exit_6() {
     let gw = FakeGateway::start(|_, _| Some(vec![]));
     let t0 = Instant::now();
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "--timeout",
-        "0.5",
-        "--json",
-        "start",
-        "--module-id",
-        "m",
-        "--wait-result",
-    ]);
-    assert_exit(&o, 6);
+    let o = run_exit(
+        6,
+        &format!(
+            "--gateway {} -d sim --timeout 0.5 --json start --module-id m --wait-result",
+            gw.addr
+        ),
+        &[],
+    );
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert_eq!(json_doc(&o)["error"]["code"], "HOST_TIMEOUT");
 }
@@ -213,28 +188,21 @@ fn usage_errors_send_nothing() {
         assert!(!stderr(&o).is_empty(), "{args:?} explains itself");
     }
     // No device at all.
-    let o = run(&["--gateway", &gw.addr, "status"]);
-    assert_exit(&o, 2);
+    let o = run_exit(2, &format!("--gateway {} status", gw.addr), &[]);
     assert!(stderr(&o).contains("--device"), "{}", stderr(&o));
     // Several devices where one is required.
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "a,b",
-        "start",
-        "--module-id",
-        "m",
-    ]);
-    assert_exit(&o, 2);
+    run_exit(
+        2,
+        &format!("--gateway {} -d a,b start --module-id m", gw.addr),
+        &[],
+    );
     assert!(
         gw.received().is_empty(),
         "nothing may be sent: {:?}",
         gw.received()
     );
     // Usage errors with --json still print one JSON document.
-    let o = run(&["--json", "start", "--args", "1"]);
-    assert_exit(&o, 2);
+    let o = run_exit(2, "--json start --args 1", &[]);
     assert_eq!(json_doc(&o)["error"]["code"], "USAGE");
 }
 
@@ -255,57 +223,29 @@ fn legacy_spellings_work() {
     std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
     let src = dir.path().join("m.c");
     std::fs::write(&src, "int add(int a, int b) { return a + b; }\n").unwrap();
-    let o = run(&[
-        "--gw-host",
-        "127.0.0.1",
-        "--gw-port",
-        &port,
-        "--device",
-        "renode",
-        "start",
-        "--module-id",
-        "math_ops",
-        "--func-name",
-        "add",
-        "--func-args",
-        "a=1,b=2",
-        "--wait-result",
-        "--result-timeout",
-        "2.5",
-    ]);
-    assert_exit(&o, 0);
-    let o = run(&[
-        "--gw-host",
-        "127.0.0.1",
-        "--gw-port",
-        &port,
-        "--device",
-        "renode",
-        "load",
-        "--module-id",
-        "m",
-        "--wasm",
-        wasm.to_str().unwrap(),
-        "--replace-victim",
-        "old",
-    ]);
-    assert_exit(&o, 0);
-    let o = run(&[
-        "--gw-port",
-        &port,
-        "--gw-host",
-        "127.0.0.1",
-        "--device",
-        "renode",
-        "build_and_load",
-        "--module-id",
-        "m",
-        "--source",
-        src.to_str().unwrap(),
-        "--mode",
-        "aot",
-    ]);
-    assert_exit(&o, 0);
+    let legacy = format!("--gw-host 127.0.0.1 --gw-port {port} --device renode");
+    run_exit(
+        0,
+        &format!(
+            "{legacy} start --module-id math_ops --func-name add --func-args a=1,b=2 \
+             --wait-result --result-timeout 2.5"
+        ),
+        &[],
+    );
+    run_exit(
+        0,
+        &format!("{legacy} load --module-id m --wasm"),
+        &[wasm.to_str().unwrap(), "--replace-victim", "old"],
+    );
+    // The legacy flags in the other order.
+    run_exit(
+        0,
+        &format!(
+            "--gw-port {port} --gw-host 127.0.0.1 --device renode build_and_load --module-id m \
+             --source"
+        ),
+        &[src.to_str().unwrap(), "--mode", "aot"],
+    );
     let got = gw.received();
     assert_eq!(got[0].request["args"], json!([1, 2]));
     assert_eq!(got[0].request["func"], "add");
@@ -342,17 +282,15 @@ fn multi_device_deploy_runs_in_parallel_and_ends_with_one_table() {
     let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
     std::fs::write(&wasm, &data).unwrap();
     let t0 = Instant::now();
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "--device",
-        "a,b,c",
+    let deploy = format!("--gateway {} --device a,b,c", gw.addr);
+    let file = [
         "deploy",
         "--module-id",
         "math_ops",
         "--file",
         wasm.to_str().unwrap(),
-    ]);
+    ];
+    let o = run(&argv(&deploy, &file));
     let took = t0.elapsed();
     assert_exit(&o, 4);
     assert!(
@@ -394,19 +332,7 @@ fn multi_device_deploy_runs_in_parallel_and_ends_with_one_table() {
     conns.dedup();
     assert_eq!(conns.len(), 3, "one connection per device");
 
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "--device",
-        "a,b,c",
-        "--json",
-        "deploy",
-        "--module-id",
-        "math_ops",
-        "--file",
-        wasm.to_str().unwrap(),
-    ]);
-    assert_exit(&o, 4);
+    let o = run_exit(4, &format!("{deploy} --json"), &file);
     insta::assert_json_snapshot!(redact(json_doc(&o)));
 }
 
@@ -423,19 +349,14 @@ fn deploy_to_all_devices() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("m.wasm");
     std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "--all",
-        "--json",
-        "deploy",
-        "--module-id",
-        "m",
-        "--file",
-        wasm.to_str().unwrap(),
-        "--force",
-    ]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!(
+            "--gateway {} --all --json deploy --module-id m --file",
+            gw.addr
+        ),
+        &[wasm.to_str().unwrap(), "--force"],
+    );
     let doc = json_doc(&o);
     let devices: Vec<&str> = doc["devices"]
         .as_array()
@@ -463,18 +384,14 @@ fn compile_failure_is_exit_5_with_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("m.c");
     std::fs::write(&src, "int x(\n").unwrap();
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "build-and-deploy",
-        "--module-id",
-        "m",
-        "--source",
-        src.to_str().unwrap(),
-    ]);
-    assert_exit(&o, 5);
+    let o = run_exit(
+        5,
+        &format!(
+            "--gateway {} -d sim build-and-deploy --module-id m --source",
+            gw.addr
+        ),
+        &[src.to_str().unwrap()],
+    );
     assert!(stderr(&o).contains("expected ';'"), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("FAILED COMPILE_FAILED"),
@@ -497,13 +414,11 @@ fn devices_and_status_tables() {
             ),
         }])
     });
-    let o = run(&["--gateway", &gw.addr, "devices"]);
-    assert_exit(&o, 0);
+    let o = run_exit(0, &format!("--gateway {} devices", gw.addr), &[]);
     let text = stdout(&o);
     let body = text.split_once('\n').unwrap().1;
     insta::assert_snapshot!(body);
-    let o = run(&["--gateway", &gw.addr, "-d", "sim", "status"]);
-    assert_exit(&o, 0);
+    let o = run_exit(0, &format!("--gateway {} -d sim status", gw.addr), &[]);
     assert!(stdout(&o).contains("no modules loaded"));
     assert!(stdout(&o).contains("memory: total=1 used=0 free=1 highmark=0"));
 }
@@ -514,14 +429,11 @@ fn token_file_is_sent_with_the_first_request() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "--token-file",
-        token.to_str().unwrap(),
-        "devices",
-    ]);
-    assert_exit(&o, 0);
+    run_exit(
+        0,
+        &format!("--gateway {} --token-file", gw.addr),
+        &[token.to_str().unwrap(), "devices"],
+    );
     assert_eq!(gw.received()[0].request["token"], "s3cret");
 }
 
@@ -538,22 +450,21 @@ fn logs_and_follow() {
             json!({"lines": [{"seq": 7, "kind": "console", "line": "hello"}]}),
         )])
     });
-    let o = run(&["--gateway", &gw.addr, "-d", "sim", "logs", "--since", "6"]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!("--gateway {} -d sim logs --since 6", gw.addr),
+        &[],
+    );
     assert!(stdout(&o).contains("[7] console hello"), "{}", stdout(&o));
     assert_eq!(gw.received()[0].request["since"], 6);
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "--timeout",
-        "1",
-        "--json",
-        "logs",
-        "--follow",
-    ]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!(
+            "--gateway {} -d sim --timeout 1 --json logs --follow",
+            gw.addr
+        ),
+        &[],
+    );
     let lines: Vec<Value> = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -565,18 +476,11 @@ fn logs_and_follow() {
 #[test]
 fn bench_status_reuses_one_connection() {
     let gw = FakeGateway::replying(json!({"line": "STATUS_OK", "slots": []}));
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "--json",
-        "bench",
-        "status",
-        "--count",
-        "5",
-    ]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!("--gateway {} -d sim --json bench status --count 5", gw.addr),
+        &[],
+    );
     let doc = json_doc(&o);
     assert_eq!(doc["count"], 5);
     assert_eq!(doc["stats"]["e2e_ms"]["n"], 5);
@@ -596,21 +500,14 @@ fn bench_deploy_sends_valid_padded_modules() {
         "size": body.len(), "crc32": req["crc32"], "skipped": false, "chunked": true, "bytes_per_s": 10000.0}),
         )])
     });
-    let o = run(&[
-        "--gateway",
-        &gw.addr,
-        "-d",
-        "sim",
-        "bench",
-        "deploy",
-        "--size",
-        "3000",
-        "-n",
-        "3",
-        "--warmup",
-        "0",
-    ]);
-    assert_exit(&o, 0);
+    let o = run_exit(
+        0,
+        &format!(
+            "--gateway {} -d sim bench deploy --size 3000 -n 3 --warmup 0",
+            gw.addr
+        ),
+        &[],
+    );
     assert!(stdout(&o).contains("upload (bytes/s)"), "{}", stdout(&o));
     let got = gw.received();
     assert_eq!(got.len(), 3);
@@ -624,8 +521,7 @@ fn bench_deploy_sends_valid_padded_modules() {
 
 #[test]
 fn completions_are_generated() {
-    let o = run(&["completions", "bash"]);
-    assert_exit(&o, 0);
+    let o = run_exit(0, "completions bash", &[]);
     assert!(stdout(&o).contains("build-and-deploy"));
 }
 

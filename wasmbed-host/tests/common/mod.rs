@@ -211,7 +211,32 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The words of `line` (split on white space) followed by `more` as they are (paths, which may
+/// hold spaces).
+pub fn argv<'a>(line: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    line.split_whitespace()
+        .chain(more.iter().copied())
+        .collect()
+}
+
+/// Runs the binary with `argv(line, more)` and asserts the exit code; a failure names the
+/// command line and shows the output.
+#[track_caller]
+pub fn run_exit(code: i32, line: &str, more: &[&str]) -> Output {
+    let args = argv(line, more);
+    let o = run(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "wasmbed-host {args:?}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
 /// Asserts the exit code, showing the output when it differs.
+#[track_caller]
 pub fn assert_exit(o: &Output, code: i32) {
     assert_eq!(
         o.status.code(),

@@ -10,8 +10,14 @@ use common::*;
 use serde_json::json;
 use tokio::net::TcpStream;
 use wasmbed_gateway::device::{
-    spawn_device, DeviceError, DeviceOptions, Reply, Request, StartRequest,
+    spawn_device, DeviceError, DeviceHandle, DeviceOptions, Outcome, Reply, Request, StartRequest,
 };
+
+/// `dev.call(req)` on a task of its own (while the test plays the device).
+fn call_bg(dev: &DeviceHandle, req: Request) -> tokio::task::JoinHandle<Outcome> {
+    let d = dev.clone();
+    tokio::spawn(async move { d.call(req, None).await })
+}
 
 fn start_req(module_id: &str, func: &str, args: Vec<i32>, wait: bool) -> Request {
     Request::Start(StartRequest {
@@ -81,16 +87,11 @@ async fn split_bytes_telnet_prefix_and_console_text() {
     assert_eq!(s.proto, Some(2));
     assert_eq!(s.board.as_deref(), Some("fake"));
 
-    let mut host = Client::connect(gw.addr).await;
-    let call = tokio::spawn(async move {
-        let a = host
-            .call(
-                json!({"op": "start", "device": "renode", "module_id": "math_ops",
-                         "func": "add", "args": [200, 26], "wait_result": true}),
-            )
-            .await;
-        (a, host)
-    });
+    let host = Client::connect(gw.addr).await;
+    let call = host.spawn_call(
+        json!({"op": "start", "device": "renode", "module_id": "math_ops",
+               "func": "add", "args": [200, 26], "wait_result": true}),
+    );
     assert_eq!(
         c.line().await,
         "START module_id=math_ops func=add args=\"a0=200,a1=26\""
@@ -128,9 +129,8 @@ async fn silence_times_out_naming_phase_and_last_line() {
     c.handshake_v2().await;
 
     // STATUS: console text, then nothing.
-    let d = dev.clone();
     let t0 = tokio::time::Instant::now();
-    let h = tokio::spawn(async move { d.call(Request::Status, None).await });
+    let h = call_bg(&dev, Request::Status);
     c.expect("STATUS").await;
     c.say("uart: rx overrun").await;
     let out = h.await.unwrap();
@@ -148,9 +148,8 @@ async fn silence_times_out_naming_phase_and_last_line() {
     );
 
     // START with wait_result: START_OK, a console line, then the job never reports.
-    let d = dev.clone();
     let t0 = tokio::time::Instant::now();
-    let h = tokio::spawn(async move { d.call(start_req("m", "f", vec![], true), None).await });
+    let h = call_bg(&dev, start_req("m", "f", vec![], true));
     c.expect("START module_id=m func=f").await;
     c.say("START_OK").await;
     c.say("LED ON (thread 0x1)").await;
@@ -167,8 +166,7 @@ async fn silence_times_out_naming_phase_and_last_line() {
     assert!(t0.elapsed() >= Duration::from_secs(5));
 
     // START: not even START_OK.
-    let d = dev.clone();
-    let h = tokio::spawn(async move { d.call(start_req("m", "f", vec![], false), None).await });
+    let h = call_bg(&dev, start_req("m", "f", vec![], false));
     c.expect("START").await;
     let err = h.await.unwrap().result.unwrap_err();
     assert_eq!(
@@ -180,8 +178,7 @@ async fn silence_times_out_naming_phase_and_last_line() {
     );
 
     // The device is still usable afterwards.
-    let d = dev.clone();
-    let h = tokio::spawn(async move { d.call(Request::Status, None).await });
+    let h = call_bg(&dev, Request::Status);
     c.expect("STATUS").await;
     c.say(STATUS_V2_EMPTY).await;
     assert!(matches!(h.await.unwrap().result, Ok(Reply::Status { .. })));
@@ -190,23 +187,15 @@ async fn silence_times_out_naming_phase_and_last_line() {
 /// Silence through the host API: the JSON error carries the phase and the last line.
 #[tokio::test]
 async fn silence_through_the_api() {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
-    let mut host = Client::connect(gw.addr).await;
-    let call = tokio::spawn(async move {
-        host.call(
-            json!({"op": "start", "device": "d", "module_id": "m", "func": "f",
-                         "wait_result": true, "result_timeout_ms": 300}),
-        )
-        .await
-    });
+    let (_dev, gw, mut c) = scripted("d").await;
+    let call = Client::connect(gw.addr).await.spawn_call(
+        json!({"op": "start", "device": "d", "module_id": "m", "func": "f",
+               "wait_result": true, "result_timeout_ms": 300}),
+    );
     c.expect("START module_id=m func=f").await;
     c.say("START_OK").await;
     c.say("[A] hello").await;
-    let a = call.await.unwrap();
+    let (a, _) = call.await.unwrap();
     assert_eq!(a.err_code(), "TIMEOUT", "{}", a.reply);
     let detail = &a.reply["error"]["detail"];
     assert_eq!(detail["phase"], "waiting for RESULT");
@@ -240,8 +229,7 @@ async fn reconnect_with_backoff() {
         .collect();
     assert_eq!(gaps, [200, 400, 800]);
     c.handshake_v2().await;
-    let d = dev.clone();
-    let h = tokio::spawn(async move { d.call(Request::Status, None).await });
+    let h = call_bg(&dev, Request::Status);
     c.expect("STATUS").await;
     c.say(STATUS_V2_EMPTY).await;
     assert!(h.await.unwrap().result.is_ok());
@@ -264,21 +252,13 @@ async fn reconnect_with_backoff() {
 
 #[tokio::test]
 async fn link_dropped_mid_upload_is_link_lost_and_recovers() {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
+    let (dev, gw, mut c) = scripted("d").await;
     let wasm = module_wasm("math_ops");
     assert!(wasm.len() > 128);
     let crc = format!("{:08x}", crc32fast::hash(&wasm));
 
-    let mut host = Client::connect(gw.addr).await;
-    let w = wasm.clone();
-    let call = tokio::spawn(async move {
-        let a = host.deploy("d", "math_ops", &w, json!({})).await;
-        (a, host)
-    });
+    let host = Client::connect(gw.addr).await;
+    let call = host.spawn_deploy("d", "math_ops", &wasm);
     c.expect("STATUS").await;
     c.say(STATUS_V2_EMPTY).await;
     c.expect("LOAD module_id=math_ops").await;
@@ -293,7 +273,7 @@ async fn link_dropped_mid_upload_is_link_lost_and_recovers() {
     c.expect("CHUNK offset=64 size=64").await;
     c.payload(64).await;
     c.hang_up(); // the cable is pulled
-    let (a, mut host) = call.await.unwrap();
+    let (a, host) = call.await.unwrap();
     assert_eq!(a.err_code(), "LINK_LOST", "{}", a.reply);
     assert_eq!(a.reply["error"]["detail"]["phase"], "LOAD");
     // Progress was reported for the acknowledged chunk.
@@ -303,11 +283,7 @@ async fn link_dropped_mid_upload_is_link_lost_and_recovers() {
     let mut c = dev.accept().await;
     c.handshake_v2().await;
     wait_online(&gw, "d").await;
-    let w = wasm.clone();
-    let call = tokio::spawn(async move {
-        let a = host.deploy("d", "math_ops", &w, json!({})).await;
-        (a, host)
-    });
+    let call = host.spawn_deploy("d", "math_ops", &wasm);
     serve_chunked_load(&mut c, "math_ops", &wasm).await;
     let (a, mut host) = call.await.unwrap();
     assert_eq!(a.ok()["line"], "LOAD_OK", "{}", a.reply);
@@ -334,27 +310,17 @@ async fn link_dropped_mid_upload_is_link_lost_and_recovers() {
 
 #[tokio::test]
 async fn reboot_mid_job_fails_the_job_and_rereads_state() {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
-    let mut host = Client::connect(gw.addr).await;
-    let call = tokio::spawn(async move {
-        let a = host
-            .call(
-                json!({"op": "start", "device": "d", "module_id": "m", "func": "f",
-                         "wait_result": true}),
-            )
-            .await;
-        (a, host)
-    });
+    let (_dev, gw, mut c) = scripted("d").await;
+    let call = Client::connect(gw.addr).await.spawn_call(
+        json!({"op": "start", "device": "d", "module_id": "m", "func": "f",
+               "wait_result": true}),
+    );
     c.expect("START module_id=m func=f").await;
     c.say("START_OK").await;
     c.say(HELLO_V2).await;
     // The gateway re-reads what the rebooted device is and holds.
     c.handshake_v2().await;
-    let (a, mut host) = call.await.unwrap();
+    let (a, host) = call.await.unwrap();
     assert_eq!(a.err_code(), "LINK_LOST", "{}", a.reply);
     let msg = a.reply["error"]["message"].as_str().unwrap();
     assert!(msg.contains("rebooted") && msg.contains("START"), "{msg}");
@@ -364,10 +330,10 @@ async fn reboot_mid_job_fails_the_job_and_rereads_state() {
     c.say(HELLO_V2).await;
     c.handshake_v2().await;
 
-    let call = tokio::spawn(async move { host.call(json!({"op": "status", "device": "d"})).await });
+    let call = host.spawn_call(json!({"op": "status", "device": "d"}));
     c.expect("STATUS").await;
     c.say(STATUS_V2_EMPTY).await;
-    call.await.unwrap().ok();
+    call.await.unwrap().0.ok();
     let hellos = gw.devices[0]
         .log
         .since(0)
@@ -380,11 +346,7 @@ async fn reboot_mid_job_fails_the_job_and_rereads_state() {
 
 #[tokio::test]
 async fn two_hosts_on_one_device_are_served_in_order() {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
+    let (_dev, gw, mut c) = scripted("d").await;
     let addr = gw.addr;
     let host = |module: &'static str, a: i32| {
         tokio::spawn(async move {
@@ -434,21 +396,14 @@ async fn legacy_v1_firmware_gets_raw_load() {
     let a = host.call(json!({"op": "devices"})).await;
     assert_eq!(a.ok()["devices"][0]["proto"], 1, "{}", a.reply);
     // `info` re-asks the device (INFO, falling back to v1, and STATUS).
-    let call = tokio::spawn(async move {
-        let a = host.call(json!({"op": "info", "device": "nucleo"})).await;
-        (a, host)
-    });
+    let call = host.spawn_call(json!({"op": "info", "device": "nucleo"}));
     c.handshake_v1().await;
-    let (a, mut host) = call.await.unwrap();
+    let (a, host) = call.await.unwrap();
     assert_eq!(a.ok()["proto"], 1, "{}", a.reply);
 
     let wasm = module_wasm("math_ops");
     let crc = format!("{:08x}", crc32fast::hash(&wasm));
-    let w = wasm.clone();
-    let call = tokio::spawn(async move {
-        let a = host.deploy("nucleo", "math_ops", &w, json!({})).await;
-        (a, host)
-    });
+    let call = host.spawn_deploy("nucleo", "math_ops", &wasm);
     c.expect("STATUS").await;
     c.say(STATUS_V1_EMPTY).await;
     assert_eq!(
@@ -482,32 +437,22 @@ async fn legacy_v1_firmware_gets_raw_load() {
 /// and stays in the log; a reboot marks running jobs lost.
 #[tokio::test]
 async fn late_results_complete_the_job_record() {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
-    let mut host = Client::connect(gw.addr).await;
+    let (_dev, gw, mut c) = scripted("d").await;
+    let host = Client::connect(gw.addr).await;
+    let start = json!({"op": "start", "device": "d", "module_id": "slow", "func": "work"});
+    let status = json!({"op": "status", "device": "d"});
 
-    let call = tokio::spawn(async move {
-        let a = host
-            .call(json!({"op": "start", "device": "d", "module_id": "slow", "func": "work"}))
-            .await;
-        (a, host)
-    });
+    let call = host.spawn_call(start.clone());
     c.expect("START module_id=slow func=work").await;
     c.say("START_OK").await;
-    let (a, mut host) = call.await.unwrap();
+    let (a, host) = call.await.unwrap();
     assert_eq!(a.ok()["line"], "START_OK");
 
     let running = "STATUS_OK modules=\"slow:RUNNING:wasm=100:stack_free=3000:crc32=00000001\" low_stack=\"none\" wamr_total=1 wamr_free=1 wamr_used=0 wamr_highmark=0 rx_overflow=0 rx_too_long=0";
-    let call = tokio::spawn(async move {
-        let a = host.call(json!({"op": "status", "device": "d"})).await;
-        (a, host)
-    });
+    let call = host.spawn_call(status.clone());
     c.expect("STATUS").await;
     c.say(running).await;
-    let (a, mut host) = call.await.unwrap();
+    let (a, host) = call.await.unwrap();
     let job = &a.ok()["jobs"]["slow"];
     assert_eq!(job["state"], "running", "{}", a.reply);
     assert_eq!(job["func"], "work");
@@ -516,25 +461,10 @@ async fn late_results_complete_the_job_record() {
     // The job ends while nobody is asking.
     let result = "RESULT status=OK module_id=slow func=work ret_i32=7";
     c.say(result).await;
-    let mut seq = None;
-    for _ in 0..100 {
-        if let Some(e) = gw.devices[0]
-            .log
-            .since(0)
-            .0
-            .into_iter()
-            .find(|e| e.line == result)
-        {
-            seq = Some(e.seq);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let seq = seq.expect("late RESULT logged");
-    let call = tokio::spawn(async move {
-        let a = host.call(json!({"op": "status", "device": "d"})).await;
-        (a, host)
-    });
+    let seq = wait_logged(&gw.devices[0].log, result)
+        .await
+        .expect("late RESULT logged");
+    let call = host.spawn_call(status.clone());
     c.expect("STATUS").await;
     c.say(STATUS_V2_EMPTY).await;
     let (a, mut host) = call.await.unwrap();
@@ -553,40 +483,26 @@ async fn late_results_complete_the_job_record() {
         .any(|e| e["seq"] == seq && e["kind"] == "result" && e["line"] == result));
 
     // A second job, then a reboot: it will never report.
-    let call = tokio::spawn(async move {
-        let a = host
-            .call(json!({"op": "start", "device": "d", "module_id": "slow", "func": "work"}))
-            .await;
-        (a, host)
-    });
+    let call = host.spawn_call(start);
     c.expect("START").await;
     c.say("START_OK").await;
-    let (_, mut host) = call.await.unwrap();
+    let (_, host) = call.await.unwrap();
     c.say(HELLO_V2).await;
     c.handshake_v2().await;
-    let call = tokio::spawn(async move { host.call(json!({"op": "status", "device": "d"})).await });
+    let call = host.spawn_call(status);
     c.expect("STATUS").await;
     c.say(STATUS_V2_EMPTY).await;
-    let a = call.await.unwrap();
+    let (a, _) = call.await.unwrap();
     assert_eq!(a.ok()["jobs"]["slow"]["state"], "lost", "{}", a.reply);
 }
 
 /// `logs` with `follow` streams new lines and stops as soon as the host goes away.
 #[tokio::test]
 async fn log_follow_ends_when_the_host_disconnects() {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
+    let (_dev, gw, mut c) = scripted("d").await;
     c.say("before").await;
     let log = gw.devices[0].log.clone();
-    for _ in 0..100 {
-        if log.since(0).0.iter().any(|e| e.line == "before") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_logged(&log, "before").await;
     let mut host = Client::connect(gw.addr).await;
     let a = host
         .call(json!({"op": "logs", "device": "d", "follow": true}))

@@ -333,17 +333,8 @@ async fn device_flag_over_pty_serial() {
     drop(sim);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sim_pty_flag() {
-    let gw = gateway_cfg(Config {
-        sim: true,
-        sim_pty: true,
-        ..Default::default()
-    })
-    .await;
-    wait_online(&gw, "sim").await;
-    assert!(gw.devices[0].endpoint.starts_with("serial:/dev/pts/"));
-    let mut c = Client::connect(gw.addr).await;
+/// build_and_deploy of math_ops (wasm) on device `sim`, then add(200, 26) gives 226.
+async fn deploy_math_ops_and_add(c: &mut Client) {
     let a = c
         .build_and_deploy("sim", "math_ops", &module_source("math_ops"), "wasm")
         .await;
@@ -355,6 +346,20 @@ async fn sim_pty_flag() {
         )
         .await;
     assert_eq!(a.ok()["ret"], 226, "{}", a.reply);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_pty_flag() {
+    let gw = gateway_cfg(Config {
+        sim: true,
+        sim_pty: true,
+        ..Default::default()
+    })
+    .await;
+    wait_online(&gw, "sim").await;
+    assert!(gw.devices[0].endpoint.starts_with("serial:/dev/pts/"));
+    let mut c = Client::connect(gw.addr).await;
+    deploy_math_ops_and_add(&mut c).await;
 }
 
 /// The real binary: `wasmbed-gateway --sim --listen 127.0.0.1:0` serves a build_and_deploy and
@@ -403,17 +408,7 @@ async fn gateway_binary_with_sim() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(online, "sim came online");
-    let a = c
-        .build_and_deploy("sim", "math_ops", &module_source("math_ops"), "wasm")
-        .await;
-    a.ok();
-    let a = c
-        .call(
-            json!({"op": "start", "device": "sim", "module_id": "math_ops", "func": "add",
-                     "args": [200, 26], "wait_result": true}),
-        )
-        .await;
-    assert_eq!(a.ok()["ret"], 226, "{}", a.reply);
+    deploy_math_ops_and_add(&mut c).await;
     // SIGTERM ends the gateway cleanly (and its simulated board with it).
     let pid = child.id().unwrap().to_string();
     let killed = std::process::Command::new("kill")

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use tokio::net::TcpStream;
 use wasmbed_gateway::device::{
     spawn_device, DeviceError, DeviceOptions, Reply, Request, StartRequest, StopRequest,
 };
@@ -177,15 +176,6 @@ async fn sim_two_waits_on_two_slots_get_their_own_results() {
 // ---------------------------------------------------------------------------------------------
 // Scripted devices.
 
-async fn scripted() -> (ScriptedTcp, wasmbed_gateway::run::Running, Conn<TcpStream>) {
-    let dev = ScriptedTcp::bind().await;
-    let gw = gateway(&[dev.flag("d")]).await;
-    let mut c = dev.accept().await;
-    c.handshake_v2().await;
-    wait_online(&gw, "d").await;
-    (dev, gw, c)
-}
-
 fn start_json(module: &str, timeout_ms: u64) -> serde_json::Value {
     json!({"op": "start", "device": "d", "module_id": module, "func": "work",
            "wait_result": true, "result_timeout_ms": timeout_ms})
@@ -195,7 +185,7 @@ fn start_json(module: &str, timeout_ms: u64) -> serde_json::Value {
 /// with `wait` and the waiting START both get the STOPPED RESULT.
 #[tokio::test]
 async fn status_and_stop_pass_a_waiting_start() {
-    let (_dev, gw, mut c) = scripted().await;
+    let (_dev, gw, mut c) = scripted("d").await;
     let mut a = Client::connect(gw.addr).await;
     let waiting = tokio::spawn(async move { a.call(start_json("m", 30_000)).await });
     c.expect("START module_id=m func=work").await;
@@ -247,7 +237,7 @@ async fn status_and_stop_pass_a_waiting_start() {
 /// START.
 #[tokio::test]
 async fn stop_without_wait_answers_at_pending() {
-    let (_dev, gw, mut c) = scripted().await;
+    let (_dev, gw, mut c) = scripted("d").await;
     let mut a = Client::connect(gw.addr).await;
     let waiting = tokio::spawn(async move { a.call(start_json("m", 30_000)).await });
     c.expect("START module_id=m").await;
@@ -274,7 +264,7 @@ async fn stop_without_wait_answers_at_pending() {
 /// without `module_id` (FW-A) completes the only module waited on, and nobody's when two are.
 #[tokio::test]
 async fn results_go_to_their_own_waiters() {
-    let (_dev, gw, mut c) = scripted().await;
+    let (_dev, gw, mut c) = scripted("d").await;
     let wait = |module: &'static str, timeout_ms: u64| {
         let addr = gw.addr;
         tokio::spawn(async move {
@@ -326,7 +316,7 @@ async fn results_go_to_their_own_waiters() {
 /// not delayed.
 #[tokio::test]
 async fn a_host_gone_while_waiting_delays_nothing() {
-    let (_dev, gw, mut c) = scripted().await;
+    let (_dev, gw, mut c) = scripted("d").await;
     let mut a = Client::connect(gw.addr).await;
     let waiting = tokio::spawn(async move {
         // Never answered: the host gives up after 300 ms and goes away.
@@ -371,7 +361,7 @@ async fn a_host_gone_while_waiting_delays_nothing() {
 /// passes a legacy `start` waiting for its result.
 #[tokio::test]
 async fn legacy_status_passes_a_legacy_waiting_start() {
-    let (_dev, gw, mut c) = scripted().await;
+    let (_dev, gw, mut c) = scripted("d").await;
     let addr = gw.addr;
     let waiting = tokio::spawn(async move {
         host_raw(

@@ -267,6 +267,29 @@ impl Client {
         self.call_body(req, b"", 30).await
     }
 
+    /// `call` on a task of its own (while the test plays the device); the client comes back with
+    /// the answer.
+    pub fn spawn_call(mut self, req: Value) -> tokio::task::JoinHandle<(Answer, Client)> {
+        tokio::spawn(async move {
+            let a = self.call(req).await;
+            (a, self)
+        })
+    }
+
+    /// `deploy` (no extra fields) on a task of its own, like `spawn_call`.
+    pub fn spawn_deploy(
+        mut self,
+        device: &str,
+        module_id: &str,
+        wasm: &[u8],
+    ) -> tokio::task::JoinHandle<(Answer, Client)> {
+        let (device, module_id, wasm) = (device.to_string(), module_id.to_string(), wasm.to_vec());
+        tokio::spawn(async move {
+            let a = self.deploy(&device, &module_id, &wasm, json!({})).await;
+            (a, self)
+        })
+    }
+
     /// Reads the next line (an event of a `follow`), within `secs`.
     pub async fn next(&mut self, secs: u64) -> Option<Value> {
         match tokio::time::timeout(Duration::from_secs(secs), self.r.next_line()).await {
@@ -474,6 +497,27 @@ impl ScriptedTcp {
             .unwrap();
         Conn::new(s)
     }
+}
+
+/// A gateway with one scripted TCP device `name`, past its v2 handshake and online.
+pub async fn scripted(name: &str) -> (ScriptedTcp, wasmbed_gateway::run::Running, Conn<TcpStream>) {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag(name)]).await;
+    let mut c = dev.accept().await;
+    c.handshake_v2().await;
+    wait_online(&gw, name).await;
+    (dev, gw, c)
+}
+
+/// Polls `log` (100 times, 20 ms apart) for an entry whose line is `line`: its seq, or `None`.
+pub async fn wait_logged(log: &wasmbed_gateway::device::DeviceLog, line: &str) -> Option<u64> {
+    for _ in 0..100 {
+        if let Some(e) = log.since(0).0.into_iter().find(|e| e.line == line) {
+            return Some(e.seq);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 /// A connector handing the gateway in-memory links; the device ends arrive on a channel.

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use serde_json::{Map, Value};
@@ -20,6 +22,94 @@ const COLORS: [RGBColor; 6] = [
 
 fn e<E: std::fmt::Display>(x: E) -> crate::util::Error {
     err(x.to_string())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type Chart<'c, 'a, X, Y> = ChartContext<'c, BitMapBackend<'a>, Cartesian2d<X, Y>>;
+
+/// A white canvas of `size` pixels, written to `path` by `present()`.
+fn canvas(path: &Path, size: (u32, u32)) -> Result<Area<'_>> {
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(e)?;
+    Ok(root)
+}
+
+/// The chart on `root`: `caption`, axes `x` and `y` with their descriptions, the mesh drawn.
+fn frame<'c, 'a, X, Y>(
+    root: &'c Area<'a>,
+    caption: &str,
+    y_label_area: u32,
+    (x, x_desc): (X, &str),
+    (y, y_desc): (Y, &str),
+) -> Result<Chart<'c, 'a, X::CoordDescType, Y::CoordDescType>>
+where
+    X: AsRangedCoord,
+    Y: AsRangedCoord,
+    X::CoordDescType: ValueFormatter<X::Value>,
+    Y::CoordDescType: ValueFormatter<Y::Value>,
+{
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(y_label_area)
+        .build_cartesian_2d(x, y)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
+}
+
+/// A thin grey line from `from` to `to`, in the legend as `label`.
+fn target_line<X, Y>(
+    chart: &mut Chart<'_, '_, X, Y>,
+    from: (f64, f64),
+    to: (f64, f64),
+    label: &str,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(
+            vec![from, to],
+            BLACK.mix(0.5).stroke_width(1),
+        ))
+        .map_err(e)?
+        .label(label)
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], BLACK.mix(0.5)));
+    Ok(())
+}
+
+/// The legend mark of a series drawn in `c`.
+fn mark(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], c.stroke_width(3))
+}
+
+/// The legend box at `pos` with labels of `font_size`, then the file written.
+fn finish<'c, 'a: 'c, X: Ranged, Y: Ranged>(
+    root: &Area<'a>,
+    mut chart: Chart<'c, 'a, X, Y>,
+    pos: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font(("sans-serif", font_size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
 }
 
 /// Draws every chart whose data is in `json`; returns the files written.
@@ -81,26 +171,14 @@ fn latency(l: &Value, path: &Path) -> Result<()> {
         return Ok(());
     }
     let xmax = all[((all.len() as f64 * 0.995) as usize).min(all.len() - 1)] * 1.1;
-    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Round-trip latency, instant simulated board on TCP loopback (CDF)",
-            ("sans-serif", 24),
-        )
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0f64..xmax, 0f64..100f64)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("latency (ms), host-measured")
-        .y_desc("percent of requests at or below")
-        .label_style(("sans-serif", 16))
-        .axis_desc_style(("sans-serif", 18))
-        .draw()
-        .map_err(e)?;
+    let root = canvas(path, (1000, 600))?;
+    let mut chart = frame(
+        &root,
+        "Round-trip latency, instant simulated board on TCP loopback (CDF)",
+        70,
+        (0f64..xmax, "latency (ms), host-measured"),
+        (0f64..100f64, "percent of requests at or below"),
+    )?;
     for (i, (name, s)) in series.iter().enumerate() {
         let c = COLORS[i];
         let n = s.len() as f64;
@@ -113,18 +191,9 @@ fn latency(l: &Value, path: &Path) -> Result<()> {
             .draw_series(LineSeries::new(pts, c.stroke_width(2)))
             .map_err(e)?
             .label(format!("{name} (n={})", s.len()))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], c.stroke_width(3)));
+            .legend(mark(c));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    finish(&root, chart, SeriesLabelPosition::LowerRight, 16)
 }
 
 /// Upload efficiency (percent of line rate) vs module size, per baud, LOAD mode and path.
@@ -142,34 +211,15 @@ fn upload(u: &Value, path: &Path) -> Result<()> {
         .collect();
     keys.sort();
     keys.dedup();
-    let root = BitMapBackend::new(path, (1000, 620)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Upload efficiency vs module size (payload bytes / line rate)",
-            ("sans-serif", 24),
-        )
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d((0.8f64..320f64).log_scale(), 0f64..105f64)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("module size (KiB, log scale)")
-        .y_desc("percent of line rate (baud/10 B/s)")
-        .label_style(("sans-serif", 16))
-        .axis_desc_style(("sans-serif", 18))
-        .draw()
-        .map_err(e)?;
-    chart
-        .draw_series(LineSeries::new(
-            vec![(0.8, 97.0), (320.0, 97.0)],
-            BLACK.mix(0.5).stroke_width(1),
-        ))
-        .map_err(e)?
-        .label("target: 97 %")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], BLACK.mix(0.5)));
+    let root = canvas(path, (1000, 620))?;
+    let mut chart = frame(
+        &root,
+        "Upload efficiency vs module size (payload bytes / line rate)",
+        70,
+        ((0.8f64..320f64).log_scale(), "module size (KiB, log scale)"),
+        (0f64..105f64, "percent of line rate (baud/10 B/s)"),
+    )?;
+    target_line(&mut chart, (0.8, 97.0), (320.0, 97.0), "target: 97 %")?;
     for (i, (baud, mode, via)) in keys.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         let sel: Vec<&Value> = pts
@@ -207,7 +257,7 @@ fn upload(u: &Value, path: &Path) -> Result<()> {
             } else {
                 format!("{label} (X = failed)")
             })
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], c.stroke_width(3)));
+            .legend(mark(c));
         chart
             .draw_series(
                 good.iter()
@@ -222,16 +272,7 @@ fn upload(u: &Value, path: &Path) -> Result<()> {
             )
             .map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    finish(&root, chart, SeriesLabelPosition::LowerRight, 15)
 }
 
 /// Fan-out: time to get the status of all boards and to deploy to all, vs boards.
@@ -261,53 +302,33 @@ fn fanout(f: &Value, path: &Path) -> Result<()> {
         .fold(1.0f64, f64::max)
         .max(1000.0)
         * 1.5;
-    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Fan-out: one gateway, N simulated boards (one request per board)",
-            ("sans-serif", 24),
-        )
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d((8f64..1300f64).log_scale(), (0.5f64..ymax).log_scale())
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("boards (log scale)")
-        .y_desc("time until the last reply (ms, log scale)")
-        .label_style(("sans-serif", 16))
-        .axis_desc_style(("sans-serif", 18))
-        .draw()
-        .map_err(e)?;
-    chart
-        .draw_series(LineSeries::new(
-            vec![(8.0, 1000.0), (1300.0, 1000.0)],
-            BLACK.mix(0.5).stroke_width(1),
-        ))
-        .map_err(e)?
-        .label("target for 1000 boards' status: p99 < 1 s")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], BLACK.mix(0.5)));
+    let root = canvas(path, (1000, 600))?;
+    let mut chart = frame(
+        &root,
+        "Fan-out: one gateway, N simulated boards (one request per board)",
+        80,
+        ((8f64..1300f64).log_scale(), "boards (log scale)"),
+        (
+            (0.5f64..ymax).log_scale(),
+            "time until the last reply (ms, log scale)",
+        ),
+    )?;
+    target_line(
+        &mut chart,
+        (8.0, 1000.0),
+        (1300.0, 1000.0),
+        "target for 1000 boards' status: p99 < 1 s",
+    )?;
     for (i, (name, s)) in series.iter().enumerate() {
         let c = COLORS[i];
         chart
             .draw_series(LineSeries::new(s.clone(), c.stroke_width(2)))
             .map_err(e)?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 25, y)], c.stroke_width(3)));
+            .legend(mark(c));
         chart
             .draw_series(s.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)?;
-    Ok(())
+    finish(&root, chart, SeriesLabelPosition::UpperLeft, 16)
 }

@@ -315,6 +315,32 @@ impl DevConn {
         self.wait_for(&["RESULT"], Duration::from_secs(60))
     }
 
+    /// Sends `LOAD module_id=… size=… crc32=…` plus `flags` and waits for the device's answer:
+    /// the time the line went out and the `LOAD_READY` line, or the refusal as `Err`.
+    fn load_ready(
+        &mut self,
+        module_id: &str,
+        bytes: &[u8],
+        flags: &str,
+    ) -> Result<std::result::Result<(Instant, String), String>> {
+        let crc = format!("{:08x}", crc32fast::hash(bytes));
+        let t0 = Instant::now();
+        let line = format!(
+            "LOAD module_id={module_id} size={} crc32={crc}{flags}",
+            bytes.len()
+        );
+        let ready = self.cmd(
+            &line,
+            &["LOAD_READY", "LOAD_ERR", "ERROR"],
+            Duration::from_secs(5),
+        )?;
+        Ok(if ready.starts_with("LOAD_READY") {
+            Ok((t0, ready))
+        } else {
+            Err(ready)
+        })
+    }
+
     /// Legacy v1 LOAD: the line, `LOAD_READY`, all raw bytes at once, `LOAD_OK`. The payload is
     /// written by a second thread so a `LOAD_ERR` (the device's 5 s window) ends it early.
     pub fn load_raw(
@@ -323,20 +349,10 @@ impl DevConn {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        let crc = format!("{:08x}", crc32fast::hash(bytes));
-        let t0 = Instant::now();
-        let line = format!(
-            "LOAD module_id={module_id} size={} crc32={crc} replace=1",
-            bytes.len()
-        );
-        let ready = self.cmd(
-            &line,
-            &["LOAD_READY", "LOAD_ERR", "ERROR"],
-            Duration::from_secs(5),
-        )?;
-        if !ready.starts_with("LOAD_READY") {
-            return Ok(Err(ready));
-        }
+        let t0 = match self.load_ready(module_id, bytes, " replace=1")? {
+            Ok((t0, _)) => t0,
+            Err(refused) => return Ok(Err(refused)),
+        };
         let mut w = self.w.try_clone()?;
         let payload = bytes.to_vec();
         let writer = std::thread::spawn(move || w.write_all(&payload));
@@ -362,21 +378,11 @@ impl DevConn {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        let crc = format!("{:08x}", crc32fast::hash(bytes));
-        let t0 = Instant::now();
+        let (t0, ready) = match self.load_ready(module_id, bytes, " chunked=1 replace=1")? {
+            Ok(r) => r,
+            Err(refused) => return Ok(Err(refused)),
+        };
         let until = t0 + timeout;
-        let line = format!(
-            "LOAD module_id={module_id} size={} crc32={crc} chunked=1 replace=1",
-            bytes.len()
-        );
-        let ready = self.cmd(
-            &line,
-            &["LOAD_READY", "LOAD_ERR", "ERROR"],
-            Duration::from_secs(5),
-        )?;
-        if !ready.starts_with("LOAD_READY") {
-            return Ok(Err(ready));
-        }
         let chunk: usize = field(&ready, "chunk")
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| err(format!("no chunk= in `{ready}`")))?;

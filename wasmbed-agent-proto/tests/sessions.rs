@@ -24,9 +24,14 @@ fn t() -> Timeouts {
 }
 
 fn load(payload: Vec<u8>, options: LoadOptions) -> Driver<LoadSession> {
-    let clock = Clock::new();
-    let s = LoadSession::new(clock.now(), id("math_ops"), payload, options, &t()).unwrap();
-    Driver::new(clock, s)
+    Driver::open(|now| LoadSession::new(now, id("math_ops"), payload, options, &t()).unwrap())
+}
+
+fn chunked() -> LoadOptions {
+    LoadOptions {
+        chunked: true,
+        ..Default::default()
+    }
 }
 
 fn payload(n: usize) -> Vec<u8> {
@@ -124,11 +129,7 @@ fn load_err_and_mismatched_ready() {
 fn chunked_load_with_resend_after_chunk_err() {
     let p = payload(1000);
     let crc = Crc32::of(&p);
-    let opts = LoadOptions {
-        chunked: true,
-        ..Default::default()
-    };
-    let mut d = load(p.clone(), opts);
+    let mut d = load(p.clone(), chunked());
     assert_eq!(
         d.sent[0],
         format!("LOAD module_id=math_ops size=1000 crc32={crc} chunked=1")
@@ -179,13 +180,7 @@ fn chunked_load_with_resend_after_chunk_err() {
 fn chunk_retries_are_bounded() {
     let p = payload(100);
     let crc = Crc32::of(&p);
-    let mut d = load(
-        p,
-        LoadOptions {
-            chunked: true,
-            ..Default::default()
-        },
-    );
+    let mut d = load(p, chunked());
     d.recv(&format!(
         "LOAD_READY module_id=math_ops size=100 crc32={crc} chunk=64 offset=0"
     ));
@@ -209,13 +204,7 @@ fn chunked_resume_from_acked_offset() {
     let p = payload(1000);
     let crc = Crc32::of(&p);
     // First attempt: the link dies after the first ack.
-    let mut d = load(
-        p.clone(),
-        LoadOptions {
-            chunked: true,
-            ..Default::default()
-        },
-    );
+    let mut d = load(p.clone(), chunked());
     d.recv(&format!(
         "LOAD_READY module_id=math_ops size=1000 crc32={crc} chunk=512 offset=0"
     ));
@@ -234,9 +223,8 @@ fn chunked_resume_from_acked_offset() {
     }
     // Second attempt with resume=1: the agent reports offset 512.
     let opts = LoadOptions {
-        chunked: true,
         resume: true,
-        ..Default::default()
+        ..chunked()
     };
     let mut d = load(p.clone(), opts);
     assert!(d.sent[0].ends_with(" chunked=1 resume=1"));
@@ -256,13 +244,7 @@ fn chunked_resume_from_acked_offset() {
 fn chunked_request_falls_back_to_v1_on_legacy_agent() {
     let p = payload(460);
     let crc = Crc32::of(&p);
-    let mut d = load(
-        p,
-        LoadOptions {
-            chunked: true,
-            ..Default::default()
-        },
-    );
+    let mut d = load(p, chunked());
     d.recv(&format!(
         "LOAD_READY module_id=math_ops size=460 crc32={crc}"
     ));
@@ -275,14 +257,9 @@ fn chunked_request_falls_back_to_v1_on_legacy_agent() {
 
 #[test]
 fn start_wait_result_with_interleaved_other_slot() {
-    let clock = Clock::new();
-    let s = StartSession::new(
-        clock.now(),
-        start("math_ops", Some("add"), &[200, 26]),
-        true,
-        &t(),
-    );
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| {
+        StartSession::new(now, start("math_ops", Some("add"), &[200, 26]), true, &t())
+    });
     assert_eq!(
         d.sent,
         ["START module_id=math_ops func=add args=\"a0=200,a1=26\""]
@@ -299,9 +276,7 @@ fn start_wait_result_with_interleaved_other_slot() {
 
 #[test]
 fn start_result_before_start_ok_is_final() {
-    let clock = Clock::new();
-    let s = StartSession::new(clock.now(), start("m", Some("f"), &[]), true, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StartSession::new(now, start("m", Some("f"), &[]), true, &t()));
     d.recv("RESULT status=NO_MODULE");
     match d.s.outcome().unwrap() {
         Err(SessionError::Rejected { line }) => assert_eq!(line.raw, "RESULT status=NO_MODULE"),
@@ -311,16 +286,13 @@ fn start_result_before_start_ok_is_final() {
 
 #[test]
 fn start_without_wait_and_fw_a_result() {
-    let clock = Clock::new();
-    let s = StartSession::new(clock.now(), start("m", Some("f"), &[]), false, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StartSession::new(now, start("m", Some("f"), &[]), false, &t()));
     d.recv("START_OK");
     let out = d.s.outcome().unwrap().as_ref().unwrap();
     assert!(out.result.is_none());
     // FW-A: RESULT without module_id is accepted as ours.
-    let clock = Clock::new();
-    let s = StartSession::new(clock.now(), start("m", Some("add"), &[-5, 2]), true, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d =
+        Driver::open(|now| StartSession::new(now, start("m", Some("add"), &[-5, 2]), true, &t()));
     d.recv("START_OK");
     let wait = d.s.poll_timeout().unwrap() - d.clock.now();
     assert_eq!(wait, Duration::from_secs(10));
@@ -338,9 +310,7 @@ fn start_without_wait_and_fw_a_result() {
 
 #[test]
 fn start_result_timeout_and_exception() {
-    let clock = Clock::new();
-    let s = StartSession::new(clock.now(), start("m", None, &[]), true, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StartSession::new(now, start("m", None, &[]), true, &t()));
     d.recv("START_OK");
     d.recv("some console text");
     // 10 s from START_OK; the console line came 10 ms later.
@@ -354,9 +324,7 @@ fn start_result_timeout_and_exception() {
         }
         other => panic!("{other:?}"),
     }
-    let clock = Clock::new();
-    let s = StartSession::new(clock.now(), start("m", None, &[]), true, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StartSession::new(now, start("m", None, &[]), true, &t()));
     d.recv("START_OK");
     d.recv("RESULT status=EXCEPTION module_id=m func=app_main msg=\"Exception: unreachable\"");
     assert!(matches!(
@@ -367,9 +335,7 @@ fn start_result_timeout_and_exception() {
 
 #[test]
 fn stop_pending_then_result() {
-    let clock = Clock::new();
-    let s = StopSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StopSession::new(now, ModuleRef { module_id: id("m") }, &t()));
     assert_eq!(d.sent, ["STOP module_id=m"]);
     d.recv("STOP_OK status=PENDING");
     d.recv("RESULT status=OK module_id=n func=x ret_i32=1");
@@ -385,9 +351,7 @@ fn stop_pending_then_result() {
         ["RESULT status=OK module_id=n func=x ret_i32=1"]
     );
 
-    let clock = Clock::new();
-    let s = StopSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StopSession::new(now, ModuleRef { module_id: id("m") }, &t()));
     d.recv("STOP_OK status=IDLE");
     assert_eq!(
         d.s.outcome().unwrap().as_ref().unwrap().status,
@@ -397,9 +361,7 @@ fn stop_pending_then_result() {
 
 #[test]
 fn status_ignores_results_and_times_out_after_2s() {
-    let clock = Clock::new();
-    let s = StatusSession::new(clock.now(), &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StatusSession::new(now, &t()));
     d.recv("RESULT status=OK module_id=m func=f");
     assert!(!d.s.is_done());
     assert_eq!(d.run_to_deadline(), Duration::from_millis(1990));
@@ -411,9 +373,7 @@ fn status_ignores_results_and_times_out_after_2s() {
         }))
     ));
 
-    let clock = Clock::new();
-    let s = StatusSession::new(clock.now(), &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StatusSession::new(now, &t()));
     d.recv("STATUS_OK modules=\"none\" low_stack=\"none\" wamr_heap=NA");
     let out = d.s.outcome().unwrap().as_ref().unwrap();
     assert_eq!(out.status.pool, Some(Pool::NotAvailable));
@@ -421,17 +381,13 @@ fn status_ignores_results_and_times_out_after_2s() {
 
 #[test]
 fn info_v1_fallback_and_v2() {
-    let clock = Clock::new();
-    let s = InfoSession::new(clock.now(), &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| InfoSession::new(now, &t()));
     d.recv("HELLO device_id=nucleo_f746zg rtos=Zephyr runtime=WAMR fw_version=1.0.0");
     d.recv("ERROR code=UNKNOWN_COMMAND");
     assert_eq!(d.s.outcome(), Some(&Ok(InfoOutcome::V1)));
     assert_eq!(d.unsolicited().len(), 1);
 
-    let clock = Clock::new();
-    let s = InfoSession::new(clock.now(), &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| InfoSession::new(now, &t()));
     d.recv("ERROR code=RX_OVERFLOW dropped=2");
     assert!(!d.s.is_done(), "an overflow report is not the answer");
     d.recv("INFO_OK proto=2 board=sim chunk_max=4096 natives=\"log:(ii),gpio_toggle:()\"");
@@ -446,17 +402,13 @@ fn info_v1_fallback_and_v2() {
 
 #[test]
 fn unload_records_killed_job() {
-    let clock = Clock::new();
-    let s = UnloadSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| UnloadSession::new(now, ModuleRef { module_id: id("m") }, &t()));
     d.recv("RESULT status=STOPPED forced=1 module_id=m func=loop");
     d.recv("UNLOAD_OK module_id=m");
     let out = d.s.outcome().unwrap().as_ref().unwrap();
     assert!(out.stopped.as_ref().unwrap().forced);
 
-    let clock = Clock::new();
-    let s = UnloadSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| UnloadSession::new(now, ModuleRef { module_id: id("m") }, &t()));
     d.recv("UNLOAD_ERR code=NOT_FOUND module_id=m");
     assert!(matches!(
         d.s.outcome(),
@@ -487,9 +439,7 @@ fn decoder_items_become_events() {
 // ---- RESULT routing: immediate replies vs run-time results (contention mis-routing) ----
 
 fn start_driver(module: &str, func: &str, args: &[i32], wait: bool) -> Driver<StartSession> {
-    let clock = Clock::new();
-    let s = StartSession::new(clock.now(), start(module, Some(func), args), wait, &t());
-    Driver::new(clock, s)
+    Driver::open(|now| StartSession::new(now, start(module, Some(func), args), wait, &t()))
 }
 
 #[test]
@@ -627,9 +577,7 @@ fn start_result_accepts_bare_runtime_codes() {
 /// A STOP (reply or result step) never takes an immediate RESULT of another START.
 #[test]
 fn stop_skips_immediate_replies() {
-    let clock = Clock::new();
-    let s = StopSession::new(clock.now(), ModuleRef { module_id: id("m") }, &t());
-    let mut d = Driver::new(clock, s);
+    let mut d = Driver::open(|now| StopSession::new(now, ModuleRef { module_id: id("m") }, &t()));
     d.recv("RESULT status=BUSY");
     assert!(!d.s.is_done());
     d.recv("STOP_OK status=PENDING");

@@ -41,6 +41,13 @@ pub struct Driver<S: Session> {
 }
 
 impl<S: Session> Driver<S> {
+    /// A driver on a fresh clock for the session `open` starts at the clock's now.
+    pub fn open(open: impl FnOnce(Instant) -> S) -> Self {
+        let clock = Clock::new();
+        let s = open(clock.now());
+        Driver::new(clock, s)
+    }
+
     pub fn new(clock: Clock, s: S) -> Self {
         let mut d = Driver {
             s,

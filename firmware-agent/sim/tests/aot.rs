@@ -50,8 +50,7 @@ fn aot(wamrc: &PathBuf, name: &str) -> Vec<u8> {
 fn aot_modules_run_and_stop() {
     let Some(wamrc) = wamrc() else { return };
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("math", &aot(&wamrc, "math_ops"));
     assert_eq!(
         l.run(
@@ -66,10 +65,7 @@ fn aot_modules_run_and_stop() {
         assert_eq!(l.line(), "START_OK");
         std::thread::sleep(Duration::from_millis(200));
         let t0 = Instant::now();
-        assert_eq!(
-            l.ask("STOP module_id=busy", "STOP_OK"),
-            "STOP_OK status=PENDING"
-        );
+        l.answers("STOP module_id=busy", "STOP_OK status=PENDING");
         let r = l.expect_within("RESULT", Duration::from_secs(4));
         assert!(r.starts_with("RESULT status=STOPPED "), "{r}");
         assert!(
@@ -91,8 +87,7 @@ fn aot_modules_run_and_stop() {
 fn aot_fft_matches_the_interpreter() {
     let Some(wamrc) = wamrc() else { return };
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("fa", &aot(&wamrc, "fft_bench"));
     l.load_ok("fi", &module("fft_bench"));
     let a = l.run(

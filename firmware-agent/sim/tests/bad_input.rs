@@ -16,8 +16,7 @@ fn healthy(sim: &mut Sim, l: &mut Link) {
 #[test]
 fn garbage_lines_and_binary_noise() {
     let mut sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     for g in [
         "hello",
         "load module_id=x",
@@ -65,8 +64,7 @@ fn garbage_lines_and_binary_noise() {
 #[test]
 fn overlong_line_is_rejected_not_executed() {
     let mut sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("m", &module("math_ops"));
     // 256 bytes: a START that would run if truncated at 255
     let long = format!(
@@ -88,8 +86,7 @@ fn overlong_line_is_rejected_not_executed() {
 #[test]
 fn input_queue_overflow_is_counted_and_reported() {
     let mut sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     // 100 lines in one write: the reader hands them to the core in one go, the 8-line queue fills
     l.send_raw("X\n".repeat(100).as_bytes());
     let mut unknown = 0u32;
@@ -117,8 +114,7 @@ fn input_queue_overflow_is_counted_and_reported() {
 #[test]
 fn truncated_payload_times_out_and_frees_the_slot() {
     let mut sim = Sim::tcp(&["--slots", "1"]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let m = module("math_ops");
     l.send(&format!(
         "LOAD module_id=m size={} crc32={:08x}",
@@ -144,8 +140,7 @@ fn truncated_payload_times_out_and_frees_the_slot() {
 #[test]
 fn bad_crc_hostile_wasm_and_unresolved_import() {
     let mut sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let m = module("math_ops");
     l.send(&format!("LOAD module_id=m size={} crc32=deadbeef", m.len()));
     l.expect("LOAD_READY");
@@ -195,8 +190,7 @@ fn bad_crc_hostile_wasm_and_unresolved_import() {
 #[test]
 fn pool_exhaustion_is_no_mem_and_memory_comes_back() {
     let mut sim = Sim::tcp(&["--pool-size", "120000", "--slots", "8"]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.send("LOAD module_id=big size=1000000 crc32=00000000");
     assert_eq!(l.line(), "LOAD_ERR code=NO_MEM");
     // every instance takes ~22 KiB of the pool: it runs out before 8 modules
@@ -221,10 +215,7 @@ fn pool_exhaustion_is_no_mem_and_memory_comes_back() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(
-        l.ask("UNLOAD module_id=m0", "UNLOAD_OK"),
-        "UNLOAD_OK module_id=m0"
-    );
+    l.answers("UNLOAD module_id=m0", "UNLOAD_OK module_id=m0");
     let free_after: u32 = Link::field(&l.ask("STATUS", "STATUS_OK"), "wamr_free")
         .unwrap()
         .parse()
@@ -240,33 +231,29 @@ fn pool_exhaustion_is_no_mem_and_memory_comes_back() {
 #[test]
 fn bad_params() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
-    assert_eq!(
-        l.ask("LOAD module_id=x size=0 crc32=0", "LOAD_ERR"),
-        "LOAD_ERR code=BAD_PARAMS msg=\"size=0\""
+    let mut l = sim.hello();
+    l.answers(
+        "LOAD module_id=x size=0 crc32=0",
+        "LOAD_ERR code=BAD_PARAMS msg=\"size=0\"",
     );
-    assert_eq!(
-        l.ask("LOAD module_id=x size=abc crc32=0", "LOAD_ERR"),
-        "LOAD_ERR code=BAD_PARAMS msg=\"bad size\""
+    l.answers(
+        "LOAD module_id=x size=abc crc32=0",
+        "LOAD_ERR code=BAD_PARAMS msg=\"bad size\"",
     );
-    assert_eq!(
-        l.ask("LOAD module_id=x size=10 crc32=zz", "LOAD_ERR"),
-        "LOAD_ERR code=BAD_PARAMS msg=\"bad crc32\""
+    l.answers(
+        "LOAD module_id=x size=10 crc32=zz",
+        "LOAD_ERR code=BAD_PARAMS msg=\"bad crc32\"",
     );
-    assert_eq!(
-        l.ask(
-            &format!("LOAD module_id={} size=10 crc32=0", "a".repeat(40)),
-            "LOAD_ERR"
-        ),
-        "LOAD_ERR code=BAD_PARAMS msg=\"bad module_id\""
+    l.answers(
+        &format!("LOAD module_id={} size=10 crc32=0", "a".repeat(40)),
+        "LOAD_ERR code=BAD_PARAMS msg=\"bad module_id\"",
     );
-    assert_eq!(
-        l.ask("UNLOAD", "UNLOAD_ERR"),
-        "UNLOAD_ERR code=BAD_PARAMS msg=\"missing module_id\""
+    l.answers(
+        "UNLOAD",
+        "UNLOAD_ERR code=BAD_PARAMS msg=\"missing module_id\"",
     );
-    assert_eq!(
-        l.ask("UNLOAD module_id=q", "UNLOAD_ERR"),
-        "UNLOAD_ERR code=NOT_FOUND module_id=q"
+    l.answers(
+        "UNLOAD module_id=q",
+        "UNLOAD_ERR code=NOT_FOUND module_id=q",
     );
 }

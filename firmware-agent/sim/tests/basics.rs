@@ -37,8 +37,7 @@ fn hello_and_info() {
 #[test]
 fn math_ops_results() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("math_ops", &module("math_ops"));
     assert_eq!(
         l.run(r#"START module_id=math_ops func=add args="a=200,b=26""#, T),
@@ -66,17 +65,14 @@ fn math_ops_results() {
     let r = l.run("START module_id=math_ops func=add", T);
     assert!(r.starts_with("RESULT status=EXCEPTION module_id=math_ops func=add msg=\"Exception: invalid argument count"), "{r}");
     // immediate failures: no START_OK
-    assert_eq!(
-        l.ask("START func=add", "RESULT"),
-        "RESULT status=BAD_PARAMS msg=\"missing module_id\""
+    l.answers(
+        "START func=add",
+        "RESULT status=BAD_PARAMS msg=\"missing module_id\"",
     );
-    assert_eq!(
-        l.ask("START module_id=nope func=add", "RESULT"),
-        "RESULT status=NO_MODULE"
-    );
-    assert_eq!(
-        l.ask("START module_id=math_ops func=mul", "RESULT"),
-        "RESULT status=NO_FUNC name=mul"
+    l.answers("START module_id=nope func=add", "RESULT status=NO_MODULE");
+    l.answers(
+        "START module_id=math_ops func=mul",
+        "RESULT status=NO_FUNC name=mul",
     );
     let st = l.ask("STATUS", "STATUS_OK");
     assert!(
@@ -98,24 +94,22 @@ fn math_ops_results() {
 #[test]
 fn no_entrypoint_without_app_main() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("t", &module("toggle_n"));
-    assert_eq!(
-        l.ask("START module_id=t", "RESULT"),
-        "RESULT status=NO_ENTRYPOINT msg=\"expected app_main\""
+    l.answers(
+        "START module_id=t",
+        "RESULT status=NO_ENTRYPOINT msg=\"expected app_main\"",
     );
-    assert_eq!(
-        l.ask(r#"START module_id=t args="n=1""#, "RESULT"),
-        "RESULT status=NO_ENTRYPOINT msg=\"args require app_main\""
+    l.answers(
+        r#"START module_id=t args="n=1""#,
+        "RESULT status=NO_ENTRYPOINT msg=\"args require app_main\"",
     );
 }
 
 #[test]
 fn fft_checksum() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("fft", &module("fft_bench"));
     l.run("START module_id=fft func=fft_init", T);
     assert_eq!(
@@ -134,8 +128,7 @@ fn fft_checksum() {
 #[test]
 fn traps_and_deep_recursion() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("trap", &module("trap"));
     assert_eq!(
         l.run("START module_id=trap func=trap", T),
@@ -160,8 +153,7 @@ fn traps_and_deep_recursion() {
 #[test]
 fn log_and_uart_print() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("lh", &module("log_hello"));
     l.send("START module_id=lh func=log_hello");
     assert_eq!(l.line(), "START_OK");
@@ -189,8 +181,7 @@ fn log_and_uart_print() {
 #[test]
 fn every_module_loads() {
     let sim = Sim::tcp(&["--slots", "8"]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let names = [
         "math_ops",
         "toggle_forever",

@@ -15,8 +15,7 @@ fn start(l: &mut Link, cmd: &str) {
 #[test]
 fn toggle_forever_stops_cooperatively_and_leds_are_counted() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("tf", &module("toggle_forever"));
     start(&mut l, "START module_id=tf func=toggle_forever");
     std::thread::sleep(Duration::from_millis(1500));
@@ -24,10 +23,7 @@ fn toggle_forever_stops_cooperatively_and_leds_are_counted() {
     assert!(st.contains("tf:RUNNING:"), "{st}");
     let toggles: u32 = Link::field(&st, "led_toggles").unwrap().parse().unwrap();
     assert!(toggles >= 2, "{st}");
-    assert_eq!(
-        l.ask("STOP module_id=tf", "STOP_OK"),
-        "STOP_OK status=PENDING"
-    );
+    l.answers("STOP module_id=tf", "STOP_OK status=PENDING");
     let r = l.expect_within("RESULT", Duration::from_secs(3));
     // Ended by the module itself (or WAMR's terminate), not by the forced stop after the grace.
     assert!(!r.contains("forced=1"), "{r}");
@@ -36,22 +32,18 @@ fn toggle_forever_stops_cooperatively_and_leds_are_counted() {
         "{r}"
     );
     assert!(!r.contains("forced=1"), "{r}");
-    assert_eq!(l.ask("STOP module_id=tf", "STOP_OK"), "STOP_OK status=IDLE");
-    assert_eq!(l.ask("STOP", "STOP_OK"), "STOP_OK status=NO_JOB");
+    l.answers("STOP module_id=tf", "STOP_OK status=IDLE");
+    l.answers("STOP", "STOP_OK status=NO_JOB");
 }
 
 #[test]
 fn busy_loop_stopped_by_terminate() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("busy", &module("busy_loop"));
     start(&mut l, "START module_id=busy func=busy_loop");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        l.ask("STOP module_id=busy", "STOP_OK"),
-        "STOP_OK status=PENDING"
-    );
+    l.answers("STOP module_id=busy", "STOP_OK status=PENDING");
     assert_eq!(
         l.expect_within("RESULT", Duration::from_secs(2)),
         "RESULT status=STOPPED module_id=busy func=busy_loop msg=\"Exception: terminated by user\""
@@ -62,17 +54,13 @@ fn busy_loop_stopped_by_terminate() {
 fn busy_loop_forced_stop_within_grace_and_slot_reusable() {
     // the fault knob makes STOP skip wasm_runtime_terminate: only the forced stop can end it
     let sim = Sim::tcp(&["--test-no-terminate"]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("busy", &module("busy_loop"));
     for round in 0..2 {
         start(&mut l, "START module_id=busy func=busy_loop");
         std::thread::sleep(Duration::from_millis(200));
         let t0 = Instant::now();
-        assert_eq!(
-            l.ask("STOP module_id=busy", "STOP_OK"),
-            "STOP_OK status=PENDING"
-        );
+        l.answers("STOP module_id=busy", "STOP_OK status=PENDING");
         let r = l.expect_within("RESULT", Duration::from_secs(4));
         let took = t0.elapsed();
         assert_eq!(
@@ -97,13 +85,12 @@ fn busy_loop_forced_stop_within_grace_and_slot_reusable() {
 #[test]
 fn both_slots_run_at_once_and_status_answers_immediately() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("a", &module("busy_loop"));
     l.load_ok("b", &module("toggle_forever"));
     start(&mut l, "START module_id=a");
     start(&mut l, "START module_id=b");
-    assert_eq!(l.ask("START module_id=a", "RESULT"), "RESULT status=BUSY");
+    l.answers("START module_id=a", "RESULT status=BUSY");
     // Both jobs run until stopped, so a STATUS_OK listing both as RUNNING was answered while
     // they ran (no timing assertion: this machine is noisy).
     let st = l.ask("STATUS", "STATUS_OK");
@@ -111,17 +98,11 @@ fn both_slots_run_at_once_and_status_answers_immediately() {
         st.contains("a:RUNNING:") && st.contains("b:RUNNING:"),
         "{st}"
     );
-    assert_eq!(
-        l.ask("STOP module_id=a", "STOP_OK"),
-        "STOP_OK status=PENDING"
-    );
+    l.answers("STOP module_id=a", "STOP_OK status=PENDING");
     assert!(l
         .expect("RESULT")
         .starts_with("RESULT status=STOPPED module_id=a "));
-    assert_eq!(
-        l.ask("STOP module_id=b", "STOP_OK"),
-        "STOP_OK status=PENDING"
-    );
+    l.answers("STOP module_id=b", "STOP_OK status=PENDING");
     assert!(l
         .expect("RESULT")
         .starts_with("RESULT status=STOPPED module_id=b "));
@@ -130,8 +111,7 @@ fn both_slots_run_at_once_and_status_answers_immediately() {
 #[test]
 fn replace_and_victim_rules() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let math = module("math_ops");
     let busy = module("busy_loop");
     l.load_ok("m1", &math);

@@ -120,8 +120,7 @@ fn replay(t: &Transcript) {
     };
     let refs = reference.as_ref().map(|(_, s, c)| (s.as_str(), c.as_str()));
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     given(&mut l, t.header("given").unwrap_or("empty"));
     for item in &t.items {
         if let Some(cmd) = item.strip_prefix("> ") {
@@ -184,8 +183,7 @@ fn padding_keeps_modules_valid() {
     let m = pad_to(module("math_ops"), 460);
     assert_eq!(m.len(), 460);
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("p", &m);
     assert_eq!(
         l.run(

@@ -16,8 +16,7 @@ fn chunk(l: &mut Link, data: &[u8], off: usize, len: usize, crc: u32) -> String 
 #[test]
 fn chunked_load_with_bad_crc_and_resume() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let fft = module("fft_bench");
     let n = fft.len();
     let head = format!(
@@ -93,8 +92,7 @@ fn chunked_load_with_bad_crc_and_resume() {
 #[test]
 fn chunk_payload_timeout_keeps_the_upload() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let m = module("math_ops");
     let n = m.len();
     l.ask(
@@ -120,8 +118,7 @@ fn chunk_payload_timeout_keeps_the_upload() {
 #[test]
 fn unload_running_module_reports_forced_stop() {
     let sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("busy", &module("busy_loop"));
     l.send("START module_id=busy");
     assert_eq!(l.line(), "START_OK");
@@ -134,10 +131,7 @@ fn unload_running_module_reports_forced_stop() {
     assert!(l
         .ask("STATUS", "STATUS_OK")
         .starts_with("STATUS_OK modules=\"none\""));
-    assert_eq!(
-        l.ask("START module_id=busy", "RESULT"),
-        "RESULT status=NO_MODULE"
-    );
+    l.answers("START module_id=busy", "RESULT status=NO_MODULE");
 }
 
 #[test]
@@ -157,8 +151,7 @@ fn pty_link() {
 fn reconnect_gets_hello_and_keeps_modules() {
     let sim = Sim::tcp(&[]);
     {
-        let mut l = sim.connect();
-        l.expect("HELLO");
+        let mut l = sim.hello();
         l.load_ok("math", &module("math_ops"));
         l.send_raw(b"STAT"); // a partial line dies with the connection
     }
@@ -173,8 +166,7 @@ fn reconnect_gets_hello_and_keeps_modules() {
 #[test]
 fn baud_pacing_slows_uploads() {
     let sim = Sim::tcp(&["--baud", "19200"]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     let fft = module("fft_bench"); // ~2.3 KB: ~1.2 s at 1920 bytes/s
     let t0 = Instant::now();
     l.load_ok("fft", &fft);
@@ -187,8 +179,7 @@ fn baud_pacing_slows_uploads() {
 #[test]
 fn sigterm_exits_cleanly_even_with_a_running_job() {
     let mut sim = Sim::tcp(&[]);
-    let mut l = sim.connect();
-    l.expect("HELLO");
+    let mut l = sim.hello();
     l.load_ok("busy", &module("busy_loop"));
     l.send("START module_id=busy");
     assert_eq!(l.line(), "START_OK");

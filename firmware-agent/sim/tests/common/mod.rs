@@ -77,6 +77,14 @@ impl Sim {
         link
     }
 
+    /// `connect`, then wait for the agent's HELLO.
+    #[track_caller]
+    pub fn hello(&self) -> Link {
+        let mut l = self.connect();
+        l.expect("HELLO");
+        l
+    }
+
     /// Open the PTY (the sim must run with `--pty`).
     pub fn open_pty(&self) -> Link {
         let f = std::fs::OpenOptions::new()
@@ -185,6 +193,7 @@ impl Link {
     }
 
     /// Skip lines until one starts with `prefix` (within `timeout`); returns it.
+    #[track_caller]
     pub fn expect_within(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         let mut skipped = Vec::new();
@@ -201,14 +210,24 @@ impl Link {
     }
 
     /// `expect_within(prefix, REPLY)`.
+    #[track_caller]
     pub fn expect(&mut self, prefix: &str) -> String {
         self.expect_within(prefix, REPLY)
     }
 
     /// Send a command and return the next line starting with `prefix`.
+    #[track_caller]
     pub fn ask(&mut self, cmd: &str, prefix: &str) -> String {
         self.send(cmd);
         self.expect(prefix)
+    }
+
+    /// Send a command and assert its reply: the next line starting with the first word of
+    /// `expected` is `expected`.
+    #[track_caller]
+    pub fn answers(&mut self, cmd: &str, expected: &str) {
+        let prefix = expected.split(' ').next().unwrap();
+        assert_eq!(self.ask(cmd, prefix), expected, "reply to {cmd}");
     }
 
     /// Assert that no line arrives for `d` (or only lines not starting with `prefix`).

@@ -5,11 +5,13 @@ set -euo pipefail
 
 PKGS=(
   clang lld            # C -> wasm32 (modules) and the C agent
+  libclang-rt-14-dev   # ASan/UBSan/libFuzzer runtimes (only a Recommends of clang)
   cmake libclang-dev   # WAMR's CMake build
   llvm-19-dev          # our AOT compiler (wamrc) over WAMR's compilation sources
   gcc-arm-none-eabi libnewlib-arm-none-eabi  # bare-metal Cortex-M4 port
   qemu-system-arm      # the emulated MCU board
   socat                # serial-path test: TCP <-> PTY bridge
+  iproute2             # ss: the QEMU runner waits for QEMU's UART port to listen
   wabt                 # wat2wasm for hand-written test modules
   pkg-config
 )

@@ -14,14 +14,8 @@ repo="$(cd "$here/../../.." && pwd)"
 elf="$repo/target/baremetal/build/agent.elf"
 wamrc="$("$repo/tools/wamrc/build.sh")"
 clang="$(command -v clang-14 || command -v clang)"
-work="$(mktemp -d)"
-qpid=""
-cleanup() {
-    [ -n "${S_PID:-}" ] && kill "$S_PID" 2>/dev/null || true
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$here/tests/lib.sh"
 
 wasm() { # wasm <out> <src>
     "$clang" --target=wasm32-unknown-unknown -O2 -nostdlib -Wl,--no-entry \
@@ -41,10 +35,7 @@ aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1
 
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
 
-"$here/qemu-run.sh" "$elf" "$work/port" 150 >"$work/qemu.out" 2>&1 &
-qpid=$!
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-[ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
+start_qemu "$elf" 150
 coproc S { exec timeout 150 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
 
 fails=0

@@ -22,20 +22,9 @@ done
 wamrc="$("$repo/tools/wamrc/build.sh")"
 PATH="$(dirname "$wamrc"):$PATH"
 elf="$repo/target/baremetal/build/agent.elf"
-work="$(mktemp -d)"
-qpid="" spid=""
-cleanup() {
-    [ -n "$spid" ] && kill "$spid" 2>/dev/null || true
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true # qemu-run.sh kills its QEMU by PID
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$here/qemu-run.sh" "$elf" "$work/port" 300 >"$work/qemu.out" 2>&1 &
-qpid=$!
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-[ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
+# shellcheck source=lib.sh
+. "$here/tests/lib.sh"
+start_qemu "$elf" 300
 port="$(cat "$work/port")"
 
 case "$link" in
@@ -43,7 +32,7 @@ tcp) endpoint="tcp:127.0.0.1:$port" ;;
 pty)
     command -v socat >/dev/null || { echo "gateway.sh: LINK=pty needs socat" >&2; exit 2; }
     timeout --signal=KILL 300 socat "pty,link=$work/tty,raw,echo=0" "TCP:127.0.0.1:$port" &
-    spid=$!
+    extra_pids+=("$!")
     for _ in $(seq 1 100); do [ -e "$work/tty" ] && break; sleep 0.05; done
     [ -e "$work/tty" ] || { echo "FAIL - socat made no PTY"; exit 1; }
     endpoint="serial:$work/tty?baud=115200"

@@ -12,19 +12,9 @@ case "$board" in
 mps2-an386) elf="$repo/target/baremetal/build/kern_test.elf" ;;
 *) elf="$repo/target/baremetal/build-$board/kern_test.elf" ;;
 esac
-work="$(mktemp -d)"
-qpid=""
-cleanup() {
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true # qemu-run.sh kills its QEMU by PID
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$here/qemu-run.sh" "$elf" "$work/port" 60 >"$work/qemu.out" 2>&1 &
-qpid=$!
-for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-[ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
+# shellcheck source=lib.sh
+. "$here/tests/lib.sh"
+start_qemu "$elf" 60
 timeout 60 socat -u "TCP:127.0.0.1:$(cat "$work/port")" - >"$work/uart.log" || true
 set +e; wait "$qpid"; rc=$?; set -e; qpid=""
 grep '^KERN' "$work/uart.log" || true

@@ -14,24 +14,9 @@ export BOARD=netduinoplus2
 build="$repo/target/baremetal/build-netduinoplus2"
 wamrc="$("$repo/tools/wamrc/build.sh")"
 clang="$(command -v clang-14 || command -v clang)"
-work="$(mktemp -d)"
-qpid=""
-cleanup() {
-    [ -n "${S_PID:-}" ] && kill "$S_PID" 2>/dev/null || true
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true # qemu-run.sh kills its QEMU by PID
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$here/tests/lib.sh"
 fails=0
-
-start_qemu() { # start_qemu <elf> <limit_s>
-    rm -f "$work/port"
-    "$here/qemu-run.sh" "$1" "$work/port" "$2" >"$work/qemu.out" 2>&1 &
-    qpid=$!
-    for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-    [ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
-}
 
 # ---- smoke ELF: runs and exits by itself ----
 start_qemu "$build/smoke.elf" 30

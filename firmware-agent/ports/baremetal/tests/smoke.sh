@@ -6,21 +6,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 elf="$("$here/build.sh" 2>/dev/null)"
-work="$(mktemp -d)"
-qpid=""
-cleanup() {
-    [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$here/qemu-run.sh" "$elf" "$work/port" 30 >"$work/qemu.out" 2>&1 &
-qpid=$!
-for _ in $(seq 1 100); do
-    [ -s "$work/port" ] && break
-    sleep 0.05
-done
-[ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
+# shellcheck source=lib.sh
+. "$here/tests/lib.sh"
+start_qemu "$elf" 30
 
 # The firmware ends itself; the client reads until QEMU closes the socket.
 timeout 30 socat -u "TCP:127.0.0.1:$(cat "$work/port")" - >"$work/uart.log" || true

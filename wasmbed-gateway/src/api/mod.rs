@@ -132,22 +132,16 @@ async fn send_legacy(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) {
 async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
-    let first = match framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await {
-        Ok(Some(line)) => line,
+    let first = framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await;
+    let req = match first {
         Ok(None) => return,
-        Err(e) => {
-            // Dialect unknown: answer in the legacy shape, which both kinds of host can read.
-            send_legacy(
-                &mut w,
-                &json!({"ok": false, "error": e.message, "code": e.code}),
-            )
-            .await;
-            return;
-        }
+        Ok(Some(line)) => parse_request(&line),
+        Err(e) => Err(e),
     };
-    let req = match parse_request(&first) {
+    let req = match req {
         Ok(r) => r,
         Err(e) => {
+            // Dialect unknown: answer in the legacy shape, which both kinds of host can read.
             send_legacy(
                 &mut w,
                 &json!({"ok": false, "error": e.message, "code": e.code}),

@@ -108,8 +108,8 @@ fn request(device: &str, a: &BenchArgs) -> Result<Request, HostError> {
             start_request(
                 device,
                 &a.module_id,
-                a.func.as_deref(),
-                a.args.as_deref(),
+                a.call.func.as_deref(),
+                a.call.args.as_deref(),
                 true,
                 a.result_timeout,
             )?,

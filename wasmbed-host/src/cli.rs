@@ -170,12 +170,9 @@ pub struct BuildArgs {
     pub replace: ReplaceArgs,
 }
 
-/// `start` arguments.
+/// The function a `start` (or `bench start`) calls, and its arguments.
 #[derive(Debug, Args)]
-pub struct StartArgs {
-    /// Module id on the device.
-    #[arg(long, value_name = "ID")]
-    pub module_id: String,
+pub struct CallArgs {
     /// Exported function to call (the firmware defaults to `app_main`).
     #[arg(long, alias = "func-name", value_name = "NAME")]
     pub func: Option<String>,
@@ -187,6 +184,17 @@ pub struct StartArgs {
         allow_hyphen_values = true
     )]
     pub args: Option<String>,
+}
+
+/// `start` arguments.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Module id on the device.
+    #[arg(long, value_name = "ID")]
+    pub module_id: String,
+    /// The function and its arguments.
+    #[command(flatten)]
+    pub call: CallArgs,
     /// Wait for the RESULT and fail (exit 7) if the module trapped or was stopped.
     #[arg(long)]
     pub wait_result: bool,
@@ -246,17 +254,9 @@ pub struct BenchArgs {
     /// Module id (start: the loaded module; deploy: the id to upload as).
     #[arg(long, value_name = "ID", default_value = "bench")]
     pub module_id: String,
-    /// start: function to call.
-    #[arg(long, alias = "func-name", value_name = "NAME")]
-    pub func: Option<String>,
-    /// start: arguments, as for `start --args`.
-    #[arg(
-        long,
-        alias = "func-args",
-        value_name = "LIST",
-        allow_hyphen_values = true
-    )]
-    pub args: Option<String>,
+    /// start: the function and its arguments.
+    #[command(flatten)]
+    pub call: CallArgs,
     /// deploy: size in bytes of the generated module (a valid wasm padded by a custom section).
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub size: usize,
@@ -397,8 +397,8 @@ mod tests {
         let Command::Start(s) = cli.command else {
             panic!("not start")
         };
-        assert_eq!(s.func.as_deref(), Some("add"));
-        assert_eq!(s.args.as_deref(), Some("a=200,b=26"));
+        assert_eq!(s.call.func.as_deref(), Some("add"));
+        assert_eq!(s.call.args.as_deref(), Some("a=200,b=26"));
         assert!(s.wait_result);
         assert_eq!(s.result_timeout, 2.5);
     }
@@ -529,7 +529,7 @@ mod tests {
         let Command::Start(s) = cli.command else {
             panic!()
         };
-        assert_eq!(s.args.as_deref(), Some("-1,-2"));
+        assert_eq!(s.call.args.as_deref(), Some("-1,-2"));
     }
 
     #[test]

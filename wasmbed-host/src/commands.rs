@@ -551,8 +551,8 @@ fn start(ctx: &Ctx, a: &StartArgs) -> Result<Report, HostError> {
     let req = start_request(
         &device,
         &a.module_id,
-        a.func.as_deref(),
-        a.args.as_deref(),
+        a.call.func.as_deref(),
+        a.call.args.as_deref(),
         a.wait_result,
         a.result_timeout,
     )?;

@@ -27,6 +27,8 @@ static void config_defaults(struct agent_config *c)
 		c->wasm_stack = 16384;
 	if (!c->stop_grace_ms)
 		c->stop_grace_ms = 1200;
+	if (!c->start_timeout_ms)
+		c->start_timeout_ms = 1000;
 	if (!c->load_timeout_ms)
 		c->load_timeout_ms = 5000;
 	if (!c->chunk_timeout_ms)
@@ -71,13 +73,18 @@ void agent_deinit(struct agent *a)
 	agent_upload_park(a);
 	for (unsigned i = 0; i < a->cfg.slots; i++) {
 		struct agent_slot *s = &a->slots[i];
-		if (s->state == SLOT_RUNNING && agent_slot_kill(s) != 0)
+		if ((s->state == SLOT_RUNNING || s->state == SLOT_STARTING) &&
+		    agent_slot_kill(s) != 0)
 			continue; /* still running: leave its memory alone */
+		if (s->state == SLOT_STARTING) {
+			s->inst = NULL; /* abandoned mid-instantiation: not ours to free */
+			s->exec_env = NULL;
+		}
 		if (s->state != SLOT_FREE)
 			agent_slot_unload(s);
 	}
 	agent_unlock(a);
-	agent_wasm_deinit();
+	agent_wasm_deinit(a);
 	a->wasm_ready = false;
 }
 

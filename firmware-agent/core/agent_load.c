@@ -45,14 +45,12 @@ static void load_err(struct agent *a, const char *code, const char *msg)
 		agent_sendf(a, "LOAD_ERR code=%s", code);
 }
 
-/* The whole module is in the slot: check it, load it, answer. */
+/*
+ * The whole module is in the slot: check it and load it; its instantiation (start function)
+ * then runs in job context, bounded like a job, and answers LOAD_OK or LOAD_ERR.
+ */
 static void upload_finish(struct agent *a)
 {
-	static const char *const codes[] = {
-		[AGENT_WASM_LOAD_FAIL] = "LOAD_FAIL",
-		[AGENT_WASM_INSTANTIATE_FAIL] = "INSTANTIATE_FAIL",
-		[AGENT_WASM_NO_EXEC_ENV] = "NO_EXEC_ENV",
-	};
 	struct agent_slot *s = &a->slots[a->up.slot];
 	uint32_t crc = agent_crc32(0, s->buf, s->size);
 	char err[128], esc[400];
@@ -68,18 +66,15 @@ static void upload_finish(struct agent *a)
 	rc = agent_wasm_load(s, err, sizeof(err));
 	if (rc != AGENT_WASM_OK) {
 		agent_escape(esc, sizeof(esc), err, strlen(err));
-		load_err(a, codes[rc], esc);
+		load_err(a, "LOAD_FAIL", esc);
 		agent_logf(a, "load %s failed: %s", s->id, err);
 		agent_upload_fail(a); /* the slot is free again */
 		return;
 	}
-	s->state = SLOT_LOADED;
-	agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id, (unsigned long)s->size);
-	if (a->up.warn_victim)
-		agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", a->up.victim);
-	else
-		agent_sendf(a, "LOAD_OK");
+	s->warn_victim = a->up.warn_victim;
+	strcpy(s->victim, a->up.victim);
 	agent_upload_park(a);
+	agent_slot_start(s, START_LOAD);
 }
 
 /* Slot selection of FW-B1..B3; frees the chosen slot. NULL after answering LOAD_ERR. */
@@ -89,6 +84,10 @@ static struct agent_slot *load_pick_slot(struct agent *a, const char *id, bool r
 	struct agent_slot *s = agent_slot_find(a, id);
 
 	*warn = false;
+	if (s && s->state == SLOT_STARTING) {
+		load_err(a, "BUSY", "module starting");
+		return NULL;
+	}
 	if (s) {
 		if (s->state == SLOT_RUNNING && (!replace || agent_slot_kill(s) != 0)) {
 			load_err(a, "BUSY", "module running");
@@ -106,6 +105,10 @@ static struct agent_slot *load_pick_slot(struct agent *a, const char *id, bool r
 		}
 		if (!(s = agent_slot_find(a, victim))) {
 			load_err(a, "BAD_VICTIM", "NOT_FOUND");
+			return NULL;
+		}
+		if (s->state == SLOT_STARTING) {
+			load_err(a, "BUSY", "module starting");
 			return NULL;
 		}
 		if (s->state == SLOT_RUNNING && agent_slot_kill(s) != 0) {
@@ -343,6 +346,10 @@ void agent_cmd_unload(struct agent *a, const char *params)
 	}
 	if (!agent_param_copy(&p, id, sizeof(id)) || !(s = agent_slot_find(a, id))) {
 		agent_sendf(a, "UNLOAD_ERR code=NOT_FOUND module_id=%.*s", (int)p.len, p.val);
+		return;
+	}
+	if (s->state == SLOT_STARTING) {
+		agent_sendf(a, "UNLOAD_ERR code=BUSY module_id=%s msg=\"module starting\"", id);
 		return;
 	}
 	if (s->state == SLOT_RUNNING) {

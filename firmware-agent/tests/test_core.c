@@ -99,6 +99,7 @@ static void load(const char *id, const char *name, const char *extra)
 	if (F.count && strcmp(F.lines[F.head], ready) == 0) {
 		fake_line(&F);
 		fake_rx_bytes(&F, m, n);
+		fake_run_job(&F); /* the instantiation runs in job context and answers */
 	}
 	free(m);
 }
@@ -343,6 +344,11 @@ static void test_stop_forced_and_deferred(void)
 	fake_advance(&F, 150);
 	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(F.aborts == 1);
+	/* a fresh instance, instantiated in job context again */
+	fake_rx(&F, "UNLOAD module_id=b\n");
+	EXPECT("UNLOAD_ERR code=BUSY module_id=b msg=\"module starting\"");
+	CHECK(fake_run_job(&F));
+	EXPECT_NONE();
 	fake_rx(&F, "STATUS\n");
 	EXPECT_PREFIX("STATUS_OK modules=\"b:LOADED");
 	/* polled ports: abort deferred until the port has left WAMR */
@@ -359,6 +365,7 @@ static void test_stop_forced_and_deferred(void)
 	agent_job_aborted(&F.agent, 0);
 	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(!agent_job_abort_requested(&F.agent, 0));
+	CHECK(fake_run_job(&F));
 	/* UNLOAD of a running job: forced RESULT first */
 	F.abort_rc = 0;
 	fake_rx(&F, "START module_id=b\n");
@@ -452,6 +459,7 @@ static void test_chunked(void)
 	send_chunk(m, 1000, (uint32_t)n - 1000, 0);
 	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu", n);
 	EXPECT(want);
+	CHECK(fake_run_job(&F));
 	EXPECT("LOAD_OK");
 	fake_rx(&F, "START module_id=f func=fft_bench args=\"i=1\"\n");
 	EXPECT("START_OK");

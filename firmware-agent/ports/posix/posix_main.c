@@ -98,6 +98,7 @@ static const struct agent_port_ops posix_ops = {
 	.rx_lock = p_rx_lock,
 	.rx_unlock = p_rx_unlock,
 	.stack_free = posix_stack_free,
+	.stack_reset = posix_stack_reset,
 	.log = posix_log,
 };
 

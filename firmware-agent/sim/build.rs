@@ -108,6 +108,10 @@ fn main() {
     }
     build.compile("wasmbed_agent");
 
+    // module linear memory from the WAMR pool (ports/posix/posix_mem.c)
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--wrap=os_mmap,--wrap=os_munmap,--wrap=os_mremap,--wrap=os_mprotect"
+    );
     println!("cargo:rustc-link-search=native={}", wamr_build.display());
     println!("cargo:rustc-link-lib=static=vmlib");
     for lib in ["pthread", "m", "dl"] {

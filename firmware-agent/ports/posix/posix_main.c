@@ -361,6 +361,7 @@ int wasmbed_agent_sim_main(int argc, char **argv)
 			(unsigned long)pool_size);
 		return 1;
 	}
+	posix_mem_use_pool(pool, pool_size);
 	boards = calloc(o.boards, sizeof(*boards));
 	if (!boards) {
 		fprintf(stderr, "wasmbed-agent-sim: cannot allocate %u boards\n", o.boards);

@@ -189,11 +189,12 @@ fn bad_crc_hostile_wasm_and_unresolved_import() {
 
 #[test]
 fn pool_exhaustion_is_no_mem_and_memory_comes_back() {
-    let mut sim = Sim::tcp(&["--pool-size", "120000", "--slots", "8"]);
+    let mut sim = Sim::tcp(&["--pool-size", "300000", "--slots", "8"]);
     let mut l = sim.hello();
     l.send("LOAD module_id=big size=1000000 crc32=00000000");
     assert_eq!(l.line(), "LOAD_ERR code=NO_MEM");
-    // every instance takes ~22 KiB of the pool: it runs out before 8 modules
+    // every instance takes ~22 KiB of the pool plus its 64 KiB page of linear memory (from the
+    // pool, like on a board): it runs out before 8 modules
     let m = module("math_ops");
     let mut loaded = 0;
     let failure = loop {

@@ -111,3 +111,62 @@ fn sigterm_ends_the_sim_while_a_job_runs() {
     l.expect("START_OK");
     assert_eq!(sim.terminate(), Some(0), "sim did not exit on SIGTERM");
 }
+
+/// Module memory comes from the pool (issue 11 part 5): STATUS counts it, and what a 2 MiB
+/// board cannot hold is refused (instantiation) or fails (memory.grow returns -1).
+#[test]
+fn module_memory_is_bounded_by_the_pool() {
+    let sim = Sim::tcp(&[]); // 2 MiB pool
+    let mut l = sim.hello();
+    let before = wamr_used(&status(&mut l));
+    // 8 pages = 512 KiB of linear memory, counted in the pool
+    l.load_ok(
+        "mem8",
+        &wat(r#"(module (memory 8) (func (export "f") (result i32) memory.size))"#),
+    );
+    let used = wamr_used(&status(&mut l));
+    assert!(
+        used >= before + 8 * 65536,
+        "linear memory not in the pool: {before} -> {used}"
+    );
+    l.answers("UNLOAD module_id=mem8", "UNLOAD_OK module_id=mem8");
+    assert_eq!(
+        wamr_used(&status(&mut l)),
+        before,
+        "linear memory not returned"
+    );
+
+    // 64 pages = 4 MiB: more than the pool
+    let reply = l.load(
+        "big",
+        &wat(r#"(module (memory 64) (func (export "f") (result i32) memory.size))"#),
+        "",
+    );
+    assert!(
+        reply.starts_with("LOAD_ERR code=INSTANTIATE_FAIL"),
+        "{reply}"
+    );
+
+    // growing past the pool fails inside the module; growing within it works
+    l.load_ok(
+        "grow",
+        &wat(r#"(module (memory 1 65536)
+          (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#),
+    );
+    assert_eq!(
+        l.run(
+            r#"START module_id=grow func=grow args="n=16384""#,
+            Duration::from_secs(5)
+        ),
+        "RESULT status=OK module_id=grow func=grow ret_i32=4294967295"
+    );
+    assert_eq!(
+        l.run(
+            r#"START module_id=grow func=grow args="n=4""#,
+            Duration::from_secs(5)
+        ),
+        "RESULT status=OK module_id=grow func=grow ret_i32=1"
+    );
+    let st = status(&mut l);
+    assert!(wamr_used(&st) >= before + 5 * 65536, "{st}");
+}

@@ -95,7 +95,8 @@ void agent_slot_start(struct agent_slot *s, int kind)
 	s->start_terminated = false;
 	s->start_deadline = agent_now(a) + a->cfg.start_timeout_ms;
 	s->stop_requested = 0;
-	s->func[0] = '\0';
+	if (kind == START_LOAD)
+		s->func[0] = '\0';
 	s->job_gen++;
 	s->state = SLOT_STARTING;
 	if (a->ops->stack_reset)
@@ -114,6 +115,9 @@ static void start_done(struct agent_slot *s, const char *code, const char *err)
 
 	s->start_inst = NULL;
 	s->stop_requested = 0;
+	if (s->start_kind == START_RELOAD) /* the job it replaces was forced */
+		agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
+			    s->func[0] ? s->func : "<unknown>");
 	if (!code) {
 		s->state = SLOT_LOADED;
 		if (s->start_kind == START_RELOAD)
@@ -230,12 +234,9 @@ static void start_run(struct agent *a, struct agent_slot *s, uint32_t gen)
  */
 void agent_slot_forced_done(struct agent_slot *s)
 {
-	struct agent *a = s->agent;
-
-	agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
-		    s->func[0] ? s->func : "<unknown>");
 	/* the aborted call may have left the instance half-updated: start from a fresh one, in
-	 * job context (its start function runs again, bounded like any module code) */
+	 * job context (its start function runs again, bounded like any module code); the forced
+	 * RESULT follows once that is done, so a START after it finds the module ready */
 	agent_wasm_deinstantiate(s);
 	agent_slot_start(s, START_RELOAD);
 }

@@ -342,12 +342,12 @@ static void test_stop_forced_and_deferred(void)
 	EXPECT_NONE();
 	CHECK(F.aborts == 0);
 	fake_advance(&F, 150);
-	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(F.aborts == 1);
-	/* a fresh instance, instantiated in job context again */
+	/* a fresh instance, instantiated in job context again; the forced RESULT follows it */
 	fake_rx(&F, "UNLOAD module_id=b\n");
 	EXPECT("UNLOAD_ERR code=BUSY module_id=b msg=\"module starting\"");
 	CHECK(fake_run_job(&F));
+	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	EXPECT_NONE();
 	fake_rx(&F, "STATUS\n");
 	EXPECT_PREFIX("STATUS_OK modules=\"b:LOADED");
@@ -363,9 +363,9 @@ static void test_stop_forced_and_deferred(void)
 	fake_rx(&F, "UNLOAD module_id=b\n");
 	EXPECT("UNLOAD_ERR code=BUSY module_id=b");
 	agent_job_aborted(&F.agent, 0);
-	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(!agent_job_abort_requested(&F.agent, 0));
 	CHECK(fake_run_job(&F));
+	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	/* UNLOAD of a running job: forced RESULT first */
 	F.abort_rc = 0;
 	fake_rx(&F, "START module_id=b\n");

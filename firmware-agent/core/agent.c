@@ -18,6 +18,7 @@ static void config_defaults(struct agent_config *c)
 	c->aot_arch = or_default(c->aot_arch, "none");
 	c->aot_cpu = or_default(c->aot_cpu, "generic");
 	c->aot_abi = or_default(c->aot_abi, "gnu");
+	c->aot_features = or_default(c->aot_features, "none");
 	c->stop_mode = or_default(c->stop_mode, "forced");
 	if (c->slots == 0)
 		c->slots = 2;

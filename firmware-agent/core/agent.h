@@ -98,6 +98,13 @@ struct agent_config {
 	const char *aot_arch;   /**< INFO aot_arch= (x86_64, thumbv7em, none) */
 	const char *aot_cpu;    /**< INFO aot_cpu= */
 	const char *aot_abi;    /**< INFO aot_abi= */
+	const char *aot_features; /**< INFO aot_features= (LLVM cpu features of AOT code, default none) */
+	/**
+	 * The MMU traps out-of-bounds accesses of AOT code (INFO aot_bounds_checks=optional).
+	 * false (every Wasmbed port: no MMU, or the sim matching one): AOT files must carry their
+	 * own bounds checks (aot_bounds_checks=required).
+	 */
+	bool aot_hw_bounds;
 	const char *stop_mode;  /**< INFO stop= (forced, forced_interp_only, cooperative) */
 	unsigned slots;         /**< slots in use, 1..AGENT_MAX_SLOTS (default 2) */
 	void *pool;             /**< WAMR pool memory (8-byte aligned) */

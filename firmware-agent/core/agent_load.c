@@ -45,6 +45,112 @@ static void load_err(struct agent *a, const char *code, const char *msg)
 		agent_sendf(a, "LOAD_ERR code=%s", code);
 }
 
+/* The Wasmbed AOT target descriptor (tools/wamrc; docs/PROTOCOL.md "AOT target descriptor"). */
+#define AOT_SECTION_CUSTOM 100u
+#define WASMBED_AOT_TARGET 0x57424154u
+
+struct aot_target {
+	struct agent_param arch, cpu, features, abi, bounds_checks, aot_version;
+};
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Finds the descriptor among the AOT file's sections; its text, or NULL. */
+static const char *aot_descriptor(const uint8_t *buf, uint32_t size, uint32_t *len)
+{
+	uint32_t p = 8; /* magic, version */
+
+	while (p + 8 <= size) {
+		uint32_t type = le32(buf + p), n = le32(buf + p + 4), body = p + 8;
+
+		if (n > size - body)
+			return NULL; /* malformed: WAMR's loader says what */
+		if (type == AOT_SECTION_CUSTOM && n >= 4 && le32(buf + body) == WASMBED_AOT_TARGET) {
+			*len = n - 4;
+			return (const char *)buf + body + 4;
+		}
+		p = (body + n + 3u) & ~3u; /* the loader aligns each section to 4 bytes */
+	}
+	return NULL;
+}
+
+/* The value of `key` in the descriptor's `key=value` lines. */
+static bool aot_field(const char *text, uint32_t len, const char *key, struct agent_param *out)
+{
+	size_t klen = strlen(key);
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+
+		if ((size_t)(eol - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+			out->val = p + klen + 1;
+			out->len = (size_t)(eol - out->val);
+			return true;
+		}
+		p = eol + 1;
+	}
+	return false;
+}
+
+static bool param_is(const struct agent_param *p, const char *s)
+{
+	return p->len == strlen(s) && !memcmp(p->val, s, p->len);
+}
+
+/*
+ * An AOT file must name the target this device runs (arch, cpu, features, abi, AOT version)
+ * and, without hardware bounds checks, carry its own. NULL when it may load; else the LOAD_ERR
+ * code, with the message (naming both sides) in err.
+ */
+static const char *aot_target_check(struct agent *a, const uint8_t *buf, uint32_t size,
+				    char *err, size_t err_len)
+{
+	const struct agent_config *c = &a->cfg;
+	struct aot_target t;
+	char version[12];
+	const char *text;
+	uint32_t len = 0;
+
+	if (size < 8 || memcmp(buf, "\0aot", 4) != 0)
+		return NULL; /* a .wasm module */
+	if (!(text = aot_descriptor(buf, size, &len)) || !aot_field(text, len, "arch", &t.arch) ||
+	    !aot_field(text, len, "cpu", &t.cpu) || !aot_field(text, len, "features", &t.features) ||
+	    !aot_field(text, len, "abi", &t.abi) ||
+	    !aot_field(text, len, "bounds_checks", &t.bounds_checks) ||
+	    !aot_field(text, len, "aot_version", &t.aot_version)) {
+		snprintf(err, err_len,
+			 "AOT file without a Wasmbed target descriptor: build it with tools/wamrc for "
+			 "%s/%s/%s/%s",
+			 c->aot_arch, c->aot_cpu, c->aot_features, c->aot_abi);
+		return "AOT_TARGET";
+	}
+	snprintf(version, sizeof(version), "%d", AGENT_AOT_VERSION);
+	if (!param_is(&t.arch, c->aot_arch) || !param_is(&t.cpu, c->aot_cpu) ||
+	    !param_is(&t.features, c->aot_features) || !param_is(&t.abi, c->aot_abi) ||
+	    !param_is(&t.aot_version, version)) {
+		snprintf(err, err_len,
+			 "AOT file built for %.*s/%.*s/%.*s/%.*s v%.*s, this device runs "
+			 "%s/%s/%s/%s v%s (arch/cpu/features/abi AOT version)",
+			 (int)t.arch.len, t.arch.val, (int)t.cpu.len, t.cpu.val,
+			 (int)t.features.len, t.features.val, (int)t.abi.len, t.abi.val,
+			 (int)t.aot_version.len, t.aot_version.val, c->aot_arch, c->aot_cpu,
+			 c->aot_features, c->aot_abi, version);
+		return "AOT_TARGET";
+	}
+	if (!c->aot_hw_bounds && !param_is(&t.bounds_checks, "1")) {
+		snprintf(err, err_len,
+			 "AOT file built without bounds checks; this device has no hardware bounds "
+			 "checks: rebuild with wamrc --bounds-checks=1");
+		return "AOT_NO_BOUNDS_CHECKS";
+	}
+	return NULL;
+}
+
 /*
  * The whole module is in the slot: check it and load it; its instantiation (start function)
  * then runs in job context, bounded like a job, and answers LOAD_OK or LOAD_ERR.
@@ -53,13 +159,22 @@ static void upload_finish(struct agent *a)
 {
 	struct agent_slot *s = &a->slots[a->up.slot];
 	uint32_t crc = agent_crc32(0, s->buf, s->size);
-	char err[128], esc[400];
+	char err[200], esc[600];
+	const char *code;
 	enum agent_wasm_err rc;
 
 	if (crc != s->crc) {
 		snprintf(err, sizeof(err), "expected=%08lx got=%08lx", (unsigned long)s->crc,
 			 (unsigned long)crc);
 		load_err(a, "BAD_CRC", err);
+		agent_upload_fail(a);
+		return;
+	}
+	code = aot_target_check(a, s->buf, s->size, err, sizeof(err));
+	if (code) {
+		agent_escape(esc, sizeof(esc), err, strlen(err));
+		load_err(a, code, esc);
+		agent_logf(a, "load %s refused: %s", s->id, err);
 		agent_upload_fail(a);
 		return;
 	}
@@ -324,8 +439,9 @@ uint32_t agent_upload_poll(struct agent *a)
 		struct agent_slot *s = &a->slots[up->slot];
 		agent_logf(a, "load %s: timeout after %lu of %lu bytes", s->id, (unsigned long)got,
 			   (unsigned long)s->size);
-		load_err(a, "TIMEOUT", "binary payload not received");
+		/* leave payload mode before answering: the next bytes are a command */
 		agent_upload_fail(a);
+		load_err(a, "TIMEOUT", "binary payload not received");
 	} else {
 		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
 			    (unsigned long)a->slots[up->slot].acked);

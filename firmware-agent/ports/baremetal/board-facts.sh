@@ -1,0 +1,13 @@
+# Sourced by the scripts: `board_fact NAME` prints the value of `#define NAME
+# value` in the board header src/boards/<$BOARD>.h (quotes and a trailing
+# comment removed), the one place a board's facts are kept. Sets
+# `board_header`; fails if BOARD names no board.
+board_header="$(dirname "${BASH_SOURCE[0]}")/src/boards/${BOARD//-/_}.h"
+[ -f "$board_header" ] || { echo "unknown BOARD $BOARD (no $board_header)" >&2; exit 2; }
+board_fact() {
+    local v
+    v="$(cat "$board_header" "$(dirname "$board_header")/stm32f4_common.h" 2>/dev/null \
+        | sed -n "s/^#define $1 \\(.*\\)\$/\\1/p" | head -1 | sed 's/ *\/\*.*//; s/"//g')"
+    [ -n "$v" ] || { echo "board_fact: $1 not in $board_header" >&2; return 1; }
+    printf '%s\n' "$v"
+}

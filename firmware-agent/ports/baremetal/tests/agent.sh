@@ -70,6 +70,10 @@ expect() {
     done
     echo "FAIL - no $1 line within 5 s"; fails=$((fails + 1))
 }
+check() { # check <description> <command...>
+    local what="$1"; shift
+    if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; fails=$((fails + 1)); fi
+}
 one_module=0 # set from INFO: the pool holds one module at a time
 load() { # load <id> <file> [crc]
     local crc="${3:-$(crc32 "$2")}" id
@@ -103,6 +107,10 @@ send 'START module_id=m1 func=add args="a=200,b=26"'
 expect START_OK '^START_OK$'
 expect RESULT 'status=OK module_id=m1 func=add ret_i32=226$'
 
+# The agent's log (no semihosting): a console line on the UART, read by expect() above.
+check "the agent's log of START is a console line on the UART" \
+    grep -q '^<< slot [0-9] (m1): start add argc=2$' "$work/session.log"
+
 load m2 "$work/add.aot"
 expect LOAD_ '^LOAD_OK$'
 send 'START module_id=m2 func=add args="a=200,b=26"'
@@ -134,10 +142,6 @@ grace_ms=1200      # the core's default STOP grace period
 # the host is loaded; an unstoppable loop still fails (no RESULT at all).
 stop_limit_ms="${STOP_LIMIT_MS:-3500}"
 now_ms() { date +%s%3N; }
-check() { # check <description> <command...>
-    local what="$1"; shift
-    if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; fails=$((fails + 1)); fi
-}
 # stop_busy <id> <func> <kind>: STATUS while it spins, STOP, forced RESULT in time
 stop_busy() {
     local t0 t1

@@ -7,7 +7,7 @@
 #     devicetree from syntax-shim/boards/<board>/. The CONFIG_* values are merged as Kconfig
 #     would: Zephyr defaults (syntax-shim/*.conf, boards/<board>/defconfig), this port's Kconfig
 #     defaults, prj.conf, boards/<board>.conf; the port's values must be inside their Kconfig
-#     ranges. One more variant: no led0 alias, LOG on, no stack info;
+#     ranges. One more variant: no led0 alias, LOG on, no stack info, soft-float AOT ABI;
 #  2. the core sources compile for the same target with the same flags;
 #  3. every port op the POSIX port sets is set in src/port.c's ops table;
 #  4. CMakeLists.txt builds every core/*.c and src/*.c; every CONFIG_WASMBED_* used is defined in
@@ -102,11 +102,11 @@ for board in "${boards[@]}"; do
   [ -d "$shim/boards/$board" ] || { echo "FAIL  no syntax-shim/boards/$board (devicetree + defconfig)"; fail=1; continue; }
   check_board "$board" "$board" "$shim/boards/$board"
 done
-# variant: no led0 alias, LOG on (deferred, with its thread), no stack info
+# variant: no led0 alias, LOG on (deferred, with its thread), no stack info, no FP_HARDABI
 mkdir -p "$work/noled"
 grep -v 'ALIAS_led0' "$shim/boards/nucleo_f446re/devicetree_generated.h" >"$work/noled/devicetree_generated.h"
-printf 'CONFIG_LOG=y\nCONFIG_INIT_STACKS=n\n' | cat - "$shim/log-defaults.conf" >"$work/variant.conf"
-check_board "nucleo_f446re: no led0, LOG on, no stack info" nucleo_f446re "$work/noled" "$work/variant.conf"
+printf 'CONFIG_LOG=y\nCONFIG_INIT_STACKS=n\nCONFIG_FP_HARDABI=n\n' | cat - "$shim/log-defaults.conf" >"$work/variant.conf"
+check_board "nucleo_f446re: no led0, LOG on, no stack info, soft ABI" nucleo_f446re "$work/noled" "$work/variant.conf"
 
 echo "== 2. core/*.c for the same target"
 for f in "$core"/*.c; do

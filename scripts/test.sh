@@ -54,6 +54,7 @@ done
 stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
 LINK=tcp $bm/tests/gateway.sh
 LINK=pty $bm/tests/gateway.sh
+BOARD=nucleo-f446re LINK=pty $bm/tests/gateway.sh  # the real board's image, as over its VCP
 
 if [ "${LONG_FUZZ:-0}" = 1 ]; then
   stage "fuzz: protocol decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"

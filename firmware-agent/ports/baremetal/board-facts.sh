@@ -11,3 +11,9 @@ board_fact() {
     [ -n "$v" ] || { echo "board_fact: $1 not in $board_header" >&2; return 1; }
     printf '%s\n' "$v"
 }
+# Where build.sh puts the board's images.
+board_build_dir() {
+    local repo
+    repo="$(cd "$(dirname "$board_header")/../../../../.." && pwd)"
+    if [ "$BOARD" = mps2-an386 ]; then echo "$repo/target/baremetal/build"; else echo "$repo/target/baremetal/build-$BOARD"; fi
+}

@@ -21,11 +21,7 @@ export BOARD="${BOARD:-mps2-an386}"
 # shellcheck source=../board-facts.sh
 . "$here/board-facts.sh"
 "$here/build.sh" >/dev/null 2>&1 || "$here/build.sh"
-if [ "$BOARD" = mps2-an386 ]; then
-    elf="$repo/target/baremetal/build/agent.elf"
-else
-    elf="$repo/target/baremetal/build-$BOARD/agent.elf"
-fi
+elf="$(board_build_dir)/agent.elf"
 export SEMIHOSTING=0
 board_name="$(board_fact BOARD_NAME)"
 aot_flags=(--target="$(board_fact BOARD_AOT_ARCH)" --cpu="$(board_fact BOARD_AOT_CPU)"

@@ -47,6 +47,7 @@ $bm/tests/netduinoplus2.sh
 for board in nucleo-f446re stm32f4-discovery; do
   stage "build + test: bare-metal agent image for $board on QEMU"
   BOARD=$board $bm/build.sh
+  BOARD=$board $bm/tests/smoke.sh
   BOARD=$board $bm/tests/kern.sh
   BOARD=$board $bm/tests/agent.sh
 done

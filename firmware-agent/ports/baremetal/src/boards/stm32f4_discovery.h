@@ -40,6 +40,7 @@
 #define BOARD_RAM_ORIGIN 0x20000000
 #define BOARD_RAM_LENGTH 0x20000
 #define BOARD_MAIN_STACK_BYTES 0x800
+#define SMOKE_MAIN_STACK_BYTES 0x4000 /* smoke.elf runs WAMR on the main stack */
 #define BOARD_HEAP_BYTES 0x400
 
 /* One slot, one module at a time (see nucleo_f446re.h). */

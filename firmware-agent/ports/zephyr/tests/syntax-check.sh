@@ -15,7 +15,10 @@
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
 #     node, an oversized RX ring (Kconfig range and the ring buffer's BUILD_ASSERT), missing
 #     config options (UART interrupts, cache management, the custom MPU regions), a RAM budget
-#     that leaves no pool, a semaphore over its limit.
+#     that leaves no pool, a semaphore over its limit;
+#  6. the clock an overlay sets is consistent and within what Zephyr runs the part at (PLL
+#     arithmetic, VCO range, no F4 above 168 MHz, APB limits; BOARDS.md), with a deliberate
+#     break: the legacy 180 MHz F446 overlay must fail.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
@@ -208,6 +211,41 @@ if "$cc" -c -o /dev/null "${target[@]}" "${warn[@]}" -I"$shim" "$work/sem.c" >"$
   echo "FAIL  break not caught: K_SEM_DEFINE(initial 2, limit 1) compiled"; fail=1
 else
   echo "ok    caught: semaphore initial count above its limit"
+fi
+
+echo "== 6. clocks set by the overlays (BOARDS.md \"Clocks\")"
+# check_clock OVERLAY: prints what is wrong with the PLL/bus clocks an overlay sets (nothing if
+# fine or if it keeps the board's clock). HSE is 8 MHz on all three boards; SYSCLK at most
+# 168 MHz on STM32F4 (Zephyr enables over-drive only on F7), APB1 <= 45 MHz, APB2 <= 90 MHz.
+check_clock() {
+  local f="$1" m n p freq ahb apb1 apb2 vco_in vco sys
+  prop() { sed -n "s/^[[:space:]]*$1 = <\(DT_FREQ_M(\)\{0,1\}\([0-9]*\))\{0,1\}>;.*/\2/p" "$f" | head -n1; }
+  m="$(prop div-m)"; n="$(prop mul-n)"; p="$(prop div-p)"; freq="$(prop clock-frequency)"
+  ahb="$(prop ahb-prescaler)"; apb1="$(prop apb1-prescaler)"; apb2="$(prop apb2-prescaler)"
+  [ -n "$m$n$p$freq" ] || return 0
+  [ -n "$m" ] && [ -n "$n" ] && [ -n "$p" ] && [ -n "$freq" ] && [ -n "$ahb" ] && [ -n "$apb1" ] && [ -n "$apb2" ] \
+    || { echo "incomplete clock settings (div-m, mul-n, div-p, clock-frequency, prescalers)"; return 0; }
+  vco_in=$((8000 / m)); vco=$((vco_in * n)); sys=$((vco / p))   # kHz
+  [ "$vco_in" -ge 950 ] && [ "$vco_in" -le 2100 ] || echo "VCO input ${vco_in} kHz outside 0.95..2.1 MHz"
+  [ "$vco" -ge 100000 ] && [ "$vco" -le 432000 ] || echo "VCO ${vco} kHz outside 100..432 MHz"
+  [ "$sys" -eq $((freq * 1000)) ] || echo "PLL gives ${sys} kHz, clock-frequency says ${freq} MHz"
+  if grep -q 'STM32F4\|NUCLEO-F446RE\|STM32F4DISCOVERY' "$f" && [ "$freq" -gt 168 ]; then
+    echo "${freq} MHz on an STM32F4: Zephyr does not enable over-drive there (168 MHz at most)"
+  fi
+  [ $((freq * 1000 / ahb / apb1)) -le 45000 ] || echo "APB1 $((freq / ahb / apb1)) MHz above 45 MHz"
+  [ $((freq * 1000 / ahb / apb2)) -le 90000 ] || echo "APB2 $((freq / ahb / apb2)) MHz above 90 MHz"
+}
+for ov in "$port"/boards/*.overlay; do
+  bad="$(check_clock "$ov")"
+  if [ -n "$bad" ]; then echo "FAIL  $(basename "$ov"): $bad"; fail=1; else echo "ok    $(basename "$ov")"; fi
+done
+# the legacy F446 setting: 180 MHz (M=8 N=360 P=2) must be refused
+sed 's/mul-n = <336>;/mul-n = <360>;/; s/DT_FREQ_M(168)/DT_FREQ_M(180)/' "$port/boards/nucleo_f446re.overlay" \
+  >"$work/f446-180.overlay"
+if check_clock "$work/f446-180.overlay" | grep -q "over-drive"; then
+  echo "ok    caught: NUCLEO-F446RE at 180 MHz"
+else
+  echo "FAIL  break not caught: NUCLEO-F446RE at 180 MHz passes the clock check"; fail=1
 fi
 
 if [ "$fail" = 0 ]; then echo "syntax-check: PASS"; else echo "syntax-check: FAIL"; fi

@@ -18,7 +18,10 @@
 #     that leaves no pool, a semaphore over its limit;
 #  6. the clock an overlay sets is consistent and within what Zephyr runs the part at (PLL
 #     arithmetic, VCO range, no F4 above 168 MHz, APB limits; BOARDS.md), with a deliberate
-#     break: the legacy 180 MHz F446 overlay must fail.
+#     break: the legacy 180 MHz F446 overlay must fail;
+#  7. the board facts this port uses (link USART, LED pin, memory, SYSCLK, AOT target) agree with
+#     the bare-metal images' board headers (../baremetal/src/boards/*.h) for the boards both
+#     ports have, with a deliberate break (a wrong LED pin must fail).
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
@@ -246,6 +249,63 @@ if check_clock "$work/f446-180.overlay" | grep -q "over-drive"; then
   echo "ok    caught: NUCLEO-F446RE at 180 MHz"
 else
   echo "FAIL  break not caught: NUCLEO-F446RE at 180 MHz passes the clock check"; fail=1
+fi
+
+echo "== 7. board facts vs the bare-metal board headers (BOARDS.md)"
+baremetal_boards="$port/../baremetal/src/boards"
+# bm_value HEADER NAME: a #define of the bare-metal board header, expanded by the preprocessor
+# (u suffixes and string quotes dropped, so that $(( )) and string tests can use it)
+bm_value() {
+  printf '#include "%s"\nWASMBED_VALUE %s\n' "$1" "$2" | "$cc" -E -P -x c -I"$baremetal_boards" - |
+    sed -n 's/^WASMBED_VALUE //p' | sed 's/\([0-9a-fA-Fx]\)u\b/\1/g; s/^"\(.*\)"$/\1/'
+}
+# compare_facts ZEPHYR-BOARD DT-DIR HEADER: prints every disagreement
+compare_facts() {
+  local board="$1" dt="$2/devicetree_generated.h" h="$3" cfg="$work/facts.config"
+  local uart led_node led_pin gpio port_idx v
+  board_config "$board" "$cfg"
+  cfgv() { sed -n "s/^$1=//p" "$cfg"; }
+  uart="$(sed -n 's/^#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_\([0-9a-f]*\)$/\1/p' "$dt")"
+  [ $((0x$uart)) -eq $(( $(bm_value "$h" BOARD_UART_BASE) )) ] \
+    || echo "link USART at 0x$uart, bare metal at $(bm_value "$h" BOARD_UART_BASE)"
+  led_node="$(sed -n 's/^#define DT_N_ALIAS_led0 \(.*\)$/\1/p' "$dt")"
+  led_pin="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_VAL_pin //p" "$dt")"
+  gpio="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_PH .*_S_gpio_\([0-9a-f]*\)$/\1/p" "$dt")"
+  port_idx=$(( (0x$gpio - 0x40020000) / 0x400 ))
+  [ "$port_idx" -eq "$(( $(bm_value "$h" BOARD_LED_PORT) ))" ] && [ "$led_pin" -eq "$(bm_value "$h" BOARD_LED_PIN)" ] \
+    || echo "led0 on port $port_idx pin $led_pin, bare metal on port $(bm_value "$h" BOARD_LED_PORT) pin $(bm_value "$h" BOARD_LED_PIN)"
+  [ $(( $(cfgv CONFIG_SRAM_BASE_ADDRESS) )) -eq $(( $(bm_value "$h" BOARD_RAM_ORIGIN) )) ] \
+    && [ $(( $(cfgv CONFIG_SRAM_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_RAM_LENGTH) )) ] \
+    || echo "sram0 $(cfgv CONFIG_SRAM_SIZE) KiB at $(cfgv CONFIG_SRAM_BASE_ADDRESS), bare metal $(bm_value "$h" BOARD_RAM_LENGTH) at $(bm_value "$h" BOARD_RAM_ORIGIN)"
+  [ $(( $(cfgv CONFIG_FLASH_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_FLASH_LENGTH) )) ] \
+    || echo "flash $(cfgv CONFIG_FLASH_SIZE) KiB, bare metal $(bm_value "$h" BOARD_FLASH_LENGTH)"
+  v="$(sed -n 's/^[[:space:]]*clock-frequency = <DT_FREQ_M(\([0-9]*\))>;.*/\1/p' "$port/boards/$board.overlay")"
+  [ -z "$v" ] || [ $((v * 1000000)) -eq "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" ] \
+    || echo "overlay sets $v MHz, the shim's defconfig says $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz"
+  [ "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" -eq "$(bm_value "$h" BOARD_CPU_HZ)" ] \
+    || echo "SYSCLK $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz, bare metal $(bm_value "$h" BOARD_CPU_HZ) Hz"
+  for k in ARCH CPU ABI; do
+    v="$(sed -n "s/^#define PORT_AOT_$k \"\(.*\)\"$/\1/p" "$port/src/port.c" | head -n1)"
+    [ "$v" = "$(bm_value "$h" "BOARD_AOT_$k")" ] || echo "AOT $k $v, bare metal $(bm_value "$h" "BOARD_AOT_$k")"
+  done
+}
+checked=0
+for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucleo_f746zg:nucleo_f746zg.h; do
+  board="${pair%%:*}"; h="$baremetal_boards/${pair#*:}"
+  if [ ! -f "$h" ]; then echo "--    $board: no bare-metal image yet (${pair#*:})"; continue; fi
+  bad="$(compare_facts "$board" "$shim/boards/$board" "$h")"
+  checked=$((checked + 1))
+  if [ -n "$bad" ]; then echo "FAIL  $board vs $(basename "$h"): $bad"; fail=1; else echo "ok    $board agrees with $(basename "$h")"; fi
+done
+if [ "$checked" -gt 0 ]; then
+  mkdir -p "$work/badled"
+  sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
+    >"$work/badled/devicetree_generated.h"
+  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep -q "led0 on port 0 pin 6"; then
+    echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
+  else
+    echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1
+  fi
 fi
 
 if [ "$fail" = 0 ]; then echo "syntax-check: PASS"; else echo "syntax-check: FAIL"; fi

@@ -21,7 +21,11 @@
 #     break: the legacy 180 MHz F446 overlay must fail;
 #  7. the board facts this port uses (link USART, LED pin, memory, SYSCLK, AOT target) agree with
 #     the bare-metal images' board headers (../baremetal/src/boards/*.h) for the boards both
-#     ports have, with a deliberate break (a wrong LED pin must fail).
+#     ports have, with a deliberate break (a wrong LED pin must fail);
+#  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
+#     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
+#     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.
+#     Deliberate break: without its add_dependencies line the configure must fail.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
@@ -305,6 +309,42 @@ if [ "$checked" -gt 0 ]; then
     echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
   else
     echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1
+  fi
+fi
+
+echo "== 8. CMakeLists.txt against a stub Zephyr CMake package (not Zephyr; nothing compiled)"
+# configure_port PORT-DIR BOARD [extra.conf...]: configure into a scratch dir; log in $work/cmake.log
+configure_port() {
+  local dir="$1" board="$2"; shift 2
+  board_config "$board" "$work/cmake.config" "$@"
+  rm -rf "$work/cmake-build"
+  cmake -S "$dir" -B "$work/cmake-build" -DZephyr_DIR="$here/cmake-stub" -DWAMR_ROOT="$wamr" \
+    -DWASMBED_STUB_CONFIG="$work/cmake.config" >"$work/cmake.log" 2>&1
+}
+if ! command -v cmake >/dev/null; then
+  echo "FAIL  cmake not found (apt-get install cmake)"; fail=1
+else
+  echo 'CONFIG_ARM_MPU=n' >"$work/nompu-board.conf"
+  for v in "nucleo_f746zg|" "nucleo_f446re without CONFIG_ARM_MPU|$work/nompu-board.conf"; do
+    name="${v%%|*}"; extra=(); [ -z "${v#*|}" ] || extra=("${v#*|}")
+    if configure_port "$port" "${name%% *}" "${extra[@]}" && grep -q "cmake stub: .* ok" "$work/cmake.log"; then
+      echo "ok    configure [$name]: $(sed -n 's/^-- cmake stub: //p' "$work/cmake.log")"
+    else
+      tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; fail=1
+    fi
+  done
+  # a copy of the port (core and wamr/ linked beside it, as in the tree) without the dependency
+  mkdir -p "$work/tree/firmware-agent/ports"
+  cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
+  ln -s "$core" "$work/tree/firmware-agent/core"
+  ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
+    echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; fail=1
+  elif grep -q "does not depend on zephyr_generated_headers" "$work/cmake.log"; then
+    echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; fail=1
   fi
 fi
 

@@ -47,8 +47,8 @@ aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1
 
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
 
-start_qemu "$elf" 150
-coproc S { exec timeout 150 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
+start_qemu "$elf" 300 # hard bounds, far above a run (~100 s on a loaded host)
+coproc S { exec timeout 300 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
 
 fails=0
 last=""

@@ -6,8 +6,11 @@ board_header="$(dirname "${BASH_SOURCE[0]}")/src/boards/${BOARD//-/_}.h"
 [ -f "$board_header" ] || { echo "unknown BOARD $BOARD (no $board_header)" >&2; exit 2; }
 board_fact() {
     local v
-    v="$(cat "$board_header" "$(dirname "$board_header")/stm32f4_common.h" 2>/dev/null \
-        | sed -n "s/^#define $1 \\(.*\\)\$/\\1/p" | head -1 | sed 's/ *\/\*.*//; s/"//g')"
+    local files=("$board_header")
+    # the header's own #include "stm32f4_common.h" (the only one a board header has)
+    grep -q '^#include "stm32f4_common.h"' "$board_header" \
+        && files+=("$(dirname "$board_header")/stm32f4_common.h")
+    v="$(sed -n "s/^#define $1 \\(.*\\)\$/\\1/p" "${files[@]}" | head -1 | sed 's/ *\/\*.*//; s/"//g')"
     [ -n "$v" ] || { echo "board_fact: $1 not in $board_header" >&2; return 1; }
     printf '%s\n' "$v"
 }

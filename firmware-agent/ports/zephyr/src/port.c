@@ -258,6 +258,9 @@ static uint32_t port_stack_free(void *ctx, unsigned slot)
 #else
 #define PORT_STACK_FREE NULL /* the core reports the wasm stack size */
 #endif
+/* Zephyr has no API to repaint a live thread's unused stack: STATUS stack_free stays the
+ * worker's low-water mark across modules (the POSIX and bare-metal ports restart it). */
+#define PORT_STACK_RESET NULL
 
 #if defined(CONFIG_LOG)
 /* Diagnostics through Zephyr logging: give it a backend other than the protocol UART (RTT). */
@@ -304,6 +307,7 @@ static const struct agent_port_ops port_ops = {
 	.rx_lock = port_rx_lock,
 	.rx_unlock = port_rx_unlock,
 	.stack_free = PORT_STACK_FREE,
+	.stack_reset = PORT_STACK_RESET,
 	.log = PORT_LOG,
 	.code_sync = PORT_CODE_SYNC,
 };

@@ -145,6 +145,18 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+impl From<&str> for ErrorCode {
+    fn from(s: &str) -> Self {
+        ErrorCode::from_wire(s)
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl Serialize for ErrorCode {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

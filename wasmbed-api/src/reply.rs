@@ -446,8 +446,8 @@ impl OpResult {
 /// The final reply to a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplyLine {
-    /// The request's id.
-    pub id: RequestId,
+    /// The request's id (`None`, sent as `null`: the request had no usable id).
+    pub id: Option<RequestId>,
     /// The result, or the error.
     pub outcome: Result<OpResult, ErrorBody>,
     /// Phase latencies.
@@ -456,7 +456,7 @@ pub struct ReplyLine {
 
 #[derive(Serialize)]
 struct ReplyWire<'a> {
-    id: &'a RequestId,
+    id: &'a Option<RequestId>,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a OpResult>,
@@ -498,7 +498,7 @@ impl ServerMessage {
     pub fn id(&self) -> Option<&RequestId> {
         match self {
             ServerMessage::Event(e) => Some(&e.id),
-            ServerMessage::Reply(r) => Some(&r.id),
+            ServerMessage::Reply(r) => r.id.as_ref(),
             ServerMessage::Skipped { id } => id.as_ref(),
         }
     }
@@ -555,7 +555,7 @@ impl ServerMessage {
             None => return Err(WireError("reply without \"ok\"".into())),
         };
         Ok(ServerMessage::Reply(Box::new(ReplyLine {
-            id,
+            id: Some(id),
             outcome,
             latency,
         })))

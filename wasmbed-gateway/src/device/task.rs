@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use wasmbed_api::{InfoResult, MemoryStats, RunStatus, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
@@ -20,8 +20,8 @@ use wasmbed_agent_proto::{
 
 use super::wait::{start_reply, stop_reply, Parked, Waiters};
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobReply, JobState, LogKind,
-    Outcome, Reply, Request,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobReply, JobState, Loaded,
+    LogKind, Outcome, Reply, Request, StatusReply,
 };
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
@@ -308,27 +308,50 @@ impl DeviceTask {
                 s.firmware = i.fw.clone();
                 s.slots_total = i.slots;
                 s.caps = DeviceCaps {
-                    natives: i.natives.iter().map(|n| (n.name.clone(), n.signature.clone())).collect(),
+                    natives: i
+                        .natives
+                        .iter()
+                        .map(|n| (n.name.clone(), n.signature.clone()))
+                        .collect(),
                     max_module: i.max_module.map(u64::from),
                     memory_limit: i.pool_total.map(u64::from),
                     aot_arch: i.aot_arch.clone(),
                     aot_version: i.aot_version,
                 };
                 s.aot = cfg_aot.or_else(|| {
-                    i.aot_arch.clone().filter(|a| a != "none").map(|target| AotTarget {
-                        target,
-                        cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
-                        abi: i.aot_abi.clone(),
-                    })
+                    i.aot_arch
+                        .clone()
+                        .filter(|a| a != "none")
+                        .map(|target| AotTarget {
+                            target,
+                            cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
+                            abi: i.aot_abi.clone(),
+                        })
                 });
-                s.info = Some(json!({
-                    "line": line.raw, "proto": i.proto, "board": i.board, "fw": i.fw, "wamr": i.wamr,
-                    "aot_arch": i.aot_arch, "aot_cpu": i.aot_cpu, "aot_abi": i.aot_abi,
-                    "aot_version": i.aot_version, "slots": i.slots, "max_module": i.max_module,
-                    "pool_total": i.pool_total, "pool_free": i.pool_free, "chunk_max": i.chunk_max,
-                    "line_max": i.line_max, "stop": i.stop.as_ref().map(|m| m.to_string()),
-                    "natives": i.natives.iter().map(|n| format!("{}:{}", n.name, n.signature)).collect::<Vec<_>>(),
-                }));
+                s.info = Some(InfoResult {
+                    line: Some(line.raw.clone()),
+                    proto: i.proto,
+                    board: i.board.clone(),
+                    fw: i.fw.clone(),
+                    wamr: i.wamr.clone(),
+                    aot_arch: i.aot_arch.clone(),
+                    aot_cpu: i.aot_cpu.clone(),
+                    aot_abi: i.aot_abi.clone(),
+                    aot_version: i.aot_version,
+                    slots: i.slots,
+                    max_module: i.max_module,
+                    pool_total: i.pool_total,
+                    pool_free: i.pool_free,
+                    chunk_max: i.chunk_max,
+                    line_max: i.line_max,
+                    stop: i.stop.as_ref().map(|m| m.to_string()),
+                    natives: Some(
+                        i.natives
+                            .iter()
+                            .map(|n| format!("{}:{}", n.name, n.signature))
+                            .collect(),
+                    ),
+                });
             }
             None => {
                 s.proto = Some(1);
@@ -337,8 +360,12 @@ impl DeviceTask {
                     ..Default::default()
                 };
                 s.aot = cfg_aot;
-                s.info = Some(json!({"proto": 1, "board": s.board, "fw": s.firmware, "aot_arch": null,
-                                      "slots": null, "natives": null}));
+                s.info = Some(InfoResult {
+                    proto: 1,
+                    board: s.board.clone(),
+                    fw: s.firmware.clone(),
+                    ..Default::default()
+                });
             }
         });
     }
@@ -414,7 +441,7 @@ impl DeviceTask {
                 return;
             }
             job.state = JobState::Done;
-            job.status = Some(r.status.to_string());
+            job.status = Some(RunStatus::from_wire(&r.status.to_string()));
             job.result = Some(raw.to_string());
             job.late = log_seq.is_some();
             job.log_seq = log_seq;
@@ -769,13 +796,14 @@ impl DeviceTask {
                 return Ok(Exec::Pending(p));
             }
             Driven::Detached(line) => {
-                let reply = Reply::Stopped {
+                let reply = Reply::Stopped(StopResult {
                     line: line.raw.clone(),
                     status: match &line.msg {
                         AgentLine::StopOk(st) => st.status.to_string(),
                         _ => "PENDING".into(),
                     },
-                };
+                    forced: false,
+                });
                 return Ok(Exec::Done(Ok(reply), d));
             }
             Driven::Done(r) => r,
@@ -805,7 +833,7 @@ impl DeviceTask {
                     .map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
                 let info = self.state.lock().expect("state lock").info.clone();
                 Ok((
-                    info.map(Reply::Info)
+                    info.map(|i| Reply::Info(Box::new(i)))
                         .ok_or_else(|| DeviceError::Unsupported("no INFO".into())),
                     t0.elapsed(),
                 ))
@@ -816,10 +844,7 @@ impl DeviceTask {
                     .await?;
                 let r = r.map(|o| {
                     self.record_status(&o.status);
-                    Reply::Status {
-                        line: o.line.raw.clone(),
-                        parsed: status_json(&o.status),
-                    }
+                    Reply::Status(status_reply(&o.line.raw, &o.status))
                 });
                 Ok((r.map_err(session_error), d))
             }
@@ -848,8 +873,10 @@ impl DeviceTask {
                     });
                 }
                 Ok((
-                    r.map_err(session_error).map(|o| Reply::Unloaded {
-                        line: o.line.raw.clone(),
+                    r.map_err(session_error).map(|o| {
+                        Reply::Unloaded(UnloadResult {
+                            line: o.line.raw.clone(),
+                        })
                     }),
                     d,
                 ))
@@ -902,12 +929,12 @@ impl DeviceTask {
                             d.bytes.len(),
                             crc.0
                         );
-                        let reply = Reply::Loaded {
+                        let reply = Reply::Loaded(Loaded {
                             line,
                             skipped: true,
                             chunked: false,
                             transfer: Duration::ZERO,
-                        };
+                        });
                         return Ok((Ok(reply), device_time));
                     }
                 }
@@ -941,11 +968,13 @@ impl DeviceTask {
             (Driven::Detached(_), _) => unreachable!("no detach condition"),
         };
         device_time += dt;
-        let r = r.map_err(session_error).map(|o| Reply::Loaded {
-            line: o.line.raw.clone(),
-            skipped: false,
-            chunked: o.chunked,
-            transfer: dt,
+        let r = r.map_err(session_error).map(|o| {
+            Reply::Loaded(Loaded {
+                line: o.line.raw.clone(),
+                skipped: false,
+                chunked: o.chunked,
+                transfer: dt,
+            })
         });
         Ok((r, device_time))
     }
@@ -1009,18 +1038,29 @@ pub(crate) fn session_error(e: SessionError) -> DeviceError {
     }
 }
 
-fn status_json(st: &StatusOk) -> Value {
-    let slots: Vec<Value> = match &st.modules {
+fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
+    let slots = match &st.modules {
         Modules::Slots(v) => v
             .iter()
-            .map(|m| json!({"module_id": m.module_id, "state": m.state.to_string(), "size": m.wasm_size,
-                             "crc32": m.crc32.map(|c| format!("{:08x}", c.0)), "stack_free": m.stack_free}))
+            .map(|m| SlotInfo {
+                module_id: m.module_id.clone(),
+                state: m.state.to_string(),
+                size: m.wasm_size,
+                crc32: m.crc32.map(|c| format!("{:08x}", c.0)),
+                stack_free: m.stack_free,
+            })
             .collect(),
         _ => Vec::new(),
     };
-    let memory = st.pool.and_then(|p| p.stats()).map_or(
-        Value::Null,
-        |p| json!({"total": p.total, "free": p.free, "used": p.used, "highmark": p.highmark}),
-    );
-    json!({"slots": slots, "memory": memory})
+    let memory = st.pool.and_then(|p| p.stats()).map(|p| MemoryStats {
+        total: p.total,
+        free: p.free,
+        used: p.used,
+        highmark: p.highmark,
+    });
+    StatusReply {
+        line: line.to_string(),
+        slots,
+        memory,
+    }
 }

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use wasmbed_agent_proto::session::{
     Session, SessionError, StartOutcome, StartSession, StopOutcome, StopSession,
 };
-use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass};
+use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass, RunResult};
+use wasmbed_api::{RunStatus, StartResult, StopResult};
 
 use super::{DeviceError, Outcome, Reply};
 
@@ -85,13 +86,10 @@ impl Parked {
 /// The reply to a START from its session's outcome.
 pub(crate) fn start_reply(r: Result<StartOutcome, SessionError>) -> Result<Reply, DeviceError> {
     r.map_err(super::task::session_error).map(|o| {
-        let status = o.result.as_ref().map(|r| r.status.to_string());
-        Reply::Started {
-            line: o.line.raw.clone(),
-            status,
-            ret_u32: o.result.as_ref().and_then(|r| r.ret_i32),
-            msg: o.result.as_ref().and_then(|r| r.msg.clone()),
-        }
+        Reply::Started(StartResult::new(
+            o.line.raw.clone(),
+            o.result.as_ref().map(run_result),
+        ))
     })
 }
 
@@ -103,11 +101,23 @@ pub(crate) fn stop_reply(r: Result<StopOutcome, SessionError>) -> Result<Reply, 
             (None, Some(st)) => st.to_string(),
             (None, None) => String::new(),
         };
-        Reply::Stopped {
+        Reply::Stopped(StopResult {
             line: o.line.raw.clone(),
             status,
-        }
+            forced: o.result.as_ref().is_some_and(|r| r.forced),
+        })
     })
+}
+
+/// A device RESULT as the host API's typed RESULT.
+pub(crate) fn run_result(r: &RunResult) -> wasmbed_api::RunResult {
+    wasmbed_api::RunResult {
+        status: RunStatus::from_wire(&r.status.to_string()),
+        ret: r.ret_i32.map(|v| v as i32),
+        ret_u32: r.ret_i32,
+        msg: r.msg.clone(),
+        forced: r.forced,
+    }
 }
 
 struct Waiter {

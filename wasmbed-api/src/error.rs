@@ -178,6 +178,9 @@ pub struct ErrorDetail {
     /// The device line the error is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
+    /// When that line is a RESULT: its status, typed (clients never parse `line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::RunStatus>,
     /// The last line heard before a timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_line: Option<String>,

@@ -33,26 +33,34 @@ impl Latency {
     }
 }
 
-/// One device in the `devices` reply.
+/// One device in the `devices` reply (fields other than `name` read as unknown when absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSummary {
     /// Logical name.
     pub name: String,
     /// Endpoint as configured.
+    #[serde(default)]
     pub endpoint: String,
     /// The link is up.
+    #[serde(default)]
     pub online: bool,
     /// Milliseconds since the device last sent a line.
+    #[serde(default)]
     pub last_seen_ms_ago: Option<u64>,
     /// Board name.
+    #[serde(default)]
     pub board: Option<String>,
     /// Firmware version.
+    #[serde(default)]
     pub firmware: Option<String>,
     /// Protocol version (1 or 2).
+    #[serde(default)]
     pub proto: Option<u32>,
     /// Slots in use per the last STATUS.
+    #[serde(default)]
     pub slots_used: Option<u32>,
     /// Slots available.
+    #[serde(default)]
     pub slots_total: Option<u32>,
 }
 
@@ -193,10 +201,13 @@ pub struct StatusResult {
     /// The `STATUS_OK` line.
     pub line: String,
     /// The slots in use (empty for firmware that reports none).
+    #[serde(default)]
     pub slots: Vec<SlotInfo>,
     /// Memory pool figures, when the firmware reports them.
+    #[serde(default)]
     pub memory: Option<MemoryStats>,
     /// The last job the gateway started per module, by module id.
+    #[serde(default)]
     pub jobs: BTreeMap<String, JobRecord>,
 }
 

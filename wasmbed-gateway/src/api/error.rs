@@ -2,7 +2,7 @@
 //! errors, turned into the typed error object of `wasmbed-api`.
 
 use serde_json::Value;
-use wasmbed_api::{ErrorBody, ErrorCode, ErrorDetail};
+use wasmbed_api::{ErrorBody, ErrorCode, ErrorDetail, RunStatus};
 
 use crate::device::DeviceError;
 use crate::pipeline::CompileError;
@@ -117,7 +117,9 @@ impl From<DeviceError> for ApiError {
                     Some("STOPPED") => ErrorCode::ModuleStopped,
                     _ => ErrorCode::DeviceRejected,
                 };
-                ApiError::new(code, msg).with("line", line)
+                let mut e = ApiError::new(code, msg).with("line", line);
+                e.detail.status = status.as_deref().map(RunStatus::from_wire);
+                e
             }
             DeviceError::Killed { phase, .. } => {
                 ApiError::new(ErrorCode::ModuleStopped, msg).with("phase", phase)

@@ -178,7 +178,9 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 Some(RunStatus::Stopped) => ErrorCode::ModuleStopped,
                 _ => return Ok(OpResult::Start(r)),
             };
-            Err(ApiError::new(code, r.line.clone()).with("line", r.line))
+            let mut e = ApiError::new(code, r.line.clone()).with("line", r.line);
+            e.detail.status = r.status;
+            Err(e)
         }
         Request::Stop(s) => {
             let stop = StopRequest {

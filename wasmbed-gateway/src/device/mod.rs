@@ -1,5 +1,6 @@
 //! Devices: one task per device owns its link and runs its commands one at a time.
 
+mod jobs;
 mod log;
 mod task;
 mod wait;
@@ -289,7 +290,8 @@ pub struct DeviceState {
     pub aot: Option<AotTarget>,
     /// INFO as the host API reports it.
     pub info: Option<InfoResult>,
-    /// The last job of each module the gateway started, by module id.
+    /// The last job of each module the gateway started, by module id (filled by
+    /// [`DeviceHandle::snapshot`] from the device's job table).
     pub jobs: std::collections::BTreeMap<String, JobRecord>,
 }
 
@@ -532,6 +534,8 @@ impl DeviceHandle {
 
     /// A snapshot of the live state.
     pub fn snapshot(&self) -> DeviceState {
-        self.state.lock().expect("state lock").clone()
+        let mut s = self.state.lock().expect("state lock").clone();
+        s.jobs = self.waiters.jobs();
+        s
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use wasmbed_api::{InfoResult, MemoryStats, RunStatus, SlotInfo, StopResult, UnloadResult};
+use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
@@ -18,10 +18,11 @@ use wasmbed_agent_proto::{
     RunResult, SlotState, Start, StatusOk,
 };
 
-use super::wait::{start_reply, stop_reply, Parked, Waiters};
+use super::jobs::Parked;
+use super::wait::{start_reply, stop_reply, Waiters};
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobReply, JobState, Loaded,
-    LogKind, Outcome, Reply, Request, StatusReply,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, Loaded, LogKind, Outcome,
+    Reply, Request, StatusReply,
 };
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
@@ -170,10 +171,7 @@ impl DeviceTask {
             };
             self.set_state(|s| s.online = false);
             // No RESULT can come over a lost link.
-            self.waiters.fail_all(|phase| DeviceError::LinkLost {
-                phase: phase.into(),
-                reason: reason.clone(),
-            });
+            self.waiters.link_lost(&reason);
             self.log
                 .push(LogKind::Gateway, format!("link down: {reason}"));
         }
@@ -376,18 +374,12 @@ impl DeviceTask {
             Modules::None => Some(0),
             Modules::Text(_) => None,
         };
+        if let Modules::Slots(v) = &st.modules {
+            let running = v.iter().filter(|m| m.state == SlotState::Running);
+            self.waiters
+                .running_on_device(running.map(|m| m.module_id.as_str()));
+        }
         self.set_state(|s| {
-            // A job thought lost (a HELLO on reconnect) that the device still runs is running.
-            if let Modules::Slots(v) = &st.modules {
-                for m in v.iter().filter(|m| m.state == SlotState::Running) {
-                    if let Some(j) = s.jobs.get_mut(&m.module_id) {
-                        if j.state == JobState::Lost {
-                            j.state = JobState::Running;
-                            j.ended = None;
-                        }
-                    }
-                }
-            }
             s.slots_used = used;
             if s.slots_total.is_none() && s.proto == Some(1) {
                 s.slots_total = Some(2);
@@ -397,76 +389,17 @@ impl DeviceTask {
 
     /// Records a started job (START answered, RESULT still to come).
     fn record_started(&self, module_id: &str, func: Option<String>) {
-        self.set_state(|s| {
-            s.jobs.insert(
-                module_id.to_string(),
-                JobRecord {
-                    func,
-                    state: JobState::Running,
-                    status: None,
-                    result: None,
-                    late: false,
-                    log_seq: None,
-                    started: Some(std::time::Instant::now()),
-                    ended: None,
-                },
-            );
-        });
+        self.waiters.started(module_id, func);
     }
 
-    /// Attaches a RESULT to its module's job: by `module_id`, or (FW-A, no id) to the only
-    /// running job. `log_seq` is set for a RESULT that came unasked (late).
+    /// Attaches a RESULT to its module's job (`log_seq`: it came unasked, late).
     fn record_result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
-        // An immediate RESULT (BUSY, NO_MODULE, …) answers a START; it never ends a job.
-        if r.class() != ResultClass::RunTime {
-            return;
-        }
-        self.set_state(|s| {
-            let key = match &r.module_id {
-                Some(id) => Some(id.clone()),
-                None => {
-                    let mut running = s.jobs.iter().filter(|(_, j)| j.state == JobState::Running);
-                    match (running.next(), running.next()) {
-                        (Some((id, _)), None) => Some(id.clone()),
-                        _ => None,
-                    }
-                }
-            };
-            let Some(job) = key.and_then(|k| s.jobs.get_mut(&k)) else {
-                return;
-            };
-            // Only a job still waiting takes a late RESULT (not a duplicate, not an
-            // immediate refusal of another START).
-            if log_seq.is_some() && job.state != JobState::Running {
-                return;
-            }
-            job.state = JobState::Done;
-            job.status = Some(RunStatus::from_wire(&r.status.to_string()));
-            job.result = Some(raw.to_string());
-            job.late = log_seq.is_some();
-            job.log_seq = log_seq;
-            job.ended = Some(std::time::Instant::now());
-        });
+        self.waiters.result(r, raw, log_seq);
     }
 
     /// A LOAD cleared `module_id`'s slot: its running job (if any) was killed without a RESULT.
-    /// Its waiters fail now (otherwise the oldest of them would take the next job's RESULT) and
-    /// its job record is lost.
     fn abandon_jobs(&self, module_id: &str, by: &str) {
-        let n = self
-            .waiters
-            .abandon(module_id, |phase| DeviceError::Killed {
-                phase: phase.into(),
-                by: format!("{by} of {module_id}"),
-            });
-        self.set_state(|s| {
-            if let Some(j) = s.jobs.get_mut(module_id) {
-                if j.state == JobState::Running {
-                    j.state = JobState::Lost;
-                    j.ended = Some(std::time::Instant::now());
-                }
-            }
-        });
+        let n = self.waiters.slot_cleared(module_id, by);
         if n > 0 {
             self.log.push(
                 LogKind::Gateway,
@@ -483,20 +416,10 @@ impl DeviceTask {
                     AgentLine::Hello(h) => {
                         let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
                         // A rebooted device forgot its jobs: no waiter's RESULT will come.
-                        self.waiters.fail_all(|phase| DeviceError::Rebooted {
-                            phase: phase.into(),
-                            line: line.raw.clone(),
-                        });
+                        self.waiters.rebooted(&line.raw);
                         self.set_state(|s| {
                             s.board.get_or_insert(board);
                             s.firmware.get_or_insert(fw);
-                            // A rebooted device forgot its jobs: none of them will report.
-                            for j in s.jobs.values_mut() {
-                                if j.state == JobState::Running {
-                                    j.state = JobState::Lost;
-                                    j.ended = Some(std::time::Instant::now());
-                                }
-                            }
                         });
                         LogKind::Hello
                     }
@@ -868,9 +791,7 @@ impl DeviceTask {
                 let session = UnloadSession::new(now_std(), ModuleRef { module_id }, &t);
                 let (r, d) = self.drive(link, session, None, false).await?;
                 if r.is_ok() {
-                    self.set_state(|s| {
-                        s.jobs.remove(&id);
-                    });
+                    self.waiters.unloaded(&id);
                 }
                 Ok((
                     r.map_err(session_error).map(|o| {

@@ -21,6 +21,8 @@ if [ -z "${WAMR_ROOT_DIR:-}" ]; then
   fi
 fi
 
+# the patched copy every build compiles (firmware-agent/wamr/patches)
+WAMR_ROOT_DIR="$("$agent/wamr/patch-wamr.sh" "$WAMR_ROOT_DIR" "$build/wamr-src")"
 echo "== WAMR ($WAMR_ROOT_DIR)"
 cmake -S "$agent/wamr" -B "$build/wamr" -DWAMR_ROOT_DIR="$WAMR_ROOT_DIR" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-w >"$build/wamr-cmake.log" 2>&1 \

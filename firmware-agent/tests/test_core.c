@@ -80,6 +80,7 @@ static void init(unsigned slots)
 	c.slots = slots;
 	c.board = "fake";
 	c.rtos = "test";
+	c.aot_arch = "x86_64"; /* run.sh builds math_ops.aot with tools/wamrc --target=x86_64 */
 	if (fake_init(&F, &c) != 0) {
 		fprintf(stderr, "agent_init failed\n");
 		exit(2);
@@ -100,6 +101,7 @@ static void load(const char *id, const char *name, const char *extra)
 	if (F.count && strcmp(F.lines[F.head], ready) == 0) {
 		fake_line(&F);
 		fake_rx_bytes(&F, m, n);
+		fake_run_job(&F); /* the instantiation runs in job context and answers */
 	}
 	free(m);
 }
@@ -370,8 +372,13 @@ static void test_stop_forced_and_deferred(void)
 	EXPECT_NONE();
 	CHECK(F.aborts == 0);
 	fake_advance(&F, 150);
-	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(F.aborts == 1);
+	/* a fresh instance, instantiated in job context again; the forced RESULT follows it */
+	fake_rx(&F, "UNLOAD module_id=b\n");
+	EXPECT("UNLOAD_ERR code=BUSY module_id=b msg=\"module starting\"");
+	CHECK(fake_run_job(&F));
+	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
+	EXPECT_NONE();
 	fake_rx(&F, "STATUS\n");
 	EXPECT_PREFIX("STATUS_OK modules=\"b:LOADED");
 	/* polled ports: abort deferred until the port has left WAMR */
@@ -386,8 +393,9 @@ static void test_stop_forced_and_deferred(void)
 	fake_rx(&F, "UNLOAD module_id=b\n");
 	EXPECT("UNLOAD_ERR code=BUSY module_id=b");
 	agent_job_aborted(&F.agent, 0);
-	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(!agent_job_abort_requested(&F.agent, 0));
+	CHECK(fake_run_job(&F));
+	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	/* UNLOAD of a running job: forced RESULT first */
 	F.abort_rc = 0;
 	fake_rx(&F, "START module_id=b\n");
@@ -481,6 +489,7 @@ static void test_chunked(void)
 	send_chunk(m, 1000, (uint32_t)n - 1000, 0);
 	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu", n);
 	EXPECT(want);
+	CHECK(fake_run_job(&F));
 	EXPECT("LOAD_OK");
 	fake_rx(&F, "START module_id=f func=fft_bench args=\"i=1\"\n");
 	EXPECT("START_OK");
@@ -498,10 +507,11 @@ static void test_info(void)
 	fake_rx(&F, "INFO\n");
 	l = fake_line(&F);
 	{
-		static const char head[] = "INFO_OK proto=2 board=fake fw=dev wamr=2.4.3 aot_arch=none ";
+		static const char head[] = "INFO_OK proto=2 board=fake fw=dev wamr=2.4.3 aot_arch=x86_64 ";
 		CHECK(l && strncmp(l, head, sizeof(head) - 1) == 0);
 	}
 	CHECK(l && strstr(l, " slots=3 "));
+	CHECK(l && strstr(l, " aot_features=none aot_bounds_checks=required"));
 	CHECK(l && strstr(l, " natives=\"gpio_toggle:(),led_toggle:(i),uart_print:(i),should_stop:()i,delay_ms:(i),log:(ii)\""));
 	fake_deinit(&F);
 }

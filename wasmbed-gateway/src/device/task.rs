@@ -25,7 +25,7 @@ use super::{
     Reply, Request, StatusReply,
 };
 use crate::link::{BoxLink, SharedConnector};
-use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
+use crate::pipeline::{legacy_natives, AotExact, AotTarget, DeviceCaps};
 
 /// How to run one device.
 #[derive(Clone)]
@@ -315,6 +315,13 @@ impl DeviceTask {
                     memory_limit: i.pool_total.map(u64::from),
                     aot_arch: i.aot_arch.clone(),
                     aot_version: i.aot_version,
+                    // only Wasmbed agents name a bounds-check need (and check descriptors)
+                    aot_exact: i.aot_bounds_checks.as_ref().map(|b| AotExact {
+                        cpu: i.aot_cpu.clone().unwrap_or_else(|| "generic".into()),
+                        features: i.aot_features.clone().unwrap_or_else(|| "none".into()),
+                        abi: i.aot_abi.clone().unwrap_or_else(|| "gnu".into()),
+                        bounds_required: b == "required",
+                    }),
                 };
                 s.aot = cfg_aot.or_else(|| {
                     i.aot_arch

@@ -25,7 +25,9 @@
 #  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
 #     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
 #     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.
-#     Deliberate break: without its add_dependencies line the configure must fail.
+#     Deliberate breaks: without its add_dependencies line the configure must fail; declared with
+#     zephyr_library_named() (a warning in application mode) the configure must warn; any CMake
+#     warning fails the check.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
@@ -327,7 +329,8 @@ else
   echo 'CONFIG_ARM_MPU=n' >"$work/nompu-board.conf"
   for v in "nucleo_f746zg|" "nucleo_f446re without CONFIG_ARM_MPU|$work/nompu-board.conf"; do
     name="${v%%|*}"; extra=(); [ -z "${v#*|}" ] || extra=("${v#*|}")
-    if configure_port "$port" "${name%% *}" "${extra[@]}" && grep -q "cmake stub: .* ok" "$work/cmake.log"; then
+    if configure_port "$port" "${name%% *}" "${extra[@]}" && grep -q "cmake stub: .* ok" "$work/cmake.log" \
+        && ! grep -q "CMake Warning" "$work/cmake.log"; then
       echo "ok    configure [$name]: $(sed -n 's/^-- cmake stub: //p' "$work/cmake.log")"
     else
       tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; fail=1
@@ -338,6 +341,7 @@ else
   cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
   ln -s "$core" "$work/tree/firmware-agent/core"
   ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  cp "$port/CMakeLists.txt" "$work/CMakeLists.orig"
   sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
   if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
     echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; fail=1
@@ -345,6 +349,16 @@ else
     echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
   else
     tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; fail=1
+  fi
+  # WAMR declared with zephyr_library_named(), which only warns in application mode
+  sed 's/^add_library(wasmbed_wamr STATIC \(.*\))$/zephyr_library_named(wasmbed_wamr)\nzephyr_library_sources(\1)/' \
+    "$work/CMakeLists.orig" >"$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if grep -q '^zephyr_library_named(wasmbed_wamr)$' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt" \
+      && configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re \
+      && grep -q "zephyr_library_named() called in Zephyr CMake application mode" "$work/cmake.log"; then
+    echo "ok    caught: zephyr_library_named() in application mode (CMake warning)"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  break not caught: zephyr_library_named() in application mode"; fail=1
   fi
 fi
 

@@ -12,6 +12,8 @@
 #  3. every port op the POSIX port sets is set in src/port.c's ops table;
 #  4. CMakeLists.txt builds every core/*.c and src/*.c; every CONFIG_WASMBED_* used is defined in
 #     Kconfig and set only to defined symbols; no `#define CONFIG_` in src/;
+# 4b. the WAMR pool figures in README.md (their one place) equal sizeof(port_pool) as compiled for
+#     each board; no approximate figures in boards/*.conf or BOARDS.md; a wrong figure must fail;
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
 #     node, an oversized RX ring (Kconfig range and the ring buffer's BUILD_ASSERT), missing
 #     config options (UART interrupts, cache management, the custom MPU regions), a RAM budget
@@ -157,6 +159,41 @@ if grep -n '#[[:space:]]*define[[:space:]]\+CONFIG_' "$port"/src/*.c "$port"/src
   echo "FAIL  #define CONFIG_* in src/"; fail=1
 fi
 [ "$fail" = 0 ] && echo "ok    core and port sources, Kconfig symbols, no #define CONFIG_"
+
+echo "== 4b. the pool figures: README.md \"RAM budget\" is their one place, and it matches the compiler"
+# pool_bytes BOARD: sizeof(port_pool) as the compiler lays it out for the board's configuration
+pool_bytes() {
+  local defs=()
+  board_config "$1" "$work/pool.config"
+  mapfile -t defs < <(config_defs "$work/pool.config")
+  "$cc" -O2 -S -o "$work/pool.s" "${target[@]}" "${defs[@]}" -I"$shim" -I"$shim/boards/$1" -I"$port/src" \
+    -I"$core" -I"$wamr/core/iwasm/include" "$port/src/port.c" 2>/dev/null || return 0
+  sed -n 's/^[[:space:]]*\.size[[:space:]]*port_pool, \([0-9]*\)$/\1/p' "$work/pool.s"
+}
+# check_pool_figures README: prints every figure README.md states that the compiler does not give
+check_pool_figures() {
+  local readme="$1" board bytes row
+  row="$(grep '^| \*\*WAMR pool\*\* |' "$readme")"
+  for board in "${boards[@]}"; do
+    bytes="$(pool_bytes "$board")"
+    [ -n "$bytes" ] || { echo "$board: no pool size from the compiler"; continue; }
+    grep -q "^| \`$board\` |.* | $((bytes / 1024)) KiB |" "$readme" \
+      || echo "$board: the build table does not say $((bytes / 1024)) KiB"
+    grep -q "\*\*$bytes\*\* ($((bytes / 1024)) KiB)" <<<"$row" \
+      || echo "$board: the RAM budget table's pool row does not say $bytes ($((bytes / 1024)) KiB)"
+  done
+}
+bad="$(check_pool_figures "$port/README.md")"
+if [ -n "$bad" ]; then echo "FAIL  README.md pool figures: $bad"; fail=1; else echo "ok    README.md pool figures agree with sizeof(port_pool)"; fi
+if grep -n -E '(about|~) ?[0-9]+ KiB' "$port"/boards/*.conf "$port/BOARDS.md"; then
+  echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; fail=1
+fi
+sed 's/(209 KiB)/(205 KiB)/' "$port/README.md" >"$work/README-205.md"
+if check_pool_figures "$work/README-205.md" | grep -q "nucleo_f746zg"; then
+  echo "ok    caught: README.md saying 205 KiB for the F746ZG pool"
+else
+  echo "FAIL  break not caught: a wrong pool figure in README.md"; fail=1
+fi
 
 echo "== 5. deliberate breaks (each must fail, for the reason given)"
 # expect_break NAME EXPECTED-TEXT BOARD DT-DIR SOURCE [extra.conf...]: the compile must fail and

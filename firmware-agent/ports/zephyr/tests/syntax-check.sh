@@ -11,7 +11,10 @@
 #  2. the core sources compile for the same target with the same flags;
 #  3. every port op the POSIX port sets is set in src/port.c's ops table;
 #  4. CMakeLists.txt builds every core/*.c and src/*.c; every CONFIG_WASMBED_* used is defined in
-#     Kconfig and set only to defined symbols; no `#define CONFIG_` in src/;
+#     Kconfig and set only to defined symbols; every other CONFIG_ name in src/, prj.conf,
+#     boards/*.conf and CMakeLists.txt is in syntax-shim/zephyr-kconfig-symbols.txt (Zephyr's
+#     symbols the port relies on, each with its source file), with a deliberate break (a typo,
+#     CONFIG_CACHE_MANAGMENT, in port.c); no `#define CONFIG_` in src/;
 # 4b. the WAMR pool figures in README.md (their one place) equal sizeof(port_pool) as compiled for
 #     each board; no approximate figures in boards/*.conf or BOARDS.md; a wrong figure must fail;
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
@@ -159,6 +162,28 @@ done
 for sym in $(grep -oh 'CONFIG_WASMBED_[A-Z_]*' "$port"/src/*.c "$port"/CMakeLists.txt "$port"/prj.conf "$port"/boards/*.conf | sort -u); do
   grep -q "^config ${sym#CONFIG_}\$" "$port/Kconfig" || { echo "FAIL  $sym not in Kconfig"; fail=1; }
 done
+# check_config_symbols FILE...: every CONFIG_ name in the files that is neither a `config` of the
+# port's Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt (Zephyr's, with their source file)
+check_config_symbols() {
+  local known
+  known="$( { sed -n 's/^config \([A-Z0-9_]*\)$/\1/p' "$port/Kconfig"
+              sed -n 's/^\([A-Z0-9_][A-Z0-9_]*\)[[:space:]].*/\1/p' "$shim/zephyr-kconfig-symbols.txt"; } | sort -u)"
+  grep -oh 'CONFIG_[A-Za-z0-9_]*' "$@" | sed 's/^CONFIG_//' | sort -u | while read -r sym; do
+    grep -qx "$sym" <<<"$known" || echo "CONFIG_$sym"
+  done
+}
+bad="$(check_config_symbols "$port"/src/*.c "$port"/src/*.h "$port"/prj.conf "$port"/boards/*.conf "$port"/CMakeLists.txt)"
+if [ -n "$bad" ]; then
+  echo "FAIL  CONFIG_ names neither in Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt: $bad"; fail=1
+else
+  echo "ok    every CONFIG_ name in src/, prj.conf, boards/*.conf, CMakeLists.txt is a known symbol"
+fi
+sed 's/CONFIG_CACHE_MANAGEMENT/CONFIG_CACHE_MANAGMENT/g' "$port/src/port.c" >"$work/port-typo.c"
+if check_config_symbols "$work/port-typo.c" | grep -qx 'CONFIG_CACHE_MANAGMENT'; then
+  echo "ok    caught: CONFIG_CACHE_MANAGMENT (a typo) in src/port.c"
+else
+  echo "FAIL  break not caught: a misspelt CONFIG_ name in src/port.c"; fail=1
+fi
 if grep -n '#[[:space:]]*define[[:space:]]\+CONFIG_' "$port"/src/*.c "$port"/src/*.h; then
   echo "FAIL  #define CONFIG_* in src/"; fail=1
 fi

@@ -56,10 +56,7 @@ impl FleetClient {
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == async_nats::jetstream::context::KeyValueErrorKind::GetBucket => {
                 // Absent bucket (no gateway joined yet) or JetStream unreachable: tell apart.
-                match self.js.query_account().await {
-                    Ok(_) => Ok(None),
-                    Err(e2) => Err(FleetError::js("JetStream", e2)),
-                }
+                super::jetstream_info(&self.nc).await.map(|()| None)
             }
             Err(e) => Err(FleetError::js(name, e)),
         }
@@ -112,13 +109,6 @@ impl FleetClient {
     /// Every Device record; `status.online` is true only while its gateway holds a live claim
     /// and reported the link up (a dead gateway's claims expire with the bucket's `max_age`).
     pub async fn devices(&self) -> Result<Vec<Value>, FleetError> {
-        let claims: Vec<Claim> = self
-            .all(BUCKET_CLAIMS)
-            .await?
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect();
-        let _ = claims;
         let mut out = Vec::new();
         for mut d in self.all(BUCKET_DEVICES).await? {
             let name = d["metadata"]["name"]

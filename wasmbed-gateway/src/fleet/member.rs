@@ -49,7 +49,10 @@ fn heartbeat(ttl: Duration) -> Duration {
     ttl / 3
 }
 
-/// Opens a bucket, creating it with `cfg` when absent.
+/// Opens a KV bucket, creating it with `cfg` when absent. The bucket's stream is created
+/// directly (the KV conventions: `KV_<bucket>`, `$KV.<bucket>.>`, one message per key,
+/// rollups, direct get): async-nats's `create_key_value` first reads the account info, which
+/// it cannot parse from a 2.9 server.
 pub(crate) async fn bucket(
     js: &async_nats::jetstream::Context,
     cfg: kv::Config,
@@ -58,14 +61,35 @@ pub(crate) async fn bucket(
         return Ok(s);
     }
     let name = cfg.bucket.clone();
-    match js.create_key_value(cfg).await {
-        Ok(s) => Ok(s),
-        // Another gateway created it meanwhile.
-        Err(e) => js
-            .get_key_value(&name)
-            .await
-            .map_err(|_| FleetError::js(&format!("creating bucket {name}"), e)),
+    let dup = Duration::from_secs(120);
+    let stream = async_nats::jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(cfg.description.clone()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: cfg.history,
+        max_age: cfg.max_age,
+        duplicate_window: if cfg.max_age.is_zero() {
+            dup
+        } else {
+            cfg.max_age.min(dup)
+        },
+        num_replicas: cfg.num_replicas,
+        discard: async_nats::jetstream::stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    if let Err(e) = js.create_stream(stream).await {
+        // Another gateway may have created it meanwhile.
+        if js.get_key_value(&name).await.is_err() {
+            return Err(FleetError::js(&format!("creating bucket {name}"), e));
+        }
     }
+    js.get_key_value(&name)
+        .await
+        .map_err(|e| FleetError::js(&format!("opening bucket {name}"), e))
 }
 
 impl Member {
@@ -214,6 +238,12 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
     let hb = heartbeat(m.cfg.claim_ttl);
     let key = dev.name.clone();
     loop {
+        // Only a gateway that reaches the device claims it: a board on a TCP bridge that
+        // accepts one connection at a time is claimed by the gateway holding its link.
+        if !dev.snapshot().online {
+            tokio::time::sleep(hb).await;
+            continue;
+        }
         let sent = Instant::now();
         let created = tokio::time::timeout(hb, m.claims.create(&key, claim_value(&m, 0))).await;
         let Ok(Ok(rev0)) = created else {
@@ -245,8 +275,19 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
         tracing::info!(device = %key, fence = rev0, "fleet: claimed");
         let server = tokio::spawn(serve_device(m.clone(), gw.clone(), key.clone(), sub));
         write_device_record(&m, &dev, rev0).await;
+        let mut up = Instant::now();
         loop {
             tokio::time::sleep(hb).await;
+            if dev.snapshot().online {
+                up = Instant::now();
+            } else if up.elapsed() >= m.cfg.claim_ttl {
+                // Down for a whole TTL: let a gateway that reaches the device take it.
+                tracing::warn!(device = %key, "fleet: link down for {:?}: released the claim", m.cfg.claim_ttl);
+                m.served.lock().expect("served").remove(&key);
+                let _ = tokio::time::timeout(hb, m.claims.delete(&key)).await;
+                write_device_record(&m, &dev, rev0).await;
+                break;
+            }
             let sent = Instant::now();
             let renewed =
                 tokio::time::timeout(hb, m.claims.update(&key, claim_value(&m, rev0), rev)).await;

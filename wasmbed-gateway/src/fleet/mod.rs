@@ -168,29 +168,45 @@ pub async fn connect(url: &str, auth: &Auth) -> Result<async_nats::Client, Fleet
     Ok(client)
 }
 
+/// Asks JetStream for the account info (raw `$JS.API.INFO`: async-nats's typed account info
+/// does not parse a 2.9 server's answer). `Ok(())` when JetStream is enabled and has a leader.
+pub async fn jetstream_info(client: &async_nats::Client) -> Result<(), FleetError> {
+    let msg = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.request("$JS.API.INFO", bytes::Bytes::new()),
+    )
+    .await
+    .map_err(|_| FleetError::JetStream("no JetStream answer within 2 s".into()))?
+    .map_err(|e| FleetError::js("JetStream", e))?;
+    let v: serde_json::Value = serde_json::from_slice(&msg.payload)
+        .map_err(|e| FleetError::js("JetStream account info", e))?;
+    match v.get("error") {
+        None => Ok(()),
+        Some(e) => Err(FleetError::JetStream(format!(
+            "{} (is nats-server started with -js?)",
+            e.get("description")
+                .and_then(|d| d.as_str())
+                .unwrap_or("error")
+        ))),
+    }
+}
+
 /// Waits (bounded) until JetStream answers on this connection: a fresh cluster needs a few
 /// seconds to elect its meta leader.
 pub async fn wait_jetstream(
     client: &async_nats::Client,
     within: Duration,
 ) -> Result<(), FleetError> {
-    let js = async_nats::jetstream::new(client.clone());
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        match tokio::time::timeout(Duration::from_secs(2), js.query_account()).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) if tokio::time::Instant::now() > deadline => {
-                return Err(FleetError::js(
-                    "JetStream not ready (is nats-server started with -js?)",
-                    e,
-                ))
-            }
-            Err(_) if tokio::time::Instant::now() > deadline => {
+        match jetstream_info(client).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() > deadline => {
                 return Err(FleetError::JetStream(format!(
-                    "JetStream not ready within {within:?}"
+                    "JetStream not ready within {within:?}: {e}"
                 )))
             }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }

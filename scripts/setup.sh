@@ -15,6 +15,7 @@ PKGS=(
   wabt                 # wat2wasm for hand-written test modules
   nats-server          # fleet tests: real NATS JetStream servers (docs/FLEET.md)
   pkg-config
+  python3-minimal      # Zephyr port syntax check: its overlay reader (a test tool only)
 )
 
 missing=()

@@ -27,6 +27,7 @@
 #include "agent.h"
 #include "board.h"
 #include "kern.h"
+#include "mpu.h"
 
 #ifdef AGENT_SLOTS
 #define SLOTS AGENT_SLOTS /* the board header's budget */
@@ -258,7 +259,11 @@ cmd_main(void *arg)
 int
 main(void)
 {
+	struct mpu_window win;
+
 	board_init();
+	/* SRAM execute-never, the pool executable: AOT code runs from it (mpu.c). */
+	(void)mpu_protect_pool(wamr_pool, sizeof(wamr_pool), &win);
 	kern_sem_init(&cmd_wake, 0, 1);
 	kern_mutex_init(&core_lock);
 	kern_mutex_init(&rx_lock);

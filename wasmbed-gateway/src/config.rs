@@ -494,6 +494,27 @@ endpoint = "tcp:3456"
     }
 
     #[test]
+    fn fleet_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("tok");
+        std::fs::write(&tok, "s3cret\n").unwrap();
+        let text = format!(
+            "[fleet]\nurl = \"nats://a:4222,nats://b:4222\"\ngateway_id = \"lab-1\"\ntoken_file = {:?}\nclaim_ttl_ms = 6000\nreplicas = 3\n[fleet.labels.nucleo]\nroom = \"lab\"\n",
+            tok.display().to_string()
+        );
+        let f = parse(&text).unwrap().fleet.unwrap();
+        assert_eq!(f.url, "nats://a:4222,nats://b:4222");
+        assert_eq!(f.gateway_id, "lab-1");
+        assert_eq!(f.auth.token.as_deref(), Some("s3cret"));
+        assert_eq!(f.claim_ttl, std::time::Duration::from_millis(6000));
+        assert_eq!(f.replicas, 3);
+        assert_eq!(f.labels["nucleo"]["room"], "lab");
+        assert!(parse("").unwrap().fleet.is_none());
+        let e = parse("[fleet]\nurl = \"nats://a\"\ngateway_id = \"x\"\nreplicas = 9\n").unwrap_err();
+        assert!(e.to_string().contains("fleet.replicas"), "{e}");
+    }
+
+    #[test]
     fn device_flags_override() {
         let mut cfg = parse("[devices.a]\nendpoint = \"tcp:1\"\nhealth_interval_ms = 9\n").unwrap();
         cfg.apply_device_flag("a=tcp:2").unwrap();

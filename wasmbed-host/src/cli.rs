@@ -57,6 +57,18 @@ pub struct Cli {
     /// File holding the gateway's access token (needed on non-loopback gateways).
     #[arg(long, global = true, env = "WASMBED_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Reach the devices of a fleet (NATS URL(s), comma-separated) instead of one gateway;
+    /// credentials from WASMBED_FLEET_TOKEN_FILE or WASMBED_FLEET_CREDS (docs/FLEET.md).
+    #[arg(
+        long,
+        global = true,
+        env = "WASMBED_FLEET",
+        value_name = "nats://HOST:PORT"
+    )]
+    pub fleet: Option<String>,
+    /// With --fleet: target the devices whose labels match KEY=VALUE[,KEY=VALUE…].
+    #[arg(long, global = true, value_name = "KEY=VALUE", requires = "fleet", conflicts_with_all = ["device", "all"])]
+    pub selector: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

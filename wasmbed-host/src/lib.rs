@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod error;
+pub mod fleet;
 pub mod output;
 pub mod progress;
 pub mod requests;
@@ -47,9 +48,20 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         return 0;
     }
     let name = commands::command_name(&cli.command);
-    let globals = match cli.globals(std::env::var("WASMBED_GATEWAY").ok()) {
+    let mut globals = match cli.globals(std::env::var("WASMBED_GATEWAY").ok()) {
         Ok(g) => g,
         Err(e) => return emit(&Report::from_error(name, e), wants_json),
+    };
+    // --fleet: every command goes through a bridge to the fleet (kept until exit).
+    let _bridge = match &cli.fleet {
+        Some(url) => match fleet::Bridge::start(url, cli.selector.as_deref()) {
+            Ok(b) => {
+                b.apply(&mut globals);
+                Some(b)
+            }
+            Err(e) => return emit(&Report::from_error(name, e), wants_json),
+        },
+        None => None,
     };
     let ui = Ui::new(globals.verbosity >= 0);
     init_tracing(globals.verbosity, &ui);

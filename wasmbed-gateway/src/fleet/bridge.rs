@@ -90,6 +90,18 @@ pub async fn serve(listener: TcpListener, client: FleetClient) {
         tokio::spawn(async move {
             let (r, mut w) = stream.into_split();
             let mut reader = BufReader::new(r);
+            // Events are written as they come (progress bars move), replies in request order.
+            let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+            let writer = tokio::spawn(async move {
+                while let Some(v) = rx.recv().await {
+                    let mut text = v.to_string();
+                    text.push('\n');
+                    if w.write_all(text.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = w.shutdown().await;
+            });
             loop {
                 let mut line = Vec::new();
                 match (&mut reader)
@@ -97,13 +109,12 @@ pub async fn serve(listener: TcpListener, client: FleetClient) {
                     .read_until(b'\n', &mut line)
                     .await
                 {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
                 match serde_json::from_slice::<Value>(&line) {
                     Ok(Value::Object(req)) if req.get("op") == Some(&json!("devices")) => {
                         let id = req.get("id").cloned().unwrap_or(Value::Null);
@@ -119,14 +130,8 @@ pub async fn serve(listener: TcpListener, client: FleetClient) {
                         let _ = tx.send(reply);
                     }
                     Ok(Value::Object(req)) => {
-                        forward(
-                            &client,
-                            req,
-                            &mut reader,
-                            &tx,
-                            (MAX_BODY, Duration::from_secs(120)),
-                        )
-                        .await
+                        let limits = (MAX_BODY, Duration::from_secs(120));
+                        forward(&client, req, &mut reader, &tx, limits).await
                     }
                     _ => {
                         let _ = tx.send(error_reply(
@@ -137,15 +142,9 @@ pub async fn serve(listener: TcpListener, client: FleetClient) {
                         ));
                     }
                 }
-                drop(tx);
-                while let Some(v) = rx.recv().await {
-                    let mut text = v.to_string();
-                    text.push('\n');
-                    if w.write_all(text.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
             }
+            drop(tx);
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         });
     }
 }

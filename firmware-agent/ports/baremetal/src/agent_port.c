@@ -155,6 +155,14 @@ port_stack_free(void *ctx, unsigned slot)
 	return kern_stack_free(&workers[slot].thread);
 }
 
+/* A new module takes the slot (its worker idle): its stack_free becomes its own figure. */
+static void
+port_stack_reset(void *ctx, unsigned slot)
+{
+	(void)ctx;
+	kern_stack_repaint(&workers[slot].thread);
+}
+
 static void
 port_log(void *ctx, const char *msg)
 {
@@ -179,6 +187,7 @@ static const struct agent_port_ops port_ops = {
 	.rx_lock = port_rx_lock,
 	.rx_unlock = port_rx_unlock,
 	.stack_free = port_stack_free,
+	.stack_reset = port_stack_reset,
 	.log = port_log,
 };
 

@@ -147,7 +147,10 @@ static void start_timeout_forced(struct agent_slot *s)
 
 	snprintf(msg, sizeof(msg), "start function still running after %lu ms: forced",
 		 (unsigned long)(a->cfg.start_timeout_ms + a->cfg.stop_grace_ms));
-	/* the abandoned instance is unreachable now: forget it rather than free it under WAMR */
+	/* its thread is gone (job_abort, or agent_job_aborted): free the start function's
+	 * instance and exec env, or a pool that holds one module has no room for the next LOAD */
+	agent_wasm_free_abandoned(s->start_inst);
+	s->start_inst = NULL;
 	s->inst = NULL;
 	s->exec_env = NULL;
 	start_done(s, "START_TIMEOUT", msg);

@@ -253,6 +253,25 @@ void agent_wasm_terminate_inst(void *inst)
 		wasm_runtime_terminate(inst);
 }
 
+/*
+ * WAMR patch 0002 (firmware-agent/wamr/patches/0002-cur-exec-env.patch): the exec env an
+ * instance's code runs on. Weak: without the patch only the instance is freed.
+ */
+extern void *wasm_runtime_cur_exec_env(wasm_module_inst_t inst) __attribute__((weak));
+
+void agent_wasm_free_abandoned(void *inst)
+{
+	void *env;
+
+	if (!inst)
+		return;
+	/* the start function's own exec env (its wasm stack), created inside WAMR */
+	env = wasm_runtime_cur_exec_env ? wasm_runtime_cur_exec_env(inst) : NULL;
+	if (env)
+		wasm_runtime_destroy_exec_env(env);
+	wasm_runtime_deinstantiate(inst); /* its linear memory: most of a small pool */
+}
+
 void agent_wasm_deinstantiate(struct agent_slot *s)
 {
 	if (s->exec_env)

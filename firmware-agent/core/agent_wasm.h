@@ -39,6 +39,11 @@ enum agent_wasm_err agent_wasm_instantiate(struct agent_slot *s, void **inst, vo
 					   char *err, size_t err_len);
 /** Destroy the exec env and instance of a slot (the module stays). */
 void agent_wasm_deinstantiate(struct agent_slot *s);
+/**
+ * Free the instance of a start function that was abandoned (its thread is gone: the port's
+ * job_abort returned 0), with the exec env WAMR created for it.
+ */
+void agent_wasm_free_abandoned(void *inst);
 /** Ask WAMR to stop the start function running in instance `inst` (from any thread). */
 void agent_wasm_terminate_inst(void *inst);
 /** Destroy exec env, instance and module (the buffer stays with the caller). */

@@ -124,6 +124,18 @@ check "the agent's log of START is a console line on the UART" \
 # issue 11 part 3: a start function that never returns, while the other slot runs a job.
 # 1000 + 1200 guest ms (this port has no thread manager: terminate cannot reach a busy loop, the
 # forced stop ends it); the guest clock runs slower than the wall clock under TCG.
+# The forced start function's instance, linear memory and exec env go back to the pool (a
+# one-module pool has no room for the next LOAD otherwise): wamr_free as before the LOAD.
+pool_free() { sed -n 's/.* wamr_free=\([0-9]*\) .*/\1/p' <<<"$last"; }
+pool_mark() {
+    send STATUS
+    expect STATUS_OK 'wamr_free=[0-9]+ '
+    pool_before="$(pool_free)"
+}
+pool_check() {
+    check "pool freed after START_TIMEOUT (wamr_free $pool_before before, $(pool_free) after)" \
+        [ "$(pool_free)" = "$pool_before" ]
+}
 spin_refused() {
     expect LOAD_ '^LOAD_ERR code=START_TIMEOUT msg="start function still running after 2200 ms: forced"$' 20
 }
@@ -134,6 +146,7 @@ if [ "$one_module" = 0 ]; then
     expect START_OK '^START_OK$'
     send 'UNLOAD module_id=m1'
     expect UNLOAD_OK 'module_id=m1'
+    pool_mark
     load m1 "$work/spin.wasm"
     sleep 0.3
     send STATUS
@@ -141,15 +154,22 @@ if [ "$one_module" = 0 ]; then
     spin_refused
     send STATUS
     expect STATUS_OK '^STATUS_OK modules="m2:RUNNING:'
+    pool_check
     send 'STOP module_id=m2'
     expect STOP_OK 'status=PENDING'
     expect RESULT 'status=STOPPED module_id=m2 func=app_main'
 else
+    send 'UNLOAD module_id=m1'
+    expect UNLOAD_OK 'module_id=m1'
+    pool_mark
     load m1 "$work/spin.wasm"
     sleep 0.3
     send STATUS
     expect STATUS_OK '^STATUS_OK modules="none"'
     spin_refused
+    send STATUS
+    expect STATUS_OK '^STATUS_OK modules="none"'
+    pool_check
     skip "a start function next to a running job"
 fi
 load m1 "$work/add.wasm"

@@ -12,7 +12,7 @@
 //! wamrc = "/opt/wamr/wamrc"
 //!
 //! [devices.nucleo]
-//! endpoint = "serial:/dev/ttyACM0?baud=115200"
+//! endpoint = "serial:/dev/ttyACM0?baud=115200"   # or usb:0483:374b[:SERIAL], tcp:host:port
 //! aot_target = "thumbv7em"
 //! aot_cpu = "cortex-m4"
 //! aot_abi = "eabi"
@@ -137,8 +137,10 @@ pub struct DeviceConfig {
     pub aot_abi: Option<String>,
     /// Periodic STATUS interval; `None` = no health polling (the link stays silent).
     pub health_interval_ms: Option<u64>,
-    /// Line speed for pacing estimates (defaults to the endpoint's).
-    pub baud: u32,
+    /// Line speed (`baud` key or the endpoint's `?baud=`), if given: the speed a serial port is
+    /// opened at and deadlines assume. When absent, a speed the firmware reports in INFO is
+    /// used, else [`crate::endpoint::DEFAULT_BAUD`].
+    pub baud: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,7 +278,7 @@ impl Config {
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
-            let endpoint: Endpoint = dev
+            let mut endpoint: Endpoint = dev
                 .endpoint
                 .parse()
                 .map_err(|e: EndpointError| invalid(&origin, &format!("{key}.endpoint"), e))?;
@@ -287,7 +289,21 @@ impl Config {
                     "must be > 0 (omit it to disable health polling)",
                 ));
             }
-            let baud = dev.baud.unwrap_or_else(|| endpoint.baud());
+            match (dev.baud, endpoint.baud()) {
+                (Some(0), _) => {
+                    return Err(invalid(&origin, &format!("{key}.baud"), "must be > 0"));
+                }
+                (Some(b), Some(e)) if b != e => {
+                    return Err(invalid(
+                        &origin,
+                        &format!("{key}.baud"),
+                        format!("{b} contradicts the endpoint's ?baud={e}: give the speed once"),
+                    ));
+                }
+                (Some(b), _) => endpoint.set_baud(b),
+                (None, _) => {}
+            }
+            let baud = endpoint.baud();
             cfg.devices.push(DeviceConfig {
                 name,
                 endpoint,
@@ -323,8 +339,13 @@ impl Config {
         };
         match self.devices.iter_mut().find(|d| d.name == name) {
             Some(existing) => {
-                existing.endpoint = dev.endpoint;
-                existing.baud = dev.baud;
+                // A config file's `baud` still applies to a flag's endpoint without `?baud=`.
+                let mut endpoint = dev.endpoint;
+                match (endpoint.baud(), existing.baud) {
+                    (None, Some(b)) => endpoint.set_baud(b),
+                    (b, _) => existing.baud = b,
+                }
+                existing.endpoint = endpoint;
             }
             None => self.devices.push(dev),
         }
@@ -406,7 +427,8 @@ endpoint = "tcp:3456"
         assert_eq!(cfg.limits.max_line, Limits::default().max_line);
         assert_eq!(cfg.devices.len(), 2);
         assert_eq!(cfg.devices[0].name, "nucleo");
-        assert_eq!(cfg.devices[0].baud, 9600);
+        assert_eq!(cfg.devices[0].baud, Some(9600));
+        assert_eq!(cfg.devices[1].baud, None);
         assert_eq!(cfg.devices[0].health_interval_ms, Some(500));
         assert_eq!(cfg.devices[1].endpoint.to_string(), "tcp:localhost:3456");
     }
@@ -429,6 +451,30 @@ endpoint = "tcp:3456"
 
         let e = parse("listen = \"nope\"\n").unwrap_err();
         assert!(e.to_string().contains("`listen`"), "{e}");
+    }
+
+    #[test]
+    fn baud_key_and_query_combine() {
+        let cfg = parse("[devices.a]\nendpoint = \"tcp:1\"\nbaud = 9600\n").unwrap();
+        assert_eq!(cfg.devices[0].baud, Some(9600));
+        assert_eq!(
+            cfg.devices[0].endpoint.to_string(),
+            "tcp:localhost:1?baud=9600"
+        );
+        let cfg = parse("[devices.a]\nendpoint = \"usb:0483:374b?baud=9600\"\n").unwrap();
+        assert_eq!(cfg.devices[0].baud, Some(9600));
+        let e = parse("[devices.a]\nendpoint = \"tcp:1?baud=9600\"\nbaud = 115200\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("devices.a.baud") && e.contains("once"), "{e}");
+        let mut cfg = parse("[devices.a]\nendpoint = \"tcp:1\"\nbaud = 9600\n").unwrap();
+        cfg.apply_device_flag("a=serial:/dev/ttyACM1").unwrap();
+        assert_eq!(
+            cfg.devices[0].endpoint.to_string(),
+            "serial:/dev/ttyACM1?baud=9600"
+        );
+        cfg.apply_device_flag("a=tcp:2?baud=300").unwrap();
+        assert_eq!(cfg.devices[0].baud, Some(300));
     }
 
     #[test]

@@ -237,6 +237,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Unload(a) => unload(ctx, &a.module_id),
         Command::Logs(a) => logs(ctx, a),
         Command::Bench(a) => crate::bench_cmd::bench(ctx, a),
+        Command::Ports => Ok(crate::ports::ports(&wasmbed_ports::SystemPorts)),
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
         )),
@@ -257,6 +258,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Unload(_) => "unload",
         Command::Logs(_) => "logs",
         Command::Bench(_) => "bench",
+        Command::Ports => "ports",
         Command::Completions { .. } => "completions",
     }
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod output;
+pub mod ports;
 pub mod progress;
 pub mod validate;
 

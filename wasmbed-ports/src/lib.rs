@@ -196,7 +196,7 @@ impl PortInfo {
     /// `/dev/ttyACM0 0483:374b serial 066DFF… (STMicroelectronics STM32 STLink, ST-LINK/V2-1 VCP)`.
     pub fn summary(&self) -> String {
         let Some(u) = &self.usb else {
-            return format!("{} ({})", self.path, transport_name(self.transport));
+            return format!("{} ({})", self.path, self.transport);
         };
         let mut s = format!("{} {:04x}:{:04x}", self.path, u.vid, u.pid);
         if let Some(sn) = &u.serial_number {
@@ -217,12 +217,14 @@ impl PortInfo {
     }
 }
 
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Usb => "usb",
-        Transport::Pci => "pci",
-        Transport::Bluetooth => "bluetooth",
-        Transport::Other => "other",
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Usb => "usb",
+            Transport::Pci => "pci",
+            Transport::Bluetooth => "bluetooth",
+            Transport::Other => "other",
+        })
     }
 }
 

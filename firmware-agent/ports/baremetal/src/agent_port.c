@@ -233,6 +233,7 @@ cmd_main(void *arg)
 		.aot_cpu = "cortex-m4",
 		.aot_abi = "eabihf",
 		.stop_mode = "forced",
+		.baud = BOARD_UART_BAUD,
 		.slots = SLOTS,
 		.pool = wamr_pool,
 		.pool_size = sizeof(wamr_pool),

@@ -11,6 +11,9 @@
 //! clang_flags = ["-O3"]
 //! wamrc = "/opt/wamr/wamrc"
 //!
+//! [legacy]
+//! path_dirs = ["/srv/wasmbed/modules"]   # legacy host.py gen. 1 may name files under these
+//!
 //! [devices.nucleo]
 //! endpoint = "serial:/dev/ttyACM0?baud=115200"   # or usb:0483:374b[:SERIAL], tcp:host:port
 //! aot_target = "thumbv7em"
@@ -122,6 +125,15 @@ impl Default for Limits {
     }
 }
 
+/// The legacy dialect's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LegacyConfig {
+    /// Directories whose files legacy generation-1 requests may name (`wasm_path`,
+    /// `source_path`); empty (the default) refuses every path.
+    pub path_dirs: Vec<PathBuf>,
+}
+
 /// One device as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceConfig {
@@ -168,6 +180,8 @@ struct RawConfig {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
+    legacy: LegacyConfig,
+    #[serde(default)]
     devices: BTreeMap<String, RawDevice>,
 }
 
@@ -190,6 +204,8 @@ pub struct Config {
     pub compiler: CompilerConfig,
     /// Request bounds.
     pub limits: Limits,
+    /// Legacy dialect settings.
+    pub legacy: LegacyConfig,
     /// Devices in name order.
     pub devices: Vec<DeviceConfig>,
 }
@@ -205,6 +221,7 @@ impl Default for Config {
             sim_pty: false,
             compiler: CompilerConfig::default(),
             limits: Limits::default(),
+            legacy: LegacyConfig::default(),
             devices: Vec::new(),
         }
     }
@@ -275,6 +292,7 @@ impl Config {
         cfg.sim_pty = raw.sim_pty.unwrap_or(false);
         cfg.compiler = raw.compiler;
         cfg.limits = raw.limits;
+        cfg.legacy = raw.legacy;
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
@@ -410,6 +428,8 @@ sim = true
 clang = "/usr/bin/clang-14"
 [limits]
 max_body = 1000
+[legacy]
+path_dirs = ["/srv/wasmbed/modules"]
 [devices.nucleo]
 endpoint = "serial:/dev/ttyACM0?baud=9600"
 aot_target = "thumbv7em"
@@ -424,6 +444,11 @@ endpoint = "tcp:3456"
         assert_eq!(cfg.compiler.clang, PathBuf::from("/usr/bin/clang-14"));
         assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
         assert_eq!(cfg.limits.max_body, 1000);
+        assert_eq!(
+            cfg.legacy.path_dirs,
+            [PathBuf::from("/srv/wasmbed/modules")]
+        );
+        assert!(parse("").unwrap().legacy.path_dirs.is_empty());
         assert_eq!(cfg.limits.max_line, Limits::default().max_line);
         assert_eq!(cfg.devices.len(), 2);
         assert_eq!(cfg.devices[0].name, "nucleo");

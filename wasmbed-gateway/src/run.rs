@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::api::legacy_paths::PathPolicy;
 use crate::api::{serve, Gateway};
 use crate::config::Config;
 use crate::device::{spawn_device, DeviceHandle, DeviceOptions};
@@ -106,7 +107,21 @@ pub async fn start_with_ports(
         .local_addr()
         .map_err(|e| StartError::Io(e.to_string()))?;
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
-    let gw = Arc::new(Gateway::new(devices.clone(), compiler, cfg.limits, token));
+    let mut gw = Gateway::new(devices.clone(), compiler, cfg.limits, token);
+    gw.legacy_paths = PathPolicy::new(&cfg.legacy.path_dirs)
+        .map_err(|e| StartError::Io(format!("config key `legacy.path_dirs`: {e}")))?;
+    if gw.legacy_paths.enabled() {
+        tracing::info!(
+            "legacy requests may name files under {}",
+            cfg.legacy
+                .path_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let gw = Arc::new(gw);
     let server = tokio::spawn(serve(listener, gw));
     Ok(Running {
         addr,

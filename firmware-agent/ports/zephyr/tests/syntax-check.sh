@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
 # What can be checked of the Zephyr port without Zephyr (it is not built or run here):
-#  1. src/*.c compiles with arm-none-eabi-gcc (-O2 -c into /dev/null, nothing linked: unlike
-#     -fsyntax-only this also runs the unused-function and flow warnings), -Werror, against the
-#     real core headers and WAMR's wasm_export.h, with the Zephyr API taken from syntax-shim/
-#     (declarations only, NOT Zephyr), in two configurations (LED/LOG/stack info on and off);
+#  1. for every board in boards/*.conf: src/*.c compiles with arm-none-eabi-gcc (-O2 -c into
+#     /dev/null, nothing linked: unlike -fsyntax-only this also runs the unused-function and flow
+#     warnings), -Werror, against the real core headers and WAMR's wasm_export.h, with the Zephyr
+#     API from syntax-shim/ (declarations and build-time checks, NOT Zephyr) and the board's
+#     devicetree from syntax-shim/boards/<board>/. The CONFIG_* values are merged as Kconfig
+#     would: Zephyr defaults (syntax-shim/*.conf, boards/<board>/defconfig), this port's Kconfig
+#     defaults, prj.conf, boards/<board>.conf; the port's values must be inside their Kconfig
+#     ranges. One more variant: no led0 alias, LOG on, no stack info, soft-float AOT ABI;
 #  2. the core sources compile for the same target with the same flags;
-#  3. every port op the POSIX port provides is set in src/port.c's ops table;
-#  4. CMakeLists.txt lists every core/*.c; every CONFIG_WASMBED_* used is defined in Kconfig and
-#     set only to defined symbols in prj.conf/boards; no `#define CONFIG_` in src/.
+#  3. every port op the POSIX port sets is set in src/port.c's ops table;
+#  4. CMakeLists.txt builds every core/*.c and src/*.c; every CONFIG_WASMBED_* used is defined in
+#     Kconfig and set only to defined symbols; no `#define CONFIG_` in src/;
+#  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
+#     node, an oversized RX ring (Kconfig range and the ring buffer's BUILD_ASSERT), missing
+#     config options (UART interrupts, cache management, the custom MPU regions), a RAM budget
+#     that leaves no pool, a semaphore over its limit;
+#  6. the clock an overlay sets is consistent and within what Zephyr runs the part at (PLL
+#     arithmetic, VCO range, no F4 above 168 MHz, APB limits; BOARDS.md), with a deliberate
+#     break: the legacy 180 MHz F446 overlay must fail;
+#  7. the board facts this port uses (link USART, LED pin, memory, SYSCLK, AOT target) agree with
+#     the bare-metal images' board headers (../baremetal/src/boards/*.h) for the boards both
+#     ports have, with a deliberate break (a wrong LED pin must fail);
+#  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
+#     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
+#     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.
+#     Deliberate break: without its add_dependencies line the configure must fail.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
+shim="$here/syntax-shim"
 port="$(cd "$here/.." && pwd)"
 core="$(cd "$port/../../core" && pwd)"
 posix="$(cd "$port/../posix" && pwd)"
@@ -23,31 +42,81 @@ command -v "$cc" >/dev/null || { echo "syntax-check: $cc not found (apt-get inst
 # shellcheck source=tools/wamrc/find-wamr.sh
 source "$repo/tools/wamrc/find-wamr.sh"
 wamr="$(wasmbed_find_wamr "$repo")"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 
 target=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
 warn=(-std=gnu11 -Wall -Wextra -Wshadow -Wundef -Wstrict-prototypes -Wformat=2 -Werror)
-base=(-DCONFIG_WASMBED_POOL_SIZE=102400 -DCONFIG_WASMBED_SLOTS=2
-      -DCONFIG_WASMBED_STOP_GRACE_MS=1200 -DCONFIG_WASMBED_CMD_STACK_SIZE=4096
-      -DCONFIG_WASMBED_WORKER_STACK_SIZE=4096 -DCONFIG_WASMBED_WASM_STACK_SIZE=4096
-      -DCONFIG_WASMBED_CMD_PRIORITY=5 -DCONFIG_WASMBED_WORKER_PRIORITY=6
-      -DCONFIG_WASMBED_RX_RING_SIZE=1024 '-DCONFIG_BOARD="nucleo_f446re"')
-variants=(
-  "prj.conf: LED, no LOG, stack info|-DCONFIG_FP_HARDABI=1 -DCONFIG_INIT_STACKS=1 -DCONFIG_THREAD_STACK_INFO=1"
-  "no led0 node, LOG on, no stack info, no FP_HARDABI|-DSHIM_NO_NODES -DCONFIG_LOG=1"
-)
 
-echo "== 1. src/*.c against syntax-shim/ (not Zephyr) + core headers + $wamr/core/iwasm/include"
-for v in "${variants[@]}"; do
-  name="${v%%|*}"; read -r -a defs <<<"${v#*|}"
-  for f in "$port"/src/*.c; do
-    if "$cc" -O2 -c -o /dev/null "${target[@]}" "${warn[@]}" "${base[@]}" "${defs[@]}" \
-        -I"$here/syntax-shim" -I"$port/src" -I"$core" -I"$wamr/core/iwasm/include" "$f"; then
-      echo "ok    $(basename "$f")  [$name]"
-    else
-      echo "FAIL  $(basename "$f")  [$name]"; fail=1
+# The port's Kconfig defaults as CONFIG_X=V lines (the first `default` of each symbol).
+kconfig_defaults() {
+  awk '/^config /{sym=$2; done=0} /^\tdefault /{ if (sym != "" && !done) { print "CONFIG_" sym "=" $2; done=1 } }' "$port/Kconfig"
+}
+# Merge conf files as Kconfig does (a later assignment wins; `=n` and "is not set" unset it).
+merge_config() {
+  cat "$@" | sed -n 's/^\(CONFIG_[A-Za-z0-9_]*\)=\(.*\)$/\1=\2/p; s/^# \(CONFIG_[A-Za-z0-9_]*\) is not set$/\1=n/p' |
+    awk -F= '{ key=$1; val=substr($0, length(key) + 2); if (!(key in v)) order[n++]=key; v[key]=val }
+             END { for (i = 0; i < n; i++) if (v[order[i]] != "n") print order[i] "=" v[order[i]] }'
+}
+# Values of the port's symbols outside their Kconfig `range` (Kconfig rejects them: the build fails).
+check_ranges() { # config-file
+  awk '/^config /{sym=$2} /^\trange /{ print "CONFIG_" sym, $2, $3 }' "$port/Kconfig" | while read -r sym lo hi; do
+    val="$(sed -n "s/^$sym=//p" "$1")"
+    if [ -n "$val" ] && { [ "$val" -lt "$lo" ] || [ "$val" -gt "$hi" ]; }; then
+      echo "$sym=$val is outside its Kconfig range $lo..$hi"
     fi
   done
+}
+# CONFIG_X=y -> -DCONFIG_X=1, CONFIG_X=V -> -DCONFIG_X=V (strings keep their quotes)
+config_defs() { sed 's/^\(CONFIG_[A-Za-z0-9_]*\)=y$/-D\1=1/; t; s/^/-D/' "$1"; }
+# The merged configuration of a board, with extra conf files (variants, breaks) last.
+board_config() { # board out-file [extra.conf...]
+  local board="$1" out="$2"; shift 2
+  kconfig_defaults >"$work/kdefaults.conf"
+  merge_config "$shim/zephyr-defaults.conf" "$shim/boards/$board/defconfig" "$work/kdefaults.conf" \
+    "$port/prj.conf" "$port/boards/$board.conf" "$@" >"$out"
+}
+# Compile one source for a board configuration; output in $work/cc.log.
+compile() { # config-file dt-dir source
+  local defs=()
+  mapfile -t defs < <(config_defs "$1")
+  "$cc" -O2 -c -o /dev/null "${target[@]}" "${warn[@]}" "${defs[@]}" \
+    -I"$shim" -I"$2" -I"$port/src" -I"$core" -I"$wamr/core/iwasm/include" "$3" >"$work/cc.log" 2>&1
+}
+# The sources CMakeLists.txt builds for a configuration (port_mpu.c only with CONFIG_ARM_MPU).
+port_sources() { # config-file
+  for f in "$port"/src/*.c; do
+    if [ "$(basename "$f")" = port_mpu.c ] && ! grep -q '^CONFIG_ARM_MPU=y$' "$1"; then continue; fi
+    echo "$f"
+  done
+}
+check_board() { # name board dt-dir [extra.conf...]
+  local name="$1" board="$2" dt="$3"; shift 3
+  local cfg="$work/$board.config" bad
+  board_config "$board" "$cfg" "$@"
+  bad="$(check_ranges "$cfg")"
+  if [ -n "$bad" ]; then echo "FAIL  [$name] $bad"; fail=1; fi
+  for f in $(port_sources "$cfg"); do
+    if compile "$cfg" "$dt" "$f"; then
+      echo "ok    $(basename "$f")  [$name]"
+    else
+      cat "$work/cc.log"; echo "FAIL  $(basename "$f")  [$name]"; fail=1
+    fi
+  done
+}
+
+echo "== 1. src/*.c against syntax-shim/ (not Zephyr) + core headers + $wamr/core/iwasm/include"
+boards=()
+for conf in "$port"/boards/*.conf; do boards+=("$(basename "$conf" .conf)"); done
+for board in "${boards[@]}"; do
+  [ -d "$shim/boards/$board" ] || { echo "FAIL  no syntax-shim/boards/$board (devicetree + defconfig)"; fail=1; continue; }
+  check_board "$board" "$board" "$shim/boards/$board"
 done
+# variant: no led0 alias, LOG on (deferred, with its thread), no stack info, no FP_HARDABI
+mkdir -p "$work/noled"
+grep -v 'ALIAS_led0' "$shim/boards/nucleo_f446re/devicetree_generated.h" >"$work/noled/devicetree_generated.h"
+printf 'CONFIG_LOG=y\nCONFIG_INIT_STACKS=n\nCONFIG_FP_HARDABI=n\n' | cat - "$shim/log-defaults.conf" >"$work/variant.conf"
+check_board "nucleo_f446re: no led0, LOG on, no stack info, soft ABI" nucleo_f446re "$work/noled" "$work/variant.conf"
 
 echo "== 2. core/*.c for the same target"
 for f in "$core"/*.c; do
@@ -75,13 +144,209 @@ for f in "$core"/*.c; do
   grep -q "\${AGENT_CORE}/$(basename "$f")" "$port/CMakeLists.txt" \
     || { echo "FAIL  CMakeLists.txt does not build core/$(basename "$f")"; fail=1; }
 done
+for f in "$port"/src/*.c; do
+  grep -q "src/$(basename "$f")" "$port/CMakeLists.txt" \
+    || { echo "FAIL  CMakeLists.txt does not build src/$(basename "$f")"; fail=1; }
+done
 for sym in $(grep -oh 'CONFIG_WASMBED_[A-Z_]*' "$port"/src/*.c "$port"/CMakeLists.txt "$port"/prj.conf "$port"/boards/*.conf | sort -u); do
   grep -q "^config ${sym#CONFIG_}\$" "$port/Kconfig" || { echo "FAIL  $sym not in Kconfig"; fail=1; }
 done
 if grep -n '#[[:space:]]*define[[:space:]]\+CONFIG_' "$port"/src/*.c "$port"/src/*.h; then
   echo "FAIL  #define CONFIG_* in src/"; fail=1
 fi
-[ "$fail" = 0 ] && echo "ok    core sources, Kconfig symbols, no #define CONFIG_"
+[ "$fail" = 0 ] && echo "ok    core and port sources, Kconfig symbols, no #define CONFIG_"
+
+echo "== 5. deliberate breaks (each must fail, for the reason given)"
+# expect_break NAME EXPECTED-TEXT BOARD DT-DIR SOURCE [extra.conf...]: the compile must fail and
+# its errors must contain EXPECTED-TEXT.
+expect_break() {
+  local name="$1" want="$2" board="$3" dt="$4" src="$5"; shift 5
+  local cfg="$work/break.config"
+  board_config "$board" "$cfg" "$@"
+  if compile "$cfg" "$dt" "$port/src/$src"; then
+    echo "FAIL  break not caught: $name ($src compiled)"; fail=1
+  elif grep -q -- "$want" "$work/cc.log"; then
+    echo "ok    caught: $name"
+  else
+    cat "$work/cc.log"; echo "FAIL  $name: $src failed without mentioning '$want'"; fail=1
+  fi
+}
+mkdir -p "$work/nochosen"
+grep -v 'DT_N_CHOSEN_zephyr_shell_uart' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
+  >"$work/nochosen/devicetree_generated.h"
+expect_break "no chosen zephyr,shell-uart" "DT_N_CHOSEN_zephyr_shell_uart" \
+  nucleo_f446re "$work/nochosen" port_uart.c
+mkdir -p "$work/uartoff"
+sed 's/^#define DT_N_S_soc_S_serial_40004400_STATUS_okay 1$//; /__device_dts_ord_41;/d' \
+  "$shim/boards/nucleo_f446re/devicetree_generated.h" >"$work/uartoff/devicetree_generated.h"
+expect_break "link UART node disabled" "__device_dts_ord_41" nucleo_f446re "$work/uartoff" port_uart.c
+
+echo 'CONFIG_WASMBED_RX_RING_SIZE=32768' >"$work/ring.conf"
+board_config nucleo_f446re "$work/ring.config" "$work/ring.conf"
+if check_ranges "$work/ring.config" | grep -q 'CONFIG_WASMBED_RX_RING_SIZE=32768'; then
+  echo "ok    caught: RX ring of 32768 bytes (Kconfig range)"
+else
+  echo "FAIL  break not caught: RX ring of 32768 bytes passes the Kconfig range"; fail=1
+fi
+expect_break "RX ring of 32768 bytes (ring buffer BUILD_ASSERT)" "CONFIG_RING_BUFFER_LARGE" \
+  nucleo_f446re "$shim/boards/nucleo_f446re" port_uart.c "$work/ring.conf"
+
+# prj.conf / board conf without an option the port needs
+grep -v '^CONFIG_UART_INTERRUPT_DRIVEN=' "$port/prj.conf" >"$work/prj-noirq.conf"
+echo 'CONFIG_UART_INTERRUPT_DRIVEN=n' >>"$work/prj-noirq.conf"
+expect_break "prj.conf without CONFIG_UART_INTERRUPT_DRIVEN" "CONFIG_UART_INTERRUPT_DRIVEN" \
+  nucleo_f446re "$shim/boards/nucleo_f446re" port_uart.c "$work/prj-noirq.conf"
+echo 'CONFIG_CACHE_MANAGEMENT=n' >"$work/nocache.conf"
+expect_break "nucleo_f746zg.conf without CONFIG_CACHE_MANAGEMENT" "CONFIG_CACHE_MANAGEMENT" \
+  nucleo_f746zg "$shim/boards/nucleo_f746zg" port.c "$work/nocache.conf"
+echo 'CONFIG_CPU_HAS_CUSTOM_FIXED_SOC_MPU_REGIONS=n' >"$work/nompu.conf"
+expect_break "prj.conf without CONFIG_CPU_HAS_CUSTOM_FIXED_SOC_MPU_REGIONS" \
+  "CONFIG_CPU_HAS_CUSTOM_FIXED_SOC_MPU_REGIONS" nucleo_f446re "$shim/boards/nucleo_f446re" \
+  port_mpu.c "$work/nompu.conf"
+echo 'CONFIG_FPU_SHARING=n' >"$work/nofpshare.conf"
+expect_break "prj.conf without CONFIG_FPU_SHARING" "CONFIG_FPU_SHARING" \
+  nucleo_f446re "$shim/boards/nucleo_f446re" port.c "$work/nofpshare.conf"
+
+# RAM budget: 2 x 48 KiB worker stacks leave no pool on a 128 KiB part
+echo 'CONFIG_WASMBED_WORKER_STACK_SIZE=49152' >"$work/bigstack.conf"
+expect_break "worker stacks that leave no WAMR pool" "RAM budget" \
+  nucleo_f446re "$shim/boards/nucleo_f446re" port.c "$work/bigstack.conf"
+
+# the shim's semaphore check itself (the port's semaphores are within their limits)
+printf '#include <zephyr/kernel.h>\nK_SEM_DEFINE(shim_sem, 2, 1);\n' >"$work/sem.c"
+if "$cc" -c -o /dev/null "${target[@]}" "${warn[@]}" -I"$shim" "$work/sem.c" >"$work/cc.log" 2>&1; then
+  echo "FAIL  break not caught: K_SEM_DEFINE(initial 2, limit 1) compiled"; fail=1
+else
+  echo "ok    caught: semaphore initial count above its limit"
+fi
+
+echo "== 6. clocks set by the overlays (BOARDS.md \"Clocks\")"
+# check_clock OVERLAY: prints what is wrong with the PLL/bus clocks an overlay sets (nothing if
+# fine or if it keeps the board's clock). HSE is 8 MHz on all three boards; SYSCLK at most
+# 168 MHz on STM32F4 (Zephyr enables over-drive only on F7), APB1 <= 45 MHz, APB2 <= 90 MHz.
+check_clock() {
+  local f="$1" m n p freq ahb apb1 apb2 vco_in vco sys
+  prop() { sed -n "s/^[[:space:]]*$1 = <\(DT_FREQ_M(\)\{0,1\}\([0-9]*\))\{0,1\}>;.*/\2/p" "$f" | head -n1; }
+  m="$(prop div-m)"; n="$(prop mul-n)"; p="$(prop div-p)"; freq="$(prop clock-frequency)"
+  ahb="$(prop ahb-prescaler)"; apb1="$(prop apb1-prescaler)"; apb2="$(prop apb2-prescaler)"
+  [ -n "$m$n$p$freq" ] || return 0
+  [ -n "$m" ] && [ -n "$n" ] && [ -n "$p" ] && [ -n "$freq" ] && [ -n "$ahb" ] && [ -n "$apb1" ] && [ -n "$apb2" ] \
+    || { echo "incomplete clock settings (div-m, mul-n, div-p, clock-frequency, prescalers)"; return 0; }
+  vco_in=$((8000 / m)); vco=$((vco_in * n)); sys=$((vco / p))   # kHz
+  [ "$vco_in" -ge 950 ] && [ "$vco_in" -le 2100 ] || echo "VCO input ${vco_in} kHz outside 0.95..2.1 MHz"
+  [ "$vco" -ge 100000 ] && [ "$vco" -le 432000 ] || echo "VCO ${vco} kHz outside 100..432 MHz"
+  [ "$sys" -eq $((freq * 1000)) ] || echo "PLL gives ${sys} kHz, clock-frequency says ${freq} MHz"
+  if grep -q 'STM32F4\|NUCLEO-F446RE\|STM32F4DISCOVERY' "$f" && [ "$freq" -gt 168 ]; then
+    echo "${freq} MHz on an STM32F4: Zephyr does not enable over-drive there (168 MHz at most)"
+  fi
+  [ $((freq * 1000 / ahb / apb1)) -le 45000 ] || echo "APB1 $((freq / ahb / apb1)) MHz above 45 MHz"
+  [ $((freq * 1000 / ahb / apb2)) -le 90000 ] || echo "APB2 $((freq / ahb / apb2)) MHz above 90 MHz"
+}
+for ov in "$port"/boards/*.overlay; do
+  bad="$(check_clock "$ov")"
+  if [ -n "$bad" ]; then echo "FAIL  $(basename "$ov"): $bad"; fail=1; else echo "ok    $(basename "$ov")"; fi
+done
+# the legacy F446 setting: 180 MHz (M=8 N=360 P=2) must be refused
+sed 's/mul-n = <336>;/mul-n = <360>;/; s/DT_FREQ_M(168)/DT_FREQ_M(180)/' "$port/boards/nucleo_f446re.overlay" \
+  >"$work/f446-180.overlay"
+if check_clock "$work/f446-180.overlay" | grep -q "over-drive"; then
+  echo "ok    caught: NUCLEO-F446RE at 180 MHz"
+else
+  echo "FAIL  break not caught: NUCLEO-F446RE at 180 MHz passes the clock check"; fail=1
+fi
+
+echo "== 7. board facts vs the bare-metal board headers (BOARDS.md)"
+baremetal_boards="$port/../baremetal/src/boards"
+# bm_value HEADER NAME: a #define of the bare-metal board header, expanded by the preprocessor
+# (u suffixes and string quotes dropped, so that $(( )) and string tests can use it)
+bm_value() {
+  printf '#include "%s"\nWASMBED_VALUE %s\n' "$1" "$2" | "$cc" -E -P -x c -I"$baremetal_boards" - |
+    sed -n 's/^WASMBED_VALUE //p' | sed 's/\([0-9a-fA-Fx]\)u\b/\1/g; s/^"\(.*\)"$/\1/'
+}
+# compare_facts ZEPHYR-BOARD DT-DIR HEADER: prints every disagreement
+compare_facts() {
+  local board="$1" dt="$2/devicetree_generated.h" h="$3" cfg="$work/facts.config"
+  local uart led_node led_pin gpio port_idx v
+  board_config "$board" "$cfg"
+  cfgv() { sed -n "s/^$1=//p" "$cfg"; }
+  uart="$(sed -n 's/^#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_\([0-9a-f]*\)$/\1/p' "$dt")"
+  [ $((0x$uart)) -eq $(( $(bm_value "$h" BOARD_UART_BASE) )) ] \
+    || echo "link USART at 0x$uart, bare metal at $(bm_value "$h" BOARD_UART_BASE)"
+  led_node="$(sed -n 's/^#define DT_N_ALIAS_led0 \(.*\)$/\1/p' "$dt")"
+  led_pin="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_VAL_pin //p" "$dt")"
+  gpio="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_PH .*_S_gpio_\([0-9a-f]*\)$/\1/p" "$dt")"
+  port_idx=$(( (0x$gpio - 0x40020000) / 0x400 ))
+  [ "$port_idx" -eq "$(( $(bm_value "$h" BOARD_LED_PORT) ))" ] && [ "$led_pin" -eq "$(bm_value "$h" BOARD_LED_PIN)" ] \
+    || echo "led0 on port $port_idx pin $led_pin, bare metal on port $(bm_value "$h" BOARD_LED_PORT) pin $(bm_value "$h" BOARD_LED_PIN)"
+  [ $(( $(cfgv CONFIG_SRAM_BASE_ADDRESS) )) -eq $(( $(bm_value "$h" BOARD_RAM_ORIGIN) )) ] \
+    && [ $(( $(cfgv CONFIG_SRAM_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_RAM_LENGTH) )) ] \
+    || echo "sram0 $(cfgv CONFIG_SRAM_SIZE) KiB at $(cfgv CONFIG_SRAM_BASE_ADDRESS), bare metal $(bm_value "$h" BOARD_RAM_LENGTH) at $(bm_value "$h" BOARD_RAM_ORIGIN)"
+  [ $(( $(cfgv CONFIG_FLASH_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_FLASH_LENGTH) )) ] \
+    || echo "flash $(cfgv CONFIG_FLASH_SIZE) KiB, bare metal $(bm_value "$h" BOARD_FLASH_LENGTH)"
+  v="$(sed -n 's/^[[:space:]]*clock-frequency = <DT_FREQ_M(\([0-9]*\))>;.*/\1/p' "$port/boards/$board.overlay")"
+  [ -z "$v" ] || [ $((v * 1000000)) -eq "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" ] \
+    || echo "overlay sets $v MHz, the shim's defconfig says $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz"
+  [ "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" -eq "$(bm_value "$h" BOARD_CPU_HZ)" ] \
+    || echo "SYSCLK $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz, bare metal $(bm_value "$h" BOARD_CPU_HZ) Hz"
+  for k in ARCH CPU ABI; do
+    v="$(sed -n "s/^#define PORT_AOT_$k \"\(.*\)\"$/\1/p" "$port/src/port.c" | head -n1)"
+    [ "$v" = "$(bm_value "$h" "BOARD_AOT_$k")" ] || echo "AOT $k $v, bare metal $(bm_value "$h" "BOARD_AOT_$k")"
+  done
+}
+checked=0
+for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucleo_f746zg:nucleo_f746zg.h; do
+  board="${pair%%:*}"; h="$baremetal_boards/${pair#*:}"
+  if [ ! -f "$h" ]; then echo "--    $board: no bare-metal image yet (${pair#*:})"; continue; fi
+  bad="$(compare_facts "$board" "$shim/boards/$board" "$h")"
+  checked=$((checked + 1))
+  if [ -n "$bad" ]; then echo "FAIL  $board vs $(basename "$h"): $bad"; fail=1; else echo "ok    $board agrees with $(basename "$h")"; fi
+done
+if [ "$checked" -gt 0 ]; then
+  mkdir -p "$work/badled"
+  sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
+    >"$work/badled/devicetree_generated.h"
+  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep -q "led0 on port 0 pin 6"; then
+    echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
+  else
+    echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1
+  fi
+fi
+
+echo "== 8. CMakeLists.txt against a stub Zephyr CMake package (not Zephyr; nothing compiled)"
+# configure_port PORT-DIR BOARD [extra.conf...]: configure into a scratch dir; log in $work/cmake.log
+configure_port() {
+  local dir="$1" board="$2"; shift 2
+  board_config "$board" "$work/cmake.config" "$@"
+  rm -rf "$work/cmake-build"
+  cmake -S "$dir" -B "$work/cmake-build" -DZephyr_DIR="$here/cmake-stub" -DWAMR_ROOT="$wamr" \
+    -DWASMBED_STUB_CONFIG="$work/cmake.config" >"$work/cmake.log" 2>&1
+}
+if ! command -v cmake >/dev/null; then
+  echo "FAIL  cmake not found (apt-get install cmake)"; fail=1
+else
+  echo 'CONFIG_ARM_MPU=n' >"$work/nompu-board.conf"
+  for v in "nucleo_f746zg|" "nucleo_f446re without CONFIG_ARM_MPU|$work/nompu-board.conf"; do
+    name="${v%%|*}"; extra=(); [ -z "${v#*|}" ] || extra=("${v#*|}")
+    if configure_port "$port" "${name%% *}" "${extra[@]}" && grep -q "cmake stub: .* ok" "$work/cmake.log"; then
+      echo "ok    configure [$name]: $(sed -n 's/^-- cmake stub: //p' "$work/cmake.log")"
+    else
+      tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; fail=1
+    fi
+  done
+  # a copy of the port (core and wamr/ linked beside it, as in the tree) without the dependency
+  mkdir -p "$work/tree/firmware-agent/ports"
+  cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
+  ln -s "$core" "$work/tree/firmware-agent/core"
+  ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
+    echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; fail=1
+  elif grep -q "does not depend on zephyr_generated_headers" "$work/cmake.log"; then
+    echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; fail=1
+  fi
+fi
 
 if [ "$fail" = 0 ]; then echo "syntax-check: PASS"; else echo "syntax-check: FAIL"; fi
 exit "$fail"

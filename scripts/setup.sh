@@ -13,6 +13,7 @@ PKGS=(
   socat                # serial-path test: TCP <-> PTY bridge
   iproute2             # ss: the QEMU runner waits for QEMU's UART port to listen
   wabt                 # wat2wasm for hand-written test modules
+  systemd              # systemd-analyze: checks dist/systemd/wasmbed-gateway.service
   pkg-config
 )
 

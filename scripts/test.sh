@@ -25,6 +25,9 @@ fi
 stage "build: workspace (gateway, host, simulated board)"
 cargo build --workspace --locked -q
 
+stage "test: systemd unit (systemd-analyze verify + security, its gateway.toml)"
+dist/systemd/check.sh
+
 stage "build + test: wamrc (our AOT compiler over WAMR + LLVM 19)"
 tools/wamrc/build.sh
 tools/wamrc/test.sh

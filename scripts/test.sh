@@ -49,6 +49,10 @@ stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
 LINK=tcp $bm/tests/gateway.sh
 LINK=pty $bm/tests/gateway.sh
 
+stage "test: the GitHub Actions workflow, run locally (scripts/run-workflow.sh)"
+scripts/tests/run-workflow.sh
+scripts/run-workflow.sh .github/workflows/wasmbed-qemu.yml
+
 if [ "${LONG_FUZZ:-0}" = 1 ]; then
   stage "fuzz: protocol decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q

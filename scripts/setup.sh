@@ -15,6 +15,7 @@ PKGS=(
   wabt                 # wat2wasm for hand-written test modules
   systemd              # systemd-analyze: checks dist/systemd/wasmbed-gateway.service
   pkg-config
+  python3-minimal      # Zephyr port syntax check: its overlay reader (a test tool only)
 )
 
 missing=()

@@ -108,5 +108,5 @@ async fn the_state_shows_the_speed_in_use() {
     }
     let s = dev.snapshot();
     assert_eq!(s.link_bytes_per_sec, 1920);
-    assert_eq!(s.info.as_ref().unwrap()["baud"], 19200);
+    assert_eq!(s.info.as_ref().unwrap().baud, Some(19200));
 }

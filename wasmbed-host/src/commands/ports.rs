@@ -6,11 +6,11 @@
 use serde_json::{Map, Value};
 use wasmbed_ports::{PortInfo, PortLister};
 
-use crate::commands::Report;
+use super::Report;
 use crate::error::HostError;
 
 /// Lists the ports `lister` sees.
-pub fn ports(lister: &dyn PortLister) -> Report {
+pub fn run(lister: &dyn PortLister) -> Report {
     let list = match lister.ports() {
         Ok(list) => list,
         Err(e) => return Report::from_error("ports", HostError::Internal(e.to_string())),
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn text_fits_80_columns_and_marks_probes() {
-        let r = ports(&fixture());
+        let r = run(&fixture());
         insta::assert_snapshot!(r.text, @r"
         /dev/ttyACM0  0483:374b  ST-LINK/V2-1 VCP (debug probe)
           serial 066DFF535155878281123456
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn json_has_ids_known_and_endpoint() {
-        let r = ports(&fixture());
+        let r = run(&fixture());
         let list = r.doc["ports"].as_array().unwrap();
         assert_eq!(list.len(), 4);
         assert_eq!(list[0]["path"], "/dev/ttyACM0");
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn no_ports_says_where_to_look() {
-        let r = ports(&FixedPorts(vec![]));
+        let r = run(&FixedPorts(vec![]));
         assert!(r.text.starts_with("no serial ports found"), "{}", r.text);
         assert_eq!(r.doc["ports"], serde_json::json!([]));
     }

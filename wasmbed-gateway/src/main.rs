@@ -22,6 +22,10 @@ struct Cli {
     /// File holding the token hosts must send.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Let legacy host.py generation-1 requests name files under DIR (wasm_path, source_path);
+    /// repeatable, adds to the config's `legacy.path_dirs`. Off by default.
+    #[arg(long = "legacy-path-dir", value_name = "DIR")]
+    legacy_path_dirs: Vec<PathBuf>,
     /// Start the simulated board as device `sim`.
     #[arg(long)]
     sim: bool,
@@ -142,6 +146,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     } else if cli.gateway_id.is_some() {
         return Err("--gateway-id needs --fleet nats://… (or [fleet] in the config)".into());
     }
+    cfg.legacy.path_dirs.extend(cli.legacy_path_dirs);
     cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;

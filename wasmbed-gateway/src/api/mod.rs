@@ -5,6 +5,7 @@
 mod error;
 mod framing;
 mod legacy;
+pub mod legacy_paths;
 mod ops;
 pub mod pyjson;
 mod wasmbed;
@@ -39,6 +40,8 @@ pub struct Gateway {
     pub body_timeout: Duration,
     /// Deadline for the first request line of a connection and between Wasmbed requests.
     pub idle_timeout: Duration,
+    /// Directories whose files legacy generation-1 requests may name (none by default).
+    pub legacy_paths: legacy_paths::PathPolicy,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
     /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
@@ -61,6 +64,7 @@ impl Gateway {
             token,
             body_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(600),
+            legacy_paths: legacy_paths::PathPolicy::default(),
             modules: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
         }
@@ -76,6 +80,9 @@ impl Gateway {
                     name: d.name.clone(),
                     endpoint: d.endpoint.clone(),
                     online: s.online,
+                    link_bytes_per_sec: (s.link_bytes_per_sec > 0).then_some(s.link_bytes_per_sec),
+                    offline_reason: s.offline_reason,
+                    candidates: s.candidates,
                     last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
                     board: s.board,
                     firmware: s.firmware,

@@ -48,6 +48,13 @@ async fn every_failure_gets_a_json_reply() {
     let dev = FakeDevice::start(legacy_b3()).await;
     let gw = gateway(&[format!("d=tcp:127.0.0.1:{}", dev.port)]).await;
     wait_online(&gw, "d").await;
+    // Online means INFO was answered; the handshake's STATUS may still be on its way.
+    for _ in 0..250 {
+        if dev.heard().iter().any(|l| l == "STATUS") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let before = dev.heard().len();
 
     let r = host_raw(gw.addr, b"{not json\n").await;

@@ -37,7 +37,8 @@
 #     Deliberate breaks: without its add_dependencies line the configure must fail; declared with
 #     zephyr_library_named() (a warning in application mode) the configure must warn; any CMake
 #     warning fails the check.
-# Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
+# Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional; needs
+# arm-none-eabi-gcc, cmake and python3)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"

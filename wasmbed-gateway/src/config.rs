@@ -557,7 +557,8 @@ endpoint = "tcp:3456"
         assert_eq!(f.replicas, 3);
         assert_eq!(f.labels["nucleo"]["room"], "lab");
         assert!(parse("").unwrap().fleet.is_none());
-        let e = parse("[fleet]\nurl = \"nats://a\"\ngateway_id = \"x\"\nreplicas = 9\n").unwrap_err();
+        let e =
+            parse("[fleet]\nurl = \"nats://a\"\ngateway_id = \"x\"\nreplicas = 9\n").unwrap_err();
         assert!(e.to_string().contains("fleet.replicas"), "{e}");
     }
 

@@ -13,6 +13,7 @@ PKGS=(
   socat                # serial-path test: TCP <-> PTY bridge
   iproute2             # ss: the QEMU runner waits for QEMU's UART port to listen
   wabt                 # wat2wasm for hand-written test modules
+  chromium chromium-driver fonts-dejavu-core  # the dashboard's browser tests (headless, over WebDriver)
   pkg-config
 )
 

@@ -23,6 +23,10 @@ pub struct Running {
     pub sim: Option<SimChild>,
     /// The API server task.
     pub server: tokio::task::JoinHandle<()>,
+    /// The dashboard / HTTP API address actually bound (with `cfg.http`).
+    pub http_addr: Option<SocketAddr>,
+    /// The HTTP server task.
+    pub http_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Errors starting a gateway.
@@ -94,11 +98,24 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Io(e.to_string()))?;
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let gw = Arc::new(Gateway::new(devices.clone(), compiler, cfg.limits, token));
+    let (http_addr, http_server) = match cfg.http {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| StartError::Io(format!("cannot serve HTTP on {a}: {e}")))?;
+            let bound = l.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+            let http = crate::http::Http::new(gw.clone());
+            (Some(bound), Some(tokio::spawn(crate::http::serve(l, http))))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(serve(listener, gw));
     Ok(Running {
         addr,
         devices,
         sim,
         server,
+        http_addr,
+        http_server,
     })
 }

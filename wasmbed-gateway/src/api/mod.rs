@@ -39,6 +39,8 @@ pub struct Gateway {
     pub body_timeout: Duration,
     /// Deadline for the first request line of a connection and between Wasmbed requests.
     pub idle_timeout: Duration,
+    /// Per operation and device latencies, for the dashboard.
+    pub latency: crate::http::LatencyBook,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
 }
@@ -58,6 +60,7 @@ impl Gateway {
             token,
             body_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(600),
+            latency: Default::default(),
             modules: Mutex::new(HashMap::new()),
         }
     }
@@ -83,6 +86,14 @@ impl Gateway {
             .collect()
     }
 
+    /// True when `token` is what this gateway requires (or it requires none).
+    pub fn token_ok(&self, token: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => token.is_some_and(|g| constant_time_eq(g.as_bytes(), t.as_bytes())),
+        }
+    }
+
     fn check_token(&self, req: &Map<String, Value>) -> Result<(), ApiError> {
         match &self.token {
             None => Ok(()),
@@ -91,6 +102,38 @@ impl Gateway {
                 .help("pass the contents of the gateway's token file as `token`")),
         }
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A host's sending side that neither sends nor ends (an HTTP request's body is read in full
+/// before it is served).
+struct StaysOpen;
+
+impl tokio::io::AsyncRead for StaysOpen {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// Serves one Wasmbed-dialect request that arrived another way (the HTTP API): `body` is its
+/// upload body; its events and then its final reply go to `out`. The request is taken as coming
+/// from a host that stays until the reply (the caller drops this future when its client goes).
+pub(crate) async fn call(
+    gw: &Gateway,
+    req: Map<String, Value>,
+    body: &[u8],
+    out: &mpsc::UnboundedSender<Value>,
+) {
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::chain(body, StaysOpen));
+    let (_open_tx, open_rx) = tokio::sync::watch::channel(());
+    wasmbed::handle(gw, req, &mut reader, out, &open_rx).await;
 }
 
 /// Accepts connections forever, one task per connection.

@@ -80,7 +80,15 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let mut lat = Latency::default();
     let result = dispatch(gw, &req, &id, reader, out, open, &mut lat).await;
-    let latency = latency_json(&lat, t0.elapsed());
+    let total = t0.elapsed();
+    // The dashboard's latency book: requests that reached a known device.
+    let op = req.get("op").and_then(Value::as_str).unwrap_or("");
+    if let Some(dev) = req.get("device").and_then(Value::as_str) {
+        if gw.devices.contains_key(dev) && !matches!(op, "logs" | "devices") {
+            gw.latency.record(op, dev, &lat, total, result.is_ok());
+        }
+    }
+    let latency = latency_json(&lat, total);
     let reply = match result {
         Ok(result) => json!({"id": id, "ok": true, "result": result, "latency": latency}),
         Err(e) => json!({"id": id, "ok": false, "error": e.to_json(), "latency": latency}),

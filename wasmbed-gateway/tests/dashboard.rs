@@ -122,12 +122,20 @@ impl Browser {
     /// A screenshot of the whole page (the window grown to its height, at most 2400 px).
     async fn shot(&self, name: &str) {
         let (w, h) = self.client.get_window_size().await.unwrap();
-        let full = self.js("return document.documentElement.scrollHeight;").await;
+        let full = self
+            .js("return document.documentElement.scrollHeight;")
+            .await;
         let full = (full.as_u64().unwrap() + 160).clamp(h, 2400);
-        self.client.set_window_size(w as u32, full as u32).await.unwrap();
+        self.client
+            .set_window_size(w as u32, full as u32)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let png = self.client.screenshot().await.unwrap();
-        self.client.set_window_size(w as u32, h as u32).await.unwrap();
+        self.client
+            .set_window_size(w as u32, h as u32)
+            .await
+            .unwrap();
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 

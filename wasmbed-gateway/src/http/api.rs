@@ -18,31 +18,40 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use wasmbed_api::{ErrorBody, ErrorCode, EventLine};
+
 use super::Http;
 
 /// The HTTP status of a Wasmbed error code.
-pub fn status_of(code: &str) -> StatusCode {
+pub fn status_of(code: &ErrorCode) -> StatusCode {
     match code {
-        "BAD_REQUEST" | "UNKNOWN_OP" => StatusCode::BAD_REQUEST,
-        "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
-        "DEVICE_UNKNOWN" => StatusCode::NOT_FOUND,
-        "TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
-        "INVALID_MODULE" | "COMPILE_FAILED" => StatusCode::UNPROCESSABLE_ENTITY,
-        "DEVICE_OFFLINE" | "LINK_LOST" => StatusCode::SERVICE_UNAVAILABLE,
-        "TIMEOUT" => StatusCode::GATEWAY_TIMEOUT,
-        "INTERNAL" => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::CONFLICT,
+        ErrorCode::BadRequest | ErrorCode::UnknownOp => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::DeviceUnknown => StatusCode::NOT_FOUND,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::InvalidModule | ErrorCode::CompileFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::DeviceOffline | ErrorCode::LinkLost => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::DeviceRejected | ErrorCode::ModuleTrapped | ErrorCode::ModuleStopped => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::Internal | ErrorCode::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+/// A failed reply of the HTTP side itself (no Wasmbed request ran): `{"ok": false, "error"}`.
+pub fn refuse(status: StatusCode, error: ErrorBody) -> Response {
+    (status, Json(json!({"ok": false, "error": error}))).into_response()
 }
 
 /// The reply for an unknown device name in a path.
 pub fn not_found(name: &str) -> Response {
-    let e = crate::api::ApiError::unknown_device(name);
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"ok": false, "error": e.to_json()})),
-    )
-        .into_response()
+    let mut e = ErrorBody::new(
+        ErrorCode::DeviceUnknown,
+        format!("no device named '{name}'"),
+    );
+    e.help = Some("list devices with GET /api/devices".into());
+    refuse(StatusCode::NOT_FOUND, e)
 }
 
 fn wants_events(headers: &HeaderMap) -> bool {
@@ -73,7 +82,7 @@ async fn run(http: Arc<Http>, req: Map<String, Value>, body: Bytes, events: bool
             }
         }
         let status = match reply["error"]["code"].as_str() {
-            Some(code) => status_of(code),
+            Some(code) => status_of(&ErrorCode::from_wire(code)),
             None => StatusCode::OK,
         };
         return (status, Json(reply)).into_response();
@@ -84,16 +93,18 @@ async fn run(http: Arc<Http>, req: Map<String, Value>, body: Bytes, events: bool
     tokio::spawn(async move { crate::api::call(&h.gw, req, &body, &tx).await });
     tokio::spawn(async move {
         while let Some(v) = rx.recv().await {
-            let v = without_id(v);
             let ev = match v.get("event").and_then(Value::as_str) {
                 Some(name) => {
-                    if let Some(d) = &device {
-                        let _ = http.progress.send((d.clone(), v.clone()));
+                    // Shown on the device's pages too (typed: the host API's event).
+                    let typed = serde_json::from_value::<EventLine>(v.clone());
+                    if let (Some(d), Ok(e)) = (&device, typed) {
+                        let _ = http.progress.send((d.clone(), e.event));
                     }
                     Event::default().event(name)
                 }
                 None => Event::default().event("reply"),
             };
+            let v = without_id(v);
             if etx.send(Ok(ev.data(v.to_string()))).is_err() {
                 break;
             }
@@ -209,13 +220,12 @@ async fn json_op(
 ) -> Response {
     match with_body(op(which, name), &body) {
         Some(m) => run(http, m, Bytes::new(), wants_events(headers)).await,
-        None => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"ok": false, "error": {"code": "BAD_REQUEST",
-                "message": "the body must be a JSON object",
-                "help": "e.g. {\"module_id\": \"math_ops\", \"func\": \"add\", \"args\": [1, 2]}"}})),
-        )
-            .into_response(),
+        None => {
+            let mut e = ErrorBody::new(ErrorCode::BadRequest, "the body must be a JSON object");
+            e.help =
+                Some(r#"e.g. {"module_id": "math_ops", "func": "add", "args": [1, 2]}"#.into());
+            refuse(StatusCode::BAD_REQUEST, e)
+        }
     }
 }
 

@@ -16,11 +16,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use serde::Deserialize;
-use serde_json::json;
+use wasmbed_api::{ErrorBody, ErrorCode};
 
-use super::{pages, Http};
+use super::{api, pages, Http};
 
 /// The cookie holding the (hex-encoded) token.
 pub const COOKIE: &str = "wasmbed_token";
@@ -59,9 +59,12 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .and_then(|(_, v)| unhex(v))
 }
 
-fn refuse(status: StatusCode, code: &str, message: &str, help: &str) -> Response {
-    let body = json!({"ok": false, "error": {"code": code, "message": message, "help": help}});
-    (status, Json(body)).into_response()
+/// An `UNAUTHORIZED` reply with an HTTP status that says why (401 no token, 403 cross-origin,
+/// 421 foreign host name).
+fn refuse(status: StatusCode, message: &str, help: &str) -> Response {
+    let mut e = ErrorBody::new(ErrorCode::Unauthorized, message);
+    e.help = Some(help.into());
+    api::refuse(status, e)
 }
 
 fn host_is_local_or_ip(host: &str) -> bool {
@@ -88,7 +91,6 @@ pub async fn same_origin(State(http): State<Arc<Http>>, req: Request, next: Next
     if http.gw.token.is_none() && !host_is_local_or_ip(&host) {
         return refuse(
             StatusCode::MISDIRECTED_REQUEST,
-            "BAD_HOST",
             &format!("this gateway has no token and only answers to localhost or an IP address, not `{host}`"),
             "open it as http://127.0.0.1:PORT/, or give the gateway a token_file",
         );
@@ -103,7 +105,6 @@ pub async fn same_origin(State(http): State<Arc<Http>>, req: Request, next: Next
         if cross {
             return refuse(
                 StatusCode::FORBIDDEN,
-                "CROSS_ORIGIN",
                 &format!(
                     "cross-origin {} refused (Origin {}, Host {host})",
                     req.method(),
@@ -124,7 +125,6 @@ pub async fn require_token(State(http): State<Arc<Http>>, req: Request, next: Ne
     if req.uri().path().starts_with("/api/") {
         refuse(
             StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
             "missing or wrong token",
             "send `Authorization: Bearer TOKEN` with the contents of the gateway's token file",
         )

@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
+use wasmbed_api::{self as api, DeviceSummary};
+
 use super::{api::not_found, pages, Http};
 use crate::device::{DeviceHandle, JobRecord, LogEntry, LogKind};
 
@@ -24,31 +26,17 @@ const POLL: Duration = Duration::from_millis(250);
 /// Events buffered per client before a slow client holds its stream back.
 const QUEUE: usize = 256;
 
-/// A device as the pages and `/api/devices` events show it.
+/// A device as the pages and the `state`/`devices` events show it: the `devices` op's
+/// [`DeviceSummary`] and what the dashboard adds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceView {
-    /// Name.
-    pub name: String,
-    /// Endpoint.
-    pub endpoint: String,
-    /// Link up (and the device answering).
-    pub online: bool,
-    /// Board name.
-    pub board: Option<String>,
-    /// Firmware version.
-    pub firmware: Option<String>,
-    /// Protocol version.
-    pub proto: Option<u32>,
-    /// Slots in use (last STATUS).
-    pub slots_used: Option<u32>,
-    /// Slots available.
-    pub slots_total: Option<u32>,
+    /// What the `devices` op says of the device.
+    #[serde(flatten)]
+    pub summary: DeviceSummary,
     /// WAMR pool size (INFO).
     pub pool_total: Option<u64>,
     /// WAMR pool free at INFO time.
     pub pool_free: Option<u64>,
-    /// Milliseconds since the device last said anything.
-    pub last_seen_ms_ago: Option<u64>,
     /// Why it is offline: the gateway's last note on the link (`link down: ...`).
     pub offline_reason: Option<String>,
 }
@@ -73,28 +61,52 @@ impl DeviceView {
                 .map_or_else(|| "not connected yet".to_string(), |e| e.line)
         });
         Self {
-            name: dev.name.clone(),
-            endpoint: dev.endpoint.clone(),
-            online: s.online,
-            board: s.board,
-            firmware: s.firmware,
-            proto: s.proto,
-            slots_used: s.slots_used,
-            slots_total: s.slots_total,
             pool_total: info_u64("pool_total"),
             pool_free: info_u64("pool_free"),
-            last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
             offline_reason,
+            summary: DeviceSummary {
+                name: dev.name.clone(),
+                endpoint: dev.endpoint.clone(),
+                online: s.online,
+                last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
+                board: s.board,
+                firmware: s.firmware,
+                proto: s.proto,
+                slots_used: s.slots_used,
+                slots_total: s.slots_total,
+            },
         }
     }
 
     /// The view without the ever-changing age, to tell real changes.
     fn key(&self) -> Self {
-        Self {
-            last_seen_ms_ago: None,
-            ..self.clone()
-        }
+        let mut k = self.clone();
+        k.summary.last_seen_ms_ago = None;
+        k
     }
+}
+
+/// A log entry as the host API's typed `log` event.
+pub fn log_event(device: &str, e: &LogEntry) -> api::Event {
+    api::Event::Log {
+        seq: Some(e.seq),
+        device: device.to_string(),
+        line: e.line.clone(),
+        kind: match e.kind {
+            LogKind::Log => api::LogKind::Log,
+            LogKind::Console => api::LogKind::Console,
+            LogKind::Result => api::LogKind::Result,
+            LogKind::Hello => api::LogKind::Hello,
+            LogKind::Gateway => api::LogKind::Gateway,
+        },
+    }
+}
+
+/// The gateway's job records as the host API's typed ones (`status.jobs`).
+pub fn job_records(jobs: &BTreeMap<String, JobRecord>) -> BTreeMap<String, api::JobRecord> {
+    jobs.iter()
+        .filter_map(|(id, j)| Some((id.clone(), serde_json::from_value(j.to_json()).ok()?)))
+        .collect()
 }
 
 /// Something that happened on a device.
@@ -109,7 +121,7 @@ pub enum DeviceEvent {
     /// The gateway's record of the jobs changed (a START, a RESULT).
     Jobs(BTreeMap<String, JobRecord>),
     /// Progress of an upload started over HTTP.
-    Progress(Value),
+    Progress(api::Event),
 }
 
 /// Starts following `dev`: log lines from `since` on, then state, jobs and progress changes.
@@ -206,17 +218,14 @@ pub async fn api_device(
     let mut rx = follow(&http, dev, since);
     sse(|tx| async move {
         while let Some(ev) = rx.recv().await {
-            let (name, data) = match ev {
-                DeviceEvent::Log(e) => ("log", json!(e)),
+            let (event, data) = match ev {
+                DeviceEvent::Log(e) => ("log", json!(log_event(&name, &e))),
                 DeviceEvent::Skipped(n) => ("skipped", json!({"lines": n})),
                 DeviceEvent::State(v) => ("state", json!(v)),
-                DeviceEvent::Jobs(j) => (
-                    "jobs",
-                    j.iter().map(|(k, r)| (k.clone(), r.to_json())).collect(),
-                ),
-                DeviceEvent::Progress(p) => ("progress", p),
+                DeviceEvent::Jobs(j) => ("jobs", json!(job_records(&j))),
+                DeviceEvent::Progress(p) => ("progress", json!(p)),
             };
-            let ev = Event::default().event(name).data(data.to_string());
+            let ev = Event::default().event(event).data(data.to_string());
             if tx.send(Ok(ev)).await.is_err() {
                 return;
             }
@@ -288,7 +297,7 @@ pub async fn api_devices(State(http): State<Arc<Http>>) -> Response {
         devices_loop(http, tx, |v| {
             Event::default()
                 .event("devices")
-                .data(json!({ "devices": v }).to_string())
+                .data(json!({ "api_version": api::API_VERSION, "devices": v }).to_string())
         })
     })
 }

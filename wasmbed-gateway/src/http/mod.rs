@@ -19,7 +19,6 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
@@ -32,7 +31,7 @@ pub struct Http {
     /// The gateway (devices, pipeline, token, latency book).
     pub gw: Arc<Gateway>,
     /// Progress of uploads started over HTTP: (device, event), for the device pages.
-    progress: broadcast::Sender<(String, Value)>,
+    progress: broadcast::Sender<(String, wasmbed_api::Event)>,
 }
 
 impl Http {

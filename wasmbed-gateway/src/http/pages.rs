@@ -95,7 +95,7 @@ fn memory(v: &DeviceView) -> String {
 }
 
 fn slots_text(v: &DeviceView) -> String {
-    match (v.slots_used, v.slots_total) {
+    match (v.summary.slots_used, v.summary.slots_total) {
         (Some(u), Some(t)) => format!("{u} / {t}"),
         (Some(u), None) => u.to_string(),
         (None, Some(t)) => format!("? / {t}"),
@@ -105,7 +105,7 @@ fn slots_text(v: &DeviceView) -> String {
 
 fn online_badge(v: &DeviceView) -> Markup {
     html! {
-        @if v.online { span.badge.ok { "online" } }
+        @if v.summary.online { span.badge.ok { "online" } }
         @else { span.badge.bad { "offline" } }
     }
 }
@@ -114,15 +114,15 @@ fn online_badge(v: &DeviceView) -> Markup {
 pub fn device_rows_html(views: &[DeviceView]) -> Markup {
     html! {
         @for v in views {
-            tr data-device=(v.name) data-online=(v.online) {
-                td { a href={"/devices/" (v.name)} { (v.name) } }
+            tr data-device=(v.summary.name) data-online=(v.summary.online) {
+                td { a href={"/devices/" (v.summary.name)} { (v.summary.name) } }
                 td { (online_badge(v)) }
-                td { (opt(&v.board)) }
-                td { (opt(&v.firmware)) }
-                td { (opt(&v.proto)) }
+                td { (opt(&v.summary.board)) }
+                td { (opt(&v.summary.firmware)) }
+                td { (opt(&v.summary.proto)) }
                 td { (slots_text(v)) }
                 td { (memory(v)) }
-                td { (age(v.last_seen_ms_ago)) }
+                td { (age(v.summary.last_seen_ms_ago)) }
                 td.reason { (v.offline_reason.as_deref().unwrap_or("")) }
             }
         }
@@ -169,13 +169,13 @@ pub fn device_facts(v: &DeviceView) -> Markup {
     html! {
         dl.facts {
             div { dt { "State" } dd #state { (online_badge(v)) } }
-            div { dt { "Endpoint" } dd { (v.endpoint) } }
-            div { dt { "Board" } dd { (opt(&v.board)) } }
-            div { dt { "Firmware" } dd { (opt(&v.firmware)) } }
-            div { dt { "Protocol" } dd { (opt(&v.proto)) } }
+            div { dt { "Endpoint" } dd { (v.summary.endpoint) } }
+            div { dt { "Board" } dd { (opt(&v.summary.board)) } }
+            div { dt { "Firmware" } dd { (opt(&v.summary.firmware)) } }
+            div { dt { "Protocol" } dd { (opt(&v.summary.proto)) } }
             div { dt { "Slots" } dd { (slots_text(v)) } }
             div { dt { "Memory (INFO)" } dd { (memory(v)) } }
-            div { dt { "Last seen" } dd { (age(v.last_seen_ms_ago)) } }
+            div { dt { "Last seen" } dd { (age(v.summary.last_seen_ms_ago)) } }
             @if let Some(r) = &v.offline_reason { div { dt { "Why offline" } dd { (r) } } }
         }
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use wasmbed_gateway::config::Config;
@@ -30,6 +31,15 @@ struct Browser {
     _driver: tokio::process::Child,
 }
 
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self._driver.id() {
+            // SAFETY: kill(2) on the process group this test started; no memory is involved.
+            unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+        }
+    }
+}
+
 impl Browser {
     async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -43,6 +53,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group: dropping the browser ends chromedriver and Chromium alike,
+            // also when the test fails half way.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start {exe}: {e}: install chromium and chromium-driver (scripts/setup.sh)")
@@ -354,9 +367,21 @@ async fn dashboard_in_chromium() {
             .await,
         "math_ops"
     );
+    // With the keyboard only: type into the form, Enter starts.
     b.fill("#run-func", "add").await;
-    b.fill("#run-args", "200, 26").await;
-    let out = b.act("#run button[data-action=start]").await;
+    b.fill("#run-args", "").await;
+    b.js("document.querySelector('#run-result').dataset.state = 'waiting';")
+        .await;
+    let args = c.find(Locator::Css("#run-args")).await.unwrap();
+    args.send_keys(&format!("200, 26{}", char::from(Key::Enter)))
+        .await
+        .unwrap();
+    b.until(
+        "the start's reply",
+        "['ok', 'error'].includes(document.querySelector('#run-result').dataset.state)",
+    )
+    .await;
+    let out = b.text("#run-result").await;
     assert!(
         out.contains("RESULT status=OK") && out.contains("ret = 226"),
         "{out}"

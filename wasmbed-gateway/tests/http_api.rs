@@ -241,6 +241,18 @@ async fn operations_progress_and_log_events() {
         "{evs:?}"
     );
 
+    // The gateway-wide stream starts with the device list (the `devices` op's summaries).
+    let all = c
+        .get(format!("{base}/api/events"))
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let evs = events(all, 10, |name, _| name == "devices").await;
+    let list: api::DevicesResult = serde_json::from_value(evs.last().unwrap().1.clone()).unwrap();
+    assert_eq!(list.devices[0].name, "sim");
+    assert_eq!(list.devices[0].slots_total, Some(2), "{list:?}");
+
     // The latency book counted these requests.
     let lat: Value = c
         .get(format!("{base}/api/latency"))

@@ -8,16 +8,6 @@
 
 #include "agent_wasm.h"
 
-static bool id_valid(const char *id)
-{
-	if (!*id)
-		return false;
-	for (; *id; id++)
-		if (*id <= ' ' || *id > '~' || *id == '"' || *id == ',' || *id == ':' || *id == '=')
-			return false;
-	return true;
-}
-
 void agent_upload_park(struct agent *a)
 {
 	if (a->up.state == UP_NONE)
@@ -170,7 +160,7 @@ void agent_cmd_load(struct agent *a, const char *params)
 		load_err(a, "BAD_PARAMS", "missing module_id/size/crc32");
 		return;
 	}
-	if (!agent_param_copy(&p_id, id, sizeof(id)) || !id_valid(id)) {
+	if (!agent_param_copy(&p_id, id, sizeof(id)) || !agent_ident_valid(id, AGENT_ID_MAX)) {
 		load_err(a, "BAD_PARAMS", "bad module_id");
 		return;
 	}

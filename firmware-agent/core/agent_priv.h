@@ -43,6 +43,10 @@ struct agent_param {
 bool agent_param_get(const char *params, const char *key, struct agent_param *out);
 /* Copies a value into dst (cap incl. NUL); false if it does not fit. */
 bool agent_param_copy(const struct agent_param *p, char *dst, size_t cap);
+/* The identifier rule (module ids, function names), mirrored from wasmbed-agent-proto's
+ * src/ident.rs: 1..max bytes, each printable ASCII except space " ' , : = and backslash.
+ * testdata/identifiers.txt is checked against both. */
+bool agent_ident_valid(const char *s, size_t max);
 /* Parses a decimal u32 (no sign, no garbage); false otherwise. */
 bool agent_param_u32(const struct agent_param *p, uint32_t *out);
 /* Parses hex (optional 0x) u32; false on garbage or overflow. */

@@ -38,6 +38,7 @@ if [ -x "$wamrc" ]; then
 fi
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I"$agent/core" -I"$here"
+        -DIDENT_TABLE="\"$repo/testdata/identifiers.txt\""
         -I"$WAMR_ROOT_DIR/core/iwasm/include")
 CORE=("$agent"/core/*.c "$here/fake_port.c")
 LIBS=("$build/wamr/libvmlib.a" -lpthread -lm -ldl)

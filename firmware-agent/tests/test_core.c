@@ -506,10 +506,71 @@ static void test_info(void)
 	fake_deinit(&F);
 }
 
+#ifndef IDENT_TABLE
+#error "build with -DIDENT_TABLE=\"<repo>/testdata/identifiers.txt\" (run.sh does)"
+#endif
+
+/* Decodes the table's \xHH escapes in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] == 'x' && s[2] && s[3]) {
+			char hex[3] = { s[2], s[3], 0 };
+			*w++ = (char)strtoul(hex, NULL, 16);
+			s += 4;
+		} else {
+			*w++ = *s++;
+		}
+	}
+	*w = '\0';
+}
+
+/* testdata/identifiers.txt, shared with wasmbed-agent-proto's tests: the agent's rule agrees. */
+static void test_identifiers(void)
+{
+	FILE *f = fopen(IDENT_TABLE, "r");
+	char line[256];
+	int rows = 0;
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char field[16], verdict[8], *value;
+		size_t max;
+		bool ok;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (sscanf(line, "%15s %7s", field, verdict) != 2) {
+			CHECK(!"malformed table row");
+			continue;
+		}
+		value = line + strlen(field) + 1 + strlen(verdict);
+		if (*value == ' ')
+			value++;
+		unescape(value);
+		max = strcmp(field, "func") == 0 ? AGENT_FUNC_MAX : AGENT_ID_MAX;
+		ok = agent_ident_valid(value, max);
+		if (ok != (strcmp(verdict, "accept") == 0)) {
+			fprintf(stderr, "identifiers: %s \"%s\" %s, the table says %s\n", field, value,
+				ok ? "accepted" : "refused", verdict);
+			t_failed++;
+		}
+		rows++;
+	}
+	fclose(f);
+	CHECK(rows > 20);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } tests[] = {
+	{ "identifiers", test_identifiers },
 	{ "crc32", test_crc32 },
 	{ "escape", test_escape },
 	{ "params", test_params },

@@ -6,8 +6,9 @@ use proptest::option;
 use proptest::prelude::*;
 use wasmbed_agent_proto::*;
 
-/// Identifier characters: printable ASCII except space, `"`, `=`, `,`.
-const IDENT: &str = "[!#-+\\-.-<>-~]";
+/// Identifier characters (the identifier rule, src/ident.rs): printable ASCII except space and
+/// `" ' , : = \`.
+const IDENT: &str = "[!#-&(-+\\-.-9;<>-\\[\\]-~]";
 
 fn ident(max: usize) -> impl Strategy<Value = String> {
     proptest::string::string_regex(&format!("{IDENT}{{1,{max}}}")).unwrap()

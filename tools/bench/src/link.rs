@@ -7,7 +7,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use serde_json::Value;
+use wasmbed_api::{
+    DeployRequest, DeviceRequest, ModuleRequest, Op, Request, RequestId, RequestLine,
+    ServerMessage, StartRequest,
+};
 
 use crate::util::{binary, err, Proc, Result};
 
@@ -137,7 +143,7 @@ impl Gateway {
         let until = Instant::now() + timeout;
         let mut c = self.connect()?;
         loop {
-            let r = c.request(json!({"op": "devices"}), None, Duration::from_secs(10))?;
+            let r = c.request(Request::Devices {}, None, Duration::from_secs(10))?;
             let online = r["result"]["devices"]
                 .as_array()
                 .map_or(0, |d| d.iter().filter(|d| d["online"] == true).count());
@@ -152,11 +158,13 @@ impl Gateway {
     }
 }
 
-/// One host connection to the gateway (Wasmbed dialect, sequential requests).
+/// One host connection to the gateway (Wasmbed dialect through `wasmbed-api`'s types).
 pub struct GwConn {
     r: BufReader<TcpStream>,
     w: TcpStream,
     next_id: u64,
+    /// The op of each request in flight, to read its reply's result.
+    ops: HashMap<u64, Op>,
 }
 
 impl GwConn {
@@ -168,15 +176,21 @@ impl GwConn {
             r: BufReader::new(s.try_clone()?),
             w: s,
             next_id: 1,
+            ops: HashMap::new(),
         })
     }
 
     /// Sends a request (and its body) without waiting; returns its id.
-    pub fn send(&mut self, mut req: Value, body: Option<&[u8]>) -> Result<u64> {
+    pub fn send(&mut self, request: Request, body: Option<&[u8]>) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
-        req["id"] = json!(id);
-        let mut bytes = serde_json::to_vec(&req)?;
+        self.ops.insert(id, request.op());
+        let line = RequestLine {
+            request,
+            id: RequestId::from(id),
+            token: None,
+        };
+        let mut bytes = line.to_json().into_bytes();
         bytes.push(b'\n');
         if let Some(b) = body {
             bytes.extend_from_slice(b);
@@ -185,8 +199,15 @@ impl GwConn {
         Ok(id)
     }
 
-    /// Reads until the final reply of request `id` (events are skipped).
+    /// Reads until the final reply of request `id` (events are skipped). The reply is read
+    /// through its typed form (so a reply off the documented wire fails here) and kept as JSON
+    /// for the report.
     pub fn recv(&mut self, id: u64, timeout: Duration) -> Result<Value> {
+        let op = *self
+            .ops
+            .get(&id)
+            .ok_or_else(|| err(format!("no request {id} in flight")))?;
+        let want = RequestId::from(id);
         let until = Instant::now() + timeout;
         let mut line = String::new();
         loop {
@@ -199,16 +220,23 @@ impl GwConn {
             if self.r.read_line(&mut line)? == 0 {
                 return Err(err("gateway closed the connection"));
             }
-            let v: Value = serde_json::from_str(&line)?;
-            if v.get("event").is_some() || v["id"] != json!(id) {
-                continue;
+            match ServerMessage::parse(&line, op, Some(&want)).map_err(|e| err(e.to_string()))? {
+                ServerMessage::Reply(r) => {
+                    self.ops.remove(&id);
+                    return Ok(serde_json::to_value(&r)?);
+                }
+                ServerMessage::Event(_) | ServerMessage::Skipped { .. } => continue,
             }
-            return Ok(v);
         }
     }
 
     /// Sends a request and waits for its final reply.
-    pub fn request(&mut self, req: Value, body: Option<&[u8]>, timeout: Duration) -> Result<Value> {
+    pub fn request(
+        &mut self,
+        req: Request,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Value> {
         let id = self.send(req, body)?;
         self.recv(id, timeout)
     }
@@ -226,11 +254,51 @@ impl GwConn {
     }
 }
 
-/// The `deploy` request line for `bytes`.
-pub fn deploy_req(dev: &str, module_id: &str, bytes: &[u8]) -> Value {
-    json!({"op": "deploy", "device": dev, "module_id": module_id, "size": bytes.len(),
-           "crc32": format!("{:08x}", crc32fast::hash(bytes)), "name": format!("{module_id}.wasm"),
-           "force": true, "replace": true})
+/// The `deploy` request for `bytes` (force + replace: every call really uploads).
+pub fn deploy_req(dev: &str, module_id: &str, bytes: &[u8]) -> Request {
+    Request::Deploy(DeployRequest {
+        device: dev.into(),
+        module_id: module_id.into(),
+        mode: None,
+        size: bytes.len() as u64,
+        crc32: format!("{:08x}", crc32fast::hash(bytes)),
+        replace: true,
+        replace_victim: None,
+        force: true,
+        strip: false,
+    })
+}
+
+/// `status` of `dev`.
+pub fn status_req(dev: &str) -> Request {
+    Request::Status(DeviceRequest { device: dev.into() })
+}
+
+/// `unload` of `module_id` on `dev`.
+pub fn unload_req(dev: &str, module_id: &str) -> Request {
+    Request::Unload(ModuleRequest {
+        device: dev.into(),
+        module_id: module_id.into(),
+    })
+}
+
+/// `start` of `module_id.func(args)` on `dev`, waiting for the RESULT (`timeout_ms`: its
+/// deadline, the gateway's default if `None`).
+pub fn start_req(
+    dev: &str,
+    module_id: &str,
+    func: &str,
+    args: Vec<i32>,
+    timeout_ms: Option<u64>,
+) -> Request {
+    Request::Start(StartRequest {
+        device: dev.into(),
+        module_id: module_id.into(),
+        func: Some(func.into()),
+        args,
+        wait_result: true,
+        result_timeout_ms: timeout_ms,
+    })
 }
 
 /// `ok` of a reply, or an error carrying the reply.

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::link::{self, deploy_req, ok, start_gateway, start_sim, DevConn, GwConn, SimOpts};
+use crate::link::{
+    self, deploy_req, ok, start_gateway, start_req, start_sim, status_req, unload_req, DevConn,
+    GwConn, SimOpts,
+};
 use crate::util::{
     binary, err, ms, padded_module, r3, repo_root, stats_json, Result, Stats, StatsJson,
 };
@@ -102,18 +105,15 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             let mut c = gw.connect()?;
             for i in 0..n + 20 {
                 let t = Instant::now();
-                let r = ok(c.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
+                let r = ok(c.request(status_req("sim"), None, T)?)?;
                 if i >= 20 {
                     g_status[k].push(ms(t.elapsed()), &r);
                 }
             }
             for i in 0..n + 20 {
                 let t = Instant::now();
-                let r = ok(c.request(
-                    json!({"op": "start", "device": "sim", "module_id": "math", "func": "add", "args": [i, 26], "wait_result": true}),
-                    None,
-                    T,
-                )?)?;
+                let r =
+                    ok(c.request(start_req("sim", "math", "add", vec![i, 26], None), None, T)?)?;
                 if r["result"]["ret"] != json!(i + 26) {
                     return Err(err(format!("gateway start: {r}")));
                 }
@@ -252,7 +252,7 @@ pub fn cpu(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             )?;
             let mut c = gw.connect()?;
             for _ in 0..50 {
-                ok(c.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
+                ok(c.request(status_req("sim"), None, T)?)?;
             }
             for mode in ["persistent", "connect_per_request"] {
                 let sim_cpu0 = sim.proc.cpu_time()?;
@@ -260,10 +260,10 @@ pub fn cpu(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                 let t0 = Instant::now();
                 for _ in 0..n {
                     if mode == "persistent" {
-                        ok(c.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
+                        ok(c.request(status_req("sim"), None, T)?)?;
                     } else {
                         let mut c1 = gw.connect()?;
-                        ok(c1.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
+                        ok(c1.request(status_req("sim"), None, T)?)?;
                     }
                 }
                 let wall = t0.elapsed();
@@ -472,23 +472,25 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                         let sent = ms(epoch.elapsed());
                         let (r, check): (Value, Check) = match i % 3 {
                             0 => (
-                                c.request(json!({"op": "status", "device": "sim"}), None, T * 3)?,
+                                c.request(status_req("sim"), None, T * 3)?,
                                 Box::new(|r: &Value| {
                                     r["ok"] == true
-                                        && r["result"]["line"].as_str().is_some_and(|l| l.starts_with("STATUS_OK") && l.contains("math:"))
+                                        && r["result"]["line"].as_str().is_some_and(|l| {
+                                            l.starts_with("STATUS_OK") && l.contains("math:")
+                                        })
                                 }),
                             ),
                             1 => {
                                 let (a, b) = (h as i32 * 1000, i as i32);
                                 (
                                     c.request(
-                                        json!({"op": "start", "device": "sim", "module_id": "math", "func": "add", "args": [a, b], "wait_result": true}),
+                                        start_req("sim", "math", "add", vec![a, b], None),
                                         None,
                                         T * 3,
                                     )?,
                                     Box::new(move |r: &Value| {
                                         (r["ok"] == true && r["result"]["ret"] == json!(a + b))
-                                            || r["error"]["detail"]["line"] == "RESULT status=BUSY"
+                                            || r["error"]["detail"]["status"] == "BUSY"
                                     }),
                                 )
                             }
@@ -511,7 +513,7 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                         };
                         let done = ms(epoch.elapsed());
                         let good = check(&r);
-                        if r["error"]["detail"]["line"] == "RESULT status=BUSY" {
+                        if r["error"]["detail"]["status"] == "BUSY" {
                             busy += 1;
                         }
                         if !good {
@@ -641,7 +643,7 @@ pub fn fanout(cfg: &Cfg, rep: &mut Report) -> Result<()> {
         let mut conns = (0..n).map(|_| gw.connect()).collect::<Result<Vec<_>>>()?;
         // warm up
         for (i, c) in conns.iter_mut().enumerate() {
-            ok(c.request(json!({"op": "status", "device": format!("b{i}")}), None, T)?)?;
+            ok(c.request(status_req(&format!("b{i}")), None, T)?)?;
         }
         let cpu0 = gw.proc.cpu_time()?;
         let mut status_all = Vec::new();
@@ -651,7 +653,7 @@ pub fn fanout(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             let ids = conns
                 .iter_mut()
                 .enumerate()
-                .map(|(i, c)| c.send(json!({"op": "status", "device": format!("b{i}")}), None))
+                .map(|(i, c)| c.send(status_req(&format!("b{i}")), None))
                 .collect::<Result<Vec<_>>>()?;
             for (c, id) in conns.iter_mut().zip(ids) {
                 let r = ok(c.recv(id, T * 3)?)?;
@@ -757,7 +759,7 @@ fn per_iter(
 ) -> Result<(f64, i64)> {
     let mut run = |n: i64| -> Result<(f64, i64)> {
         let r = ok(c.request(
-            json!({"op": "start", "device": dev, "module_id": module, "func": func, "args": [n], "wait_result": true, "result_timeout_ms": 120000}),
+            start_req(dev, module, func, vec![n as i32], Some(120_000)),
             None,
             Duration::from_secs(130),
         )?)?;
@@ -885,18 +887,10 @@ pub fn exec(cfg: &Cfg, rep: &mut Report) -> Result<()> {
         ] {
             ok(c.deploy("b", "fft", fft, t)?)?;
             let (fft_ms, sum) = per_iter(&mut c, "b", "fft", "fft_bench", Some(1536), target_ms)?;
-            ok(c.request(
-                json!({"op": "unload", "device": "b", "module_id": "fft"}),
-                None,
-                T,
-            )?)?;
+            ok(c.request(unload_req("b", "fft"), None, T)?)?;
             ok(c.deploy("b", "calls", calls, t)?)?;
             let (call_ms, _) = per_iter(&mut c, "b", "calls", "calls", None, target_ms)?;
-            ok(c.request(
-                json!({"op": "unload", "device": "b", "module_id": "calls"}),
-                None,
-                T,
-            )?)?;
+            ok(c.request(unload_req("b", "calls"), None, T)?)?;
             println!(
                 "   {label} {kind}: fft {fft_ms:.4} ms/iter (checksum {sum}), call {:.2} ns",
                 call_ms * 1e6
@@ -1010,7 +1004,7 @@ pub fn nagle(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             ok(c.deploy("sim", "n", &m, T)?)?;
             let e = ms(t.elapsed());
             let t = Instant::now();
-            ok(c.request(json!({"op": "status", "device": "sim"}), None, T)?)?;
+            ok(c.request(status_req("sim"), None, T)?)?;
             let s = ms(t.elapsed());
             if i >= 2 {
                 up.push(e);

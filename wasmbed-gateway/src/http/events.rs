@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -45,12 +45,6 @@ impl DeviceView {
     /// The device's current view.
     pub fn of(dev: &DeviceHandle) -> Self {
         let s = dev.snapshot();
-        let info_u64 = |k: &str| {
-            s.info
-                .as_ref()
-                .and_then(|i| i.get(k))
-                .and_then(Value::as_u64)
-        };
         let offline_reason = (!s.online).then(|| {
             dev.log
                 .since(0)
@@ -61,8 +55,8 @@ impl DeviceView {
                 .map_or_else(|| "not connected yet".to_string(), |e| e.line)
         });
         Self {
-            pool_total: info_u64("pool_total"),
-            pool_free: info_u64("pool_free"),
+            pool_total: s.info.as_ref().and_then(|i| i.pool_total).map(u64::from),
+            pool_free: s.info.as_ref().and_then(|i| i.pool_free).map(u64::from),
             offline_reason,
             summary: DeviceSummary {
                 name: dev.name.clone(),
@@ -105,7 +99,7 @@ pub fn log_event(device: &str, e: &LogEntry) -> api::Event {
 /// The gateway's job records as the host API's typed ones (`status.jobs`).
 pub fn job_records(jobs: &BTreeMap<String, JobRecord>) -> BTreeMap<String, api::JobRecord> {
     jobs.iter()
-        .filter_map(|(id, j)| Some((id.clone(), serde_json::from_value(j.to_json()).ok()?)))
+        .map(|(id, j)| (id.clone(), j.to_api()))
         .collect()
 }
 

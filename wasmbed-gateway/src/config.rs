@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:9000"
+//! http = "127.0.0.1:8080"      # the dashboard and HTTP API (off when absent)
 //! token_file = "/etc/wasmbed/token"
 //! cache_dir = "/var/cache/wasmbed"
 //! sim = true
@@ -180,6 +181,7 @@ struct RawDevice {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    http: Option<String>,
     token_file: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     sim: Option<bool>,
@@ -216,6 +218,8 @@ struct RawFleet {
 pub struct Config {
     /// Host API listen address.
     pub listen: SocketAddr,
+    /// Dashboard and HTTP API address (`None`: not served).
+    pub http: Option<SocketAddr>,
     /// Token file required for non-loopback listening.
     pub token_file: Option<PathBuf>,
     /// Compile cache directory.
@@ -242,6 +246,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            http: None,
             token_file: None,
             cache_dir: default_cache_dir(),
             sim: false,
@@ -322,6 +327,12 @@ impl Config {
             cfg.listen = listen
                 .parse()
                 .map_err(|e| invalid(&origin, "listen", format!("`{listen}`: {e}")))?;
+        }
+        if let Some(http) = raw.http {
+            cfg.http = Some(
+                http.parse()
+                    .map_err(|e| invalid(&origin, "http", format!("`{http}`: {e}")))?,
+            );
         }
         cfg.token_file = raw.token_file;
         if let Some(dir) = raw.cache_dir {
@@ -444,6 +455,18 @@ impl Config {
                     self.listen
                 ),
             ));
+        }
+        if let Some(http) = self.http.filter(|a| !a.ip().is_loopback()) {
+            if self.token_file.is_none() {
+                return Err(invalid(
+                    "",
+                    "http",
+                    format!(
+                        "{http} is not a loopback address: set `token_file` (or --token-file) to \
+                         require authentication, or serve HTTP on 127.0.0.1"
+                    ),
+                ));
+            }
         }
         if self.sim && self.devices.iter().any(|d| d.name == "sim") {
             return Err(invalid(
@@ -608,5 +631,16 @@ endpoint = "tcp:3456"
             .contains("token_file"));
         cfg.token_file = Some("/tmp/t".into());
         cfg.validate().unwrap();
+
+        let mut cfg = parse("http = \"0.0.0.0:8080\"\n").unwrap();
+        assert_eq!(cfg.http, Some("0.0.0.0:8080".parse().unwrap()));
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("`http`") && e.contains("token_file"), "{e}");
+        cfg.token_file = Some("/tmp/t".into());
+        cfg.validate().unwrap();
+        assert!(parse("http = \"nope\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("`http`"));
     }
 }

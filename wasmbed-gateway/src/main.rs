@@ -19,6 +19,9 @@ struct Cli {
     /// Host API address (non-loopback needs --token-file).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve the dashboard and the HTTP API on this address (non-loopback needs --token-file).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
     /// File holding the token hosts must send.
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -107,6 +110,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(l) = cli.listen {
         cfg.listen = l;
     }
+    if cli.http.is_some() {
+        cfg.http = cli.http;
+    }
     if cli.token_file.is_some() {
         cfg.token_file = cli.token_file;
     }
@@ -151,6 +157,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;
     println!("listening on {}", running.addr);
+    if let Some(a) = running.http_addr {
+        println!("dashboard on http://{a}/");
+    }
     for d in &running.devices {
         println!("device {} at {}", d.name, d.endpoint);
     }

@@ -27,6 +27,10 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<()>,
     /// Fleet membership, when the config has a fleet.
     pub fleet: Option<Arc<crate::fleet::Member>>,
+    /// The dashboard / HTTP API address actually bound (with `cfg.http`).
+    pub http_addr: Option<SocketAddr>,
+    /// The HTTP server task.
+    pub http_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Errors starting a gateway.
@@ -135,6 +139,17 @@ pub async fn start_with_ports(
         }
         None => None,
     };
+    let (http_addr, http_server) = match cfg.http {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| StartError::Io(format!("cannot serve HTTP on {a}: {e}")))?;
+            let bound = l.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+            let http = crate::http::Http::new(gw.clone());
+            (Some(bound), Some(tokio::spawn(crate::http::serve(l, http))))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(serve(listener, gw));
     Ok(Running {
         addr,
@@ -142,6 +157,8 @@ pub async fn start_with_ports(
         sim,
         server,
         fleet,
+        http_addr,
+        http_server,
     })
 }
 

@@ -6,7 +6,8 @@
 # ENDPOINT is a gateway endpoint: tcp:localhost:3456 (Renode's server socket terminal, QEMU's
 # -serial tcp:...), or a serial port (/dev/ttyACM0). The board must already be running.
 # Starts a gateway on a free loopback port with `--device board=ENDPOINT`, waits until the board
-# answers INFO, then for each mode in $MODES (default "wasm aot", only "wasm" when the board
+# answers INFO, clears the board (stops and unloads every module an earlier run or job left), then
+# for each mode in $MODES (default "wasm aot", only "wasm" when the board
 # reports aot_arch=none): add(200,26)=226, fft_bench checksum 1536, busy_loop stopped, a trap
 # reported (exit 7). Gateway log, device log and INFO go to ARTIFACT_DIR (default ./wasmbed-ci).
 #
@@ -88,6 +89,20 @@ expect_out() {
     if grep -Eq "$1" "$art/last.out"; then echo "ok   - output /$1/"; else
         echo "FAIL - output lacks /$1/"; sed 's/^/       /' "$art/last.out"; fails=$((fails + 1)); fi
 }
+
+# Clear the board: modules (and jobs) left by an earlier run must not hold the slots the checks
+# need, nor answer for them.
+host --json status >"$art/status-before.json" 2>>"$art/host.log" || {
+    echo "FAIL - status before clearing the board"; cat "$art/status-before.json"; exit 1; }
+left="$(grep -o '"module_id": *"[^"]*"' "$art/status-before.json" | sed 's/.*"\([^"]*\)"$/\1/' | sort -u)"
+for id in $left; do
+    # A running job is stopped first (single-threaded ports refuse to unload it); an idle
+    # module's stop fails harmlessly.
+    host stop --module-id "$id" --wait --result-timeout 10 >>"$art/host.log" 2>&1 || true
+    run "clear: unload $id" 0 unload --module-id "$id"
+done
+run "clear: the board holds no module" 0 status
+expect_out 'no modules loaded'
 
 modes="${MODES:-wasm aot}"
 if grep -q '"aot_arch": *"none"' "$art/info.json"; then modes="wasm"; fi

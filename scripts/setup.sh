@@ -14,6 +14,8 @@ PKGS=(
   iproute2             # ss: the QEMU runner waits for QEMU's UART port to listen
   wabt                 # wat2wasm for hand-written test modules
   nats-server          # fleet tests: real NATS JetStream servers (docs/FLEET.md)
+  systemd              # systemd-analyze: checks dist/systemd/wasmbed-gateway.service
+  chromium chromium-driver fonts-dejavu-core  # the dashboard's browser tests (headless, over WebDriver)
   pkg-config
   python3-minimal      # Zephyr port syntax check: its overlay reader (a test tool only)
 )

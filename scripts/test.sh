@@ -25,6 +25,9 @@ fi
 stage "build: workspace (gateway, host, simulated board)"
 cargo build --workspace --locked -q
 
+stage "test: systemd unit (systemd-analyze verify + security, its gateway.toml)"
+dist/systemd/check.sh
+
 stage "build + test: wamrc (our AOT compiler over WAMR + LLVM 19)"
 tools/wamrc/build.sh
 tools/wamrc/test.sh
@@ -56,6 +59,10 @@ stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
 LINK=tcp $bm/tests/gateway.sh
 LINK=pty $bm/tests/gateway.sh
 BOARD=nucleo-f446re LINK=pty $bm/tests/gateway.sh  # the real board's image, as over its VCP
+
+stage "test: the GitHub Actions workflow, run locally (scripts/run-workflow.sh)"
+scripts/tests/run-workflow.sh
+scripts/run-workflow.sh .github/workflows/wasmbed-qemu.yml
 
 if [ "${LONG_FUZZ:-0}" = 1 ]; then
   stage "fuzz: protocol decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"

@@ -128,6 +128,7 @@ struct agent_config {
 	uint32_t load_timeout_ms;  /**< v1 payload deadline (default 5000) */
 	uint32_t chunk_timeout_ms; /**< chunk bytes idle deadline (default 2000) */
 	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
+	uint32_t baud;             /**< INFO baud=: the UART's line speed (0: not reported, e.g. no UART) */
 	uint32_t chunk_max;        /**< largest CHUNK accepted (default 16384; chunks go straight into the module buffer, so no RAM) */
 	/** Fault injection for tests: STOP skips wasm_runtime_terminate, only the forced stop ends a job. */
 	bool test_no_terminate;

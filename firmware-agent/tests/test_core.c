@@ -511,6 +511,7 @@ static void test_info(void)
 		CHECK(l && strncmp(l, head, sizeof(head) - 1) == 0);
 	}
 	CHECK(l && strstr(l, " slots=3 "));
+	CHECK(l && !strstr(l, " baud=")); /* not reported when the port sets none */
 	CHECK(l && strstr(l, " aot_features=none aot_bounds_checks=required"));
 	CHECK(l && strstr(l, " natives=\"gpio_toggle:(),led_toggle:(i),uart_print:(i),should_stop:()i,delay_ms:(i),log:(ii)\""));
 	fake_deinit(&F);

@@ -267,6 +267,7 @@ fn write_info(w: &mut LineWriter<'_, '_>, i: &InfoOk) -> fmt::Result {
     w.opt("pool_free", i.pool_free)?;
     w.opt("chunk_max", i.chunk_max)?;
     w.opt("line_max", i.line_max)?;
+    w.opt("baud", i.baud)?;
     w.opt("stop", i.stop.as_ref())?;
     let natives: Vec<String> = i
         .natives

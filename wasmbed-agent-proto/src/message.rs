@@ -431,6 +431,9 @@ pub struct InfoOk {
     pub chunk_max: Option<u32>,
     /// `line_max=` bytes.
     pub line_max: Option<u32>,
+    /// `baud=`: the speed of the agent's UART (optional; absent where the link has no line
+    /// speed, e.g. the simulated board without `--baud`).
+    pub baud: Option<u32>,
     /// `stop=`.
     pub stop: Option<StopMode>,
     /// `natives="name:sig,…"`.

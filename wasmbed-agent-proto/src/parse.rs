@@ -444,6 +444,7 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         pool_free: f.u32("pool_free")?,
         chunk_max: f.u32("chunk_max")?,
         line_max: f.u32("line_max")?,
+        baud: f.u32("baud")?,
         stop: f.get("stop").map(StopMode::from_wire),
         natives,
     })))
@@ -679,6 +680,23 @@ mod tests {
         assert_eq!(r.msg.as_deref(), Some(r#"Exception: bad "x" here"#));
         let r = result(r#"RESULT status=NO_MEM msg="free=100 need>=4096 exec_env=no""#);
         assert_eq!(r.msg.as_deref(), Some("free=100 need>=4096 exec_env=no"));
+    }
+
+    #[test]
+    fn info_baud_is_optional() {
+        let info = |line: &str| match parse_agent_line(line) {
+            AgentLine::InfoOk(i) => i,
+            other => panic!("{line:?} gave {other:?}"),
+        };
+        assert_eq!(
+            info("INFO_OK proto=2 line_max=255 baud=9600 stop=forced").baud,
+            Some(9600)
+        );
+        assert_eq!(info("INFO_OK proto=2 line_max=255 stop=forced").baud, None);
+        assert!(matches!(
+            parse_agent_line("INFO_OK proto=2 baud=fast"),
+            AgentLine::Malformed(_)
+        ));
     }
 
     #[test]

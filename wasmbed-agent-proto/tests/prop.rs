@@ -158,13 +158,13 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
     let native = ("[a-z_]{1,12}", "\\((i|I|f|F|\\*|~)*\\)(i|I|f|F)?")
         .prop_map(|(name, signature)| Native { name, signature });
     let strings = [(); 8].map(|_| option::of(word()));
-    let numbers = [(); 7].map(|_| option::of(any::<u32>()));
+    let numbers = [(); 8].map(|_| option::of(any::<u32>()));
     let stop = option::of(code(StopMode::from_wire));
     (any::<u32>(), strings, numbers, stop, vec(native, 0..4)).prop_map(
         |(
             proto,
             [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks],
-            [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max],
+            [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max, baud],
             stop,
             natives,
         )| InfoOk {
@@ -184,6 +184,7 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
             pool_free,
             chunk_max,
             line_max,
+            baud,
             stop,
             natives,
         },

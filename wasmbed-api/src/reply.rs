@@ -44,6 +44,17 @@ pub struct DeviceSummary {
     /// The link is up.
     #[serde(default)]
     pub online: bool,
+    /// Throughput upload deadlines assume, bytes/s (line speed / 10); null before the first
+    /// connect.
+    #[serde(default)]
+    pub link_bytes_per_sec: Option<u32>,
+    /// Why the link is down (the last connect error, or `link lost: …`); null while online.
+    #[serde(default)]
+    pub offline_reason: Option<String>,
+    /// While a serial or `usb:` device is offline: the USB serial ports of the gateway's
+    /// machine, one summary line each ending in the `usb:` endpoint that selects it.
+    #[serde(default)]
+    pub candidates: Vec<String>,
     /// Milliseconds since the device last sent a line.
     #[serde(default)]
     pub last_seen_ms_ago: Option<u64>,
@@ -125,6 +136,9 @@ pub struct InfoResult {
     /// Longest command line.
     #[serde(default)]
     pub line_max: Option<u32>,
+    /// The agent's UART speed, when it reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baud: Option<u32>,
     /// How STOP ends a job (`forced`, `cooperative`, `forced_interp_only`).
     #[serde(default)]
     pub stop: Option<String>,

@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:9000"
+//! http = "127.0.0.1:8080"      # the dashboard and HTTP API (off when absent)
 //! token_file = "/etc/wasmbed/token"
 //! cache_dir = "/var/cache/wasmbed"
 //! sim = true
@@ -11,8 +12,11 @@
 //! clang_flags = ["-O3"]
 //! wamrc = "/opt/wamr/wamrc"
 //!
+//! [legacy]
+//! path_dirs = ["/srv/wasmbed/modules"]   # legacy host.py gen. 1 may name files under these
+//!
 //! [devices.nucleo]
-//! endpoint = "serial:/dev/ttyACM0?baud=115200"
+//! endpoint = "serial:/dev/ttyACM0?baud=115200"   # or usb:0483:374b[:SERIAL], tcp:host:port
 //! aot_target = "thumbv7em"
 //! aot_cpu = "cortex-m4"
 //! aot_abi = "eabi"
@@ -132,6 +136,15 @@ impl Default for Limits {
     }
 }
 
+/// The legacy dialect's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LegacyConfig {
+    /// Directories whose files legacy generation-1 requests may name (`wasm_path`,
+    /// `source_path`); empty (the default) refuses every path.
+    pub path_dirs: Vec<PathBuf>,
+}
+
 /// One device as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceConfig {
@@ -147,8 +160,10 @@ pub struct DeviceConfig {
     pub aot_abi: Option<String>,
     /// Periodic STATUS interval; `None` = no health polling (the link stays silent).
     pub health_interval_ms: Option<u64>,
-    /// Line speed for pacing estimates (defaults to the endpoint's).
-    pub baud: u32,
+    /// Line speed (`baud` key or the endpoint's `?baud=`), if given: the speed a serial port is
+    /// opened at and deadlines assume. When absent, a speed the firmware reports in INFO is
+    /// used, else [`crate::endpoint::DEFAULT_BAUD`].
+    pub baud: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +181,7 @@ struct RawDevice {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    http: Option<String>,
     token_file: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     sim: Option<bool>,
@@ -175,6 +191,8 @@ struct RawConfig {
     compiler: CompilerConfig,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    legacy: LegacyConfig,
     #[serde(default)]
     devices: BTreeMap<String, RawDevice>,
     fleet: Option<RawFleet>,
@@ -200,6 +218,8 @@ struct RawFleet {
 pub struct Config {
     /// Host API listen address.
     pub listen: SocketAddr,
+    /// Dashboard and HTTP API address (`None`: not served).
+    pub http: Option<SocketAddr>,
     /// Token file required for non-loopback listening.
     pub token_file: Option<PathBuf>,
     /// Compile cache directory.
@@ -214,6 +234,8 @@ pub struct Config {
     pub compiler: CompilerConfig,
     /// Request bounds.
     pub limits: Limits,
+    /// Legacy dialect settings.
+    pub legacy: LegacyConfig,
     /// Devices in name order.
     pub devices: Vec<DeviceConfig>,
     /// Fleet membership (`None`: a standalone gateway).
@@ -224,6 +246,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            http: None,
             token_file: None,
             cache_dir: default_cache_dir(),
             sim: false,
@@ -231,6 +254,7 @@ impl Default for Config {
             sim_pty: false,
             compiler: CompilerConfig::default(),
             limits: Limits::default(),
+            legacy: LegacyConfig::default(),
             devices: Vec::new(),
             fleet: None,
         }
@@ -304,6 +328,12 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid(&origin, "listen", format!("`{listen}`: {e}")))?;
         }
+        if let Some(http) = raw.http {
+            cfg.http = Some(
+                http.parse()
+                    .map_err(|e| invalid(&origin, "http", format!("`{http}`: {e}")))?,
+            );
+        }
         cfg.token_file = raw.token_file;
         if let Some(dir) = raw.cache_dir {
             cfg.cache_dir = dir;
@@ -335,10 +365,11 @@ impl Config {
             fc.labels = f.labels;
             cfg.fleet = Some(fc);
         }
+        cfg.legacy = raw.legacy;
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
-            let endpoint: Endpoint = dev
+            let mut endpoint: Endpoint = dev
                 .endpoint
                 .parse()
                 .map_err(|e: EndpointError| invalid(&origin, &format!("{key}.endpoint"), e))?;
@@ -349,7 +380,21 @@ impl Config {
                     "must be > 0 (omit it to disable health polling)",
                 ));
             }
-            let baud = dev.baud.unwrap_or_else(|| endpoint.baud());
+            match (dev.baud, endpoint.baud()) {
+                (Some(0), _) => {
+                    return Err(invalid(&origin, &format!("{key}.baud"), "must be > 0"));
+                }
+                (Some(b), Some(e)) if b != e => {
+                    return Err(invalid(
+                        &origin,
+                        &format!("{key}.baud"),
+                        format!("{b} contradicts the endpoint's ?baud={e}: give the speed once"),
+                    ));
+                }
+                (Some(b), _) => endpoint.set_baud(b),
+                (None, _) => {}
+            }
+            let baud = endpoint.baud();
             cfg.devices.push(DeviceConfig {
                 name,
                 endpoint,
@@ -385,8 +430,13 @@ impl Config {
         };
         match self.devices.iter_mut().find(|d| d.name == name) {
             Some(existing) => {
-                existing.endpoint = dev.endpoint;
-                existing.baud = dev.baud;
+                // A config file's `baud` still applies to a flag's endpoint without `?baud=`.
+                let mut endpoint = dev.endpoint;
+                match (endpoint.baud(), existing.baud) {
+                    (None, Some(b)) => endpoint.set_baud(b),
+                    (b, _) => existing.baud = b,
+                }
+                existing.endpoint = endpoint;
             }
             None => self.devices.push(dev),
         }
@@ -405,6 +455,18 @@ impl Config {
                     self.listen
                 ),
             ));
+        }
+        if let Some(http) = self.http.filter(|a| !a.ip().is_loopback()) {
+            if self.token_file.is_none() {
+                return Err(invalid(
+                    "",
+                    "http",
+                    format!(
+                        "{http} is not a loopback address: set `token_file` (or --token-file) to \
+                         require authentication, or serve HTTP on 127.0.0.1"
+                    ),
+                ));
+            }
         }
         if self.sim && self.devices.iter().any(|d| d.name == "sim") {
             return Err(invalid(
@@ -451,6 +513,8 @@ sim = true
 clang = "/usr/bin/clang-14"
 [limits]
 max_body = 1000
+[legacy]
+path_dirs = ["/srv/wasmbed/modules"]
 [devices.nucleo]
 endpoint = "serial:/dev/ttyACM0?baud=9600"
 aot_target = "thumbv7em"
@@ -465,10 +529,16 @@ endpoint = "tcp:3456"
         assert_eq!(cfg.compiler.clang, PathBuf::from("/usr/bin/clang-14"));
         assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
         assert_eq!(cfg.limits.max_body, 1000);
+        assert_eq!(
+            cfg.legacy.path_dirs,
+            [PathBuf::from("/srv/wasmbed/modules")]
+        );
+        assert!(parse("").unwrap().legacy.path_dirs.is_empty());
         assert_eq!(cfg.limits.max_line, Limits::default().max_line);
         assert_eq!(cfg.devices.len(), 2);
         assert_eq!(cfg.devices[0].name, "nucleo");
-        assert_eq!(cfg.devices[0].baud, 9600);
+        assert_eq!(cfg.devices[0].baud, Some(9600));
+        assert_eq!(cfg.devices[1].baud, None);
         assert_eq!(cfg.devices[0].health_interval_ms, Some(500));
         assert_eq!(cfg.devices[1].endpoint.to_string(), "tcp:localhost:3456");
     }
@@ -510,8 +580,33 @@ endpoint = "tcp:3456"
         assert_eq!(f.replicas, 3);
         assert_eq!(f.labels["nucleo"]["room"], "lab");
         assert!(parse("").unwrap().fleet.is_none());
-        let e = parse("[fleet]\nurl = \"nats://a\"\ngateway_id = \"x\"\nreplicas = 9\n").unwrap_err();
+        let e =
+            parse("[fleet]\nurl = \"nats://a\"\ngateway_id = \"x\"\nreplicas = 9\n").unwrap_err();
         assert!(e.to_string().contains("fleet.replicas"), "{e}");
+    }
+
+    #[test]
+    fn baud_key_and_query_combine() {
+        let cfg = parse("[devices.a]\nendpoint = \"tcp:1\"\nbaud = 9600\n").unwrap();
+        assert_eq!(cfg.devices[0].baud, Some(9600));
+        assert_eq!(
+            cfg.devices[0].endpoint.to_string(),
+            "tcp:localhost:1?baud=9600"
+        );
+        let cfg = parse("[devices.a]\nendpoint = \"usb:0483:374b?baud=9600\"\n").unwrap();
+        assert_eq!(cfg.devices[0].baud, Some(9600));
+        let e = parse("[devices.a]\nendpoint = \"tcp:1?baud=9600\"\nbaud = 115200\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("devices.a.baud") && e.contains("once"), "{e}");
+        let mut cfg = parse("[devices.a]\nendpoint = \"tcp:1\"\nbaud = 9600\n").unwrap();
+        cfg.apply_device_flag("a=serial:/dev/ttyACM1").unwrap();
+        assert_eq!(
+            cfg.devices[0].endpoint.to_string(),
+            "serial:/dev/ttyACM1?baud=9600"
+        );
+        cfg.apply_device_flag("a=tcp:2?baud=300").unwrap();
+        assert_eq!(cfg.devices[0].baud, Some(300));
     }
 
     #[test]
@@ -536,5 +631,16 @@ endpoint = "tcp:3456"
             .contains("token_file"));
         cfg.token_file = Some("/tmp/t".into());
         cfg.validate().unwrap();
+
+        let mut cfg = parse("http = \"0.0.0.0:8080\"\n").unwrap();
+        assert_eq!(cfg.http, Some("0.0.0.0:8080".parse().unwrap()));
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("`http`") && e.contains("token_file"), "{e}");
+        cfg.token_file = Some("/tmp/t".into());
+        cfg.validate().unwrap();
+        assert!(parse("http = \"nope\"\n")
+            .unwrap_err()
+            .to_string()
+            .contains("`http`"));
     }
 }

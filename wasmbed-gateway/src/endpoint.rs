@@ -1,8 +1,13 @@
 //! Device endpoint strings: `serial:/dev/ttyACM0?baud=115200`, bare `COM3` / `/dev/ttyUSB0`,
-//! `tcp:host:port` and the legacy `tcp:port` (host defaults to localhost).
+//! `usb:VID:PID[:SERIAL]` (the serial port of that USB device, looked up at every connect),
+//! `tcp:host:port` and the legacy `tcp:port` (host defaults to localhost). Every form but the
+//! bare port name takes `?baud=N`: the line speed a serial port is opened at, and the speed the
+//! gateway's deadlines assume (for a TCP bridge only the latter).
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use wasmbed_ports::UsbSelector;
 
 /// The default UART speed of the legacy firmware.
 pub const DEFAULT_BAUD: u32 = 115_200;
@@ -14,8 +19,15 @@ pub enum Endpoint {
     Serial {
         /// Device path or port name (`/dev/ttyACM0`, `COM3`, `/dev/pts/7`).
         path: String,
-        /// Line speed in baud.
-        baud: u32,
+        /// Line speed in baud, if given (opened at [`DEFAULT_BAUD`] otherwise).
+        baud: Option<u32>,
+    },
+    /// The serial port of a USB device, found by its ids at every (re)connect.
+    Usb {
+        /// `VID:PID[:SERIAL]`.
+        selector: UsbSelector,
+        /// Line speed in baud, if given.
+        baud: Option<u32>,
     },
     /// A TCP-to-UART bridge (Renode, QEMU, `wasmbed-agent-sim`).
     Tcp {
@@ -23,6 +35,8 @@ pub enum Endpoint {
         host: String,
         /// TCP port.
         port: u16,
+        /// Speed of the emulated UART behind the bridge, if given (for deadlines only).
+        baud: Option<u32>,
     },
 }
 
@@ -37,13 +51,54 @@ pub struct EndpointError {
 }
 
 impl Endpoint {
-    /// The baud rate used for pacing estimates (TCP bridges count as the legacy UART speed).
-    pub fn baud(&self) -> u32 {
+    /// The line speed given with the endpoint (`?baud=`), if any.
+    pub fn baud(&self) -> Option<u32> {
         match self {
-            Endpoint::Serial { baud, .. } => *baud,
-            Endpoint::Tcp { .. } => DEFAULT_BAUD,
+            Endpoint::Serial { baud, .. }
+            | Endpoint::Usb { baud, .. }
+            | Endpoint::Tcp { baud, .. } => *baud,
         }
     }
+
+    /// Sets the line speed (a config file's `baud` key for an endpoint without `?baud=`).
+    pub fn set_baud(&mut self, value: u32) {
+        match self {
+            Endpoint::Serial { baud, .. }
+            | Endpoint::Usb { baud, .. }
+            | Endpoint::Tcp { baud, .. } => *baud = Some(value),
+        }
+    }
+
+    /// The speed a serial port is opened at and deadlines assume: the given one or
+    /// [`DEFAULT_BAUD`].
+    pub fn line_baud(&self) -> u32 {
+        self.baud().unwrap_or(DEFAULT_BAUD)
+    }
+}
+
+/// Splits `?key=value&...` off an endpoint and reads `baud`.
+fn split_query<'a>(
+    rest: &'a str,
+    err: &dyn Fn(&str) -> EndpointError,
+) -> Result<(&'a str, Option<u32>), EndpointError> {
+    let Some((head, query)) = rest.split_once('?') else {
+        return Ok((rest, None));
+    };
+    let mut baud = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("baud", v)) => {
+                baud = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|b| *b > 0)
+                        .ok_or_else(|| err("baud must be a positive number"))?,
+                );
+            }
+            _ => return Err(err(&format!("unknown option `{pair}` (known: baud)"))),
+        }
+    }
+    Ok((head, baud))
 }
 
 impl FromStr for Endpoint {
@@ -59,6 +114,7 @@ impl FromStr for Endpoint {
             return Err(err("empty endpoint"));
         }
         if let Some(rest) = trimmed.strip_prefix("tcp:") {
+            let (rest, baud) = split_query(rest, &err)?;
             let (host, port) = match rest.rsplit_once(':') {
                 Some((host, port)) => (host.trim_matches(['[', ']']), port),
                 None => ("localhost", rest),
@@ -75,36 +131,24 @@ impl FromStr for Endpoint {
             return Ok(Endpoint::Tcp {
                 host: host.to_string(),
                 port,
+                baud,
             });
         }
-        let (path, query) = match trimmed.strip_prefix("serial:") {
-            Some(rest) => match rest.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (rest, None),
-            },
+        if let Some(rest) = trimmed.strip_prefix("usb:") {
+            let (sel, baud) = split_query(rest, &err)?;
+            let selector = sel.parse().map_err(|e: wasmbed_ports::SelectorError| {
+                err(&format!(
+                    "{e}; `wasmbed-host ports` lists the ids of the ports present"
+                ))
+            })?;
+            return Ok(Endpoint::Usb { selector, baud });
+        }
+        let (path, baud) = match trimmed.strip_prefix("serial:") {
+            Some(rest) => split_query(rest, &err)?,
             None => (trimmed, None),
         };
         if path.is_empty() {
             return Err(err("empty serial port name"));
-        }
-        let mut baud = DEFAULT_BAUD;
-        if let Some(query) = query {
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                match pair.split_once('=') {
-                    Some(("baud", v)) => {
-                        baud = v
-                            .parse()
-                            .ok()
-                            .filter(|b| *b > 0)
-                            .ok_or_else(|| err("baud must be a positive number"))?;
-                    }
-                    _ => {
-                        return Err(err(&format!(
-                            "unknown serial option `{pair}` (known: baud)"
-                        )))
-                    }
-                }
-            }
         }
         Ok(Endpoint::Serial {
             path: path.to_string(),
@@ -116,9 +160,16 @@ impl FromStr for Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Serial { path, baud } => write!(f, "serial:{path}?baud={baud}"),
-            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
-            Endpoint::Tcp { host, port } => write!(f, "tcp:{host}:{port}"),
+            Endpoint::Serial { path, .. } => write!(f, "serial:{path}")?,
+            Endpoint::Usb { selector, .. } => write!(f, "usb:{selector}")?,
+            Endpoint::Tcp { host, port, .. } if host.contains(':') => {
+                write!(f, "tcp:[{host}]:{port}")?
+            }
+            Endpoint::Tcp { host, port, .. } => write!(f, "tcp:{host}:{port}")?,
+        }
+        match self.baud() {
+            Some(b) => write!(f, "?baud={b}"),
+            None => Ok(()),
         }
     }
 }
@@ -131,6 +182,7 @@ mod tests {
         Endpoint::Tcp {
             host: host.into(),
             port,
+            baud: None,
         }
     }
 
@@ -143,20 +195,38 @@ mod tests {
             "serial:/dev/ttyACM0?baud=9600".parse(),
             Ok(Endpoint::Serial {
                 path: "/dev/ttyACM0".into(),
-                baud: 9600
+                baud: Some(9600)
             })
         );
         assert_eq!(
             "COM3".parse(),
             Ok(Endpoint::Serial {
                 path: "COM3".into(),
-                baud: DEFAULT_BAUD
+                baud: None
             })
         );
         assert_eq!(
             "/dev/ttyUSB0".parse::<Endpoint>().unwrap().to_string(),
-            "serial:/dev/ttyUSB0?baud=115200"
+            "serial:/dev/ttyUSB0"
         );
+        assert_eq!(
+            "/dev/ttyUSB0".parse::<Endpoint>().unwrap().line_baud(),
+            DEFAULT_BAUD
+        );
+        let t: Endpoint = "tcp:localhost:3456?baud=9600".parse().unwrap();
+        assert_eq!(t.baud(), Some(9600));
+        assert_eq!(t.to_string(), "tcp:localhost:3456?baud=9600");
+        assert_eq!("tcp:3456?baud=9600".parse::<Endpoint>().unwrap(), t);
+        let u: Endpoint = "usb:0483:374B:066DFF?baud=9600".parse().unwrap();
+        match &u {
+            Endpoint::Usb { selector, baud } => {
+                assert_eq!((selector.vid, selector.pid), (0x0483, 0x374b));
+                assert_eq!(selector.serial.as_deref(), Some("066DFF"));
+                assert_eq!(*baud, Some(9600));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(u.to_string(), "usb:0483:374b:066DFF?baud=9600");
     }
 
     #[test]
@@ -169,6 +239,12 @@ mod tests {
             "serial:",
             "serial:/dev/x?baud=0",
             "serial:/dev/x?parity=n",
+            "tcp:1?baud=x",
+            "tcp:h:1?stop=2",
+            "usb:",
+            "usb:483:374b",
+            "usb:0483:374b:",
+            "usb:0483:374b?baud=0",
         ] {
             let e = bad.parse::<Endpoint>().unwrap_err();
             assert_eq!(e.input, bad);
@@ -177,7 +253,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["tcp:h:1", "serial:/dev/pts/3?baud=115200", "tcp:[::1]:9"] {
+        for s in [
+            "tcp:h:1",
+            "serial:/dev/pts/3?baud=115200",
+            "tcp:[::1]:9?baud=9600",
+            "usb:0483:374b",
+            "usb:1366:0105:000123?baud=1000000",
+        ] {
             let e: Endpoint = s.parse().unwrap();
             assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e);
         }

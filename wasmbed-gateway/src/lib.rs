@@ -5,6 +5,7 @@ pub mod config;
 pub mod device;
 pub mod endpoint;
 pub mod fleet;
+pub mod http;
 pub mod link;
 pub mod pipeline;
 pub mod run;

@@ -19,9 +19,16 @@ struct Cli {
     /// Host API address (non-loopback needs --token-file).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve the dashboard and the HTTP API on this address (non-loopback needs --token-file).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
     /// File holding the token hosts must send.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Let legacy host.py generation-1 requests name files under DIR (wasm_path, source_path);
+    /// repeatable, adds to the config's `legacy.path_dirs`. Off by default.
+    #[arg(long = "legacy-path-dir", value_name = "DIR")]
+    legacy_path_dirs: Vec<PathBuf>,
     /// Start the simulated board as device `sim`.
     #[arg(long)]
     sim: bool,
@@ -103,6 +110,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(l) = cli.listen {
         cfg.listen = l;
     }
+    if cli.http.is_some() {
+        cfg.http = cli.http;
+    }
     if cli.token_file.is_some() {
         cfg.token_file = cli.token_file;
     }
@@ -142,10 +152,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     } else if cli.gateway_id.is_some() {
         return Err("--gateway-id needs --fleet nats://… (or [fleet] in the config)".into());
     }
+    cfg.legacy.path_dirs.extend(cli.legacy_path_dirs);
     cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;
     println!("listening on {}", running.addr);
+    if let Some(a) = running.http_addr {
+        println!("dashboard on http://{a}/");
+    }
     for d in &running.devices {
         println!("device {} at {}", d.name, d.endpoint);
     }

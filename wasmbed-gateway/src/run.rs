@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::api::legacy_paths::PathPolicy;
 use crate::api::{serve, Gateway};
 use crate::config::Config;
 use crate::device::{spawn_device, DeviceHandle, DeviceOptions};
 use crate::link::EndpointConnector;
 use crate::pipeline::{AotTarget, Compiler};
 use crate::sim::{find_sim, start_sim, SimChild, SimLink};
+use wasmbed_ports::{PortLister, SystemPorts};
 
 /// A running gateway.
 pub struct Running {
@@ -25,6 +27,10 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<()>,
     /// Fleet membership, when the config has a fleet.
     pub fleet: Option<Arc<crate::fleet::Member>>,
+    /// The dashboard / HTTP API address actually bound (with `cfg.http`).
+    pub http_addr: Option<SocketAddr>,
+    /// The HTTP server task.
+    pub http_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Errors starting a gateway.
@@ -43,7 +49,17 @@ pub enum StartError {
 
 /// Starts devices, the simulator (with `cfg.sim`) and the API listener.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with_ports(cfg, Arc::new(SystemPorts)).await
+}
+
+/// Like [`start`], listing serial ports (the log at start, `usb:` endpoints, candidate ports of
+/// an offline device) through `ports`: tests inject a fake enumeration.
+pub async fn start_with_ports(
+    cfg: Config,
+    ports: Arc<dyn PortLister>,
+) -> Result<Running, StartError> {
     cfg.validate()?;
+    log_ports(ports.as_ref());
     let token = match &cfg.token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -71,18 +87,20 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         let child = start_sim(&find_sim(cfg.sim_path.as_deref()), link)
             .await
             .map_err(|e| StartError::Io(format!("--sim: {e} (build it with `cargo build -p wasmbed-agent-sim` or set WASMBED_AGENT_SIM)")))?;
-        let mut o = DeviceOptions::new("sim", Arc::new(EndpointConnector(child.endpoint.clone())));
+        let mut o = DeviceOptions::new(
+            "sim",
+            Arc::new(EndpointConnector::new(child.endpoint.clone())),
+        );
         o.log_lines = cfg.limits.log_lines;
         devices.push(spawn_device(o));
         sim = Some(child);
     }
     for d in &cfg.devices {
-        let mut o = DeviceOptions::new(
-            d.name.clone(),
-            Arc::new(EndpointConnector(d.endpoint.clone())),
-        );
+        let connector = EndpointConnector::with_ports(d.endpoint.clone(), ports.clone());
+        let mut o = DeviceOptions::new(d.name.clone(), Arc::new(connector));
         o.health_interval = d.health_interval_ms.map(Duration::from_millis);
-        o.timeouts.link_bytes_per_sec = (d.baud / 10).max(1);
+        o.timeouts.link_bytes_per_sec = (d.endpoint.line_baud() / 10).max(1);
+        o.baud = d.endpoint.baud();
         o.log_lines = cfg.limits.log_lines;
         o.aot = d.aot_target.clone().map(|target| AotTarget {
             target,
@@ -98,7 +116,21 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::Io(e.to_string()))?;
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
-    let gw = Arc::new(Gateway::new(devices.clone(), compiler, cfg.limits, token));
+    let mut gw = Gateway::new(devices.clone(), compiler, cfg.limits, token);
+    gw.legacy_paths = PathPolicy::new(&cfg.legacy.path_dirs)
+        .map_err(|e| StartError::Io(format!("config key `legacy.path_dirs`: {e}")))?;
+    if gw.legacy_paths.enabled() {
+        tracing::info!(
+            "legacy requests may name files under {}",
+            cfg.legacy
+                .path_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let gw = Arc::new(gw);
     let fleet = match cfg.fleet {
         Some(f) => {
             let m = crate::fleet::Member::join(f, gw.clone()).await?;
@@ -107,6 +139,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         }
         None => None,
     };
+    let (http_addr, http_server) = match cfg.http {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| StartError::Io(format!("cannot serve HTTP on {a}: {e}")))?;
+            let bound = l.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+            let http = crate::http::Http::new(gw.clone());
+            (Some(bound), Some(tokio::spawn(crate::http::serve(l, http))))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(serve(listener, gw));
     Ok(Running {
         addr,
@@ -114,5 +157,25 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         sim,
         server,
         fleet,
+        http_addr,
+        http_server,
     })
+}
+
+/// Logs the serial ports of this machine (what `wasmbed-host ports` shows on it).
+fn log_ports(ports: &dyn PortLister) {
+    match ports.ports() {
+        Ok(list) if list.is_empty() => tracing::info!("serial ports: none"),
+        Ok(list) => {
+            for p in &list {
+                match p.selector() {
+                    Some(sel) => {
+                        tracing::info!("serial port: {} (endpoint usb:{sel})", p.summary())
+                    }
+                    None => tracing::info!("serial port: {}", p.summary()),
+                }
+            }
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
 }

@@ -310,3 +310,34 @@ async fn cluster_survives_a_dead_server() {
         assert_eq!(r.reply["ok"], true, "{}", r.reply);
     }
 }
+
+/// A gateway that cannot renew its claims (its only NATS server died) stops serving its device
+/// within the claim TTL, on its own API too: the request goes to the (unreachable) fleet
+/// instead of the board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_renewal_no_serving() {
+    let mut nats = NatsServer::start().unwrap();
+    let sim = start_sim(SimLink::Tcp).await;
+    let gw = member(
+        fleet_cfg(&nats.url(), "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let mut h = Client::connect(gw.addr).await;
+    let ans = h.call(json!({"op": "status", "device": "alpha"})).await;
+    ans.ok();
+    nats.kill();
+    let killed = std::time::Instant::now();
+    until("gw-a stops serving alpha", TTL_MS / 1000 + 3, || async {
+        m.serves("alpha").is_none().then_some(())
+    })
+    .await;
+    eprintln!(
+        "stopped serving {:?} after the server died",
+        killed.elapsed()
+    );
+    let ans = h.call(json!({"op": "status", "device": "alpha"})).await;
+    assert_eq!(ans.reply["ok"], false, "{}", ans.reply);
+}

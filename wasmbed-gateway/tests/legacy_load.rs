@@ -2,35 +2,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
-
-fn v1_loader() -> Responder {
-    Arc::new(|line: &str| {
-        let l = |s: &str| format!("{s}\n").into_bytes();
-        let field = |k: &str| {
-            line.split(' ')
-                .find_map(|p| p.strip_prefix(&format!("{k}=")).map(str::to_string))
-                .unwrap_or_default()
-        };
-        match line.split(' ').next().unwrap() {
-            "INFO" => vec![l("ERROR code=UNKNOWN_COMMAND")],
-            "STATUS" => vec![l("STATUS_OK modules=\"none\" low_stack=\"none\" wamr_total=102400 wamr_free=102400 wamr_used=0 wamr_highmark=0")],
-            "LOAD" => {
-                let size = field("size");
-                // Console text interleaved, reply split into single bytes.
-                let ready = format!("LOAD_READY module_id={} size={size} crc32={}\n", field("module_id"), field("crc32"));
-                let mut v: Vec<Vec<u8>> = vec![l("LED ON (thread 0x2000)")];
-                v.extend(ready.bytes().map(|b| vec![b]));
-                v.push(format!("<READ {size}>").into_bytes());
-                v.push(l("LOAD_OK"));
-                v
-            }
-            _ => vec![l("ERROR code=UNKNOWN_COMMAND")],
-        }
-    })
-}
 
 #[tokio::test]
 async fn legacy_load_and_build_and_load() {

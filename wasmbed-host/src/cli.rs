@@ -99,6 +99,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Measure latencies by repeating an operation.
     Bench(BenchArgs),
+    /// List the serial ports of this machine (USB ids, serial numbers, known debug probes) and
+    /// the gateway endpoint of each; needs no gateway.
+    Ports,
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -74,7 +74,26 @@ pub fn devices_table(devices: &[DeviceSummary]) -> String {
             slots,
         ]);
     }
-    t.to_string()
+    t.to_string() + &offline_notes(devices)
+}
+
+/// Why each offline device is offline, and the USB serial ports of the gateway's machine that
+/// could be it (from the gateway's `offline_reason` and `candidates`).
+fn offline_notes(devices: &[DeviceSummary]) -> String {
+    let mut out = String::new();
+    for d in devices.iter().filter(|d| !d.online) {
+        let Some(reason) = &d.offline_reason else {
+            continue;
+        };
+        out.push_str(&format!("\n{} is offline: {reason}", d.name));
+        if !d.candidates.is_empty() {
+            out.push_str("\n  USB serial ports on the gateway's machine:");
+            for c in &d.candidates {
+                out.push_str(&format!("\n    {c}"));
+            }
+        }
+    }
+    out
 }
 
 /// Key/value table of a device's INFO.
@@ -294,6 +313,28 @@ mod tests {
         let devices: Vec<DeviceSummary> = obj(devices);
         insta::assert_snapshot!(devices_table(&devices));
         assert_eq!(devices_table(&[]), "no devices configured on the gateway");
+    }
+
+    #[test]
+    fn devices_offline_reason_and_candidates() {
+        let devices = json!([
+            {"name": "nucleo", "endpoint": "usb:0483:374b", "online": false,
+             "offline_reason": "no serial port is USB 0483:374b",
+             "candidates": ["/dev/ttyUSB0 1a86:7523 [WCH CH340 (USB-UART)] -> usb:1a86:7523"]},
+            {"name": "renode", "endpoint": "tcp:localhost:3456", "online": false,
+             "offline_reason": "Connection refused (os error 111)", "candidates": []},
+            {"name": "sim", "endpoint": "tcp:127.0.0.1:1", "online": true,
+             "offline_reason": null, "candidates": []}
+        ]);
+        let devices: Vec<DeviceSummary> = obj(devices);
+        let text = devices_table(&devices);
+        let notes = &text[text.rfind('┘').unwrap() + '┘'.len_utf8()..];
+        insta::assert_snapshot!(notes, @r"
+        nucleo is offline: no serial port is USB 0483:374b
+          USB serial ports on the gateway's machine:
+            /dev/ttyUSB0 1a86:7523 [WCH CH340 (USB-UART)] -> usb:1a86:7523
+        renode is offline: Connection refused (os error 111)
+        ");
     }
 
     #[test]

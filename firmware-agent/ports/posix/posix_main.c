@@ -352,6 +352,7 @@ int wasmbed_agent_sim_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	tmpl.cfg.baud = tmpl.baud; /* INFO baud= only when --baud paces the link */
 	pool_size = tmpl.cfg.pool_size;
 	if (o.boards > 1 && !o.pool_set)
 		pool_size = o.boards * 1024u * 1024u > DEFAULT_POOL ? o.boards * 1024u * 1024u

@@ -30,6 +30,8 @@ fn hello_and_info() {
     ] {
         assert!(info.contains(f), "{f} missing in {info}");
     }
+    // No --baud: the link has no line speed, so INFO reports none.
+    assert!(!info.contains(" baud="), "{info}");
     let total: u32 = Link::field(&info, "pool_total").unwrap().parse().unwrap();
     assert!(total > 2_000_000 && total <= 2_097_152, "{info}");
 }

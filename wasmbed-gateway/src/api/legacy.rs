@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncBufRead;
 
+use super::legacy_paths::PathError;
 use super::ops::{host_gone, DeploySpec, Latency, Payload};
 use super::{framing, ApiError, Gateway};
 use crate::device::{StartRequest, StopRequest};
@@ -139,25 +140,39 @@ async fn deploy<R: AsyncBufRead + Unpin>(
     } else {
         ("blob_size", "blob_crc32")
     };
-    if req.contains_key("wasm_path") || req.contains_key("source_path") {
-        return Ok(fail(
-            "paths on the gateway's disk are not accepted: upload the bytes (legacy host.py \
-             generation 2 or 3, or wasmbed-host)",
-        ));
-    }
-    let size = req.get(size_key).and_then(Value::as_u64).ok_or_else(|| {
-        ApiError::bad_request(format!("missing or non-integer field `{size_key}`"))
-    })?;
-    let body = framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
-    let got = format!("{:08x}", crc32fast::hash(&body));
-    if let Some(expected) = req.get(crc_key).and_then(Value::as_str) {
-        if expected.to_ascii_lowercase() != got {
-            return Ok(fail(format!(
-                "CRC mismatch expected={} got={got}",
-                expected.to_ascii_lowercase()
-            )));
+    // Generation 1 names a file on the gateway's disk instead of sending the bytes.
+    let path_key = if build { "source_path" } else { "wasm_path" };
+    let body = if let Some(path) = req.get("wasm_path").or_else(|| req.get("source_path")) {
+        let path = path
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request(format!("non-string field `{path_key}`")))?;
+        match gw.legacy_paths.read(path, gw.limits.max_body) {
+            Ok(bytes) => bytes,
+            // The legacy gateway's own words for a missing file.
+            Err(PathError::NotFound { .. }) if build => {
+                return Ok(fail(format!("sorgente C non trovato: {path}")))
+            }
+            Err(PathError::NotFound { .. }) => {
+                return Ok(fail(format!("file non trovato: {path}")))
+            }
+            Err(e) => return Ok(fail(e.to_string())),
         }
-    }
+    } else {
+        let size = req.get(size_key).and_then(Value::as_u64).ok_or_else(|| {
+            ApiError::bad_request(format!("missing or non-integer field `{size_key}`"))
+        })?;
+        let body = framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
+        let got = format!("{:08x}", crc32fast::hash(&body));
+        if let Some(expected) = req.get(crc_key).and_then(Value::as_str) {
+            if expected.to_ascii_lowercase() != got {
+                return Ok(fail(format!(
+                    "CRC mismatch expected={} got={got}",
+                    expected.to_ascii_lowercase()
+                )));
+            }
+        }
+        body
+    };
     let mode = match req.get("mode").and_then(Value::as_str).unwrap_or("wasm") {
         "wasm" => BuildMode::Wasm,
         "aot" => BuildMode::Aot,

@@ -5,6 +5,7 @@
 mod error;
 mod framing;
 mod legacy;
+pub mod legacy_paths;
 mod ops;
 pub mod pyjson;
 mod wasmbed;
@@ -39,6 +40,10 @@ pub struct Gateway {
     pub body_timeout: Duration,
     /// Deadline for the first request line of a connection and between Wasmbed requests.
     pub idle_timeout: Duration,
+    /// Directories whose files legacy generation-1 requests may name (none by default).
+    pub legacy_paths: legacy_paths::PathPolicy,
+    /// Per operation and device latencies, for the dashboard.
+    pub latency: crate::http::LatencyBook,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
     /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
@@ -61,6 +66,8 @@ impl Gateway {
             token,
             body_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(600),
+            legacy_paths: legacy_paths::PathPolicy::default(),
+            latency: Default::default(),
             modules: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
         }
@@ -68,23 +75,15 @@ impl Gateway {
 
     /// The devices of the `devices` op.
     pub fn device_list(&self) -> Vec<wasmbed_api::DeviceSummary> {
-        self.devices
-            .values()
-            .map(|d| {
-                let s = d.snapshot();
-                wasmbed_api::DeviceSummary {
-                    name: d.name.clone(),
-                    endpoint: d.endpoint.clone(),
-                    online: s.online,
-                    last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
-                    board: s.board,
-                    firmware: s.firmware,
-                    proto: s.proto,
-                    slots_used: s.slots_used,
-                    slots_total: s.slots_total,
-                }
-            })
-            .collect()
+        self.devices.values().map(device_summary).collect()
+    }
+
+    /// True when `token` is what this gateway requires (or it requires none).
+    pub fn token_ok(&self, token: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => token.is_some_and(|g| constant_time_eq(g.as_bytes(), t.as_bytes())),
+        }
     }
 
     fn check_token(&self, req: &Map<String, Value>) -> Result<(), ApiError> {
@@ -95,6 +94,38 @@ impl Gateway {
                 .help("pass the contents of the gateway's token file as `token`")),
         }
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A host's sending side that neither sends nor ends (an HTTP request's body is read in full
+/// before it is served).
+struct StaysOpen;
+
+impl tokio::io::AsyncRead for StaysOpen {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// Serves one Wasmbed-dialect request that arrived another way (the HTTP API): `body` is its
+/// upload body; its events and then its final reply go to `out`. The request is taken as coming
+/// from a host that stays until the reply (the caller drops this future when its client goes).
+pub(crate) async fn call(
+    gw: &Gateway,
+    req: Map<String, Value>,
+    body: &[u8],
+    out: &mpsc::UnboundedSender<Value>,
+) {
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::chain(body, StaysOpen));
+    let (_open_tx, open_rx) = tokio::sync::watch::channel(());
+    wasmbed::handle(gw, req, &mut reader, out, &open_rx).await;
 }
 
 /// Accepts connections forever, one task per connection.
@@ -248,4 +279,23 @@ async fn serve_wasmbed(
     drop(open_rx);
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+/// One device as the `devices` op reports it (also the dashboard's view of it).
+pub fn device_summary(d: &DeviceHandle) -> wasmbed_api::DeviceSummary {
+    let s = d.snapshot();
+    wasmbed_api::DeviceSummary {
+        name: d.name.clone(),
+        endpoint: d.endpoint.clone(),
+        online: s.online,
+        link_bytes_per_sec: (s.link_bytes_per_sec > 0).then_some(s.link_bytes_per_sec),
+        offline_reason: s.offline_reason,
+        candidates: s.candidates,
+        last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
+        board: s.board,
+        firmware: s.firmware,
+        proto: s.proto,
+        slots_used: s.slots_used,
+        slots_total: s.slots_total,
+    }
 }

@@ -42,6 +42,16 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
         .cloned()
         .and_then(|v| serde_json::from_value(v).ok());
     let mut lat = Latency::default();
+    // For the dashboard's latency book (requests that reach a known device).
+    let op = req
+        .get("op")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let device = req
+        .get("device")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let (id, outcome) = match RequestLine::from_value(Value::Object(req)) {
         Ok(line) => {
             let r = dispatch(gw, line.request, &line.id, reader, out, open, &mut lat).await;
@@ -55,10 +65,16 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
         }
         Err(RequestError::Bad(m)) => (raw_id, Err(ApiError::bad_request(m))),
     };
+    let total = t0.elapsed();
+    if let Some(dev) = device.filter(|d| gw.devices.contains_key(d)) {
+        if !matches!(op.as_str(), "logs" | "devices") {
+            gw.latency.record(&op, &dev, &lat, total, outcome.is_ok());
+        }
+    }
     let reply = ReplyLine {
         id,
         outcome: outcome.map_err(|e| e.body()),
-        latency: lat.to_api(t0.elapsed()),
+        latency: lat.to_api(total),
     };
     send(out, &reply);
 }

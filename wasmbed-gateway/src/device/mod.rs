@@ -272,6 +272,13 @@ fn rejected_help(line: &str) -> Option<String> {
 pub struct DeviceState {
     /// Link is up.
     pub online: bool,
+    /// Link throughput the deadlines assume, in bytes/s (line speed / 10), once connected.
+    pub link_bytes_per_sec: u32,
+    /// Why the link is down (the last connect error or why it dropped); `None` while online.
+    pub offline_reason: Option<String>,
+    /// While offline on a serial or `usb:` endpoint: the USB serial ports present, one summary
+    /// line each, with the `usb:` endpoint that selects each.
+    pub candidates: Vec<String>,
     /// When the device last said anything.
     pub last_seen: Option<Instant>,
     /// Board name (INFO `board=` or HELLO `device_id=`).

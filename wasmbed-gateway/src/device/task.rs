@@ -48,6 +48,9 @@ pub struct DeviceOptions {
     pub backoff_max: Duration,
     /// Deadline for opening the link.
     pub connect_timeout: Duration,
+    /// The configured line speed (`?baud=` or the `baud` key). `None`: deadlines follow the
+    /// speed the firmware reports in INFO (`baud=`), else `timeouts.link_bytes_per_sec`.
+    pub baud: Option<u32>,
 }
 
 impl DeviceOptions {
@@ -63,6 +66,7 @@ impl DeviceOptions {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            baud: None,
         }
     }
 }
@@ -85,6 +89,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         waiters: waiters.clone(),
     };
     let task = DeviceTask {
+        base_rate: opts.timeouts.link_bytes_per_sec,
         opts,
         rx,
         log,
@@ -99,6 +104,8 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
 
 struct DeviceTask {
     opts: DeviceOptions,
+    /// `link_bytes_per_sec` as configured, before any INFO `baud=`.
+    base_rate: u32,
     rx: mpsc::Receiver<Job>,
     log: Arc<DeviceLog>,
     state: Arc<Mutex<DeviceState>>,
@@ -144,13 +151,16 @@ impl DeviceTask {
             let link = match connect.await {
                 Ok(Ok(link)) => link,
                 Ok(Err(e)) => {
-                    if !self.wait_offline(backoff, &e.to_string()).await {
+                    let reason = e.to_string();
+                    self.note_offline(&reason);
+                    if !self.wait_offline(backoff, &reason).await {
                         return;
                     }
                     backoff = (backoff * 2).min(self.opts.backoff_max);
                     continue;
                 }
                 Err(_) => {
+                    self.note_offline("connect timed out");
                     if !self.wait_offline(backoff, "connect timed out").await {
                         return;
                     }
@@ -160,7 +170,11 @@ impl DeviceTask {
             };
             backoff = self.opts.backoff_min;
             self.decoder = Decoder::new();
-            self.set_state(|s| s.online = true);
+            self.set_state(|s| {
+                s.online = true;
+                s.offline_reason = None;
+                s.candidates.clear();
+            });
             self.log.push(
                 LogKind::Gateway,
                 format!("link up: {}", self.opts.connector.describe()),
@@ -169,11 +183,44 @@ impl DeviceTask {
                 Some(reason) => reason,
                 None => return,
             };
-            self.set_state(|s| s.online = false);
+            self.set_state(|s| {
+                s.online = false;
+                s.offline_reason = Some(format!("link lost: {reason}"));
+            });
+            tracing::warn!(device = %self.opts.name, "link to {} lost: {reason}", self.opts.connector.describe());
             // No RESULT can come over a lost link.
             self.waiters.link_lost(&reason);
             self.log
                 .push(LogKind::Gateway, format!("link down: {reason}"));
+        }
+    }
+
+    /// Records why the link cannot be opened and which serial ports could be the board; logs
+    /// it when the reason changes (every retry at debug level).
+    fn note_offline(&self, reason: &str) {
+        let candidates = self.opts.connector.candidates();
+        let list = candidates.clone().unwrap_or_default();
+        let changed = {
+            let mut s = self.state.lock().expect("state lock");
+            let changed = s.offline_reason.as_deref() != Some(reason) || s.candidates != list;
+            s.offline_reason = Some(reason.to_string());
+            s.candidates = list;
+            changed
+        };
+        let (name, endpoint) = (&self.opts.name, self.opts.connector.describe());
+        if !changed {
+            tracing::debug!(device = %name, "offline, {endpoint}: {reason}");
+            return;
+        }
+        tracing::warn!(device = %name, "offline, cannot open {endpoint}: {reason} (retrying)");
+        match candidates.as_deref() {
+            None => {}
+            Some([]) => tracing::warn!(device = %name, "no USB serial port is present"),
+            Some(list) => {
+                for c in list {
+                    tracing::warn!(device = %name, "candidate port: {c}");
+                }
+            }
         }
     }
 
@@ -188,9 +235,14 @@ impl DeviceTask {
                 job = self.rx.recv() => match job {
                     None => return false,
                     Some(job) => {
+                        let candidates = self.state.lock().expect("state lock").candidates.clone();
+                        let present = match candidates.as_slice() {
+                            [] => String::new(),
+                            list => format!("; USB serial ports present: {}", list.join("; ")),
+                        };
                         let _ = job.reply.send(JobReply::Done(Outcome {
                             result: Err(DeviceError::Offline(format!(
-                                "{} ({reason})", self.opts.connector.describe()))),
+                                "{} ({reason}){present}", self.opts.connector.describe()))),
                             device_time: Duration::ZERO,
                         }));
                     }
@@ -276,8 +328,14 @@ impl DeviceTask {
     async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, info, None, false).await {
-            Ok((Ok(InfoOutcome::V2 { info, line }), _)) => self.record_info(Some(&info), &line),
-            Ok((Ok(InfoOutcome::V1), _)) => self.record_info(None, &Line::parse("")),
+            Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
+                self.follow_link_speed(info.baud);
+                self.record_info(Some(&info), &line)
+            }
+            Ok((Ok(InfoOutcome::V1), _)) => {
+                self.follow_link_speed(None);
+                self.record_info(None, &Line::parse(""))
+            }
             Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "INFO failed: {e}"),
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
@@ -295,6 +353,22 @@ impl DeviceTask {
             Err(DriveError::Rebooted(_)) => {}
         }
         Ok(())
+    }
+
+    /// Deadlines assume the configured line speed, else the one INFO reports, else the
+    /// configured `link_bytes_per_sec`.
+    fn follow_link_speed(&mut self, reported: Option<u32>) {
+        let rate = match (self.opts.baud, reported) {
+            (Some(cfg), Some(rep)) if cfg != rep => {
+                tracing::warn!(device = %self.opts.name,
+                    "the firmware reports a {rep} baud UART, the configuration says {cfg}: deadlines use {cfg}");
+                self.base_rate
+            }
+            (None, Some(rep)) if rep > 0 => (rep / 10).max(1),
+            _ => self.base_rate,
+        };
+        self.opts.timeouts.link_bytes_per_sec = rate;
+        self.set_state(|s| s.link_bytes_per_sec = rate);
     }
 
     fn record_info(&self, info: Option<&wasmbed_agent_proto::InfoOk>, line: &Line) {
@@ -349,6 +423,7 @@ impl DeviceTask {
                     pool_free: i.pool_free,
                     chunk_max: i.chunk_max,
                     line_max: i.line_max,
+                    baud: i.baud,
                     stop: i.stop.as_ref().map(|m| m.to_string()),
                     natives: Some(
                         i.natives

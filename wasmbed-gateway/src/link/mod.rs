@@ -11,6 +11,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use wasmbed_ports::{PortLister, ResolveError, SystemPorts, UsbSelector};
+
 use crate::endpoint::Endpoint;
 
 /// A byte stream to a device.
@@ -29,32 +31,106 @@ pub trait Connector: Send + Sync {
     fn connect(&self) -> ConnectFuture;
     /// A human-readable description (the endpoint string).
     fn describe(&self) -> String;
+    /// Serial ports worth trying when the link cannot be opened, one line each (`None` for
+    /// links that are not serial ports).
+    fn candidates(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// A shared connector.
 pub type SharedConnector = Arc<dyn Connector>;
 
-/// Connects to a configured [`Endpoint`].
+/// Connects to a configured [`Endpoint`]; `usb:` endpoints are looked up in `ports` at every
+/// connect, so a board that comes back under another name is found again.
 #[derive(Debug, Clone)]
-pub struct EndpointConnector(pub Endpoint);
+pub struct EndpointConnector {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Where serial ports are listed.
+    pub ports: Arc<dyn PortLister>,
+}
+
+impl EndpointConnector {
+    /// A connector listing the machine's own serial ports.
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self::with_ports(endpoint, Arc::new(SystemPorts))
+    }
+
+    /// A connector listing serial ports through `ports` (tests inject a fake enumeration).
+    pub fn with_ports(endpoint: Endpoint, ports: Arc<dyn PortLister>) -> Self {
+        EndpointConnector { endpoint, ports }
+    }
+}
 
 impl Connector for EndpointConnector {
     fn connect(&self) -> ConnectFuture {
-        let ep = self.0.clone();
-        Box::pin(async move { open(&ep).await })
+        let ep = self.endpoint.clone();
+        let ports = self.ports.clone();
+        Box::pin(async move { open_with(&ep, ports.as_ref()).await })
     }
 
     fn describe(&self) -> String {
-        self.0.to_string()
+        self.endpoint.to_string()
+    }
+
+    fn candidates(&self) -> Option<Vec<String>> {
+        match self.endpoint {
+            Endpoint::Tcp { .. } => None,
+            Endpoint::Serial { .. } | Endpoint::Usb { .. } => {
+                Some(usb_candidates(self.ports.as_ref()))
+            }
+        }
+    }
+}
+
+/// The USB serial ports present, one summary line each (or why they cannot be listed).
+pub fn usb_candidates(ports: &dyn PortLister) -> Vec<String> {
+    match ports.ports() {
+        Ok(list) => list
+            .iter()
+            .filter(|p| p.usb.is_some())
+            .map(|p| match p.selector() {
+                Some(sel) => format!("{} -> usb:{sel}", p.summary()),
+                None => p.summary(),
+            })
+            .collect(),
+        Err(e) => vec![e.to_string()],
     }
 }
 
 /// Opens a link to an endpoint; TCP links get TCP_NODELAY and quick ACKs ([`TcpLink`]).
 pub async fn open(ep: &Endpoint) -> io::Result<BoxLink> {
+    open_with(ep, &SystemPorts).await
+}
+
+/// Like [`open`], resolving `usb:` endpoints through `ports`.
+pub async fn open_with(ep: &Endpoint, ports: &dyn PortLister) -> io::Result<BoxLink> {
     match ep {
-        Endpoint::Tcp { host, port } => Ok(Box::new(TcpLink::new(connect_tcp(host, *port).await?))),
-        Endpoint::Serial { path, baud } => serial::open(path, *baud),
+        Endpoint::Tcp { host, port, .. } => {
+            Ok(Box::new(TcpLink::new(connect_tcp(host, *port).await?)))
+        }
+        Endpoint::Serial { path, .. } => serial::open(path, ep.line_baud()),
+        Endpoint::Usb { selector, .. } => {
+            let path = resolve_usb(selector, ports)?;
+            serial::open(&path, ep.line_baud())
+        }
     }
+}
+
+/// The port name of a USB device now.
+pub fn resolve_usb(selector: &UsbSelector, ports: &dyn PortLister) -> io::Result<String> {
+    let list = ports.ports().map_err(io::Error::other)?;
+    let found = selector.resolve(&list).map_err(|e| {
+        let hint = match e {
+            ResolveError::NotFound { .. } => {
+                " (not plugged in, or no permission to see it: `wasmbed-host ports` on this machine lists what is there)"
+            }
+            ResolveError::Ambiguous { .. } => "",
+        };
+        io::Error::new(io::ErrorKind::NotFound, format!("{e}{hint}"))
+    })?;
+    Ok(found.path.clone())
 }
 
 /// Connects over TCP with Nagle disabled (bridges otherwise add ~40 ms per exchange).

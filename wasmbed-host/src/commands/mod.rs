@@ -7,6 +7,7 @@ mod deploy;
 mod devices;
 mod info;
 mod logs;
+mod ports;
 mod start;
 mod status;
 mod stop;
@@ -243,6 +244,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Unload(a) => unload::run(ctx, &a.module_id),
         Command::Logs(a) => logs::run(ctx, a),
         Command::Bench(a) => bench::run(ctx, a),
+        Command::Ports => Ok(ports::run(&wasmbed_ports::SystemPorts)),
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
         )),
@@ -263,6 +265,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Unload(_) => "unload",
         Command::Logs(_) => "logs",
         Command::Bench(_) => "bench",
+        Command::Ports => "ports",
         Command::Completions { .. } => "completions",
     }
 }

@@ -238,6 +238,7 @@ cmd_main(void *arg)
 		.aot_cpu = BOARD_AOT_CPU,
 		.aot_abi = BOARD_AOT_ABI,
 		.stop_mode = "forced",
+		.baud = BOARD_UART_BAUD,
 		.slots = SLOTS,
 		.pool = wamr_pool,
 		.pool_size = sizeof(wamr_pool),

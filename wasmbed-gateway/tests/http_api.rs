@@ -1,0 +1,453 @@
+//! The HTTP API (`--http`) with a plain HTTP client against the real simulated board: the
+//! Wasmbed operations over HTTP, upload progress and log lines as server-sent events, and the
+//! refusals: no or wrong token, cross-origin state changes, foreign host names.
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use wasmbed_api as api;
+use wasmbed_gateway::config::Config;
+
+use common::*;
+
+async fn http_gateway(token: Option<&str>) -> (wasmbed_gateway::run::Running, tempfile::TempDir) {
+    sim_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = token.map(|t| {
+        let p = dir.path().join("token");
+        std::fs::write(&p, format!("{t}\n")).unwrap();
+        p
+    });
+    let gw = gateway_cfg(Config {
+        sim: true,
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        token_file,
+        ..Default::default()
+    })
+    .await;
+    wait_online(&gw, "sim").await;
+    (gw, dir)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Server-sent events of a response body, as (event, data JSON), until `done` says stop.
+async fn events(
+    mut resp: reqwest::Response,
+    secs: u64,
+    mut done: impl FnMut(&str, &Value) -> bool,
+) -> Vec<(String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut name = "message".to_string();
+            let mut data = String::new();
+            for l in block.lines() {
+                if let Some(n) = l.strip_prefix("event:") {
+                    name = n.trim().to_string();
+                } else if let Some(d) = l.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&data).unwrap();
+            let stop = done(&name, &v);
+            out.push((name, v));
+            if stop {
+                return out;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("events ended within {secs} s; got {out:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("event stream closed; got {out:?}"));
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_progress_and_log_events() {
+    let (gw, _dir) = http_gateway(None).await;
+    let base = format!("http://{}", gw.http_addr.unwrap());
+    let c = client();
+
+    let v: Value = c
+        .get(format!("{base}/api/devices"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["result"]["devices"][0]["name"], "sim", "{v}");
+    assert_eq!(v["result"]["devices"][0]["online"], true, "{v}");
+
+    let info: Value = c
+        .get(format!("{base}/api/devices/sim/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["result"]["board"], "sim", "{info}");
+
+    // build_and_deploy as events: compile and upload progress, then the reply.
+    let resp = c
+        .post(format!(
+            "{base}/api/devices/sim/deploy?module_id=math_ops&mode=wasm&replace=true"
+        ))
+        .header(header::ACCEPT, "text/event-stream")
+        .body(module_source("math_ops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let evs = events(resp, 120, |name, _| name == "reply").await;
+    let phases: Vec<&str> = evs
+        .iter()
+        .filter(|(n, _)| n == "progress")
+        .map(|(_, v)| v["phase"].as_str().unwrap())
+        .collect();
+    assert!(
+        phases.contains(&"compile") && phases.contains(&"upload"),
+        "{evs:?}"
+    );
+    let (_, reply) = evs.last().unwrap();
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"]["module_id"], "math_ops");
+    assert!(
+        reply["latency"]["compile_ms"].as_f64().unwrap() > 0.0,
+        "{reply}"
+    );
+
+    let resp = c
+        .post(format!("{base}/api/devices/sim/start"))
+        .json(&json!({"module_id": "math_ops", "func": "add", "args": [200, 26], "wait_result": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.unwrap();
+    let r: api::StartResult = serde_json::from_value(v["result"].clone()).unwrap();
+    assert_eq!(
+        (r.status, r.ret),
+        (Some(api::RunStatus::Ok), Some(226)),
+        "{v}"
+    );
+
+    let st: Value = c
+        .get(format!("{base}/api/devices/sim/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        st["result"]["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["module_id"] == "math_ops"),
+        "{st}"
+    );
+
+    // Errors keep the Wasmbed codes, with a matching HTTP status.
+    let resp = c
+        .get(format!("{base}/api/devices/nope/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "DEVICE_UNKNOWN"
+    );
+    let resp = c
+        .post(format!("{base}/api/devices/sim/start"))
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = c
+        .post(format!("{base}/api/devices/sim/deploy?module_id=bad"))
+        .body(&b"not wasm"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "INVALID_MODULE"
+    );
+
+    // Module output arrives live on the device's event stream, told apart from console text.
+    let stream = c
+        .get(format!("{base}/api/devices/sim/events"))
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let wasm = module_wasm("log_hello");
+    let v: Value = c
+        .post(format!(
+            "{base}/api/devices/sim/deploy?module_id=hello&replace=true"
+        ))
+        .body(wasm)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let v: Value = c
+        .post(format!("{base}/api/devices/sim/start"))
+        .json(&json!({"module_id": "hello", "func": "app_main", "wait_result": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let evs = events(stream, 20, |name, v| {
+        name == "log"
+            && v["kind"] == "log"
+            && v["line"].as_str().unwrap().contains("hello from wasm")
+    })
+    .await;
+    assert!(
+        evs.iter().any(|(n, v)| n == "state" && v["name"] == "sim"),
+        "{evs:?}"
+    );
+
+    // The gateway-wide stream starts with the device list (the `devices` op's summaries).
+    let all = c
+        .get(format!("{base}/api/events"))
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let evs = events(all, 10, |name, _| name == "devices").await;
+    let list: api::DevicesResult = serde_json::from_value(evs.last().unwrap().1.clone()).unwrap();
+    assert_eq!(list.devices[0].name, "sim");
+    assert_eq!(list.devices[0].slots_total, Some(2), "{list:?}");
+
+    // The latency book counted these requests.
+    let lat: Value = c
+        .get(format!("{base}/api/latency"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = lat["latency"].as_array().unwrap();
+    let start = rows
+        .iter()
+        .find(|r| r["op"] == "start" && r["device"] == "sim")
+        .expect("start row");
+    assert_eq!(start["total"]["count"], 2, "{start}");
+    assert!(
+        rows.iter()
+            .any(|r| r["op"] == "build_and_deploy" && r["compile"]["count"] == 1),
+        "{lat}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_without_token() {
+    let (gw, _dir) = http_gateway(None).await;
+    let addr = gw.http_addr.unwrap();
+    let base = format!("http://{addr}");
+    let c = client();
+    let start = json!({"module_id": "x"});
+
+    // Another site's page posting to the gateway: refused before anything reaches the device.
+    let resp = c
+        .post(format!("{base}/api/devices/sim/unload"))
+        .header(header::ORIGIN, "http://evil.example")
+        .json(&start)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let e = resp.json::<Value>().await.unwrap();
+    assert_eq!(e["error"]["code"], "UNAUTHORIZED", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cross-origin"),
+        "{e}"
+    );
+    let resp = c
+        .post(format!("{base}/api/devices/sim/unload"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&start)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // The same request from the dashboard's own origin goes through (and the device answers).
+    let resp = c
+        .post(format!("{base}/api/devices/sim/unload"))
+        .header(header::ORIGIN, format!("http://{addr}"))
+        .json(&start)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), StatusCode::FORBIDDEN);
+    let e = resp.json::<Value>().await.unwrap();
+    assert_eq!(
+        e["error"]["code"], "DEVICE_REJECTED",
+        "the device answered: {e}"
+    );
+
+    // DNS rebinding: a foreign name for 127.0.0.1 gets nothing.
+    let resp = c
+        .get(format!("{base}/api/devices"))
+        .header(header::HOST, "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
+    let resp = c
+        .get(format!("http://localhost:{}/api/devices", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_required_when_configured() {
+    let (gw, _dir) = http_gateway(Some("s3cret-token")).await;
+    let addr = gw.http_addr.unwrap();
+    let base = format!("http://{addr}");
+    let c = client();
+
+    for auth in [None, Some("Bearer wrong")] {
+        let mut r = c.get(format!("{base}/api/devices"));
+        if let Some(a) = auth {
+            r = r.header(header::AUTHORIZATION, a);
+        }
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"]["code"],
+            "UNAUTHORIZED"
+        );
+    }
+    let resp = c
+        .get(format!("{base}/api/devices/sim/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = c
+        .get(format!("{base}/api/devices"))
+        .header(header::AUTHORIZATION, "Bearer s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // A browser without the cookie is sent to the sign-in page, not shown the devices.
+    let resp = c.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[header::LOCATION], "/login");
+    let resp = c.get(format!("{base}/devices/sim")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let page = c
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Sign in") && !page.contains("id=\"devices\""),
+        "{page}"
+    );
+    // Assets load without the token (the sign-in page needs them).
+    assert_eq!(
+        c.get(format!("{base}/assets/app.css"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let resp = c
+        .post(format!("{base}/login"))
+        .form(&[("token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // Login CSRF: another site cannot sign a visitor in.
+    let resp = c
+        .post(format!("{base}/login"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("token", "s3cret-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = c
+        .post(format!("{base}/login"))
+        .form(&[("token", "s3cret-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let resp = c
+        .get(format!("{base}/"))
+        .header(header::COOKIE, &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("data-device=\"sim\""));
+    // With a token, any host name is fine (the token is the guard).
+    let resp = c
+        .get(format!("{base}/api/devices"))
+        .header(header::HOST, "gateway.lan")
+        .header(header::AUTHORIZATION, "Bearer s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}

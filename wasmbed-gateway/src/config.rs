@@ -86,6 +86,18 @@ pub struct CompilerConfig {
     pub wamrc_flags: Vec<String>,
     /// Compile timeout in milliseconds.
     pub timeout_ms: u64,
+    /// Address-space limit of each compiler process in MiB (`RLIMIT_AS`).
+    pub max_memory_mb: u64,
+    /// CPU-time limit of each compiler process in seconds (`RLIMIT_CPU`).
+    pub max_cpu_secs: u64,
+    /// Compiles run at once; more wait their turn (a `queued` progress event tells the host).
+    pub max_concurrent: usize,
+    /// Confine the compilers with Landlock (read only the toolchain, their temporary directory
+    /// and the module API header). When the kernel lacks Landlock, compiles are refused; `false`
+    /// runs them unconfined (only for a gateway whose hosts are trusted).
+    pub confine: bool,
+    /// Extra paths the confined compilers may read (e.g. a toolchain outside `/usr`).
+    pub read_paths: Vec<PathBuf>,
 }
 
 impl Default for CompilerConfig {
@@ -96,6 +108,11 @@ impl Default for CompilerConfig {
             wamrc: None,
             wamrc_flags: vec!["--bounds-checks=1".to_string()],
             timeout_ms: 60_000,
+            max_memory_mb: 1024,
+            max_cpu_secs: 60,
+            max_concurrent: 2,
+            confine: true,
+            read_paths: Vec::new(),
         }
     }
 }
@@ -110,6 +127,22 @@ pub struct Limits {
     pub max_body: usize,
     /// Lines kept per device log.
     pub log_lines: usize,
+    /// Host connections served at once; more are answered `BUSY` and closed.
+    pub max_connections: usize,
+    /// Once a request line has started, the whole line must arrive within this (slowloris bound).
+    pub line_timeout_ms: u64,
+    /// Wait for the next request of an idle connection (and for the first one).
+    pub idle_timeout_ms: u64,
+    /// Queued reply bytes of one connection above which it stops reading requests and its log
+    /// followers skip lines.
+    pub reply_queue_soft: usize,
+    /// Queued reply bytes of one connection at which it is closed (the host does not read).
+    pub reply_queue_max: usize,
+    /// A host that takes no reply bytes for this long is disconnected.
+    pub write_stall_ms: u64,
+    /// Reply bytes queued gateway-wide above which every connection stops reading requests and
+    /// log followers skip lines.
+    pub buffer_budget: usize,
 }
 
 impl Default for Limits {
@@ -118,6 +151,13 @@ impl Default for Limits {
             max_line: 64 * 1024,
             max_body: 4 * 1024 * 1024,
             log_lines: 1000,
+            max_connections: 64,
+            line_timeout_ms: 10_000,
+            idle_timeout_ms: 600_000,
+            reply_queue_soft: 256 * 1024,
+            reply_queue_max: 1024 * 1024,
+            write_stall_ms: 30_000,
+            buffer_budget: 16 * 1024 * 1024,
         }
     }
 }

@@ -6,6 +6,7 @@ mod error;
 mod framing;
 mod legacy;
 mod ops;
+pub mod outbox;
 pub mod pyjson;
 mod wasmbed;
 
@@ -14,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 
 pub use error::ApiError;
 pub use ops::{DeploySpec, Latency, Payload};
+pub use outbox::{Budget, Outbox};
 
 use crate::config::Limits;
 use crate::device::DeviceHandle;
@@ -39,6 +42,12 @@ pub struct Gateway {
     pub body_timeout: Duration,
     /// Deadline for the first request line of a connection and between Wasmbed requests.
     pub idle_timeout: Duration,
+    /// Deadline for the rest of a request line once its first byte came.
+    pub line_timeout: Duration,
+    /// Reply bytes queued gateway-wide.
+    pub budget: Arc<Budget>,
+    /// One permit per connection served.
+    connections: Arc<Semaphore>,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
 }
@@ -57,7 +66,10 @@ impl Gateway {
             limits,
             token,
             body_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            line_timeout: Duration::from_millis(limits.line_timeout_ms),
+            budget: Budget::new(limits.buffer_budget),
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             modules: Mutex::new(HashMap::new()),
         }
     }
@@ -84,25 +96,42 @@ impl Gateway {
     }
 
     fn check_token(&self, req: &Map<String, Value>) -> Result<(), ApiError> {
+        let sent = req.get("token").and_then(Value::as_str).unwrap_or("");
         match &self.token {
             None => Ok(()),
-            Some(t) if req.get("token").and_then(Value::as_str) == Some(t.as_str()) => Ok(()),
+            // Constant time: how long the comparison takes tells nothing about the token.
+            Some(t) if bool::from(sent.as_bytes().ct_eq(t.as_bytes())) => Ok(()),
             Some(_) => Err(ApiError::new("UNAUTHORIZED", "missing or wrong token")
                 .help("pass the contents of the gateway's token file as `token`")),
         }
     }
 }
 
-/// Accepts connections forever, one task per connection.
+/// Accepts connections forever, one task per connection, at most `limits.max_connections` at
+/// once: a connection over the cap is answered `BUSY` and closed.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
+                let Ok(permit) = gw.connections.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "refusing connection: limits.max_connections = {} reached", gw.limits.max_connections);
+                    tokio::spawn(async move {
+                        let (_, mut w) = stream.into_split();
+                        let e = json!({"ok": false, "code": "BUSY", "error": format!(
+                            "the gateway serves {} connections at most (limits.max_connections): retry later",
+                            gw.limits.max_connections)});
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), send_legacy(&mut w, &e))
+                                .await;
+                    });
+                    continue;
+                };
                 tokio::spawn(async move {
                     tracing::debug!(%peer, "host connected");
-                    serve_connection(stream, gw).await;
+                    serve_connection(stream, peer, gw).await;
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -129,10 +158,18 @@ async fn send_legacy(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) {
     let _ = w.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
+async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc<Gateway>) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
-    let first = framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await;
+    // The first line gets the short deadline as a whole: a connection that opens and says
+    // nothing (or trickles) holds one of `max_connections` only that long.
+    let first = framing::read_line(
+        &mut reader,
+        gw.limits.max_line,
+        gw.line_timeout,
+        gw.line_timeout,
+    )
+    .await;
     let req = match first {
         Ok(None) => return,
         Ok(Some(line)) => parse_request(&line),
@@ -158,49 +195,60 @@ async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
         send_legacy(&mut w, &reply).await;
         return;
     }
-    serve_wasmbed(req, reader, w, gw).await;
+    serve_wasmbed(req, reader, w, peer, gw).await;
 }
 
 async fn serve_wasmbed(
     first: Map<String, Value>,
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    mut w: tokio::net::tcp::OwnedWriteHalf,
+    w: tokio::net::tcp::OwnedWriteHalf,
+    peer: std::net::SocketAddr,
     gw: Arc<Gateway>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
-    let writer = tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            let mut line = serde_json::to_string(&v).expect("JSON value");
-            line.push('\n');
-            if w.write_all(line.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        let _ = w.shutdown().await;
-    });
+    let bounds = outbox::Bounds {
+        soft: gw.limits.reply_queue_soft,
+        hard: gw.limits.reply_queue_max.max(gw.limits.reply_queue_soft),
+        stall: Duration::from_millis(gw.limits.write_stall_ms),
+    };
+    let out = Outbox::new(gw.budget.clone(), bounds, peer);
+    let writer = {
+        let out = out.clone();
+        tokio::spawn(async move { out.run_writer(w).await })
+    };
     // Dropped when the host stops sending (EOF or error): `logs` follows end then.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
     let reply_error = |id: Value, e: ApiError| json!({"id": id, "ok": false, "error": e.to_json()});
     if let Err(e) = gw.check_token(&first) {
-        let _ = tx.send(reply_error(
+        let _ = out.send(reply_error(
             first.get("id").cloned().unwrap_or(Value::Null),
             e,
         ));
     } else {
-        wasmbed::handle(&gw, first, &mut reader, &tx, &open_rx).await;
+        wasmbed::handle(&gw, first, &mut reader, &out, &open_rx).await;
         loop {
-            match framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await {
+            // Backpressure: a host that does not read its replies gets no further requests
+            // read (TCP then slows its sending), and is closed when it takes nothing for
+            // `write_stall_ms` or lets `reply_queue_max` bytes pile up.
+            if out.room().await.is_err() {
+                break;
+            }
+            let next = tokio::select! {
+                next = framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout, gw.line_timeout) => next,
+                _ = out.closed() => break,
+            };
+            match next {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(Some(line)) => match parse_request(&line) {
-                    Ok(req) => wasmbed::handle(&gw, req, &mut reader, &tx, &open_rx).await,
+                    Ok(req) => wasmbed::handle(&gw, req, &mut reader, &out, &open_rx).await,
                     Err(e) => {
-                        let _ = tx.send(reply_error(Value::Null, e));
+                        let _ = out.send(reply_error(Value::Null, e));
                     }
                 },
                 Err(e) => {
-                    // An oversized line leaves the stream out of sync: report and close.
-                    let _ = tx.send(reply_error(Value::Null, e));
+                    // An oversized or late line leaves the stream out of sync: report and close.
+                    tracing::info!(%peer, "closing connection: {}", e.message);
+                    let _ = out.send(reply_error(Value::Null, e));
                     break;
                 }
             }
@@ -208,6 +256,7 @@ async fn serve_wasmbed(
     }
     drop(open_tx);
     drop(open_rx);
-    drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    out.finish();
+    // The writer ends by itself: queue written, or the host stalled for `write_stall_ms`.
+    let _ = writer.await;
 }

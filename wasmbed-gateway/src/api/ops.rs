@@ -94,7 +94,16 @@ impl Gateway {
                     let total = src.len() as u64;
                     let _ = p.send(("compile", Progress { done: 0, total }));
                 }
-                let built = self.compiler.build(&src, mode, state.aot.as_ref()).await;
+                // Over compiler.max_concurrent the build waits its turn: say so.
+                let queued = || {
+                    if let Some(p) = &progress {
+                        let _ = p.send(("queued", Progress { done: 0, total: 0 }));
+                    }
+                };
+                let built = self
+                    .compiler
+                    .build_notify(&src, mode, state.aot.as_ref(), &queued)
+                    .await;
                 lat.compile = Some(t0.elapsed());
                 if let (Some(p), Ok(_)) = (&progress, &built) {
                     let total = src.len() as u64;

@@ -8,7 +8,7 @@ use tokio::io::AsyncBufRead;
 use tokio::sync::{mpsc, watch};
 
 use super::ops::{host_gone, DeploySpec, Latency, Payload};
-use super::{framing, ApiError, Gateway};
+use super::{framing, ApiError, Gateway, Outbox};
 use crate::device::{Reply, Request, StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
 
@@ -73,7 +73,7 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
     gw: &Gateway,
     req: Map<String, Value>,
     reader: &mut R,
-    out: &mpsc::UnboundedSender<Value>,
+    out: &Outbox,
     open: &watch::Receiver<()>,
 ) {
     let t0 = Instant::now();
@@ -93,7 +93,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
     req: &Map<String, Value>,
     id: &Value,
     reader: &mut R,
-    out: &mpsc::UnboundedSender<Value>,
+    out: &Outbox,
     open: &watch::Receiver<()>,
     lat: &mut Latency,
 ) -> Result<Value, ApiError> {
@@ -282,43 +282,67 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
         }
         "logs" => {
             let since = req.get("since").and_then(Value::as_u64).unwrap_or(0);
-            let (lines, mut rx) = dev.log.since(since);
+            let (lines, rx) = dev.log.since(since);
             let last = lines.last().map_or(since, |e| e.seq);
             if opt_bool(req, "follow")? {
                 let out = out.clone();
                 let id = id.clone();
                 let name = dev.name.clone();
-                let mut open = open.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let next = tokio::select! {
-                            // The host stopped sending or its connection broke.
-                            _ = open.changed() => break,
-                            _ = out.closed() => break,
-                            next = rx.recv() => next,
-                        };
-                        match next {
-                            Ok(e) if e.seq <= last => continue,
-                            Ok(e) => {
-                                let ev = json!({"id": id, "event": "log", "seq": e.seq, "device": name, "line": e.line, "kind": e.kind});
-                                if out.send(ev).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                let ev = json!({"id": id, "event": "log", "seq": null, "device": name,
-                                                "line": format!("{n} log lines skipped (host too slow)"), "kind": "gateway"});
-                                if out.send(ev).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                });
+                let open = open.clone();
+                tokio::spawn(follow(out, id, name, last, rx, open));
             }
             Ok(json!({"lines": lines}))
         }
         _ => Err(ApiError::new("UNKNOWN_OP", format!("no op `{op}`"))),
+    }
+}
+
+/// Forwards a device's new log entries to a `logs` follower. Lines the host is too slow for
+/// (its reply queue or the gateway's buffer budget is full, or the device log moved on) are
+/// skipped and counted; the count is sent as one notice as soon as there is room again.
+async fn follow(
+    out: Outbox,
+    id: Value,
+    device: String,
+    last: u64,
+    mut rx: tokio::sync::broadcast::Receiver<crate::device::LogEntry>,
+    mut open: watch::Receiver<()>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut skipped: u64 = 0;
+    loop {
+        let next = tokio::select! {
+            // The host stopped sending or its connection broke.
+            _ = open.changed() => break,
+            _ = out.closed() => break,
+            next = rx.recv() => next,
+        };
+        let entry = match next {
+            Ok(e) if e.seq <= last => continue,
+            Ok(e) => e,
+            Err(RecvError::Lagged(n)) => {
+                skipped += n;
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        if skipped > 0 {
+            let notice = json!({"id": id, "event": "log", "seq": null, "device": device,
+                                "line": format!("{skipped} log lines skipped (host too slow)"), "kind": "gateway"});
+            match out.offer(notice) {
+                Ok(true) => skipped = 0,
+                Ok(false) => {
+                    skipped += 1;
+                    continue;
+                }
+                Err(_) => break,
+            }
+        }
+        let ev = json!({"id": id, "event": "log", "seq": entry.seq, "device": device, "line": entry.line, "kind": entry.kind});
+        match out.offer(ev) {
+            Ok(true) => {}
+            Ok(false) => skipped += 1,
+            Err(_) => break,
+        }
     }
 }

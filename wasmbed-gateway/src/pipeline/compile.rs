@@ -338,7 +338,10 @@ impl Compiler {
         if let Some(what) = self.limit_hit(&out.status, &stderr) {
             return Err(CompileError::Limit { step, what });
         }
-        let hint = if self.cfg.confine && stderr.contains("Permission denied") {
+        // Landlock makes files outside look unreadable (`#include`) or missing (`.incbin`).
+        let refused =
+            stderr.contains("Permission denied") || stderr.contains("Could not find incbin file");
+        let hint = if self.cfg.confine && refused {
             "; the compiler may read only its toolchain, the uploaded source and wasmbed.h \
              (#include and .incbin of other files are refused)"
                 .to_string()

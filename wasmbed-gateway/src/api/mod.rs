@@ -85,6 +85,7 @@ impl Gateway {
                     "endpoint": d.endpoint,
                     "online": s.online,
                     "last_seen_ms_ago": s.last_seen.map(|t| t.elapsed().as_millis() as u64),
+                    "offline_reason": s.offline_reason,
                     "board": s.board,
                     "firmware": s.firmware,
                     "proto": s.proto,

@@ -200,10 +200,15 @@ pub enum DeviceError {
 /// Live state of a device, readable without asking its task.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceState {
-    /// Link is up.
+    /// Answering: the link is up, the device answered the connect-time INFO on this link, and
+    /// it did not leave a request unanswered since it last said something.
     pub online: bool,
     /// When the device last said anything.
     pub last_seen: Option<Instant>,
+    /// The device answered INFO on the current link.
+    pub handshake: bool,
+    /// Why the device is not online (link down, no handshake yet, a request unanswered).
+    pub offline_reason: Option<String>,
     /// Board name (INFO `board=` or HELLO `device_id=`).
     pub board: Option<String>,
     /// Firmware version.

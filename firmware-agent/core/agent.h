@@ -82,6 +82,13 @@ struct agent_port_ops {
 	uint32_t (*stack_free)(void *ctx, unsigned slot);
 	/** Diagnostic text (not protocol), e.g. to stderr. Optional. */
 	void (*log)(void *ctx, const char *msg);
+	/**
+	 * An AOT module's machine code was just written into the pool (after a successful load,
+	 * before any of it runs): make it visible to instruction fetch. On a CPU with caches
+	 * (Cortex-M7) clean the data cache and invalidate the instruction cache, at least over the
+	 * pool. Command context. Optional (cache-less MCUs, hosts with coherent caches).
+	 */
+	void (*code_sync)(void *ctx);
 };
 
 /** Static description and limits of the board. */

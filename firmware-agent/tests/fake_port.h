@@ -15,6 +15,7 @@ struct fake_port {
 	int abort_rc;    /* what job_abort returns */
 	unsigned aborts;
 	unsigned led_sets;
+	unsigned code_syncs; /* code_sync calls (after AOT loads) */
 };
 
 /** Init the agent on the fake port (pool from the heap); 0 on success. */

@@ -40,10 +40,14 @@ pub struct DeviceSummary {
     pub name: String,
     /// Endpoint as configured.
     pub endpoint: String,
-    /// The link is up.
+    /// Answering: the link is up, the device answered INFO on it, and no request went
+    /// unanswered since it last said something.
     pub online: bool,
     /// Milliseconds since the device last sent a line.
     pub last_seen_ms_ago: Option<u64>,
+    /// Why the device is not online (link down, no handshake yet, a request unanswered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_reason: Option<String>,
     /// Board name.
     pub board: Option<String>,
     /// Firmware version.

@@ -151,7 +151,7 @@ impl Default for Limits {
             max_line: 64 * 1024,
             max_body: 4 * 1024 * 1024,
             log_lines: 1000,
-            max_connections: 64,
+            max_connections: 1024,
             line_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
             reply_queue_soft: 256 * 1024,

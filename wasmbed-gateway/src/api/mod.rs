@@ -159,15 +159,31 @@ async fn send_legacy(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) {
     let _ = w.shutdown().await;
 }
 
+/// [`send_legacy`] to a host that has `limits.write_stall_ms` to take the reply.
+async fn send_legacy_bounded(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    v: &Value,
+    gw: &Gateway,
+    peer: std::net::SocketAddr,
+) {
+    let stall = Duration::from_millis(gw.limits.write_stall_ms);
+    if tokio::time::timeout(stall, send_legacy(w, v))
+        .await
+        .is_err()
+    {
+        tracing::warn!(%peer, "closing connection: host took no reply bytes for {} s (limits.write_stall_ms)", stall.as_secs_f64());
+    }
+}
+
 async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc<Gateway>) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
-    // The first line gets the short deadline as a whole: a connection that opens and says
-    // nothing (or trickles) holds one of `max_connections` only that long.
+    // Hosts may open their connections ahead of their first request (the fan-out benchmark
+    // holds one per board): the first byte may take `idle_timeout`, the line then `line_timeout`.
     let first = framing::read_line(
         &mut reader,
         gw.limits.max_line,
-        gw.line_timeout,
+        gw.idle_timeout,
         gw.line_timeout,
     )
     .await;
@@ -180,9 +196,11 @@ async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc
         Ok(r) => r,
         Err(e) => {
             // Dialect unknown: answer in the legacy shape, which both kinds of host can read.
-            send_legacy(
+            send_legacy_bounded(
                 &mut w,
                 &json!({"ok": false, "error": e.message, "code": e.code}),
+                &gw,
+                peer,
             )
             .await;
             return;
@@ -193,7 +211,7 @@ async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc
             Ok(()) => legacy::handle(&gw, &req, &mut reader).await,
             Err(e) => json!({"ok": false, "error": e.message}),
         };
-        send_legacy(&mut w, &reply).await;
+        send_legacy_bounded(&mut w, &reply, &gw, peer).await;
         return;
     }
     serve_wasmbed(req, reader, w, peer, gw).await;

@@ -28,7 +28,11 @@
 #include "board.h"
 #include "kern.h"
 
+#ifdef AGENT_SLOTS
+#define SLOTS AGENT_SLOTS /* the board header's budget */
+#else
 #define SLOTS 2
+#endif
 /* Memory budget: AGENT_POOL_BYTES, AGENT_*_STACK_BYTES come from the board header. */
 #define PRIO_CMD 2
 #define PRIO_WORKER 1
@@ -249,9 +253,10 @@ main(void)
 	kern_sem_init(&cmd_wake, 0, 1);
 	kern_mutex_init(&core_lock);
 	kern_mutex_init(&rx_lock);
+	_Static_assert(SLOTS >= 1 && SLOTS <= 2, "worker names for 1 or 2 slots");
 	for (unsigned i = 0; i < SLOTS; i++) {
 		struct port_worker *w = &workers[i];
-		static const char *const names[SLOTS] = { "slot0", "slot1" };
+		static const char *const names[] = { "slot0", "slot1" };
 
 		w->slot = i;
 		kern_sem_init(&w->job, 0, 1);

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Smoke test of the bare-metal port on QEMU mps2-an386: builds the firmware,
-# boots it with UART0 on a TCP socket, and checks what it prints and its
-# semihosting exit code. Exits non-zero on any failed check.
+# Smoke test of the bare-metal port on QEMU mps2-an386 (or BOARD's build on
+# its QEMU machine): builds the firmware, boots it with the console UART on a
+# TCP socket, and checks what it prints and its semihosting exit code (a test
+# firmware: it ends through semihosting). Exits non-zero on any failed check.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
+export BOARD="${BOARD:-mps2-an386}"
+# shellcheck source=../board-facts.sh
+. "$here/board-facts.sh"
 elf="$("$here/build.sh" 2>/dev/null)"
 # shellcheck source=lib.sh
 . "$here/tests/lib.sh"
@@ -22,7 +26,7 @@ fails=0
 expect() { # expect <regex>: a UART line must match it
     if grep -Eq "$1" "$work/uart.log"; then echo "ok   - $1"; else echo "FAIL - $1"; fails=$((fails + 1)); fi
 }
-expect '^HELLO device_id=mps2-an386 rtos=baremetal runtime=WAMR fw_version=[0-9.]+ proto=2$'
+expect "^HELLO device_id=$(board_fact BOARD_NAME) rtos=baremetal runtime=WAMR fw_version=[0-9.]+ proto=2\$"
 expect '^SMOKE kind=wasm func=add result=226$'
 expect '^SMOKE kind=wasm func=fmadd result_x10=125$'
 if grep -q "kind=aot" "$work/uart.log" || [ "${WAMRC:-}" != none ]; then

@@ -15,7 +15,17 @@
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
 #     node, an oversized RX ring (Kconfig range and the ring buffer's BUILD_ASSERT), missing
 #     config options (UART interrupts, cache management, the custom MPU regions), a RAM budget
-#     that leaves no pool, a semaphore over its limit.
+#     that leaves no pool, a semaphore over its limit;
+#  6. the clock an overlay sets is consistent and within what Zephyr runs the part at (PLL
+#     arithmetic, VCO range, no F4 above 168 MHz, APB limits; BOARDS.md), with a deliberate
+#     break: the legacy 180 MHz F446 overlay must fail;
+#  7. the board facts this port uses (link USART, LED pin, memory, SYSCLK, AOT target) agree with
+#     the bare-metal images' board headers (../baremetal/src/boards/*.h) for the boards both
+#     ports have, with a deliberate break (a wrong LED pin must fail);
+#  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
+#     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
+#     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.
+#     Deliberate break: without its add_dependencies line the configure must fail.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
@@ -208,6 +218,134 @@ if "$cc" -c -o /dev/null "${target[@]}" "${warn[@]}" -I"$shim" "$work/sem.c" >"$
   echo "FAIL  break not caught: K_SEM_DEFINE(initial 2, limit 1) compiled"; fail=1
 else
   echo "ok    caught: semaphore initial count above its limit"
+fi
+
+echo "== 6. clocks set by the overlays (BOARDS.md \"Clocks\")"
+# check_clock OVERLAY: prints what is wrong with the PLL/bus clocks an overlay sets (nothing if
+# fine or if it keeps the board's clock). HSE is 8 MHz on all three boards; SYSCLK at most
+# 168 MHz on STM32F4 (Zephyr enables over-drive only on F7), APB1 <= 45 MHz, APB2 <= 90 MHz.
+check_clock() {
+  local f="$1" m n p freq ahb apb1 apb2 vco_in vco sys
+  prop() { sed -n "s/^[[:space:]]*$1 = <\(DT_FREQ_M(\)\{0,1\}\([0-9]*\))\{0,1\}>;.*/\2/p" "$f" | head -n1; }
+  m="$(prop div-m)"; n="$(prop mul-n)"; p="$(prop div-p)"; freq="$(prop clock-frequency)"
+  ahb="$(prop ahb-prescaler)"; apb1="$(prop apb1-prescaler)"; apb2="$(prop apb2-prescaler)"
+  [ -n "$m$n$p$freq" ] || return 0
+  [ -n "$m" ] && [ -n "$n" ] && [ -n "$p" ] && [ -n "$freq" ] && [ -n "$ahb" ] && [ -n "$apb1" ] && [ -n "$apb2" ] \
+    || { echo "incomplete clock settings (div-m, mul-n, div-p, clock-frequency, prescalers)"; return 0; }
+  vco_in=$((8000 / m)); vco=$((vco_in * n)); sys=$((vco / p))   # kHz
+  [ "$vco_in" -ge 950 ] && [ "$vco_in" -le 2100 ] || echo "VCO input ${vco_in} kHz outside 0.95..2.1 MHz"
+  [ "$vco" -ge 100000 ] && [ "$vco" -le 432000 ] || echo "VCO ${vco} kHz outside 100..432 MHz"
+  [ "$sys" -eq $((freq * 1000)) ] || echo "PLL gives ${sys} kHz, clock-frequency says ${freq} MHz"
+  if grep -q 'STM32F4\|NUCLEO-F446RE\|STM32F4DISCOVERY' "$f" && [ "$freq" -gt 168 ]; then
+    echo "${freq} MHz on an STM32F4: Zephyr does not enable over-drive there (168 MHz at most)"
+  fi
+  [ $((freq * 1000 / ahb / apb1)) -le 45000 ] || echo "APB1 $((freq / ahb / apb1)) MHz above 45 MHz"
+  [ $((freq * 1000 / ahb / apb2)) -le 90000 ] || echo "APB2 $((freq / ahb / apb2)) MHz above 90 MHz"
+}
+for ov in "$port"/boards/*.overlay; do
+  bad="$(check_clock "$ov")"
+  if [ -n "$bad" ]; then echo "FAIL  $(basename "$ov"): $bad"; fail=1; else echo "ok    $(basename "$ov")"; fi
+done
+# the legacy F446 setting: 180 MHz (M=8 N=360 P=2) must be refused
+sed 's/mul-n = <336>;/mul-n = <360>;/; s/DT_FREQ_M(168)/DT_FREQ_M(180)/' "$port/boards/nucleo_f446re.overlay" \
+  >"$work/f446-180.overlay"
+if check_clock "$work/f446-180.overlay" | grep -q "over-drive"; then
+  echo "ok    caught: NUCLEO-F446RE at 180 MHz"
+else
+  echo "FAIL  break not caught: NUCLEO-F446RE at 180 MHz passes the clock check"; fail=1
+fi
+
+echo "== 7. board facts vs the bare-metal board headers (BOARDS.md)"
+baremetal_boards="$port/../baremetal/src/boards"
+# bm_value HEADER NAME: a #define of the bare-metal board header, expanded by the preprocessor
+# (u suffixes and string quotes dropped, so that $(( )) and string tests can use it)
+bm_value() {
+  printf '#include "%s"\nWASMBED_VALUE %s\n' "$1" "$2" | "$cc" -E -P -x c -I"$baremetal_boards" - |
+    sed -n 's/^WASMBED_VALUE //p' | sed 's/\([0-9a-fA-Fx]\)u\b/\1/g; s/^"\(.*\)"$/\1/'
+}
+# compare_facts ZEPHYR-BOARD DT-DIR HEADER: prints every disagreement
+compare_facts() {
+  local board="$1" dt="$2/devicetree_generated.h" h="$3" cfg="$work/facts.config"
+  local uart led_node led_pin gpio port_idx v
+  board_config "$board" "$cfg"
+  cfgv() { sed -n "s/^$1=//p" "$cfg"; }
+  uart="$(sed -n 's/^#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_\([0-9a-f]*\)$/\1/p' "$dt")"
+  [ $((0x$uart)) -eq $(( $(bm_value "$h" BOARD_UART_BASE) )) ] \
+    || echo "link USART at 0x$uart, bare metal at $(bm_value "$h" BOARD_UART_BASE)"
+  led_node="$(sed -n 's/^#define DT_N_ALIAS_led0 \(.*\)$/\1/p' "$dt")"
+  led_pin="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_VAL_pin //p" "$dt")"
+  gpio="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_PH .*_S_gpio_\([0-9a-f]*\)$/\1/p" "$dt")"
+  port_idx=$(( (0x$gpio - 0x40020000) / 0x400 ))
+  [ "$port_idx" -eq "$(( $(bm_value "$h" BOARD_LED_PORT) ))" ] && [ "$led_pin" -eq "$(bm_value "$h" BOARD_LED_PIN)" ] \
+    || echo "led0 on port $port_idx pin $led_pin, bare metal on port $(bm_value "$h" BOARD_LED_PORT) pin $(bm_value "$h" BOARD_LED_PIN)"
+  [ $(( $(cfgv CONFIG_SRAM_BASE_ADDRESS) )) -eq $(( $(bm_value "$h" BOARD_RAM_ORIGIN) )) ] \
+    && [ $(( $(cfgv CONFIG_SRAM_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_RAM_LENGTH) )) ] \
+    || echo "sram0 $(cfgv CONFIG_SRAM_SIZE) KiB at $(cfgv CONFIG_SRAM_BASE_ADDRESS), bare metal $(bm_value "$h" BOARD_RAM_LENGTH) at $(bm_value "$h" BOARD_RAM_ORIGIN)"
+  [ $(( $(cfgv CONFIG_FLASH_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_FLASH_LENGTH) )) ] \
+    || echo "flash $(cfgv CONFIG_FLASH_SIZE) KiB, bare metal $(bm_value "$h" BOARD_FLASH_LENGTH)"
+  v="$(sed -n 's/^[[:space:]]*clock-frequency = <DT_FREQ_M(\([0-9]*\))>;.*/\1/p' "$port/boards/$board.overlay")"
+  [ -z "$v" ] || [ $((v * 1000000)) -eq "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" ] \
+    || echo "overlay sets $v MHz, the shim's defconfig says $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz"
+  [ "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" -eq "$(bm_value "$h" BOARD_CPU_HZ)" ] \
+    || echo "SYSCLK $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz, bare metal $(bm_value "$h" BOARD_CPU_HZ) Hz"
+  for k in ARCH CPU ABI; do
+    v="$(sed -n "s/^#define PORT_AOT_$k \"\(.*\)\"$/\1/p" "$port/src/port.c" | head -n1)"
+    [ "$v" = "$(bm_value "$h" "BOARD_AOT_$k")" ] || echo "AOT $k $v, bare metal $(bm_value "$h" "BOARD_AOT_$k")"
+  done
+}
+checked=0
+for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucleo_f746zg:nucleo_f746zg.h; do
+  board="${pair%%:*}"; h="$baremetal_boards/${pair#*:}"
+  if [ ! -f "$h" ]; then echo "--    $board: no bare-metal image yet (${pair#*:})"; continue; fi
+  bad="$(compare_facts "$board" "$shim/boards/$board" "$h")"
+  checked=$((checked + 1))
+  if [ -n "$bad" ]; then echo "FAIL  $board vs $(basename "$h"): $bad"; fail=1; else echo "ok    $board agrees with $(basename "$h")"; fi
+done
+if [ "$checked" -gt 0 ]; then
+  mkdir -p "$work/badled"
+  sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
+    >"$work/badled/devicetree_generated.h"
+  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep -q "led0 on port 0 pin 6"; then
+    echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
+  else
+    echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1
+  fi
+fi
+
+echo "== 8. CMakeLists.txt against a stub Zephyr CMake package (not Zephyr; nothing compiled)"
+# configure_port PORT-DIR BOARD [extra.conf...]: configure into a scratch dir; log in $work/cmake.log
+configure_port() {
+  local dir="$1" board="$2"; shift 2
+  board_config "$board" "$work/cmake.config" "$@"
+  rm -rf "$work/cmake-build"
+  cmake -S "$dir" -B "$work/cmake-build" -DZephyr_DIR="$here/cmake-stub" -DWAMR_ROOT="$wamr" \
+    -DWASMBED_STUB_CONFIG="$work/cmake.config" >"$work/cmake.log" 2>&1
+}
+if ! command -v cmake >/dev/null; then
+  echo "FAIL  cmake not found (apt-get install cmake)"; fail=1
+else
+  echo 'CONFIG_ARM_MPU=n' >"$work/nompu-board.conf"
+  for v in "nucleo_f746zg|" "nucleo_f446re without CONFIG_ARM_MPU|$work/nompu-board.conf"; do
+    name="${v%%|*}"; extra=(); [ -z "${v#*|}" ] || extra=("${v#*|}")
+    if configure_port "$port" "${name%% *}" "${extra[@]}" && grep -q "cmake stub: .* ok" "$work/cmake.log"; then
+      echo "ok    configure [$name]: $(sed -n 's/^-- cmake stub: //p' "$work/cmake.log")"
+    else
+      tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; fail=1
+    fi
+  done
+  # a copy of the port (core and wamr/ linked beside it, as in the tree) without the dependency
+  mkdir -p "$work/tree/firmware-agent/ports"
+  cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
+  ln -s "$core" "$work/tree/firmware-agent/core"
+  ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
+    echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; fail=1
+  elif grep -q "does not depend on zephyr_generated_headers" "$work/cmake.log"; then
+    echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; fail=1
+  fi
 fi
 
 if [ "$fail" = 0 ]; then echo "syntax-check: PASS"; else echo "syntax-check: FAIL"; fi

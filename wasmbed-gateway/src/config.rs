@@ -427,8 +427,12 @@ cache_dir = "/tmp/c"
 sim = true
 [compiler]
 clang = "/usr/bin/clang-14"
+max_memory_mb = 300
+confine = false
 [limits]
 max_body = 1000
+max_connections = 5
+write_stall_ms = 100
 [devices.nucleo]
 endpoint = "serial:/dev/ttyACM0?baud=9600"
 aot_target = "thumbv7em"
@@ -444,6 +448,12 @@ endpoint = "tcp:3456"
         assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
         assert_eq!(cfg.limits.max_body, 1000);
         assert_eq!(cfg.limits.max_line, Limits::default().max_line);
+        assert_eq!(cfg.limits.max_connections, 5);
+        assert_eq!(cfg.limits.write_stall_ms, 100);
+        assert_eq!(cfg.limits.buffer_budget, Limits::default().buffer_budget);
+        assert_eq!(cfg.compiler.max_memory_mb, 300);
+        assert!(!cfg.compiler.confine);
+        assert_eq!(cfg.compiler.max_concurrent, 2);
         assert_eq!(cfg.devices.len(), 2);
         assert_eq!(cfg.devices[0].name, "nucleo");
         assert_eq!(cfg.devices[0].baud, 9600);

@@ -82,6 +82,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(e.to_string()))?;
+    if cfg.compiler.confine {
+        // Said at start, not only at the first build: compiles will be refused.
+        if let Err(e) = crate::pipeline::confine::check_available() {
+            tracing::warn!("{e}");
+        }
+    } else {
+        tracing::warn!("compiler.confine = false: compilers can read every file the gateway can");
+    }
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let gw = Arc::new(Gateway::new(devices.clone(), compiler, cfg.limits, token));
     let server = tokio::spawn(serve(listener, gw));

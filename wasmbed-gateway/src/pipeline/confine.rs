@@ -132,6 +132,19 @@ impl Confinement {
     }
 }
 
+/// Checks that this kernel can confine compilers (a Landlock ruleset can be created).
+pub fn check_available() -> Result<(), ConfineError> {
+    let dir = std::env::temp_dir();
+    Confinement {
+        landlock: true,
+        read_paths: Vec::new(),
+        max_memory: 0,
+        max_cpu_secs: 0,
+    }
+    .ruleset(&dir)
+    .map(drop)
+}
+
 /// The directory holding `tool` (resolved through symlinks and `PATH`) and, when that is a
 /// `bin` directory, its parent (the toolchain's prefix, with its `lib` resources).
 pub fn toolchain_dirs(tool: &Path) -> Vec<PathBuf> {

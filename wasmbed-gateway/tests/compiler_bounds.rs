@@ -343,3 +343,27 @@ async fn a_dropped_build_leaves_no_process() {
         "compiler processes outlived the request"
     );
 }
+
+#[tokio::test]
+async fn a_host_that_leaves_cancels_its_build() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let needle = tmp.path().display().to_string();
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let src = SPINNER;
+    let req = json!({"op": "build_and_deploy", "id": 1, "device": "x", "module_id": "m",
+                     "mode": "wasm", "size": src.len(),
+                     "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))});
+    s.write_all(format!("{req}\n{src}").as_bytes())
+        .await
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while processes_mentioning(&needle).is_empty() {
+        assert!(Instant::now() < end, "the compiler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The host goes away long before the 60 s compile timeout.
+    drop(s);
+    assert_eq!(leftovers(&needle), vec![]);
+}

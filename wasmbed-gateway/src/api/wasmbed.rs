@@ -187,7 +187,9 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                     let _ = fwd_out.send(json!({"id": fwd_id, "event": "progress", "phase": phase, "done": p.done, "total": p.total}));
                 }
             });
-            let res = gw.deploy(dev, spec, Some(ptx), lat).await;
+            let res = gw
+                .deploy_until(dev, spec, Some(ptx), lat, host_gone(reader))
+                .await;
             let _ = forward.await;
             let d = res?;
             let Reply::Loaded {

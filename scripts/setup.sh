@@ -14,6 +14,7 @@ PKGS=(
   iproute2             # ss: the QEMU runner waits for QEMU's UART port to listen
   wabt                 # wat2wasm for hand-written test modules
   pkg-config
+  python3-minimal      # Zephyr port syntax check: its overlay reader (a test tool only)
 )
 
 missing=()

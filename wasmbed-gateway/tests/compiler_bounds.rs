@@ -223,7 +223,8 @@ async fn gateway_shutdown_kills_running_compilers() {
             json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
                    "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
             src.as_bytes(),
-            1,
+            // The connection stays open: a host that leaves would cancel the build itself.
+            120,
         )
         .await
     });

@@ -74,24 +74,24 @@ impl Gateway {
         }
     }
 
-    /// The `devices` op result.
-    pub fn device_list(&self) -> Vec<Value> {
+    /// The devices of the `devices` op.
+    pub fn device_list(&self) -> Vec<wasmbed_api::DeviceSummary> {
         self.devices
             .values()
             .map(|d| {
                 let s = d.snapshot();
-                json!({
-                    "name": d.name,
-                    "endpoint": d.endpoint,
-                    "online": s.online,
-                    "last_seen_ms_ago": s.last_seen.map(|t| t.elapsed().as_millis() as u64),
-                    "offline_reason": s.offline_reason,
-                    "board": s.board,
-                    "firmware": s.firmware,
-                    "proto": s.proto,
-                    "slots_used": s.slots_used,
-                    "slots_total": s.slots_total,
-                })
+                wasmbed_api::DeviceSummary {
+                    name: d.name.clone(),
+                    endpoint: d.endpoint.clone(),
+                    online: s.online,
+                    last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
+                    offline_reason: s.offline_reason,
+                    board: s.board,
+                    firmware: s.firmware,
+                    proto: s.proto,
+                    slots_used: s.slots_used,
+                    slots_total: s.slots_total,
+                }
             })
             .collect()
     }

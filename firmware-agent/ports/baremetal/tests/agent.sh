@@ -12,6 +12,9 @@
 # each START) must work so. A board whose pool holds one module at a time
 # (INFO pool_total) gets the same checks with an UNLOAD before each LOAD, and
 # skips (saying so) the checks that need two modules loaded at once.
+# Issue 11: an AOT file for cortex-m7 is refused before it runs; a start
+# function that never returns ends in LOAD_ERR code=START_TIMEOUT while STATUS
+# is answered (and the other slot keeps running).
 # Exits non-zero on any failed check.
 set -euo pipefail
 
@@ -43,6 +46,10 @@ CLANG="$clang" "$repo/modules/build.sh" "$work/mods" >/dev/null
 for m in busy_loop toggle_n trap fft_bench; do
     "$wamrc" "${aot_flags[@]}" -o "$work/mods/$m.aot" "$work/mods/$m.wasm" >/dev/null
 done
+"$wamrc" --target=thumbv7em --cpu=cortex-m7 --target-abi=eabihf \
+    -o "$work/add-m7.aot" "$work/add.wasm" >/dev/null
+printf '(module (memory 1) (func $spin (loop $l (br $l))) (start $spin))' >"$work/spin.wat"
+wat2wasm "$work/spin.wat" -o "$work/spin.wasm"
 aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1/p')"
 
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
@@ -53,10 +60,10 @@ coproc S { exec timeout 300 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
 fails=0
 last=""
 send() { printf '%s\n' "$1" >&"${S[1]}"; echo ">> $1" >>"$work/session.log"; }
-# expect <prefix> <regex>: the next line starting with prefix must match regex
+# expect <prefix> <regex> [seconds]: the next line starting with prefix must match regex
 expect() {
     local l
-    while IFS= read -r -t 5 l <&"${S[0]}"; do
+    while IFS= read -r -t "${3:-5}" l <&"${S[0]}"; do
         echo "<< $l" >>"$work/session.log"
         if [[ "$l" == "$1"* ]]; then
             last="$l"
@@ -64,7 +71,7 @@ expect() {
             echo "FAIL - $1: want /$2/, got: $l"; fails=$((fails + 1)); return 0
         fi
     done
-    echo "FAIL - no $1 line within 5 s"; fails=$((fails + 1))
+    echo "FAIL - no $1 line within ${3:-5} s"; fails=$((fails + 1))
 }
 check() { # check <description> <command...>
     local what="$1"; shift
@@ -97,6 +104,13 @@ skip() { echo "skip - $* (pool_total=$pool_total holds one module)"; }
 [[ "$last" =~ aot_version=$aot_version\  ]] && echo "ok   - INFO aot_version=$aot_version (wamrc's)" \
     || { echo "FAIL - INFO aot_version differs from wamrc's $aot_version: $last"; fails=$((fails + 1)); }
 
+[[ "$last" =~ \ aot_features=none\ aot_bounds_checks=required$ ]] && echo "ok   - INFO aot_features/aot_bounds_checks" \
+    || { echo "FAIL - INFO lacks aot_features=none aot_bounds_checks=required: $last"; fails=$((fails + 1)); }
+
+# issue 11 part 4: an AOT file for another cpu of the same arch is refused before it runs
+load m1 "$work/add-m7.aot"
+expect LOAD_ '^LOAD_ERR code=AOT_TARGET msg="AOT file built for thumbv7em/cortex-m7/none/eabihf v6, this device runs thumbv7em/cortex-m4/none/eabihf v6'
+
 load m1 "$work/add.wasm"
 expect LOAD_ '^LOAD_OK$'
 send 'START module_id=m1 func=add args="a=200,b=26"'
@@ -106,6 +120,40 @@ expect RESULT 'status=OK module_id=m1 func=add ret_i32=226$'
 # The agent's log (no semihosting): a console line on the UART, read by expect() above.
 check "the agent's log of START is a console line on the UART" \
     grep -q '^<< slot [0-9] (m1): start add argc=2$' "$work/session.log"
+
+# issue 11 part 3: a start function that never returns, while the other slot runs a job.
+# 1000 + 1200 guest ms (this port has no thread manager: terminate cannot reach a busy loop, the
+# forced stop ends it); the guest clock runs slower than the wall clock under TCG.
+spin_refused() {
+    expect LOAD_ '^LOAD_ERR code=START_TIMEOUT msg="start function still running after 2200 ms: forced"$' 20
+}
+if [ "$one_module" = 0 ]; then
+    load m2 "$work/sleeper.wasm"
+    expect LOAD_ '^LOAD_OK$'
+    send 'START module_id=m2'
+    expect START_OK '^START_OK$'
+    send 'UNLOAD module_id=m1'
+    expect UNLOAD_OK 'module_id=m1'
+    load m1 "$work/spin.wasm"
+    sleep 0.3
+    send STATUS
+    expect STATUS_OK 'm2:RUNNING:'
+    spin_refused
+    send STATUS
+    expect STATUS_OK '^STATUS_OK modules="m2:RUNNING:'
+    send 'STOP module_id=m2'
+    expect STOP_OK 'status=PENDING'
+    expect RESULT 'status=STOPPED module_id=m2 func=app_main'
+else
+    load m1 "$work/spin.wasm"
+    sleep 0.3
+    send STATUS
+    expect STATUS_OK '^STATUS_OK modules="none"'
+    spin_refused
+    skip "a start function next to a running job"
+fi
+load m1 "$work/add.wasm"
+expect LOAD_ '^LOAD_OK$'
 
 load m2 "$work/add.aot"
 expect LOAD_ '^LOAD_OK$'

@@ -19,8 +19,16 @@ foreach(line ${wasmbed_stub_lines})
   set(${CMAKE_MATCH_1} "${CMAKE_MATCH_2}")
 endforeach()
 
-# Zephyr's extensions.cmake, reduced
+# Zephyr's extensions.cmake, reduced. zephyr_library_named() in an application (the CMake source
+# dir is the application's, always the case here) only warns there; the stub warns the same way and
+# tests/syntax-check.sh fails on any CMake warning.
 macro(zephyr_library_named name)
+  if("${CMAKE_CURRENT_SOURCE_DIR}" STREQUAL "${CMAKE_SOURCE_DIR}")
+    message(WARNING "zephyr_library_named() called in Zephyr CMake application mode. `${name}` "
+      "will not be treated as a Zephyr library. To create a Zephyr library in Zephyr CMake kernel "
+      "mode consider creating a Zephyr module. See more here: "
+      "https://docs.zephyrproject.org/latest/guides/modules.html")
+  endif()
   add_library(${name} STATIC)
   target_link_libraries(${name} PUBLIC zephyr_interface)
   set(ZEPHYR_CURRENT_LIBRARY ${name})

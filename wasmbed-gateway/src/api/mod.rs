@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 pub use error::ApiError;
 pub use ops::{DeploySpec, Latency, Payload};
@@ -50,6 +50,9 @@ pub struct Gateway {
     connections: Arc<Semaphore>,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
+    /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
+    /// device this gateway does not serve go to the fleet.
+    pub fleet: std::sync::OnceLock<Arc<crate::fleet::Member>>,
 }
 
 impl Gateway {
@@ -71,6 +74,7 @@ impl Gateway {
             budget: Budget::new(limits.buffer_budget),
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             modules: Mutex::new(HashMap::new()),
+            fleet: std::sync::OnceLock::new(),
         }
     }
 
@@ -217,6 +221,79 @@ async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc
     serve_wasmbed(req, reader, w, peer, gw).await;
 }
 
+/// One Wasmbed-dialect request: served here, or forwarded to the fleet when this gateway is in
+/// a fleet and does not serve the request's device.
+async fn handle_one(
+    gw: &Gateway,
+    req: Map<String, Value>,
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    out: &Outbox,
+    open: &tokio::sync::watch::Receiver<()>,
+) {
+    if let Some(member) = gw.fleet.get() {
+        if let Some(dev) = req.get("device").and_then(Value::as_str) {
+            if member.serves(dev).is_none() {
+                let limits = (gw.limits.max_body, gw.body_timeout);
+                // The bridge sends into a channel; its lines go on through the bounded outbox.
+                let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+                let forward = async move {
+                    crate::fleet::bridge::forward(member.client(), req, reader, &tx, limits).await;
+                };
+                let pump = async {
+                    while let Some(v) = rx.recv().await {
+                        let _ = out.send(v);
+                    }
+                };
+                tokio::join!(forward, pump);
+                return;
+            }
+        }
+    }
+    wasmbed::handle(gw, req, reader, out, open).await
+}
+
+/// Serves one Wasmbed-dialect request that arrived through the fleet (its upload body, if
+/// any, in `body`); events and the reply go to `out`. `logs` follows end at once.
+pub async fn handle_request<R: tokio::io::AsyncBufRead + Unpin>(
+    gw: &Gateway,
+    req: Map<String, Value>,
+    body: &mut R,
+    out: &mpsc::UnboundedSender<Value>,
+) {
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    drop(open_tx);
+    // The same bounded outbox as a host connection, written into a pipe read back as lines.
+    let (pipe_w, pipe_r) = tokio::io::duplex(64 * 1024);
+    let peer = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let ob = Outbox::new(gw.budget.clone(), outbox_bounds(gw), peer);
+    let writer = {
+        let ob = ob.clone();
+        async move { ob.run_writer(pipe_w).await }
+    };
+    let relay = async {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = BufReader::new(pipe_r).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                let _ = out.send(v);
+            }
+        }
+    };
+    let serve = async {
+        wasmbed::handle(gw, req, body, &ob, &open_rx).await;
+        ob.finish();
+    };
+    tokio::join!(serve, writer, relay);
+}
+
+fn outbox_bounds(gw: &Gateway) -> outbox::Bounds {
+    outbox::Bounds {
+        soft: gw.limits.reply_queue_soft,
+        hard: gw.limits.reply_queue_max.max(gw.limits.reply_queue_soft),
+        stall: Duration::from_millis(gw.limits.write_stall_ms),
+    }
+}
+
 async fn serve_wasmbed(
     first: Map<String, Value>,
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -224,12 +301,7 @@ async fn serve_wasmbed(
     peer: std::net::SocketAddr,
     gw: Arc<Gateway>,
 ) {
-    let bounds = outbox::Bounds {
-        soft: gw.limits.reply_queue_soft,
-        hard: gw.limits.reply_queue_max.max(gw.limits.reply_queue_soft),
-        stall: Duration::from_millis(gw.limits.write_stall_ms),
-    };
-    let out = Outbox::new(gw.budget.clone(), bounds, peer);
+    let out = Outbox::new(gw.budget.clone(), outbox_bounds(&gw), peer);
     let writer = {
         let out = out.clone();
         tokio::spawn(async move { out.run_writer(w).await })
@@ -243,7 +315,7 @@ async fn serve_wasmbed(
             e,
         ));
     } else {
-        wasmbed::handle(&gw, first, &mut reader, &out, &open_rx).await;
+        handle_one(&gw, first, &mut reader, &out, &open_rx).await;
         loop {
             // Backpressure: a host that does not read its replies gets no further requests
             // read (TCP then slows its sending), and is closed when it takes nothing for
@@ -259,7 +331,7 @@ async fn serve_wasmbed(
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(Some(line)) => match parse_request(&line) {
-                    Ok(req) => wasmbed::handle(&gw, req, &mut reader, &out, &open_rx).await,
+                    Ok(req) => handle_one(&gw, req, &mut reader, &out, &open_rx).await,
                     Err(e) => {
                         let _ = out.send(reply_error(Value::Null, e));
                     }

@@ -261,6 +261,12 @@ for kind in wasm aot; do
     expect RESULT '^RESULT status=OK module_id=m1 func=deep ret_i32='
 done
 
+# issue 11 part 4: after that stack overflow the slot's next module shows its own stack_free
+load m1 "$work/add.wasm"
+expect LOAD_ '^LOAD_OK$'
+send STATUS
+expect STATUS_OK 'm1:LOADED:wasm=[0-9]+:stack_free=(1[0-9]{4}|[2-9][0-9]{4}|[0-9]{6,}):'
+
 # fft_bench: the same checksum interpreted and AOT (1536 when the FFT is right)
 declare -A fft
 for kind in wasm aot; do

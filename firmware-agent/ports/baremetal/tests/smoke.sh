@@ -33,6 +33,8 @@ if grep -q "kind=aot" "$work/uart.log" || [ "${WAMRC:-}" != none ]; then
     expect '^SMOKE kind=aot func=add result=226$'
     expect '^SMOKE kind=aot func=fmadd result_x10=125$'
 fi
+# the MPU (src/mpu.c): SRAM execute-never except the pool's window; a fetch outside it faults
+expect '^SMOKE mpu exec=0x[0-9a-f]{8}-0x[0-9a-f]{8} probe=0x[0-9a-f]{8} fetch=fault$'
 expect '^SMOKE done failures=0 '
 if [ "$qemu_rc" -eq 0 ]; then echo "ok   - semihosting exit code 0"; else echo "FAIL - QEMU exit code $qemu_rc"; fails=$((fails + 1)); fi
 

@@ -139,6 +139,14 @@ fn now_std() -> std::time::Instant {
 }
 
 impl DeviceTask {
+    /// A request went unanswered: offline until the device says something again.
+    fn not_answering(&self, why: &str) {
+        self.set_state(|s| {
+            s.online = false;
+            s.offline_reason = Some(format!("not answering: {why}"));
+        });
+    }
+
     fn set_state(&self, f: impl FnOnce(&mut DeviceState)) {
         f(&mut self.state.lock().expect("state lock"));
     }
@@ -171,8 +179,9 @@ impl DeviceTask {
             backoff = self.opts.backoff_min;
             self.decoder = Decoder::new();
             self.set_state(|s| {
-                s.online = true;
-                s.offline_reason = None;
+                s.online = false;
+                s.handshake = false;
+                s.offline_reason = Some("link up, waiting for the device to answer INFO".into());
                 s.candidates.clear();
             });
             self.log.push(
@@ -185,7 +194,7 @@ impl DeviceTask {
             };
             self.set_state(|s| {
                 s.online = false;
-                s.offline_reason = Some(format!("link lost: {reason}"));
+                s.offline_reason = Some(format!("link down: {reason}"));
             });
             tracing::warn!(device = %self.opts.name, "link to {} lost: {reason}", self.opts.connector.describe());
             // No RESULT can come over a lost link.
@@ -227,7 +236,10 @@ impl DeviceTask {
     /// Offline: answers queued jobs with `Offline` until the backoff delay is over.
     /// Returns false when all handles are gone.
     async fn wait_offline(&mut self, delay: Duration, reason: &str) -> bool {
-        self.set_state(|s| s.online = false);
+        self.set_state(|s| {
+            s.online = false;
+            s.offline_reason = Some(format!("cannot connect: {reason}"));
+        });
         let until = Instant::now() + delay;
         loop {
             tokio::select! {
@@ -302,7 +314,10 @@ impl DeviceTask {
                     let s = StatusSession::new(now_std(), &self.opts.timeouts);
                     match self.drive(&mut link, s, None, false).await {
                         Ok((Ok(out), _)) => self.record_status(&out.status),
-                        Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "health check: {e}"),
+                        Ok((Err(e), _)) => {
+                            tracing::warn!(device = %self.opts.name, "health check: {e}");
+                            self.not_answering(&e.to_string());
+                        }
                         Err(DriveError::Io(e)) => return Some(e.to_string()),
                         Err(DriveError::Rebooted(_)) => {}
                     }
@@ -336,7 +351,10 @@ impl DeviceTask {
                 self.follow_link_speed(None);
                 self.record_info(None, &Line::parse(""))
             }
-            Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "INFO failed: {e}"),
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
+                self.not_answering(&e.to_string());
+            }
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
         }
@@ -348,7 +366,10 @@ impl DeviceTask {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, status, None, false).await {
             Ok((Ok(out), _)) => self.record_status(&out.status),
-            Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "STATUS failed: {e}"),
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "STATUS failed: {e}");
+                self.not_answering(&e.to_string());
+            }
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
         }
@@ -373,6 +394,10 @@ impl DeviceTask {
 
     fn record_info(&self, info: Option<&wasmbed_agent_proto::InfoOk>, line: &Line) {
         let cfg_aot = self.opts.aot.clone();
+        self.set_state(|s| {
+            s.handshake = true;
+            heard(s);
+        });
         self.set_state(|s| match info {
             Some(i) => {
                 s.proto = Some(i.proto);
@@ -491,7 +516,7 @@ impl DeviceTask {
     }
 
     fn unsolicited(&self, ev: Event) {
-        self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+        self.set_state(heard);
         match ev {
             Event::Unsolicited(line) => {
                 let kind = match &line.msg {
@@ -610,7 +635,7 @@ impl DeviceTask {
             }
             // Items already decoded go first.
             if let Some(item) = self.decoder.next_item() {
-                self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+                self.set_state(heard);
                 if detach.is_some() {
                     if let Item::Line(l) = &item {
                         fed = Some(l.clone());
@@ -685,6 +710,9 @@ impl DeviceTask {
                 (r, Duration::ZERO, None)
             }
         };
+        if let Err(e @ DeviceError::Timeout { .. }) = &result {
+            self.not_answering(&e.to_string());
+        }
         let refresh = changes_slots && lost.is_none() && result.is_ok();
         let _ = reply.send(JobReply::Done(Outcome {
             result,
@@ -1065,5 +1093,14 @@ fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
         line: line.to_string(),
         slots,
         memory,
+    }
+}
+
+/// The device said something: online again once it has answered INFO on this link.
+fn heard(s: &mut DeviceState) {
+    s.last_seen = Some(std::time::Instant::now());
+    if s.handshake {
+        s.online = true;
+        s.offline_reason = None;
     }
 }

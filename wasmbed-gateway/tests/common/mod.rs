@@ -9,6 +9,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use wasmbed_gateway::config::Config;
 
+pub mod gwproc;
+
 /// What the fake sends back for one command line: chunks written one after the other.
 pub type Responder = Arc<dyn Fn(&str) -> Vec<Vec<u8>> + Send + Sync>;
 

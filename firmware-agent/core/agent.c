@@ -118,6 +118,8 @@ uint32_t agent_poll(struct agent *a)
 		a->rx_flags = line.flags;
 		if (line.flags & AGENT_RXL_TOO_LONG)
 			agent_sendf(a, "ERROR code=LINE_TOO_LONG");
+		else if (line.flags & AGENT_RXL_FRAME)
+			agent_frame_chunk(a, &line);
 		else
 			agent_dispatch(a, line.text, line.len);
 		a->rx_flags = 0;

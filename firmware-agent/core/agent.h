@@ -132,11 +132,18 @@ struct agent_slot {
 	uint32_t stop_deadline;
 };
 
-/** One completed input line in the RX queue. */
+/** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */
+#define AGENT_FRAME_MARK 0x01u
+/** Frame kind (first decoded byte) of a module chunk. */
+#define AGENT_FRAME_CHUNK 0x01u
+
+/** One completed input line (or frame) in the RX queue. */
 struct agent_rx_line {
 	uint16_t len;
 	uint8_t flags; /* AGENT_RXL_* */
 	char text[AGENT_LINE_MAX + 1];
+	/* AGENT_RXL_FRAME: the frame's offset, data length and CRC as received */
+	uint32_t f_off, f_len, f_crc;
 };
 
 /** RX state shared between agent_rx() and the command context. Private to the core. */
@@ -144,6 +151,17 @@ struct agent_rx {
 	char cur[AGENT_LINE_MAX + 1];
 	uint16_t cur_len;
 	bool cur_too_long;
+	/* what the line being received is: RXK_TEXT, RXK_FRAME (starts with AGENT_FRAME_MARK) or
+	 * RXK_JUNK (a byte outside 0x20..0x7e): only RXK_TEXT lines are ever executed */
+	uint8_t cur_kind;
+	uint32_t junk; /* lines discarded as junk */
+	bool link_reset; /* agent_rx_reset() ran: the command side ends the transfer */
+	/* the frame being decoded (streaming COBS, sentinel '\n') */
+	uint8_t *fr_dst;
+	uint32_t fr_cap, fr_base, fr_pos;
+	uint16_t fr_left;
+	bool fr_zero, fr_started, fr_bad, fr_over;
+	uint8_t fr_hdr[5], fr_tail[4];
 	struct agent_rx_line q[AGENT_RXQ_DEPTH];
 	unsigned q_head, q_count;
 	uint32_t overflow, too_long, overflow_reported;
@@ -152,15 +170,17 @@ struct agent_rx {
 	bool bin_discard;
 	uint8_t *bin_dst;
 	uint32_t bin_len, bin_got;
-	/* where CHUNK payloads go (armed by a chunked LOAD) */
+	/* where CHUNK payloads or the next frame go (armed by a chunked LOAD), and its offset */
 	uint8_t *chunk_dst;
 	uint32_t chunk_cap;
 	uint32_t chunk_max;
+	uint32_t chunk_off;
 };
 
 /** The active module transfer (v1 or chunked); the data lives in its slot. Private. */
 struct agent_upload {
 	int state; /* enum agent_upload_state */
+	bool framed; /* chunks come as frames (framed=1), never as raw CHUNK payloads */
 	unsigned slot;
 	bool warn_victim;
 	char victim[AGENT_ID_MAX + 1];
@@ -205,8 +225,9 @@ void agent_hello(struct agent *a);
 void agent_rx(struct agent *a, const uint8_t *data, size_t len);
 
 /**
- * A new link session began (e.g. a TCP client connected): drop the partial input line. RX
- * context or inside the port's RX lock.
+ * A new link session began (e.g. a TCP client connected): drop the partial input line or frame,
+ * leave payload mode and drop queued lines; the next agent_poll() ends the transfer in progress
+ * (a chunked one stays parked for resume). RX context or inside the port's RX lock.
  */
 void agent_rx_reset(struct agent *a);
 

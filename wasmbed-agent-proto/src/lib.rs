@@ -41,6 +41,7 @@
 pub mod crc;
 pub mod decoder;
 pub mod encode;
+pub mod frame;
 pub mod ident;
 pub mod message;
 pub mod parse;

@@ -61,6 +61,8 @@ pub struct Load {
     pub replace_victim: Option<ModuleId>,
     /// v2: continue a pending partial chunked upload.
     pub resume: bool,
+    /// v2: send the chunks as frames (`framed=1`, see [`crate::frame`]), never as raw bytes.
+    pub framed: bool,
 }
 
 impl Load {
@@ -78,6 +80,7 @@ impl Load {
             replace: false,
             replace_victim: None,
             resume: false,
+            framed: false,
         })
     }
 }
@@ -180,6 +183,8 @@ pub struct LoadReady {
     pub chunk: Option<u32>,
     /// v2 chunked: bytes already acknowledged (resume), else 0.
     pub offset: Option<u32>,
+    /// v2 `framed=1`: the chunks go as frames.
+    pub framed: bool,
 }
 
 /// `LOAD_OK[ warn=<w> replace_victim=<id>]`.

@@ -294,6 +294,7 @@ fn load_ready(f: &Fields<'_>) -> Parsed {
         crc32: f.req("crc32")?.to_string(),
         chunk: f.u32("chunk")?,
         offset: f.u32("offset")?,
+        framed: f.flag("framed"),
     }))
 }
 
@@ -594,6 +595,7 @@ fn load_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
             None => None,
         },
         resume: f.flag("resume"),
+        framed: f.flag("framed"),
     }))
 }
 

@@ -46,7 +46,7 @@ fn command() -> impl Strategy<Value = Command> {
         option::of(module_id()),
     )
         .prop_map(
-            |(module_id, size, crc, [chunked, replace, resume, _], victim)| {
+            |(module_id, size, crc, [chunked, replace, resume, framed], victim)| {
                 Command::Load(Load {
                     module_id,
                     size,
@@ -56,6 +56,7 @@ fn command() -> impl Strategy<Value = Command> {
                     replace: replace || victim.is_some(),
                     replace_victim: victim,
                     resume,
+                    framed,
                 })
             },
         );
@@ -226,17 +227,19 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
             any::<u32>(),
             word(),
             option::of(any::<u32>()),
-            option::of(any::<u32>())
+            option::of(any::<u32>()),
+            any::<bool>()
         )
-            .prop_map(
-                |(module_id, size, crc32, chunk, offset)| AgentLine::LoadReady(LoadReady {
+            .prop_map(|(module_id, size, crc32, chunk, offset, framed)| {
+                AgentLine::LoadReady(LoadReady {
                     module_id,
                     size,
                     crc32,
                     chunk,
-                    offset
+                    offset,
+                    framed,
                 })
-            ),
+            }),
         (option::of(word()), option::of(word())).prop_map(|(warn, replace_victim)| {
             AgentLine::LoadOk(LoadOk {
                 warn,

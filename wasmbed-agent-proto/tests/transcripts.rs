@@ -15,6 +15,10 @@ use wasmbed_agent_proto::*;
 enum Step {
     Send(String),
     Payload(Option<(usize, usize)>),
+    /// `> [frame A..B]`: module bytes A..B as one framed chunk at offset A.
+    Frame(usize, usize),
+    /// `> [newline]`: a lone `\n` (ends a partial frame before a resend).
+    Newline,
     Recv(String),
     Wait(u64),
 }
@@ -58,6 +62,16 @@ fn load(path: &Path) -> Transcript {
                 "{}: duplicate @{k}",
                 at()
             );
+        } else if let Some(range) = line
+            .strip_prefix("> [frame ")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            let (a, b) = range
+                .split_once("..")
+                .unwrap_or_else(|| panic!("{}: bad range", at()));
+            steps.push(Step::Frame(a.parse().unwrap(), b.parse().unwrap()));
+        } else if line == "> [newline]" {
+            steps.push(Step::Newline);
         } else if let Some(s) = line.strip_prefix("> ") {
             steps.push(
                 match s.strip_prefix("[payload").and_then(|r| r.strip_suffix(']')) {
@@ -209,6 +223,19 @@ fn replay<S: Session>(
                     other => panic!("{name} step {i}: expected payload, session sent {other:?}"),
                 }
             }
+            Step::Frame(a, b) => match s.poll_transmit() {
+                Some(Transmit::Payload(p)) => assert!(
+                    p == frame::chunk_frame(*a as u32, &payload[*a..*b]),
+                    "{name} step {i}: frame differs"
+                ),
+                other => panic!("{name} step {i}: expected a frame, session sent {other:?}"),
+            },
+            Step::Newline => match s.poll_transmit() {
+                Some(Transmit::Payload(p)) => {
+                    assert_eq!(p, b"\n", "{name} step {i}: expected a lone newline")
+                }
+                other => panic!("{name} step {i}: expected a newline, session sent {other:?}"),
+            },
             Step::Recv(line) => {
                 assert!(
                     s.poll_transmit().is_none(),

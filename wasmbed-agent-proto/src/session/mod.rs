@@ -315,6 +315,10 @@ impl<O> Core<O> {
         }
     }
 
+    pub(crate) fn last_line(&self) -> Option<&str> {
+        self.last_line.as_deref()
+    }
+
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmit.pop_front()
     }
@@ -358,6 +362,9 @@ pub(crate) fn reply_error(line: &Line) -> bool {
 /// `on_line(&mut self, now, line)` method.
 macro_rules! impl_session {
     ($ty:ty, $outcome:ty) => {
+        impl_session!($ty, $outcome, |s: &mut $ty, now| s.core.check_timeout(now));
+    };
+    ($ty:ty, $outcome:ty, $on_timeout:expr) => {
         impl $crate::session::Session for $ty {
             type Outcome = $outcome;
             fn handle_line(&mut self, now: std::time::Instant, item: $crate::decoder::Item) {
@@ -372,7 +379,8 @@ macro_rules! impl_session {
                 self.core.poll_timeout()
             }
             fn handle_timeout(&mut self, now: std::time::Instant) {
-                self.core.check_timeout(now)
+                let on_timeout: fn(&mut $ty, std::time::Instant) = $on_timeout;
+                on_timeout(self, now)
             }
             fn poll_event(&mut self) -> Option<$crate::session::Event> {
                 self.core.poll_event()

@@ -379,12 +379,15 @@ uint32_t agent_upload_poll(struct agent *a)
 		struct agent_slot *s = &a->slots[up->slot];
 		agent_logf(a, "load %s: timeout after %lu of %lu bytes", s->id, (unsigned long)got,
 			   (unsigned long)s->size);
-		load_err(a, "TIMEOUT", "binary payload not received");
+		/* leave payload mode before answering: the gateway's next line is a command */
 		agent_upload_fail(a);
+		load_err(a, "TIMEOUT", "binary payload not received");
 	} else {
-		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
-			    (unsigned long)a->slots[up->slot].acked);
+		uint32_t acked = a->slots[up->slot].acked;
+
 		agent_upload_park(a); /* kept for LOAD ... resume=1 */
+		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
+			    (unsigned long)acked);
 	}
 	return UINT32_MAX;
 }

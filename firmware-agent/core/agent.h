@@ -134,6 +134,8 @@ struct agent_slot {
 
 /** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */
 #define AGENT_FRAME_MARK 0x01u
+/** Last byte of every frame line before its '\n' (never printable: a frame's tail is no command). */
+#define AGENT_FRAME_END 0x04u
 /** Frame kind (first decoded byte) of a module chunk. */
 #define AGENT_FRAME_CHUNK 0x01u
 
@@ -154,13 +156,15 @@ struct agent_rx {
 	/* what the line being received is: RXK_TEXT, RXK_FRAME (starts with AGENT_FRAME_MARK) or
 	 * RXK_JUNK (a byte outside 0x20..0x7e): only RXK_TEXT lines are ever executed */
 	uint8_t cur_kind;
+	bool cur_cr; /* a '\r' was the last byte: only '\n' may follow */
 	uint32_t junk; /* lines discarded as junk */
 	bool link_reset; /* agent_rx_reset() ran: the command side ends the transfer */
 	/* the frame being decoded (streaming COBS, sentinel '\n') */
 	uint8_t *fr_dst;
 	uint32_t fr_cap, fr_base, fr_pos;
 	uint16_t fr_left;
-	bool fr_zero, fr_started, fr_bad, fr_over;
+	bool fr_zero, fr_started, fr_bad, fr_over, fr_held_ok;
+	uint8_t fr_held; /* the newest byte, decoded once the next one shows it is not the end */
 	uint8_t fr_hdr[5], fr_tail[4];
 	struct agent_rx_line q[AGENT_RXQ_DEPTH];
 	unsigned q_head, q_count;

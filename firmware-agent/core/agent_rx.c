@@ -133,7 +133,7 @@ static void fr_begin(struct agent_rx *rx)
 	rx->chunk_dst = NULL;
 	rx->fr_pos = 0;
 	rx->fr_left = 0;
-	rx->fr_zero = rx->fr_started = rx->fr_bad = rx->fr_over = false;
+	rx->fr_zero = rx->fr_started = rx->fr_bad = rx->fr_over = rx->fr_held_ok = false;
 }
 
 static void fr_done(struct agent *a)
@@ -145,7 +145,8 @@ static void fr_done(struct agent *a)
 	if (!e)
 		return;
 	e->flags = AGENT_RXL_FRAME;
-	if (rx->fr_bad || rx->fr_left != 0 || rx->fr_pos < 10) {
+	if (rx->fr_bad || rx->fr_left != 0 || rx->fr_pos < 10 || !rx->fr_held_ok ||
+	    rx->fr_held != AGENT_FRAME_END) {
 		e->flags |= AGENT_RXL_FRAME_BAD;
 		return;
 	}
@@ -167,6 +168,7 @@ static void rx_line_done(struct agent *a)
 	uint8_t kind = rx->cur_kind;
 
 	rx->cur_kind = RXK_TEXT;
+	rx->cur_cr = false;
 	if (kind != RXK_TEXT) {
 		if (kind == RXK_FRAME)
 			fr_done(a);
@@ -207,10 +209,12 @@ static void rx_line_done(struct agent *a)
 }
 
 /*
- * Line assembly. A line ends at '\n'; a text line also at '\r'. A line whose first byte is
- * AGENT_FRAME_MARK is a frame, decoded on the fly; a line with any other byte outside
- * 0x20..0x7e is junk up to its '\n'. Only text lines reach the dispatcher, and no timeout ever
- * turns the rest of a frame into text: a stalled frame stays a frame until its '\n'.
+ * Line assembly. A line ends at '\n' only ("\r\n" works: a '\r' right before the '\n' is
+ * dropped). A line whose first byte is AGENT_FRAME_MARK is a frame, decoded on the fly; a line
+ * with any other byte outside 0x20..0x7e (a lone '\r' included) is junk up to its '\n'. Only
+ * text lines reach the dispatcher, and no timeout ever turns the rest of a frame into text: a
+ * stalled frame stays a frame until its '\n'. A frame's last byte is AGENT_FRAME_END, so any
+ * tail of a frame (its start lost, or the board reset in the middle) is junk too.
  */
 void agent_rx(struct agent *a, const uint8_t *data, size_t len)
 {
@@ -232,12 +236,19 @@ void agent_rx(struct agent *a, const uint8_t *data, size_t len)
 			continue;
 		}
 		uint8_t c = data[i++];
-		if (c == '\n' || (c == '\r' && rx->cur_kind == RXK_TEXT)) {
+		if (c == '\n') {
 			rx_line_done(a);
 		} else if (rx->cur_kind == RXK_FRAME) {
-			fr_byte(rx, c);
+			if (rx->fr_held_ok)
+				fr_byte(rx, rx->fr_held);
+			rx->fr_held = c;
+			rx->fr_held_ok = true;
 		} else if (rx->cur_kind == RXK_JUNK) {
 			continue;
+		} else if (rx->cur_cr || c == '\r') {
+			if (rx->cur_cr)
+				rx->cur_kind = RXK_JUNK; /* a '\r' not followed by '\n' */
+			rx->cur_cr = true;
 		} else if (c == AGENT_FRAME_MARK && rx->cur_len == 0 && !rx->cur_too_long) {
 			rx->cur_kind = RXK_FRAME;
 			fr_begin(rx);
@@ -346,6 +357,7 @@ void agent_rx_reset(struct agent *a)
 	rx->cur_len = 0;
 	rx->cur_too_long = false;
 	rx->cur_kind = RXK_TEXT;
+	rx->cur_cr = false;
 	rx->fr_dst = NULL;
 	rx->bin_active = false;
 	rx->bin_dst = NULL;

@@ -124,7 +124,7 @@ size_t fake_frame(uint8_t *out, size_t cap, uint32_t off, const uint8_t *data, s
 	uint8_t *body = malloc(body_n);
 	uint32_t crc;
 
-	if (!body || cap < 2 + body_n + body_n / 254 + 2) {
+	if (!body || cap < 3 + body_n + body_n / 254 + 2) {
 		free(body);
 		return 0;
 	}
@@ -153,6 +153,7 @@ size_t fake_frame(uint8_t *out, size_t cap, uint32_t off, const uint8_t *data, s
 	out[code_at] = (uint8_t)(o - code_at);
 	for (size_t i = 1; i < o; i++)
 		out[i] ^= (uint8_t)'\n';
+	out[o++] = AGENT_FRAME_END;
 	out[o++] = '\n';
 	free(body);
 	return o;

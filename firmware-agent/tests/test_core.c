@@ -162,10 +162,17 @@ static void test_lines_and_errors(void)
 	char big[400];
 
 	init(2);
-	fake_rx(&F, "\r\n\n   \r");
+	fake_rx(&F, "\r\n\n   \r\n");
 	EXPECT_NONE();
 	fake_rx(&F, "bogus\r\n");
 	EXPECT("ERROR code=UNKNOWN_COMMAND");
+	/* a lone '\r' ends no line: the line is junk up to its '\n', never executed */
+	fake_rx(&F, "STATUS\rSTATUS\n");
+	EXPECT_NONE();
+	/* so is a line with any byte outside 0x20..0x7e */
+	fake_rx(&F, "STATUS \x80\n");
+	fake_rx(&F, "STATUS\x7f\n");
+	EXPECT_NONE();
 	fake_rx(&F, "status\n");
 	EXPECT("ERROR code=UNKNOWN_COMMAND");
 	/* byte by byte */

@@ -2,14 +2,18 @@
 //!
 //! A frame is one line that no agent can execute: the mark byte 0x01 (never printable, so never
 //! a command), then the COBS encoding (Cheshire & Baker) of the body with every byte XORed with
-//! `\n` (so the line holds no `\n`), then `\n`. The body is the kind byte 0x01, the module offset
+//! `\n` (so the line holds no `\n`), then the end byte 0x04 (never printable: no tail of a frame
+//! is a command either), then `\n`. The body is the kind byte 0x01, the module offset
 //! (u32 little endian), the data, and the CRC-32 of kind, offset and data (u32 little endian).
-//! COBS costs at most one byte per 254, the frame 11 bytes more.
+//! COBS costs at most one byte per 254, the frame 12 bytes more.
 
 use crate::crc::Crc32;
 
 /// First byte of every frame line.
 pub const FRAME_MARK: u8 = 0x01;
+/// Last byte of every frame line before its `\n`: not printable, so a frame whose start was
+/// lost (or a board that reset in the middle of one) never leaves a printable tail.
+pub const FRAME_END: u8 = 0x04;
 /// Body kind of a module chunk.
 pub const FRAME_KIND_CHUNK: u8 = 0x01;
 /// Body bytes besides the data: kind, offset, CRC.
@@ -26,20 +30,23 @@ pub fn chunk_frame(offset: u32, data: &[u8]) -> Vec<u8> {
     let mut line = Vec::with_capacity(frame_len(data.len()));
     line.push(FRAME_MARK);
     line.extend_from_slice(&cobs::encode_vec_with_sentinel(&body, b'\n'));
+    line.push(FRAME_END);
     line.push(b'\n');
     line
 }
 
 /// The longest frame line (terminator included) for `n` data bytes.
 pub fn frame_len(n: usize) -> usize {
-    1 + cobs::max_encoding_length(n + BODY_EXTRA) + 1
+    1 + cobs::max_encoding_length(n + BODY_EXTRA) + 2
 }
 
 /// Decodes a frame line (with or without its `\n`): the offset and data, or `None` if it is not
 /// an intact chunk frame (mark, COBS, kind, length or CRC wrong).
 pub fn decode_chunk_frame(line: &[u8]) -> Option<(u32, Vec<u8>)> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let enc = line.strip_prefix(&[FRAME_MARK])?;
+    let enc = line
+        .strip_prefix(&[FRAME_MARK])?
+        .strip_suffix(&[FRAME_END])?;
     if enc.contains(&b'\n') {
         return None;
     }
@@ -64,6 +71,7 @@ mod tests {
             let data: Vec<u8> = (0..n).map(|i| [0u8, b'\n', b'\r', 0xff][i % 4]).collect();
             let f = chunk_frame(7 * n as u32, &data);
             assert_eq!(f[0], FRAME_MARK);
+            assert_eq!(f[f.len() - 2], FRAME_END);
             assert_eq!(f.iter().filter(|&&b| b == b'\n').count(), 1, "n={n}");
             assert!(f.len() <= frame_len(n));
             assert_eq!(decode_chunk_frame(&f), Some((7 * n as u32, data)));

@@ -82,6 +82,11 @@ struct agent_port_ops {
 	uint32_t (*stack_free)(void *ctx, unsigned slot);
 	/** Diagnostic text (not protocol), e.g. to stderr. Optional. */
 	void (*log)(void *ctx, const char *msg);
+	/**
+	 * Every command line, exactly as it is about to be executed (without terminator). Optional;
+	 * tests and the fuzzer check with it that only complete lines outside any payload run.
+	 */
+	void (*trace_command)(void *ctx, const char *line, size_t len);
 };
 
 /** Static description and limits of the board. */

@@ -39,7 +39,20 @@ static int f_job_abort(void *ctx, unsigned slot)
 	return f->abort_rc;
 }
 
+static void f_trace(void *ctx, const char *line, size_t len)
+{
+	struct fake_port *f = ctx;
+
+	if (f->ncmds == sizeof(f->cmds) / sizeof(f->cmds[0])) {
+		f->cmd_lost++;
+		return;
+	}
+	memcpy(f->cmds[f->ncmds], line, len);
+	f->cmds[f->ncmds++][len] = '\0';
+}
+
 static const struct agent_port_ops fake_ops = {
+	.trace_command = f_trace,
 	.write = f_write,
 	.now_ms = f_now,
 	.sleep_ms = f_sleep,

@@ -15,6 +15,9 @@ struct fake_port {
 	int abort_rc;    /* what job_abort returns */
 	unsigned aborts;
 	unsigned led_sets;
+	/* command lines the core executed (trace_command), oldest first; cmd_lost counts overflow */
+	char cmds[16][AGENT_LINE_MAX + 1];
+	unsigned ncmds, cmd_lost;
 };
 
 /** Init the agent on the fake port (pool from the heap); 0 on success. */

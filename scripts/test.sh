@@ -32,6 +32,9 @@ tools/wamrc/test.sh
 stage "test: C agent core (plain, ASan+UBSan, libFuzzer)"
 firmware-agent/tests/run.sh
 
+stage "test: Zephyr port syntax check (arm-none-eabi-gcc + shim, deliberate breaks; no Zephyr here)"
+firmware-agent/ports/zephyr/tests/syntax-check.sh
+
 stage "build + test: bare-metal Cortex-M4 firmware on QEMU"
 $bm/build.sh
 $bm/tests/smoke.sh

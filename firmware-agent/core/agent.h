@@ -87,6 +87,13 @@ struct agent_port_ops {
 	 * tests and the fuzzer check with it that only complete lines outside any payload run.
 	 */
 	void (*trace_command)(void *ctx, const char *line, size_t len);
+	/**
+	 * An AOT module's machine code was just written into the pool (after a successful load,
+	 * before any of it runs): make it visible to instruction fetch. On a CPU with caches
+	 * (Cortex-M7) clean the data cache and invalidate the instruction cache, at least over the
+	 * pool. Command context. Optional (cache-less MCUs, hosts with coherent caches).
+	 */
+	void (*code_sync)(void *ctx);
 };
 
 /** Static description and limits of the board. */

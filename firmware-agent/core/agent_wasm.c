@@ -198,6 +198,9 @@ enum agent_wasm_err agent_wasm_load(struct agent_slot *s, char *err, size_t err_
 	m = wasm_runtime_load(s->buf, s->size, err, (uint32_t)err_len);
 	if (!m)
 		return AGENT_WASM_LOAD_FAIL;
+	/* the loader wrote machine code through the data side: sync it before it can run */
+	if (wasm_runtime_get_module_package_type(m) == Wasm_Module_AoT && s->agent->ops->code_sync)
+		s->agent->ops->code_sync(s->agent->ctx);
 	if (!imports_resolved(m, err, err_len)) {
 		wasm_runtime_unload(m);
 		return AGENT_WASM_LOAD_FAIL;

@@ -28,6 +28,7 @@ static void f_led(void *ctx, int on)
 	(void)on;
 	((struct fake_port *)ctx)->led_sets++;
 }
+static void f_code_sync(void *ctx) { ((struct fake_port *)ctx)->code_syncs++; }
 static void f_job_start(void *ctx, unsigned slot) { ((struct fake_port *)ctx)->pending_job = (int)slot; }
 static int f_job_abort(void *ctx, unsigned slot)
 {
@@ -59,6 +60,7 @@ static const struct agent_port_ops fake_ops = {
 	.led_set = f_led,
 	.job_start = f_job_start,
 	.job_abort = f_job_abort,
+	.code_sync = f_code_sync,
 };
 
 int fake_init(struct fake_port *f, const struct agent_config *cfg)

@@ -18,6 +18,7 @@ struct fake_port {
 	/* command lines the core executed (trace_command), oldest first; cmd_lost counts overflow */
 	char cmds[16][AGENT_LINE_MAX + 1];
 	unsigned ncmds, cmd_lost;
+	unsigned code_syncs; /* code_sync calls (after AOT loads) */
 };
 
 /** Init the agent on the fake port (pool from the heap); 0 on success. */

@@ -2,7 +2,8 @@
 # Builds and runs the agent core's C unit tests (plain, then ASan+UBSan) and the libFuzzer target
 # for the line/command parser, against real WAMR 2.4.3 (the wamrx-sys sources) and real modules.
 # Env: BUILD_DIR (default <repo>/target/agent-tests), FUZZ_SECONDS (default 20; 0 skips),
-#      WAMR_ROOT_DIR (default: found in the cargo registry), CC (default clang).
+#      WAMR_ROOT_DIR (default: found in the cargo registry), CC (default clang),
+#      WAMRC (default <repo>/target/wamrc/wamrc; without it the AOT half of test_code_sync is not run).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 agent="$(dirname "$here")"
@@ -28,6 +29,13 @@ cmake --build "$build/wamr" -j2 >>"$build/wamr-cmake.log" 2>&1 || { tail -n 30 "
 
 echo "== modules"
 "$repo/modules/build.sh" "$build/modules" >/dev/null
+# One host AOT module for test_code_sync, with the wamrc scripts/test.sh builds first (env WAMRC).
+wamrc="${WAMRC:-$repo/target/wamrc/wamrc}"
+rm -f "$build/modules/math_ops.aot"
+if [ -x "$wamrc" ]; then
+  "$wamrc" --target=x86_64 --bounds-checks=1 -o "$build/modules/math_ops.aot" \
+    "$build/modules/math_ops.wasm" >/dev/null
+fi
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I"$agent/core" -I"$here"
         -I"$WAMR_ROOT_DIR/core/iwasm/include")

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build the bare-metal firmware for QEMU mps2-an386 into
-# <repo>/target/baremetal/build (BOARD=netduinoplus2: the STM32F405 variant
-# into <repo>/target/baremetal/build-netduinoplus2; its link fails if it does
-# not fit 1 MiB flash + 128 KiB SRAM + 64 KiB CCM) and print the footprint
-# (arm-none-eabi-size). Idempotent and fast when already built. Prints the
-# smoke ELF path last.
+# <repo>/target/baremetal/build, or for another BOARD into
+# <repo>/target/baremetal/build-<board> (nucleo-f446re, stm32f4-discovery:
+# the real boards; netduinoplus2: the STM32F405 budget variant; their link
+# fails if the image does not fit the board's flash and RAM, see
+# src/boards/<board>.h), and print the footprint (arm-none-eabi-size).
+# Idempotent and fast when already built. Prints the smoke ELF path last.
 #
-# Environment: BOARD (mps2-an386 or netduinoplus2),
+# Environment: BOARD (mps2-an386, nucleo-f446re, stm32f4-discovery, netduinoplus2),
 # WAMR_ROOT (WAMR tree; default: the wamrx-sys 0.3.0 one),
 # WAMRC (AOT compiler; default: build tools/wamrc, set WAMRC=none to skip the
 # AOT smoke module), JOBS (default 2).
@@ -17,8 +18,8 @@ repo="$(cd "$here/../../.." && pwd)"
 board="${BOARD:-mps2-an386}"
 case "$board" in
 mps2-an386) build="$repo/target/baremetal/build" ;;
-netduinoplus2) build="$repo/target/baremetal/build-$board" ;;
-*) echo "build.sh: BOARD must be mps2-an386 or netduinoplus2" >&2; exit 2 ;;
+netduinoplus2 | nucleo-f446re | stm32f4-discovery) build="$repo/target/baremetal/build-$board" ;;
+*) echo "build.sh: BOARD must be mps2-an386, nucleo-f446re, stm32f4-discovery or netduinoplus2" >&2; exit 2 ;;
 esac
 jobs="${JOBS:-2}"
 
@@ -44,7 +45,7 @@ cmake -S "$here" -B "$build" \
     -DWAMR_ROOT_DIR:PATH="$wamr" -DWAMRC:FILEPATH="$wamrc" >"$build.cmake.log" 2>&1 \
     || { cat "$build.cmake.log" >&2; exit 1; }
 cmake --build "$build" -j "$jobs" >"$build.log" 2>&1 \
-    || { grep -E "error|Error|overflow" "$build.log" | head -40 >&2; exit 1; }
+    || { grep -E "error|Error|overflow|will not fit" "$build.log" | head -40 >&2; exit 1; }
 if grep -q "warning:" "$build.log"; then
     grep "warning:" "$build.log" >&2
 fi

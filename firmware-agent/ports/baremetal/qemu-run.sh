@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# Run a firmware ELF on QEMU mps2-an386 (or BOARD=netduinoplus2) with the
-# console UART on a TCP server socket.
-#   [BOARD=netduinoplus2] qemu-run.sh ELF PORTFILE [TIMEOUT_S]
+# Run a firmware ELF on QEMU mps2-an386 (or another BOARD: its header
+# src/boards/<board>.h names the nearest QEMU machine and which -serial is the
+# board's console UART) with the console UART on a TCP server socket.
+#   [BOARD=nucleo-f446re] [SEMIHOSTING=0] qemu-run.sh ELF PORTFILE [TIMEOUT_S]
+# SEMIHOSTING=0 starts QEMU without -semihosting-config, the way a real board
+# runs (no debugger): the agent images must work so; the test firmwares (smoke,
+# kernel self-test) exit through semihosting and need the default 1.
 # Picks a free 127.0.0.1 port (retrying if taken), writes it to PORTFILE once
 # QEMU listens, and waits (QEMU's wait=on) for a client. Exits with the
 # firmware's semihosting exit code, or 124 on timeout (QEMU killed by
 # timeout(1), which holds its PID).
 set -euo pipefail
 
+here="$(cd "$(dirname "$0")" && pwd)"
 elf="$1"
 portfile="$2"
 limit="${3:-60}"
 qemu="${QEMU:-qemu-system-arm}"
-case "${BOARD:-mps2-an386}" in
-mps2-an386) machine=(-M mps2-an386 -m 16M) ;; # 16M is the only size it accepts
-netduinoplus2) machine=(-M netduinoplus2) ;;
-*) echo "qemu-run.sh: BOARD must be mps2-an386 or netduinoplus2" >&2; exit 2 ;;
-esac
+board="${BOARD:-mps2-an386}"
+header="$here/src/boards/${board//-/_}.h"
+[ -f "$header" ] || { echo "qemu-run.sh: unknown BOARD $board (no $header)" >&2; exit 2; }
+board_fact() { sed -n "s/^#define $1 \(.*\)$/\1/p" "$header" | sed 's/ *\/\*.*//; s/"//g'; }
+machine=(-M "$(board_fact BOARD_QEMU_MACHINE)")
+[ "${machine[1]}" = mps2-an386 ] && machine+=(-m 16M) # 16M is the only size it accepts
+serial_index="$(board_fact BOARD_QEMU_SERIAL)"
+semihosting=(-semihosting-config enable=on,target=native)
+[ "${SEMIHOSTING:-1}" = 0 ] && semihosting=()
+# QEMU hands -serial options to the machine's UARTs in order: the ones before
+# the console get null.
+serial_before=()
+for ((i = 0; i < serial_index; i++)); do serial_before+=(-serial null); done
 
 [ -f "$elf" ] || { echo "qemu-run.sh: no such ELF: $elf" >&2; exit 2; }
 rm -f "$portfile"
@@ -49,7 +62,7 @@ for _attempt in 1 2 3 4 5 6 7 8; do
     listening "$port" && continue
     # timeout(1) is the hard limit: it KILLs QEMU, only that process.
     timeout --signal=KILL "$limit" "$qemu" "${machine[@]}" -nographic -monitor none \
-        -semihosting-config enable=on,target=native \
+        ${semihosting[@]+"${semihosting[@]}"} ${serial_before[@]+"${serial_before[@]}"} \
         -serial "tcp:127.0.0.1:$port,server=on,wait=on,nodelay=on" \
         -kernel "$elf" >"$log" 2>&1 &
     qpid=$!

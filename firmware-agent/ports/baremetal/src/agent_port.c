@@ -1,5 +1,5 @@
 /*
- * Wasmbed agent on bare metal (QEMU mps2-an386): the portable core driven in
+ * Wasmbed agent on bare metal (QEMU mps2-an386, STM32F4 boards): the portable core driven in
  * its threaded mode on the port's tiny preemptive kernel (kern.h), the same
  * shape as the Zephyr firmware and the POSIX reference port. No protocol
  * code here: UART bytes go into agent_rx(), the core answers through write().
@@ -29,19 +29,7 @@
 #include "kern.h"
 
 #define SLOTS 2
-/* Memory budget; CMakeLists.txt sets smaller ones for boards with less RAM. */
-#ifndef AGENT_POOL_BYTES
-#define AGENT_POOL_BYTES (1024u * 1024u)
-#endif
-#ifndef AGENT_CMD_STACK_BYTES
-#define AGENT_CMD_STACK_BYTES (16u * 1024u)
-#endif
-#ifndef AGENT_WORKER_STACK_BYTES
-#define AGENT_WORKER_STACK_BYTES (24u * 1024u)
-#endif
-#ifndef AGENT_WASM_STACK_BYTES
-#define AGENT_WASM_STACK_BYTES 0 /* the core's default (16 KiB) */
-#endif
+/* Memory budget: AGENT_POOL_BYTES, AGENT_*_STACK_BYTES come from the board header. */
 #define PRIO_CMD 2
 #define PRIO_WORKER 1
 /* How long a forced stop waits for a worker to release its locks. */
@@ -67,7 +55,7 @@ static void
 port_write(void *ctx, const char *line, size_t len)
 {
 	(void)ctx;
-	board_uart_write(line, len);
+	board_console_write(line, len);
 }
 
 static uint32_t
@@ -166,8 +154,11 @@ static void
 port_log(void *ctx, const char *msg)
 {
 	(void)ctx;
-	board_debug_puts(msg);
-	board_debug_puts("\n");
+	/* A console line on the UART (no semihosting: boards run without a debugger). */
+	board_console_lock();
+	board_uart_write(msg, strlen(msg));
+	board_uart_write("\n", 1);
+	board_console_unlock();
 }
 
 static const struct agent_port_ops port_ops = {
@@ -229,9 +220,9 @@ cmd_main(void *arg)
 		.rtos = "baremetal",
 		.fw_version = "2.0.0",
 		.fw_build = "baremetal-" BOARD_NAME,
-		.aot_arch = "thumbv7em",
-		.aot_cpu = "cortex-m4",
-		.aot_abi = "eabihf",
+		.aot_arch = BOARD_AOT_ARCH,
+		.aot_cpu = BOARD_AOT_CPU,
+		.aot_abi = BOARD_AOT_ABI,
 		.stop_mode = "forced",
 		.slots = SLOTS,
 		.pool = wamr_pool,

@@ -1,8 +1,8 @@
 /*
- * Board support: one console UART (RX by interrupt), SysTick clock,
- * semihosting. Boards: QEMU mps2-an386 (default: CMSDK UART0) and QEMU
- * netduinoplus2 (STM32F405, BOARD_STM32F405: USART1); CMakeLists.txt
- * defines the BOARD_* values of the one selected with BAREMETAL_BOARD.
+ * Board support: clock tree, one console UART (RX by interrupt), SysTick
+ * clock, user LED, and the console/exit hooks. Each board's facts live in one
+ * header under boards/ (CMakeLists.txt passes BOARD_HEADER for the board
+ * selected with BAREMETAL_BOARD); the rest of the port reads only them.
  */
 #ifndef BAREMETAL_BOARD_H
 #define BAREMETAL_BOARD_H
@@ -10,31 +10,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef BOARD_NAME
-/** Board name (HELLO device_id=, INFO board=). */
-#define BOARD_NAME "mps2-an386"
+#ifndef BOARD_HEADER
+#define BOARD_HEADER "boards/mps2_an386.h"
 #endif
-#ifndef BOARD_CPU_HZ
-/** Core clock (SysTick runs from it): 25 MHz on the MPS2 FPGA images. */
-#define BOARD_CPU_HZ 25000000u
-#endif
-#ifndef BOARD_UART_IRQN
-/** NVIC interrupt number of the console UART's RX interrupt. */
-#define BOARD_UART_IRQN 0
-#endif
-/** Nominal UART rate (QEMU does not pace it; a real board would). */
+/* The board's facts (name, clock, UART, pins, memory, budget, AOT target). */
+#include BOARD_HEADER
+
+/** Nominal UART rate. */
 #define BOARD_UART_BAUD 115200u
 
 /**
  * Placement of large zero-initialised buffers that only the CPU touches
- * (thread stacks, the RX ring): the STM32F405's 64 KiB CCM RAM, which keeps
- * the 128 KiB main SRAM for WAMR's pool. Plain .bss elsewhere.
+ * (thread stacks, the RX ring): a board's CPU-only RAM (netduinoplus2), which
+ * keeps the main SRAM for WAMR's pool. Plain .bss elsewhere.
  */
-#ifdef BOARD_STM32F405
+#ifdef BOARD_CCM_LENGTH
 #define BOARD_CPU_ONLY_BSS __attribute__((section(".ccm_bss")))
 #else
 #define BOARD_CPU_ONLY_BSS
 #endif
+
+/** Core clock (HCLK, SysTick) in Hz, set by board_init(). */
+extern uint32_t board_cpu_hz;
 
 /** Bring up the clock and UART0; interrupts are enabled on return. */
 void board_init(void);
@@ -69,10 +66,29 @@ uint64_t board_now_us(void);
 /** Sleep until the next interrupt (UART byte or SysTick). */
 void board_wait_for_interrupt(void);
 
-/** Print a diagnostic string on the emulator's console via semihosting. */
+/**
+ * Write bytes to the console UART as one unit: never interleaved with another
+ * board_console_write() (a kernel mutex in thread mode; direct in handler
+ * mode and before the kernel runs).
+ */
+void board_console_write(const void *data, size_t len);
+
+/** Take/release the console (recursive) to write several pieces as one line. */
+void board_console_lock(void);
+void board_console_unlock(void);
+
+/**
+ * Diagnostic text. Agent images (console_exit.c): console lines on the UART
+ * (a line is ended if the text does not end it). Test firmwares (semihost.c):
+ * the emulator's semihosting console.
+ */
 void board_debug_puts(const char *s);
 
-/** End the emulation with an exit code via semihosting (never returns). */
+/**
+ * End with a code (never returns). Agent images: a console line, then a
+ * system reset (the board announces itself again). Test firmwares: the
+ * emulator exits with the code via semihosting.
+ */
 void board_exit(int code) __attribute__((noreturn));
 
 #endif /* BAREMETAL_BOARD_H */

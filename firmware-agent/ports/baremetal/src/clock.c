@@ -1,5 +1,5 @@
 /*
- * SysTick millisecond clock from the 25 MHz core clock.
+ * SysTick millisecond clock from the core clock (board_cpu_hz).
  */
 #include <stdint.h>
 
@@ -13,9 +13,9 @@
 #define CSR_CLKSOURCE (1u << 2)
 #define CSR_COUNTFLAG (1u << 16)
 
-#define TICKS_PER_MS (BOARD_CPU_HZ / 1000u)
 
 static volatile uint32_t ms_ticks;
+static uint32_t ticks_per_ms; /* board_cpu_hz / 1000, fixed at init */
 static void (*tick_hook)(uint32_t now_ms);
 
 void
@@ -35,7 +35,8 @@ board_set_tick_hook(void (*hook)(uint32_t now_ms))
 void
 board_clock_init(void)
 {
-    SYST_RVR = TICKS_PER_MS - 1;
+    ticks_per_ms = board_cpu_hz / 1000u;
+    SYST_RVR = ticks_per_ms - 1;
     SYST_CVR = 0;
     SYST_CSR = CSR_ENABLE | CSR_TICKINT | CSR_CLKSOURCE;
 }
@@ -56,7 +57,7 @@ board_now_us(void)
         ms = ms_ticks;
         cvr = SYST_CVR;
     } while (ms != ms_ticks);
-    return (uint64_t)ms * 1000u + (TICKS_PER_MS - 1 - cvr) / (TICKS_PER_MS / 1000u);
+    return (uint64_t)ms * 1000u + (ticks_per_ms - 1 - cvr) / (ticks_per_ms / 1000u);
 }
 
 void

@@ -1,6 +1,7 @@
 /*
  * ARM semihosting (QEMU -semihosting-config enable=on,target=native):
- * debug text on the emulator's console and exit with a code.
+ * debug text on the emulator's console and exit with a code. Test firmwares
+ * only (smoke, kernel self-test); the agent images use console_exit.c.
  */
 #include <stdint.h>
 

@@ -16,9 +16,7 @@ extern const unsigned char smoke_aot[];
 extern const size_t smoke_aot_len;
 #endif
 
-#ifndef SMOKE_POOL_BYTES
-#define SMOKE_POOL_BYTES (512u * 1024u)
-#endif
+/* SMOKE_POOL_BYTES: from the board header. */
 
 static __attribute__((aligned(8))) uint8_t wamr_pool[SMOKE_POOL_BYTES];
 

@@ -9,6 +9,7 @@ extern uint32_t __data_start, __data_end, __data_load;
 extern uint32_t __bss_start, __bss_end;
 extern uint32_t __ccm_start, __ccm_end; /* CPU-only RAM (equal where there is none) */
 extern uint32_t __stack_top;
+extern uint32_t __vectors_start; /* the vector table below, first in flash */
 
 int main(void);
 void uart0_rx_irq(void);
@@ -40,6 +41,8 @@ Reset_Handler(void)
     for (dst = &__ccm_start; dst < &__ccm_end; dst++)
         *dst = 0;
 
+    /* Our table, wherever the boot alias pointed (flash at 0x0 on an STM32). */
+    SCB_VTOR = (uint32_t)&__vectors_start;
     /* Full access to CP10/CP11 (the FPU) before any float code runs. */
     SCB_CPACR |= (0xFu << 20);
     __asm volatile("dsb\n isb" ::: "memory");

@@ -7,7 +7,7 @@
 #include "board.h"
 #include "uart_ring.h"
 
-#define UART0_BASE 0x40004000u
+#define UART0_BASE BOARD_UART_BASE
 #define UART_DATA (*(volatile uint32_t *)(UART0_BASE + 0x00))
 #define UART_STATE (*(volatile uint32_t *)(UART0_BASE + 0x04))
 #define UART_CTRL (*(volatile uint32_t *)(UART0_BASE + 0x08))
@@ -35,7 +35,7 @@ uart0_rx_irq(void)
 void
 board_uart_init(void)
 {
-    UART_BAUDDIV = BOARD_CPU_HZ / BOARD_UART_BAUD;
+    UART_BAUDDIV = board_cpu_hz / BOARD_UART_BAUD;
     UART_CTRL = CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INTEN;
     NVIC_ISER0 = 1u << BOARD_UART_IRQN;
 }

@@ -13,7 +13,11 @@
  * hold a whole CHUNK (16 KiB by default): it only covers the command thread's
  * longest pause (a chunk's CRC, a module load), when no bytes are in flight.
  */
+#ifdef AGENT_RX_RING_BYTES
+#define RX_RING_SIZE AGENT_RX_RING_BYTES /* the board header's budget */
+#else
 #define RX_RING_SIZE 8192u
+#endif
 
 static volatile uint8_t rx_ring[RX_RING_SIZE] BOARD_CPU_ONLY_BSS;
 static volatile uint32_t rx_head; /* written by the ISR only */

@@ -1,23 +1,18 @@
 /*
- * STM32F4 USART1 (0x40011000, netduinoplus2's first serial port in QEMU):
- * RX by interrupt into the ring (uart_ring.c), TX polled. The clock tree is
- * left at reset values except the USART1 clock enable: QEMU does not model
- * the RCC gating, a real board would also need its pins muxed (PA9/PA10 AF7
- * on an F405; the Netduino's console is elsewhere) and the PLL set up.
+ * STM32F4 USART console (the board header names it: USART2 on the NUCLEO and
+ * Discovery boards, USART1 on netduinoplus2): RX by interrupt into the ring
+ * (uart_ring.c), TX polled, 115200 8N1 from the APB clock actually reached.
  */
 #include <stdint.h>
 
 #include "board.h"
+#include "stm32f4.h"
 #include "uart_ring.h"
 
-#define RCC_APB2ENR (*(volatile uint32_t *)0x40023844u)
-#define RCC_APB2ENR_USART1EN (1u << 4)
-
-#define USART1_BASE 0x40011000u
-#define USART_SR (*(volatile uint32_t *)(USART1_BASE + 0x00))
-#define USART_DR (*(volatile uint32_t *)(USART1_BASE + 0x04))
-#define USART_BRR (*(volatile uint32_t *)(USART1_BASE + 0x08))
-#define USART_CR1 (*(volatile uint32_t *)(USART1_BASE + 0x0C))
+#define USART_SR REG32(BOARD_UART_BASE + 0x00)
+#define USART_DR REG32(BOARD_UART_BASE + 0x04)
+#define USART_BRR REG32(BOARD_UART_BASE + 0x08)
+#define USART_CR1 REG32(BOARD_UART_BASE + 0x0C)
 
 #define SR_RXNE (1u << 5)
 #define SR_TXE (1u << 7)
@@ -27,7 +22,7 @@
 #define CR1_RXNEIE (1u << 5)
 #define CR1_UE (1u << 13)
 
-#define NVIC_ISER(n) (*(volatile uint32_t *)(0xE000E100u + 4u * (n)))
+#define NVIC_ISER(n) REG32(0xE000E100u + 4u * (n))
 
 void
 uart0_rx_irq(void)
@@ -43,8 +38,17 @@ uart0_rx_irq(void)
 void
 board_uart_init(void)
 {
-    RCC_APB2ENR |= RCC_APB2ENR_USART1EN;
-    USART_BRR = BOARD_CPU_HZ / 2u / BOARD_UART_BAUD; /* APB2 = HCLK/2 */
+    uint32_t pclk;
+
+    stm32f4_enable_apb(BOARD_UART_APB, BOARD_UART_RCC_BIT);
+    stm32f4_gpio_mode(BOARD_UART_PORT, BOARD_UART_TX_PIN, GPIO_MODE_AF, BOARD_UART_AF,
+                      GPIO_PULL_NONE);
+    /* RX idles high; the pull-up keeps an unconnected line from reading noise. */
+    stm32f4_gpio_mode(BOARD_UART_PORT, BOARD_UART_RX_PIN, GPIO_MODE_AF, BOARD_UART_AF,
+                      GPIO_PULL_UP);
+    pclk = stm32f4_apb_hz(BOARD_UART_APB);
+    /* Oversampling by 16: BRR = USARTDIV * 16 = pclk / baud, rounded. */
+    USART_BRR = (pclk + BOARD_UART_BAUD / 2u) / BOARD_UART_BAUD;
     USART_CR1 = CR1_UE | CR1_TE | CR1_RE | CR1_RXNEIE;
     NVIC_ISER(BOARD_UART_IRQN / 32u) = 1u << (BOARD_UART_IRQN % 32u);
 }

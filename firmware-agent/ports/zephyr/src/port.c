@@ -10,6 +10,13 @@
  *    CONFIG_WASMBED_CMD_STACK_SIZE stack (the legacy firmware used the 1 KiB system work queue).
  *  - slot0..slotN-1 (CONFIG_WASMBED_WORKER_PRIORITY): one job worker per slot running
  *    agent_job_run(); equal priorities, time-sliced, so two slots run at once.
+ * Both kinds run module code or WAMR's float helpers, so they are created with K_FP_REGS
+ * (CONFIG_FPU_SHARING saves their FP registers on every switch).
+ *
+ * Memory: the WAMR pool is a static buffer sized from what the RAM budget leaves (README.md
+ * "RAM budget"; the build fails if that is less than CONFIG_WASMBED_POOL_MIN_SIZE). AOT code
+ * runs from it: port_mpu.c makes SRAM executable under the MPU and port_code_sync() makes freshly
+ * loaded code visible to instruction fetch on CPUs with caches (Cortex-M7).
  *
  * Forced stop: STOP makes the core call wasm_runtime_terminate(); a job still running after the
  * grace period (CONFIG_WASMBED_STOP_GRACE_MS) gets job_abort() from agent_poll(): the worker is
@@ -22,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <zephyr/cache.h>
 #include <zephyr/devicetree.h>
 #include <zephyr/drivers/gpio.h>
 #include <zephyr/kernel.h>
@@ -49,8 +57,18 @@ LOG_MODULE_REGISTER(wasmbed, LOG_LEVEL_INF);
 #define PORT_AOT_ABI "eabi"
 #endif
 
+/* Options the port cannot work without: fail the build, not the first run on the board. */
+#if defined(CONFIG_FPU) && !defined(CONFIG_FPU_SHARING)
+#error "prj.conf: CONFIG_FPU_SHARING=y (the command thread and every worker use the FPU)"
+#endif
+#if (defined(CONFIG_DCACHE) || defined(CONFIG_ICACHE)) && !defined(CONFIG_CACHE_MANAGEMENT)
+#error "CPU with caches: set CONFIG_CACHE_MANAGEMENT=y in boards/<board>.conf (AOT code sync)"
+#endif
+
 BUILD_ASSERT(CONFIG_WASMBED_SLOTS >= 1 && CONFIG_WASMBED_SLOTS <= AGENT_MAX_SLOTS,
 	     "CONFIG_WASMBED_SLOTS: 1..AGENT_MAX_SLOTS");
+BUILD_ASSERT(CONFIG_WASMBED_CMD_PRIORITY < CONFIG_WASMBED_WORKER_PRIORITY,
+	     "the command thread must preempt the workers (STATUS/STOP during a job)");
 
 struct port_worker {
 	struct k_thread thread;
@@ -59,13 +77,51 @@ struct port_worker {
 	char name[16];
 };
 
-static uint8_t port_pool[CONFIG_WASMBED_POOL_SIZE] __aligned(8);
 static struct agent port_agent;
 static struct port_worker port_workers[CONFIG_WASMBED_SLOTS];
 static K_THREAD_STACK_ARRAY_DEFINE(port_worker_stacks, CONFIG_WASMBED_SLOTS,
 				   CONFIG_WASMBED_WORKER_STACK_SIZE);
 static struct k_thread port_cmd_thread;
 static K_THREAD_STACK_DEFINE(port_cmd_stack, CONFIG_WASMBED_CMD_STACK_SIZE);
+
+/*
+ * RAM budget of the chosen zephyr,sram (README.md "RAM budget"): the kernel's stacks, this
+ * port's stacks (with Zephyr's per-stack reserve), the RX ring, the agent state and
+ * CONFIG_WASMBED_RAM_RESERVE for what cannot be sized here; the pool gets the rest.
+ */
+#if defined(CONFIG_LOG_PROCESS_THREAD)
+#define PORT_LOG_THREAD_RAM CONFIG_LOG_PROCESS_THREAD_STACK_SIZE
+#else
+#define PORT_LOG_THREAD_RAM 0
+#endif
+#if defined(CONFIG_LOG_MODE_DEFERRED)
+#define PORT_LOG_BUFFER_RAM CONFIG_LOG_BUFFER_SIZE
+#else
+#define PORT_LOG_BUFFER_RAM 0
+#endif
+#define PORT_RAM_TOTAL ((size_t)CONFIG_SRAM_SIZE * 1024u)
+#define PORT_RAM_KERNEL                                                                            \
+	((size_t)CONFIG_ISR_STACK_SIZE + CONFIG_MAIN_STACK_SIZE + CONFIG_IDLE_STACK_SIZE +          \
+	 CONFIG_SYSTEM_WORKQUEUE_STACK_SIZE + PORT_LOG_THREAD_RAM + PORT_LOG_BUFFER_RAM)
+#define PORT_RAM_AGENT                                                                             \
+	(sizeof(port_worker_stacks) + sizeof(port_cmd_stack) + (size_t)CONFIG_WASMBED_RX_RING_SIZE + \
+	 sizeof(struct agent))
+#define PORT_RAM_OTHERS (PORT_RAM_KERNEL + PORT_RAM_AGENT + CONFIG_WASMBED_RAM_RESERVE)
+/* what is left, 1 KiB-rounded (saturates so that the BUILD_ASSERT below reports a shortfall) */
+#define PORT_RAM_LEFT                                                                              \
+	(PORT_RAM_TOTAL > PORT_RAM_OTHERS ? ((PORT_RAM_TOTAL - PORT_RAM_OTHERS) & ~(size_t)1023) : 0)
+#if CONFIG_WASMBED_POOL_SIZE > 0
+#define PORT_POOL_SIZE ((size_t)CONFIG_WASMBED_POOL_SIZE)
+#else
+#define PORT_POOL_SIZE (PORT_RAM_LEFT > 0 ? PORT_RAM_LEFT : 8)
+#endif
+BUILD_ASSERT(PORT_RAM_LEFT >= CONFIG_WASMBED_POOL_MIN_SIZE,
+	     "RAM budget: less than CONFIG_WASMBED_POOL_MIN_SIZE left for the WAMR pool; shrink "
+	     "the stacks or the RX ring in boards/<board>.conf (README.md \"RAM budget\")");
+BUILD_ASSERT(PORT_POOL_SIZE <= PORT_RAM_LEFT && PORT_POOL_SIZE % 8 == 0,
+	     "CONFIG_WASMBED_POOL_SIZE: a multiple of 8 no larger than what the RAM budget leaves");
+
+static uint8_t port_pool[PORT_POOL_SIZE] __aligned(8);
 static K_SEM_DEFINE(port_cmd_wake, 0, 1);
 static K_MUTEX_DEFINE(port_core_mutex);
 static K_MUTEX_DEFINE(port_rx_mutex);
@@ -145,7 +201,7 @@ static void port_worker_spawn(struct port_worker *w)
 	k_tid_t tid = k_thread_create(&w->thread, port_worker_stacks[w->slot],
 				      K_THREAD_STACK_SIZEOF(port_worker_stacks[w->slot]),
 				      port_worker_main, w, NULL, NULL,
-				      CONFIG_WASMBED_WORKER_PRIORITY, 0, K_NO_WAIT);
+				      CONFIG_WASMBED_WORKER_PRIORITY, K_FP_REGS, K_NO_WAIT);
 
 	(void)k_thread_name_set(tid, w->name);
 }
@@ -215,6 +271,26 @@ static void port_log(void *ctx, const char *msg)
 #define PORT_LOG NULL /* the core then skips formatting its diagnostics */
 #endif
 
+#if defined(CONFIG_CACHE_MANAGEMENT)
+/*
+ * After an AOT load, before the code runs (command context). WAMR's loader wrote the code and
+ * its relocations through the D-cache, and the I-cache may still hold a previous module's code at
+ * the same pool addresses; WAMR 2.4.3's own os_icache_flush() asks Zephyr for an I-cache *flush*,
+ * which Cortex-M does not support (-ENOTSUP), so nothing is invalidated. Whole-cache operations:
+ * the M7's caches are 4 KiB each (128 set/way steps), cheaper than a by-address walk over the
+ * code, whose range WAMR does not export.
+ */
+static void port_code_sync(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	(void)sys_cache_data_flush_all();
+	(void)sys_cache_instr_invd_all();
+}
+#define PORT_CODE_SYNC port_code_sync
+#else
+#define PORT_CODE_SYNC NULL /* no caches (Cortex-M4): SRAM writes are visible to fetches */
+#endif
+
 static const struct agent_port_ops port_ops = {
 	.write = port_write,
 	.now_ms = port_now_ms,
@@ -229,6 +305,7 @@ static const struct agent_port_ops port_ops = {
 	.rx_unlock = port_rx_unlock,
 	.stack_free = PORT_STACK_FREE,
 	.log = PORT_LOG,
+	.code_sync = PORT_CODE_SYNC,
 };
 
 /* Hand the bytes the RX interrupt queued to the core. */
@@ -309,7 +386,8 @@ int main(void)
 		port_worker_spawn(w);
 	}
 	k_thread_create(&port_cmd_thread, port_cmd_stack, K_THREAD_STACK_SIZEOF(port_cmd_stack),
-			port_cmd_main, NULL, NULL, NULL, CONFIG_WASMBED_CMD_PRIORITY, 0, K_NO_WAIT);
+			port_cmd_main, NULL, NULL, NULL, CONFIG_WASMBED_CMD_PRIORITY, K_FP_REGS,
+			K_NO_WAIT);
 	(void)k_thread_name_set(&port_cmd_thread, "wasmbed_cmd");
 	return 0;
 }

@@ -13,6 +13,14 @@
 
 #include "port_uart.h"
 
+/* prj.conf options this file needs (without them it would build and fail at run time) */
+#if !defined(CONFIG_SERIAL) || !defined(CONFIG_UART_INTERRUPT_DRIVEN)
+#error "prj.conf: CONFIG_SERIAL=y and CONFIG_UART_INTERRUPT_DRIVEN=y (the link's RX interrupt)"
+#endif
+#if !defined(CONFIG_RING_BUFFER)
+#error "prj.conf: CONFIG_RING_BUFFER=y (the RX ring)"
+#endif
+
 #define PORT_UART_NODE DT_CHOSEN(zephyr_shell_uart)
 
 static const struct device *const port_uart_dev = DEVICE_DT_GET(PORT_UART_NODE);

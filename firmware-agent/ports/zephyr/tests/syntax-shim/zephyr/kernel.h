@@ -1,11 +1,18 @@
-/* SYNTAX-CHECK SHIM, not Zephyr: see ../README.md. Only what the port sources use. */
+/*
+ * SYNTAX-CHECK SHIM, not Zephyr: see ../README.md. Only what the port sources use, with the real
+ * header's build-time checks (semaphore limits) and config guards (k_thread_stack_space_get
+ * exists only with CONFIG_INIT_STACKS and CONFIG_THREAD_STACK_INFO), and the per-stack reserve
+ * Zephyr adds for an MPU stack guard (so sizeof() of a stack object is what it costs in RAM).
+ */
 #ifndef SHIM_ZEPHYR_KERNEL_H
 #define SHIM_ZEPHYR_KERNEL_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zephyr/sys/util.h>
 #include <zephyr/toolchain.h>
 
 typedef struct {
@@ -14,6 +21,11 @@ typedef struct {
 #define K_NO_WAIT ((k_timeout_t){ .ticks = 0 })
 #define K_FOREVER ((k_timeout_t){ .ticks = -1 })
 #define K_MSEC(ms) ((k_timeout_t){ .ticks = (int64_t)(ms) })
+
+/* thread options */
+#define K_ESSENTIAL (BIT(0))
+#define K_FP_IDX 1
+#define K_FP_REGS (BIT(K_FP_IDX))
 
 struct k_thread {
 	struct {
@@ -28,22 +40,38 @@ struct z_thread_stack_element {
 typedef struct z_thread_stack_element k_thread_stack_t;
 typedef void (*k_thread_entry_t)(void *p1, void *p2, void *p3);
 
-#define K_THREAD_STACK_DEFINE(sym, size) struct z_thread_stack_element __aligned(8) sym[size]
-#define K_THREAD_STACK_ARRAY_DEFINE(sym, nmemb, size) \
-	struct z_thread_stack_element __aligned(8) sym[nmemb][size]
-#define K_THREAD_STACK_SIZEOF(sym) sizeof(sym)
+/* ARMv7-M: the MPU guard is carved out of the stack object (128 bytes when FP context is stacked) */
+#if defined(CONFIG_MPU_STACK_GUARD) && defined(CONFIG_FPU_SHARING)
+#define K_THREAD_STACK_RESERVED 128
+#elif defined(CONFIG_MPU_STACK_GUARD)
+#define K_THREAD_STACK_RESERVED 32
+#else
+#define K_THREAD_STACK_RESERVED 0
+#endif
+#define K_THREAD_STACK_LEN(size) ((((size) + 7) & ~7) + K_THREAD_STACK_RESERVED)
+#define K_THREAD_STACK_DEFINE(sym, size)                                                           \
+	struct z_thread_stack_element __aligned(8) sym[K_THREAD_STACK_LEN(size)]
+#define K_THREAD_STACK_ARRAY_DEFINE(sym, nmemb, size)                                              \
+	struct z_thread_stack_element __aligned(8) sym[nmemb][K_THREAD_STACK_LEN(size)]
+#define K_THREAD_STACK_SIZEOF(sym) (sizeof(sym) - K_THREAD_STACK_RESERVED)
 
 k_tid_t k_thread_create(struct k_thread *new_thread, k_thread_stack_t *stack, size_t stack_size,
 			k_thread_entry_t entry, void *p1, void *p2, void *p3, int prio,
 			uint32_t options, k_timeout_t delay);
 void k_thread_abort(k_tid_t thread);
 int k_thread_name_set(k_tid_t thread, const char *str);
+#if defined(CONFIG_INIT_STACKS) && defined(CONFIG_THREAD_STACK_INFO)
 int k_thread_stack_space_get(const struct k_thread *thread, size_t *unused_ptr);
+#endif
 
 struct k_sem {
 	unsigned int count, limit;
 };
-#define K_SEM_DEFINE(name, initial, max) struct k_sem name = { (initial), (max) }
+#define K_SEM_MAX_LIMIT UINT_MAX
+#define K_SEM_DEFINE(name, initial_count, count_limit)                                             \
+	struct k_sem name = { (initial_count), (count_limit) };                                    \
+	BUILD_ASSERT(((count_limit) != 0) && ((initial_count) <= (count_limit)) &&                 \
+		     ((count_limit) <= K_SEM_MAX_LIMIT))
 int k_sem_init(struct k_sem *sem, unsigned int initial_count, unsigned int limit);
 int k_sem_take(struct k_sem *sem, k_timeout_t timeout);
 void k_sem_give(struct k_sem *sem);

@@ -4,6 +4,7 @@
 
 #define __aligned(x) __attribute__((__aligned__(x)))
 #define ARG_UNUSED(x) (void)(x)
-#define BUILD_ASSERT(expr, msg) _Static_assert(expr, msg)
+/* Zephyr's BUILD_ASSERT is _Static_assert with an optional message */
+#define BUILD_ASSERT(expr, ...) _Static_assert(expr, "" __VA_ARGS__)
 
 #endif

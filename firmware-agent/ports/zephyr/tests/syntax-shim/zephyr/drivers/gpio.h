@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <zephyr/device.h>
+#include <zephyr/devicetree.h>
 
 typedef uint32_t gpio_flags_t;
 typedef uint8_t gpio_pin_t;
@@ -18,7 +19,14 @@ struct gpio_dt_spec {
 };
 
 #define GPIO_OUTPUT_INACTIVE ((gpio_flags_t)0x0e0000u)
-#define GPIO_DT_SPEC_GET(node_id, prop) { .port = &shim_device, .pin = 5, .dt_flags = 0 }
+/* as Zephyr: the controller's device object and the pin/flags cells of the node's property */
+#define GPIO_DT_SPEC_GET_BY_IDX(node_id, prop, idx)                                                \
+	{                                                                                          \
+		.port = DEVICE_DT_GET(DT_GPIO_CTLR_BY_IDX(node_id, prop, idx)),                    \
+		.pin = DT_GPIO_PIN_BY_IDX(node_id, prop, idx),                                     \
+		.dt_flags = DT_GPIO_FLAGS_BY_IDX(node_id, prop, idx),                              \
+	}
+#define GPIO_DT_SPEC_GET(node_id, prop) GPIO_DT_SPEC_GET_BY_IDX(node_id, prop, 0)
 
 bool gpio_is_ready_dt(const struct gpio_dt_spec *spec);
 int gpio_pin_configure_dt(const struct gpio_dt_spec *spec, gpio_flags_t extra_flags);

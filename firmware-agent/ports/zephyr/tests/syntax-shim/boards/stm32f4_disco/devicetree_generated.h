@@ -1,0 +1,36 @@
+/*
+ * SYNTAX-CHECK SHIM, not Zephyr: the devicetree macros of stm32f4_disco that the port uses, written by hand
+ * in the form Zephyr generates them (node identifiers, chosen, aliases, status, ordinals) from
+ * the board's .dts plus boards/stm32f4_disco.overlay. The ordinals are arbitrary here. A device object
+ * is declared for the "okay" nodes only.
+ */
+#ifndef SHIM_DEVICETREE_GENERATED_H
+#define SHIM_DEVICETREE_GENERATED_H
+
+struct device;
+
+/* chosen (boards/stm32f4_disco.overlay) */
+#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_40004400
+
+/* the link UART */
+#define DT_N_S_soc_S_serial_40004400_EXISTS 1
+#define DT_N_S_soc_S_serial_40004400_ORD 41
+#define DT_N_S_soc_S_serial_40004400_STATUS_okay 1
+extern const struct device __device_dts_ord_41;
+
+/* aliases: led0 */
+#define DT_N_ALIAS_led0 DT_N_S_leds_S_led_4
+#define DT_N_S_leds_S_led_4_EXISTS 1
+#define DT_N_S_leds_S_led_4_ORD 52
+#define DT_N_S_leds_S_led_4_STATUS_okay 1
+#define DT_N_S_leds_S_led_4_P_gpios_IDX_0_PH DT_N_S_soc_S_pin_controller_40020000_S_gpio_40020c00
+#define DT_N_S_leds_S_led_4_P_gpios_IDX_0_VAL_pin 12
+#define DT_N_S_leds_S_led_4_P_gpios_IDX_0_VAL_flags 0
+
+/* the LED's GPIO controller */
+#define DT_N_S_soc_S_pin_controller_40020000_S_gpio_40020c00_EXISTS 1
+#define DT_N_S_soc_S_pin_controller_40020000_S_gpio_40020c00_ORD 17
+#define DT_N_S_soc_S_pin_controller_40020000_S_gpio_40020c00_STATUS_okay 1
+extern const struct device __device_dts_ord_17;
+
+#endif

@@ -1,0 +1,45 @@
+//! The typed host API of the Wasmbed gateway: the Wasmbed dialect of docs/HOST-API.md as serde
+//! types, shared by the gateway (server), `wasmbed-host` (CLI) and `tools/bench` (client).
+//!
+//! No IO here: a client serializes a [`RequestLine`] and reads [`ServerMessage`]s; the gateway
+//! deserializes a [`RequestLine`] and serializes [`EventLine`]s and a [`ReplyLine`].
+//!
+//! - [`Request`]: every op as one enum tagged by `op`.
+//! - [`OpResult`]: the typed `result` of each op.
+//! - [`Event`]: progress and log events.
+//! - [`ErrorCode`]: the stable error codes, the host exit code of each ([`ExitCode`]) and a help
+//!   text for every code.
+//! - [`Latency`]: the phase latencies of a reply.
+
+mod error;
+mod event;
+mod reply;
+mod request;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, ExitCode};
+pub use event::{Event, EventLine, LogKind, ProgressPhase};
+pub use reply::{
+    DeployResult, DeviceSummary, DevicesResult, InfoResult, JobRecord, JobState, Latency, LogLine,
+    LogsResult, MemoryStats, OpResult, ReplyLine, RunResult, RunStatus, ServerMessage, SlotInfo,
+    StartResult, StatusResult, StopResult, UnloadResult,
+};
+pub use request::{
+    BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Op, Request, RequestError,
+    RequestId, RequestLine, StartRequest, StopRequest, ARGS_MAX, RESULT_TIMEOUT_DEFAULT_MS,
+    RESULT_TIMEOUT_MAX_MS,
+};
+
+/// Version of this API, reported in the `devices` reply (`api_version`). Raised when a reply or
+/// request changes shape in a way an older client would misread.
+pub const API_VERSION: u32 = 2;
+
+/// A line that is not a valid message of the Wasmbed dialect.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WireError(pub String);
+
+impl From<serde_json::Error> for WireError {
+    fn from(e: serde_json::Error) -> Self {
+        WireError(e.to_string())
+    }
+}

@@ -370,18 +370,19 @@ impl DevConn {
         })
     }
 
-    /// v2 chunked LOAD: stop-and-wait chunks of the size the device offers (line + bytes in one
-    /// write), then `LOAD_OK`.
+    /// v2 chunked LOAD: stop-and-wait chunks of the size the device offers, as frames when the
+    /// device confirms `framed=1` (else a CHUNK line + raw bytes in one write), then `LOAD_OK`.
     pub fn load_chunked(
         &mut self,
         module_id: &str,
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        let (t0, ready) = match self.load_ready(module_id, bytes, " chunked=1 replace=1")? {
-            Ok(r) => r,
-            Err(refused) => return Ok(Err(refused)),
-        };
+        let (t0, ready) =
+            match self.load_ready(module_id, bytes, " chunked=1 framed=1 replace=1")? {
+                Ok(r) => r,
+                Err(refused) => return Ok(Err(refused)),
+            };
         let until = t0 + timeout;
         let chunk: usize = field(&ready, "chunk")
             .and_then(|v| v.parse().ok())
@@ -390,12 +391,17 @@ impl DevConn {
         while off < bytes.len() {
             let n = chunk.min(bytes.len() - off);
             let piece = &bytes[off..off + n];
-            let mut msg = format!(
-                "CHUNK offset={off} size={n} crc32={:08x}\n",
-                crc32fast::hash(piece)
-            )
-            .into_bytes();
-            msg.extend_from_slice(piece);
+            let msg = if field(&ready, "framed") == Some("1") {
+                wasmbed_agent_proto::frame::chunk_frame(off as u32, piece)
+            } else {
+                let mut msg = format!(
+                    "CHUNK offset={off} size={n} crc32={:08x}\n",
+                    crc32fast::hash(piece)
+                )
+                .into_bytes();
+                msg.extend_from_slice(piece);
+                msg
+            };
             self.w.write_all(&msg)?;
             let left = until.saturating_duration_since(Instant::now());
             let a = self.wait_for(&["CHUNK_OK", "CHUNK_ERR", "LOAD_ERR"], left)?;

@@ -142,6 +142,8 @@ struct agent_slot {
 	bool stop_pending;
 	bool killing;
 	uint32_t stop_deadline;
+	/* module output (uart_print, log): lines in the current second, lines dropped since */
+	uint32_t out_window, out_count, out_dropped;
 };
 
 /** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */

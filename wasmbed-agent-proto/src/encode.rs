@@ -184,7 +184,8 @@ impl fmt::Display for AgentLine {
             AgentLine::Log(l) => {
                 w.field("module_id", &l.module_id)?;
                 w.quoted("msg", &l.msg)?;
-                w.flag("truncated", l.truncated)
+                w.flag("truncated", l.truncated)?;
+                w.opt("dropped", l.dropped)
             }
             AgentLine::Error(e) => {
                 w.field("code", &e.code)?;

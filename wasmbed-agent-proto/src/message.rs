@@ -464,7 +464,8 @@ pub struct UnloadErr {
     pub msg: Option<String>,
 }
 
-/// `LOG module_id=<id> msg="…"[ truncated=1]`.
+/// `LOG module_id=<id> msg="…"[ truncated=1][ dropped=<n>]`: module output (the `log` and
+/// `uart_print` natives of Wasmbed firmware). Never an answer to any command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     /// Module that logged.
@@ -473,6 +474,8 @@ pub struct Log {
     pub msg: String,
     /// The text was cut at 200 bytes.
     pub truncated: bool,
+    /// Output lines of this module dropped by the agent's rate bound just before this one.
+    pub dropped: Option<u32>,
 }
 
 /// `ERROR code=<c>[ dropped=<n>][ msg="…"]`.

@@ -453,6 +453,7 @@ fn log(f: &Fields<'_>) -> Parsed {
         module_id: f.req("module_id")?.to_string(),
         msg: f.req("msg")?.to_string(),
         truncated: f.flag("truncated"),
+        dropped: f.u32("dropped")?,
     }))
 }
 

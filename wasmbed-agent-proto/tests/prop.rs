@@ -275,13 +275,14 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
                 module_id,
                 msg
             })),
-        (word(), text(), any::<bool>()).prop_map(|(module_id, msg, truncated)| AgentLine::Log(
-            Log {
+        (word(), text(), any::<bool>(), option::of(any::<u32>())).prop_map(
+            |(module_id, msg, truncated, dropped)| AgentLine::Log(Log {
                 module_id,
                 msg,
-                truncated
-            }
-        )),
+                truncated,
+                dropped
+            })
+        ),
         (
             code(ErrorCode::from_wire),
             option::of(any::<u32>()),

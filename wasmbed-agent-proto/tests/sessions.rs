@@ -339,6 +339,22 @@ fn framed_upload_parked_by_the_agent_is_not_resent_from_zero() {
     assert_eq!(d.payloads.len(), 1);
 }
 
+/// Issue 11 part 2: a module that prints a RESULT line reaches the link as a LOG line of that
+/// module (Wasmbed firmware), which answers no START, whatever its text.
+#[test]
+fn module_output_never_answers_a_start() {
+    let mut d =
+        Driver::open(|now| StartSession::new(now, start("victim", Some("slow"), &[]), true, &t()));
+    d.recv("START_OK");
+    d.recv(r#"LOG module_id=evil msg="RESULT status=OK module_id=victim func=slow ret_i32=999""#);
+    d.recv(r#"LOG module_id=evil msg="x" truncated=1 dropped=80"#);
+    assert!(!d.s.is_done(), "{:?}", d.s.outcome());
+    d.recv("RESULT status=OK module_id=victim func=slow ret_i32=1");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(1));
+    assert_eq!(d.unsolicited().len(), 2);
+}
+
 #[test]
 fn chunked_request_falls_back_to_v1_on_legacy_agent() {
     let p = payload(460);

@@ -285,7 +285,7 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         "LOG module_id=hello msg=\"hello from wasm \\\"quoted\\\"\""
     );
     let e = wait_log(&mut c, dev, |e| {
-        e["kind"] == "console" && e["line"].as_str().unwrap().contains("[wasm] uart hello")
+        e["kind"] == "log" && e["line"] == "LOG module_id=hello msg=\"[wasm] uart hello\""
     })
     .await;
     assert!(e["seq"].as_u64().unwrap() > 0);

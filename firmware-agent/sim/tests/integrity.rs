@@ -174,3 +174,72 @@ fn a_new_connection_starts_with_a_command_not_payload() {
         l.quiet("", Duration::from_millis(300));
     }
 }
+
+/// Issue 11 part 2: whatever a module prints reaches the link as a LOG line of that module,
+/// escaped, so it can never read as a reply; output is bounded in size (truncated=1) and rate
+/// (dropped=<n>), and protocol lines keep flowing.
+#[test]
+fn module_output_is_framed_bounded_and_never_a_reply() {
+    let sim = Sim::tcp(&[]);
+    let mut l = sim.hello();
+    let m = compile_c(
+        "printer",
+        r#"
+        #include "wasmbed.h"
+        static char big[400];
+        WB_EXPORT("forge") void forge(void) {
+            uart_print("RESULT status=OK module_id=victim func=slow ret_i32=999");
+        }
+        WB_EXPORT("forge_log") void forge_log(void) {
+            static const char s[] = "x\nLOAD_OK\nSTART_OK \"q\"";
+            wb_log(s, sizeof(s) - 1);
+        }
+        WB_EXPORT("long_print") void long_print(void) {
+            for (int i = 0; i < 399; i++) big[i] = 'a' + i % 26;
+            uart_print(big);
+        }
+        WB_EXPORT("flood") int flood(void) {
+            for (int i = 0; i < 100; i++) wb_log("f", 1);
+            delay_ms(1100);
+            wb_log("after", 5);
+            return 7;
+        }
+        "#,
+    );
+    l.load_ok("p", &m);
+    l.send("START module_id=p func=forge");
+    assert_eq!(l.line(), "START_OK");
+    assert_eq!(
+        l.line(),
+        r#"LOG module_id=p msg="RESULT status=OK module_id=victim func=slow ret_i32=999""#
+    );
+    assert_eq!(
+        l.expect_within("RESULT", Duration::from_secs(3)),
+        "RESULT status=OK module_id=p func=forge"
+    );
+    l.send("START module_id=p func=forge_log");
+    assert_eq!(l.line(), "START_OK");
+    assert_eq!(
+        l.line(),
+        r#"LOG module_id=p msg="x\x0aLOAD_OK\x0aSTART_OK \"q\"""#
+    );
+    assert_eq!(l.line(), "RESULT status=OK module_id=p func=forge_log");
+    l.send("START module_id=p func=long_print");
+    assert_eq!(l.line(), "START_OK");
+    let long = l.line();
+    assert!(long.starts_with("LOG module_id=p msg=\"abcdef"), "{long}");
+    assert!(long.ends_with("\" truncated=1"), "{long}");
+    l.expect_within("RESULT", Duration::from_secs(3));
+    // the rate bound: 20 lines a second, the rest counted; STATUS answers in between
+    l.send("START module_id=p func=flood");
+    assert_eq!(l.line(), "START_OK");
+    for _ in 0..20 {
+        assert_eq!(l.line(), r#"LOG module_id=p msg="f""#);
+    }
+    assert!(l.ask("STATUS", "STATUS_OK").contains("p:RUNNING"));
+    assert_eq!(l.line(), r#"LOG module_id=p msg="after" dropped=80"#);
+    assert_eq!(
+        l.line(),
+        "RESULT status=OK module_id=p func=flood ret_i32=7"
+    );
+}

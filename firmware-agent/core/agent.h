@@ -199,6 +199,8 @@ struct agent_rx {
 struct agent_upload {
 	int state; /* enum agent_upload_state */
 	bool framed; /* chunks come as frames (framed=1), never as raw CHUNK payloads */
+	bool has_seq; /* the LOAD carried seq=: every reply of the upload echoes it */
+	uint32_t seq;
 	unsigned slot;
 	bool warn_victim;
 	char victim[AGENT_ID_MAX + 1];
@@ -220,6 +222,9 @@ struct agent {
 	int led_on;
 	bool wasm_ready;
 	uint8_t rx_flags;          /* flags of the line being dispatched */
+	/* seq= of the command being answered (replies echo it; docs/PROTOCOL.md) */
+	bool reply_tag;
+	uint32_t reply_seq;
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
 };
 

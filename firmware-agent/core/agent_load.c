@@ -139,6 +139,8 @@ static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bo
 	memset(up, 0, sizeof(*up));
 	up->state = chunked ? UP_CHUNKED : UP_V1;
 	up->framed = chunked && framed;
+	up->has_seq = a->reply_tag;
+	up->seq = a->reply_seq;
 	up->slot = s->index;
 	up->warn_victim = warn;
 	if (warn)
@@ -302,7 +304,18 @@ static const char *frame_check(struct agent *a, const struct agent_rx_line *line
 	return crc == line->f_crc ? NULL : "BAD_CRC";
 }
 
+static void frame_chunk(struct agent *a, const struct agent_rx_line *line);
+
+/* A frame answers with the seq= of its LOAD. */
 void agent_frame_chunk(struct agent *a, const struct agent_rx_line *line)
+{
+	a->reply_tag = a->up.state != UP_NONE && a->up.has_seq;
+	a->reply_seq = a->up.seq;
+	frame_chunk(a, line);
+	a->reply_tag = false;
+}
+
+static void frame_chunk(struct agent *a, const struct agent_rx_line *line)
 {
 	struct agent_slot *s;
 	const char *err;
@@ -344,7 +357,21 @@ static uint32_t chunk_bytes_poll(struct agent *a, uint32_t got, uint32_t now)
 	return 20;
 }
 
+static uint32_t upload_poll(struct agent *a);
+
+/* Payload completion and upload deadlines: their lines answer the LOAD (its seq=). */
 uint32_t agent_upload_poll(struct agent *a)
+{
+	uint32_t next;
+
+	a->reply_tag = a->up.state != UP_NONE && a->up.has_seq;
+	a->reply_seq = a->up.seq;
+	next = upload_poll(a);
+	a->reply_tag = false;
+	return next;
+}
+
+static uint32_t upload_poll(struct agent *a)
 {
 	struct agent_upload *up = &a->up;
 	uint32_t now = agent_now(a);

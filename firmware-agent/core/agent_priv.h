@@ -36,6 +36,8 @@ static inline int32_t agent_time_diff(uint32_t t, uint32_t deadline)
 /* Format and write one line (a '\n' is appended). Caller holds the core lock. */
 void agent_sendf(struct agent *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* True for lines that answer a command (they echo its seq=), false for LOG, HELLO, job RESULTs. */
+bool agent_reply_tagged(const char *line);
 void agent_logf(struct agent *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Escape `src` (len bytes) for a quoted field into dst (cap bytes, NUL-terminated). */

@@ -593,6 +593,49 @@ static void test_framed(void)
 	fake_deinit(&F);
 }
 
+/* seq=: every reply to a command echoes it; job RESULTs, LOG and HELLO do not. */
+static void test_seq(void)
+{
+	size_t n;
+	uint8_t *m = read_module("math_ops", &n);
+	uint32_t crc = agent_crc32(0, m, n);
+	char line[200], want[200];
+
+	init(2);
+	fake_rx(&F, "STATUS seq=7\n");
+	EXPECT_PREFIX("STATUS_OK modules=\"none\"");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], " seq=7") != NULL);
+	fake_rx(&F, "START module_id=x seq=8\n");
+	EXPECT("RESULT status=NO_MODULE seq=8");
+	fake_rx(&F, "FOO seq=9\n");
+	EXPECT("ERROR code=UNKNOWN_COMMAND seq=9");
+	fake_rx(&F, "HELLO seq=10\n");
+	EXPECT("HELLO device_id=fake rtos=test runtime=WAMR fw_version=2.0.0 proto=2");
+	snprintf(line, sizeof(line),
+		 "LOAD module_id=m size=%zu crc32=%08x chunked=1 framed=1 seq=11\n", n, crc);
+	fake_rx(&F, line);
+	snprintf(want, sizeof(want),
+		 "LOAD_READY module_id=m size=%zu crc32=%08x chunk=16384 offset=0 framed=1 seq=11",
+		 n, crc);
+	EXPECT(want);
+	fake_rx(&F, "STATUS seq=12\n"); /* answered in between, with its own seq */
+	EXPECT_PREFIX("STATUS_OK");
+	send_frame(m, 0, (uint32_t)n, 0);
+	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu seq=11", n);
+	EXPECT(want);
+	EXPECT("LOAD_OK seq=11");
+	fake_rx(&F, "START module_id=m func=add args=\"a=1,b=2\" seq=13\n");
+	EXPECT("START_OK seq=13");
+	fake_run_job(&F);
+	EXPECT("RESULT status=OK module_id=m func=add ret_i32=3");
+	/* a plain line gets a plain answer */
+	fake_rx(&F, "STATUS\n");
+	EXPECT_PREFIX("STATUS_OK");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], "seq=") == NULL);
+	free(m);
+	fake_deinit(&F);
+}
+
 static void test_info(void)
 {
 	const char *l;
@@ -625,6 +668,7 @@ static const struct {
 	{ "cooperative_stop_and_natives", test_cooperative_stop_and_natives },
 	{ "chunked", test_chunked },
 	{ "framed", test_framed },
+	{ "seq", test_seq },
 	{ "info", test_info },
 };
 

@@ -355,6 +355,51 @@ fn module_output_never_answers_a_start() {
     assert_eq!(d.unsolicited().len(), 2);
 }
 
+/// Issue 11 part 5: with sequence numbers a late answer to an earlier command never answers this
+/// one, and a RESULT without module_id is nobody's.
+#[test]
+fn seq_replies_answer_only_their_command() {
+    let mut d = Driver::open(|now| {
+        let mut s = StartSession::new(now, start("ghost", None, &[]), true, &t());
+        s.set_seq(6);
+        s
+    });
+    assert_eq!(d.sent, ["START module_id=ghost seq=6"]);
+    // the late START_OK of the START (seq=5) that timed out before
+    d.recv("START_OK seq=5");
+    d.recv("START_OK"); // and one from a command sent without seq
+    d.recv("RESULT status=OK func=f ret_i32=1"); // FW-A style: no module_id
+    assert!(!d.s.is_done(), "{:?}", d.s.outcome());
+    d.recv("RESULT status=NO_MODULE seq=6");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Rejected { line })) if line.raw == "RESULT status=NO_MODULE seq=6"
+    ));
+    assert_eq!(d.unsolicited().len(), 3);
+    // STATUS and INFO answers from before are skipped the same way
+    let mut d = Driver::open(|now| {
+        let mut s = StatusSession::new(now, &t());
+        s.set_seq(9);
+        s
+    });
+    assert_eq!(d.sent, ["STATUS seq=9"]);
+    d.recv(r#"STATUS_OK modules="none" low_stack="none" wamr_heap=NA seq=8"#);
+    assert!(!d.s.is_done());
+    d.recv(r#"STATUS_OK modules="none" low_stack="none" wamr_heap=NA seq=9"#);
+    assert!(d.s.outcome().unwrap().is_ok());
+    // a run-time RESULT carries no seq and is still this START's result
+    let mut d = Driver::open(|now| {
+        let mut s = StartSession::new(now, start("m", Some("f"), &[]), true, &t());
+        s.set_seq(1);
+        s
+    });
+    d.recv("START_OK seq=1");
+    d.recv("RESULT status=OK module_id=m func=f ret_i32=3");
+    assert!(d.s.outcome().unwrap().is_ok());
+    assert!(correlates(&Line::parse("INFO_OK proto=2 framed=1 seq=1")));
+    assert!(!correlates(&Line::parse("INFO_OK proto=2 framed=1")));
+}
+
 #[test]
 fn chunked_request_falls_back_to_v1_on_legacy_agent() {
     let p = payload(460);

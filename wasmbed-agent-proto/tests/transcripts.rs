@@ -41,6 +41,7 @@ const HEADERS: &[&str] = &[
     "outcome",
     "detail",
     "unsolicited",
+    "seq",
 ];
 
 fn load(path: &Path) -> Transcript {
@@ -182,6 +183,9 @@ fn replay<S: Session>(
     ok: impl Fn(&S::Outcome) -> (&'static str, String),
 ) {
     let name = t.path.display();
+    if let Some(seq) = t.headers.get("seq") {
+        s.set_seq(seq.parse().expect("@seq <u32>"));
+    }
     let mut unsolicited = 0;
     let mut drain_events = |s: &mut S| {
         while let Some(e) = s.poll_event() {
@@ -196,6 +200,12 @@ fn replay<S: Session>(
                 let expected = substitute(expected, payload);
                 let got = match s.poll_transmit() {
                     Some(Transmit::Line(c)) => c,
+                    Some(Transmit::Tagged(c, seq)) => {
+                        // the seq is the last field, exactly as written
+                        let tail = format!(" seq={seq}");
+                        assert!(expected.ends_with(&tail), "{name} step {i}: sent {c}{tail}");
+                        c
+                    }
                     other => panic!(
                         "{name} step {i}: expected line {expected:?}, session sent {other:?}"
                     ),

@@ -13,7 +13,9 @@ PKGS=(
   socat                # serial-path test: TCP <-> PTY bridge
   iproute2             # ss: the QEMU runner waits for QEMU's UART port to listen
   wabt                 # wat2wasm for hand-written test modules
+  nats-server          # fleet tests: real NATS JetStream servers (docs/FLEET.md)
   pkg-config
+  python3-minimal      # Zephyr port syntax check: its overlay reader (a test tool only)
 )
 
 missing=()

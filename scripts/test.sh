@@ -42,9 +42,20 @@ $bm/tests/kern.sh
 $bm/tests/agent.sh
 $bm/tests/netduinoplus2.sh
 
+# The real boards' images (their link enforces flash/RAM), each on the nearest QEMU machine
+# (netduinoplus2, USART2 as its second serial), without semihosting as on the board.
+for board in nucleo-f446re stm32f4-discovery; do
+  stage "build + test: bare-metal agent image for $board on QEMU"
+  BOARD=$board $bm/build.sh
+  BOARD=$board $bm/tests/smoke.sh
+  BOARD=$board $bm/tests/kern.sh
+  BOARD=$board $bm/tests/agent.sh
+done
+
 stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
 LINK=tcp $bm/tests/gateway.sh
 LINK=pty $bm/tests/gateway.sh
+BOARD=nucleo-f446re LINK=pty $bm/tests/gateway.sh  # the real board's image, as over its VCP
 
 if [ "${LONG_FUZZ:-0}" = 1 ]; then
   stage "fuzz: protocol decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"

@@ -18,6 +18,7 @@ static void config_defaults(struct agent_config *c)
 	c->aot_arch = or_default(c->aot_arch, "none");
 	c->aot_cpu = or_default(c->aot_cpu, "generic");
 	c->aot_abi = or_default(c->aot_abi, "gnu");
+	c->aot_features = or_default(c->aot_features, "none");
 	c->stop_mode = or_default(c->stop_mode, "forced");
 	if (c->slots == 0)
 		c->slots = 2;
@@ -27,6 +28,8 @@ static void config_defaults(struct agent_config *c)
 		c->wasm_stack = 16384;
 	if (!c->stop_grace_ms)
 		c->stop_grace_ms = 1200;
+	if (!c->start_timeout_ms)
+		c->start_timeout_ms = 1000;
 	if (!c->load_timeout_ms)
 		c->load_timeout_ms = 5000;
 	if (!c->chunk_timeout_ms)
@@ -71,13 +74,18 @@ void agent_deinit(struct agent *a)
 	agent_upload_park(a);
 	for (unsigned i = 0; i < a->cfg.slots; i++) {
 		struct agent_slot *s = &a->slots[i];
-		if (s->state == SLOT_RUNNING && agent_slot_kill(s) != 0)
+		if ((s->state == SLOT_RUNNING || s->state == SLOT_STARTING) &&
+		    agent_slot_kill(s) != 0)
 			continue; /* still running: leave its memory alone */
+		if (s->state == SLOT_STARTING) {
+			s->inst = NULL; /* abandoned mid-instantiation: not ours to free */
+			s->exec_env = NULL;
+		}
 		if (s->state != SLOT_FREE)
 			agent_slot_unload(s);
 	}
 	agent_unlock(a);
-	agent_wasm_deinit();
+	agent_wasm_deinit(a);
 	a->wasm_ready = false;
 }
 

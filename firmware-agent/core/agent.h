@@ -80,6 +80,11 @@ struct agent_port_ops {
 	void (*rx_unlock)(void *ctx);
 	/** Free bytes of the slot worker's stack (STATUS `stack_free=`). Optional. */
 	uint32_t (*stack_free)(void *ctx, unsigned slot);
+	/**
+	 * A new module takes the slot (its worker is idle): restart the stack's low-water mark so
+	 * that `stack_free` is this module's own figure. Optional.
+	 */
+	void (*stack_reset)(void *ctx, unsigned slot);
 	/** Diagnostic text (not protocol), e.g. to stderr. Optional. */
 	void (*log)(void *ctx, const char *msg);
 	/**
@@ -105,6 +110,13 @@ struct agent_config {
 	const char *aot_arch;   /**< INFO aot_arch= (x86_64, thumbv7em, none) */
 	const char *aot_cpu;    /**< INFO aot_cpu= */
 	const char *aot_abi;    /**< INFO aot_abi= */
+	const char *aot_features; /**< INFO aot_features= (LLVM cpu features of AOT code, default none) */
+	/**
+	 * The MMU traps out-of-bounds accesses of AOT code (INFO aot_bounds_checks=optional).
+	 * false (every Wasmbed port: no MMU, or the sim matching one): AOT files must carry their
+	 * own bounds checks (aot_bounds_checks=required).
+	 */
+	bool aot_hw_bounds;
 	const char *stop_mode;  /**< INFO stop= (forced, forced_interp_only, cooperative) */
 	unsigned slots;         /**< slots in use, 1..AGENT_MAX_SLOTS (default 2) */
 	void *pool;             /**< WAMR pool memory (8-byte aligned) */
@@ -112,6 +124,12 @@ struct agent_config {
 	uint32_t wasm_stack;    /**< WAMR exec env stack per slot (default 16384) */
 	uint32_t wasm_heap;     /**< WAMR app heap per instance (default 0) */
 	uint32_t stop_grace_ms; /**< STOP: forced stop after this (default 1200) */
+	/**
+	 * Instantiation (start function and constructors, run in job context): terminated after
+	 * this, forced stop_grace_ms later (default 1000). LOAD then answers LOAD_ERR
+	 * code=START_TIMEOUT.
+	 */
+	uint32_t start_timeout_ms;
 	uint32_t load_timeout_ms;  /**< v1 payload deadline (default 5000) */
 	uint32_t chunk_timeout_ms; /**< chunk bytes idle deadline (default 2000) */
 	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
@@ -144,6 +162,15 @@ struct agent_slot {
 	uint32_t stop_deadline;
 	/* module output (uart_print, log): lines in the current second, lines dropped since */
 	uint32_t out_window, out_count, out_dropped;
+	/* instantiation in job context (state SLOT_STARTING) */
+	int start_kind;       /* enum agent_start_kind */
+	void *start_inst;     /* the instance whose start function runs (from WAMR's start hook) */
+	uint32_t start_deadline;
+	bool start_terminated; /* terminate asked: the next deadline forces */
+	bool warn_victim;      /* LOAD_OK warn=VICTIM_IGNORED */
+	bool load_has_seq;     /* the LOAD carried seq=load_seq (its LOAD_OK/LOAD_ERR echo it) */
+	uint32_t load_seq;
+	char victim[AGENT_ID_MAX + 1];
 };
 
 /** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */
@@ -226,6 +253,7 @@ struct agent {
 	bool reply_tag;
 	uint32_t reply_seq;
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
+	struct agent *next_agent;  /* agents sharing the process's WAMR runtime (start hook) */
 };
 
 /**

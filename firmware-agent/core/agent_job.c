@@ -1,10 +1,13 @@
 /* Slots and jobs: START, STOP, the job runner, forced stop and the natives' services. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "agent_wasm.h"
 
 #define SLEEP_SLICE_MS 20
+/* while a terminated start function has not ended, terminate is asked again this often */
+#define START_RETERMINATE_MS 100
 
 struct agent_slot *agent_slot_find(struct agent *a, const char *id)
 {
@@ -45,6 +48,9 @@ void agent_slot_unload(struct agent_slot *s)
 	s->func[0] = '\0';
 	s->stop_pending = false;
 	s->stop_requested = 0;
+	s->start_inst = NULL;
+	s->start_terminated = false;
+	s->warn_victim = false;
 	s->state = SLOT_FREE;
 }
 
@@ -53,11 +59,13 @@ int agent_slot_kill(struct agent_slot *s)
 	struct agent *a = s->agent;
 	int rc;
 
-	if (s->state != SLOT_RUNNING)
+	if (s->state != SLOT_RUNNING && s->state != SLOT_STARTING)
 		return 0;
 	s->killing = true;
 	s->stop_requested = 1;
-	if (!a->cfg.test_no_terminate)
+	if (s->state == SLOT_STARTING)
+		agent_wasm_terminate_inst(s->start_inst);
+	else if (!a->cfg.test_no_terminate)
 		agent_wasm_terminate(s);
 	agent_unlock(a);
 	rc = a->ops->job_abort ? a->ops->job_abort(a->ctx, s->index) : -ENOTSUP;
@@ -71,10 +79,154 @@ int agent_slot_kill(struct agent_slot *s)
 		return rc;
 	}
 	s->killing = false;
-	s->state = SLOT_LOADED;
+	if (s->state == SLOT_RUNNING)
+		s->state = SLOT_LOADED;
 	s->stop_pending = false;
 	s->stop_requested = 0;
 	return 0;
+}
+
+void agent_slot_start(struct agent_slot *s, int kind)
+{
+	struct agent *a = s->agent;
+
+	s->start_kind = kind;
+	s->start_inst = NULL;
+	s->start_terminated = false;
+	s->start_deadline = agent_now(a) + a->cfg.start_timeout_ms;
+	s->stop_requested = 0;
+	if (kind == START_LOAD)
+		s->func[0] = '\0';
+	s->job_gen++;
+	s->state = SLOT_STARTING;
+	if (a->ops->stack_reset)
+		a->ops->stack_reset(a->ctx, s->index);
+	a->ops->job_start(a->ctx, s->index);
+}
+
+/*
+ * The instantiation of a slot ended (lock held): a LOAD answers; a failed one frees the slot,
+ * its module and its pool memory. `code` NULL means success.
+ */
+static void start_done(struct agent_slot *s, const char *code, const char *err)
+{
+	struct agent *a = s->agent;
+	char esc[400];
+
+	s->start_inst = NULL;
+	s->stop_requested = 0;
+	if (s->start_kind == START_RELOAD) /* the job it replaces was forced */
+		agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
+			    s->func[0] ? s->func : "<unknown>");
+	if (!code) {
+		s->state = SLOT_LOADED;
+		if (s->start_kind == START_RELOAD)
+			return;
+		agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id,
+			   (unsigned long)s->size);
+		a->reply_tag = s->load_has_seq;
+		a->reply_seq = s->load_seq;
+		if (s->warn_victim)
+			agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", s->victim);
+		else
+			agent_sendf(a, "LOAD_OK");
+		a->reply_tag = false;
+		return;
+	}
+	agent_logf(a, "slot %u: instantiating %s failed: %s", s->index, s->id, err);
+	if (s->start_kind == START_LOAD) {
+		agent_escape(esc, sizeof(esc), err, strlen(err));
+		a->reply_tag = s->load_has_seq;
+		a->reply_seq = s->load_seq;
+		agent_sendf(a, "LOAD_ERR code=%s msg=\"%s\"", code, esc);
+		a->reply_tag = false;
+	}
+	s->state = SLOT_FREE; /* agent_slot_unload: nothing runs on it any more */
+	agent_slot_unload(s);
+}
+
+/* The start function did not end after terminate: abandon it (the forced stop of a job). */
+static void start_timeout_forced(struct agent_slot *s)
+{
+	struct agent *a = s->agent;
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "start function still running after %lu ms: forced",
+		 (unsigned long)(a->cfg.start_timeout_ms + a->cfg.stop_grace_ms));
+	/* the abandoned instance is unreachable now: forget it rather than free it under WAMR */
+	s->inst = NULL;
+	s->exec_env = NULL;
+	start_done(s, "START_TIMEOUT", msg);
+}
+
+/* Instantiation deadlines of one SLOT_STARTING slot; returns ms until its next one. */
+static uint32_t start_poll(struct agent_slot *s, uint32_t now)
+{
+	struct agent *a = s->agent;
+	int32_t left = -agent_time_diff(now, s->start_deadline);
+	int rc;
+
+	if (s->killing)
+		return UINT32_MAX;
+	if (left > 0) {
+		if (s->start_terminated) {
+			agent_wasm_terminate_inst(s->start_inst); /* it may not have begun before */
+			return (uint32_t)left < START_RETERMINATE_MS ? (uint32_t)left
+								     : START_RETERMINATE_MS;
+		}
+		return (uint32_t)left;
+	}
+	if (!s->start_terminated) {
+		agent_logf(a, "slot %u (%s): start function over %lu ms, terminating", s->index,
+			   s->id, (unsigned long)a->cfg.start_timeout_ms);
+		s->start_terminated = true;
+		s->stop_requested = 1; /* natives' sleeps end early */
+		s->start_deadline = now + a->cfg.stop_grace_ms;
+		agent_wasm_terminate_inst(s->start_inst);
+		return START_RETERMINATE_MS;
+	}
+	agent_logf(a, "slot %u (%s): start function still running, forcing", s->index, s->id);
+	rc = agent_slot_kill(s);
+	if (rc == 0) {
+		start_timeout_forced(s);
+	} else if (rc < 0) {
+		s->start_deadline = agent_now(a) + a->cfg.stop_grace_ms;
+		return a->cfg.stop_grace_ms;
+	}
+	return UINT32_MAX;
+}
+
+/* Job context: instantiate the module of a SLOT_STARTING slot and answer. */
+static void start_run(struct agent *a, struct agent_slot *s, uint32_t gen)
+{
+	static const char *const codes[] = {
+		[AGENT_WASM_LOAD_FAIL] = "LOAD_FAIL",
+		[AGENT_WASM_INSTANTIATE_FAIL] = "INSTANTIATE_FAIL",
+		[AGENT_WASM_NO_EXEC_ENV] = "NO_EXEC_ENV",
+	};
+	void *inst = NULL, *env = NULL;
+	char err[128];
+	enum agent_wasm_err rc;
+
+	rc = agent_wasm_instantiate(s, &inst, &env, err, sizeof(err));
+	agent_lock(a);
+	if (s->killing || s->job_gen != gen || s->state != SLOT_STARTING) {
+		agent_unlock(a); /* abandoned: whoever did that answered */
+		return;
+	}
+	if (rc == AGENT_WASM_OK) {
+		s->inst = inst;
+		s->exec_env = env;
+		start_done(s, NULL, NULL);
+	} else if (s->start_terminated) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "start function did not return within %lu ms: %s",
+			 (unsigned long)a->cfg.start_timeout_ms, err);
+		start_done(s, "START_TIMEOUT", msg);
+	} else {
+		start_done(s, codes[rc], err);
+	}
+	agent_unlock(a);
 }
 
 /*
@@ -88,16 +240,11 @@ int agent_slot_kill(struct agent_slot *s)
  */
 void agent_slot_forced_done(struct agent_slot *s)
 {
-	struct agent *a = s->agent;
-	char err[128];
-
-	agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
-		    s->func[0] ? s->func : "<unknown>");
-	/* the aborted call may have left the instance half-updated: start from a fresh one */
-	if (agent_wasm_reinstantiate(s, err, sizeof(err)) != AGENT_WASM_OK) {
-		agent_logf(a, "slot %u: re-instantiate failed: %s; unloading", s->index, err);
-		agent_slot_unload(s);
-	}
+	/* the aborted call may have left the instance half-updated: start from a fresh one, in
+	 * job context (its start function runs again, bounded like any module code); the forced
+	 * RESULT follows once that is done, so a START after it finds the module ready */
+	agent_wasm_deinstantiate(s);
+	agent_slot_start(s, START_RELOAD);
 }
 
 uint32_t agent_jobs_poll(struct agent *a)
@@ -110,6 +257,12 @@ uint32_t agent_jobs_poll(struct agent *a)
 		int32_t left;
 		int rc;
 
+		if (s->state == SLOT_STARTING) {
+			uint32_t n = start_poll(s, now);
+			if (n < next)
+				next = n;
+			continue;
+		}
 		if (s->state != SLOT_RUNNING || !s->stop_pending || s->killing)
 			continue;
 		left = -agent_time_diff(now, s->stop_deadline);
@@ -253,6 +406,12 @@ void agent_job_run(struct agent *a, unsigned slot)
 	bool has_ret = false;
 
 	agent_lock(a);
+	if (s->state == SLOT_STARTING && !s->killing) {
+		gen = s->job_gen;
+		agent_unlock(a);
+		start_run(a, s, gen);
+		return;
+	}
 	if (s->state != SLOT_RUNNING || s->killing) {
 		agent_unlock(a);
 		return;
@@ -293,7 +452,10 @@ void agent_job_aborted(struct agent *a, unsigned slot)
 	struct agent_slot *s = &a->slots[slot];
 
 	agent_lock(a);
-	if (s->killing) {
+	if (s->killing && s->state == SLOT_STARTING) {
+		s->killing = false;
+		start_timeout_forced(s);
+	} else if (s->killing) {
 		s->killing = false;
 		s->state = SLOT_LOADED;
 		s->stop_pending = false;

@@ -8,16 +8,6 @@
 
 #include "agent_wasm.h"
 
-static bool id_valid(const char *id)
-{
-	if (!*id)
-		return false;
-	for (; *id; id++)
-		if (*id <= ' ' || *id > '~' || *id == '"' || *id == ',' || *id == ':' || *id == '=')
-			return false;
-	return true;
-}
-
 void agent_upload_park(struct agent *a)
 {
 	if (a->up.state == UP_NONE)
@@ -45,17 +35,122 @@ static void load_err(struct agent *a, const char *code, const char *msg)
 		agent_sendf(a, "LOAD_ERR code=%s", code);
 }
 
-/* The whole module is in the slot: check it, load it, answer. */
+/* The Wasmbed AOT target descriptor (tools/wamrc; docs/PROTOCOL.md "AOT target descriptor"). */
+#define AOT_SECTION_CUSTOM 100u
+#define WASMBED_AOT_TARGET 0x57424154u
+
+struct aot_target {
+	struct agent_param arch, cpu, features, abi, bounds_checks, aot_version;
+};
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Finds the descriptor among the AOT file's sections; its text, or NULL. */
+static const char *aot_descriptor(const uint8_t *buf, uint32_t size, uint32_t *len)
+{
+	uint32_t p = 8; /* magic, version */
+
+	while (p + 8 <= size) {
+		uint32_t type = le32(buf + p), n = le32(buf + p + 4), body = p + 8;
+
+		if (n > size - body)
+			return NULL; /* malformed: WAMR's loader says what */
+		if (type == AOT_SECTION_CUSTOM && n >= 4 && le32(buf + body) == WASMBED_AOT_TARGET) {
+			*len = n - 4;
+			return (const char *)buf + body + 4;
+		}
+		p = (body + n + 3u) & ~3u; /* the loader aligns each section to 4 bytes */
+	}
+	return NULL;
+}
+
+/* The value of `key` in the descriptor's `key=value` lines. */
+static bool aot_field(const char *text, uint32_t len, const char *key, struct agent_param *out)
+{
+	size_t klen = strlen(key);
+	const char *p = text, *end = text + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+
+		if ((size_t)(eol - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+			out->val = p + klen + 1;
+			out->len = (size_t)(eol - out->val);
+			return true;
+		}
+		p = eol + 1;
+	}
+	return false;
+}
+
+static bool param_is(const struct agent_param *p, const char *s)
+{
+	return p->len == strlen(s) && !memcmp(p->val, s, p->len);
+}
+
+/*
+ * An AOT file must name the target this device runs (arch, cpu, features, abi, AOT version)
+ * and, without hardware bounds checks, carry its own. NULL when it may load; else the LOAD_ERR
+ * code, with the message (naming both sides) in err.
+ */
+static const char *aot_target_check(struct agent *a, const uint8_t *buf, uint32_t size,
+				    char *err, size_t err_len)
+{
+	const struct agent_config *c = &a->cfg;
+	struct aot_target t;
+	char version[12];
+	const char *text;
+	uint32_t len = 0;
+
+	if (size < 8 || memcmp(buf, "\0aot", 4) != 0)
+		return NULL; /* a .wasm module */
+	if (!(text = aot_descriptor(buf, size, &len)) || !aot_field(text, len, "arch", &t.arch) ||
+	    !aot_field(text, len, "cpu", &t.cpu) || !aot_field(text, len, "features", &t.features) ||
+	    !aot_field(text, len, "abi", &t.abi) ||
+	    !aot_field(text, len, "bounds_checks", &t.bounds_checks) ||
+	    !aot_field(text, len, "aot_version", &t.aot_version)) {
+		snprintf(err, err_len,
+			 "AOT file without a Wasmbed target descriptor: build it with tools/wamrc for "
+			 "%s/%s/%s/%s",
+			 c->aot_arch, c->aot_cpu, c->aot_features, c->aot_abi);
+		return "AOT_TARGET";
+	}
+	snprintf(version, sizeof(version), "%d", AGENT_AOT_VERSION);
+	if (!param_is(&t.arch, c->aot_arch) || !param_is(&t.cpu, c->aot_cpu) ||
+	    !param_is(&t.features, c->aot_features) || !param_is(&t.abi, c->aot_abi) ||
+	    !param_is(&t.aot_version, version)) {
+		snprintf(err, err_len,
+			 "AOT file built for %.*s/%.*s/%.*s/%.*s v%.*s, this device runs "
+			 "%s/%s/%s/%s v%s (arch/cpu/features/abi AOT version)",
+			 (int)t.arch.len, t.arch.val, (int)t.cpu.len, t.cpu.val,
+			 (int)t.features.len, t.features.val, (int)t.abi.len, t.abi.val,
+			 (int)t.aot_version.len, t.aot_version.val, c->aot_arch, c->aot_cpu,
+			 c->aot_features, c->aot_abi, version);
+		return "AOT_TARGET";
+	}
+	if (!c->aot_hw_bounds && !param_is(&t.bounds_checks, "1")) {
+		snprintf(err, err_len,
+			 "AOT file built without bounds checks; this device has no hardware bounds "
+			 "checks: rebuild with wamrc --bounds-checks=1");
+		return "AOT_NO_BOUNDS_CHECKS";
+	}
+	return NULL;
+}
+
+/*
+ * The whole module is in the slot: check it and load it; its instantiation (start function)
+ * then runs in job context, bounded like a job, and answers LOAD_OK or LOAD_ERR.
+ */
 static void upload_finish(struct agent *a)
 {
-	static const char *const codes[] = {
-		[AGENT_WASM_LOAD_FAIL] = "LOAD_FAIL",
-		[AGENT_WASM_INSTANTIATE_FAIL] = "INSTANTIATE_FAIL",
-		[AGENT_WASM_NO_EXEC_ENV] = "NO_EXEC_ENV",
-	};
 	struct agent_slot *s = &a->slots[a->up.slot];
 	uint32_t crc = agent_crc32(0, s->buf, s->size);
-	char err[128], esc[400];
+	char err[200], esc[600];
+	const char *code;
 	enum agent_wasm_err rc;
 
 	if (crc != s->crc) {
@@ -65,21 +160,28 @@ static void upload_finish(struct agent *a)
 		agent_upload_fail(a);
 		return;
 	}
+	code = aot_target_check(a, s->buf, s->size, err, sizeof(err));
+	if (code) {
+		agent_escape(esc, sizeof(esc), err, strlen(err));
+		load_err(a, code, esc);
+		agent_logf(a, "load %s refused: %s", s->id, err);
+		agent_upload_fail(a);
+		return;
+	}
 	rc = agent_wasm_load(s, err, sizeof(err));
 	if (rc != AGENT_WASM_OK) {
 		agent_escape(esc, sizeof(esc), err, strlen(err));
-		load_err(a, codes[rc], esc);
+		load_err(a, "LOAD_FAIL", esc);
 		agent_logf(a, "load %s failed: %s", s->id, err);
 		agent_upload_fail(a); /* the slot is free again */
 		return;
 	}
-	s->state = SLOT_LOADED;
-	agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id, (unsigned long)s->size);
-	if (a->up.warn_victim)
-		agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", a->up.victim);
-	else
-		agent_sendf(a, "LOAD_OK");
+	s->warn_victim = a->up.warn_victim;
+	strcpy(s->victim, a->up.victim);
+	s->load_has_seq = a->up.has_seq; /* LOAD_OK/LOAD_ERR come later: they echo the LOAD's seq */
+	s->load_seq = a->up.seq;
 	agent_upload_park(a);
+	agent_slot_start(s, START_LOAD);
 }
 
 /* Slot selection of FW-B1..B3; frees the chosen slot. NULL after answering LOAD_ERR. */
@@ -89,6 +191,10 @@ static struct agent_slot *load_pick_slot(struct agent *a, const char *id, bool r
 	struct agent_slot *s = agent_slot_find(a, id);
 
 	*warn = false;
+	if (s && s->state == SLOT_STARTING) {
+		load_err(a, "BUSY", "module starting");
+		return NULL;
+	}
 	if (s) {
 		if (s->state == SLOT_RUNNING && (!replace || agent_slot_kill(s) != 0)) {
 			load_err(a, "BUSY", "module running");
@@ -106,6 +212,10 @@ static struct agent_slot *load_pick_slot(struct agent *a, const char *id, bool r
 		}
 		if (!(s = agent_slot_find(a, victim))) {
 			load_err(a, "BAD_VICTIM", "NOT_FOUND");
+			return NULL;
+		}
+		if (s->state == SLOT_STARTING) {
+			load_err(a, "BUSY", "module starting");
 			return NULL;
 		}
 		if (s->state == SLOT_RUNNING && agent_slot_kill(s) != 0) {
@@ -174,7 +284,7 @@ void agent_cmd_load(struct agent *a, const char *params)
 		load_err(a, "BAD_PARAMS", "missing module_id/size/crc32");
 		return;
 	}
-	if (!agent_param_copy(&p_id, id, sizeof(id)) || !id_valid(id)) {
+	if (!agent_param_copy(&p_id, id, sizeof(id)) || !agent_ident_valid(id, AGENT_ID_MAX)) {
 		load_err(a, "BAD_PARAMS", "bad module_id");
 		return;
 	}
@@ -406,7 +516,7 @@ static uint32_t upload_poll(struct agent *a)
 		struct agent_slot *s = &a->slots[up->slot];
 		agent_logf(a, "load %s: timeout after %lu of %lu bytes", s->id, (unsigned long)got,
 			   (unsigned long)s->size);
-		/* leave payload mode before answering: the gateway's next line is a command */
+		/* leave payload mode before answering: the next bytes are a command */
 		agent_upload_fail(a);
 		load_err(a, "TIMEOUT", "binary payload not received");
 	} else {
@@ -431,6 +541,10 @@ void agent_cmd_unload(struct agent *a, const char *params)
 	}
 	if (!agent_param_copy(&p, id, sizeof(id)) || !(s = agent_slot_find(a, id))) {
 		agent_sendf(a, "UNLOAD_ERR code=NOT_FOUND module_id=%.*s", (int)p.len, p.val);
+		return;
+	}
+	if (s->state == SLOT_STARTING) {
+		agent_sendf(a, "UNLOAD_ERR code=BUSY module_id=%s msg=\"module starting\"", id);
 		return;
 	}
 	if (s->state == SLOT_RUNNING) {

@@ -8,7 +8,10 @@
 #define AGENT_AOT_VERSION 6 /* WAMR 2.4.3 AOT_CURRENT_VERSION (core/config.h) */
 
 /* SLOT_PARTIAL: an upload in progress or parked for resume (buf/size/crc/acked valid, no instance) */
-enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING, SLOT_PARTIAL };
+/* SLOT_STARTING: module loaded, its instantiation (start function) runs in job context */
+enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING, SLOT_PARTIAL, SLOT_STARTING };
+/* what an instantiation in job context answers: LOAD_OK/LOAD_ERR, or nothing (after a forced stop) */
+enum agent_start_kind { START_LOAD = 0, START_RELOAD };
 enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED };
 
 /* RX line flags */
@@ -52,6 +55,10 @@ struct agent_param {
 bool agent_param_get(const char *params, const char *key, struct agent_param *out);
 /* Copies a value into dst (cap incl. NUL); false if it does not fit. */
 bool agent_param_copy(const struct agent_param *p, char *dst, size_t cap);
+/* The identifier rule (module ids, function names), mirrored from wasmbed-agent-proto's
+ * src/ident.rs: 1..max bytes, each printable ASCII except space " ' , : = and backslash.
+ * testdata/identifiers.txt is checked against both. */
+bool agent_ident_valid(const char *s, size_t max);
 /* Parses a decimal u32 (no sign, no garbage); false otherwise. */
 bool agent_param_u32(const struct agent_param *p, uint32_t *out);
 /* Parses hex (optional 0x) u32; false on garbage or overflow. */
@@ -100,6 +107,8 @@ void agent_slot_unload(struct agent_slot *s);
 int agent_slot_kill(struct agent_slot *s);
 /* Forced-stop completion: RESULT forced=1 and re-instantiate. Lock held. */
 void agent_slot_forced_done(struct agent_slot *s);
+/* Queue the instantiation of s->module in job context (state SLOT_STARTING). Lock held. */
+void agent_slot_start(struct agent_slot *s, int kind);
 /* Stop deadlines; returns ms until the next one. Lock held. */
 uint32_t agent_jobs_poll(struct agent *a);
 

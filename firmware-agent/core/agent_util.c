@@ -178,6 +178,22 @@ bool agent_param_copy(const struct agent_param *p, char *dst, size_t cap)
 	return true;
 }
 
+bool agent_ident_valid(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++, n++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (n >= max || c <= ' ' || c > '~' || c == '"' || c == '\'' || c == ',' || c == ':' ||
+		    c == '=' || c == '\\')
+			return false;
+	}
+	return true;
+}
+
 bool agent_param_u32(const struct agent_param *p, uint32_t *out)
 {
 	uint64_t v = 0;

@@ -11,15 +11,23 @@
 #define PRINT_MAX 200
 #define OUT_PER_SEC 20 /* module output lines per slot and second; more are dropped, counted */
 
+/* The slot of a native's caller; NULL (and the call traps) if the instance has none yet. */
 static struct agent_slot *native_slot(wasm_exec_env_t env)
 {
-	return wasm_runtime_get_custom_data(wasm_runtime_get_module_inst(env));
+	wasm_module_inst_t inst = wasm_runtime_get_module_inst(env);
+	struct agent_slot *s = wasm_runtime_get_custom_data(inst);
+
+	if (!s)
+		wasm_runtime_set_exception(inst, "native called before the module was bound to a slot");
+	return s;
 }
 
 static void n_gpio_toggle(wasm_exec_env_t env)
 {
 	struct agent_slot *s = native_slot(env);
 
+	if (!s)
+		return;
 	agent_led_toggle(s->agent);
 	agent_job_sleep(s, 1000);
 }
@@ -28,16 +36,26 @@ static void n_led_toggle(wasm_exec_env_t env, int32_t ms)
 {
 	struct agent_slot *s = native_slot(env);
 
+	if (!s)
+		return;
 	agent_led(s->agent, 1);
 	agent_job_sleep(s, ms > 0 ? (uint32_t)ms : 0);
 	agent_led(s->agent, 0);
 }
 
-static int32_t n_should_stop(wasm_exec_env_t env) { return native_slot(env)->stop_requested ? 1 : 0; }
+static int32_t n_should_stop(wasm_exec_env_t env)
+{
+	struct agent_slot *s = native_slot(env);
+
+	return s && s->stop_requested ? 1 : 0;
+}
 
 static void n_delay_ms(wasm_exec_env_t env, int32_t ms)
 {
-	agent_job_sleep(native_slot(env), ms > 0 ? (uint32_t)ms : 0);
+	struct agent_slot *s = native_slot(env);
+
+	if (s)
+		agent_job_sleep(s, ms > 0 ? (uint32_t)ms : 0);
 }
 
 /*
@@ -82,6 +100,8 @@ static void n_uart_print(wasm_exec_env_t env, int32_t off)
 	const char *str;
 	size_t n;
 
+	if (!s)
+		return;
 	if (!wasm_runtime_validate_app_str_addr(inst, (uint64_t)(uint32_t)off))
 		return; /* WAMR has set "out of bounds memory access": the call traps */
 	str = wasm_runtime_addr_app_to_native(inst, (uint64_t)(uint32_t)off);
@@ -99,6 +119,8 @@ static void n_log(wasm_exec_env_t env, int32_t off, int32_t len)
 	uint32_t n;
 	const char *p;
 
+	if (!s)
+		return;
 	if (len < 0) {
 		wasm_runtime_set_exception(inst, "log: negative length");
 		return;
@@ -125,6 +147,37 @@ static const char natives_desc[] =
 
 const char *agent_wasm_natives(void) { return natives_desc; }
 
+/*
+ * WAMR's start hook (firmware-agent/wamr/patches/0001-start-hook.patch): tells which instance
+ * runs module code during an instantiation, so that the core can terminate a start function
+ * that does not end. Weak: a WAMR without the patch links, and only the forced stop bounds it.
+ */
+extern void (*wasm_runtime_start_hook)(void *module, void *module_inst, bool running)
+	__attribute__((weak));
+
+/* Agents sharing the process's one WAMR runtime (several boards of the simulator). */
+static struct agent *wasm_agents;
+
+static void start_hook(void *module, void *module_inst, bool running)
+{
+	for (struct agent *a = wasm_agents; a; a = a->next_agent) {
+		for (unsigned i = 0; i < a->cfg.slots; i++) {
+			struct agent_slot *s = &a->slots[i];
+
+			if (s->module != module || s->state != SLOT_STARTING)
+				continue;
+			agent_lock(a);
+			s->start_inst = running ? module_inst : NULL;
+			if (running) /* natives of the start function find their slot */
+				wasm_runtime_set_custom_data(module_inst, s);
+			if (running && s->start_terminated)
+				wasm_runtime_terminate(module_inst);
+			agent_unlock(a);
+			return;
+		}
+	}
+}
+
 int agent_wasm_init(struct agent *a)
 {
 	RuntimeInitArgs args;
@@ -138,10 +191,23 @@ int agent_wasm_init(struct agent *a)
 	args.n_native_symbols = sizeof(natives) / sizeof(natives[0]);
 	if (!wasm_runtime_full_init(&args))
 		return -ENOMEM;
+	if (&wasm_runtime_start_hook)
+		wasm_runtime_start_hook = start_hook;
+	a->next_agent = wasm_agents;
+	wasm_agents = a;
 	return 0;
 }
 
-void agent_wasm_deinit(void) { wasm_runtime_destroy(); }
+void agent_wasm_deinit(struct agent *a)
+{
+	for (struct agent **p = &wasm_agents; *p; p = &(*p)->next_agent) {
+		if (*p == a) {
+			*p = a->next_agent;
+			break;
+		}
+	}
+	wasm_runtime_destroy();
+}
 
 void *agent_wasm_malloc(uint32_t size) { return wasm_runtime_malloc(size); }
 
@@ -181,12 +247,14 @@ static bool imports_resolved(wasm_module_t m, char *err, size_t err_len)
 	return true;
 }
 
-static enum agent_wasm_err instantiate(struct agent_slot *s, char *err, size_t err_len)
+enum agent_wasm_err agent_wasm_instantiate(struct agent_slot *s, void **inst_out, void **env_out,
+					   char *err, size_t err_len)
 {
 	const struct agent_config *cfg = &s->agent->cfg;
 	wasm_module_inst_t inst;
 	wasm_exec_env_t env;
 
+	err[0] = '\0';
 	inst = wasm_runtime_instantiate(s->module, cfg->wasm_stack, cfg->wasm_heap, err,
 					(uint32_t)err_len);
 	if (!inst)
@@ -198,12 +266,18 @@ static enum agent_wasm_err instantiate(struct agent_slot *s, char *err, size_t e
 		snprintf(err, err_len, "create_exec_env failed");
 		return AGENT_WASM_NO_EXEC_ENV;
 	}
-	s->inst = inst;
-	s->exec_env = env;
+	*inst_out = inst;
+	*env_out = env;
 	return AGENT_WASM_OK;
 }
 
-static void deinstantiate(struct agent_slot *s)
+void agent_wasm_terminate_inst(void *inst)
+{
+	if (inst)
+		wasm_runtime_terminate(inst);
+}
+
+void agent_wasm_deinstantiate(struct agent_slot *s)
 {
 	if (s->exec_env)
 		wasm_runtime_destroy_exec_env(s->exec_env);
@@ -215,7 +289,6 @@ static void deinstantiate(struct agent_slot *s)
 
 enum agent_wasm_err agent_wasm_load(struct agent_slot *s, char *err, size_t err_len)
 {
-	enum agent_wasm_err rc;
 	wasm_module_t m;
 
 	err[0] = '\0';
@@ -230,23 +303,12 @@ enum agent_wasm_err agent_wasm_load(struct agent_slot *s, char *err, size_t err_
 		return AGENT_WASM_LOAD_FAIL;
 	}
 	s->module = m;
-	rc = instantiate(s, err, err_len);
-	if (rc != AGENT_WASM_OK) {
-		wasm_runtime_unload(m);
-		s->module = NULL;
-	}
-	return rc;
-}
-
-enum agent_wasm_err agent_wasm_reinstantiate(struct agent_slot *s, char *err, size_t err_len)
-{
-	deinstantiate(s);
-	return instantiate(s, err, err_len);
+	return AGENT_WASM_OK;
 }
 
 void agent_wasm_unload(struct agent_slot *s)
 {
-	deinstantiate(s);
+	agent_wasm_deinstantiate(s);
 	if (s->module)
 		wasm_runtime_unload(s->module);
 	s->module = NULL;

@@ -21,18 +21,26 @@ enum agent_wasm_call {
 
 /** Initialise WAMR with a pool on a->cfg.pool and register the natives. 0 or -errno. */
 int agent_wasm_init(struct agent *a);
-/** Tear WAMR down. */
-void agent_wasm_deinit(void);
+/** Tear WAMR down (this agent's share of it). */
+void agent_wasm_deinit(struct agent *a);
 /** Allocate from the WAMR pool (module buffers). */
 void *agent_wasm_malloc(uint32_t size);
 /** Free a buffer from agent_wasm_malloc(). */
 void agent_wasm_free(void *p);
 /** Pool statistics in bytes. */
 void agent_wasm_pool_info(uint32_t *total, uint32_t *free_bytes, uint32_t *highmark);
-/** Load s->buf (s->size bytes), check imports, instantiate, create the exec env. */
+/** Load s->buf (s->size bytes) into s->module and check its imports (no module code runs). */
 enum agent_wasm_err agent_wasm_load(struct agent_slot *s, char *err, size_t err_len);
-/** Drop and recreate the instance and exec env (after a forced stop). */
-enum agent_wasm_err agent_wasm_reinstantiate(struct agent_slot *s, char *err, size_t err_len);
+/**
+ * Instantiate s->module (runs its start function: job context) and create the exec env; the
+ * caller stores *inst and *env in the slot under the core lock.
+ */
+enum agent_wasm_err agent_wasm_instantiate(struct agent_slot *s, void **inst, void **env,
+					   char *err, size_t err_len);
+/** Destroy the exec env and instance of a slot (the module stays). */
+void agent_wasm_deinstantiate(struct agent_slot *s);
+/** Ask WAMR to stop the start function running in instance `inst` (from any thread). */
+void agent_wasm_terminate_inst(void *inst);
 /** Destroy exec env, instance and module (the buffer stays with the caller). */
 void agent_wasm_unload(struct agent_slot *s);
 /** Whether the instance exports a function `name`. */

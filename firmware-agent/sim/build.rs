@@ -1,4 +1,5 @@
-//! Builds the simulated board: WAMR 2.4.3 from the `wamrx-sys` crate's bundled sources with CMake
+//! Builds the simulated board: WAMR 2.4.3 from the `wamrx-sys` crate's bundled sources (a copy with
+//! `firmware-agent/wamr/patches` applied) with CMake
 //! (interpreter + AOT loader + thread manager, see `firmware-agent/wamr/CMakeLists.txt`), then the
 //! portable agent core and the POSIX port with `cc`, and links them into this binary.
 
@@ -45,6 +46,17 @@ fn find_wamr() -> PathBuf {
     panic!("WAMR sources not found: run `cargo fetch` (wamrx-sys 0.3.0) or set WAMR_ROOT_DIR");
 }
 
+/// A copy of the WAMR tree with `firmware-agent/wamr/patches/*.patch` applied (by
+/// `firmware-agent/wamr/patch-wamr.sh`; the registry's sources are never edited).
+fn patched_wamr(src: &Path, wamr_dir: &Path, dest: &Path) -> PathBuf {
+    run(Command::new("bash")
+        .arg(wamr_dir.join("patch-wamr.sh"))
+        .arg(src)
+        .arg(dest)
+        .stdout(std::process::Stdio::null()));
+    dest.to_path_buf()
+}
+
 fn run(cmd: &mut Command) {
     let status = cmd
         .status()
@@ -56,7 +68,7 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let agent = manifest.parent().unwrap().to_path_buf();
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    let wamr = find_wamr();
+    let wamr = patched_wamr(&find_wamr(), &agent.join("wamr"), &out.join("wamr-src"));
     let wamr_build = out.join("wamr");
 
     run(Command::new("cmake")
@@ -96,6 +108,10 @@ fn main() {
     }
     build.compile("wasmbed_agent");
 
+    // module linear memory from the WAMR pool (ports/posix/posix_mem.c)
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--wrap=os_mmap,--wrap=os_munmap,--wrap=os_mremap,--wrap=os_mprotect"
+    );
     println!("cargo:rustc-link-search=native={}", wamr_build.display());
     println!("cargo:rustc-link-lib=static=vmlib");
     for lib in ["pthread", "m", "dl"] {

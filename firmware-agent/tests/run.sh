@@ -21,6 +21,8 @@ if [ -z "${WAMR_ROOT_DIR:-}" ]; then
   fi
 fi
 
+# the patched copy every build compiles (firmware-agent/wamr/patches)
+WAMR_ROOT_DIR="$("$agent/wamr/patch-wamr.sh" "$WAMR_ROOT_DIR" "$build/wamr-src")"
 echo "== WAMR ($WAMR_ROOT_DIR)"
 cmake -S "$agent/wamr" -B "$build/wamr" -DWAMR_ROOT_DIR="$WAMR_ROOT_DIR" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-w >"$build/wamr-cmake.log" 2>&1 \
@@ -38,6 +40,7 @@ if [ -x "$wamrc" ]; then
 fi
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I"$agent/core" -I"$here"
+        -DIDENT_TABLE="\"$repo/testdata/identifiers.txt\""
         -I"$WAMR_ROOT_DIR/core/iwasm/include")
 CORE=("$agent"/core/*.c "$here/fake_port.c")
 LIBS=("$build/wamr/libvmlib.a" -lpthread -lm -ldl)

@@ -80,6 +80,7 @@ static void init(unsigned slots)
 	c.slots = slots;
 	c.board = "fake";
 	c.rtos = "test";
+	c.aot_arch = "x86_64"; /* run.sh builds math_ops.aot with tools/wamrc --target=x86_64 */
 	if (fake_init(&F, &c) != 0) {
 		fprintf(stderr, "agent_init failed\n");
 		exit(2);
@@ -100,6 +101,7 @@ static void load(const char *id, const char *name, const char *extra)
 	if (F.count && strcmp(F.lines[F.head], ready) == 0) {
 		fake_line(&F);
 		fake_rx_bytes(&F, m, n);
+		fake_run_job(&F); /* the instantiation runs in job context and answers */
 	}
 	free(m);
 }
@@ -377,8 +379,13 @@ static void test_stop_forced_and_deferred(void)
 	EXPECT_NONE();
 	CHECK(F.aborts == 0);
 	fake_advance(&F, 150);
-	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(F.aborts == 1);
+	/* a fresh instance, instantiated in job context again; the forced RESULT follows it */
+	fake_rx(&F, "UNLOAD module_id=b\n");
+	EXPECT("UNLOAD_ERR code=BUSY module_id=b msg=\"module starting\"");
+	CHECK(fake_run_job(&F));
+	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
+	EXPECT_NONE();
 	fake_rx(&F, "STATUS\n");
 	EXPECT_PREFIX("STATUS_OK modules=\"b:LOADED");
 	/* polled ports: abort deferred until the port has left WAMR */
@@ -393,8 +400,9 @@ static void test_stop_forced_and_deferred(void)
 	fake_rx(&F, "UNLOAD module_id=b\n");
 	EXPECT("UNLOAD_ERR code=BUSY module_id=b");
 	agent_job_aborted(&F.agent, 0);
-	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	CHECK(!agent_job_abort_requested(&F.agent, 0));
+	CHECK(fake_run_job(&F));
+	EXPECT("RESULT status=STOPPED forced=1 module_id=b func=app_main");
 	/* UNLOAD of a running job: forced RESULT first */
 	F.abort_rc = 0;
 	fake_rx(&F, "START module_id=b\n");
@@ -488,6 +496,7 @@ static void test_chunked(void)
 	send_chunk(m, 1000, (uint32_t)n - 1000, 0);
 	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu", n);
 	EXPECT(want);
+	CHECK(fake_run_job(&F));
 	EXPECT("LOAD_OK");
 	fake_rx(&F, "START module_id=f func=fft_bench args=\"i=1\"\n");
 	EXPECT("START_OK");
@@ -581,6 +590,7 @@ static void test_framed(void)
 		snprintf(want, sizeof(want), "CHUNK_OK offset=%u", off + k);
 		EXPECT(want);
 	}
+	fake_run_job(&F); /* instantiation runs in job context */
 	EXPECT("LOAD_OK");
 	fake_rx(&F, "START module_id=f func=fft_bench args=\"i=1\"\n");
 	EXPECT("START_OK");
@@ -623,6 +633,7 @@ static void test_seq(void)
 	send_frame(m, 0, (uint32_t)n, 0);
 	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu seq=11", n);
 	EXPECT(want);
+	fake_run_job(&F); /* instantiation runs in job context */
 	EXPECT("LOAD_OK seq=11");
 	fake_rx(&F, "START module_id=m func=add args=\"a=1,b=2\" seq=13\n");
 	EXPECT("START_OK seq=13");
@@ -644,18 +655,80 @@ static void test_info(void)
 	fake_rx(&F, "INFO\n");
 	l = fake_line(&F);
 	{
-		static const char head[] = "INFO_OK proto=2 board=fake fw=dev wamr=2.4.3 aot_arch=none ";
+		static const char head[] = "INFO_OK proto=2 board=fake fw=dev wamr=2.4.3 aot_arch=x86_64 ";
 		CHECK(l && strncmp(l, head, sizeof(head) - 1) == 0);
 	}
 	CHECK(l && strstr(l, " slots=3 "));
+	CHECK(l && strstr(l, " aot_features=none aot_bounds_checks=required"));
 	CHECK(l && strstr(l, " natives=\"gpio_toggle:(),led_toggle:(i),uart_print:(i),should_stop:()i,delay_ms:(i),log:(ii)\""));
 	fake_deinit(&F);
+}
+
+#ifndef IDENT_TABLE
+#error "build with -DIDENT_TABLE=\"<repo>/testdata/identifiers.txt\" (run.sh does)"
+#endif
+
+/* Decodes the table's \xHH escapes in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] == 'x' && s[2] && s[3]) {
+			char hex[3] = { s[2], s[3], 0 };
+			*w++ = (char)strtoul(hex, NULL, 16);
+			s += 4;
+		} else {
+			*w++ = *s++;
+		}
+	}
+	*w = '\0';
+}
+
+/* testdata/identifiers.txt, shared with wasmbed-agent-proto's tests: the agent's rule agrees. */
+static void test_identifiers(void)
+{
+	FILE *f = fopen(IDENT_TABLE, "r");
+	char line[256];
+	int rows = 0;
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char field[16], verdict[8], *value;
+		size_t max;
+		bool ok;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (sscanf(line, "%15s %7s", field, verdict) != 2) {
+			CHECK(!"malformed table row");
+			continue;
+		}
+		value = line + strlen(field) + 1 + strlen(verdict);
+		if (*value == ' ')
+			value++;
+		unescape(value);
+		max = strcmp(field, "func") == 0 ? AGENT_FUNC_MAX : AGENT_ID_MAX;
+		ok = agent_ident_valid(value, max);
+		if (ok != (strcmp(verdict, "accept") == 0)) {
+			fprintf(stderr, "identifiers: %s \"%s\" %s, the table says %s\n", field, value,
+				ok ? "accepted" : "refused", verdict);
+			t_failed++;
+		}
+		rows++;
+	}
+	fclose(f);
+	CHECK(rows > 20);
 }
 
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } tests[] = {
+	{ "identifiers", test_identifiers },
 	{ "crc32", test_crc32 },
 	{ "escape", test_escape },
 	{ "params", test_params },

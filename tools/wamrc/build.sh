@@ -17,7 +17,7 @@ jobs="${JOBS:-2}"
 
 # shellcheck source=tools/wamrc/find-wamr.sh
 source "$here/find-wamr.sh"
-wamr="$(wasmbed_find_wamr "$repo")"
+wamr="$(wasmbed_patched_wamr "$repo")"
 
 llvm_dir="${LLVM_DIR:-/usr/lib/llvm-19/lib/cmake/llvm}"
 if [ ! -f "$llvm_dir/LLVMConfig.cmake" ]; then

@@ -30,3 +30,12 @@ wasmbed_find_wamr() {
     echo "cannot find the WAMR sources of wamrx-sys 0.3.0: run 'cargo fetch' in the repo or set WAMR_ROOT" >&2
     return 1
 }
+
+# The tree every Wasmbed build compiles: a copy of the wamrx-sys one in <repo>/target/wamr-patched
+# with firmware-agent/wamr/patches applied (the registry's sources are never edited).
+# Usage: wasmbed_patched_wamr <repo root>
+wasmbed_patched_wamr() {
+    local repo="$1" src
+    src="$(wasmbed_find_wamr "$repo")" || return 1
+    "$repo/firmware-agent/wamr/patch-wamr.sh" "$src" "$repo/target/wamr-patched"
+}

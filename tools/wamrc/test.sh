@@ -20,7 +20,7 @@ check() { # check <description> <command...>
 
 # shellcheck source=tools/wamrc/find-wamr.sh
 source "$here/find-wamr.sh"
-wamr="$(wasmbed_find_wamr "$repo")"
+wamr="$(wasmbed_patched_wamr "$repo")"
 
 wamrc="$("$here/build.sh")"
 runner_build="$repo/target/wamrc/runner-build"

@@ -262,6 +262,8 @@ fn write_info(w: &mut LineWriter<'_, '_>, i: &InfoOk) -> fmt::Result {
     w.opt("aot_cpu", i.aot_cpu.as_ref())?;
     w.opt("aot_abi", i.aot_abi.as_ref())?;
     w.opt("aot_version", i.aot_version)?;
+    w.opt("aot_features", i.aot_features.as_ref())?;
+    w.opt("aot_bounds_checks", i.aot_bounds_checks.as_ref())?;
     w.opt("slots", i.slots)?;
     w.opt("max_module", i.max_module)?;
     w.opt("pool_total", i.pool_total)?;

@@ -1,6 +1,13 @@
 //! Validated values that go into command lines. Construction is the only place where validation
 //! happens, so an encoded command can never carry a space, quote, `=`, `,` or control character
 //! that would change the meaning of the line (protocol injection).
+//!
+//! **The identifier rule** (module ids and function names), the one rule of the whole stack:
+//! 1 to `max` bytes (31 for a module id, 63 for a function name), each printable ASCII
+//! (`!`..=`~`) except `"` `'` `,` `:` `=` `\`. The host and the gateway check it through this
+//! module ([`validate_ident`]); the C agent mirrors it (`agent_ident_valid` in
+//! firmware-agent/core/agent_util.c). `testdata/identifiers.txt` lists accepted and refused
+//! identifiers that both the Rust tests and the C unit tests check, so the copies cannot drift.
 
 use std::fmt;
 
@@ -30,8 +37,13 @@ impl InvalidField {
     }
 }
 
-/// Checks an identifier: non-empty, at most `max` bytes, printable ASCII without space, `"`,
-/// `=`, `,`.
+/// Characters refused in identifiers besides space and non-printable ones: `"` and `\` (quoted
+/// values), `'` (legacy Python JSON quoting), `,` (lists), `:` (the `id:state:...` fields of
+/// STATUS and `name:sig` of INFO), `=` (key=value).
+pub const IDENT_FORBIDDEN: &[char] = &['"', '\'', ',', ':', '=', '\\'];
+
+/// Checks an identifier against the identifier rule (module docs): non-empty, at most `max`
+/// bytes, printable ASCII except [`IDENT_FORBIDDEN`].
 pub fn validate_ident(field: &'static str, value: &str, max: usize) -> Result<(), InvalidField> {
     if value.is_empty() {
         return Err(InvalidField::new(field, "empty"));
@@ -45,14 +57,17 @@ pub fn validate_ident(field: &'static str, value: &str, max: usize) -> Result<()
     if let Some(c) = value.chars().find(|&c| !is_ident_char(c)) {
         return Err(InvalidField::new(
             field,
-            format!("character {c:?} not allowed (printable ASCII except space \" = ,)"),
+            format!(
+                "character {c:?} not allowed (letters, digits and printable ASCII except space \
+                 \" ' , : = \\)"
+            ),
         ));
     }
     Ok(())
 }
 
 fn is_ident_char(c: char) -> bool {
-    c.is_ascii_graphic() && !matches!(c, '"' | '=' | ',')
+    c.is_ascii_graphic() && !IDENT_FORBIDDEN.contains(&c)
 }
 
 macro_rules! ident_type {
@@ -108,11 +123,11 @@ macro_rules! ident_type {
 }
 
 ident_type!(
-    /// A module id (slot key): 1..=31 bytes of printable ASCII without space, `"`, `=`, `,`.
+    /// A module id (slot key): 1..=31 bytes under the identifier rule (module docs).
     ModuleId, "module_id", MODULE_ID_MAX
 );
 ident_type!(
-    /// An exported function name: 1..=63 bytes of printable ASCII without space, `"`, `=`, `,`.
+    /// An exported function name: 1..=63 bytes under the identifier rule (module docs).
     FuncName, "func", FUNC_MAX
 );
 

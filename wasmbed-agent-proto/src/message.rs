@@ -419,6 +419,11 @@ pub struct InfoOk {
     pub aot_abi: Option<String>,
     /// `aot_version=`.
     pub aot_version: Option<u32>,
+    /// `aot_features=` (LLVM cpu features AOT code must be built with; `none`). Wasmbed agents.
+    pub aot_features: Option<String>,
+    /// `aot_bounds_checks=`: `required` (no hardware bounds checks: AOT files must carry their
+    /// own) or `optional`. Wasmbed agents.
+    pub aot_bounds_checks: Option<String>,
     /// `slots=`.
     pub slots: Option<u32>,
     /// `max_module=` bytes.

@@ -437,6 +437,8 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         aot_cpu: f.string("aot_cpu"),
         aot_abi: f.string("aot_abi"),
         aot_version: f.u32("aot_version")?,
+        aot_features: f.string("aot_features"),
+        aot_bounds_checks: f.string("aot_bounds_checks"),
         slots: f.u32("slots")?,
         max_module: f.u32("max_module")?,
         pool_total: f.u32("pool_total")?,

@@ -181,6 +181,13 @@ wire_enum! {
         InstantiateFail = "INSTANTIATE_FAIL",
         /// Creating the persistent exec env failed (FW-B1+).
         NoExecEnv = "NO_EXEC_ENV",
+        /// The start function (or a constructor) did not return in time and was stopped
+        /// (Wasmbed agents, docs/PROTOCOL.md "Module code is bounded").
+        StartTimeout = "START_TIMEOUT",
+        /// An `.aot` for another target, or without a target descriptor (Wasmbed agents).
+        AotTarget = "AOT_TARGET",
+        /// An `.aot` without bounds checks for a device without hardware bounds checks.
+        AotNoBoundsChecks = "AOT_NO_BOUNDS_CHECKS",
     }
 }
 

@@ -6,8 +6,9 @@ use proptest::option;
 use proptest::prelude::*;
 use wasmbed_agent_proto::*;
 
-/// Identifier characters: printable ASCII except space, `"`, `=`, `,`.
-const IDENT: &str = "[!#-+\\-.-<>-~]";
+/// Identifier characters (the identifier rule, src/ident.rs): printable ASCII except space and
+/// `" ' , : = \`.
+const IDENT: &str = "[!#-&(-+\\-.-9;<>-\\[\\]-~]";
 
 fn ident(max: usize) -> impl Strategy<Value = String> {
     proptest::string::string_regex(&format!("{IDENT}{{1,{max}}}")).unwrap()
@@ -157,13 +158,13 @@ fn status_ok() -> impl Strategy<Value = StatusOk> {
 fn info_ok() -> impl Strategy<Value = InfoOk> {
     let native = ("[a-z_]{1,12}", "\\((i|I|f|F|\\*|~)*\\)(i|I|f|F)?")
         .prop_map(|(name, signature)| Native { name, signature });
-    let strings = [(); 6].map(|_| option::of(word()));
+    let strings = [(); 8].map(|_| option::of(word()));
     let numbers = [(); 7].map(|_| option::of(any::<u32>()));
     let stop = option::of(code(StopMode::from_wire));
     (any::<u32>(), strings, numbers, stop, vec(native, 0..4)).prop_map(
         |(
             proto,
-            [board, fw, wamr, aot_arch, aot_cpu, aot_abi],
+            [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks],
             [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max],
             stop,
             natives,
@@ -176,6 +177,8 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
             aot_cpu,
             aot_abi,
             aot_version,
+            aot_features,
+            aot_bounds_checks,
             slots,
             max_module,
             pool_total,

@@ -145,6 +145,18 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+impl From<&str> for ErrorCode {
+    fn from(s: &str) -> Self {
+        ErrorCode::from_wire(s)
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl Serialize for ErrorCode {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -166,6 +178,9 @@ pub struct ErrorDetail {
     /// The device line the error is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
+    /// When that line is a RESULT: its status, typed (clients never parse `line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::RunStatus>,
     /// The last line heard before a timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_line: Option<String>,

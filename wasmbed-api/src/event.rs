@@ -30,6 +30,19 @@ pub enum LogKind {
     Gateway,
 }
 
+impl LogKind {
+    /// The wire name (`log`, `console`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Log => "log",
+            LogKind::Console => "console",
+            LogKind::Result => "result",
+            LogKind::Hello => "hello",
+            LogKind::Gateway => "gateway",
+        }
+    }
+}
+
 /// An event, tagged by `event`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]

@@ -2,7 +2,9 @@
 //! types, shared by the gateway (server), `wasmbed-host` (CLI) and `tools/bench` (client).
 //!
 //! No IO here: a client serializes a [`RequestLine`] and reads [`ServerMessage`]s; the gateway
-//! deserializes a [`RequestLine`] and serializes [`EventLine`]s and a [`ReplyLine`].
+//! reads a [`RequestLine`] ([`RequestLine::from_value`], which also applies the identifier rule of
+//! `wasmbed-agent-proto`) and serializes [`EventLine`]s and a [`ReplyLine`]. The JSON shapes are
+//! those of docs/HOST-API.md; its examples are read back by this crate's tests.
 //!
 //! - [`Request`]: every op as one enum tagged by `op`.
 //! - [`OpResult`]: the typed `result` of each op.

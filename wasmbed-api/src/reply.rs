@@ -33,26 +33,34 @@ impl Latency {
     }
 }
 
-/// One device in the `devices` reply.
+/// One device in the `devices` reply (fields other than `name` read as unknown when absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSummary {
     /// Logical name.
     pub name: String,
     /// Endpoint as configured.
+    #[serde(default)]
     pub endpoint: String,
     /// The link is up.
+    #[serde(default)]
     pub online: bool,
     /// Milliseconds since the device last sent a line.
+    #[serde(default)]
     pub last_seen_ms_ago: Option<u64>,
     /// Board name.
+    #[serde(default)]
     pub board: Option<String>,
     /// Firmware version.
+    #[serde(default)]
     pub firmware: Option<String>,
     /// Protocol version (1 or 2).
+    #[serde(default)]
     pub proto: Option<u32>,
     /// Slots in use per the last STATUS.
+    #[serde(default)]
     pub slots_used: Option<u32>,
     /// Slots available.
+    #[serde(default)]
     pub slots_total: Option<u32>,
 }
 
@@ -193,10 +201,13 @@ pub struct StatusResult {
     /// The `STATUS_OK` line.
     pub line: String,
     /// The slots in use (empty for firmware that reports none).
+    #[serde(default)]
     pub slots: Vec<SlotInfo>,
     /// Memory pool figures, when the firmware reports them.
+    #[serde(default)]
     pub memory: Option<MemoryStats>,
     /// The last job the gateway started per module, by module id.
+    #[serde(default)]
     pub jobs: BTreeMap<String, JobRecord>,
 }
 
@@ -446,8 +457,8 @@ impl OpResult {
 /// The final reply to a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplyLine {
-    /// The request's id.
-    pub id: RequestId,
+    /// The request's id (`None`, sent as `null`: the request had no usable id).
+    pub id: Option<RequestId>,
     /// The result, or the error.
     pub outcome: Result<OpResult, ErrorBody>,
     /// Phase latencies.
@@ -456,7 +467,7 @@ pub struct ReplyLine {
 
 #[derive(Serialize)]
 struct ReplyWire<'a> {
-    id: &'a RequestId,
+    id: &'a Option<RequestId>,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a OpResult>,
@@ -498,7 +509,7 @@ impl ServerMessage {
     pub fn id(&self) -> Option<&RequestId> {
         match self {
             ServerMessage::Event(e) => Some(&e.id),
-            ServerMessage::Reply(r) => Some(&r.id),
+            ServerMessage::Reply(r) => r.id.as_ref(),
             ServerMessage::Skipped { id } => id.as_ref(),
         }
     }
@@ -555,7 +566,7 @@ impl ServerMessage {
             None => return Err(WireError("reply without \"ok\"".into())),
         };
         Ok(ServerMessage::Reply(Box::new(ReplyLine {
-            id,
+            id: Some(id),
             outcome,
             latency,
         })))

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use wasmbed_agent_proto::{FuncName, InvalidField, ModuleId};
 
 /// Most START arguments a device takes (`MAX_CALL_ARGS` in the agent).
 pub const ARGS_MAX: usize = 4;
@@ -298,9 +299,40 @@ impl Request {
         }
     }
 
-    /// Checks what serde cannot: value ranges and the fields one op needs. The message names
-    /// the field and what is allowed.
+    /// Checks what serde cannot: identifiers (the identifier rule of `wasmbed-agent-proto`,
+    /// so a module id the device would refuse is refused here), value ranges and the fields one
+    /// op needs. The message names the field and what is allowed.
     pub fn check(&self) -> Result<(), String> {
+        self.check_identifiers().map_err(|e| e.to_string())?;
+        self.check_values()
+    }
+
+    fn check_identifiers(&self) -> Result<(), InvalidField> {
+        match self {
+            Request::Deploy(d) | Request::BuildAndDeploy(d) => {
+                ModuleId::new(d.module_id.as_str())?;
+                if let Some(v) = &d.replace_victim {
+                    ModuleId::for_field("replace_victim", v.as_str())?;
+                }
+            }
+            Request::Start(s) => {
+                ModuleId::new(s.module_id.as_str())?;
+                if let Some(f) = &s.func {
+                    FuncName::new(f.as_str())?;
+                }
+            }
+            Request::Stop(s) => {
+                ModuleId::new(s.module_id.as_str())?;
+            }
+            Request::Unload(u) => {
+                ModuleId::new(u.module_id.as_str())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_values(&self) -> Result<(), String> {
         let timeout = |t: Option<u64>| match t {
             Some(ms) if ms > RESULT_TIMEOUT_MAX_MS => Err(format!(
                 "result_timeout_ms must be 0..{RESULT_TIMEOUT_MAX_MS}, not {ms}"

@@ -145,6 +145,19 @@ fn requests_are_checked_beyond_their_types() {
             r#"{"op": "stop", "id": 1, "device": "d", "module_id": "m", "wait": "yes"}"#,
             "invalid type",
         ),
+        // The identifier rule of wasmbed-agent-proto, at the first layer that sees the request.
+        (
+            r#"{"op": "unload", "id": 1, "device": "d", "module_id": "a:b"}"#,
+            "invalid module_id",
+        ),
+        (
+            r#"{"op": "start", "id": 1, "device": "d", "module_id": "m", "func": "f g"}"#,
+            "invalid func",
+        ),
+        (
+            r#"{"op": "deploy", "id": 1, "device": "d", "module_id": "m", "size": 1, "crc32": "00000000", "replace_victim": "v=1"}"#,
+            "invalid replace_victim",
+        ),
     ];
     for (line, want) in bad {
         let err = RequestLine::from_value(value(line))

@@ -17,6 +17,16 @@
 //! aot_cpu = "cortex-m4"
 //! aot_abi = "eabi"
 //! health_interval_ms = 5000
+//!
+//! [fleet]                      # optional: join a NATS JetStream fleet (docs/FLEET.md)
+//! url = "nats://nats-a:4222,nats://nats-b:4222"
+//! gateway_id = "lab-1"
+//! token_file = "/etc/wasmbed/nats-token"   # or creds_file = "…", or user + password_file
+//! claim_ttl_ms = 15000
+//! replicas = 3
+//!
+//! [fleet.labels.nucleo]
+//! board = "f446"
 //! ```
 
 use std::collections::BTreeMap;
@@ -167,6 +177,22 @@ struct RawConfig {
     limits: Limits,
     #[serde(default)]
     devices: BTreeMap<String, RawDevice>,
+    fleet: Option<RawFleet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    url: String,
+    gateway_id: String,
+    token_file: Option<PathBuf>,
+    creds_file: Option<PathBuf>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    claim_ttl_ms: Option<u64>,
+    replicas: Option<usize>,
+    #[serde(default)]
+    labels: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The complete gateway configuration.
@@ -190,6 +216,8 @@ pub struct Config {
     pub limits: Limits,
     /// Devices in name order.
     pub devices: Vec<DeviceConfig>,
+    /// Fleet membership (`None`: a standalone gateway).
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 impl Default for Config {
@@ -204,8 +232,20 @@ impl Default for Config {
             compiler: CompilerConfig::default(),
             limits: Limits::default(),
             devices: Vec::new(),
+            fleet: None,
         }
     }
+}
+
+/// Reads a secret file (token, password), trimmed.
+pub fn read_secret(origin: &str, key: &str, path: &Path) -> Result<String, ConfigError> {
+    let t = std::fs::read_to_string(path)
+        .map_err(|e| invalid(origin, key, format!("cannot read {}: {e}", path.display())))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Err(invalid(origin, key, format!("{} is empty", path.display())));
+    }
+    Ok(t)
 }
 
 fn default_cache_dir() -> PathBuf {
@@ -273,6 +313,28 @@ impl Config {
         cfg.sim_pty = raw.sim_pty.unwrap_or(false);
         cfg.compiler = raw.compiler;
         cfg.limits = raw.limits;
+        if let Some(f) = raw.fleet {
+            let mut fc = crate::fleet::FleetConfig::new(f.url, f.gateway_id);
+            if let Some(p) = &f.token_file {
+                fc.auth.token = Some(read_secret(&origin, "fleet.token_file", p)?);
+            }
+            fc.auth.creds_file = f.creds_file;
+            fc.auth.user = f.user;
+            if let Some(p) = &f.password_file {
+                fc.auth.password = Some(read_secret(&origin, "fleet.password_file", p)?);
+            }
+            if let Some(ms) = f.claim_ttl_ms {
+                fc.claim_ttl = std::time::Duration::from_millis(ms);
+            }
+            if let Some(r) = f.replicas {
+                if !(1..=5).contains(&r) {
+                    return Err(invalid(&origin, "fleet.replicas", "must be 1..5"));
+                }
+                fc.replicas = r;
+            }
+            fc.labels = f.labels;
+            cfg.fleet = Some(fc);
+        }
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;

@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod device;
 pub mod endpoint;
+pub mod fleet;
 pub mod link;
 pub mod pipeline;
 pub mod run;

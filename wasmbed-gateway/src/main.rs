@@ -35,6 +35,25 @@ struct Cli {
     /// gateway itself is CPU-bound.
     #[arg(long, env = "WASMBED_GATEWAY_THREADS", default_value_t = 1)]
     threads: usize,
+    /// Join a fleet: NATS server URL(s), comma-separated (docs/FLEET.md). Needs --gateway-id.
+    #[arg(long, env = "WASMBED_FLEET", value_name = "nats://HOST:PORT[,…]")]
+    fleet: Option<String>,
+    /// This gateway's id in the fleet.
+    #[arg(long, env = "WASMBED_GATEWAY_ID")]
+    gateway_id: Option<String>,
+    /// File holding the NATS token of the fleet.
+    #[arg(long)]
+    fleet_token_file: Option<PathBuf>,
+    /// NATS credentials file (.creds) of the fleet.
+    #[arg(long)]
+    fleet_creds: Option<PathBuf>,
+    /// Claim TTL in milliseconds (a dead gateway's devices show offline after it).
+    #[arg(long)]
+    fleet_claim_ttl_ms: Option<u64>,
+    /// JetStream replicas of the fleet's buckets when this gateway creates them (3 on a 3-node
+    /// cluster).
+    #[arg(long)]
+    fleet_replicas: Option<usize>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,12 +106,51 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if cli.token_file.is_some() {
         cfg.token_file = cli.token_file;
     }
+    if let Some(url) = &cli.fleet {
+        let id = cli
+            .gateway_id
+            .clone()
+            .or_else(|| cfg.fleet.as_ref().map(|f| f.gateway_id.clone()))
+            .ok_or("--fleet needs --gateway-id ID (unique in the fleet)")?;
+        let mut f = cfg
+            .fleet
+            .take()
+            .unwrap_or_else(|| wasmbed_gateway::fleet::FleetConfig::new(url.clone(), id.clone()));
+        f.url = url.clone();
+        f.gateway_id = id;
+        cfg.fleet = Some(f);
+    } else if let (Some(id), Some(f)) = (&cli.gateway_id, cfg.fleet.as_mut()) {
+        f.gateway_id = id.clone();
+    }
+    if let Some(f) = cfg.fleet.as_mut() {
+        if let Some(p) = &cli.fleet_token_file {
+            f.auth.token = Some(wasmbed_gateway::config::read_secret(
+                "command line",
+                "--fleet-token-file",
+                p,
+            )?);
+        }
+        if cli.fleet_creds.is_some() {
+            f.auth.creds_file = cli.fleet_creds.clone();
+        }
+        if let Some(ms) = cli.fleet_claim_ttl_ms {
+            f.claim_ttl = std::time::Duration::from_millis(ms);
+        }
+        if let Some(r) = cli.fleet_replicas {
+            f.replicas = r;
+        }
+    } else if cli.gateway_id.is_some() {
+        return Err("--gateway-id needs --fleet nats://… (or [fleet] in the config)".into());
+    }
     cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;
     println!("listening on {}", running.addr);
     for d in &running.devices {
         println!("device {} at {}", d.name, d.endpoint);
+    }
+    if let Some(m) = &running.fleet {
+        println!("fleet member {}", m.gateway_id());
     }
     // SIGINT or SIGTERM: stop, and take the simulated board down with us (kill on drop).
     #[cfg(unix)]
@@ -105,6 +163,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
+    if let Some(m) = &running.fleet {
+        m.leave().await;
+    }
     drop(running.sim);
     Ok(())
 }

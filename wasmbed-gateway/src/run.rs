@@ -23,6 +23,8 @@ pub struct Running {
     pub sim: Option<SimChild>,
     /// The API server task.
     pub server: tokio::task::JoinHandle<()>,
+    /// Fleet membership, when the config has a fleet.
+    pub fleet: Option<Arc<crate::fleet::Member>>,
 }
 
 /// Errors starting a gateway.
@@ -34,6 +36,9 @@ pub enum StartError {
     /// IO (bind, token file, simulator).
     #[error("{0}")]
     Io(String),
+    /// Joining the fleet failed.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 /// Starts devices, the simulator (with `cfg.sim`) and the API listener.
@@ -94,11 +99,20 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Io(e.to_string()))?;
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let gw = Arc::new(Gateway::new(devices.clone(), compiler, cfg.limits, token));
+    let fleet = match cfg.fleet {
+        Some(f) => {
+            let m = crate::fleet::Member::join(f, gw.clone()).await?;
+            let _ = gw.fleet.set(m.clone());
+            Some(m)
+        }
+        None => None,
+    };
     let server = tokio::spawn(serve(listener, gw));
     Ok(Running {
         addr,
         devices,
         sim,
         server,
+        fleet,
     })
 }

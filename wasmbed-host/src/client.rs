@@ -8,67 +8,26 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use wasmbed_api::{OpResult, Request, RequestId, RequestLine, ServerMessage};
 
-use crate::error::{GatewayError, HostError};
+use crate::error::HostError;
 
 /// Port used when `--gateway` names a host without one.
 pub const DEFAULT_PORT: u16 = 9000;
 /// Longest reply line accepted from the gateway.
 const MAX_LINE: u64 = 16 * 1024 * 1024;
 
-/// Phase latencies reported by the gateway, in milliseconds. Absent phases are `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    /// C → wasm → AOT compilation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compile_ms: Option<f64>,
-    /// Upload of the module bytes over the device link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transfer_ms: Option<f64>,
-    /// Device round trips.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_ms: Option<f64>,
-    /// Request received to reply sent, inside the gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_ms: Option<f64>,
-}
+pub use wasmbed_api::{Event, Latency};
 
 /// The final reply to a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
-    /// The `result` object (empty on error).
-    pub result: Map<String, Value>,
+    /// The typed `result` of the request's op.
+    pub result: OpResult,
     /// Phase latencies.
     pub latency: Latency,
     /// Host-measured time from sending the request to receiving this reply, in ms.
     pub e2e_ms: f64,
-}
-
-/// A progress or log event sent by the gateway while a request runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// Compile or upload progress.
-    Progress {
-        /// `compile` or `upload`.
-        phase: String,
-        /// Units done so far.
-        done: u64,
-        /// Units in total (0 if unknown).
-        total: u64,
-    },
-    /// A device log line.
-    Log {
-        /// Sequence number in the gateway's log buffer.
-        seq: u64,
-        /// Device name.
-        device: String,
-        /// `log`, `console`, `result` or `hello`.
-        kind: String,
-        /// The line as received from the device.
-        line: String,
-    },
 }
 
 /// A failed request: the error plus what is known about its timing.
@@ -173,29 +132,26 @@ impl Connection {
         &self.addr
     }
 
-    /// Sends `request` (an object with `op`; `id` and `token` are added here) followed by
+    /// Sends `request` (with a fresh id, and the token on the first request) followed by
     /// `body`, then waits until `timeout` has passed for the final reply, passing events to
     /// `on_event`.
     pub fn request(
         &mut self,
-        mut request: Map<String, Value>,
+        request: Request,
         body: Option<&[u8]>,
         timeout: Duration,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Reply, Box<Failure>> {
         let started = Instant::now();
         let deadline = started + timeout;
-        let id = self.next_id;
+        let id = RequestId::from(self.next_id);
         self.next_id += 1;
-        request.insert("id".into(), Value::from(id));
-        if let Some(token) = self.token.take() {
-            request.insert("token".into(), Value::from(token));
-        }
-        let op = request
-            .get("op")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
+        let op = request.op();
+        let line = RequestLine {
+            request,
+            id: id.clone(),
+            token: self.token.take(),
+        };
         let fail = |error: HostError, latency: Latency| {
             Box::new(Failure {
                 error,
@@ -203,62 +159,41 @@ impl Connection {
                 e2e_ms: started.elapsed().as_secs_f64() * 1e3,
             })
         };
-        let mut line = serde_json::to_vec(&Value::Object(request))
-            .map_err(|e| fail(HostError::Internal(e.to_string()), Latency::default()))?;
-        line.push(b'\n');
-        tracing::debug!(op = %op, id, body = body.map(<[u8]>::len), "request");
-        self.send(&line, body, deadline, timeout)
+        let mut bytes = line.to_json().into_bytes();
+        bytes.push(b'\n');
+        tracing::debug!(%op, id = ?id, body = body.map(<[u8]>::len), "request");
+        self.send(&bytes, body, deadline, timeout)
             .map_err(|e| fail(e, Latency::default()))?;
         loop {
             let what = format!("reply to '{op}'");
             let raw = self
                 .read_line(deadline, timeout, &what)
                 .map_err(|e| fail(e, Latency::default()))?;
-            let msg: Map<String, Value> = serde_json::from_str(&raw).map_err(|e| {
+            let msg = ServerMessage::parse(&raw, op, Some(&id)).map_err(|e| {
                 fail(
-                    HostError::Protocol(format!("not a JSON object ({e}): {}", clip(&raw))),
+                    HostError::Protocol(format!("{e}: {}", clip(&raw))),
                     Latency::default(),
                 )
             })?;
-            if msg.get("id") != Some(&Value::from(id)) {
-                tracing::debug!(line = %clip(&raw), "ignoring message for another request");
-                continue;
-            }
-            if let Some(kind) = msg.get("event") {
-                match parse_event(kind, &msg) {
-                    Some(ev) => on_event(&ev),
-                    None => tracing::debug!(line = %clip(&raw), "ignoring unknown event"),
+            match msg {
+                ServerMessage::Event(e) if e.id == id => on_event(&e.event),
+                ServerMessage::Reply(r) => {
+                    let e2e_ms = started.elapsed().as_secs_f64() * 1e3;
+                    return match r.outcome {
+                        Ok(result) => Ok(Reply {
+                            result,
+                            latency: r.latency,
+                            e2e_ms,
+                        }),
+                        Err(error) => Err(Box::new(Failure {
+                            error: HostError::Gateway(Box::new(error)),
+                            latency: r.latency,
+                            e2e_ms,
+                        })),
+                    };
                 }
-                continue;
+                _ => tracing::debug!(line = %clip(&raw), "ignoring message for another request"),
             }
-            let latency: Latency = msg
-                .get("latency")
-                .cloned()
-                .and_then(|l| serde_json::from_value(l).ok())
-                .unwrap_or_default();
-            let e2e_ms = started.elapsed().as_secs_f64() * 1e3;
-            return match msg.get("ok").and_then(Value::as_bool) {
-                Some(true) => Ok(Reply {
-                    result: match msg.get("result") {
-                        Some(Value::Object(r)) => r.clone(),
-                        _ => Map::new(),
-                    },
-                    latency,
-                    e2e_ms,
-                }),
-                Some(false) => {
-                    let error = parse_error(msg.get("error"));
-                    Err(Box::new(Failure {
-                        error: HostError::Gateway(Box::new(error)),
-                        latency,
-                        e2e_ms,
-                    }))
-                }
-                None => Err(fail(
-                    HostError::Protocol(format!("reply without \"ok\": {}", clip(&raw))),
-                    latency,
-                )),
-            };
         }
     }
 
@@ -271,19 +206,17 @@ impl Connection {
     ) -> Result<Option<Event>, HostError> {
         loop {
             let raw = self.read_line(deadline, timeout, "log events")?;
-            let msg: Map<String, Value> = serde_json::from_str(&raw).map_err(|e| {
-                HostError::Protocol(format!("not a JSON object ({e}): {}", clip(&raw)))
-            })?;
-            match msg.get("event") {
-                Some(kind) => {
-                    if let Some(ev) = parse_event(kind, &msg) {
-                        return Ok(Some(ev));
+            let msg = ServerMessage::parse(&raw, wasmbed_api::Op::Logs, None)
+                .map_err(|e| HostError::Protocol(format!("{e}: {}", clip(&raw))))?;
+            match msg {
+                ServerMessage::Event(e) => return Ok(Some(e.event)),
+                ServerMessage::Reply(r) => {
+                    return match r.outcome {
+                        Ok(_) => Ok(None),
+                        Err(e) => Err(HostError::Gateway(Box::new(e))),
                     }
                 }
-                None if msg.get("ok") == Some(&Value::Bool(false)) => {
-                    return Err(HostError::Gateway(Box::new(parse_error(msg.get("error")))))
-                }
-                None => return Ok(None),
+                ServerMessage::Skipped { .. } => continue,
             }
         }
     }
@@ -365,55 +298,6 @@ impl Connection {
     }
 }
 
-fn parse_event(kind: &Value, msg: &Map<String, Value>) -> Option<Event> {
-    let num = |k: &str| msg.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let text = |k: &str| {
-        msg.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    match kind.as_str()? {
-        "progress" => Some(Event::Progress {
-            phase: text("phase"),
-            done: num("done"),
-            total: num("total"),
-        }),
-        "log" => Some(Event::Log {
-            seq: num("seq"),
-            device: text("device"),
-            kind: text("kind"),
-            line: text("line"),
-        }),
-        _ => None,
-    }
-}
-
-fn parse_error(v: Option<&Value>) -> GatewayError {
-    match v {
-        Some(Value::Object(_)) => serde_json::from_value(v.cloned().unwrap_or_default())
-            .unwrap_or_else(|e| GatewayError {
-                code: "INTERNAL".into(),
-                message: format!("malformed error object from the gateway: {e}"),
-                help: None,
-                detail: None,
-            }),
-        // The legacy dialect reports a plain string; accept it too.
-        Some(Value::String(s)) => GatewayError {
-            code: "INTERNAL".into(),
-            message: s.clone(),
-            help: None,
-            detail: None,
-        },
-        _ => GatewayError {
-            code: "INTERNAL".into(),
-            message: "the gateway reported a failure without an error object".into(),
-            help: None,
-            detail: None,
-        },
-    }
-}
-
 fn clip(s: &str) -> String {
     if s.len() <= 200 {
         return s.to_string();
@@ -428,8 +312,14 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::net::TcpListener;
     use std::thread;
+    use wasmbed_api::{DeviceRequest, ProgressPhase};
+
+    fn status() -> Request {
+        Request::Status(DeviceRequest { device: "d".into() })
+    }
 
     #[test]
     fn addresses_are_normalized() {
@@ -457,25 +347,26 @@ mod tests {
             let mut w = s;
             writeln!(w, "{}", serde_json::json!({"id": 999, "ok": true})).unwrap();
             writeln!(w, "{}", serde_json::json!({"id": id, "event": "progress", "phase": "upload", "done": 5, "total": 10})).unwrap();
-            writeln!(w, "{}", serde_json::json!({"id": id, "ok": true, "result": {"line": "STATUS_OK"}, "latency": {"device_ms": 1.5}})).unwrap();
+            writeln!(w, "{}", serde_json::json!({"id": id, "ok": true, "result": {"line": "STATUS_OK", "slots": [], "memory": null, "jobs": {}}, "latency": {"device_ms": 1.5}})).unwrap();
         });
         let mut c = Connection::connect(&addr, Duration::from_secs(5), Some("t0k".into())).unwrap();
         let mut events = Vec::new();
-        let mut req = Map::new();
-        req.insert("op".into(), "status".into());
         let reply = c
-            .request(req, None, Duration::from_secs(5), &mut |e| {
+            .request(status(), None, Duration::from_secs(5), &mut |e| {
                 events.push(e.clone())
             })
             .unwrap();
         server.join().unwrap();
-        assert_eq!(reply.result["line"], "STATUS_OK");
+        let OpResult::Status(st) = &reply.result else {
+            panic!("{:?}", reply.result)
+        };
+        assert_eq!(st.line, "STATUS_OK");
         assert_eq!(reply.latency.device_ms, Some(1.5));
         assert_eq!(reply.latency.total_ms, None);
         assert_eq!(
             events,
             vec![Event::Progress {
-                phase: "upload".into(),
+                phase: ProgressPhase::Upload,
                 done: 5,
                 total: 10
             }]
@@ -494,11 +385,9 @@ mod tests {
             drop(silent);
         });
         let mut c = Connection::connect(&addr, Duration::from_secs(5), None).unwrap();
-        let mut req = Map::new();
-        req.insert("op".into(), "status".into());
         let t0 = Instant::now();
         let f = c
-            .request(req.clone(), None, Duration::from_millis(150), &mut |_| {})
+            .request(status(), None, Duration::from_millis(150), &mut |_| {})
             .unwrap_err();
         assert!(
             matches!(f.error, HostError::Timeout { .. }),
@@ -508,7 +397,7 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_secs(2));
         let mut c2 = Connection::connect(&addr, Duration::from_secs(5), None).unwrap();
         let f = c2
-            .request(req, None, Duration::from_secs(5), &mut |_| {})
+            .request(status(), None, Duration::from_secs(5), &mut |_| {})
             .unwrap_err();
         assert!(
             matches!(f.error, HostError::ConnectionLost { .. }),

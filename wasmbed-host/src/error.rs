@@ -3,71 +3,13 @@
 //! Every failure a user can meet ends up as a [`HostError`]; [`HostError::exit_code`] maps it to
 //! one of the documented [`ExitCode`]s so CI scripts can tell failures apart.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The documented process exit codes of `wasmbed-host` (see `wasmbed-host/README.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[repr(u8)]
-pub enum ExitCode {
-    /// The command succeeded.
-    Success = 0,
-    /// A bug or an unexpected answer: neither the user nor the device is to blame.
-    Internal = 1,
-    /// Bad command-line arguments, an unreadable input file, or a request the gateway refused
-    /// as malformed.
-    Usage = 2,
-    /// The gateway cannot be reached, closed the connection, or refused the token.
-    GatewayUnreachable = 3,
-    /// The device is unknown, offline, or its link dropped during the command.
-    Device = 4,
-    /// The device rejected the request, the module is invalid, or compiling it failed.
-    Rejected = 5,
-    /// A deadline passed (on the host or inside the gateway).
-    Timeout = 6,
-    /// `start --wait-result`: the module trapped or was stopped.
-    ModuleFailed = 7,
-}
-
-impl ExitCode {
-    /// The numeric process exit status.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
+/// The documented process exit codes (one table, in `wasmbed-api`).
+pub use wasmbed_api::ExitCode;
 
 /// A structured error reply of the gateway (`"error": {...}` in docs/HOST-API.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayError {
-    /// Stable error code such as `DEVICE_UNKNOWN`.
-    pub code: String,
-    /// Human-readable description.
-    #[serde(default)]
-    pub message: String,
-    /// What the user can do about it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-    /// Extra fields (`stderr`, `line`, `phase`, `last_line`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Map<String, Value>>,
-}
-
-impl GatewayError {
-    /// The exit code the documented error table assigns to this gateway error code.
-    pub fn exit_code(&self) -> ExitCode {
-        match self.code.as_str() {
-            "BAD_REQUEST" | "UNKNOWN_OP" | "TOO_LARGE" => ExitCode::Usage,
-            "UNAUTHORIZED" => ExitCode::GatewayUnreachable,
-            "DEVICE_UNKNOWN" | "DEVICE_OFFLINE" | "LINK_LOST" => ExitCode::Device,
-            "DEVICE_REJECTED" | "INVALID_MODULE" | "COMPILE_FAILED" => ExitCode::Rejected,
-            "TIMEOUT" => ExitCode::Timeout,
-            "MODULE_TRAPPED" | "MODULE_STOPPED" => ExitCode::ModuleFailed,
-            _ => ExitCode::Internal,
-        }
-    }
-}
+pub use wasmbed_api::ErrorBody as GatewayError;
 
 /// Everything that can go wrong in a `wasmbed-host` command.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +91,7 @@ impl HostError {
             HostError::ConnectionLost { .. } => "GATEWAY_CONNECTION_LOST",
             HostError::Protocol(_) => "PROTOCOL",
             HostError::Timeout { .. } => "HOST_TIMEOUT",
-            HostError::Gateway(e) => &e.code,
+            HostError::Gateway(e) => e.code.as_str(),
             HostError::ModuleStatus { .. } => "MODULE_FAILED",
             HostError::Internal(_) => "INTERNAL",
         }
@@ -183,17 +125,14 @@ impl HostError {
             m.insert("help".into(), Value::from(h));
         }
         if let HostError::Gateway(g) = self {
-            if let Some(d) = &g.detail {
-                m.insert("detail".into(), Value::Object(d.clone()));
+            if !g.detail.is_empty() {
+                m.insert(
+                    "detail".into(),
+                    serde_json::to_value(&g.detail).expect("detail serializes"),
+                );
             }
         }
         Value::Object(m)
-    }
-}
-
-impl fmt::Display for ExitCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.code())
     }
 }
 
@@ -202,12 +141,7 @@ mod tests {
     use super::*;
 
     fn gw(code: &str) -> HostError {
-        HostError::Gateway(Box::new(GatewayError {
-            code: code.into(),
-            message: "m".into(),
-            help: None,
-            detail: None,
-        }))
+        HostError::Gateway(Box::new(GatewayError::new(code.into(), "m")))
     }
 
     #[test]
@@ -257,14 +191,10 @@ mod tests {
 
     #[test]
     fn gateway_error_json_keeps_detail() {
-        let mut d = Map::new();
-        d.insert("stderr".into(), Value::from("x.c:1: error"));
-        let e = HostError::Gateway(Box::new(GatewayError {
-            code: "COMPILE_FAILED".into(),
-            message: "clang failed".into(),
-            help: Some("fix the source".into()),
-            detail: Some(d),
-        }));
+        let mut g = GatewayError::new("COMPILE_FAILED".into(), "clang failed");
+        g.help = Some("fix the source".into());
+        g.detail.stderr = Some("x.c:1: error".into());
+        let e = HostError::Gateway(Box::new(g));
         let j = e.to_json();
         assert_eq!(j["code"], "COMPILE_FAILED");
         assert_eq!(j["detail"]["stderr"], "x.c:1: error");

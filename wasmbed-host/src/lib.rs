@@ -1,18 +1,20 @@
 //! `wasmbed-host`: the command-line client of the Wasmbed gateway, as a library.
 //!
 //! The binary only calls [`main_with_args`]. The pieces: [`cli`] (arguments, legacy
-//! spellings), [`client`] (the gateway's JSON dialect over TCP, with deadlines), [`commands`]
-//! (one function per subcommand returning a [`commands::Report`]), [`output`] (tables and
-//! text), [`progress`] (bars and the log writer), [`error`] (errors and exit codes).
+//! spellings), [`client`] (the gateway's Wasmbed dialect over TCP, with deadlines: typed
+//! requests and results of `wasmbed-api`), [`requests`] (the typed requests the commands send,
+//! validated first), [`commands`] (one file per subcommand, each returning a
+//! [`commands::Report`]), [`output`] (tables and text), [`progress`] (bars and the log writer),
+//! [`error`] (errors; exit codes are `wasmbed-api`'s).
 
 pub mod bench;
-pub mod bench_cmd;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod error;
 pub mod output;
 pub mod progress;
+pub mod requests;
 pub mod validate;
 
 use std::ffi::OsString;

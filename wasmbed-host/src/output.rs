@@ -2,7 +2,8 @@
 //! result objects, so they can be snapshot-tested.
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use wasmbed_api::{DeployResult, DeviceSummary, InfoResult, StartResult, StatusResult};
 
 use crate::error::HostError;
 
@@ -29,8 +30,12 @@ pub fn cell(v: Option<&Value>) -> String {
     }
 }
 
-fn ms_ago(v: Option<&Value>) -> String {
-    match v.and_then(Value::as_f64) {
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn ms_ago(v: Option<u64>) -> String {
+    match v.map(|ms| ms as f64) {
         None => "-".into(),
         Some(ms) if ms < 1000.0 => format!("{ms:.0} ms ago"),
         Some(ms) if ms < 120_000.0 => format!("{:.1} s ago", ms / 1e3),
@@ -39,7 +44,7 @@ fn ms_ago(v: Option<&Value>) -> String {
 }
 
 /// The `devices` table.
-pub fn devices_table(devices: &[Value]) -> String {
+pub fn devices_table(devices: &[DeviceSummary]) -> String {
     if devices.is_empty() {
         return "no devices configured on the gateway".into();
     }
@@ -54,20 +59,18 @@ pub fn devices_table(devices: &[Value]) -> String {
         "SLOTS",
     ]);
     for d in devices {
-        let slots = match (d.get("slots_used"), d.get("slots_total")) {
-            (Some(u), Some(t)) if !u.is_null() && !t.is_null() => {
-                format!("{}/{}", cell(Some(u)), cell(Some(t)))
-            }
+        let slots = match (d.slots_used, d.slots_total) {
+            (Some(u), Some(t)) => format!("{u}/{t}"),
             _ => "-".into(),
         };
         t.add_row(vec![
-            cell(d.get("name")),
-            cell(d.get("endpoint")),
-            cell(d.get("online")),
-            ms_ago(d.get("last_seen_ms_ago")),
-            cell(d.get("board")),
-            cell(d.get("firmware")),
-            cell(d.get("proto")),
+            d.name.clone(),
+            cell(Some(&Value::from(d.endpoint.as_str()))),
+            if d.online { "yes" } else { "no" }.into(),
+            ms_ago(d.last_seen_ms_ago),
+            opt(d.board.as_deref()),
+            opt(d.firmware.as_deref()),
+            opt(d.proto),
             slots,
         ]);
     }
@@ -75,10 +78,15 @@ pub fn devices_table(devices: &[Value]) -> String {
 }
 
 /// Key/value table of a device's INFO.
-pub fn info_table(device: &str, info: &Map<String, Value>) -> String {
+pub fn info_table(device: &str, info: &InfoResult) -> String {
     let mut t = table(&["FIELD", "VALUE"]);
     t.add_row(vec!["device".to_string(), device.to_string()]);
-    for (k, v) in info.iter().filter(|(k, _)| k.as_str() != "line") {
+    // Every field by its wire name, in the order of the type.
+    let fields = match serde_json::to_value(info) {
+        Ok(Value::Object(m)) => m,
+        _ => Default::default(),
+    };
+    for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "line") {
         let value = match v {
             Value::Array(items) => items
                 .iter()
@@ -93,45 +101,32 @@ pub fn info_table(device: &str, info: &Map<String, Value>) -> String {
 }
 
 /// The `status` output of one device: slot table and memory line.
-pub fn status_text(device: &str, status: &Map<String, Value>) -> String {
+pub fn status_text(device: &str, status: &StatusResult) -> String {
     let mut out = format!("device {device}\n");
-    let slots = status
-        .get("slots")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if slots.is_empty() {
+    if status.slots.is_empty() {
         out.push_str("no modules loaded\n");
     } else {
         let mut t = table(&["MODULE", "STATE", "SIZE", "CRC32", "STACK FREE"]);
-        for s in &slots {
+        for s in &status.slots {
             t.add_row(vec![
-                cell(s.get("module_id")),
-                cell(s.get("state")),
-                cell(s.get("size")),
-                cell(s.get("crc32")),
-                cell(s.get("stack_free")),
+                s.module_id.clone(),
+                s.state.clone(),
+                s.size.to_string(),
+                opt(s.crc32.as_deref()),
+                s.stack_free.to_string(),
             ]);
         }
         out.push_str(&t.to_string());
         out.push('\n');
     }
-    match status.get("memory") {
-        Some(Value::Object(m)) => {
-            let field = |k: &str| cell(m.get(k));
-            out.push_str(&format!(
-                "memory: total={} used={} free={} highmark={}\n",
-                field("total"),
-                field("used"),
-                field("free"),
-                field("highmark")
-            ));
-        }
-        _ => out.push_str("memory: not reported by this firmware\n"),
+    match &status.memory {
+        Some(m) => out.push_str(&format!(
+            "memory: total={} used={} free={} highmark={}\n",
+            m.total, m.used, m.free, m.highmark
+        )),
+        None => out.push_str("memory: not reported by this firmware\n"),
     }
-    if let Some(line) = status.get("line").and_then(Value::as_str) {
-        out.push_str(&format!("line: {line}\n"));
-    }
+    out.push_str(&format!("line: {}\n", status.line));
     out
 }
 
@@ -143,7 +138,7 @@ pub struct DeployRow<'a> {
     /// Module id.
     pub module_id: &'a str,
     /// The gateway's result object, or the error.
-    pub outcome: Result<&'a Map<String, Value>, &'a HostError>,
+    pub outcome: Result<&'a DeployResult, &'a HostError>,
     /// Upload time reported by the gateway, ms.
     pub transfer_ms: Option<f64>,
     /// Compile time reported by the gateway, ms.
@@ -172,21 +167,20 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
     for r in rows {
         let (result, size, crc, rate) = match r.outcome {
             Ok(res) => {
-                let skipped = res.get("skipped").and_then(Value::as_bool).unwrap_or(false);
-                let chunked = res.get("chunked").and_then(Value::as_bool).unwrap_or(false);
-                let state = match (skipped, chunked) {
+                let state = match (res.skipped, res.chunked) {
                     (true, _) => "skipped (identical)",
                     (false, true) => "loaded (chunked)",
                     (false, false) => "loaded",
                 };
-                let rate = match res.get("bytes_per_s").and_then(Value::as_f64) {
-                    Some(r) if !skipped => format!("{r:.0}"),
-                    _ => "-".into(),
+                let rate = if res.skipped {
+                    "-".into()
+                } else {
+                    format!("{:.0}", res.bytes_per_s)
                 };
                 (
                     state.to_string(),
-                    cell(res.get("size")),
-                    cell(res.get("crc32")),
+                    res.size.to_string(),
+                    res.crc32.clone(),
                     rate,
                 )
             }
@@ -213,31 +207,32 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
 }
 
 /// Text of a `start` result.
-pub fn start_text(module_id: &str, result: &Map<String, Value>, waited: bool) -> String {
-    let line = result.get("line").and_then(Value::as_str).unwrap_or("-");
+pub fn start_text(module_id: &str, result: &StartResult, waited: bool) -> String {
+    let line = &result.line;
     if !waited {
         return format!("started {module_id}\nline: {line}\n");
     }
-    let status = cell(result.get("status"));
-    let ret = cell(result.get("ret"));
+    let status = opt(result.status.as_ref());
+    let ret = opt(result.ret);
     let mut out = format!("status={status} ret={ret}\n");
-    if let Some(msg) = result.get("msg").and_then(Value::as_str) {
+    if result.forced {
+        out.push_str("forced: the job did not stop by itself and was aborted\n");
+    }
+    if let Some(msg) = &result.msg {
         out.push_str(&format!("msg: {msg}\n"));
     }
     out.push_str(&format!("line: {line}\n"));
     out
 }
 
-/// Text of a result that is just a device line (`stop`, `unload`).
-pub fn line_text(verb: &str, module_id: &str, result: &Map<String, Value>) -> String {
+/// Text of a result that is just a device line (`stop`, `unload`) and maybe its status.
+pub fn line_text(verb: &str, module_id: &str, line: &str, status: Option<&str>) -> String {
     let mut out = format!("{verb} {module_id}");
-    if let Some(status) = result.get("status").and_then(Value::as_str) {
+    if let Some(status) = status {
         out.push_str(&format!(": status={status}"));
     }
     out.push('\n');
-    if let Some(line) = result.get("line").and_then(Value::as_str) {
-        out.push_str(&format!("line: {line}\n"));
-    }
+    out.push_str(&format!("line: {line}\n"));
     out
 }
 
@@ -257,8 +252,8 @@ pub fn error_text(err: &HostError) -> String {
         out.push_str(&format!("  help: {help}\n"));
     }
     if let HostError::Gateway(g) = err {
-        if let Some(detail) = &g.detail {
-            for (k, v) in detail {
+        if let Ok(Value::Object(detail)) = serde_json::to_value(&g.detail) {
+            for (k, v) in &detail {
                 let text = match v {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -283,8 +278,9 @@ mod tests {
     use crate::error::GatewayError;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    /// A typed result from its JSON (the wire shape of docs/HOST-API.md).
+    fn obj<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
@@ -295,19 +291,22 @@ mod tests {
             {"name": "nucleo", "endpoint": "/dev/ttyACM0", "online": false, "last_seen_ms_ago": null,
              "board": null, "firmware": null, "proto": null, "slots_used": null, "slots_total": null}
         ]);
-        insta::assert_snapshot!(devices_table(devices.as_array().unwrap()));
+        let devices: Vec<DeviceSummary> = obj(devices);
+        insta::assert_snapshot!(devices_table(&devices));
         assert_eq!(devices_table(&[]), "no devices configured on the gateway");
     }
 
     #[test]
     fn status_snapshot() {
-        let status = obj(json!({
+        let status: StatusResult = obj(json!({
             "line": "STATUS_OK modules=\"m:RUNNING:wasm=460:stack_free=3000:crc32=d40c97d1\"",
             "slots": [{"module_id": "m", "state": "RUNNING", "size": 460, "crc32": "d40c97d1", "stack_free": 3000}],
-            "memory": {"total": 65536, "free": 40000, "used": 25536, "highmark": 30000}
+            "memory": {"total": 65536, "free": 40000, "used": 25536, "highmark": 30000},
+            "jobs": {}
         }));
         insta::assert_snapshot!(status_text("sim", &status));
-        let empty = obj(json!({"line": "STATUS_OK runner=idle", "slots": [], "memory": null}));
+        let empty: StatusResult =
+            obj(json!({"line": "STATUS_OK runner=idle", "slots": [], "memory": null, "jobs": {}}));
         let text = status_text("old", &empty);
         assert!(text.contains("no modules loaded"), "{text}");
         assert!(text.contains("not reported"), "{text}");
@@ -315,20 +314,18 @@ mod tests {
 
     #[test]
     fn deploy_table_snapshot() {
-        let ok = obj(
+        let ok: DeployResult = obj(
             json!({"line": "LOAD_OK", "module_id": "m", "size": 460, "crc32": "d40c97d1",
                             "skipped": false, "chunked": true, "bytes_per_s": 11230.4}),
         );
-        let skipped = obj(
+        let skipped: DeployResult = obj(
             json!({"line": "", "module_id": "m", "size": 460, "crc32": "d40c97d1",
                                  "skipped": true, "chunked": false, "bytes_per_s": 0.0}),
         );
-        let err = HostError::Gateway(Box::new(GatewayError {
-            code: "DEVICE_OFFLINE".into(),
-            message: "device 'b' is offline".into(),
-            help: None,
-            detail: None,
-        }));
+        let err = HostError::Gateway(Box::new(GatewayError::new(
+            "DEVICE_OFFLINE".into(),
+            "device 'b' is offline",
+        )));
         let rows = [
             DeployRow {
                 device: "a",
@@ -360,23 +357,18 @@ mod tests {
 
     #[test]
     fn start_and_error_text() {
-        let r = obj(
+        let r: StartResult = obj(
             json!({"line": "RESULT status=OK module_id=m func=add ret_i32=4294967295",
                            "status": "OK", "ret": -1, "ret_u32": 4294967295u32, "msg": null}),
         );
         insta::assert_snapshot!(start_text("m", &r, true));
-        assert!(start_text("m", &obj(json!({"line": "START_OK"})), false).starts_with("started m"));
-        let mut detail = Map::new();
-        detail.insert(
-            "stderr".into(),
-            json!("m.c:3:1: error: expected ';'\n1 error generated."),
-        );
-        let e = HostError::Gateway(Box::new(GatewayError {
-            code: "COMPILE_FAILED".into(),
-            message: "clang failed".into(),
-            help: Some("fix the C source".into()),
-            detail: Some(detail),
-        }));
+        let started: StartResult = obj(json!({"line": "START_OK", "status": null, "ret": null,
+                                               "ret_u32": null, "msg": null}));
+        assert!(start_text("m", &started, false).starts_with("started m"));
+        let mut g = GatewayError::new("COMPILE_FAILED".into(), "clang failed");
+        g.help = Some("fix the C source".into());
+        g.detail.stderr = Some("m.c:3:1: error: expected ';'\n1 error generated.".into());
+        let e = HostError::Gateway(Box::new(g));
         insta::assert_snapshot!(error_text(&e));
     }
 }

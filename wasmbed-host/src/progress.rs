@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::client::Event;
+use wasmbed_api::ProgressPhase;
 
 /// The terminal UI shared by all requests of one command.
 #[derive(Clone, Default)]
@@ -74,11 +75,15 @@ impl Tracker {
         let (Some(multi), Event::Progress { phase, done, total }) = (&self.multi, event) else {
             return;
         };
-        let bar = self.bars.entry(phase.clone()).or_insert_with(|| {
+        let phase = match phase {
+            ProgressPhase::Compile => "compile",
+            ProgressPhase::Upload => "upload",
+        };
+        let bar = self.bars.entry(phase.to_string()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new(*total));
             bar.set_style(style(phase));
             bar.set_prefix(self.device.clone());
-            bar.set_message(phase.clone());
+            bar.set_message(phase.to_string());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });

@@ -1,20 +1,26 @@
 //! Local validation of user input before anything goes over the wire.
 //!
 //! Identifiers end up inside agent protocol lines (`key=value` separated by spaces), so a space,
-//! a quote or `=` in them would inject protocol text. The agent also truncates silently, so
-//! over-long identifiers are refused here instead.
+//! a quote or `=` in them would inject protocol text. The rule is the one identifier rule of
+//! `wasmbed-agent-proto` (docs/PROTOCOL.md); this module only words its refusals for the
+//! command line (naming the flag).
+
+use wasmbed_agent_proto::ident::{validate_ident, IDENT_FORBIDDEN};
 
 use crate::error::HostError;
 
 /// Longest module id the agent stores without truncating it.
-pub const MAX_MODULE_ID: usize = 31;
+pub const MAX_MODULE_ID: usize = wasmbed_agent_proto::MODULE_ID_MAX;
 /// Longest function name the agent stores without truncating it.
-pub const MAX_FUNC: usize = 63;
+pub const MAX_FUNC: usize = wasmbed_agent_proto::FUNC_MAX;
 /// Most arguments a `START` can carry.
-pub const MAX_ARGS: usize = 4;
+pub const MAX_ARGS: usize = wasmbed_agent_proto::ARGS_MAX;
 
 /// Checks that `value` is usable as an identifier named `what` of at most `max` bytes.
 pub fn identifier(what: &str, value: &str, max: usize) -> Result<(), HostError> {
+    if validate_ident("identifier", value, max).is_ok() {
+        return Ok(());
+    }
     if value.is_empty() {
         return Err(HostError::Usage(format!("{what} must not be empty")));
     }
@@ -24,17 +30,15 @@ pub fn identifier(what: &str, value: &str, max: usize) -> Result<(), HostError> 
             value.len()
         )));
     }
-    if let Some(c) = value
+    let c = value
         .chars()
-        .find(|c| !c.is_ascii_graphic() || matches!(c, '"' | '\'' | '=' | '\\' | ','))
-    {
-        return Err(HostError::Usage(format!(
-            "{what} '{}' contains {}; use letters, digits, '_', '-' or '.'",
-            value.escape_default(),
-            describe(c)
-        )));
-    }
-    Ok(())
+        .find(|c| !c.is_ascii_graphic() || IDENT_FORBIDDEN.contains(c))
+        .expect("a refused identifier has a refused character");
+    Err(HostError::Usage(format!(
+        "{what} '{}' contains {}; use letters, digits, '_', '-' or '.'",
+        value.escape_default(),
+        describe(c)
+    )))
 }
 
 fn describe(c: char) -> String {
@@ -135,7 +139,17 @@ mod tests {
     fn identifiers() {
         module_id("math_ops").unwrap();
         module_id("m-1.v2").unwrap();
-        for bad in ["", "a b", "a=b", "a\"b", "x'", "a,b", "tab\there"] {
+        for bad in [
+            "",
+            "a b",
+            "a=b",
+            "a\"b",
+            "x'",
+            "a,b",
+            "tab\there",
+            "a:b",
+            "a\\b",
+        ] {
             assert!(module_id(bad).is_err(), "{bad:?}");
         }
         assert!(module_id(&"m".repeat(31)).is_ok());

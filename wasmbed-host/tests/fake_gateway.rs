@@ -253,7 +253,8 @@ fn legacy_spellings_work() {
     assert_eq!(got[1].request["op"], "deploy");
     assert_eq!(got[1].request["replace"], true, "a victim implies replace");
     assert_eq!(got[1].request["replace_victim"], "old");
-    assert_eq!(got[1].request["name"], "m.wasm");
+    // No `name`: no gateway ever read it (docs/HOST-API.md, "API versions").
+    assert!(got[1].request.get("name").is_none());
     assert_eq!(got[1].body, b"\0asm\x01\0\0\0");
     assert_eq!(got[2].request["op"], "build_and_deploy");
     assert_eq!(got[2].request["mode"], "aot");

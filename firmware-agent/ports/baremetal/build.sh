@@ -25,7 +25,7 @@ jobs="${JOBS:-2}"
 
 # shellcheck source=tools/wamrc/find-wamr.sh
 source "$repo/tools/wamrc/find-wamr.sh"
-wamr="$(wasmbed_find_wamr "$repo")"
+wamr="$(wasmbed_patched_wamr "$repo")"
 
 wamrc="${WAMRC:-}"
 if [ -z "$wamrc" ]; then

@@ -17,10 +17,9 @@ elf="$1"
 portfile="$2"
 limit="${3:-60}"
 qemu="${QEMU:-qemu-system-arm}"
-board="${BOARD:-mps2-an386}"
-header="$here/src/boards/${board//-/_}.h"
-[ -f "$header" ] || { echo "qemu-run.sh: unknown BOARD $board (no $header)" >&2; exit 2; }
-board_fact() { sed -n "s/^#define $1 \(.*\)$/\1/p" "$header" | sed 's/ *\/\*.*//; s/"//g'; }
+BOARD="${BOARD:-mps2-an386}"
+# shellcheck source=board-facts.sh
+. "$here/board-facts.sh"
 machine=(-M "$(board_fact BOARD_QEMU_MACHINE)")
 [ "${machine[1]}" = mps2-an386 ] && machine+=(-m 16M) # 16M is the only size it accepts
 serial_index="$(board_fact BOARD_QEMU_SERIAL)"

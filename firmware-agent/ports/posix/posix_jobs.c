@@ -19,6 +19,8 @@
 #define WORKER_STACK (512 * 1024)
 #define STACK_PAINT 0xA5
 #define ABORT_WAIT_MS 2000
+/* stack_reset leaves this much below the idle worker's frame alone (its sem_wait frames) */
+#define IDLE_FRAMES_MAX (16 * 1024)
 
 static __thread struct posix_worker *tls_worker;
 
@@ -53,6 +55,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	posix_block_abort_signal(false);
+	w->idle_frame = __builtin_frame_address(0);
 	for (;;) {
 		while (sem_wait(&w->job) != 0 && errno == EINTR)
 			;
@@ -76,6 +79,7 @@ static int worker_spawn(struct posix_worker *w)
 		}
 	}
 	memset(w->stack, STACK_PAINT, w->stack_size);
+	w->idle_frame = NULL;
 	w->abort = 0;
 	w->exited = 0;
 	pthread_attr_init(&attr);
@@ -172,4 +176,17 @@ uint32_t posix_stack_free(void *ctx, unsigned slot)
 	while (i < w->stack_size && s[i] == STACK_PAINT)
 		i++;
 	return (uint32_t)i;
+}
+
+void posix_stack_reset(void *ctx, unsigned slot)
+{
+	struct posix_port *p = ctx;
+	struct posix_worker *w = &p->workers[slot];
+	char *base = w->stack;
+	volatile char *idle = w->idle_frame;
+
+	/* the worker is idle (no job on its slot): everything well below its waiting frame is free */
+	if (!base || !idle || idle - base <= IDLE_FRAMES_MAX)
+		return;
+	memset(base, STACK_PAINT, (size_t)(idle - base) - IDLE_FRAMES_MAX);
 }

@@ -98,6 +98,7 @@ static const struct agent_port_ops posix_ops = {
 	.rx_lock = p_rx_lock,
 	.rx_unlock = p_rx_unlock,
 	.stack_free = posix_stack_free,
+	.stack_reset = posix_stack_reset,
 	.log = posix_log,
 };
 
@@ -360,6 +361,7 @@ int wasmbed_agent_sim_main(int argc, char **argv)
 			(unsigned long)pool_size);
 		return 1;
 	}
+	posix_mem_use_pool(pool, pool_size);
 	boards = calloc(o.boards, sizeof(*boards));
 	if (!boards) {
 		fprintf(stderr, "wasmbed-agent-sim: cannot allocate %u boards\n", o.boards);

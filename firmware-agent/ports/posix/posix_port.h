@@ -25,6 +25,8 @@ struct posix_worker {
 	volatile sig_atomic_t exited;
 	void *stack;
 	size_t stack_size;
+	/* the worker's frame while it waits for a job: stack_reset paints below it */
+	volatile char *idle_frame;
 };
 
 /** Everything of one simulated board. */
@@ -67,6 +69,12 @@ void posix_job_start(void *ctx, unsigned slot);
 int posix_job_abort(void *ctx, unsigned slot);
 /** Port op: unused bytes of the slot worker's stack. */
 uint32_t posix_stack_free(void *ctx, unsigned slot);
+/* posix_mem.c */
+/** Serve module linear memory from `pool` (before WAMR starts; see posix_mem.c). */
+void posix_mem_use_pool(void *pool, uint32_t size);
+
+/** Port op: a new module takes the slot: repaint the idle worker's unused stack. */
+void posix_stack_reset(void *ctx, unsigned slot);
 /** Block (true) or unblock the abort signal in the calling thread. */
 void posix_block_abort_signal(bool block);
 

@@ -28,12 +28,17 @@ fn wamrc() -> Option<PathBuf> {
 }
 
 fn aot(wamrc: &PathBuf, name: &str) -> Vec<u8> {
+    aot_with(wamrc, name, &["--target=x86_64", "--bounds-checks=1"])
+}
+
+fn aot_with(wamrc: &PathBuf, name: &str, flags: &[&str]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join(format!("{name}.wasm"));
     let out = dir.path().join(format!("{name}.aot"));
     std::fs::write(&wasm, module(name)).unwrap();
     let st = Command::new(wamrc)
-        .args(["--target=x86_64", "--bounds-checks=1", "-o"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&wasm)
         .stderr(std::process::Stdio::null())
@@ -106,4 +111,89 @@ fn aot_fft_matches_the_interpreter() {
         i,
         "RESULT status=OK module_id=fi func=fft_bench ret_i32=1536"
     );
+}
+
+/// The Wasmbed target descriptor wamrc appends: the `key=value` text after the last
+/// `u32 100, u32 size, u32 "TABW"` section header.
+fn without_descriptor(aot: &[u8]) -> Vec<u8> {
+    let tag = 0x5742_4154u32.to_le_bytes();
+    let at = aot
+        .windows(4)
+        .rposition(|w| w == tag)
+        .expect("a descriptor in wamrc's output");
+    let section = at - 8;
+    assert_eq!(&aot[section..section + 4], &100u32.to_le_bytes());
+    aot[..section].to_vec()
+}
+
+#[test]
+fn info_names_the_aot_target() {
+    let sim = Sim::tcp(&[]);
+    let mut l = sim.hello();
+    let info = l.ask("INFO", "INFO_OK");
+    for f in [
+        "aot_arch=x86_64",
+        "aot_cpu=generic",
+        "aot_abi=gnu",
+        "aot_version=6",
+        "aot_features=none",
+        "aot_bounds_checks=required",
+    ] {
+        assert!(info.split(' ').any(|t| t == f), "{f} missing: {info}");
+    }
+}
+
+/// Issue 11 part 4: an AOT file without software bounds checks read outside its module and a
+/// second call crashed the sim; one for another target ran until it faulted.
+#[test]
+fn aot_for_another_target_or_without_bounds_checks_is_refused() {
+    let Some(wamrc) = wamrc() else { return };
+    let mut sim = Sim::tcp(&[]);
+    let mut l = sim.hello();
+    assert_eq!(
+        l.load(
+            "nobc",
+            &aot_with(
+                &wamrc,
+                "math_ops",
+                &["--target=x86_64", "--bounds-checks=0"]
+            ),
+            ""
+        ),
+        "LOAD_ERR code=AOT_NO_BOUNDS_CHECKS msg=\"AOT file built without bounds checks; this \
+         device has no hardware bounds checks: rebuild with wamrc --bounds-checks=1\""
+    );
+    assert_eq!(
+        l.load(
+            "cpu",
+            &aot_with(
+                &wamrc,
+                "math_ops",
+                &["--target=x86_64", "--cpu=skylake", "--bounds-checks=1"]
+            ),
+            ""
+        ),
+        "LOAD_ERR code=AOT_TARGET msg=\"AOT file built for x86_64/skylake/none/gnu v6, this \
+         device runs x86_64/generic/none/gnu v6 (arch/cpu/features/abi AOT version)\""
+    );
+    let reply = l.load("bare", &without_descriptor(&aot(&wamrc, "math_ops")), "");
+    assert!(
+        reply.starts_with(
+            "LOAD_ERR code=AOT_TARGET msg=\"AOT file without a Wasmbed target descriptor"
+        ),
+        "{reply}"
+    );
+    // nothing of that took a slot; a matching file loads and runs
+    assert!(l
+        .ask("STATUS", "STATUS_OK")
+        .starts_with("STATUS_OK modules=\"none\""));
+    l.load_ok("math", &aot(&wamrc, "math_ops"));
+    assert_eq!(
+        l.run(
+            r#"START module_id=math func=add args="a=1,b=2""#,
+            Duration::from_secs(5)
+        ),
+        "RESULT status=OK module_id=math func=add ret_i32=3"
+    );
+    assert!(sim.alive());
 }

@@ -1,13 +1,23 @@
 //! What the harness talks to: the simulated board(s), the gateway (Wasmbed JSON dialect) and a
 //! device directly over its link (raw line protocol).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use serde_json::Value;
+use wasmbed_agent_proto::session::{
+    LoadOptions, LoadSession, Session, SessionError, StartSession, StatusSession, Timeouts,
+};
+use wasmbed_agent_proto::{AgentLine, Args, Decoder, FuncName, Item, ModuleId, Start};
+use wasmbed_api::{
+    DeployRequest, DeviceRequest, ModuleRequest, Op, Request, RequestId, RequestLine,
+    ServerMessage, StartRequest,
+};
 
 use crate::util::{binary, err, Proc, Result};
 
@@ -137,7 +147,7 @@ impl Gateway {
         let until = Instant::now() + timeout;
         let mut c = self.connect()?;
         loop {
-            let r = c.request(json!({"op": "devices"}), None, Duration::from_secs(10))?;
+            let r = c.request(Request::Devices {}, None, Duration::from_secs(10))?;
             let online = r["result"]["devices"]
                 .as_array()
                 .map_or(0, |d| d.iter().filter(|d| d["online"] == true).count());
@@ -152,11 +162,13 @@ impl Gateway {
     }
 }
 
-/// One host connection to the gateway (Wasmbed dialect, sequential requests).
+/// One host connection to the gateway (Wasmbed dialect through `wasmbed-api`'s types).
 pub struct GwConn {
     r: BufReader<TcpStream>,
     w: TcpStream,
     next_id: u64,
+    /// The op of each request in flight, to read its reply's result.
+    ops: HashMap<u64, Op>,
 }
 
 impl GwConn {
@@ -168,15 +180,21 @@ impl GwConn {
             r: BufReader::new(s.try_clone()?),
             w: s,
             next_id: 1,
+            ops: HashMap::new(),
         })
     }
 
     /// Sends a request (and its body) without waiting; returns its id.
-    pub fn send(&mut self, mut req: Value, body: Option<&[u8]>) -> Result<u64> {
+    pub fn send(&mut self, request: Request, body: Option<&[u8]>) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
-        req["id"] = json!(id);
-        let mut bytes = serde_json::to_vec(&req)?;
+        self.ops.insert(id, request.op());
+        let line = RequestLine {
+            request,
+            id: RequestId::from(id),
+            token: None,
+        };
+        let mut bytes = line.to_json().into_bytes();
         bytes.push(b'\n');
         if let Some(b) = body {
             bytes.extend_from_slice(b);
@@ -185,8 +203,15 @@ impl GwConn {
         Ok(id)
     }
 
-    /// Reads until the final reply of request `id` (events are skipped).
+    /// Reads until the final reply of request `id` (events are skipped). The reply is read
+    /// through its typed form (so a reply off the documented wire fails here) and kept as JSON
+    /// for the report.
     pub fn recv(&mut self, id: u64, timeout: Duration) -> Result<Value> {
+        let op = *self
+            .ops
+            .get(&id)
+            .ok_or_else(|| err(format!("no request {id} in flight")))?;
+        let want = RequestId::from(id);
         let until = Instant::now() + timeout;
         let mut line = String::new();
         loop {
@@ -199,16 +224,23 @@ impl GwConn {
             if self.r.read_line(&mut line)? == 0 {
                 return Err(err("gateway closed the connection"));
             }
-            let v: Value = serde_json::from_str(&line)?;
-            if v.get("event").is_some() || v["id"] != json!(id) {
-                continue;
+            match ServerMessage::parse(&line, op, Some(&want)).map_err(|e| err(e.to_string()))? {
+                ServerMessage::Reply(r) => {
+                    self.ops.remove(&id);
+                    return Ok(serde_json::to_value(&r)?);
+                }
+                ServerMessage::Event(_) | ServerMessage::Skipped { .. } => continue,
             }
-            return Ok(v);
         }
     }
 
     /// Sends a request and waits for its final reply.
-    pub fn request(&mut self, req: Value, body: Option<&[u8]>, timeout: Duration) -> Result<Value> {
+    pub fn request(
+        &mut self,
+        req: Request,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Value> {
         let id = self.send(req, body)?;
         self.recv(id, timeout)
     }
@@ -226,11 +258,51 @@ impl GwConn {
     }
 }
 
-/// The `deploy` request line for `bytes`.
-pub fn deploy_req(dev: &str, module_id: &str, bytes: &[u8]) -> Value {
-    json!({"op": "deploy", "device": dev, "module_id": module_id, "size": bytes.len(),
-           "crc32": format!("{:08x}", crc32fast::hash(bytes)), "name": format!("{module_id}.wasm"),
-           "force": true, "replace": true})
+/// The `deploy` request for `bytes` (force + replace: every call really uploads).
+pub fn deploy_req(dev: &str, module_id: &str, bytes: &[u8]) -> Request {
+    Request::Deploy(DeployRequest {
+        device: dev.into(),
+        module_id: module_id.into(),
+        mode: None,
+        size: bytes.len() as u64,
+        crc32: format!("{:08x}", crc32fast::hash(bytes)),
+        replace: true,
+        replace_victim: None,
+        force: true,
+        strip: false,
+    })
+}
+
+/// `status` of `dev`.
+pub fn status_req(dev: &str) -> Request {
+    Request::Status(DeviceRequest { device: dev.into() })
+}
+
+/// `unload` of `module_id` on `dev`.
+pub fn unload_req(dev: &str, module_id: &str) -> Request {
+    Request::Unload(ModuleRequest {
+        device: dev.into(),
+        module_id: module_id.into(),
+    })
+}
+
+/// `start` of `module_id.func(args)` on `dev`, waiting for the RESULT (`timeout_ms`: its
+/// deadline, the gateway's default if `None`).
+pub fn start_req(
+    dev: &str,
+    module_id: &str,
+    func: &str,
+    args: Vec<i32>,
+    timeout_ms: Option<u64>,
+) -> Request {
+    Request::Start(StartRequest {
+        device: dev.into(),
+        module_id: module_id.into(),
+        func: Some(func.into()),
+        args,
+        wait_result: true,
+        result_timeout_ms: timeout_ms,
+    })
 }
 
 /// `ok` of a reply, or an error carrying the reply.
@@ -242,11 +314,16 @@ pub fn ok(v: Value) -> Result<Value> {
     }
 }
 
-/// A direct link to a device's TCP bridge: the raw line protocol, no gateway.
+/// A direct link to a device's TCP bridge: the line protocol through `wasmbed-agent-proto`'s
+/// sessions (the same LOAD/CHUNK/START code the gateway runs), no gateway.
 pub struct DevConn {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
+    s: TcpStream,
+    decoder: Decoder,
+    buf: Vec<u8>,
 }
+
+/// A session's end: its outcome, or the device's refusal line.
+type Driven<O> = std::result::Result<O, String>;
 
 impl DevConn {
     /// Connects to a device's TCP port (TCP_NODELAY) and waits for its HELLO.
@@ -254,169 +331,154 @@ impl DevConn {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_nodelay(true)?;
         let mut d = DevConn {
-            r: BufReader::new(s.try_clone()?),
-            w: s,
+            s,
+            decoder: Decoder::new(),
+            buf: vec![0; 4096],
         };
-        d.wait_for(&["HELLO"], Duration::from_secs(5))?;
-        Ok(d)
-    }
-
-    /// Reads lines until one starts with one of `prefixes`.
-    pub fn wait_for(&mut self, prefixes: &[&str], timeout: Duration) -> Result<String> {
-        let until = Instant::now() + timeout;
-        let mut buf = Vec::new();
+        let until = Instant::now() + Duration::from_secs(5);
         loop {
+            while let Some(item) = d.decoder.next_item() {
+                if let Item::Line(l) = item {
+                    if matches!(l.msg, AgentLine::Hello(_)) {
+                        return Ok(d);
+                    }
+                }
+            }
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(err(format!("device: no {prefixes:?} within {timeout:?}")));
+                return Err(err("device: no HELLO within 5 s"));
             }
-            self.r.get_ref().set_read_timeout(Some(left))?;
-            buf.clear();
-            match self.r.read_until(b'\n', &mut buf) {
-                Ok(0) => return Err(err("device closed the link")),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-                Err(e) => return Err(e.into()),
+            d.read(Some(left))?;
+        }
+    }
+
+    /// Reads what the device sent within `timeout` into the decoder (`false`: nothing came).
+    fn read(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.s.set_read_timeout(timeout)?;
+        match self.s.read(&mut self.buf) {
+            Ok(0) => Err(err("device closed the link")),
+            Ok(n) => {
+                self.decoder.feed(&self.buf[..n]);
+                Ok(true)
             }
-            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-            if prefixes.iter().any(|p| line.starts_with(p)) {
-                return Ok(line);
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs a session over the link to its outcome; a refusal is the device's line.
+    fn drive<S: Session>(&mut self, mut session: S) -> Result<Driven<S::Outcome>>
+    where
+        S::Outcome: Clone,
+    {
+        loop {
+            while let Some(t) = session.poll_transmit() {
+                self.s.write_all(&t.to_bytes())?;
+            }
+            while session.poll_event().is_some() {}
+            match session.outcome() {
+                Some(Ok(o)) => return Ok(Ok(o.clone())),
+                Some(Err(SessionError::Rejected { line })) => return Ok(Err(line.raw.clone())),
+                Some(Err(e)) => return Err(err(format!("device: {e}"))),
+                None => {}
+            }
+            if let Some(item) = self.decoder.next_item() {
+                session.handle_line(std::time::Instant::now(), item);
+                continue;
+            }
+            let left = session
+                .poll_timeout()
+                .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) || !self.read(left)? {
+                session.handle_timeout(std::time::Instant::now());
             }
         }
     }
 
-    /// Sends one command line and waits for a line starting with one of `prefixes`.
-    pub fn cmd(&mut self, line: &str, prefixes: &[&str], timeout: Duration) -> Result<String> {
-        self.w.write_all(format!("{line}\n").as_bytes())?;
-        self.wait_for(prefixes, timeout)
+    fn timeouts(step: Duration) -> Timeouts {
+        Timeouts {
+            load_step: step,
+            first_reply: Duration::from_secs(5),
+            result: Duration::from_secs(60),
+            status: Duration::from_secs(5),
+            // The deadlines above are the whole budget: no per-byte allowance on top.
+            link_bytes_per_sec: u32::MAX,
+            chunk_retries: 5,
+        }
     }
 
-    /// STATUS round trip.
+    /// STATUS round trip; the `STATUS_OK` line (or the refusal).
     pub fn status(&mut self) -> Result<String> {
-        self.cmd("STATUS", &["STATUS_OK", "ERROR"], Duration::from_secs(5))
-    }
-
-    /// START with wait for the RESULT; returns the RESULT line.
-    pub fn start_wait(&mut self, module_id: &str, func: &str, args: &[i32]) -> Result<String> {
-        let a: Vec<String> = args
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("a{i}={v}"))
-            .collect();
-        let line = format!(
-            "START module_id={module_id} func={func} args=\"{}\"",
-            a.join(",")
-        );
-        let first = self.cmd(&line, &["START_OK", "RESULT"], Duration::from_secs(5))?;
-        if first.starts_with("RESULT") {
-            return Ok(first);
-        }
-        self.wait_for(&["RESULT"], Duration::from_secs(60))
-    }
-
-    /// Sends `LOAD module_id=… size=… crc32=…` plus `flags` and waits for the device's answer:
-    /// the time the line went out and the `LOAD_READY` line, or the refusal as `Err`.
-    fn load_ready(
-        &mut self,
-        module_id: &str,
-        bytes: &[u8],
-        flags: &str,
-    ) -> Result<std::result::Result<(Instant, String), String>> {
-        let crc = format!("{:08x}", crc32fast::hash(bytes));
-        let t0 = Instant::now();
-        let line = format!(
-            "LOAD module_id={module_id} size={} crc32={crc}{flags}",
-            bytes.len()
-        );
-        let ready = self.cmd(
-            &line,
-            &["LOAD_READY", "LOAD_ERR", "ERROR"],
-            Duration::from_secs(5),
-        )?;
-        Ok(if ready.starts_with("LOAD_READY") {
-            Ok((t0, ready))
-        } else {
-            Err(ready)
+        let t = Self::timeouts(Duration::from_secs(5));
+        let s = StatusSession::new(std::time::Instant::now(), &t);
+        Ok(match self.drive(s)? {
+            Ok(o) => o.line.raw,
+            Err(line) => line,
         })
     }
 
-    /// Legacy v1 LOAD: the line, `LOAD_READY`, all raw bytes at once, `LOAD_OK`. The payload is
-    /// written by a second thread so a `LOAD_ERR` (the device's 5 s window) ends it early.
+    /// START waiting for the RESULT; returns the RESULT line (or the refusal).
+    pub fn start_wait(&mut self, module_id: &str, func: &str, args: &[i32]) -> Result<String> {
+        let start = Start {
+            module_id: ModuleId::new(module_id).map_err(|e| err(e.to_string()))?,
+            func: Some(FuncName::new(func).map_err(|e| err(e.to_string()))?),
+            args: Args::new(args.to_vec()).map_err(|e| err(e.to_string()))?,
+        };
+        let t = Self::timeouts(Duration::from_secs(5));
+        let s = StartSession::new(std::time::Instant::now(), start, true, &t);
+        Ok(match self.drive(s)? {
+            Ok(o) => o.line.raw,
+            Err(line) => line,
+        })
+    }
+
+    /// LOAD with `replace=1`, legacy v1 (all raw bytes after `LOAD_READY`) or v2 chunked: the
+    /// time from the LOAD line to `LOAD_OK`, or the refusal line.
+    fn load(
+        &mut self,
+        module_id: &str,
+        bytes: &[u8],
+        chunked: bool,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Duration, String>> {
+        let options = LoadOptions {
+            chunked,
+            resume: false,
+            replace: true,
+            replace_victim: None,
+            max_chunk: None,
+        };
+        let id = ModuleId::new(module_id).map_err(|e| err(e.to_string()))?;
+        let t0 = Instant::now();
+        let s = LoadSession::new(
+            std::time::Instant::now(),
+            id,
+            bytes.to_vec(),
+            options,
+            &Self::timeouts(timeout),
+        )
+        .map_err(|e| err(e.to_string()))?;
+        Ok(self.drive(s)?.map(|_| t0.elapsed()))
+    }
+
+    /// Legacy v1 LOAD: the line, `LOAD_READY`, all raw bytes at once, `LOAD_OK`.
     pub fn load_raw(
         &mut self,
         module_id: &str,
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        let t0 = match self.load_ready(module_id, bytes, " replace=1")? {
-            Ok((t0, _)) => t0,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let mut w = self.w.try_clone()?;
-        let payload = bytes.to_vec();
-        let writer = std::thread::spawn(move || w.write_all(&payload));
-        let end = self.wait_for(&["LOAD_OK", "LOAD_ERR"], timeout);
-        let took = t0.elapsed();
-        if !matches!(&end, Ok(l) if l.starts_with("LOAD_OK")) {
-            let _ = self.w.shutdown(Shutdown::Both); // unblocks the writer
-        }
-        let _ = writer.join();
-        let end = end?;
-        Ok(if end.starts_with("LOAD_OK") {
-            Ok(took)
-        } else {
-            Err(end)
-        })
+        self.load(module_id, bytes, false, timeout)
     }
 
-    /// v2 chunked LOAD: stop-and-wait chunks of the size the device offers, as frames when the
-    /// device confirms `framed=1` (else a CHUNK line + raw bytes in one write), then `LOAD_OK`.
+    /// v2 chunked LOAD: stop-and-wait chunks of the size the device offers, then `LOAD_OK`.
     pub fn load_chunked(
         &mut self,
         module_id: &str,
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        let (t0, ready) =
-            match self.load_ready(module_id, bytes, " chunked=1 framed=1 replace=1")? {
-                Ok(r) => r,
-                Err(refused) => return Ok(Err(refused)),
-            };
-        let until = t0 + timeout;
-        let chunk: usize = field(&ready, "chunk")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| err(format!("no chunk= in `{ready}`")))?;
-        let mut off = 0usize;
-        while off < bytes.len() {
-            let n = chunk.min(bytes.len() - off);
-            let piece = &bytes[off..off + n];
-            let msg = if field(&ready, "framed") == Some("1") {
-                wasmbed_agent_proto::frame::chunk_frame(off as u32, piece)
-            } else {
-                let mut msg = format!(
-                    "CHUNK offset={off} size={n} crc32={:08x}\n",
-                    crc32fast::hash(piece)
-                )
-                .into_bytes();
-                msg.extend_from_slice(piece);
-                msg
-            };
-            self.w.write_all(&msg)?;
-            let left = until.saturating_duration_since(Instant::now());
-            let a = self.wait_for(&["CHUNK_OK", "CHUNK_ERR", "LOAD_ERR"], left)?;
-            if !a.starts_with("CHUNK_OK") {
-                return Ok(Err(a));
-            }
-            off += n;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        let end = self.wait_for(&["LOAD_OK", "LOAD_ERR"], left)?;
-        Ok(if end.starts_with("LOAD_OK") {
-            Ok(t0.elapsed())
-        } else {
-            Err(end)
-        })
+        self.load(module_id, bytes, true, timeout)
     }
 }
 

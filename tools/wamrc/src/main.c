@@ -6,6 +6,7 @@
  * either one.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +44,65 @@ fill_comp_option(AOTCompOption *opt, const struct wamrc_options *o)
     aot_call_stack_features_init_default(&opt->call_stack_features);
 }
 
+/*
+ * The Wasmbed target descriptor (docs/PROTOCOL.md "AOT target descriptor"): an AOT custom
+ * section (type 100) of sub-type WASMBED_AOT_TARGET, appended after WAMR's last section, whose
+ * body is `key=value` lines naming exactly what the code was built for. WAMR's loader skips
+ * custom sub-types it does not know; the gateway and the agent compare it with the device's INFO.
+ */
+#define AOT_SECTION_CUSTOM 100u
+#define WASMBED_AOT_TARGET 0x57424154u /* "TABW" little-endian: Wasmbed AOT Target */
+
+static void
+put_u32(FILE *f, uint32_t v)
+{
+    uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+                     (uint8_t)(v >> 24) };
+    fwrite(b, 1, 4, f);
+}
+
+/* Append the descriptor to the AOT file at path. Returns 0 or -1 (message printed). */
+static int
+append_target_descriptor(const struct wamrc_options *o, unsigned bounds_checks)
+{
+    char text[512];
+    int n;
+    long size;
+    FILE *f = fopen(o->out_path, "r+b");
+
+    if (!f) {
+        fprintf(stderr, "wamrc: cannot reopen %s: %s\n", o->out_path, strerror(errno));
+        return -1;
+    }
+    n = snprintf(text, sizeof(text),
+                 "wasmbed-aot-target=1\narch=%s\ncpu=%s\nfeatures=%s\nabi=%s\n"
+                 "bounds_checks=%u\naot_version=%d\ncompiler=wamrc %d.%d.%d wasmbed\n",
+                 o->target ? o->target : "host", o->cpu ? o->cpu : "generic",
+                 o->cpu_features && *o->cpu_features ? o->cpu_features : "none",
+                 o->target_abi ? o->target_abi : "gnu", bounds_checks, AOT_CURRENT_VERSION,
+                 WAMR_VERSION_MAJOR, WAMR_VERSION_MINOR, WAMR_VERSION_PATCH);
+    if (n < 0 || (size_t)n >= sizeof(text) || fseek(f, 0, SEEK_END) != 0
+        || (size = ftell(f)) < 0) {
+        fprintf(stderr, "wamrc: cannot append the target descriptor to %s\n", o->out_path);
+        fclose(f);
+        return -1;
+    }
+    /* sections start 4-byte aligned (the loader aligns before each u32) */
+    while (size % 4) {
+        fputc(0, f);
+        size++;
+    }
+    put_u32(f, AOT_SECTION_CUSTOM);
+    put_u32(f, 4u + (uint32_t)n);
+    put_u32(f, WASMBED_AOT_TARGET);
+    fwrite(text, 1, (size_t)n, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "wamrc: cannot write %s: %s\n", o->out_path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* Compile the loaded module to out_path. Returns 0 or -1 (message printed). */
 static int
 compile_module(wasm_module_t module, const struct wamrc_options *o)
@@ -71,6 +131,12 @@ compile_module(wasm_module_t module, const struct wamrc_options *o)
     if (!aot_emit_aot_file(ctx, data, o->out_path)) {
         fprintf(stderr, "wamrc: cannot write %s: %s\n", o->out_path,
                 aot_get_last_error());
+        unlink(o->out_path);
+        goto out_ctx;
+    }
+    /* wamrc_options_bounds_checks gives 2 (WAMR's default) only for 64-bit targets, where
+       WAMR then relies on hardware bounds checks: the code has none of its own */
+    if (append_target_descriptor(o, opt.bounds_checks == 1 ? 1 : 0) != 0) {
         unlink(o->out_path);
         goto out_ctx;
     }

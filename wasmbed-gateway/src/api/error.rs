@@ -1,6 +1,8 @@
-//! Host API errors with stable codes (docs/HOST-API.md).
+//! Host API errors with stable codes (docs/HOST-API.md): the device layer's and the pipeline's
+//! errors, turned into the typed error object of `wasmbed-api`.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+use wasmbed_api::{ErrorBody, ErrorCode, ErrorDetail, RunStatus};
 
 use crate::device::DeviceError;
 use crate::pipeline::CompileError;
@@ -9,29 +11,29 @@ use crate::pipeline::CompileError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     /// Stable code (`BAD_REQUEST`, `DEVICE_UNKNOWN`, ...).
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human-readable message.
     pub message: String,
-    /// What to do about it, if known.
+    /// What to do about it (`None`: the code's own help text is sent).
     pub help: Option<String>,
-    /// Extra fields (`stderr`, `line`, `phase`, `last_line`).
-    pub detail: Map<String, Value>,
+    /// Extra fields (`phase`, `line`, `last_line`, `step`, `stderr`, `stdout`).
+    pub detail: ErrorDetail,
 }
 
 impl ApiError {
     /// An error with a code and message.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.into(),
             message: message.into(),
             help: None,
-            detail: Map::new(),
+            detail: ErrorDetail::default(),
         }
     }
 
     /// `BAD_REQUEST`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new("BAD_REQUEST", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 
     /// Adds a help text.
@@ -40,70 +42,100 @@ impl ApiError {
         self
     }
 
-    /// Adds a detail field.
+    /// Sets a detail field by its wire name (`phase`, `line`, `last_line`, `step`, `stderr`,
+    /// `stdout`); a string value, anything else is ignored.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.detail.insert(key.to_string(), value.into());
+        let text = match value.into() {
+            Value::String(s) => Some(s),
+            _ => None,
+        };
+        let d = &mut self.detail;
+        match key {
+            "phase" => d.phase = text,
+            "line" => d.line = text,
+            "last_line" => d.last_line = text,
+            "step" => d.step = text,
+            "stderr" => d.stderr = text,
+            "stdout" => d.stdout = text,
+            other => debug_assert!(false, "unknown error detail `{other}`"),
+        }
         self
+    }
+
+    /// The typed `error` object: the help of this error or, without one, the code's own.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.clone(),
+            message: self.message.clone(),
+            help: Some(
+                self.help
+                    .clone()
+                    .unwrap_or_else(|| self.code.help().to_string()),
+            ),
+            detail: self.detail.clone(),
+        }
     }
 
     /// The `error` object of a Wasmbed reply.
     pub fn to_json(&self) -> Value {
-        let mut o = json!({"code": self.code, "message": self.message});
-        if let Some(h) = &self.help {
-            o["help"] = h.clone().into();
-        }
-        if !self.detail.is_empty() {
-            o["detail"] = Value::Object(self.detail.clone());
-        }
-        o
+        serde_json::to_value(self.body()).expect("an error serializes")
     }
 
     /// The unknown-device error.
     pub fn unknown_device(name: &str) -> Self {
-        Self::new("DEVICE_UNKNOWN", format!("no device named '{name}'"))
-            .help("list devices with `wasmbed-host devices`")
+        Self::new(
+            ErrorCode::DeviceUnknown,
+            format!("no device named '{name}'"),
+        )
+        .help("list devices with `wasmbed-host devices`")
     }
 }
 
 impl From<DeviceError> for ApiError {
     fn from(e: DeviceError) -> Self {
         let msg = e.to_string();
-        match e {
+        let help = e.help();
+        let mut err = match e {
             DeviceError::BadRequest(_) => ApiError::bad_request(msg),
-            DeviceError::Offline(_) => ApiError::new("DEVICE_OFFLINE", msg)
-                .help("check the device's endpoint; the gateway reconnects automatically"),
+            DeviceError::Offline(_) => ApiError::new(ErrorCode::DeviceOffline, msg),
             DeviceError::LinkLost { phase, .. } => {
-                ApiError::new("LINK_LOST", msg).with("phase", phase)
+                ApiError::new(ErrorCode::LinkLost, msg).with("phase", phase)
             }
-            DeviceError::Rebooted { phase, line } => ApiError::new("LINK_LOST", msg)
+            DeviceError::Rebooted { phase, line } => ApiError::new(ErrorCode::LinkLost, msg)
                 .with("phase", phase)
                 .with("line", line),
-            DeviceError::Timeout { phase, last_line } => ApiError::new("TIMEOUT", msg)
-                .with("phase", phase)
-                .with("last_line", last_line.map_or(Value::Null, Value::from)),
+            DeviceError::Timeout {
+                phase, last_line, ..
+            } => {
+                let mut e = ApiError::new(ErrorCode::Timeout, msg).with("phase", phase);
+                e.detail.last_line = last_line;
+                e
+            }
             DeviceError::Rejected { line, status } => {
                 let code = match status.as_deref() {
-                    Some("EXCEPTION") => "MODULE_TRAPPED",
-                    Some("STOPPED") => "MODULE_STOPPED",
-                    _ => "DEVICE_REJECTED",
+                    Some("EXCEPTION") => ErrorCode::ModuleTrapped,
+                    Some("STOPPED") => ErrorCode::ModuleStopped,
+                    _ => ErrorCode::DeviceRejected,
                 };
-                ApiError::new(code, msg).with("line", line)
+                let mut e = ApiError::new(code, msg).with("line", line);
+                e.detail.status = status.as_deref().map(RunStatus::from_wire);
+                e
             }
             DeviceError::Killed { phase, .. } => {
-                ApiError::new("MODULE_STOPPED", msg).with("phase", phase)
+                ApiError::new(ErrorCode::ModuleStopped, msg).with("phase", phase)
             }
-            DeviceError::Unsupported(_) => ApiError::new("DEVICE_REJECTED", msg),
+            DeviceError::Unsupported(_) => ApiError::new(ErrorCode::DeviceRejected, msg),
             // Only a host that closed its sending side but still reads can see this.
-            DeviceError::HostGone { phase } => ApiError::bad_request(msg)
-                .with("phase", phase)
-                .help("keep the connection open until the reply arrives"),
-        }
+            DeviceError::HostGone { phase } => ApiError::bad_request(msg).with("phase", phase),
+        };
+        err.help = help;
+        err
     }
 }
 
 impl From<CompileError> for ApiError {
     fn from(e: CompileError) -> Self {
-        let mut err = ApiError::new("COMPILE_FAILED", e.to_string()).with("step", e.step());
+        let mut err = ApiError::new(ErrorCode::CompileFailed, e.to_string()).with("step", e.step());
         if let CompileError::Failed { stderr, stdout, .. } = e {
             err = err.with("stderr", stderr).with("stdout", stdout);
         }

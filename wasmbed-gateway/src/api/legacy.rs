@@ -8,8 +8,9 @@ use tokio::io::AsyncBufRead;
 
 use super::ops::{host_gone, DeploySpec, Latency, Payload};
 use super::{framing, ApiError, Gateway};
-use crate::device::{Reply, Request, StartRequest, StopRequest};
+use crate::device::{StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
+use wasmbed_api::RunStatus;
 
 fn str_field<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
     req.get(key)
@@ -72,8 +73,8 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
     let mut lat = Latency::default();
     match cmd {
         "status" => {
-            let reply = gw.simple(dev, Request::Status, &mut lat).await?;
-            Ok(ok_line(&reply))
+            let reply = gw.finish(dev.status().await, &mut lat)?;
+            Ok(ok_line(&reply.line))
         }
         "stop" => {
             let stop = StopRequest {
@@ -82,7 +83,7 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
                 result_timeout: timeout_field(req),
             };
             let reply = gw.stop(dev, stop, host_gone(reader), &mut lat).await?;
-            Ok(ok_line(&reply))
+            Ok(ok_line(&reply.line))
         }
         "start" => {
             let args = match req.get("func_args").and_then(Value::as_str) {
@@ -104,12 +105,11 @@ async fn handle_inner<R: AsyncBufRead + Unpin>(
                 .start(dev, start, false, host_gone(reader), &mut lat)
                 .await
             {
-                Ok(Reply::Started { line, status, .. }) => match status.as_deref() {
+                Ok(r) => match r.status {
                     None => Ok(json!({"ok": true, "detail": "START_OK"})),
-                    Some("OK") => Ok(json!({"ok": true, "detail": line})),
-                    Some(_) => Ok(fail(line)),
+                    Some(RunStatus::Ok) => Ok(json!({"ok": true, "detail": r.line})),
+                    Some(_) => Ok(fail(r.line)),
                 },
-                Ok(other) => Ok(ok_line(&other)),
                 Err(e) => Ok(fail(e.message)),
             }
         }
@@ -182,7 +182,7 @@ async fn deploy<R: AsyncBufRead + Unpin>(
     let result = gw.deploy(dev, spec, None, lat).await;
     if !build {
         return Ok(match result {
-            Ok(d) => ok_line(&d.reply),
+            Ok(d) => ok_line(&d.reply.line),
             Err(e) => fail(e.message),
         });
     }
@@ -194,7 +194,7 @@ async fn deploy<R: AsyncBufRead + Unpin>(
     let mut out = Map::new();
     match result {
         Err(e) if e.code == "COMPILE_FAILED" => {
-            let aot = e.detail.get("step").and_then(Value::as_str) == Some("compile_aot");
+            let aot = e.detail.step.as_deref() == Some("compile_aot");
             out.insert("ok".into(), false.into());
             out.insert(
                 "step".into(),
@@ -209,13 +209,14 @@ async fn deploy<R: AsyncBufRead + Unpin>(
             out.insert(
                 "stderr".into(),
                 e.detail
-                    .get("stderr")
-                    .cloned()
-                    .unwrap_or_else(|| e.message.clone().into()),
+                    .stderr
+                    .clone()
+                    .unwrap_or_else(|| e.message.clone())
+                    .into(),
             );
             out.insert(
                 "stdout".into(),
-                e.detail.get("stdout").cloned().unwrap_or_else(|| "".into()),
+                e.detail.stdout.clone().unwrap_or_default().into(),
             );
         }
         other => {
@@ -227,7 +228,7 @@ async fn deploy<R: AsyncBufRead + Unpin>(
             match other {
                 Ok(d) => {
                     out.insert("ok".into(), true.into());
-                    out.insert("detail".into(), reply_line(&d.reply).into());
+                    out.insert("detail".into(), d.reply.line.into());
                 }
                 Err(e) => {
                     out.insert("ok".into(), false.into());
@@ -239,17 +240,6 @@ async fn deploy<R: AsyncBufRead + Unpin>(
     Ok(Value::Object(out))
 }
 
-fn reply_line(reply: &Reply) -> String {
-    match reply {
-        Reply::Status { line, .. }
-        | Reply::Loaded { line, .. }
-        | Reply::Started { line, .. }
-        | Reply::Stopped { line, .. }
-        | Reply::Unloaded { line } => line.clone(),
-        Reply::Info(v) => v.to_string(),
-    }
-}
-
-fn ok_line(reply: &Reply) -> Value {
-    json!({"ok": true, "detail": reply_line(reply)})
+fn ok_line(line: &str) -> Value {
+    json!({"ok": true, "detail": line})
 }

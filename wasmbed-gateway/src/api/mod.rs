@@ -41,6 +41,9 @@ pub struct Gateway {
     pub idle_timeout: Duration,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
+    /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
+    /// device this gateway does not serve go to the fleet.
+    pub fleet: std::sync::OnceLock<Arc<crate::fleet::Member>>,
 }
 
 impl Gateway {
@@ -59,26 +62,27 @@ impl Gateway {
             body_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(600),
             modules: Mutex::new(HashMap::new()),
+            fleet: std::sync::OnceLock::new(),
         }
     }
 
-    /// The `devices` op result.
-    pub fn device_list(&self) -> Vec<Value> {
+    /// The devices of the `devices` op.
+    pub fn device_list(&self) -> Vec<wasmbed_api::DeviceSummary> {
         self.devices
             .values()
             .map(|d| {
                 let s = d.snapshot();
-                json!({
-                    "name": d.name,
-                    "endpoint": d.endpoint,
-                    "online": s.online,
-                    "last_seen_ms_ago": s.last_seen.map(|t| t.elapsed().as_millis() as u64),
-                    "board": s.board,
-                    "firmware": s.firmware,
-                    "proto": s.proto,
-                    "slots_used": s.slots_used,
-                    "slots_total": s.slots_total,
-                })
+                wasmbed_api::DeviceSummary {
+                    name: d.name.clone(),
+                    endpoint: d.endpoint.clone(),
+                    online: s.online,
+                    last_seen_ms_ago: s.last_seen.map(|t| t.elapsed().as_millis() as u64),
+                    board: s.board,
+                    firmware: s.firmware,
+                    proto: s.proto,
+                    slots_used: s.slots_used,
+                    slots_total: s.slots_total,
+                }
             })
             .collect()
     }
@@ -161,6 +165,40 @@ async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
     serve_wasmbed(req, reader, w, gw).await;
 }
 
+/// One Wasmbed-dialect request: served here, or forwarded to the fleet when this gateway is in
+/// a fleet and does not serve the request's device.
+async fn handle_one(
+    gw: &Gateway,
+    req: Map<String, Value>,
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    out: &mpsc::UnboundedSender<Value>,
+    open: &tokio::sync::watch::Receiver<()>,
+) {
+    if let Some(member) = gw.fleet.get() {
+        if let Some(dev) = req.get("device").and_then(Value::as_str) {
+            if member.serves(dev).is_none() {
+                let limits = (gw.limits.max_body, gw.body_timeout);
+                return crate::fleet::bridge::forward(member.client(), req, reader, out, limits)
+                    .await;
+            }
+        }
+    }
+    wasmbed::handle(gw, req, reader, out, open).await
+}
+
+/// Serves one Wasmbed-dialect request that arrived through the fleet (its upload body, if
+/// any, in `body`); events and the reply go to `out`. `logs` follows end at once.
+pub async fn handle_request<R: tokio::io::AsyncBufRead + Unpin>(
+    gw: &Gateway,
+    req: Map<String, Value>,
+    body: &mut R,
+    out: &mpsc::UnboundedSender<Value>,
+) {
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    drop(open_tx);
+    wasmbed::handle(gw, req, body, out, &open_rx).await
+}
+
 async fn serve_wasmbed(
     first: Map<String, Value>,
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -187,13 +225,13 @@ async fn serve_wasmbed(
             e,
         ));
     } else {
-        wasmbed::handle(&gw, first, &mut reader, &tx, &open_rx).await;
+        handle_one(&gw, first, &mut reader, &tx, &open_rx).await;
         loop {
             match framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(Some(line)) => match parse_request(&line) {
-                    Ok(req) => wasmbed::handle(&gw, req, &mut reader, &tx, &open_rx).await,
+                    Ok(req) => handle_one(&gw, req, &mut reader, &tx, &open_rx).await,
                     Err(e) => {
                         let _ = tx.send(reply_error(Value::Null, e));
                     }

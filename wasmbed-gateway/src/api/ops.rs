@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 use super::ApiError;
 use super::Gateway;
 use crate::device::{
-    DeployRequest, DeviceHandle, Outcome, Progress, Reply, Request, StartRequest, StopRequest,
+    DeployRequest, DeviceHandle, Loaded, Outcome, Progress, StartRequest, StopRequest,
 };
 use crate::pipeline::{check_start, strip_custom_sections, validate, BuildMode};
+use wasmbed_api::{ErrorCode, StartResult, StopResult};
 
 /// Completes when the host's sending side ends (EOF or error) while a request waits: the host
 /// went away. Bytes the host sent meanwhile (a next request) stay buffered, and the host is then
@@ -24,7 +25,7 @@ pub async fn host_gone<R: AsyncBufRead + Unpin>(reader: &mut R) {
     }
 }
 
-/// Where time went while serving one request.
+/// Where time went while serving one request (sent as the host API's `latency`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Latency {
     /// C → wasm → AOT.
@@ -33,6 +34,19 @@ pub struct Latency {
     pub transfer: Option<Duration>,
     /// Device round trips.
     pub device: Option<Duration>,
+}
+
+impl Latency {
+    /// The host API's `latency`, with `total` as `total_ms`.
+    pub fn to_api(&self, total: Duration) -> wasmbed_api::Latency {
+        let ms = |d: Option<Duration>| d.map(wasmbed_api::Latency::ms);
+        wasmbed_api::Latency {
+            compile_ms: ms(self.compile),
+            transfer_ms: ms(self.transfer),
+            device_ms: ms(self.device),
+            total_ms: ms(Some(total)),
+        }
+    }
 }
 
 /// What to upload.
@@ -59,10 +73,10 @@ pub struct DeploySpec {
     pub strip: bool,
 }
 
-/// The result of [`deploy`]: the device's reply and the bytes that were sent.
+/// The result of [`Gateway::deploy`]: the device's reply and the bytes that were sent.
 pub struct Deployed {
     /// Device reply.
-    pub reply: Reply,
+    pub reply: Loaded,
     /// Size of the module as uploaded.
     pub size: usize,
     /// CRC-32 as uploaded.
@@ -104,11 +118,12 @@ impl Gateway {
             }
         };
         if spec.strip {
-            bytes =
-                strip_custom_sections(&bytes).map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
+            bytes = strip_custom_sections(&bytes)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidModule, e.0))?;
         }
         let summary = validate(&bytes, &state.caps).map_err(|e| {
-            ApiError::new("INVALID_MODULE", e.0).help("fix the module or build it for this device")
+            ApiError::new(ErrorCode::InvalidModule, e.0)
+                .help("fix the module or build it for this device")
         })?;
         let size = bytes.len();
         let crc32 = crc32fast::hash(&bytes);
@@ -124,21 +139,19 @@ impl Gateway {
             }
             None => (None, None),
         };
-        let request = Request::Deploy(DeployRequest {
+        let request = DeployRequest {
             module_id: spec.module_id.clone(),
             bytes: Arc::new(bytes),
             replace: spec.replace,
             replace_victim: spec.replace_victim,
             force: spec.force,
-        });
-        let outcome = dev.call(request, ptx).await;
+        };
+        let outcome = dev.deploy(request, ptx).await;
         if let Some(f) = forward {
             let _ = f.await;
         }
         let reply = self.finish(outcome, lat)?;
-        if let Reply::Loaded { transfer, .. } = &reply {
-            lat.transfer = Some(*transfer);
-        }
+        lat.transfer = Some(reply.transfer);
         self.modules
             .lock()
             .expect("modules lock")
@@ -156,7 +169,7 @@ impl Gateway {
         check: bool,
         host_gone: impl Future<Output = ()>,
         lat: &mut Latency,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<StartResult, ApiError> {
         if check {
             let known = self
                 .modules
@@ -167,10 +180,10 @@ impl Gateway {
             if let Some(summary) = known {
                 let func = req.func.as_deref().unwrap_or("app_main");
                 check_start(&summary, func, req.args.len())
-                    .map_err(|e| ApiError::new("INVALID_MODULE", e.0))?;
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidModule, e.0))?;
             }
         }
-        let outcome = dev.call_until(Request::Start(req), None, host_gone).await;
+        let outcome = dev.start(req, host_gone).await;
         self.finish(outcome, lat)
     }
 
@@ -182,23 +195,13 @@ impl Gateway {
         req: StopRequest,
         host_gone: impl Future<Output = ()>,
         lat: &mut Latency,
-    ) -> Result<Reply, ApiError> {
-        let outcome = dev.call_until(Request::Stop(req), None, host_gone).await;
+    ) -> Result<StopResult, ApiError> {
+        let outcome = dev.stop(req, host_gone).await;
         self.finish(outcome, lat)
     }
 
-    /// Runs a plain device request.
-    pub async fn simple(
-        &self,
-        dev: &DeviceHandle,
-        req: Request,
-        lat: &mut Latency,
-    ) -> Result<Reply, ApiError> {
-        let outcome = dev.call(req, None).await;
-        self.finish(outcome, lat)
-    }
-
-    fn finish(&self, outcome: Outcome, lat: &mut Latency) -> Result<Reply, ApiError> {
+    /// A device command's result; its device time is added to `lat`.
+    pub fn finish<T>(&self, outcome: Outcome<T>, lat: &mut Latency) -> Result<T, ApiError> {
         lat.device = Some(lat.device.unwrap_or_default() + outcome.device_time);
         Ok(outcome.result?)
     }

@@ -1,71 +1,30 @@
 //! The Wasmbed dialect (`{"op": ...}`): request ids, several requests per connection, progress
-//! events, stable error codes, phase latencies (docs/HOST-API.md).
+//! events, stable error codes, phase latencies (docs/HOST-API.md). Requests, results and events
+//! are the typed ones of `wasmbed-api`.
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::io::AsyncBufRead;
 use tokio::sync::{mpsc, watch};
+use wasmbed_api::{
+    DeployResult, DevicesResult, ErrorCode, Event, EventLine, LogLine, LogsResult, Op, OpResult,
+    ProgressPhase, ReplyLine, Request, RequestError, RequestId, RequestLine, RunStatus,
+    StatusResult, API_VERSION, RESULT_TIMEOUT_DEFAULT_MS,
+};
 
 use super::ops::{host_gone, DeploySpec, Latency, Payload};
 use super::{framing, ApiError, Gateway};
-use crate::device::{Reply, Request, StartRequest, StopRequest};
+use crate::device::{StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
 
-fn req_str<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
-    req.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request(format!("missing or non-string field `{key}`")))
+fn result_timeout(ms: Option<u64>) -> Duration {
+    Duration::from_millis(ms.unwrap_or(RESULT_TIMEOUT_DEFAULT_MS))
 }
 
-fn opt_bool(req: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "field `{key}` must be a boolean"
-        ))),
-    }
-}
-
-fn opt_str(req: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "field `{key}` must be a string"
-        ))),
-    }
-}
-
-fn timeout_ms(req: &Map<String, Value>, default_ms: u64) -> Result<Duration, ApiError> {
-    match req.get("result_timeout_ms") {
-        None | Some(Value::Null) => Ok(Duration::from_millis(default_ms)),
-        Some(v) => v
-            .as_u64()
-            .filter(|ms| *ms <= 3_600_000)
-            .map(Duration::from_millis)
-            .ok_or_else(|| ApiError::bad_request("result_timeout_ms must be 0..3600000")),
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn latency_json(lat: &Latency, total: Duration) -> Value {
-    let mut o = Map::new();
-    if let Some(d) = lat.compile {
-        o.insert("compile_ms".into(), ms(d).into());
-    }
-    if let Some(d) = lat.transfer {
-        o.insert("transfer_ms".into(), ms(d).into());
-    }
-    if let Some(d) = lat.device {
-        o.insert("device_ms".into(), ms(d).into());
-    }
-    o.insert("total_ms".into(), ms(total).into());
-    Value::Object(o)
+fn send(out: &mpsc::UnboundedSender<Value>, msg: &impl serde::Serialize) -> bool {
+    out.send(serde_json::to_value(msg).expect("a host API message serializes"))
+        .is_ok()
 }
 
 /// Serves one request and sends its events and final reply through `out`.
@@ -77,90 +36,73 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
     open: &watch::Receiver<()>,
 ) {
     let t0 = Instant::now();
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    // The id as sent, for the reply to a request that does not parse (null if unusable).
+    let raw_id: Option<RequestId> = req
+        .get("id")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok());
     let mut lat = Latency::default();
-    let result = dispatch(gw, &req, &id, reader, out, open, &mut lat).await;
-    let latency = latency_json(&lat, t0.elapsed());
-    let reply = match result {
-        Ok(result) => json!({"id": id, "ok": true, "result": result, "latency": latency}),
-        Err(e) => json!({"id": id, "ok": false, "error": e.to_json(), "latency": latency}),
+    let (id, outcome) = match RequestLine::from_value(Value::Object(req)) {
+        Ok(line) => {
+            let r = dispatch(gw, line.request, &line.id, reader, out, open, &mut lat).await;
+            (Some(line.id), r)
+        }
+        Err(RequestError::UnknownOp(op)) => {
+            let ops: Vec<&str> = Op::ALL.iter().map(|o| o.as_str()).collect();
+            let e = ApiError::new(ErrorCode::UnknownOp, format!("no op `{op}`"))
+                .help(format!("ops: {}", ops.join(", ")));
+            (raw_id, Err(e))
+        }
+        Err(RequestError::Bad(m)) => (raw_id, Err(ApiError::bad_request(m))),
     };
-    let _ = out.send(reply);
+    let reply = ReplyLine {
+        id,
+        outcome: outcome.map_err(|e| e.body()),
+        latency: lat.to_api(t0.elapsed()),
+    };
+    send(out, &reply);
 }
 
 async fn dispatch<R: AsyncBufRead + Unpin>(
     gw: &Gateway,
-    req: &Map<String, Value>,
-    id: &Value,
+    request: Request,
+    id: &RequestId,
     reader: &mut R,
     out: &mpsc::UnboundedSender<Value>,
     open: &watch::Receiver<()>,
     lat: &mut Latency,
-) -> Result<Value, ApiError> {
-    let op = req_str(req, "op")?;
-    if !matches!(id, Value::Number(_) | Value::String(_)) {
-        return Err(ApiError::bad_request("`id` must be a number or a string"));
-    }
-    if op == "devices" {
-        return Ok(json!({"devices": gw.device_list()}));
-    }
-    let known = [
-        "info",
-        "status",
-        "deploy",
-        "build_and_deploy",
-        "start",
-        "stop",
-        "unload",
-        "logs",
-    ];
-    if !known.contains(&op) {
-        return Err(ApiError::new("UNKNOWN_OP", format!("no op `{op}`"))
-            .help(format!("ops: devices, {}", known.join(", "))));
-    }
-    let dev = gw.device(req_str(req, "device")?)?;
-    match op {
-        "info" => match gw.simple(dev, Request::Info, lat).await? {
-            Reply::Info(v) => Ok(v),
-            other => Ok(json!(other)),
-        },
-        "status" => match gw.simple(dev, Request::Status, lat).await? {
-            Reply::Status { line, parsed } => {
-                let mut v = parsed;
-                v["line"] = line.into();
-                let jobs: Map<String, Value> = dev
-                    .snapshot()
-                    .jobs
-                    .iter()
-                    .map(|(id, j)| (id.clone(), j.to_json()))
-                    .collect();
-                v["jobs"] = Value::Object(jobs);
-                Ok(v)
-            }
-            other => Ok(json!(other)),
-        },
-        "deploy" | "build_and_deploy" => {
-            let module_id = req_str(req, "module_id")?.to_string();
-            let size = req
-                .get("size")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| ApiError::bad_request("missing or non-integer field `size`"))?;
-            let crc = req_str(req, "crc32")?.to_ascii_lowercase();
-            let mode = if op == "deploy" {
-                None
-            } else {
-                Some(match req_str(req, "mode")? {
-                    "wasm" => BuildMode::Wasm,
-                    "aot" => BuildMode::Aot,
-                    m => {
-                        return Err(ApiError::bad_request(format!(
-                            "mode must be wasm or aot, not `{m}`"
-                        )))
-                    }
-                })
-            };
+) -> Result<OpResult, ApiError> {
+    let dev = match request.device() {
+        None => {
+            return Ok(OpResult::Devices(DevicesResult {
+                api_version: API_VERSION,
+                devices: gw.device_list(),
+            }))
+        }
+        Some(name) => gw.device(name)?,
+    };
+    match request {
+        Request::Devices {} => unreachable!("answered above"),
+        Request::Info(_) => Ok(OpResult::Info(gw.finish(dev.info().await, lat)?)),
+        Request::Status(_) => {
+            let st = gw.finish(dev.status().await, lat)?;
+            let jobs = dev
+                .snapshot()
+                .jobs
+                .iter()
+                .map(|(id, j)| (id.clone(), j.to_api()))
+                .collect();
+            Ok(OpResult::Status(StatusResult {
+                line: st.line,
+                slots: st.slots,
+                memory: st.memory,
+                jobs,
+            }))
+        }
+        Request::Deploy(d) | Request::BuildAndDeploy(d) => {
             let body =
-                framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
+                framing::read_body(reader, d.size, gw.limits.max_body, gw.body_timeout).await?;
+            let crc = d.crc32.to_ascii_lowercase();
             let got = format!("{:08x}", crc32fast::hash(&body));
             if got != crc {
                 return Err(ApiError::bad_request(format!(
@@ -168,15 +110,16 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 )));
             }
             let spec = DeploySpec {
-                module_id: module_id.clone(),
-                payload: match mode {
+                module_id: d.module_id.clone(),
+                payload: match d.mode {
                     None => Payload::Binary(body),
-                    Some(m) => Payload::Source(body, m),
+                    Some(wasmbed_api::BuildMode::Wasm) => Payload::Source(body, BuildMode::Wasm),
+                    Some(wasmbed_api::BuildMode::Aot) => Payload::Source(body, BuildMode::Aot),
                 },
-                replace: opt_bool(req, "replace")?,
-                replace_victim: opt_str(req, "replace_victim")?,
-                force: opt_bool(req, "force")?,
-                strip: opt_bool(req, "strip")?,
+                replace: d.replace,
+                replace_victim: d.replace_victim,
+                force: d.force,
+                strip: d.strip,
             };
             let (ptx, mut prx) =
                 mpsc::unbounded_channel::<(&'static str, crate::device::Progress)>();
@@ -184,107 +127,79 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             let fwd_id = id.clone();
             let forward = tokio::spawn(async move {
                 while let Some((phase, p)) = prx.recv().await {
-                    let _ = fwd_out.send(json!({"id": fwd_id, "event": "progress", "phase": phase, "done": p.done, "total": p.total}));
+                    let phase = match phase {
+                        "compile" => ProgressPhase::Compile,
+                        _ => ProgressPhase::Upload,
+                    };
+                    let event = Event::Progress {
+                        phase,
+                        done: p.done,
+                        total: p.total,
+                    };
+                    send(
+                        &fwd_out,
+                        &EventLine {
+                            id: fwd_id.clone(),
+                            event,
+                        },
+                    );
                 }
             });
             let res = gw.deploy(dev, spec, Some(ptx), lat).await;
             let _ = forward.await;
-            let d = res?;
-            let Reply::Loaded {
-                line,
-                skipped,
-                chunked,
-                transfer,
-            } = d.reply
-            else {
-                return Err(ApiError::new("INTERNAL", "unexpected device reply to LOAD"));
-            };
-            let bps = if transfer.is_zero() {
+            let done = res?;
+            let transfer = done.reply.transfer;
+            let bytes_per_s = if transfer.is_zero() {
                 0.0
             } else {
-                d.size as f64 / transfer.as_secs_f64()
+                done.size as f64 / transfer.as_secs_f64()
             };
-            Ok(
-                json!({"line": line, "module_id": module_id, "size": d.size, "crc32": format!("{:08x}", d.crc32),
-                      "skipped": skipped, "chunked": chunked, "bytes_per_s": bps}),
-            )
+            Ok(OpResult::Deploy(DeployResult {
+                line: done.reply.line,
+                module_id: d.module_id,
+                size: done.size as u64,
+                crc32: format!("{:08x}", done.crc32),
+                skipped: done.reply.skipped,
+                chunked: done.reply.chunked,
+                bytes_per_s,
+            }))
         }
-        "start" => {
-            let args = match req.get("args") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| v.as_i64().and_then(|n| i32::try_from(n).ok()))
-                    .collect::<Option<Vec<i32>>>()
-                    .filter(|a| a.len() <= 4)
-                    .ok_or_else(|| {
-                        ApiError::bad_request("`args` must be an array of at most 4 i32")
-                    })?,
-                Some(_) => {
-                    return Err(ApiError::bad_request(
-                        "`args` must be an array of at most 4 i32",
-                    ))
-                }
-            };
-            let wait_result = opt_bool(req, "wait_result")?;
+        Request::Start(s) => {
             let start = StartRequest {
-                module_id: req_str(req, "module_id")?.to_string(),
-                func: opt_str(req, "func")?,
-                args,
-                wait_result,
-                result_timeout: timeout_ms(req, 10_000)?,
+                module_id: s.module_id,
+                func: s.func,
+                args: s.args,
+                wait_result: s.wait_result,
+                result_timeout: result_timeout(s.result_timeout_ms),
             };
-            match gw.start(dev, start, true, host_gone(reader), lat).await? {
-                Reply::Started {
-                    line,
-                    status,
-                    ret_u32,
-                    msg,
-                } => {
-                    match status.as_deref() {
-                        Some("EXCEPTION") => {
-                            return Err(
-                                ApiError::new("MODULE_TRAPPED", line.clone()).with("line", line)
-                            );
-                        }
-                        Some("STOPPED") => {
-                            return Err(
-                                ApiError::new("MODULE_STOPPED", line.clone()).with("line", line)
-                            );
-                        }
-                        _ => {}
-                    }
-                    Ok(
-                        json!({"line": line, "status": status, "ret": ret_u32.map(|r| r as i32),
-                              "ret_u32": ret_u32, "msg": msg}),
-                    )
-                }
-                other => Ok(json!(other)),
-            }
+            let r = gw.start(dev, start, true, host_gone(reader), lat).await?;
+            let code = match r.status {
+                Some(RunStatus::Exception) => ErrorCode::ModuleTrapped,
+                Some(RunStatus::Stopped) => ErrorCode::ModuleStopped,
+                _ => return Ok(OpResult::Start(r)),
+            };
+            let mut e = ApiError::new(code, r.line.clone()).with("line", r.line);
+            e.detail.status = r.status;
+            Err(e)
         }
-        "stop" => {
+        Request::Stop(s) => {
             let stop = StopRequest {
-                module_id: req_str(req, "module_id")?.to_string(),
-                wait: opt_bool(req, "wait")?,
-                result_timeout: timeout_ms(req, 10_000)?,
+                module_id: s.module_id,
+                wait: s.wait,
+                result_timeout: result_timeout(s.result_timeout_ms),
             };
-            match gw.stop(dev, stop, host_gone(reader), lat).await? {
-                Reply::Stopped { line, status } => Ok(json!({"line": line, "status": status})),
-                other => Ok(json!(other)),
-            }
+            Ok(OpResult::Stop(
+                gw.stop(dev, stop, host_gone(reader), lat).await?,
+            ))
         }
-        "unload" => {
-            let module_id = req_str(req, "module_id")?.to_string();
-            match gw.simple(dev, Request::Unload { module_id }, lat).await? {
-                Reply::Unloaded { line } => Ok(json!({"line": line})),
-                other => Ok(json!(other)),
-            }
-        }
-        "logs" => {
-            let since = req.get("since").and_then(Value::as_u64).unwrap_or(0);
+        Request::Unload(u) => Ok(OpResult::Unload(
+            gw.finish(dev.unload(u.module_id).await, lat)?,
+        )),
+        Request::Logs(l) => {
+            let since = l.since.unwrap_or(0);
             let (lines, mut rx) = dev.log.since(since);
             let last = lines.last().map_or(since, |e| e.seq);
-            if opt_bool(req, "follow")? {
+            if l.follow {
                 let out = out.clone();
                 let id = id.clone();
                 let name = dev.name.clone();
@@ -297,28 +212,46 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                             _ = out.closed() => break,
                             next = rx.recv() => next,
                         };
-                        match next {
+                        let event = match next {
                             Ok(e) if e.seq <= last => continue,
-                            Ok(e) => {
-                                let ev = json!({"id": id, "event": "log", "seq": e.seq, "device": name, "line": e.line, "kind": e.kind});
-                                if out.send(ev).is_err() {
-                                    break;
-                                }
-                            }
+                            Ok(e) => Event::Log {
+                                seq: Some(e.seq),
+                                device: name.clone(),
+                                line: e.line,
+                                kind: e.kind,
+                            },
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                let ev = json!({"id": id, "event": "log", "seq": null, "device": name,
-                                                "line": format!("{n} log lines skipped (host too slow)"), "kind": "gateway"});
-                                if out.send(ev).is_err() {
-                                    break;
+                                Event::Log {
+                                    seq: None,
+                                    device: name.clone(),
+                                    line: format!("{n} log lines skipped (host too slow)"),
+                                    kind: wasmbed_api::LogKind::Gateway,
                                 }
                             }
                             Err(_) => break,
+                        };
+                        if !send(
+                            &out,
+                            &EventLine {
+                                id: id.clone(),
+                                event,
+                            },
+                        ) {
+                            break;
                         }
                     }
                 });
             }
-            Ok(json!({"lines": lines}))
+            Ok(OpResult::Logs(LogsResult {
+                lines: lines
+                    .into_iter()
+                    .map(|e| LogLine {
+                        seq: e.seq,
+                        kind: e.kind,
+                        line: e.line,
+                    })
+                    .collect(),
+            }))
         }
-        _ => Err(ApiError::new("UNKNOWN_OP", format!("no op `{op}`"))),
     }
 }

@@ -6,21 +6,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-/// What kind of unsolicited line an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogKind {
-    /// `LOG module_id=… msg=…` from a module.
-    Log,
-    /// Console text (printk, `uart_print`).
-    Console,
-    /// A `RESULT` nobody was waiting for.
-    Result,
-    /// A `HELLO` banner (the device rebooted).
-    Hello,
-    /// A gateway note (link up/down).
-    Gateway,
-}
+/// What kind of unsolicited line an entry is (the host API's kinds).
+pub use wasmbed_api::LogKind;
 
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,5 +1,6 @@
 //! Devices: one task per device owns its link and runs its commands one at a time.
 
+mod jobs;
 mod log;
 mod task;
 mod wait;
@@ -7,8 +8,10 @@ mod wait;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+use wasmbed_api::{
+    InfoResult, MemoryStats, RunStatus, SlotInfo, StartResult, StopResult, UnloadResult,
+};
 
 pub use log::{DeviceLog, LogEntry, LogKind};
 pub use task::{spawn_device, DeviceOptions};
@@ -86,53 +89,59 @@ pub struct Progress {
     pub total: u64,
 }
 
-/// A device's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// A device's answer, as the typed results of the host API (`wasmbed-api`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// INFO fields (`proto: 1` and nulls for legacy firmware).
-    Info(serde_json::Value),
-    /// STATUS: the line and its parsed form.
-    Status {
-        /// The `STATUS_OK` line.
-        line: String,
-        /// Slots and memory as JSON (`slots`, `memory`).
-        parsed: serde_json::Value,
-    },
+    Info(Box<InfoResult>),
+    /// STATUS: the line and its slots and memory.
+    Status(StatusReply),
     /// A finished upload (or a skipped one).
-    Loaded {
-        /// The `LOAD_OK` line (or a note when skipped).
-        line: String,
-        /// True when the device already held the module.
-        skipped: bool,
-        /// True when the chunked v2 upload was used.
-        chunked: bool,
-        /// Time spent sending payload bytes.
-        transfer: Duration,
-    },
-    /// START: `START_OK` or the RESULT line.
-    Started {
-        /// The line.
-        line: String,
-        /// Final or immediate RESULT status (`OK`, `EXCEPTION`, ...), if one was heard.
-        status: Option<String>,
-        /// Return value (unsigned text as the device printed it).
-        ret_u32: Option<u32>,
-        /// `msg=` of the RESULT.
-        msg: Option<String>,
-    },
+    Loaded(Loaded),
+    /// START: `START_OK` or the RESULT, typed.
+    Started(StartResult),
     /// STOP: the final line and its status.
-    Stopped {
-        /// The line.
-        line: String,
-        /// `STOP_OK status=` or the RESULT status.
-        status: String,
-    },
+    Stopped(StopResult),
     /// UNLOAD_OK.
-    Unloaded {
-        /// The line.
-        line: String,
-    },
+    Unloaded(UnloadResult),
+}
+
+/// STATUS, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReply {
+    /// The `STATUS_OK` line.
+    pub line: String,
+    /// The slots in use.
+    pub slots: Vec<SlotInfo>,
+    /// Memory pool figures, when reported.
+    pub memory: Option<MemoryStats>,
+}
+
+/// A finished upload (or a skipped one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The `LOAD_OK` line (or a note when skipped).
+    pub line: String,
+    /// True when the device already held the module.
+    pub skipped: bool,
+    /// True when the chunked v2 upload was used.
+    pub chunked: bool,
+    /// Time spent sending payload bytes.
+    pub transfer: Duration,
+}
+
+impl Reply {
+    /// The device line the reply stands for (for INFO, the `INFO_OK` line if there was one).
+    pub fn line(&self) -> &str {
+        match self {
+            Reply::Info(i) => i.line.as_deref().unwrap_or(""),
+            Reply::Status(s) => &s.line,
+            Reply::Loaded(l) => &l.line,
+            Reply::Started(s) => &s.line,
+            Reply::Stopped(s) => &s.line,
+            Reply::Unloaded(u) => &u.line,
+        }
+    }
 }
 
 /// Why a device command failed.
@@ -153,7 +162,7 @@ pub enum DeviceError {
         reason: String,
     },
     /// A deadline passed.
-    #[error("timeout waiting for {phase} (last line heard: {})", last_line.as_deref().unwrap_or("none"))]
+    #[error("timeout {phase} (last line heard: {})", last_line.as_deref().unwrap_or("none"))]
     Timeout {
         /// What was awaited.
         phase: String,
@@ -197,6 +206,67 @@ pub enum DeviceError {
     },
 }
 
+impl DeviceError {
+    /// What to do next, when this error knows better than its host API code's own help text.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            DeviceError::Timeout { phase, .. } if phase == "waiting for RESULT" => Some(
+                "the job is still running: raise result_timeout_ms (wasmbed-host: --result-timeout \
+                 SECONDS) or stop it with `wasmbed-host stop --module-id ID`"
+                    .into(),
+            ),
+            DeviceError::Timeout { phase, .. } if phase == "waiting for RESULT (stop)" => Some(
+                "the job did not end after STOP: raise result_timeout_ms (wasmbed-host stop \
+                 --result-timeout SECONDS), or unload the module (`wasmbed-host unload`)"
+                    .into(),
+            ),
+            DeviceError::Timeout { .. } => Some(
+                "the device did not answer within the protocol deadline (docs/PROTOCOL.md, \
+                 \"Timeouts\"; uploads scale with the endpoint's `baud`): check that it runs the \
+                 agent (`wasmbed-host logs`) and that the endpoint's baud is right"
+                    .into(),
+            ),
+            DeviceError::Rejected { line, .. } => rejected_help(line),
+            DeviceError::HostGone { .. } => {
+                Some("keep the connection open until the reply arrives".into())
+            }
+            DeviceError::Killed { .. } => Some(
+                "a LOAD replaced the module while the job ran: start it again if needed".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Help for a device's refusal, by what the line says.
+fn rejected_help(line: &str) -> Option<String> {
+    let module = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("module_id="))
+        .unwrap_or("ID");
+    let has = |s: &str| line.split_whitespace().any(|w| w == s);
+    if has("status=BUSY") || has("code=BUSY") {
+        Some(format!(
+            "the module is running a job: stop it with `wasmbed-host stop --module-id {module} \
+             --wait` (a deploy with --replace kills it instead)"
+        ))
+    } else if has("code=NO_SLOT") || has("code=FULL") {
+        Some(
+            "every slot is in use: free one with `wasmbed-host unload --module-id ID` or evict \
+             one with `--replace-victim ID` (`wasmbed-host status` lists them)"
+                .into(),
+        )
+    } else if has("code=BAD_VICTIM") {
+        Some("the --replace-victim module is not loaded: `wasmbed-host status` lists them".into())
+    } else if has("status=NO_MODULE") {
+        Some(format!(
+            "nothing is loaded as {module}: deploy it first (`wasmbed-host deploy`)"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Live state of a device, readable without asking its task.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceState {
@@ -218,22 +288,23 @@ pub struct DeviceState {
     pub caps: DeviceCaps,
     /// AOT target for builds (config overrides INFO).
     pub aot: Option<AotTarget>,
-    /// INFO as JSON.
-    pub info: Option<serde_json::Value>,
-    /// The last job of each module the gateway started, by module id.
+    /// INFO as the host API reports it.
+    pub info: Option<InfoResult>,
+    /// The last job of each module the gateway started, by module id (filled by
+    /// [`DeviceHandle::snapshot`] from the device's job table).
     pub jobs: std::collections::BTreeMap<String, JobRecord>,
 }
 
 /// What the gateway knows of a module's last job (START through its RESULT, which may come
 /// long after the START request was answered).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
     /// The function started (`None`: the device default `app_main`).
     pub func: Option<String>,
     /// `running`, `done`, or `lost` (the device rebooted or the link dropped while it ran).
     pub state: JobState,
     /// The RESULT status (`OK`, `EXCEPTION`, `STOPPED`, ...), once heard.
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     /// The RESULT line, once heard.
     pub result: Option<String>,
     /// True when the RESULT arrived after the START request had been answered.
@@ -241,37 +312,30 @@ pub struct JobRecord {
     /// Sequence number of the RESULT in the device log, for a late RESULT.
     pub log_seq: Option<u64>,
     /// When START was answered.
-    #[serde(skip)]
     pub started: Option<Instant>,
     /// When the job ended (RESULT heard or lost).
-    #[serde(skip)]
     pub ended: Option<Instant>,
 }
 
-/// State of a [`JobRecord`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Started, no RESULT yet.
-    Running,
-    /// Its RESULT was heard.
-    Done,
-    /// The device rebooted while it ran, or a LOAD of its slot killed it: no RESULT will come.
-    Lost,
-}
+pub use wasmbed_api::JobState;
 
 impl JobRecord {
-    /// As JSON, with the job's age and duration in milliseconds.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).expect("job record serializes");
+    /// The record as the host API reports it, with its age and duration in milliseconds.
+    pub fn to_api(&self) -> wasmbed_api::JobRecord {
         let ms = |d: Duration| d.as_millis() as u64;
-        v["started_ms_ago"] = self.started.map(|t| ms(t.elapsed())).into();
-        v["duration_ms"] = match (self.started, self.ended) {
-            (Some(s), Some(e)) => Some(ms(e.saturating_duration_since(s))),
-            _ => None,
+        wasmbed_api::JobRecord {
+            func: self.func.clone(),
+            state: self.state,
+            status: self.status.clone(),
+            result: self.result.clone(),
+            late: self.late,
+            log_seq: self.log_seq,
+            started_ms_ago: self.started.map(|t| ms(t.elapsed())),
+            duration_ms: match (self.started, self.ended) {
+                (Some(s), Some(e)) => Some(ms(e.saturating_duration_since(s))),
+                _ => None,
+            },
         }
-        .into();
-        v
     }
 }
 
@@ -290,9 +354,9 @@ pub(crate) enum JobReply {
 
 /// A command's result with the time spent on device round trips.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Outcome<T = Reply> {
     /// The reply or the error.
-    pub result: Result<Reply, DeviceError>,
+    pub result: Result<T, DeviceError>,
     /// Command line out to final reply in, summed over the command's round trips.
     pub device_time: Duration,
 }
@@ -310,6 +374,18 @@ pub struct DeviceHandle {
     pub state: Arc<Mutex<DeviceState>>,
     tx: mpsc::Sender<Job>,
     waiters: Arc<wait::Waiters>,
+}
+
+/// An outcome narrowed to the reply its request has; any other reply is a gateway bug.
+fn typed<T>(o: Outcome, pick: impl FnOnce(Reply) -> Result<T, Reply>) -> Outcome<T> {
+    Outcome {
+        result: o.result.and_then(|r| {
+            pick(r).map_err(|other| {
+                DeviceError::Unsupported(format!("unexpected device reply: {}", other.line()))
+            })
+        }),
+        device_time: o.device_time,
+    }
 }
 
 impl std::fmt::Debug for DeviceHandle {
@@ -381,6 +457,76 @@ impl DeviceHandle {
         }
     }
 
+    /// Re-reads and returns the device's INFO (v1 firmware: `proto: 1` and nulls).
+    pub async fn info(&self) -> Outcome<InfoResult> {
+        typed(self.call(Request::Info, None).await, |r| match r {
+            Reply::Info(i) => Ok(*i),
+            other => Err(other),
+        })
+    }
+
+    /// STATUS.
+    pub async fn status(&self) -> Outcome<StatusReply> {
+        typed(self.call(Request::Status, None).await, |r| match r {
+            Reply::Status(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+
+    /// Uploads a module (skipped when the device holds the same one, unless `force`).
+    pub async fn deploy(
+        &self,
+        req: DeployRequest,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Outcome<Loaded> {
+        typed(
+            self.call(Request::Deploy(req), progress).await,
+            |r| match r {
+                Reply::Loaded(l) => Ok(l),
+                other => Err(other),
+            },
+        )
+    }
+
+    /// START; with `wait_result` the RESULT is awaited outside the device's queue, and that
+    /// wait ends early with [`DeviceError::HostGone`] when `host_gone` completes.
+    pub async fn start(
+        &self,
+        req: StartRequest,
+        host_gone: impl std::future::Future<Output = ()>,
+    ) -> Outcome<StartResult> {
+        let o = self.call_until(Request::Start(req), None, host_gone).await;
+        typed(o, |r| match r {
+            Reply::Started(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+
+    /// STOP; with `wait` the RESULT after `STOP_OK status=PENDING` is awaited outside the
+    /// device's queue (ending early when `host_gone` completes).
+    pub async fn stop(
+        &self,
+        req: StopRequest,
+        host_gone: impl std::future::Future<Output = ()>,
+    ) -> Outcome<StopResult> {
+        let o = self.call_until(Request::Stop(req), None, host_gone).await;
+        typed(o, |r| match r {
+            Reply::Stopped(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+
+    /// UNLOAD (protocol v2).
+    pub async fn unload(&self, module_id: String) -> Outcome<UnloadResult> {
+        typed(
+            self.call(Request::Unload { module_id }, None).await,
+            |r| match r {
+                Reply::Unloaded(u) => Ok(u),
+                other => Err(other),
+            },
+        )
+    }
+
     /// Commands parked waiting for their RESULT (for tests and diagnostics).
     pub fn waiting(&self) -> usize {
         self.waiters.len()
@@ -388,6 +534,8 @@ impl DeviceHandle {
 
     /// A snapshot of the live state.
     pub fn snapshot(&self) -> DeviceState {
-        self.state.lock().expect("state lock").clone()
+        let mut s = self.state.lock().expect("state lock").clone();
+        s.jobs = self.waiters.jobs();
+        s
     }
 }

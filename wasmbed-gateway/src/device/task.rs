@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
@@ -18,13 +18,14 @@ use wasmbed_agent_proto::{
     RunResult, SlotState, Start, StatusOk,
 };
 
-use super::wait::{start_reply, stop_reply, Parked, Waiters};
+use super::jobs::Parked;
+use super::wait::{start_reply, stop_reply, Waiters};
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobRecord, JobReply, JobState, LogKind,
-    Outcome, Reply, Request,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, Loaded, LogKind, Outcome,
+    Reply, Request, StatusReply,
 };
 use crate::link::{BoxLink, SharedConnector};
-use crate::pipeline::{legacy_natives, AotTarget, DeviceCaps};
+use crate::pipeline::{legacy_natives, AotExact, AotTarget, DeviceCaps};
 
 /// How to run one device.
 #[derive(Clone)]
@@ -173,10 +174,7 @@ impl DeviceTask {
             };
             self.set_state(|s| s.online = false);
             // No RESULT can come over a lost link.
-            self.waiters.fail_all(|phase| DeviceError::LinkLost {
-                phase: phase.into(),
-                reason: reason.clone(),
-            });
+            self.waiters.link_lost(&reason);
             self.log
                 .push(LogKind::Gateway, format!("link down: {reason}"));
         }
@@ -318,27 +316,57 @@ impl DeviceTask {
                 s.firmware = i.fw.clone();
                 s.slots_total = i.slots;
                 s.caps = DeviceCaps {
-                    natives: i.natives.iter().map(|n| (n.name.clone(), n.signature.clone())).collect(),
+                    natives: i
+                        .natives
+                        .iter()
+                        .map(|n| (n.name.clone(), n.signature.clone()))
+                        .collect(),
                     max_module: i.max_module.map(u64::from),
                     memory_limit: i.pool_total.map(u64::from),
                     aot_arch: i.aot_arch.clone(),
                     aot_version: i.aot_version,
+                    // only Wasmbed agents name a bounds-check need (and check descriptors)
+                    aot_exact: i.aot_bounds_checks.as_ref().map(|b| AotExact {
+                        cpu: i.aot_cpu.clone().unwrap_or_else(|| "generic".into()),
+                        features: i.aot_features.clone().unwrap_or_else(|| "none".into()),
+                        abi: i.aot_abi.clone().unwrap_or_else(|| "gnu".into()),
+                        bounds_required: b == "required",
+                    }),
                 };
                 s.aot = cfg_aot.or_else(|| {
-                    i.aot_arch.clone().filter(|a| a != "none").map(|target| AotTarget {
-                        target,
-                        cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
-                        abi: i.aot_abi.clone(),
-                    })
+                    i.aot_arch
+                        .clone()
+                        .filter(|a| a != "none")
+                        .map(|target| AotTarget {
+                            target,
+                            cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
+                            abi: i.aot_abi.clone(),
+                        })
                 });
-                s.info = Some(json!({
-                    "line": line.raw, "proto": i.proto, "board": i.board, "fw": i.fw, "wamr": i.wamr,
-                    "aot_arch": i.aot_arch, "aot_cpu": i.aot_cpu, "aot_abi": i.aot_abi,
-                    "aot_version": i.aot_version, "slots": i.slots, "max_module": i.max_module,
-                    "pool_total": i.pool_total, "pool_free": i.pool_free, "chunk_max": i.chunk_max,
-                    "line_max": i.line_max, "stop": i.stop.as_ref().map(|m| m.to_string()),
-                    "natives": i.natives.iter().map(|n| format!("{}:{}", n.name, n.signature)).collect::<Vec<_>>(),
-                }));
+                s.info = Some(InfoResult {
+                    line: Some(line.raw.clone()),
+                    proto: i.proto,
+                    board: i.board.clone(),
+                    fw: i.fw.clone(),
+                    wamr: i.wamr.clone(),
+                    aot_arch: i.aot_arch.clone(),
+                    aot_cpu: i.aot_cpu.clone(),
+                    aot_abi: i.aot_abi.clone(),
+                    aot_version: i.aot_version,
+                    slots: i.slots,
+                    max_module: i.max_module,
+                    pool_total: i.pool_total,
+                    pool_free: i.pool_free,
+                    chunk_max: i.chunk_max,
+                    line_max: i.line_max,
+                    stop: i.stop.as_ref().map(|m| m.to_string()),
+                    natives: Some(
+                        i.natives
+                            .iter()
+                            .map(|n| format!("{}:{}", n.name, n.signature))
+                            .collect(),
+                    ),
+                });
             }
             None => {
                 s.proto = Some(1);
@@ -347,8 +375,12 @@ impl DeviceTask {
                     ..Default::default()
                 };
                 s.aot = cfg_aot;
-                s.info = Some(json!({"proto": 1, "board": s.board, "fw": s.firmware, "aot_arch": null,
-                                      "slots": null, "natives": null}));
+                s.info = Some(InfoResult {
+                    proto: 1,
+                    board: s.board.clone(),
+                    fw: s.firmware.clone(),
+                    ..Default::default()
+                });
             }
         });
     }
@@ -359,18 +391,12 @@ impl DeviceTask {
             Modules::None => Some(0),
             Modules::Text(_) => None,
         };
+        if let Modules::Slots(v) = &st.modules {
+            let running = v.iter().filter(|m| m.state == SlotState::Running);
+            self.waiters
+                .running_on_device(running.map(|m| m.module_id.as_str()));
+        }
         self.set_state(|s| {
-            // A job thought lost (a HELLO on reconnect) that the device still runs is running.
-            if let Modules::Slots(v) = &st.modules {
-                for m in v.iter().filter(|m| m.state == SlotState::Running) {
-                    if let Some(j) = s.jobs.get_mut(&m.module_id) {
-                        if j.state == JobState::Lost {
-                            j.state = JobState::Running;
-                            j.ended = None;
-                        }
-                    }
-                }
-            }
             s.slots_used = used;
             if s.slots_total.is_none() && s.proto == Some(1) {
                 s.slots_total = Some(2);
@@ -380,76 +406,17 @@ impl DeviceTask {
 
     /// Records a started job (START answered, RESULT still to come).
     fn record_started(&self, module_id: &str, func: Option<String>) {
-        self.set_state(|s| {
-            s.jobs.insert(
-                module_id.to_string(),
-                JobRecord {
-                    func,
-                    state: JobState::Running,
-                    status: None,
-                    result: None,
-                    late: false,
-                    log_seq: None,
-                    started: Some(std::time::Instant::now()),
-                    ended: None,
-                },
-            );
-        });
+        self.waiters.started(module_id, func);
     }
 
-    /// Attaches a RESULT to its module's job: by `module_id`, or (FW-A, no id) to the only
-    /// running job. `log_seq` is set for a RESULT that came unasked (late).
+    /// Attaches a RESULT to its module's job (`log_seq`: it came unasked, late).
     fn record_result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
-        // An immediate RESULT (BUSY, NO_MODULE, …) answers a START; it never ends a job.
-        if r.class() != ResultClass::RunTime {
-            return;
-        }
-        self.set_state(|s| {
-            let key = match &r.module_id {
-                Some(id) => Some(id.clone()),
-                None => {
-                    let mut running = s.jobs.iter().filter(|(_, j)| j.state == JobState::Running);
-                    match (running.next(), running.next()) {
-                        (Some((id, _)), None) => Some(id.clone()),
-                        _ => None,
-                    }
-                }
-            };
-            let Some(job) = key.and_then(|k| s.jobs.get_mut(&k)) else {
-                return;
-            };
-            // Only a job still waiting takes a late RESULT (not a duplicate, not an
-            // immediate refusal of another START).
-            if log_seq.is_some() && job.state != JobState::Running {
-                return;
-            }
-            job.state = JobState::Done;
-            job.status = Some(r.status.to_string());
-            job.result = Some(raw.to_string());
-            job.late = log_seq.is_some();
-            job.log_seq = log_seq;
-            job.ended = Some(std::time::Instant::now());
-        });
+        self.waiters.result(r, raw, log_seq);
     }
 
     /// A LOAD cleared `module_id`'s slot: its running job (if any) was killed without a RESULT.
-    /// Its waiters fail now (otherwise the oldest of them would take the next job's RESULT) and
-    /// its job record is lost.
     fn abandon_jobs(&self, module_id: &str, by: &str) {
-        let n = self
-            .waiters
-            .abandon(module_id, |phase| DeviceError::Killed {
-                phase: phase.into(),
-                by: format!("{by} of {module_id}"),
-            });
-        self.set_state(|s| {
-            if let Some(j) = s.jobs.get_mut(module_id) {
-                if j.state == JobState::Running {
-                    j.state = JobState::Lost;
-                    j.ended = Some(std::time::Instant::now());
-                }
-            }
-        });
+        let n = self.waiters.slot_cleared(module_id, by);
         if n > 0 {
             self.log.push(
                 LogKind::Gateway,
@@ -466,20 +433,10 @@ impl DeviceTask {
                     AgentLine::Hello(h) => {
                         let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
                         // A rebooted device forgot its jobs: no waiter's RESULT will come.
-                        self.waiters.fail_all(|phase| DeviceError::Rebooted {
-                            phase: phase.into(),
-                            line: line.raw.clone(),
-                        });
+                        self.waiters.rebooted(&line.raw);
                         self.set_state(|s| {
                             s.board.get_or_insert(board);
                             s.firmware.get_or_insert(fw);
-                            // A rebooted device forgot its jobs: none of them will report.
-                            for j in s.jobs.values_mut() {
-                                if j.state == JobState::Running {
-                                    j.state = JobState::Lost;
-                                    j.ended = Some(std::time::Instant::now());
-                                }
-                            }
                         });
                         LogKind::Hello
                     }
@@ -781,13 +738,14 @@ impl DeviceTask {
                 return Ok(Exec::Pending(p));
             }
             Driven::Detached(line) => {
-                let reply = Reply::Stopped {
+                let reply = Reply::Stopped(StopResult {
                     line: line.raw.clone(),
                     status: match &line.msg {
                         AgentLine::StopOk(st) => st.status.to_string(),
                         _ => "PENDING".into(),
                     },
-                };
+                    forced: false,
+                });
                 return Ok(Exec::Done(Ok(reply), d));
             }
             Driven::Done(r) => r,
@@ -817,7 +775,7 @@ impl DeviceTask {
                     .map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
                 let info = self.state.lock().expect("state lock").info.clone();
                 Ok((
-                    info.map(Reply::Info)
+                    info.map(|i| Reply::Info(Box::new(i)))
                         .ok_or_else(|| DeviceError::Unsupported("no INFO".into())),
                     t0.elapsed(),
                 ))
@@ -828,10 +786,7 @@ impl DeviceTask {
                     .await?;
                 let r = r.map(|o| {
                     self.record_status(&o.status);
-                    Reply::Status {
-                        line: o.line.raw.clone(),
-                        parsed: status_json(&o.status),
-                    }
+                    Reply::Status(status_reply(&o.line.raw, &o.status))
                 });
                 Ok((r.map_err(session_error), d))
             }
@@ -855,13 +810,13 @@ impl DeviceTask {
                 let session = UnloadSession::new(now_std(), ModuleRef { module_id }, &t);
                 let (r, d) = self.drive(link, session, None, false).await?;
                 if r.is_ok() {
-                    self.set_state(|s| {
-                        s.jobs.remove(&id);
-                    });
+                    self.waiters.unloaded(&id);
                 }
                 Ok((
-                    r.map_err(session_error).map(|o| Reply::Unloaded {
-                        line: o.line.raw.clone(),
+                    r.map_err(session_error).map(|o| {
+                        Reply::Unloaded(UnloadResult {
+                            line: o.line.raw.clone(),
+                        })
                     }),
                     d,
                 ))
@@ -914,12 +869,12 @@ impl DeviceTask {
                             d.bytes.len(),
                             crc.0
                         );
-                        let reply = Reply::Loaded {
+                        let reply = Reply::Loaded(Loaded {
                             line,
                             skipped: true,
                             chunked: false,
                             transfer: Duration::ZERO,
-                        };
+                        });
                         return Ok((Ok(reply), device_time));
                     }
                 }
@@ -953,11 +908,13 @@ impl DeviceTask {
             (Driven::Detached(_), _) => unreachable!("no detach condition"),
         };
         device_time += dt;
-        let r = r.map_err(session_error).map(|o| Reply::Loaded {
-            line: o.line.raw.clone(),
-            skipped: false,
-            chunked: o.chunked,
-            transfer: dt,
+        let r = r.map_err(session_error).map(|o| {
+            Reply::Loaded(Loaded {
+                line: o.line.raw.clone(),
+                skipped: false,
+                chunked: o.chunked,
+                transfer: dt,
+            })
         });
         Ok((r, device_time))
     }
@@ -1021,18 +978,29 @@ pub(crate) fn session_error(e: SessionError) -> DeviceError {
     }
 }
 
-fn status_json(st: &StatusOk) -> Value {
-    let slots: Vec<Value> = match &st.modules {
+fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
+    let slots = match &st.modules {
         Modules::Slots(v) => v
             .iter()
-            .map(|m| json!({"module_id": m.module_id, "state": m.state.to_string(), "size": m.wasm_size,
-                             "crc32": m.crc32.map(|c| format!("{:08x}", c.0)), "stack_free": m.stack_free}))
+            .map(|m| SlotInfo {
+                module_id: m.module_id.clone(),
+                state: m.state.to_string(),
+                size: m.wasm_size,
+                crc32: m.crc32.map(|c| format!("{:08x}", c.0)),
+                stack_free: m.stack_free,
+            })
             .collect(),
         _ => Vec::new(),
     };
-    let memory = st.pool.and_then(|p| p.stats()).map_or(
-        Value::Null,
-        |p| json!({"total": p.total, "free": p.free, "used": p.used, "highmark": p.highmark}),
-    );
-    json!({"slots": slots, "memory": memory})
+    let memory = st.pool.and_then(|p| p.stats()).map(|p| MemoryStats {
+        total: p.total,
+        free: p.free,
+        used: p.used,
+        highmark: p.highmark,
+    });
+    StatusReply {
+        line: line.to_string(),
+        slots,
+        memory,
+    }
 }

@@ -57,9 +57,91 @@ pub fn parse_aot_header(bytes: &[u8]) -> Result<AotHeader, String> {
     })
 }
 
+/// The Wasmbed AOT target descriptor (`tools/wamrc`, docs/PROTOCOL.md "AOT target descriptor"):
+/// what the code was built for, exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AotDescriptor {
+    /// `--target=`.
+    pub arch: String,
+    /// `--cpu=` (`generic` if none).
+    pub cpu: String,
+    /// `--cpu-features=` (`none` if none).
+    pub features: String,
+    /// `--target-abi=`.
+    pub abi: String,
+    /// Whether the code checks memory bounds itself.
+    pub bounds_checks: bool,
+    /// AOT file format version.
+    pub aot_version: u32,
+    /// The compiler that wrote it.
+    pub compiler: String,
+}
+
+/// Sub-type of the custom section (100) that holds the descriptor.
+const WASMBED_AOT_TARGET: u32 = 0x5742_4154;
+
+/// Finds and parses the descriptor among the AOT file's sections; `None` if there is none.
+pub fn parse_aot_target(bytes: &[u8]) -> Option<AotDescriptor> {
+    let u32_at = |o: usize| {
+        bytes
+            .get(o..o.checked_add(4)?)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    };
+    let mut p = 8usize;
+    loop {
+        let (kind, size) = (u32_at(p)?, u32_at(p + 4)? as usize);
+        let body = bytes.get(p + 8..(p + 8).checked_add(size)?)?;
+        if kind == 100 && u32_at(p + 8) == Some(WASMBED_AOT_TARGET) {
+            let text = std::str::from_utf8(&body[4..]).ok()?;
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                    .map(str::to_string)
+            };
+            return Some(AotDescriptor {
+                arch: field("arch")?,
+                cpu: field("cpu")?,
+                features: field("features")?,
+                abi: field("abi")?,
+                bounds_checks: field("bounds_checks")? == "1",
+                aot_version: field("aot_version")?.parse().ok()?,
+                compiler: field("compiler").unwrap_or_default(),
+            });
+        }
+        p = (p + 8 + size + 3) & !3;
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `fake_aot` plus a descriptor section as tools/wamrc appends it.
+    pub(crate) fn with_target(mut v: Vec<u8>, text: &str) -> Vec<u8> {
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(&100u32.to_le_bytes());
+        v.extend_from_slice(&(4 + text.len() as u32).to_le_bytes());
+        v.extend_from_slice(&WASMBED_AOT_TARGET.to_le_bytes());
+        v.extend_from_slice(text.as_bytes());
+        v
+    }
+
+    #[test]
+    fn reads_the_target_descriptor() {
+        let text = "wasmbed-aot-target=1\narch=thumbv7em\ncpu=cortex-m7\nfeatures=none\nabi=eabihf\nbounds_checks=1\naot_version=6\ncompiler=wamrc 2.4.3 wasmbed\n";
+        let mut plain = fake_aot(6, "thumbv7em");
+        // a last section of unaligned length: the descriptor follows after padding
+        plain[12..16].copy_from_slice(&49u32.to_le_bytes());
+        plain.push(7);
+        assert_eq!(parse_aot_target(&plain), None);
+        let t = parse_aot_target(&with_target(plain, text)).unwrap();
+        assert_eq!(t.cpu, "cortex-m7");
+        assert!(t.bounds_checks);
+        assert_eq!(t.aot_version, 6);
+        assert_eq!(t.compiler, "wamrc 2.4.3 wasmbed");
+    }
 
     fn fake_aot(version: u32, arch: &str) -> Vec<u8> {
         let mut v = AOT_MAGIC.to_vec();

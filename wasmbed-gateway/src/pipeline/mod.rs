@@ -7,11 +7,11 @@ mod compile;
 mod strip;
 mod validate;
 
-pub use aot::{parse_aot_header, AotHeader};
+pub use aot::{parse_aot_header, parse_aot_target, AotDescriptor, AotHeader};
 pub use cache::Cache;
 pub use compile::{find_wamrc, AotTarget, BuildMode, Built, CompileError, Compiler};
 pub use strip::strip_custom_sections;
 pub use validate::{
-    check_start, legacy_natives, validate, DeviceCaps, ExportSig, ModuleKind, ModuleSummary,
-    ValidateError,
+    check_start, legacy_natives, validate, AotExact, DeviceCaps, ExportSig, ModuleKind,
+    ModuleSummary, ValidateError,
 };

@@ -4,7 +4,7 @@ use std::fmt;
 
 use wasmparser::{Parser, Payload, TypeRef, ValType, Validator, WasmFeatures};
 
-use super::aot::{parse_aot_header, AOT_MAGIC};
+use super::aot::{parse_aot_header, parse_aot_target, AOT_MAGIC};
 
 /// What a device can run (from `INFO_OK`, or the legacy defaults for v1 firmware).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,6 +19,22 @@ pub struct DeviceCaps {
     pub aot_arch: Option<String>,
     /// AOT file format version the device loads, if known.
     pub aot_version: Option<u32>,
+    /// Exact AOT target of a Wasmbed agent (INFO `aot_cpu`, `aot_features`, `aot_abi`,
+    /// `aot_bounds_checks`); `None` for legacy firmware, which knows no target descriptor.
+    pub aot_exact: Option<AotExact>,
+}
+
+/// What a Wasmbed agent's INFO says an `.aot` file must have been built for, besides its arch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AotExact {
+    /// `aot_cpu=`.
+    pub cpu: String,
+    /// `aot_features=`.
+    pub features: String,
+    /// `aot_abi=`.
+    pub abi: String,
+    /// `aot_bounds_checks=required`: no hardware bounds checks.
+    pub bounds_required: bool,
 }
 
 /// The legacy natives of FW-A..FW-B3 (union), assumed for v1 firmware.
@@ -272,6 +288,27 @@ fn validate_aot(bytes: &[u8], caps: &DeviceCaps) -> Result<ModuleSummary, Valida
             ));
         }
     }
+    if let Some(want) = &caps.aot_exact {
+        let arch = caps.aot_arch.as_deref().unwrap_or("?");
+        let device = format!("{arch}/{}/{}/{}", want.cpu, want.features, want.abi);
+        let Some(t) = parse_aot_target(bytes) else {
+            return reject(format!(
+                "AOT file without a Wasmbed target descriptor: build it with tools/wamrc for {device}, or upload the .wasm"
+            ));
+        };
+        let file = format!("{}/{}/{}/{}", t.arch, t.cpu, t.features, t.abi);
+        if file != device {
+            return reject(format!(
+                "AOT file built for {file} (by {}), the device runs {device} (arch/cpu/features/abi): upload the .wasm and let the gateway compile it",
+                t.compiler
+            ));
+        }
+        if want.bounds_required && !t.bounds_checks {
+            return reject(
+                "AOT file built without bounds checks; the device has no hardware bounds checks: rebuild with wamrc --bounds-checks=1",
+            );
+        }
+    }
     Ok(ModuleSummary {
         kind: ModuleKind::Aot,
         size: bytes.len(),
@@ -438,5 +475,48 @@ mod tests {
         c.aot_arch = Some("x86_64".into());
         c.aot_version = Some(5);
         assert!(validate(&v, &c).unwrap_err().0.contains("version 6"));
+    }
+
+    #[test]
+    fn aot_exact_target_and_bounds_checks() {
+        let mut v = AOT_MAGIC.to_vec();
+        v.extend_from_slice(&6u32.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes()); // target info section
+        v.extend_from_slice(&48u32.to_le_bytes());
+        v.extend_from_slice(&[0u8; 32]);
+        let mut arch = [0u8; 16];
+        arch[..9].copy_from_slice(b"thumbv7em");
+        v.extend_from_slice(&arch);
+        let desc = |cpu: &str, bc: u8| {
+            let text = format!("wasmbed-aot-target=1\narch=thumbv7em\ncpu={cpu}\nfeatures=none\nabi=eabihf\nbounds_checks={bc}\naot_version=6\ncompiler=wamrc 2.4.3 wasmbed\n");
+            crate::pipeline::aot::tests::with_target(v.clone(), &text)
+        };
+        let mut c = caps();
+        c.aot_arch = Some("thumbv7em".into());
+        c.aot_version = Some(6);
+        // legacy firmware: no descriptor needed
+        assert_eq!(validate(&v, &c).unwrap().kind, ModuleKind::Aot);
+        c.aot_exact = Some(AotExact {
+            cpu: "cortex-m4".into(),
+            features: "none".into(),
+            abi: "eabihf".into(),
+            bounds_required: true,
+        });
+        assert_eq!(
+            validate(&desc("cortex-m4", 1), &c).unwrap().kind,
+            ModuleKind::Aot
+        );
+        let e = validate(&desc("cortex-m7", 1), &c).unwrap_err().0;
+        assert!(
+            e.contains("built for thumbv7em/cortex-m7/none/eabihf")
+                && e.contains("device runs thumbv7em/cortex-m4/none/eabihf"),
+            "{e}"
+        );
+        let e = validate(&desc("cortex-m4", 0), &c).unwrap_err().0;
+        assert!(e.contains("without bounds checks"), "{e}");
+        assert!(validate(&v, &c)
+            .unwrap_err()
+            .0
+            .contains("without a Wasmbed target descriptor"));
     }
 }

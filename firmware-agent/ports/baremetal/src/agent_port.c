@@ -27,8 +27,13 @@
 #include "agent.h"
 #include "board.h"
 #include "kern.h"
+#include "mpu.h"
 
+#ifdef AGENT_SLOTS
+#define SLOTS AGENT_SLOTS /* the board header's budget */
+#else
 #define SLOTS 2
+#endif
 /* Memory budget: AGENT_POOL_BYTES, AGENT_*_STACK_BYTES come from the board header. */
 #define PRIO_CMD 2
 #define PRIO_WORKER 1
@@ -150,6 +155,14 @@ port_stack_free(void *ctx, unsigned slot)
 	return kern_stack_free(&workers[slot].thread);
 }
 
+/* A new module takes the slot (its worker idle): its stack_free becomes its own figure. */
+static void
+port_stack_reset(void *ctx, unsigned slot)
+{
+	(void)ctx;
+	kern_stack_repaint(&workers[slot].thread);
+}
+
 static void
 port_log(void *ctx, const char *msg)
 {
@@ -174,6 +187,7 @@ static const struct agent_port_ops port_ops = {
 	.rx_lock = port_rx_lock,
 	.rx_unlock = port_rx_unlock,
 	.stack_free = port_stack_free,
+	.stack_reset = port_stack_reset,
 	.log = port_log,
 };
 
@@ -245,13 +259,18 @@ cmd_main(void *arg)
 int
 main(void)
 {
+	struct mpu_window win;
+
 	board_init();
+	/* SRAM execute-never, the pool executable: AOT code runs from it (mpu.c). */
+	(void)mpu_protect_pool(wamr_pool, sizeof(wamr_pool), &win);
 	kern_sem_init(&cmd_wake, 0, 1);
 	kern_mutex_init(&core_lock);
 	kern_mutex_init(&rx_lock);
+	_Static_assert(SLOTS >= 1 && SLOTS <= 2, "worker names for 1 or 2 slots");
 	for (unsigned i = 0; i < SLOTS; i++) {
 		struct port_worker *w = &workers[i];
-		static const char *const names[SLOTS] = { "slot0", "slot1" };
+		static const char *const names[] = { "slot0", "slot1" };
 
 		w->slot = i;
 		kern_sem_init(&w->job, 0, 1);

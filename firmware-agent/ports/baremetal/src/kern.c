@@ -483,6 +483,19 @@ kern_thread_restart(struct kern_thread *t)
 	return 0;
 }
 
+void
+kern_stack_repaint(struct kern_thread *t)
+{
+	uint32_t p = irq_save();
+
+	/* a thread that is not running uses nothing below its saved SP */
+	if (t != current && t->sp) {
+		for (size_t i = 1; i < t->stack_words && &t->stack[i] < t->sp - 16; i++)
+			t->stack[i] = STACK_PAINT;
+	}
+	irq_restore(p);
+}
+
 uint32_t
 kern_stack_free(const struct kern_thread *t)
 {

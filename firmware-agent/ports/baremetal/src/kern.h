@@ -102,6 +102,9 @@ int kern_thread_restart(struct kern_thread *t);
 /** Bytes of `t`'s stack never written so far. */
 uint32_t kern_stack_free(const struct kern_thread *t);
 
+/** Repaint the unused part of a thread's stack (not the running one): stack_free restarts. */
+void kern_stack_repaint(struct kern_thread *t);
+
 /** Lowest address of the calling thread's stack (NULL before kern_start). */
 void *kern_stack_limit(void);
 

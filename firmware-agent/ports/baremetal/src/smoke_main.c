@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "mpu.h"
 #include "wasm_export.h"
 
 extern const unsigned char smoke_wasm[];
@@ -114,6 +115,27 @@ main(void)
     board_init();
     uart_line("HELLO device_id=" BOARD_NAME " rtos=baremetal runtime=WAMR "
               "fw_version=0.1.0 proto=2");
+
+    /* SRAM execute-never, the pool executable (mpu.c): the AOT run below executes from the pool
+       under the MPU, and a fetch from SRAM outside the pool must fault. */
+    {
+        struct mpu_window win;
+        static uint16_t probe_static[2];
+        uint16_t probe_stack[2];
+        uint16_t *probe = probe_static;
+
+        if (mpu_protect_pool(wamr_pool, sizeof(wamr_pool), &win) != 0) {
+            uart_line("SMOKE mpu error=\"no MPU\"");
+            return 1;
+        }
+        if ((uintptr_t)probe >= win.lo && (uintptr_t)probe < win.hi)
+            probe = probe_stack; /* the static one fell in the pool's window */
+        snprintf(line, sizeof(line), "SMOKE mpu exec=0x%08lx-0x%08lx probe=0x%08lx fetch=%s",
+                 (unsigned long)win.lo, (unsigned long)win.hi, (unsigned long)(uintptr_t)probe,
+                 mpu_probe_exec(probe) ? "fault" : "ran");
+        uart_line(line);
+        failures += strstr(line, "fetch=fault") == NULL;
+    }
 
     memset(&init, 0, sizeof(init));
     init.mem_alloc_type = Alloc_With_Pool;

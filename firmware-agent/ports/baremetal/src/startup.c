@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "board.h"
+#include "mpu.h"
 
 extern uint32_t __data_start, __data_end, __data_load;
 extern uint32_t __bss_start, __bss_end;
@@ -60,7 +61,7 @@ __attribute__((section(".vectors"), used)) static const vector_fn
         [1] = Reset_Handler,
         [2] = fault_handler,  /* NMI */
         [3] = fault_handler,  /* HardFault */
-        [4] = fault_handler,  /* MemManage */
+        [4] = mpu_memmanage_irq, /* MemManage (mpu.c) */
         [5] = fault_handler,  /* BusFault */
         [6] = fault_handler,  /* UsageFault */
         [11] = fault_handler, /* SVCall */

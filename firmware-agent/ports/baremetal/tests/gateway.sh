@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end through the real gateway and host: the agent firmware on QEMU mps2-an386, reached by
+# End-to-end through the real gateway and host: the agent firmware on QEMU mps2-an386 (or BOARD's
+# image on its QEMU machine, e.g. BOARD=nucleo-f446re), reached by
 # wasmbed-gateway over TCP (default) or over a serial device (LINK=pty: socat bridges QEMU's TCP
 # UART to a pseudo-terminal, so the gateway's tokio-serial path runs against the emulated MCU).
 # Runs renode/wasmbed-ci.sh (wasm and AOT: add, fft_bench, busy_loop stopped, trap).
@@ -17,14 +18,17 @@ link="${LINK:-tcp}"
 for b in "$WASMBED_GATEWAY_BIN" "$WASMBED_HOST_BIN"; do
     [ -x "$b" ] || { echo "gateway.sh: $b missing (cargo build --workspace)" >&2; exit 2; }
 done
+export BOARD="${BOARD:-mps2-an386}"
+# shellcheck source=../board-facts.sh
+. "$here/board-facts.sh"
 "$here/build.sh" >/dev/null 2>&1 || "$here/build.sh"
 # the gateway's AOT mode needs our wamrc (it looks in target/wamrc/wamrc and on PATH)
 wamrc="$("$repo/tools/wamrc/build.sh")"
 PATH="$(dirname "$wamrc"):$PATH"
-elf="$repo/target/baremetal/build/agent.elf"
+elf="$(board_build_dir)/agent.elf"
 # shellcheck source=lib.sh
 . "$here/tests/lib.sh"
-start_qemu "$elf" 300
+SEMIHOSTING=0 start_qemu "$elf" 300 # as a board runs: no debugger
 port="$(cat "$work/port")"
 
 case "$link" in
@@ -40,7 +44,7 @@ pty)
 *) echo "gateway.sh: LINK must be tcp or pty" >&2; exit 2 ;;
 esac
 
-echo "board: QEMU mps2-an386, gateway endpoint $endpoint"
+echo "board: $BOARD on QEMU $(board_fact BOARD_QEMU_MACHINE), gateway endpoint $endpoint"
 set +e
 READY_TIMEOUT=60 timeout 280 "$repo/renode/wasmbed-ci.sh" "$endpoint" "$work/art"
 rc=$?

@@ -37,7 +37,7 @@ for m in math_ops busy_loop trap fft_bench; do
 done
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
 
-start_qemu "$build/agent.elf" 120
+SEMIHOSTING=0 start_qemu "$build/agent.elf" 120 # as a board runs: no debugger
 coproc S { exec timeout 120 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
 send() { printf '%s\n' "$1" >&"${S[1]}"; echo ">> $1" >>"$work/session.log"; }
 expect() { # expect <prefix> <regex>: the next line starting with prefix must match

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "board.h"
 #include "kern.h"
 
 #ifndef BH_PLATFORM_WASMBED_BAREMETAL
@@ -52,10 +53,20 @@ os_get_invalid_handle(void)
     return -1;
 }
 
+/*
+ * The granule WAMR rounds AOT sections and linear memory to. There is no MMU
+ * (os_mprotect does nothing), so a board short of RAM sets a small one in its
+ * header (BOARD_MMAP_PAGE_BYTES): with 4 KiB, each AOT section costs up to
+ * 4 KiB of pool for alignment alone.
+ */
 static inline int
 os_getpagesize(void)
 {
+#ifdef BOARD_MMAP_PAGE_BYTES
+    return BOARD_MMAP_PAGE_BYTES;
+#else
     return 4096;
+#endif
 }
 
 #endif /* WASMBED_BAREMETAL_PLATFORM_INTERNAL_H */

@@ -255,8 +255,24 @@ static uint32_t port_stack_free(void *ctx, unsigned slot)
 	return (uint32_t)unused;
 }
 #define PORT_STACK_FREE port_stack_free
+
+/*
+ * A new module takes the slot and its worker is idle (blocked on its semaphore, holding nothing:
+ * the core's contract): re-create the worker on the same stack, which re-fills the stack with
+ * Zephyr's CONFIG_INIT_STACKS pattern, so that stack_free is the new module's own figure.
+ */
+static void port_stack_reset(void *ctx, unsigned slot)
+{
+	struct port_worker *w = &port_workers[slot];
+
+	ARG_UNUSED(ctx);
+	k_thread_abort(&w->thread);
+	port_worker_spawn(w);
+}
+#define PORT_STACK_RESET port_stack_reset
 #else
 #define PORT_STACK_FREE NULL /* the core reports the wasm stack size */
+#define PORT_STACK_RESET NULL
 #endif
 
 #if defined(CONFIG_LOG)
@@ -304,6 +320,7 @@ static const struct agent_port_ops port_ops = {
 	.rx_lock = port_rx_lock,
 	.rx_unlock = port_rx_unlock,
 	.stack_free = PORT_STACK_FREE,
+	.stack_reset = PORT_STACK_RESET,
 	.log = PORT_LOG,
 	.code_sync = PORT_CODE_SYNC,
 };

@@ -11,11 +11,32 @@
 #  2. the core sources compile for the same target with the same flags;
 #  3. every port op the POSIX port sets is set in src/port.c's ops table;
 #  4. CMakeLists.txt builds every core/*.c and src/*.c; every CONFIG_WASMBED_* used is defined in
-#     Kconfig and set only to defined symbols; no `#define CONFIG_` in src/;
+#     Kconfig and set only to defined symbols; every other CONFIG_ name in src/, prj.conf,
+#     boards/*.conf and CMakeLists.txt is in syntax-shim/zephyr-kconfig-symbols.txt (Zephyr's
+#     symbols the port relies on, each with its source file), with a deliberate break (a typo,
+#     CONFIG_CACHE_MANAGMENT, in port.c); no `#define CONFIG_` in src/;
+# 4b. the WAMR pool figures in README.md (their one place) equal sizeof(port_pool) as compiled for
+#     each board; no approximate figures in boards/*.conf or BOARDS.md; a wrong figure must fail;
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
 #     node, an oversized RX ring (Kconfig range and the ring buffer's BUILD_ASSERT), missing
 #     config options (UART interrupts, cache management, the custom MPU regions), a RAM budget
-#     that leaves no pool, a semaphore over its limit.
+#     that leaves no pool, a semaphore over its limit;
+#  6. tests/overlay-check.py reads each overlay on top of the board's clock nodes (syntax-shim/
+#     boards/<board>/board.dts): the chosen zephyr,shell-uart is set by the overlay, is the UART
+#     BOARDS.md and the shim's devicetree name, and is "okay"; the clock tree from its real source
+#     (HSE/HSI and its frequency), PLL arithmetic, VCO ranges and SYSCLK/APB1/APB2 within the
+#     part's limits (per SoC; no F4 above 168 MHz in Zephyr). Deliberate breaks: 180 MHz F446,
+#     HSI with HSE dividers, APB1 too fast on F4 and F7, no chosen node, another UART, the UART
+#     disabled; and the F746 at 216 MHz with APB1 54 MHz must pass;
+#  7. the board facts this port uses (link USART, LED pin, memory, SYSCLK, AOT target) agree with
+#     the bare-metal images' board headers (../baremetal/src/boards/*.h) for the boards both
+#     ports have, with a deliberate break (a wrong LED pin must fail);
+#  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
+#     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
+#     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.
+#     Deliberate breaks: without its add_dependencies line the configure must fail; declared with
+#     zephyr_library_named() (a warning in application mode) the configure must warn; any CMake
+#     warning fails the check.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional)
 set -euo pipefail
 
@@ -141,10 +162,67 @@ done
 for sym in $(grep -oh 'CONFIG_WASMBED_[A-Z_]*' "$port"/src/*.c "$port"/CMakeLists.txt "$port"/prj.conf "$port"/boards/*.conf | sort -u); do
   grep -q "^config ${sym#CONFIG_}\$" "$port/Kconfig" || { echo "FAIL  $sym not in Kconfig"; fail=1; }
 done
+# check_config_symbols FILE...: every CONFIG_ name in the files that is neither a `config` of the
+# port's Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt (Zephyr's, with their source file)
+check_config_symbols() {
+  local known
+  known="$( { sed -n 's/^config \([A-Z0-9_]*\)$/\1/p' "$port/Kconfig"
+              sed -n 's/^\([A-Z0-9_][A-Z0-9_]*\)[[:space:]].*/\1/p' "$shim/zephyr-kconfig-symbols.txt"; } | sort -u)"
+  grep -oh 'CONFIG_[A-Za-z0-9_]*' "$@" | sed 's/^CONFIG_//' | sort -u | while read -r sym; do
+    grep -qx "$sym" <<<"$known" || echo "CONFIG_$sym"
+  done
+}
+bad="$(check_config_symbols "$port"/src/*.c "$port"/src/*.h "$port"/prj.conf "$port"/boards/*.conf "$port"/CMakeLists.txt)"
+if [ -n "$bad" ]; then
+  echo "FAIL  CONFIG_ names neither in Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt: $bad"; fail=1
+else
+  echo "ok    every CONFIG_ name in src/, prj.conf, boards/*.conf, CMakeLists.txt is a known symbol"
+fi
+sed 's/CONFIG_CACHE_MANAGEMENT/CONFIG_CACHE_MANAGMENT/g' "$port/src/port.c" >"$work/port-typo.c"
+if check_config_symbols "$work/port-typo.c" | grep -qx 'CONFIG_CACHE_MANAGMENT'; then
+  echo "ok    caught: CONFIG_CACHE_MANAGMENT (a typo) in src/port.c"
+else
+  echo "FAIL  break not caught: a misspelt CONFIG_ name in src/port.c"; fail=1
+fi
 if grep -n '#[[:space:]]*define[[:space:]]\+CONFIG_' "$port"/src/*.c "$port"/src/*.h; then
   echo "FAIL  #define CONFIG_* in src/"; fail=1
 fi
 [ "$fail" = 0 ] && echo "ok    core and port sources, Kconfig symbols, no #define CONFIG_"
+
+echo "== 4b. the pool figures: README.md \"RAM budget\" is their one place, and it matches the compiler"
+# pool_bytes BOARD: sizeof(port_pool) as the compiler lays it out for the board's configuration
+pool_bytes() {
+  local defs=()
+  board_config "$1" "$work/pool.config"
+  mapfile -t defs < <(config_defs "$work/pool.config")
+  "$cc" -O2 -S -o "$work/pool.s" "${target[@]}" "${defs[@]}" -I"$shim" -I"$shim/boards/$1" -I"$port/src" \
+    -I"$core" -I"$wamr/core/iwasm/include" "$port/src/port.c" 2>/dev/null || return 0
+  sed -n 's/^[[:space:]]*\.size[[:space:]]*port_pool, \([0-9]*\)$/\1/p' "$work/pool.s"
+}
+# check_pool_figures README: prints every figure README.md states that the compiler does not give
+check_pool_figures() {
+  local readme="$1" board bytes row
+  row="$(grep '^| \*\*WAMR pool\*\* |' "$readme")"
+  for board in "${boards[@]}"; do
+    bytes="$(pool_bytes "$board")"
+    [ -n "$bytes" ] || { echo "$board: no pool size from the compiler"; continue; }
+    grep -q "^| \`$board\` |.* | $((bytes / 1024)) KiB |" "$readme" \
+      || echo "$board: the build table does not say $((bytes / 1024)) KiB"
+    grep -q "\*\*$bytes\*\* ($((bytes / 1024)) KiB)" <<<"$row" \
+      || echo "$board: the RAM budget table's pool row does not say $bytes ($((bytes / 1024)) KiB)"
+  done
+}
+bad="$(check_pool_figures "$port/README.md")"
+if [ -n "$bad" ]; then echo "FAIL  README.md pool figures: $bad"; fail=1; else echo "ok    README.md pool figures agree with sizeof(port_pool)"; fi
+if grep -n -E '(about|~) ?[0-9]+ KiB' "$port"/boards/*.conf "$port/BOARDS.md"; then
+  echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; fail=1
+fi
+sed 's/(209 KiB)/(205 KiB)/' "$port/README.md" >"$work/README-205.md"
+if check_pool_figures "$work/README-205.md" | grep -q "nucleo_f746zg"; then
+  echo "ok    caught: README.md saying 205 KiB for the F746ZG pool"
+else
+  echo "FAIL  break not caught: a wrong pool figure in README.md"; fail=1
+fi
 
 echo "== 5. deliberate breaks (each must fail, for the reason given)"
 # expect_break NAME EXPECTED-TEXT BOARD DT-DIR SOURCE [extra.conf...]: the compile must fail and
@@ -208,6 +286,179 @@ if "$cc" -c -o /dev/null "${target[@]}" "${warn[@]}" -I"$shim" "$work/sem.c" >"$
   echo "FAIL  break not caught: K_SEM_DEFINE(initial 2, limit 1) compiled"; fail=1
 else
   echo "ok    caught: semaphore initial count above its limit"
+fi
+
+echo "== 6. the overlays read against the board facts (tests/overlay-check.py; BOARDS.md)"
+# overlay_check BOARD OVERLAY: the overlay applied to the shim's board.dts (the board's clock
+# nodes): link UART chosen, as BOARDS.md and the shim's devicetree say, and "okay"; the clock
+# tree from its real source (HSE or HSI and its frequency) within the part's limits (the SoC
+# symbol of the merged configuration). Prints the problems.
+overlay_check() {
+  board_config "$1" "$work/ov.config"
+  python3 "$here/overlay-check.py" "$1" "$2" "$shim/boards/$1/board.dts" "$work/ov.config" \
+    "$port/BOARDS.md" "$shim/boards/$1/devicetree_generated.h" 2>&1
+}
+# expect_overlay_break NAME EXPECTED-TEXT BOARD OVERLAY: the check must fail, mentioning EXPECTED-TEXT
+expect_overlay_break() {
+  local out
+  if out="$(overlay_check "$3" "$4")"; then
+    echo "FAIL  break not caught: $1 (the overlay passes)"; fail=1
+  elif grep -q -- "$2" <<<"$out"; then
+    echo "ok    caught: $1"
+  else
+    echo "$out"; echo "FAIL  $1: failed without mentioning '$2'"; fail=1
+  fi
+}
+if ! command -v python3 >/dev/null; then
+  echo "FAIL  python3 not found (scripts/setup.sh installs python3-minimal)"; fail=1
+else
+  for board in "${boards[@]}"; do
+    if bad="$(overlay_check "$board" "$port/boards/$board.overlay")"; then
+      echo "ok    $board.overlay"
+    else
+      echo "FAIL  $board.overlay: $bad"; fail=1
+    fi
+  done
+  f446="$port/boards/nucleo_f446re.overlay"
+  # the legacy F446 setting: 180 MHz (M=8 N=360 P=2)
+  sed 's/mul-n = <336>;/mul-n = <360>;/; s/DT_FREQ_M(168)/DT_FREQ_M(180)/' "$f446" >"$work/f446-180.overlay"
+  expect_overlay_break "NUCLEO-F446RE at 180 MHz" "at most 168 MHz" nucleo_f446re "$work/f446-180.overlay"
+  # the PLL fed by the 16 MHz HSI with the dividers made for the 8 MHz HSE
+  sed 's/clocks = <&clk_hse>;/clocks = <\&clk_hsi>;/' "$f446" >"$work/f446-hsi.overlay"
+  expect_overlay_break "HSI source with HSE dividers" "PLL gives 336000 kHz from clk_hsi" \
+    nucleo_f446re "$work/f446-hsi.overlay"
+  # APB1 at 84 MHz on the F446 (45 MHz at most)
+  sed 's/apb1-prescaler = <4>;/apb1-prescaler = <2>;/' "$f446" >"$work/f446-apb1.overlay"
+  expect_overlay_break "F446 APB1 at 84 MHz" "APB1 84000 kHz above the STM32F446's 45 MHz" \
+    nucleo_f446re "$work/f446-apb1.overlay"
+  # the F746 at 216 MHz with APB1 /4 = 54 MHz is within the F7's limits (an F4 limit would refuse it)
+  printf '&pll {\n\tdiv-m = <4>;\n\tmul-n = <216>;\n\tdiv-p = <2>;\n\tdiv-q = <9>;\n\tclocks = <&clk_hse>;\n};\n&rcc {\n\tclock-frequency = <DT_FREQ_M(216)>;\n};\n' \
+    | cat "$port/boards/nucleo_f746zg.overlay" - >"$work/f746-216.overlay"
+  if bad="$(overlay_check nucleo_f746zg "$work/f746-216.overlay")"; then
+    echo "ok    NUCLEO-F746ZG at 216 MHz, APB1 54 MHz: within the STM32F746's limits"
+  else
+    echo "FAIL  NUCLEO-F746ZG at 216 MHz refused: $bad"; fail=1
+  fi
+  sed 's/apb1-prescaler = <4>;/apb1-prescaler = <2>;/' "$work/f746-216.overlay" >"$work/f746-apb1.overlay"
+  printf '&rcc {\n\tapb1-prescaler = <2>;\n};\n' >>"$work/f746-apb1.overlay"
+  expect_overlay_break "F746 APB1 at 108 MHz" "APB1 108000 kHz above the STM32F746's 54 MHz" \
+    nucleo_f746zg "$work/f746-apb1.overlay"
+  # the link UART: chosen node removed, another UART, the UART disabled
+  sed '/zephyr,shell-uart/d' "$f446" >"$work/f446-nochosen.overlay"
+  expect_overlay_break "overlay without chosen zephyr,shell-uart" "does not choose zephyr,shell-uart" \
+    nucleo_f446re "$work/f446-nochosen.overlay"
+  sed 's/zephyr,shell-uart = &usart2;/zephyr,shell-uart = \&usart3;/' "$f446" >"$work/f446-usart3.overlay"
+  printf '&usart3 {\n\tstatus = "okay";\n};\n' >>"$work/f446-usart3.overlay"
+  expect_overlay_break "zephyr,shell-uart on USART3 while BOARDS.md says USART2" "BOARDS.md says USART2" \
+    nucleo_f446re "$work/f446-usart3.overlay"
+  sed '/^&usart2 {/,/^};/s/status = "okay";/status = "disabled";/' "$f446" >"$work/f446-off.overlay"
+  expect_overlay_break "link UART status = \"disabled\"" '&usart2 status is "disabled"' \
+    nucleo_f446re "$work/f446-off.overlay"
+fi
+
+echo "== 7. board facts vs the bare-metal board headers (BOARDS.md)"
+baremetal_boards="$port/../baremetal/src/boards"
+# bm_value HEADER NAME: a #define of the bare-metal board header, expanded by the preprocessor
+# (u suffixes and string quotes dropped, so that $(( )) and string tests can use it)
+bm_value() {
+  printf '#include "%s"\nWASMBED_VALUE %s\n' "$1" "$2" | "$cc" -E -P -x c -I"$baremetal_boards" - |
+    sed -n 's/^WASMBED_VALUE //p' | sed 's/\([0-9a-fA-Fx]\)u\b/\1/g; s/^"\(.*\)"$/\1/'
+}
+# compare_facts ZEPHYR-BOARD DT-DIR HEADER: prints every disagreement
+compare_facts() {
+  local board="$1" dt="$2/devicetree_generated.h" h="$3" cfg="$work/facts.config"
+  local uart led_node led_pin gpio port_idx v
+  board_config "$board" "$cfg"
+  cfgv() { sed -n "s/^$1=//p" "$cfg"; }
+  uart="$(sed -n 's/^#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_\([0-9a-f]*\)$/\1/p' "$dt")"
+  [ $((0x$uart)) -eq $(( $(bm_value "$h" BOARD_UART_BASE) )) ] \
+    || echo "link USART at 0x$uart, bare metal at $(bm_value "$h" BOARD_UART_BASE)"
+  led_node="$(sed -n 's/^#define DT_N_ALIAS_led0 \(.*\)$/\1/p' "$dt")"
+  led_pin="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_VAL_pin //p" "$dt")"
+  gpio="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_PH .*_S_gpio_\([0-9a-f]*\)$/\1/p" "$dt")"
+  port_idx=$(( (0x$gpio - 0x40020000) / 0x400 ))
+  [ "$port_idx" -eq "$(( $(bm_value "$h" BOARD_LED_PORT) ))" ] && [ "$led_pin" -eq "$(bm_value "$h" BOARD_LED_PIN)" ] \
+    || echo "led0 on port $port_idx pin $led_pin, bare metal on port $(bm_value "$h" BOARD_LED_PORT) pin $(bm_value "$h" BOARD_LED_PIN)"
+  [ $(( $(cfgv CONFIG_SRAM_BASE_ADDRESS) )) -eq $(( $(bm_value "$h" BOARD_RAM_ORIGIN) )) ] \
+    && [ $(( $(cfgv CONFIG_SRAM_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_RAM_LENGTH) )) ] \
+    || echo "sram0 $(cfgv CONFIG_SRAM_SIZE) KiB at $(cfgv CONFIG_SRAM_BASE_ADDRESS), bare metal $(bm_value "$h" BOARD_RAM_LENGTH) at $(bm_value "$h" BOARD_RAM_ORIGIN)"
+  [ $(( $(cfgv CONFIG_FLASH_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_FLASH_LENGTH) )) ] \
+    || echo "flash $(cfgv CONFIG_FLASH_SIZE) KiB, bare metal $(bm_value "$h" BOARD_FLASH_LENGTH)"
+  v="$(sed -n 's/^[[:space:]]*clock-frequency = <DT_FREQ_M(\([0-9]*\))>;.*/\1/p' "$port/boards/$board.overlay")"
+  [ -z "$v" ] || [ $((v * 1000000)) -eq "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" ] \
+    || echo "overlay sets $v MHz, the shim's defconfig says $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz"
+  [ "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" -eq "$(bm_value "$h" BOARD_CPU_HZ)" ] \
+    || echo "SYSCLK $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz, bare metal $(bm_value "$h" BOARD_CPU_HZ) Hz"
+  for k in ARCH CPU ABI; do
+    v="$(sed -n "s/^#define PORT_AOT_$k \"\(.*\)\"$/\1/p" "$port/src/port.c" | head -n1)"
+    [ "$v" = "$(bm_value "$h" "BOARD_AOT_$k")" ] || echo "AOT $k $v, bare metal $(bm_value "$h" "BOARD_AOT_$k")"
+  done
+}
+checked=0
+for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucleo_f746zg:nucleo_f746zg.h; do
+  board="${pair%%:*}"; h="$baremetal_boards/${pair#*:}"
+  if [ ! -f "$h" ]; then echo "--    $board: no bare-metal image yet (${pair#*:})"; continue; fi
+  bad="$(compare_facts "$board" "$shim/boards/$board" "$h")"
+  checked=$((checked + 1))
+  if [ -n "$bad" ]; then echo "FAIL  $board vs $(basename "$h"): $bad"; fail=1; else echo "ok    $board agrees with $(basename "$h")"; fi
+done
+if [ "$checked" -gt 0 ]; then
+  mkdir -p "$work/badled"
+  sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
+    >"$work/badled/devicetree_generated.h"
+  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep -q "led0 on port 0 pin 6"; then
+    echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
+  else
+    echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1
+  fi
+fi
+
+echo "== 8. CMakeLists.txt against a stub Zephyr CMake package (not Zephyr; nothing compiled)"
+# configure_port PORT-DIR BOARD [extra.conf...]: configure into a scratch dir; log in $work/cmake.log
+configure_port() {
+  local dir="$1" board="$2"; shift 2
+  board_config "$board" "$work/cmake.config" "$@"
+  rm -rf "$work/cmake-build"
+  cmake -S "$dir" -B "$work/cmake-build" -DZephyr_DIR="$here/cmake-stub" -DWAMR_ROOT="$wamr" \
+    -DWASMBED_STUB_CONFIG="$work/cmake.config" >"$work/cmake.log" 2>&1
+}
+if ! command -v cmake >/dev/null; then
+  echo "FAIL  cmake not found (apt-get install cmake)"; fail=1
+else
+  echo 'CONFIG_ARM_MPU=n' >"$work/nompu-board.conf"
+  for v in "nucleo_f746zg|" "nucleo_f446re without CONFIG_ARM_MPU|$work/nompu-board.conf"; do
+    name="${v%%|*}"; extra=(); [ -z "${v#*|}" ] || extra=("${v#*|}")
+    if configure_port "$port" "${name%% *}" "${extra[@]}" && grep -q "cmake stub: .* ok" "$work/cmake.log" \
+        && ! grep -q "CMake Warning" "$work/cmake.log"; then
+      echo "ok    configure [$name]: $(sed -n 's/^-- cmake stub: //p' "$work/cmake.log")"
+    else
+      tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; fail=1
+    fi
+  done
+  # a copy of the port (core and wamr/ linked beside it, as in the tree) without the dependency
+  mkdir -p "$work/tree/firmware-agent/ports"
+  cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
+  ln -s "$core" "$work/tree/firmware-agent/core"
+  ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  cp "$port/CMakeLists.txt" "$work/CMakeLists.orig"
+  sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
+    echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; fail=1
+  elif grep -q "does not depend on zephyr_generated_headers" "$work/cmake.log"; then
+    echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; fail=1
+  fi
+  # WAMR declared with zephyr_library_named(), which only warns in application mode
+  sed 's/^add_library(wasmbed_wamr STATIC \(.*\))$/zephyr_library_named(wasmbed_wamr)\nzephyr_library_sources(\1)/' \
+    "$work/CMakeLists.orig" >"$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if grep -q '^zephyr_library_named(wasmbed_wamr)$' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt" \
+      && configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re \
+      && grep -q "zephyr_library_named() called in Zephyr CMake application mode" "$work/cmake.log"; then
+    echo "ok    caught: zephyr_library_named() in application mode (CMake warning)"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  break not caught: zephyr_library_named() in application mode"; fail=1
+  fi
 fi
 
 if [ "$fail" = 0 ]; then echo "syntax-check: PASS"; else echo "syntax-check: FAIL"; fi

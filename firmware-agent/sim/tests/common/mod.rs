@@ -332,3 +332,26 @@ pub fn compile_c(name: &str, src: &str) -> Vec<u8> {
     assert!(st.success(), "compiling {name}");
     std::fs::read(dir.path().join(format!("{name}.wasm"))).unwrap()
 }
+
+/// A module from WebAssembly text, compiled with wabt's `wat2wasm`.
+pub fn wat(src: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = Command::new("wat2wasm")
+        .args(["-", "--output=-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run wat2wasm (apt-get install wabt)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(src.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.starts_with(b"\0asm"),
+        "wat2wasm failed for {src}"
+    );
+    out.stdout
+}

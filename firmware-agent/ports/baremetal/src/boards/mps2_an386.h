@@ -27,6 +27,8 @@
 #define BOARD_LED_FPGAIO 0x40028000u
 
 /* Memory (mps2_an386.ld): 4 MiB code at 0x0, 4 MiB data at 0x20000000. */
+#define BOARD_RAM_ORIGIN 0x20000000
+#define BOARD_RAM_LENGTH 0x400000
 #define AGENT_POOL_BYTES (1024u * 1024u)
 #define AGENT_CMD_STACK_BYTES (16u * 1024u)
 #define AGENT_WORKER_STACK_BYTES (24u * 1024u)

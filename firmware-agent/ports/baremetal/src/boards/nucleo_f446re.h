@@ -34,15 +34,22 @@
 #define BOARD_RAM_ORIGIN 0x20000000
 #define BOARD_RAM_LENGTH 0x20000
 #define BOARD_MAIN_STACK_BYTES 0x800 /* handler mode only once the kernel runs */
+#define SMOKE_MAIN_STACK_BYTES 0x4000 /* smoke.elf runs WAMR on the main stack */
 #define BOARD_HEAP_BYTES 0x400
 
-/* Budget in 128 KiB: one module at a time (a 1-page module needs ~80 KiB of pool). */
-#define AGENT_POOL_BYTES (84u * 1024u)
+/*
+ * Budget in 128 KiB: one slot, one module at a time (a 1-page module needs
+ * ~80 KiB of pool, fft_bench AOT ~92 KiB).
+ */
+#define AGENT_SLOTS 1
+#define AGENT_POOL_BYTES (94u * 1024u)
 #define AGENT_CMD_STACK_BYTES (8u * 1024u)
 #define AGENT_WORKER_STACK_BYTES (10u * 1024u)
 #define AGENT_WASM_STACK_BYTES (6u * 1024u)
 #define AGENT_RX_RING_BYTES 4096u
 #define SMOKE_POOL_BYTES (96u * 1024u)
+/* WAMR's AOT section / linear memory granule (no MMU): 64 B, not 4 KiB. */
+#define BOARD_MMAP_PAGE_BYTES 64
 
 /* Nearest QEMU machine: netduinoplus2 (STM32F405: same USART, RCC, GPIO
  * blocks and memory map); its USART2 is QEMU's second -serial. */

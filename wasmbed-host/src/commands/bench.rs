@@ -4,11 +4,13 @@ use std::time::Instant;
 
 use comfy_table::{presets, Table};
 use serde_json::{json, Map, Value};
+use wasmbed_api::{OpResult, RunStatus};
 
+use super::{Ctx, Report};
 use crate::bench::{padded_module, Stats};
 use crate::cli::{BenchArgs, BenchOp, ReplaceArgs};
-use crate::commands::{start_request, upload_request, Ctx, Report};
 use crate::error::HostError;
+use crate::requests;
 
 /// Samples collected by a bench run.
 #[derive(Debug, Default)]
@@ -92,20 +94,14 @@ fn op_name(op: BenchOp) -> &'static str {
     }
 }
 
-/// Builds the repeated request and its body.
-/// A request object and its optional body.
-type Request = (Map<String, Value>, Option<Vec<u8>>);
+/// The repeated request and its optional body.
+type Request = (wasmbed_api::Request, Option<Vec<u8>>);
 
 fn request(device: &str, a: &BenchArgs) -> Result<Request, HostError> {
     Ok(match a.op {
-        BenchOp::Status => {
-            let mut m = Map::new();
-            m.insert("op".into(), "status".into());
-            m.insert("device".into(), device.into());
-            (m, None)
-        }
+        BenchOp::Status => (requests::status(device), None),
         BenchOp::Start => (
-            start_request(
+            requests::start(
                 device,
                 &a.module_id,
                 a.call.func.as_deref(),
@@ -116,26 +112,18 @@ fn request(device: &str, a: &BenchArgs) -> Result<Request, HostError> {
             None,
         ),
         BenchOp::Deploy => {
-            let (data, name) = match &a.file {
-                Some(path) => (
-                    std::fs::read(path).map_err(|source| HostError::ReadFile {
-                        path: path.display().to_string(),
-                        source,
-                    })?,
-                    path.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
-                None => (
-                    padded_module(a.size, 0).ok_or_else(|| {
-                        HostError::Usage(format!(
-                            "--size {}: the smallest bench module is {} bytes",
-                            a.size,
-                            crate::bench::MIN_PADDED
-                        ))
-                    })?,
-                    format!("bench-{}.wasm", a.size),
-                ),
+            let data = match &a.file {
+                Some(path) => std::fs::read(path).map_err(|source| HostError::ReadFile {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                None => padded_module(a.size, 0).ok_or_else(|| {
+                    HostError::Usage(format!(
+                        "--size {}: the smallest bench module is {} bytes",
+                        a.size,
+                        crate::bench::MIN_PADDED
+                    ))
+                })?,
             };
             // Replace the previous iteration's upload and never skip it as identical.
             let replace = ReplaceArgs {
@@ -143,15 +131,14 @@ fn request(device: &str, a: &BenchArgs) -> Result<Request, HostError> {
                 force: true,
                 ..ReplaceArgs::default()
             };
-            let mut req = upload_request("deploy", &a.module_id, &data, &name, &replace)?;
-            req.insert("device".into(), device.into());
+            let req = requests::upload(device, &a.module_id, &data, None, &replace)?;
             (req, Some(data))
         }
     })
 }
 
 /// Runs `bench`.
-pub fn bench(ctx: &Ctx, a: &BenchArgs) -> Result<Report, HostError> {
+pub(super) fn run(ctx: &Ctx, a: &BenchArgs) -> Result<Report, HostError> {
     let device = ctx.one_device("bench")?;
     let (req, body) = request(&device, a)?;
     let size = body.as_ref().map(Vec::len);
@@ -168,19 +155,13 @@ pub fn bench(ctx: &Ctx, a: &BenchArgs) -> Result<Report, HostError> {
     for i in 0..(a.warmup + a.count) {
         match conn.request(req.clone(), body.as_deref(), timeout, &mut |_| {}) {
             Ok(reply) => {
-                if a.op == BenchOp::Start {
-                    let status = reply
-                        .result
-                        .get("status")
-                        .and_then(Value::as_str)
-                        .unwrap_or("UNKNOWN");
-                    if status != "OK" {
-                        failure = Some((
-                            i,
-                            HostError::ModuleStatus {
-                                status: status.into(),
-                            },
-                        ));
+                if let OpResult::Start(s) = &reply.result {
+                    if s.status != Some(RunStatus::Ok) {
+                        let status = s
+                            .status
+                            .as_ref()
+                            .map_or_else(|| "UNKNOWN".into(), |s| s.to_string());
+                        failure = Some((i, HostError::ModuleStatus { status }));
                         break;
                     }
                 }
@@ -190,15 +171,16 @@ pub fn bench(ctx: &Ctx, a: &BenchArgs) -> Result<Report, HostError> {
                 samples.e2e_ms.push(reply.e2e_ms);
                 samples.device_ms.extend(reply.latency.device_ms);
                 samples.gateway_ms.extend(reply.latency.total_ms);
-                let rate = reply
-                    .result
-                    .get("bytes_per_s")
-                    .and_then(Value::as_f64)
-                    .filter(|r| *r > 0.0)
-                    .or_else(|| match (size, reply.latency.transfer_ms) {
+                let reported = match &reply.result {
+                    OpResult::Deploy(d) => Some(d.bytes_per_s),
+                    _ => None,
+                };
+                let rate = reported.filter(|r| *r > 0.0).or_else(|| {
+                    match (size, reply.latency.transfer_ms) {
                         (Some(n), Some(ms)) if ms > 0.0 => Some(n as f64 * 1e3 / ms),
                         _ => None,
-                    });
+                    }
+                });
                 if a.op == BenchOp::Deploy {
                     samples.upload_bytes_per_s.extend(rate);
                 }

@@ -1,0 +1,22 @@
+# Sourced by the scripts: `board_fact NAME` prints the value of `#define NAME
+# value` in the board header src/boards/<$BOARD>.h (quotes and a trailing
+# comment removed), the one place a board's facts are kept. Sets
+# `board_header`; fails if BOARD names no board.
+board_header="$(dirname "${BASH_SOURCE[0]}")/src/boards/${BOARD//-/_}.h"
+[ -f "$board_header" ] || { echo "unknown BOARD $BOARD (no $board_header)" >&2; exit 2; }
+board_fact() {
+    local v
+    local files=("$board_header")
+    # the header's own #include "stm32f4_common.h" (the only one a board header has)
+    grep -q '^#include "stm32f4_common.h"' "$board_header" \
+        && files+=("$(dirname "$board_header")/stm32f4_common.h")
+    v="$(sed -n "s/^#define $1 \\(.*\\)\$/\\1/p" "${files[@]}" | head -1 | sed 's/ *\/\*.*//; s/"//g')"
+    [ -n "$v" ] || { echo "board_fact: $1 not in $board_header" >&2; return 1; }
+    printf '%s\n' "$v"
+}
+# Where build.sh puts the board's images.
+board_build_dir() {
+    local repo
+    repo="$(cd "$(dirname "$board_header")/../../../../.." && pwd)"
+    if [ "$BOARD" = mps2-an386 ]; then echo "$repo/target/baremetal/build"; else echo "$repo/target/baremetal/build-$BOARD"; fi
+}

@@ -1,0 +1,582 @@
+//! The life of a job, in one place and without IO: the job records (what `status.jobs` shows)
+//! and the waiters (a START with `wait_result` or a STOP with `wait` whose first reply came and
+//! whose RESULT is still to come), with time passed in. The device task drives it
+//! ([`super::wait`] adds the channels to the callers); the rules are those of docs/HOST-API.md,
+//! "Waiting for a RESULT", each a test below.
+//!
+//! Routing (RESULT lines carry no request id; the protocol crate's
+//! [`RunResult::class`](wasmbed_agent_proto::RunResult::class) tells them apart):
+//! - an immediate RESULT (`BUSY`, `NO_MODULE`, … — the answer to a START on the link) is never a
+//!   waiter's and never ends a job;
+//! - a run-time RESULT with `module_id=X` goes to module X's waiters only; one without (FW-A
+//!   firmware, FW-B's bare `NO_FUNC`/`NO_EXEC_ENV`) goes to the waiters of the only module being
+//!   waited on, and to nobody when several modules are;
+//! - among X's waiters it goes to the **oldest START** (the agent runs one job per slot, in
+//!   order, and writes a job's RESULT before its slot can start the next one) and to **every
+//!   STOP** of X;
+//! - any other line is fed to every waiter (it becomes the last line a timeout names);
+//! - a reboot (HELLO) fails every waiter and loses every running job; a lost link fails every
+//!   waiter; a LOAD that clears a slot fails that module's waiters and loses its job.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use wasmbed_agent_proto::session::{Session, StartSession, StopSession};
+use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass, RunResult};
+use wasmbed_api::{JobState, RunStatus};
+
+use super::wait::{start_reply, stop_reply};
+use super::{DeviceError, JobRecord, Reply};
+
+/// A START or STOP session waiting for its RESULT.
+#[derive(Debug)]
+pub(crate) enum Parked {
+    Start(StartSession),
+    Stop(StopSession),
+}
+
+impl Parked {
+    fn feed(&mut self, line: &Line, now: Instant) {
+        match self {
+            Parked::Start(s) => {
+                s.handle_line(now, Item::Line(line.clone()));
+                while s.poll_event().is_some() {}
+            }
+            Parked::Stop(s) => {
+                s.handle_line(now, Item::Line(line.clone()));
+                while s.poll_event().is_some() {}
+            }
+        }
+    }
+
+    /// When the session gives up waiting for its RESULT.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Parked::Start(s) => s.poll_timeout(),
+            Parked::Stop(s) => s.poll_timeout(),
+        }
+    }
+
+    fn take_reply(&mut self) -> Option<Result<Reply, DeviceError>> {
+        match self {
+            Parked::Start(s) => s.take_outcome().map(start_reply),
+            Parked::Stop(s) => s.take_outcome().map(stop_reply),
+        }
+    }
+
+    fn time_out(&mut self, now: Instant) -> Result<Reply, DeviceError> {
+        let now = self.deadline().map_or(now, |d| d.max(now));
+        match self {
+            Parked::Start(s) => s.handle_timeout(now),
+            Parked::Stop(s) => s.handle_timeout(now),
+        }
+        self.take_reply().unwrap_or_else(|| {
+            Err(DeviceError::Timeout {
+                phase: "waiting for RESULT".into(),
+                last_line: None,
+            })
+        })
+    }
+}
+
+/// A waiter's id.
+pub(crate) type WaiterId = u64;
+
+/// A waiter that is done: its id and its reply.
+pub(crate) type Completed = (WaiterId, Result<Reply, DeviceError>);
+
+#[derive(Debug)]
+struct Waiter {
+    id: WaiterId,
+    module_id: String,
+    /// `START` or `STOP`.
+    phase: &'static str,
+    parked: Parked,
+}
+
+/// Job records and waiters of one device.
+#[derive(Debug, Default)]
+pub(crate) struct JobTable {
+    jobs: BTreeMap<String, JobRecord>,
+    waiters: Vec<Waiter>,
+    next_id: WaiterId,
+}
+
+impl JobTable {
+    /// The last job of each module.
+    pub(crate) fn jobs(&self) -> &BTreeMap<String, JobRecord> {
+        &self.jobs
+    }
+
+    /// Number of waiters.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// A job was started (START answered; its RESULT is still to come).
+    pub(crate) fn started(&mut self, module_id: &str, func: Option<String>, now: Instant) {
+        self.jobs.insert(
+            module_id.to_string(),
+            JobRecord {
+                func,
+                state: JobState::Running,
+                status: None,
+                result: None,
+                late: false,
+                log_seq: None,
+                started: Some(now),
+                ended: None,
+            },
+        );
+    }
+
+    /// Attaches a RESULT to its module's job: by `module_id`, or (FW-A, no id) to the only
+    /// running job. `log_seq` is set for a RESULT no request took (late).
+    pub(crate) fn result(&mut self, r: &RunResult, raw: &str, log_seq: Option<u64>, now: Instant) {
+        // An immediate RESULT (BUSY, NO_MODULE, …) answers a START; it never ends a job.
+        if r.class() != ResultClass::RunTime {
+            return;
+        }
+        let key = match &r.module_id {
+            Some(id) => Some(id.clone()),
+            None => {
+                let mut running = self
+                    .jobs
+                    .iter()
+                    .filter(|(_, j)| j.state == JobState::Running);
+                match (running.next(), running.next()) {
+                    (Some((id, _)), None) => Some(id.clone()),
+                    _ => None,
+                }
+            }
+        };
+        let Some(job) = key.and_then(|k| self.jobs.get_mut(&k)) else {
+            return;
+        };
+        // Only a job still running takes a late RESULT (not a duplicate).
+        if log_seq.is_some() && job.state != JobState::Running {
+            return;
+        }
+        job.state = JobState::Done;
+        job.status = Some(RunStatus::from_wire(&r.status.to_string()));
+        job.result = Some(raw.to_string());
+        job.late = log_seq.is_some();
+        job.log_seq = log_seq;
+        job.ended = Some(now);
+    }
+
+    /// STATUS shows these modules running: a job thought lost (a HELLO on reconnect) that the
+    /// device still runs is running.
+    pub(crate) fn running_on_device<'a>(&mut self, modules: impl IntoIterator<Item = &'a str>) {
+        for m in modules {
+            if let Some(j) = self.jobs.get_mut(m) {
+                if j.state == JobState::Lost {
+                    j.state = JobState::Running;
+                    j.ended = None;
+                }
+            }
+        }
+    }
+
+    /// The module was unloaded: its record goes.
+    pub(crate) fn unloaded(&mut self, module_id: &str) {
+        self.jobs.remove(module_id);
+    }
+
+    /// Parks a session waiting for its RESULT; returns its id.
+    pub(crate) fn park(
+        &mut self,
+        module_id: &str,
+        phase: &'static str,
+        parked: Parked,
+    ) -> WaiterId {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.waiters.push(Waiter {
+            id,
+            module_id: module_id.to_string(),
+            phase,
+            parked,
+        });
+        id
+    }
+
+    /// Drops a waiter (its caller went away); returns whether it was there.
+    pub(crate) fn remove(&mut self, id: WaiterId) -> bool {
+        let before = self.waiters.len();
+        self.waiters.retain(|w| w.id != id);
+        self.waiters.len() != before
+    }
+
+    /// The waiter's deadline passed: its session's timeout (phase and last line heard), unless
+    /// it completed already.
+    pub(crate) fn time_out(
+        &mut self,
+        id: WaiterId,
+        now: Instant,
+    ) -> Option<Result<Reply, DeviceError>> {
+        let i = self.waiters.iter().position(|w| w.id == id)?;
+        Some(self.waiters.remove(i).parked.time_out(now))
+    }
+
+    /// A line heard from the device outside a command. For a RESULT, `module` is its module when
+    /// known from elsewhere (a STOP session took it); otherwise its `module_id=` decides.
+    /// Returns the waiters it completed; empty when no waiter took it as its RESULT.
+    pub(crate) fn hear(
+        &mut self,
+        line: &Line,
+        module: Option<&str>,
+        now: Instant,
+    ) -> Vec<Completed> {
+        if self.waiters.is_empty() {
+            return Vec::new();
+        }
+        let target = match &line.msg {
+            AgentLine::Result(r) if r.class() == ResultClass::RunTime => {
+                match module.or(r.module_id.as_deref()) {
+                    Some(m) => m.to_string(),
+                    None => {
+                        let first = &self.waiters[0].module_id;
+                        if self.waiters.iter().all(|w| &w.module_id == first) {
+                            first.clone()
+                        } else {
+                            // FW-A RESULT, several modules waited on: nobody's for sure.
+                            return Vec::new();
+                        }
+                    }
+                }
+            }
+            _ => {
+                for w in self.waiters.iter_mut() {
+                    w.parked.feed(line, now);
+                }
+                return Vec::new();
+            }
+        };
+        let mut done = Vec::new();
+        // The oldest START of the module (list order is park order) and every STOP of it.
+        let mut start_fed = false;
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let w = &mut self.waiters[i];
+            let is_start = matches!(w.parked, Parked::Start(_));
+            if w.module_id == target && !(is_start && start_fed) {
+                start_fed |= is_start;
+                w.parked.feed(line, now);
+                if let Some(result) = w.parked.take_reply() {
+                    done.push((self.waiters.remove(i).id, result));
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        done
+    }
+
+    /// A LOAD cleared `module_id`'s slot: the agent killed its job without a RESULT. Its
+    /// waiters fail (otherwise the oldest would take the next job's RESULT), its job is lost.
+    pub(crate) fn slot_cleared(
+        &mut self,
+        module_id: &str,
+        by: &str,
+        now: Instant,
+    ) -> Vec<Completed> {
+        if let Some(j) = self.jobs.get_mut(module_id) {
+            if j.state == JobState::Running {
+                j.state = JobState::Lost;
+                j.ended = Some(now);
+            }
+        }
+        let (gone, keep) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.module_id == module_id);
+        self.waiters = keep;
+        gone.into_iter()
+            .map(|w| {
+                let e = DeviceError::Killed {
+                    phase: w.phase.into(),
+                    by: format!("{by} of {module_id}"),
+                };
+                (w.id, Err(e))
+            })
+            .collect()
+    }
+
+    /// The device rebooted (HELLO): it forgot its jobs, so no waiter's RESULT will come and
+    /// every running job is lost.
+    pub(crate) fn rebooted(&mut self, hello: &str, now: Instant) -> Vec<Completed> {
+        for j in self.jobs.values_mut() {
+            if j.state == JobState::Running {
+                j.state = JobState::Lost;
+                j.ended = Some(now);
+            }
+        }
+        self.fail_all(|phase| DeviceError::Rebooted {
+            phase: phase.into(),
+            line: hello.to_string(),
+        })
+    }
+
+    /// The link dropped: no RESULT can come over it (the jobs may still run: a reconnect's
+    /// STATUS tells).
+    pub(crate) fn link_lost(&mut self, reason: &str) -> Vec<Completed> {
+        self.fail_all(|phase| DeviceError::LinkLost {
+            phase: phase.into(),
+            reason: reason.to_string(),
+        })
+    }
+
+    fn fail_all(&mut self, err: impl Fn(&'static str) -> DeviceError) -> Vec<Completed> {
+        std::mem::take(&mut self.waiters)
+            .into_iter()
+            .map(|w| (w.id, Err(err(w.phase))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One case per rule of docs/HOST-API.md, "Waiting for a RESULT", on the bare table: no
+    //! tokio, no link, time passed in.
+
+    use std::time::Duration;
+
+    use wasmbed_agent_proto::session::Timeouts;
+    use wasmbed_agent_proto::{Args, ModuleId, ModuleRef, Start};
+
+    use super::*;
+
+    fn line(text: &str) -> Line {
+        Line::parse(text)
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            result: Duration::from_secs(5),
+            ..Timeouts::default()
+        }
+    }
+
+    /// A START with `wait_result` past its `START_OK`.
+    fn start(t0: Instant, module: &str) -> Parked {
+        let cmd = Start {
+            module_id: ModuleId::new(module).unwrap(),
+            func: None,
+            args: Args::none(),
+        };
+        let mut s = StartSession::new(t0, cmd, true, &timeouts());
+        while s.poll_transmit().is_some() {}
+        s.handle_line(t0, Item::Line(line("START_OK")));
+        while s.poll_event().is_some() {}
+        assert!(s.outcome().is_none(), "parked before its RESULT");
+        Parked::Start(s)
+    }
+
+    /// A STOP with `wait` past its `STOP_OK status=PENDING`.
+    fn stop(t0: Instant, module: &str) -> Parked {
+        let m = ModuleRef {
+            module_id: ModuleId::new(module).unwrap(),
+        };
+        let mut s = StopSession::new(t0, m, &timeouts());
+        while s.poll_transmit().is_some() {}
+        s.handle_line(t0, Item::Line(line("STOP_OK status=PENDING")));
+        while s.poll_event().is_some() {}
+        assert!(s.outcome().is_none(), "parked before its RESULT");
+        Parked::Stop(s)
+    }
+
+    fn ok_line(done: &[Completed], id: WaiterId) -> String {
+        let (_, r) = done.iter().find(|(i, _)| *i == id).expect("completed");
+        match r {
+            Ok(Reply::Started(s)) => s.line.clone(),
+            Ok(Reply::Stopped(s)) => s.line.clone(),
+            // A START's job that did not end OK: its RESULT, as the refusal it is.
+            Err(DeviceError::Rejected { line, .. }) => line.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn immediate_result_never_answers_a_wait() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let a = t.park("m", "START", start(t0, "m"));
+        for l in [
+            "RESULT status=BUSY",
+            "RESULT status=NO_MODULE",
+            "RESULT status=NO_FUNC name=f",
+        ] {
+            assert!(t.hear(&line(l), None, t0).is_empty(), "{l}");
+        }
+        assert_eq!(t.waiting(), 1);
+        let done = t.hear(&line("RESULT status=OK module_id=m ret_i32=1"), None, t0);
+        assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=1");
+    }
+
+    #[test]
+    fn runtime_result_goes_to_its_module_only() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let a = t.park("a", "START", start(t0, "a"));
+        let b = t.park("b", "START", start(t0, "b"));
+        let done = t.hear(&line("RESULT status=OK module_id=b ret_i32=2"), None, t0);
+        assert_eq!(done.len(), 1);
+        assert_eq!(ok_line(&done, b), "RESULT status=OK module_id=b ret_i32=2");
+        let done = t.hear(&line("RESULT status=OK module_id=a ret_i32=1"), None, t0);
+        assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=a ret_i32=1");
+    }
+
+    #[test]
+    fn starts_on_one_module_are_answered_in_order_and_every_stop_too() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let first = t.park("m", "START", start(t0, "m"));
+        let second = t.park("m", "START", start(t0, "m"));
+        let stop1 = t.park("m", "STOP", stop(t0, "m"));
+        let stop2 = t.park("m", "STOP", stop(t0, "m"));
+        let done = t.hear(&line("RESULT status=STOPPED module_id=m"), None, t0);
+        let ids: Vec<WaiterId> = done.iter().map(|(id, _)| *id).collect();
+        assert_eq!(
+            ids,
+            vec![first, stop1, stop2],
+            "the oldest START and every STOP"
+        );
+        let done = t.hear(&line("RESULT status=OK module_id=m ret_i32=7"), None, t0);
+        assert_eq!(
+            ok_line(&done, second),
+            "RESULT status=OK module_id=m ret_i32=7"
+        );
+        assert_eq!(t.waiting(), 0);
+    }
+
+    #[test]
+    fn result_without_module_answers_the_only_module_waited_on() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let a = t.park("a", "START", start(t0, "a"));
+        let done = t.hear(&line("RESULT status=OK ret_i32=3"), None, t0);
+        assert_eq!(ok_line(&done, a), "RESULT status=OK ret_i32=3");
+
+        // Several modules waited on: it answers none of them (they end in TIMEOUT).
+        let a = t.park("a", "START", start(t0, "a"));
+        let b = t.park("b", "START", start(t0, "b"));
+        assert!(t
+            .hear(&line("RESULT status=OK ret_i32=3"), None, t0)
+            .is_empty());
+        let late = t0 + Duration::from_secs(6);
+        for id in [a, b] {
+            let e = t.time_out(id, late).unwrap().unwrap_err();
+            assert!(matches!(e, DeviceError::Timeout { .. }), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_stop_session_names_the_module_of_a_bare_result() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let a = t.park("a", "START", start(t0, "a"));
+        t.park("b", "START", start(t0, "b"));
+        let done = t.hear(&line("RESULT status=STOPPED"), Some("a"), t0);
+        assert_eq!(ok_line(&done, a), "RESULT status=STOPPED");
+    }
+
+    #[test]
+    fn timeout_names_the_phase_once_and_the_last_line() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let a = t.park("m", "START", start(t0, "m"));
+        assert!(t
+            .hear(&line("LOG module_id=m msg=\"busy\""), None, t0)
+            .is_empty());
+        let e = t
+            .time_out(a, t0 + Duration::from_secs(5))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            DeviceError::Timeout {
+                phase: "waiting for RESULT".into(),
+                last_line: Some("LOG module_id=m msg=\"busy\"".into()),
+            }
+        );
+        assert_eq!(e.to_string().matches("waiting for").count(), 1, "{e}");
+        assert!(t.time_out(a, t0).is_none(), "gone once timed out");
+    }
+
+    #[test]
+    fn a_load_that_clears_the_slot_kills_its_waits_and_loses_its_job() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.started("m", Some("spin".into()), t0);
+        t.started("other", None, t0);
+        let a = t.park("m", "START", start(t0, "m"));
+        let keep = t.park("other", "START", start(t0, "other"));
+        let done = t.slot_cleared("m", "LOAD", t0);
+        assert_eq!(done.len(), 1);
+        assert!(matches!(&done[0], (id, Err(DeviceError::Killed { .. })) if *id == a));
+        assert_eq!(t.jobs()["m"].state, JobState::Lost);
+        assert_eq!(t.jobs()["other"].state, JobState::Running);
+        assert!(t.remove(keep));
+    }
+
+    #[test]
+    fn hello_ends_every_wait_and_loses_running_jobs() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.started("m", None, t0);
+        t.park("m", "START", start(t0, "m"));
+        t.park("n", "STOP", stop(t0, "n"));
+        let done = t.rebooted("HELLO device_id=x fw_version=1", t0);
+        assert_eq!(done.len(), 2);
+        assert!(done
+            .iter()
+            .all(|(_, r)| matches!(r, Err(DeviceError::Rebooted { .. }))));
+        assert_eq!(t.jobs()["m"].state, JobState::Lost);
+        // STATUS after the reconnect shows it still running: it is.
+        t.running_on_device(["m"]);
+        assert_eq!(t.jobs()["m"].state, JobState::Running);
+    }
+
+    #[test]
+    fn a_lost_link_ends_every_wait_but_keeps_the_jobs() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.started("m", None, t0);
+        t.park("m", "START", start(t0, "m"));
+        let done = t.link_lost("broken pipe");
+        assert!(
+            matches!(&done[..], [(_, Err(DeviceError::LinkLost { phase, .. }))] if phase == "START")
+        );
+        assert_eq!(t.jobs()["m"].state, JobState::Running);
+    }
+
+    #[test]
+    fn late_result_completes_the_record_once() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(40);
+        let mut t = JobTable::default();
+        t.started("m", Some("add".into()), t0);
+        let l = line("RESULT status=OK module_id=m ret_i32=5");
+        let AgentLine::Result(r) = &l.msg else {
+            panic!()
+        };
+        // Immediate refusals never end a job.
+        let busy = line("RESULT status=BUSY module_id=m");
+        let AgentLine::Result(b) = &busy.msg else {
+            panic!()
+        };
+        t.result(b, &busy.raw, Some(3), later);
+        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        t.result(r, &l.raw, Some(4), later);
+        let j = &t.jobs()["m"];
+        assert_eq!(
+            (j.state, j.late, j.log_seq),
+            (JobState::Done, true, Some(4))
+        );
+        assert_eq!(j.status, Some(RunStatus::Ok));
+        assert_eq!(j.to_api().duration_ms, Some(40));
+        // A duplicate does not overwrite it.
+        t.result(r, "RESULT status=OK module_id=m ret_i32=6", Some(5), later);
+        assert_eq!(t.jobs()["m"].log_seq, Some(4));
+    }
+}

@@ -1,0 +1,282 @@
+//! The fleet seen from a host or another gateway: records, claims, and requests sent to the
+//! owner of a device.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use super::{
+    connect, now_ms, request_subject, Auth, Claim, FleetError, BUCKET_CLAIMS, BUCKET_DEVICES,
+    BUCKET_GATEWAYS, HDR_FENCE, HDR_GATEWAY,
+};
+
+/// How long a request may go without its reply, on top of its `result_timeout_ms`.
+pub const REQUEST_SLACK: Duration = Duration::from_secs(120);
+/// Most records listed (a bound on what `devices` reads).
+pub const MAX_RECORDS: usize = 100_000;
+
+/// A connection to the fleet.
+#[derive(Clone)]
+pub struct FleetClient {
+    pub(crate) nc: async_nats::Client,
+    js: async_nats::jetstream::Context,
+}
+
+/// The final reply of a request sent through the fleet.
+#[derive(Debug, Clone)]
+pub struct FleetReply {
+    /// The reply line (`{"id", "ok", ...}`).
+    pub reply: Value,
+    /// The gateway that served it (absent when no gateway did).
+    pub gateway: Option<String>,
+    /// The fencing token it was served under.
+    pub fence: Option<u64>,
+}
+
+fn error_reply(id: &Value, code: &str, message: String, help: &str) -> Value {
+    json!({"id": id, "ok": false, "error": {"code": code, "message": message, "help": help}})
+}
+
+impl FleetClient {
+    /// Connects to the fleet's servers.
+    pub async fn connect(url: &str, auth: &Auth) -> Result<Self, FleetError> {
+        Self::from_client(connect(url, auth).await?).await
+    }
+
+    /// Wraps an existing connection.
+    pub async fn from_client(nc: async_nats::Client) -> Result<Self, FleetError> {
+        let js = async_nats::jetstream::new(nc.clone());
+        Ok(FleetClient { nc, js })
+    }
+
+    async fn bucket(&self, name: &str) -> Result<Option<kv::Store>, FleetError> {
+        match self.js.get_key_value(name).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == async_nats::jetstream::context::KeyValueErrorKind::GetBucket => {
+                // Absent bucket (no gateway joined yet) or JetStream unreachable: tell apart.
+                super::jetstream_info(&self.nc).await.map(|()| None)
+            }
+            Err(e) => Err(FleetError::js(name, e)),
+        }
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Value>, FleetError> {
+        let Some(b) = self.bucket(bucket).await? else {
+            return Ok(None);
+        };
+        match b.get(key).await {
+            Ok(Some(v)) => Ok(serde_json::from_slice(&v).ok()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(FleetError::js(&format!("{bucket}/{key}"), e)),
+        }
+    }
+
+    async fn all(&self, bucket: &str) -> Result<Vec<Value>, FleetError> {
+        let Some(b) = self.bucket(bucket).await? else {
+            return Ok(Vec::new());
+        };
+        let mut keys = b
+            .keys()
+            .await
+            .map_err(|e| FleetError::js(&format!("listing {bucket}"), e))?
+            .take(MAX_RECORDS);
+        let mut names = Vec::new();
+        while let Some(k) = keys.next().await {
+            names.push(k.map_err(|e| FleetError::js(&format!("listing {bucket}"), e))?);
+        }
+        names.sort();
+        let mut out = Vec::new();
+        for k in names {
+            if let Ok(Some(v)) = b.get(&k).await {
+                if let Ok(v) = serde_json::from_slice(&v) {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live claim on `device`, if any.
+    pub async fn claim(&self, device: &str) -> Result<Option<Claim>, FleetError> {
+        Ok(self
+            .get(BUCKET_CLAIMS, device)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Every Device record; `status.online` is true only while its gateway holds a live claim
+    /// and reported the link up (a dead gateway's claims expire with the bucket's `max_age`).
+    pub async fn devices(&self) -> Result<Vec<Value>, FleetError> {
+        let mut out = Vec::new();
+        for mut d in self.all(BUCKET_DEVICES).await? {
+            let name = d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let owner = self.claim(&name).await?;
+            let owned = owner
+                .as_ref()
+                .is_some_and(|c| Some(c.gateway.as_str()) == d["status"]["gateway"].as_str());
+            let online = owned && d["status"]["online"] == true;
+            d["status"]["online"] = online.into();
+            d["status"]["claimed"] = owner.is_some().into();
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Every Gateway record; `status.online` is true while its last heartbeat is younger than
+    /// its claim TTL.
+    pub async fn gateways(&self) -> Result<Vec<Value>, FleetError> {
+        let now = now_ms();
+        let mut out = self.all(BUCKET_GATEWAYS).await?;
+        for g in &mut out {
+            let seen = g["status"]["lastSeenMs"].as_u64().unwrap_or(0);
+            let ttl = g["status"]["claimTtlMs"].as_u64().unwrap_or(0);
+            g["status"]["online"] = (now.saturating_sub(seen) < ttl).into();
+        }
+        Ok(out)
+    }
+
+    /// The `devices` op result over the whole fleet (`gateway` and `labels` added per device).
+    pub async fn devices_result(&self) -> Result<Value, FleetError> {
+        let now = now_ms();
+        let devices: Vec<Value> = self
+            .devices()
+            .await?
+            .into_iter()
+            .map(|d| {
+                let s = &d["status"];
+                json!({
+                    "name": d["metadata"]["name"],
+                    "endpoint": d["spec"]["endpoint"],
+                    "online": s["online"],
+                    "last_seen_ms_ago": s["lastSeenMs"].as_u64().map(|t| now.saturating_sub(t)),
+                    "board": s["board"],
+                    "firmware": s["firmware"],
+                    "proto": s["proto"],
+                    "slots_used": s["slotsUsed"],
+                    "slots_total": s["slotsTotal"],
+                    "gateway": s["gateway"],
+                    "labels": d["metadata"]["labels"],
+                })
+            })
+            .collect();
+        Ok(json!({"api_version": wasmbed_api::API_VERSION, "devices": devices}))
+    }
+
+    /// Sends one request (`req` with `device` and `id`, `body` its upload bytes) to the owner
+    /// of the device; `on_event` gets its events. Fails at once, with a reply, when nobody owns
+    /// the device or nobody serves its subject.
+    pub async fn request(
+        &self,
+        req: &Value,
+        body: &[u8],
+        mut on_event: impl FnMut(Value),
+    ) -> Result<FleetReply, FleetError> {
+        let id = req.get("id").cloned().unwrap_or(Value::Null);
+        let no_reply = |reply| FleetReply {
+            reply,
+            gateway: None,
+            fence: None,
+        };
+        let Some(dev) = req.get("device").and_then(Value::as_str) else {
+            return Ok(no_reply(error_reply(
+                &id,
+                "BAD_REQUEST",
+                "a fleet request needs `device`".into(),
+                "name the device",
+            )));
+        };
+        if self.claim(dev).await?.is_none() {
+            let known = self.get(BUCKET_DEVICES, dev).await?.is_some();
+            let (code, help) = if known {
+                ("DEVICE_OFFLINE", "no gateway holds its claim now: check the gateway that owned it (`wasmbed-host --fleet … devices`)")
+            } else {
+                (
+                    "DEVICE_UNKNOWN",
+                    "list the fleet's devices with `wasmbed-host --fleet … devices`",
+                )
+            };
+            return Ok(no_reply(error_reply(
+                &id,
+                code,
+                format!("no gateway of the fleet owns device {dev}"),
+                help,
+            )));
+        }
+        let inbox = self.nc.new_inbox();
+        let mut sub = self
+            .nc
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| FleetError::js("subscribe", e))?;
+        let mut payload = serde_json::to_vec(req).expect("JSON");
+        payload.push(b'\n');
+        payload.extend_from_slice(body);
+        let max = self.nc.server_info().max_payload;
+        if payload.len() > max {
+            return Ok(no_reply(error_reply(
+                &id,
+                "TOO_LARGE",
+                format!(
+                    "request of {} bytes over the fleet's max_payload of {max} bytes",
+                    payload.len()
+                ),
+                "raise max_payload in the nats-server configuration, or deploy through the device's gateway directly",
+            )));
+        }
+        self.nc
+            .publish_with_reply(request_subject(dev), inbox, payload.into())
+            .await
+            .map_err(|e| FleetError::js("publish", e))?;
+        let wait_ms = req
+            .get("result_timeout_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(wasmbed_api::RESULT_TIMEOUT_DEFAULT_MS)
+            .min(wasmbed_api::RESULT_TIMEOUT_MAX_MS);
+        let deadline = tokio::time::Instant::now() + REQUEST_SLACK + Duration::from_millis(wait_ms);
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Err(FleetError::JetStream("connection closed".into())),
+                Err(_) => {
+                    return Ok(no_reply(error_reply(
+                        &id,
+                        "TIMEOUT",
+                        format!("no reply from the owner of {dev}"),
+                        "check the owning gateway (`wasmbed-host --fleet … gateways`)",
+                    )))
+                }
+            };
+            if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                return Ok(no_reply(error_reply(
+                    &id,
+                    "DEVICE_OFFLINE",
+                    format!("device {dev} is claimed but no gateway serves it now"),
+                    "retry in a moment: its claim is being taken over or expires",
+                )));
+            }
+            let header = |k: &str| {
+                msg.headers
+                    .as_ref()
+                    .and_then(|h| h.get(k))
+                    .map(|v| v.as_str().to_string())
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
+                continue;
+            };
+            if v.get("event").is_some() {
+                on_event(v);
+                continue;
+            }
+            return Ok(FleetReply {
+                reply: v,
+                gateway: header(HDR_GATEWAY),
+                fence: header(HDR_FENCE).and_then(|f| f.parse().ok()),
+            });
+        }
+    }
+}

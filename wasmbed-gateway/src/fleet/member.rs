@@ -1,0 +1,501 @@
+//! A gateway as a member of the fleet: device claims, per-device request serving, log events,
+//! Gateway and Device records.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use async_nats::HeaderMap;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use super::{
+    connect, event_subject, now_ms, request_subject, wait_jetstream, Claim, FleetClient,
+    FleetConfig, FleetError, API_VERSION, BUCKET_CLAIMS, BUCKET_DEVICES, BUCKET_GATEWAYS,
+    HDR_FENCE, HDR_GATEWAY,
+};
+use crate::api::Gateway;
+use crate::device::DeviceHandle;
+
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    fence: u64,
+    /// When the last successful renewal was sent (the claim lives `ttl` from then at least).
+    renewed: Instant,
+}
+
+/// This gateway's membership in the fleet.
+pub struct Member {
+    cfg: FleetConfig,
+    client: FleetClient,
+    claims: kv::Store,
+    devices: kv::Store,
+    gateways: kv::Store,
+    served: Mutex<HashMap<String, Served>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("gateway_id", &self.cfg.gateway_id)
+            .finish()
+    }
+}
+
+fn heartbeat(ttl: Duration) -> Duration {
+    ttl / 3
+}
+
+/// Opens a KV bucket, creating it with `cfg` when absent. The bucket's stream is created
+/// directly (the KV conventions: `KV_<bucket>`, `$KV.<bucket>.>`, one message per key,
+/// rollups, direct get): async-nats's `create_key_value` first reads the account info, which
+/// it cannot parse from a 2.9 server.
+pub(crate) async fn bucket(
+    js: &async_nats::jetstream::Context,
+    cfg: kv::Config,
+) -> Result<kv::Store, FleetError> {
+    if let Ok(s) = js.get_key_value(&cfg.bucket).await {
+        return Ok(s);
+    }
+    let name = cfg.bucket.clone();
+    let dup = Duration::from_secs(120);
+    let stream = async_nats::jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(cfg.description.clone()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: cfg.history,
+        max_age: cfg.max_age,
+        duplicate_window: if cfg.max_age.is_zero() {
+            dup
+        } else {
+            cfg.max_age.min(dup)
+        },
+        num_replicas: cfg.num_replicas,
+        discard: async_nats::jetstream::stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    if let Err(e) = js.create_stream(stream).await {
+        // Another gateway may have created it meanwhile.
+        if js.get_key_value(&name).await.is_err() {
+            return Err(FleetError::js(&format!("creating bucket {name}"), e));
+        }
+    }
+    js.get_key_value(&name)
+        .await
+        .map_err(|e| FleetError::js(&format!("opening bucket {name}"), e))
+}
+
+impl Member {
+    /// Joins the fleet: connects, opens (or creates) the buckets, and starts claiming every device
+    /// of `gw`. Returns once connected; claims are taken in the background.
+    pub async fn join(cfg: FleetConfig, gw: Arc<Gateway>) -> Result<Arc<Member>, FleetError> {
+        check_id(&cfg.gateway_id)?;
+        if cfg.claim_ttl < Duration::from_millis(300) {
+            return Err(FleetError::Config(
+                "the claim TTL must be at least 300 ms".into(),
+            ));
+        }
+        let nc = connect(&cfg.url, &cfg.auth).await?;
+        wait_jetstream(&nc, Duration::from_secs(30)).await?;
+        let js = async_nats::jetstream::new(nc.clone());
+        let claims = bucket(
+            &js,
+            kv::Config {
+                bucket: BUCKET_CLAIMS.into(),
+                description: "wasmbed device claims (docs/FLEET.md)".into(),
+                history: 1,
+                max_age: cfg.claim_ttl,
+                num_replicas: cfg.replicas,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let record = |name: &str, what: &str| kv::Config {
+            bucket: name.into(),
+            description: format!("wasmbed {what} records (docs/FLEET.md)"),
+            history: 1,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        };
+        let devices = bucket(&js, record(BUCKET_DEVICES, "Device")).await?;
+        let gateways = bucket(&js, record(BUCKET_GATEWAYS, "Gateway")).await?;
+        let client = FleetClient::from_client(nc).await?;
+        let member = Arc::new(Member {
+            cfg,
+            client,
+            claims,
+            devices,
+            gateways,
+            served: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut tasks = Vec::new();
+        for dev in gw.devices.values() {
+            tasks.push(tokio::spawn(claim_loop(
+                member.clone(),
+                gw.clone(),
+                dev.clone(),
+            )));
+            tasks.push(tokio::spawn(publish_log(member.clone(), dev.clone())));
+        }
+        tasks.push(tokio::spawn(gateway_record_loop(
+            member.clone(),
+            gw.clone(),
+        )));
+        member.tasks.lock().expect("tasks").extend(tasks);
+        Ok(member)
+    }
+
+    /// The fencing token this gateway serves `device` under, if it holds a live claim on it.
+    pub fn serves(&self, device: &str) -> Option<u64> {
+        let ttl = self.cfg.claim_ttl;
+        self.served
+            .lock()
+            .expect("served")
+            .get(device)
+            .filter(|s| s.renewed.elapsed() < ttl - ttl / 10)
+            .map(|s| s.fence)
+    }
+
+    /// The devices this gateway serves now, with their fencing tokens.
+    pub fn served(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = self
+            .served
+            .lock()
+            .expect("served")
+            .iter()
+            .map(|(k, s)| (k.clone(), s.fence))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The client side (for forwarding).
+    pub fn client(&self) -> &FleetClient {
+        &self.client
+    }
+
+    /// This gateway's id.
+    pub fn gateway_id(&self) -> &str {
+        &self.cfg.gateway_id
+    }
+
+    /// Leaves the fleet: stops serving, deletes this gateway's claims (others may take the
+    /// devices at once) and marks its records offline.
+    pub async fn leave(&self) {
+        for t in self.tasks.lock().expect("tasks").drain(..) {
+            t.abort();
+        }
+        let held: Vec<String> = self
+            .served
+            .lock()
+            .expect("served")
+            .drain()
+            .map(|(k, _)| k)
+            .collect();
+        for dev in held {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.claims.delete(&dev)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.nc.flush()).await;
+    }
+}
+
+fn check_id(id: &str) -> Result<(), FleetError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(FleetError::Config(format!(
+            "gateway id `{id}`: use 1..64 of [A-Za-z0-9_-]"
+        )))
+    }
+}
+
+fn claim_value(m: &Member, fence: u64) -> bytes::Bytes {
+    serde_json::to_vec(&Claim {
+        gateway: m.cfg.gateway_id.clone(),
+        fence,
+        renewed_ms: now_ms(),
+    })
+    .expect("claim serializes")
+    .into()
+}
+
+/// Takes the claim on `dev` when free, serves it while the claim is renewed, and starts over
+/// when a renewal fails (another gateway may have it by then).
+async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
+    let hb = heartbeat(m.cfg.claim_ttl);
+    let key = dev.name.clone();
+    loop {
+        // Only a gateway that reaches the device claims it: a board on a TCP bridge that
+        // accepts one connection at a time is claimed by the gateway holding its link.
+        if !dev.snapshot().online {
+            tokio::time::sleep(hb).await;
+            continue;
+        }
+        let sent = Instant::now();
+        let created = tokio::time::timeout(hb, m.claims.create(&key, claim_value(&m, 0))).await;
+        let Ok(Ok(rev0)) = created else {
+            tokio::time::sleep(hb).await;
+            continue;
+        };
+        // Stamp the fencing token (the creating revision) into the claim.
+        let Ok(Ok(mut rev)) =
+            tokio::time::timeout(hb, m.claims.update(&key, claim_value(&m, rev0), rev0)).await
+        else {
+            continue;
+        };
+        let sub = match m.client.nc.subscribe(request_subject(&key)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(device = %key, "fleet: cannot subscribe: {e}");
+                let _ = m.claims.delete(&key).await;
+                tokio::time::sleep(hb).await;
+                continue;
+            }
+        };
+        m.served.lock().expect("served").insert(
+            key.clone(),
+            Served {
+                fence: rev0,
+                renewed: sent,
+            },
+        );
+        tracing::info!(device = %key, fence = rev0, "fleet: claimed");
+        let server = tokio::spawn(serve_device(m.clone(), gw.clone(), key.clone(), sub));
+        write_device_record(&m, &dev, rev0).await;
+        let mut up = Instant::now();
+        loop {
+            tokio::time::sleep(hb).await;
+            if dev.snapshot().online {
+                up = Instant::now();
+            } else if up.elapsed() >= m.cfg.claim_ttl {
+                // Down for a whole TTL: let a gateway that reaches the device take it.
+                tracing::warn!(device = %key, "fleet: link down for {:?}: released the claim", m.cfg.claim_ttl);
+                m.served.lock().expect("served").remove(&key);
+                let _ = tokio::time::timeout(hb, m.claims.delete(&key)).await;
+                write_device_record(&m, &dev, rev0).await;
+                break;
+            }
+            let sent = Instant::now();
+            let renewed =
+                tokio::time::timeout(hb, m.claims.update(&key, claim_value(&m, rev0), rev)).await;
+            match renewed {
+                Ok(Ok(r)) => {
+                    rev = r;
+                    if let Some(s) = m.served.lock().expect("served").get_mut(&key) {
+                        s.renewed = sent;
+                    }
+                    write_device_record(&m, &dev, rev0).await;
+                }
+                other => {
+                    let why = match other {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {hb:?}"),
+                    };
+                    tracing::warn!(device = %key, "fleet: lost the claim ({why}): stopped serving");
+                    break;
+                }
+            }
+        }
+        m.served.lock().expect("served").remove(&key);
+        server.abort();
+    }
+}
+
+async fn serve_device(
+    m: Arc<Member>,
+    gw: Arc<Gateway>,
+    dev: String,
+    mut sub: async_nats::Subscriber,
+) {
+    while let Some(msg) = sub.next().await {
+        tokio::spawn(serve_message(m.clone(), gw.clone(), dev.clone(), msg));
+    }
+}
+
+fn headers(m: &Member, fence: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(HDR_GATEWAY, m.cfg.gateway_id.as_str());
+    h.insert(HDR_FENCE, fence.to_string().as_str());
+    h
+}
+
+fn error_reply(id: Value, code: &str, message: String, help: &str) -> Value {
+    json!({"id": id, "ok": false, "error": {"code": code, "message": message, "help": help}})
+}
+
+async fn serve_message(m: Arc<Member>, gw: Arc<Gateway>, dev: String, msg: async_nats::Message) {
+    let Some(inbox) = msg.reply.clone() else {
+        return;
+    };
+    let nc = &m.client.nc;
+    let payload = msg.payload;
+    let (line, body) = match payload.iter().position(|b| *b == b'\n') {
+        Some(i) => (payload.slice(..i), payload.slice(i + 1..)),
+        None => (payload.clone(), bytes::Bytes::new()),
+    };
+    let parsed: Result<Map<String, Value>, String> = serde_json::from_slice::<Value>(&line)
+        .map_err(|e| format!("malformed JSON: {e}"))
+        .and_then(|v| {
+            let typed =
+                wasmbed_api::RequestLine::from_value(v.clone()).map_err(|e| e.to_string())?;
+            if typed.request.device() != Some(dev.as_str()) {
+                return Err(format!(
+                    "request for device {:?} sent to the subject of {dev}",
+                    typed.request.device()
+                ));
+            }
+            match v {
+                Value::Object(o) => Ok(o),
+                _ => Err("a request must be a JSON object".into()),
+            }
+        });
+    let id = serde_json::from_slice::<Value>(&line)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null);
+    let Some(fence) = m.serves(&dev) else {
+        let r = error_reply(
+            id,
+            "DEVICE_OFFLINE",
+            format!("gateway {} no longer owns {dev}", m.cfg.gateway_id),
+            "retry: the request goes to the device's new owner",
+        );
+        let _ = nc.publish(inbox, r.to_string().into()).await;
+        return;
+    };
+    let req = match parsed {
+        Ok(r) => r,
+        Err(e) => {
+            let r = error_reply(id, "BAD_REQUEST", e, "send a request of docs/HOST-API.md");
+            let _ = nc
+                .publish_with_headers(inbox, headers(&m, fence), r.to_string().into())
+                .await;
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    let serve = async {
+        let mut reader = tokio::io::BufReader::new(std::io::Cursor::new(body));
+        crate::api::handle_request(&gw, req, &mut reader, &tx).await;
+        drop(tx);
+    };
+    let relay = async {
+        while let Some(v) = rx.recv().await {
+            if v.get("event").and_then(Value::as_str) == Some("progress") {
+                let _ = nc
+                    .publish(event_subject(&dev, "progress"), v.to_string().into())
+                    .await;
+            }
+            let _ = nc
+                .publish_with_headers(inbox.clone(), headers(&m, fence), v.to_string().into())
+                .await;
+        }
+        let _ = nc.flush().await;
+    };
+    tokio::join!(serve, relay);
+}
+
+/// Publishes every new log line of `dev` on `wasmbed.evt.<dev>.<kind>` while this gateway serves
+/// it (`result` lines are the RESULTs nobody waited for).
+async fn publish_log(m: Arc<Member>, dev: DeviceHandle) {
+    let (_, mut rx) = dev.log.since(u64::MAX);
+    loop {
+        match rx.recv().await {
+            Ok(e) => {
+                let Some(fence) = m.serves(&dev.name) else {
+                    continue;
+                };
+                let kind = serde_json::to_value(e.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "log".into());
+                let v = json!({"event": "log", "seq": e.seq, "device": dev.name,
+                    "line": e.line, "kind": kind});
+                let _ = m
+                    .client
+                    .nc
+                    .publish_with_headers(
+                        event_subject(&dev.name, &kind),
+                        headers(&m, fence),
+                        v.to_string().into(),
+                    )
+                    .await;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The Device record of `dev` (kind `Device`), as this gateway sees it.
+pub fn device_record(m: &Member, dev: &DeviceHandle, fence: u64) -> Value {
+    let s = dev.snapshot();
+    let now = now_ms();
+    let labels = m.cfg.labels.get(&dev.name).cloned().unwrap_or_default();
+    json!({
+        "apiVersion": API_VERSION,
+        "kind": "Device",
+        "metadata": {"name": dev.name, "labels": labels},
+        "spec": {"endpoint": dev.endpoint, "gateway": m.cfg.gateway_id},
+        "status": {
+            "online": s.online,
+            "lastSeenMs": s.last_seen.map(|t| now.saturating_sub(t.elapsed().as_millis() as u64)),
+            "board": s.board,
+            "firmware": s.firmware,
+            "proto": s.proto,
+            "slotsUsed": s.slots_used,
+            "slotsTotal": s.slots_total,
+            "info": s.info,
+            "gateway": m.cfg.gateway_id,
+            "fence": fence,
+            "updatedMs": now,
+        }
+    })
+}
+
+async fn write_device_record(m: &Member, dev: &DeviceHandle, fence: u64) {
+    let v = device_record(m, dev, fence);
+    let hb = heartbeat(m.cfg.claim_ttl);
+    if let Ok(Err(e)) =
+        tokio::time::timeout(hb, m.devices.put(&dev.name, v.to_string().into())).await
+    {
+        tracing::warn!(device = %dev.name, "fleet: cannot write the device record: {e}");
+    }
+}
+
+async fn gateway_record_loop(m: Arc<Member>, gw: Arc<Gateway>) {
+    let hb = heartbeat(m.cfg.claim_ttl);
+    loop {
+        let served = m.served();
+        let waiting: usize = gw.devices.values().map(|d| d.waiting()).sum();
+        let v = json!({
+            "apiVersion": API_VERSION,
+            "kind": "Gateway",
+            "metadata": {"name": m.cfg.gateway_id},
+            "spec": {"devices": gw.devices.keys().collect::<Vec<_>>()},
+            "status": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "serving": served.iter().map(|(d, _)| d).collect::<Vec<_>>(),
+                "load": {"devicesServed": served.len(), "requestsWaiting": waiting},
+                "lastSeenMs": now_ms(),
+                "claimTtlMs": m.cfg.claim_ttl.as_millis() as u64,
+            }
+        });
+        let _ =
+            tokio::time::timeout(hb, m.gateways.put(&m.cfg.gateway_id, v.to_string().into())).await;
+        tokio::time::sleep(hb).await;
+    }
+}

@@ -1,0 +1,312 @@
+//! The fleet against real `nats-server` processes (Debian's nats-server 2.9) and the real
+//! simulated board: claims, fencing, forwarding, unowned devices, a gateway killed with
+//! SIGKILL, a NATS server of a 3-node cluster killed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use wasmbed_gateway::config::Config;
+use wasmbed_gateway::fleet::harness::{NatsCluster, NatsServer};
+use wasmbed_gateway::fleet::{FleetClient, FleetConfig};
+use wasmbed_gateway::sim::SimLink;
+
+/// Short claim TTL so expiry is observable in a test.
+const TTL_MS: u64 = 3000;
+
+fn fleet_cfg(url: &str, id: &str) -> FleetConfig {
+    let mut f = FleetConfig::new(url, id);
+    f.claim_ttl = Duration::from_millis(TTL_MS);
+    f
+}
+
+/// An in-process gateway in the fleet with the given devices (`NAME=ENDPOINT`).
+async fn member(f: FleetConfig, devices: &[String]) -> wasmbed_gateway::run::Running {
+    let mut cfg = Config::default();
+    for d in devices {
+        cfg.apply_device_flag(d).unwrap();
+    }
+    cfg.fleet = Some(f);
+    gateway_cfg(cfg).await
+}
+
+async fn client(url: &str) -> FleetClient {
+    FleetClient::connect(url, &Default::default())
+        .await
+        .expect("fleet client connects")
+}
+
+/// `status` of `dev` through the fleet, bounded.
+async fn fleet_status(c: &FleetClient, dev: &str) -> wasmbed_gateway::fleet::FleetReply {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        c.request(
+            &json!({"op": "status", "device": dev, "id": 1}),
+            b"",
+            |_| {},
+        ),
+    )
+    .await
+    .expect("a fleet request answers within 30 s")
+    .expect("fleet reachable")
+}
+
+/// Polls `probe` every 100 ms until it returns Some, within `secs`.
+async fn until<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn device(c: &FleetClient, name: &str) -> Option<Value> {
+    c.devices()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == name)
+}
+
+/// Two gateways with a board each, one more board named alike on both: the host's view lists
+/// all, requests reach the owner (directly and forwarded by the other gateway), an unowned
+/// device fails at once, and the twin is served by exactly one gateway under its fencing token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_claims_fencing_forwarding() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let (sa, sb, t1, t2) = (
+        start_sim(SimLink::Tcp).await,
+        start_sim(SimLink::Tcp).await,
+        start_sim(SimLink::Tcp).await,
+        start_sim(SimLink::Tcp).await,
+    );
+    let mut fa = fleet_cfg(&url, "gw-a");
+    fa.labels
+        .insert("alpha".into(), [("room".into(), "lab".into())].into());
+    let a = member(
+        fa,
+        &[
+            format!("alpha={}", sa.endpoint),
+            format!("twin={}", t1.endpoint),
+        ],
+    )
+    .await;
+    let b = member(
+        fleet_cfg(&url, "gw-b"),
+        &[
+            format!("beta={}", sb.endpoint),
+            format!("twin={}", t2.endpoint),
+        ],
+    )
+    .await;
+    let c = client(&url).await;
+
+    // The fleet lists the devices of both gateways, online, with their owner and labels.
+    let devs = until("alpha, beta and twin listed online", 30, || async {
+        let d = c.devices().await.unwrap();
+        let online = |n: &str| {
+            d.iter()
+                .any(|x| x["metadata"]["name"] == n && x["status"]["online"] == true)
+        };
+        (online("alpha") && online("beta") && online("twin")).then_some(d)
+    })
+    .await;
+    let alpha = devs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "alpha")
+        .unwrap();
+    assert_eq!(alpha["kind"], "Device");
+    assert_eq!(alpha["apiVersion"], "wasmbed.dev/v1alpha1");
+    assert_eq!(alpha["status"]["gateway"], "gw-a", "{alpha}");
+    assert_eq!(alpha["metadata"]["labels"]["room"], "lab", "{alpha}");
+    assert_eq!(alpha["status"]["board"], "sim", "{alpha}");
+    let beta = devs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "beta")
+        .unwrap();
+    assert_eq!(beta["status"]["gateway"], "gw-b", "{beta}");
+    let gws = c.gateways().await.unwrap();
+    assert_eq!(gws.len(), 2, "{gws:?}");
+    assert!(gws
+        .iter()
+        .all(|g| g["kind"] == "Gateway" && g["status"]["online"] == true));
+
+    // Requests reach the owner, which stamps its id and fencing token.
+    let r = fleet_status(&c, "alpha").await;
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-a"));
+    let claim = c.claim("alpha").await.unwrap().expect("alpha claimed");
+    assert_eq!(claim.gateway, "gw-a");
+    assert_eq!(r.fence, Some(claim.fence));
+    assert!(claim.fence > 0);
+    let r = fleet_status(&c, "beta").await;
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-b"));
+
+    // The twin: exactly one gateway serves it, the one its claim names, under that fence.
+    let claim = c.claim("twin").await.unwrap().expect("twin claimed");
+    let (sa_twin, sb_twin) = (
+        a.fleet.as_ref().unwrap().serves("twin"),
+        b.fleet.as_ref().unwrap().serves("twin"),
+    );
+    assert!(
+        sa_twin.is_some() != sb_twin.is_some(),
+        "exactly one serves the twin: a={sa_twin:?} b={sb_twin:?}"
+    );
+    assert_eq!(sa_twin.or(sb_twin), Some(claim.fence));
+    for _ in 0..20 {
+        let r = fleet_status(&c, "twin").await;
+        assert_eq!(r.reply["ok"], true, "{}", r.reply);
+        assert_eq!(r.gateway.as_deref(), Some(claim.gateway.as_str()));
+        assert_eq!(r.fence, Some(claim.fence));
+        let both = a.fleet.as_ref().unwrap().serves("twin").is_some()
+            && b.fleet.as_ref().unwrap().serves("twin").is_some();
+        assert!(!both, "both gateways serve the twin");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A host that only knows gw-b reaches alpha (forwarded through the fleet).
+    let mut hb = Client::connect(b.addr).await;
+    let ans = hb.call(json!({"op": "info", "device": "alpha"})).await;
+    assert_eq!(ans.ok()["board"], "sim", "{}", ans.reply);
+    let ans = hb.call(json!({"op": "info", "device": "beta"})).await;
+    assert_eq!(ans.ok()["board"], "sim");
+
+    // A device nobody owns fails at once (no waiting for the request timeout).
+    let t0 = std::time::Instant::now();
+    let r = fleet_status(&c, "ghost").await;
+    assert_eq!(r.reply["error"]["code"], "DEVICE_UNKNOWN", "{}", r.reply);
+    eprintln!("unowned device answered in {:?}", t0.elapsed());
+    let ans = hb.call(json!({"op": "status", "device": "ghost"})).await;
+    assert_eq!(ans.err_code(), "DEVICE_UNKNOWN");
+}
+
+/// A gateway process killed with SIGKILL: its own device shows offline within the claim TTL,
+/// and a board on a TCP bridge that the other gateway also reaches is taken over there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_gateway_offline_and_takeover() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let only = start_sim(SimLink::Tcp).await;
+    let shared = start_sim(SimLink::Tcp).await;
+    let spawn = |id: &str, devices: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmbed-gateway"));
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--fleet",
+            &url,
+            "--gateway-id",
+            id,
+        ])
+        .args(["--fleet-claim-ttl-ms", &TTL_MS.to_string()])
+        .env("WASMBED_GATEWAY_CONFIG", "")
+        .env_remove("WASMBED_GATEWAY_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+        for d in devices {
+            cmd.arg("--device").arg(d);
+        }
+        cmd.spawn().expect("gateway binary starts")
+    };
+    let mut a = spawn(
+        "gw-a",
+        vec![
+            format!("onlya={}", only.endpoint),
+            format!("shared={}", shared.endpoint),
+        ],
+    );
+    let c = client(&url).await;
+    until("gw-a owns shared", 30, || async {
+        c.claim("shared")
+            .await
+            .unwrap()
+            .filter(|cl| cl.gateway == "gw-a")
+    })
+    .await;
+    let first = c.claim("shared").await.unwrap().unwrap();
+    // gw-b reaches the same board (the bridge accepts one link at a time: gw-b waits).
+    let _b = spawn("gw-b", vec![format!("shared={}", shared.endpoint)]);
+    until("onlya online", 30, || async {
+        device(&c, "onlya")
+            .await
+            .filter(|d| d["status"]["online"] == true)
+    })
+    .await;
+    let r = fleet_status(&c, "shared").await;
+    assert_eq!(r.gateway.as_deref(), Some("gw-a"), "{}", r.reply);
+
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    let killed = std::time::Instant::now();
+    // Offline within the claim TTL (plus one poll and the heartbeat of the last renewal).
+    until("onlya offline after SIGKILL", TTL_MS / 1000 + 5, || async {
+        device(&c, "onlya")
+            .await
+            .filter(|d| d["status"]["online"] == false)
+    })
+    .await;
+    eprintln!("onlya offline {:?} after SIGKILL", killed.elapsed());
+    let r = fleet_status(&c, "onlya").await;
+    assert_eq!(r.reply["error"]["code"], "DEVICE_OFFLINE", "{}", r.reply);
+    // Taken over by gw-b under a newer fencing token.
+    let taken = until("gw-b takes shared over", 40, || async {
+        c.claim("shared")
+            .await
+            .unwrap()
+            .filter(|cl| cl.gateway == "gw-b")
+    })
+    .await;
+    assert!(taken.fence > first.fence, "{taken:?} after {first:?}");
+    let r = until("shared answers through gw-b", 30, || async {
+        let r = fleet_status(&c, "shared").await;
+        (r.reply["ok"] == true).then_some(r)
+    })
+    .await;
+    assert_eq!(r.gateway.as_deref(), Some("gw-b"));
+    assert_eq!(r.fence, Some(taken.fence));
+}
+
+/// One server of a 3-node JetStream cluster killed: requests continue (after at most a
+/// re-election and a reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_survives_a_dead_server() {
+    let mut cluster = NatsCluster::start(3).unwrap();
+    let urls = cluster.urls();
+    let sim = start_sim(SimLink::Tcp).await;
+    let mut f = fleet_cfg(&urls, "gw-a");
+    f.replicas = 3;
+    let _gw = member(f, &[format!("alpha={}", sim.endpoint)]).await;
+    // The host talks to the server that survives.
+    let c = client(&cluster.servers[2].url()).await;
+    until("alpha served", 30, || async {
+        let r = fleet_status(&c, "alpha").await;
+        (r.reply["ok"] == true).then_some(())
+    })
+    .await;
+    cluster.servers[0].kill();
+    let killed = std::time::Instant::now();
+    until("alpha served after n0 died", 40, || async {
+        let r = fleet_status(&c, "alpha").await;
+        (r.reply["ok"] == true).then_some(())
+    })
+    .await;
+    eprintln!("served again {:?} after n0 died", killed.elapsed());
+    for _ in 0..10 {
+        let r = fleet_status(&c, "alpha").await;
+        assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    }
+}

@@ -1,0 +1,80 @@
+//! `deploy` and `build-and-deploy`: upload a module (or C source to build) to one or more
+//! devices, ending with one table.
+
+use std::time::Instant;
+
+use wasmbed_api::OpResult;
+
+use super::{e2e, multi, per_device, read_file, Ctx, Report};
+use crate::cli::{BuildArgs, DeployArgs, Mode, ReplaceArgs};
+use crate::error::HostError;
+use crate::{output, requests};
+
+fn upload(
+    ctx: &Ctx,
+    command: &str,
+    module_id: &str,
+    data: &[u8],
+    mode: Option<Mode>,
+    replace: &ReplaceArgs,
+    default_s: f64,
+) -> Result<Report, HostError> {
+    // Checked once before any device is asked.
+    requests::upload("", module_id, data, mode, replace)?;
+    let devices = ctx.devices(command)?;
+    let timeout = ctx.timeout(default_s + data.len() as f64 / 5000.0);
+    let started = Instant::now();
+    let outs = per_device(&devices, |d| {
+        let req = requests::upload(d, module_id, data, mode, replace)?;
+        ctx.call(d, req, Some(data), timeout)
+    });
+    let wall = started.elapsed().as_secs_f64() * 1e3;
+    let not_deploy =
+        HostError::Protocol("the gateway answered a deploy with another result".into());
+    let rows: Vec<output::DeployRow<'_>> = devices
+        .iter()
+        .zip(&outs)
+        .map(|(d, out)| {
+            let latency = match out {
+                Ok(r) => r.latency,
+                Err(f) => f.latency,
+            };
+            output::DeployRow {
+                device: d,
+                module_id,
+                outcome: match out {
+                    Ok(r) => match &r.result {
+                        OpResult::Deploy(res) => Ok(res),
+                        _ => Err(&not_deploy),
+                    },
+                    Err(f) => Err(&f.error),
+                },
+                transfer_ms: latency.transfer_ms,
+                compile_ms: latency.compile_ms,
+                e2e_ms: e2e(out),
+            }
+        })
+        .collect();
+    let text = output::deploy_table(&rows) + "\n";
+    Ok(multi(command, &devices, outs, wall, text))
+}
+
+/// Runs `deploy`.
+pub(super) fn deploy(ctx: &Ctx, a: &DeployArgs) -> Result<Report, HostError> {
+    let data = read_file(&a.file)?;
+    upload(ctx, "deploy", &a.module_id, &data, None, &a.replace, 20.0)
+}
+
+/// Runs `build-and-deploy`.
+pub(super) fn build_and_deploy(ctx: &Ctx, a: &BuildArgs) -> Result<Report, HostError> {
+    let data = read_file(&a.source)?;
+    upload(
+        ctx,
+        "build-and-deploy",
+        &a.module_id,
+        &data,
+        Some(a.mode),
+        &a.replace,
+        60.0,
+    )
+}

@@ -1,0 +1,19 @@
+//! `stop`: STOP a module's job; with `--wait`, its RESULT.
+
+use wasmbed_api::OpResult;
+
+use super::{single, Ctx, Report};
+use crate::cli::StopArgs;
+use crate::error::HostError;
+use crate::{output, requests};
+
+/// Runs `stop`.
+pub(super) fn run(ctx: &Ctx, a: &StopArgs) -> Result<Report, HostError> {
+    let device = ctx.one_device("stop")?;
+    let req = requests::stop(&device, &a.module_id, a.wait, a.result_timeout)?;
+    let out = ctx.call(&device, req, None, ctx.timeout(a.result_timeout + 5.0));
+    Ok(single("stop", Some(&device), out, |r| match &r.result {
+        OpResult::Stop(s) => output::line_text("stopped", &a.module_id, &s.line, Some(&s.status)),
+        _ => String::new(),
+    }))
+}

@@ -11,7 +11,7 @@ use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
-    StartSession, StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
+    StartSession, StatusSession, StopSession, Timeouts, UnloadSession,
 };
 use wasmbed_agent_proto::{
     AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultClass,
@@ -97,6 +97,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         waiters,
         decoder: Decoder::new(),
         buf: vec![0; 4096],
+        seq: None,
     };
     tokio::spawn(task.run());
     handle
@@ -113,6 +114,8 @@ struct DeviceTask {
     waiters: Arc<Waiters>,
     decoder: Decoder,
     buf: Vec<u8>,
+    /// The last `seq=` sent, when the device correlates replies (`INFO_OK … seq=1`).
+    seq: Option<u32>,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -341,13 +344,16 @@ impl DeviceTask {
 
     /// INFO (v1 fallback) and STATUS: what the device is and holds.
     async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        self.seq = None; // INFO itself goes without seq=: it tells whether the device echoes one
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, info, None, false).await {
             Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
+                self.seq = wasmbed_agent_proto::correlates(&line).then_some(0);
                 self.follow_link_speed(info.baud);
                 self.record_info(Some(&info), &line)
             }
             Ok((Ok(InfoOutcome::V1), _)) => {
+                self.seq = None;
                 self.follow_link_speed(None);
                 self.record_info(None, &Line::parse(""))
             }
@@ -596,11 +602,13 @@ impl DeviceTask {
     {
         let t0 = Instant::now();
         let mut fed: Option<Line> = None;
+        if let Some(seq) = self.seq.as_mut() {
+            *seq = seq.wrapping_add(1);
+            session.set_seq(*seq);
+        }
         loop {
             while let Some(t) = session.poll_transmit() {
-                let bytes = match &t {
-                    Transmit::Line(_) | Transmit::Payload(_) => t.to_bytes(),
-                };
+                let bytes = t.to_bytes();
                 link.write_all(&bytes).await.map_err(DriveError::Io)?;
                 link.flush().await.map_err(DriveError::Io)?;
             }

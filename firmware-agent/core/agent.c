@@ -124,10 +124,15 @@ uint32_t agent_poll(struct agent *a)
 		if (!agent_rx_pop(a, &line))
 			break;
 		a->rx_flags = line.flags;
-		if (line.flags & AGENT_RXL_TOO_LONG)
+		if (line.flags & AGENT_RXL_TOO_LONG) {
 			agent_sendf(a, "ERROR code=LINE_TOO_LONG");
-		else
+		} else if (line.flags & AGENT_RXL_FRAME) {
+			agent_frame_chunk(a, &line);
+		} else {
+			if (a->ops->trace_command)
+				a->ops->trace_command(a->ctx, line.text, line.len);
 			agent_dispatch(a, line.text, line.len);
+		}
 		a->rx_flags = 0;
 	}
 	report_overflow(a);

@@ -88,6 +88,11 @@ struct agent_port_ops {
 	/** Diagnostic text (not protocol), e.g. to stderr. Optional. */
 	void (*log)(void *ctx, const char *msg);
 	/**
+	 * Every command line, exactly as it is about to be executed (without terminator). Optional;
+	 * tests and the fuzzer check with it that only complete lines outside any payload run.
+	 */
+	void (*trace_command)(void *ctx, const char *line, size_t len);
+	/**
 	 * An AOT module's machine code was just written into the pool (after a successful load,
 	 * before any of it runs): make it visible to instruction fetch. On a CPU with caches
 	 * (Cortex-M7) clean the data cache and invalidate the instruction cache, at least over the
@@ -156,20 +161,33 @@ struct agent_slot {
 	bool stop_pending;
 	bool killing;
 	uint32_t stop_deadline;
+	/* module output (uart_print, log): lines in the current second, lines dropped since */
+	uint32_t out_window, out_count, out_dropped;
 	/* instantiation in job context (state SLOT_STARTING) */
 	int start_kind;       /* enum agent_start_kind */
 	void *start_inst;     /* the instance whose start function runs (from WAMR's start hook) */
 	uint32_t start_deadline;
 	bool start_terminated; /* terminate asked: the next deadline forces */
 	bool warn_victim;      /* LOAD_OK warn=VICTIM_IGNORED */
+	bool load_has_seq;     /* the LOAD carried seq=load_seq (its LOAD_OK/LOAD_ERR echo it) */
+	uint32_t load_seq;
 	char victim[AGENT_ID_MAX + 1];
 };
 
-/** One completed input line in the RX queue. */
+/** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */
+#define AGENT_FRAME_MARK 0x01u
+/** Last byte of every frame line before its '\n' (never printable: a frame's tail is no command). */
+#define AGENT_FRAME_END 0x04u
+/** Frame kind (first decoded byte) of a module chunk. */
+#define AGENT_FRAME_CHUNK 0x01u
+
+/** One completed input line (or frame) in the RX queue. */
 struct agent_rx_line {
 	uint16_t len;
 	uint8_t flags; /* AGENT_RXL_* */
 	char text[AGENT_LINE_MAX + 1];
+	/* AGENT_RXL_FRAME: the frame's offset, data length and CRC as received */
+	uint32_t f_off, f_len, f_crc;
 };
 
 /** RX state shared between agent_rx() and the command context. Private to the core. */
@@ -177,6 +195,19 @@ struct agent_rx {
 	char cur[AGENT_LINE_MAX + 1];
 	uint16_t cur_len;
 	bool cur_too_long;
+	/* what the line being received is: RXK_TEXT, RXK_FRAME (starts with AGENT_FRAME_MARK) or
+	 * RXK_JUNK (a byte outside 0x20..0x7e): only RXK_TEXT lines are ever executed */
+	uint8_t cur_kind;
+	bool cur_cr; /* a '\r' was the last byte: only '\n' may follow */
+	uint32_t junk; /* lines discarded as junk */
+	bool link_reset; /* agent_rx_reset() ran: the command side ends the transfer */
+	/* the frame being decoded (streaming COBS, sentinel '\n') */
+	uint8_t *fr_dst;
+	uint32_t fr_cap, fr_base, fr_pos;
+	uint16_t fr_left;
+	bool fr_zero, fr_started, fr_bad, fr_over, fr_held_ok;
+	uint8_t fr_held; /* the newest byte, decoded once the next one shows it is not the end */
+	uint8_t fr_hdr[5], fr_tail[4];
 	struct agent_rx_line q[AGENT_RXQ_DEPTH];
 	unsigned q_head, q_count;
 	uint32_t overflow, too_long, overflow_reported;
@@ -185,15 +216,19 @@ struct agent_rx {
 	bool bin_discard;
 	uint8_t *bin_dst;
 	uint32_t bin_len, bin_got;
-	/* where CHUNK payloads go (armed by a chunked LOAD) */
+	/* where CHUNK payloads or the next frame go (armed by a chunked LOAD), and its offset */
 	uint8_t *chunk_dst;
 	uint32_t chunk_cap;
 	uint32_t chunk_max;
+	uint32_t chunk_off;
 };
 
 /** The active module transfer (v1 or chunked); the data lives in its slot. Private. */
 struct agent_upload {
 	int state; /* enum agent_upload_state */
+	bool framed; /* chunks come as frames (framed=1), never as raw CHUNK payloads */
+	bool has_seq; /* the LOAD carried seq=: every reply of the upload echoes it */
+	uint32_t seq;
 	unsigned slot;
 	bool warn_victim;
 	char victim[AGENT_ID_MAX + 1];
@@ -215,6 +250,9 @@ struct agent {
 	int led_on;
 	bool wasm_ready;
 	uint8_t rx_flags;          /* flags of the line being dispatched */
+	/* seq= of the command being answered (replies echo it; docs/PROTOCOL.md) */
+	bool reply_tag;
+	uint32_t reply_seq;
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
 	struct agent *next_agent;  /* agents sharing the process's WAMR runtime (start hook) */
 };
@@ -239,8 +277,9 @@ void agent_hello(struct agent *a);
 void agent_rx(struct agent *a, const uint8_t *data, size_t len);
 
 /**
- * A new link session began (e.g. a TCP client connected): drop the partial input line. RX
- * context or inside the port's RX lock.
+ * A new link session began (e.g. a TCP client connected): drop the partial input line or frame,
+ * leave payload mode and drop queued lines; the next agent_poll() ends the transfer in progress
+ * (a chunked one stays parked for resume). RX context or inside the port's RX lock.
  */
 void agent_rx_reset(struct agent *a);
 

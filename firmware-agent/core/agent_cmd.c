@@ -37,15 +37,21 @@ void agent_dispatch(struct agent *a, char *line, size_t len)
 	n = (size_t)(p - name);
 	while (*p == ' ')
 		p++;
+	if (n == 0)
+		return; /* only spaces (or a NUL byte first): like an empty line */
+	{
+		struct agent_param ps;
+		a->reply_tag = agent_param_get(p, "seq", &ps) && agent_param_u32(&ps, &a->reply_seq);
+	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strlen(commands[i].name) == n && memcmp(commands[i].name, name, n) == 0) {
 			commands[i].handler(a, p);
+			a->reply_tag = false;
 			return;
 		}
 	}
-	if (n == 0)
-		return; /* only spaces (or a NUL byte first): like an empty line */
 	agent_sendf(a, "ERROR code=UNKNOWN_COMMAND");
+	a->reply_tag = false;
 }
 
 static uint32_t slot_stack_free(struct agent *a, unsigned i)
@@ -94,11 +100,11 @@ void agent_cmd_status(struct agent *a, const char *params)
 	agent_wasm_pool_info(&total, &free_b, &high);
 	agent_sendf(a,
 		    "STATUS_OK modules=\"%s\" low_stack=\"%s\" wamr_total=%lu wamr_free=%lu "
-		    "wamr_used=%lu wamr_highmark=%lu rx_overflow=%lu rx_too_long=%lu led_toggles=%lu",
+		    "wamr_used=%lu wamr_highmark=%lu rx_overflow=%lu rx_too_long=%lu rx_junk=%lu led_toggles=%lu",
 		    ml ? mods : "none", ll ? low : "none", (unsigned long)total,
 		    (unsigned long)free_b, (unsigned long)(total - free_b), (unsigned long)high,
 		    (unsigned long)a->rx.overflow, (unsigned long)a->rx.too_long,
-		    (unsigned long)a->led_toggles);
+		    (unsigned long)a->rx.junk, (unsigned long)a->led_toggles);
 }
 
 void agent_cmd_info(struct agent *a, const char *params)
@@ -114,7 +120,7 @@ void agent_cmd_info(struct agent *a, const char *params)
 	agent_sendf(a,
 		    "INFO_OK proto=2 board=%s fw=%s wamr=%s aot_arch=%s aot_cpu=%s aot_abi=%s "
 		    "aot_version=%d slots=%u max_module=%lu pool_total=%lu pool_free=%lu chunk_max=%lu "
-		    "line_max=%d%s stop=%s natives=\"%s\" led_toggles=%lu aot_features=%s "
+		    "line_max=%d%s stop=%s natives=\"%s\" framed=1 seq=1 led_toggles=%lu aot_features=%s "
 		    "aot_bounds_checks=%s",
 		    c->board, c->fw_build, AGENT_FW_WAMR, c->aot_arch, c->aot_cpu, c->aot_abi,
 		    AGENT_AOT_VERSION, c->slots, (unsigned long)free_b, (unsigned long)total,

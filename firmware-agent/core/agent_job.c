@@ -124,16 +124,22 @@ static void start_done(struct agent_slot *s, const char *code, const char *err)
 			return;
 		agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id,
 			   (unsigned long)s->size);
+		a->reply_tag = s->load_has_seq;
+		a->reply_seq = s->load_seq;
 		if (s->warn_victim)
 			agent_sendf(a, "LOAD_OK warn=VICTIM_IGNORED replace_victim=%s", s->victim);
 		else
 			agent_sendf(a, "LOAD_OK");
+		a->reply_tag = false;
 		return;
 	}
 	agent_logf(a, "slot %u: instantiating %s failed: %s", s->index, s->id, err);
 	if (s->start_kind == START_LOAD) {
 		agent_escape(esc, sizeof(esc), err, strlen(err));
+		a->reply_tag = s->load_has_seq;
+		a->reply_seq = s->load_seq;
 		agent_sendf(a, "LOAD_ERR code=%s msg=\"%s\"", code, esc);
+		a->reply_tag = false;
 	}
 	s->state = SLOT_FREE; /* agent_slot_unload: nothing runs on it any more */
 	agent_slot_unload(s);

@@ -13,7 +13,7 @@ void agent_upload_park(struct agent *a)
 	if (a->up.state == UP_NONE)
 		return;
 	agent_rx_cancel_binary(a);
-	agent_rx_arm_chunks(a, NULL, 0);
+	agent_rx_arm_chunks(a, NULL, 0, 0);
 	memset(&a->up, 0, sizeof(a->up));
 }
 
@@ -178,6 +178,8 @@ static void upload_finish(struct agent *a)
 	}
 	s->warn_victim = a->up.warn_victim;
 	strcpy(s->victim, a->up.victim);
+	s->load_has_seq = a->up.has_seq; /* LOAD_OK/LOAD_ERR come later: they echo the LOAD's seq */
+	s->load_seq = a->up.seq;
 	agent_upload_park(a);
 	agent_slot_start(s, START_LOAD);
 }
@@ -235,17 +237,20 @@ static bool flag_set(const char *params, const char *key)
 static void chunks_rearm(struct agent *a)
 {
 	struct agent_slot *s = &a->slots[a->up.slot];
-	agent_rx_arm_chunks(a, s->buf + s->acked, s->size - s->acked);
+	agent_rx_arm_chunks(a, s->buf + s->acked, s->size - s->acked, s->acked);
 }
 
 /* Make `s` the active transfer and answer LOAD_READY. */
-static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bool warn,
-			 const char *victim, const struct agent_param *crc_text)
+static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bool framed,
+			 bool warn, const char *victim, const struct agent_param *crc_text)
 {
 	struct agent_upload *up = &a->up;
 
 	memset(up, 0, sizeof(*up));
 	up->state = chunked ? UP_CHUNKED : UP_V1;
+	up->framed = chunked && framed;
+	up->has_seq = a->reply_tag;
+	up->seq = a->reply_seq;
 	up->slot = s->index;
 	up->warn_victim = warn;
 	if (warn)
@@ -253,9 +258,10 @@ static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bo
 	if (chunked) {
 		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
 		chunks_rearm(a);
-		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=%lu",
+		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=%lu%s",
 			    s->id, (unsigned long)s->size, (int)crc_text->len, crc_text->val,
-			    (unsigned long)a->cfg.chunk_max, (unsigned long)s->acked);
+			    (unsigned long)a->cfg.chunk_max, (unsigned long)s->acked,
+			    up->framed ? " framed=1" : "");
 	} else {
 		up->deadline = agent_now(a) + a->cfg.load_timeout_ms;
 		agent_rx_arm_binary(a, s->buf, s->size); /* before LOAD_READY: the payload follows */
@@ -269,7 +275,7 @@ void agent_cmd_load(struct agent *a, const char *params)
 	struct agent_param p_id, p_size, p_crc, p_victim;
 	char id[AGENT_ID_MAX + 1], victim[AGENT_ID_MAX + 1];
 	uint32_t size, crc;
-	bool replace, chunked, has_victim, warn;
+	bool replace, chunked, framed, has_victim, warn;
 	struct agent_slot *s;
 	uint8_t *buf;
 
@@ -301,12 +307,13 @@ void agent_cmd_load(struct agent *a, const char *params)
 	}
 	replace = flag_set(params, "replace");
 	chunked = flag_set(params, "chunked");
+	framed = flag_set(params, "framed");
 
 	agent_upload_park(a); /* a new LOAD ends the transfer in progress (kept for resume) */
 	s = agent_slot_find(a, id);
 	if (chunked && flag_set(params, "resume") && s && s->state == SLOT_PARTIAL &&
 	    s->size == size && s->crc == crc) {
-		upload_begin(a, s, true, false, NULL, &p_crc);
+		upload_begin(a, s, true, framed, false, NULL, &p_crc);
 		return;
 	}
 	if (!(s = load_pick_slot(a, id, replace, has_victim ? victim : NULL, &warn)))
@@ -323,7 +330,7 @@ void agent_cmd_load(struct agent *a, const char *params)
 	s->state = SLOT_PARTIAL;
 	agent_logf(a, "load %s: %lu bytes%s into slot %u", id, (unsigned long)size,
 		   chunked ? " chunked" : "", s->index);
-	upload_begin(a, s, chunked, warn, victim, &p_crc);
+	upload_begin(a, s, chunked, framed, warn, victim, &p_crc);
 }
 
 /* Re-arm for the next chunk before answering: the gateway sends it as soon as it reads the reply. */
@@ -367,6 +374,11 @@ void agent_cmd_chunk(struct agent *a, const char *params)
 	const char *err;
 	uint32_t n = 0;
 
+	if (a->up.state == UP_CHUNKED && a->up.framed) {
+		/* a framed upload takes no raw CHUNK: its bytes were consumed, never acked */
+		chunk_reply(a, "NO_UPLOAD");
+		return;
+	}
 	if (a->up.state != UP_CHUNKED) {
 		agent_sendf(a, "CHUNK_ERR code=NO_UPLOAD offset=0");
 		return;
@@ -376,7 +388,58 @@ void agent_cmd_chunk(struct agent *a, const char *params)
 	if (!err)
 		s->acked += n;
 	if (!err && s->acked == s->size) {
-		agent_rx_arm_chunks(a, NULL, 0);
+		agent_rx_arm_chunks(a, NULL, 0, 0);
+		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)s->acked);
+		upload_finish(a);
+		return;
+	}
+	chunk_reply(a, err);
+}
+
+/* The stored frame's data is at the acked offset: check it, then ack or refuse it. */
+static const char *frame_check(struct agent *a, const struct agent_rx_line *line)
+{
+	struct agent_slot *s = &a->slots[a->up.slot];
+	uint8_t hdr[5] = { AGENT_FRAME_CHUNK };
+	uint32_t crc;
+
+	if (line->flags & AGENT_RXL_FRAME_BAD)
+		return "BAD_CRC"; /* damaged on the way: its bytes cannot be trusted */
+	if (!(line->flags & AGENT_RXL_STORED) || line->f_off != s->acked ||
+	    line->f_len > a->cfg.chunk_max || (uint64_t)line->f_off + line->f_len > s->size)
+		return "BAD_OFFSET";
+	for (unsigned i = 0; i < 4; i++)
+		hdr[1 + i] = (uint8_t)(line->f_off >> (8 * i));
+	crc = agent_crc32(agent_crc32(0, hdr, sizeof(hdr)), s->buf + line->f_off, line->f_len);
+	return crc == line->f_crc ? NULL : "BAD_CRC";
+}
+
+static void frame_chunk(struct agent *a, const struct agent_rx_line *line);
+
+/* A frame answers with the seq= of its LOAD. */
+void agent_frame_chunk(struct agent *a, const struct agent_rx_line *line)
+{
+	a->reply_tag = a->up.state != UP_NONE && a->up.has_seq;
+	a->reply_seq = a->up.seq;
+	frame_chunk(a, line);
+	a->reply_tag = false;
+}
+
+static void frame_chunk(struct agent *a, const struct agent_rx_line *line)
+{
+	struct agent_slot *s;
+	const char *err;
+
+	if (a->up.state != UP_CHUNKED || !a->up.framed) {
+		agent_sendf(a, "CHUNK_ERR code=NO_UPLOAD offset=0");
+		return;
+	}
+	s = &a->slots[a->up.slot];
+	err = frame_check(a, line);
+	if (!err)
+		s->acked += line->f_len;
+	if (!err && s->acked == s->size) {
+		agent_rx_arm_chunks(a, NULL, 0, 0);
 		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)s->acked);
 		upload_finish(a);
 		return;
@@ -404,13 +467,37 @@ static uint32_t chunk_bytes_poll(struct agent *a, uint32_t got, uint32_t now)
 	return 20;
 }
 
+static uint32_t upload_poll(struct agent *a);
+
+/* Payload completion and upload deadlines: their lines answer the LOAD (its seq=). */
 uint32_t agent_upload_poll(struct agent *a)
+{
+	uint32_t next;
+
+	a->reply_tag = a->up.state != UP_NONE && a->up.has_seq;
+	a->reply_seq = a->up.seq;
+	next = upload_poll(a);
+	a->reply_tag = false;
+	return next;
+}
+
+static uint32_t upload_poll(struct agent *a)
 {
 	struct agent_upload *up = &a->up;
 	uint32_t now = agent_now(a);
 	bool done;
-	uint32_t got = agent_rx_binary_progress(a, &done);
+	uint32_t got;
 	int32_t left;
+
+	if (agent_rx_take_reset(a) && up->state != UP_NONE) {
+		/* the link dropped: its transfer is over (a chunked one stays parked for resume=1) */
+		agent_logf(a, "link reset during upload of %s", a->slots[up->slot].id);
+		if (up->state == UP_V1)
+			agent_upload_fail(a);
+		else
+			agent_upload_park(a);
+	}
+	got = agent_rx_binary_progress(a, &done);
 
 	if (up->state != UP_V1 && !done)
 		return chunk_bytes_poll(a, got, now);
@@ -433,9 +520,11 @@ uint32_t agent_upload_poll(struct agent *a)
 		agent_upload_fail(a);
 		load_err(a, "TIMEOUT", "binary payload not received");
 	} else {
-		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
-			    (unsigned long)a->slots[up->slot].acked);
+		uint32_t acked = a->slots[up->slot].acked;
+
 		agent_upload_park(a); /* kept for LOAD ... resume=1 */
+		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",
+			    (unsigned long)acked);
 	}
 	return UINT32_MAX;
 }

@@ -19,6 +19,13 @@ enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED };
 #define AGENT_RXL_CHUNK 0x02u /* a CHUNK line whose payload follows in binary mode */
 #define AGENT_RXL_STORED 0x08u /* its payload went to the upload buffer (else discarded) */
 #define AGENT_RXL_INCOMPLETE 0x80u /* its payload timed out */
+#define AGENT_RXL_FRAME 0x10u /* a frame line (f_off/f_len/f_crc valid if it decoded) */
+#define AGENT_RXL_FRAME_BAD 0x20u /* the frame did not decode (COBS, kind or length) */
+
+/* kinds of the line being received (struct agent_rx.cur_kind) */
+#define RXK_TEXT 0u
+#define RXK_FRAME 1u
+#define RXK_JUNK 2u
 
 /* --- util --- */
 void agent_lock(struct agent *a);
@@ -32,6 +39,8 @@ static inline int32_t agent_time_diff(uint32_t t, uint32_t deadline)
 /* Format and write one line (a '\n' is appended). Caller holds the core lock. */
 void agent_sendf(struct agent *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* True for lines that answer a command (they echo its seq=), false for LOG, HELLO, job RESULTs. */
+bool agent_reply_tagged(const char *line);
 void agent_logf(struct agent *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Escape `src` (len bytes) for a quoted field into dst (cap bytes, NUL-terminated). */
@@ -61,7 +70,10 @@ void agent_rx_arm_binary(struct agent *a, uint8_t *dst, uint32_t len);
 void agent_rx_cancel_binary(struct agent *a);
 /* Payload progress: returns bytes received; *done when complete. */
 uint32_t agent_rx_binary_progress(struct agent *a, bool *done);
-void agent_rx_arm_chunks(struct agent *a, uint8_t *dst, uint32_t cap);
+/* Where the next CHUNK payload or frame goes: dst stands for module offset `off`. */
+void agent_rx_arm_chunks(struct agent *a, uint8_t *dst, uint32_t cap, uint32_t off);
+/* True once after agent_rx_reset() (a new connection). */
+bool agent_rx_take_reset(struct agent *a);
 /* The CHUNK payload length announced in a CHUNK line, or -1 if not parseable. */
 long agent_chunk_line_size(const char *line, size_t len);
 
@@ -69,6 +81,8 @@ long agent_chunk_line_size(const char *line, size_t len);
 void agent_dispatch(struct agent *a, char *line, size_t len);
 void agent_cmd_load(struct agent *a, const char *params);
 void agent_cmd_chunk(struct agent *a, const char *params);
+/* A frame line completed (its flags and f_* fields in `line`). */
+void agent_frame_chunk(struct agent *a, const struct agent_rx_line *line);
 void agent_cmd_unload(struct agent *a, const char *params);
 void agent_cmd_start(struct agent *a, const char *params);
 void agent_cmd_stop(struct agent *a, const char *params);

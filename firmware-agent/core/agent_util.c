@@ -30,6 +30,30 @@ void agent_unlock(struct agent *a)
 
 uint32_t agent_now(struct agent *a) { return a->ops->now_ms(a->ctx); }
 
+/*
+ * Which lines answer the command being executed (and so echo its seq=): all but module output
+ * (LOG), HELLO and the RESULT that ends a job (status OK, EXCEPTION, STOPPED, NO_EXEC_ENV, and
+ * NO_FUNC without name=), which is routed by its module_id (docs/PROTOCOL.md "Sequence numbers").
+ */
+bool agent_reply_tagged(const char *line)
+{
+	static const char *const immediate[] = { "NO_MODULE", "BUSY", "BAD_PARAMS", "NO_ENTRYPOINT",
+						 "NO_MEM" };
+	const char *st;
+
+	if (!strncmp(line, "LOG ", 4) || !strncmp(line, "HELLO ", 6))
+		return false;
+	if (strncmp(line, "RESULT status=", 14) != 0)
+		return true;
+	st = line + 14;
+	for (size_t i = 0; i < sizeof(immediate) / sizeof(immediate[0]); i++) {
+		size_t k = strlen(immediate[i]);
+		if (!strncmp(st, immediate[i], k) && (st[k] == ' ' || st[k] == '\0'))
+			return true;
+	}
+	return !strncmp(st, "NO_FUNC ", 8) && strstr(st, " name=") != NULL;
+}
+
 void agent_sendf(struct agent *a, const char *fmt, ...)
 {
 	char buf[AGENT_TX_MAX];
@@ -43,6 +67,12 @@ void agent_sendf(struct agent *a, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2; /* truncated, but the line still ends */
+	if (a->reply_tag && agent_reply_tagged(buf)) {
+		int m = snprintf(buf + n, sizeof(buf) - 1 - (size_t)n, " seq=%lu",
+				 (unsigned long)a->reply_seq);
+		if (m > 0 && (size_t)(n + m) < sizeof(buf) - 1)
+			n += m;
+	}
 	buf[n++] = '\n';
 	a->ops->write(a->ctx, buf, (size_t)n);
 }

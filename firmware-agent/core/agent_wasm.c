@@ -9,6 +9,7 @@
 
 #define LOG_MAX 200
 #define PRINT_MAX 200
+#define OUT_PER_SEC 20 /* module output lines per slot and second; more are dropped, counted */
 
 /* The slot of a native's caller; NULL (and the call traps) if the instance has none yet. */
 static struct agent_slot *native_slot(wasm_exec_env_t env)
@@ -57,12 +58,45 @@ static void n_delay_ms(wasm_exec_env_t env, int32_t ms)
 		agent_job_sleep(s, ms > 0 ? (uint32_t)ms : 0);
 }
 
-/* Prints the NUL-terminated string at `off` as one console line (control bytes replaced). */
+/*
+ * Every byte a module emits goes out here, framed as one protocol line tied to its module:
+ * LOG module_id=<id> msg="<escaped>"[ truncated=1][ dropped=<n>]
+ * so no output can ever read as a reply (docs/PROTOCOL.md "Module output"). At most
+ * OUT_PER_SEC lines per slot and second; the next line sent says how many were dropped.
+ */
+static void module_out(struct agent_slot *s, const char *p, size_t n, bool cut)
+{
+	struct agent *a = s->agent;
+	char esc[LOG_MAX * 4 + 1];
+	uint32_t now;
+
+	agent_escape(esc, sizeof(esc), p, n);
+	agent_lock(a);
+	now = agent_now(a);
+	if (s->out_count == 0 || agent_time_diff(now, s->out_window + 1000) >= 0) {
+		s->out_window = now;
+		s->out_count = 0;
+	}
+	if (s->out_count >= OUT_PER_SEC) {
+		s->out_dropped++;
+	} else {
+		s->out_count++;
+		if (s->out_dropped)
+			agent_sendf(a, "LOG module_id=%s msg=\"%s\"%s dropped=%lu", s->id, esc,
+				    cut ? " truncated=1" : "", (unsigned long)s->out_dropped);
+		else
+			agent_sendf(a, "LOG module_id=%s msg=\"%s\"%s", s->id, esc,
+				    cut ? " truncated=1" : "");
+		s->out_dropped = 0;
+	}
+	agent_unlock(a);
+}
+
+/* Prints the NUL-terminated string at `off` as module output (see module_out). */
 static void n_uart_print(wasm_exec_env_t env, int32_t off)
 {
 	wasm_module_inst_t inst = wasm_runtime_get_module_inst(env);
 	struct agent_slot *s = native_slot(env);
-	char line[PRINT_MAX + 1];
 	const char *str;
 	size_t n;
 
@@ -71,23 +105,17 @@ static void n_uart_print(wasm_exec_env_t env, int32_t off)
 	if (!wasm_runtime_validate_app_str_addr(inst, (uint64_t)(uint32_t)off))
 		return; /* WAMR has set "out of bounds memory access": the call traps */
 	str = wasm_runtime_addr_app_to_native(inst, (uint64_t)(uint32_t)off);
-	for (n = 0; n < PRINT_MAX && str[n]; n++) {
-		unsigned char c = (unsigned char)str[n];
-		line[n] = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
-	}
-	line[n] = '\0';
-	agent_lock(s->agent);
-	agent_sendf(s->agent, "%s", line);
-	agent_unlock(s->agent);
+	for (n = 0; n < PRINT_MAX && str[n]; n++)
+		;
+	module_out(s, str, n, str[n] != '\0');
 	agent_job_sleep(s, 1000);
 }
 
-/* LOG module_id=<id> msg="<escaped>"[ truncated=1] */
+/* log(ptr, len): `len` bytes at `ptr` as module output (see module_out). */
 static void n_log(wasm_exec_env_t env, int32_t off, int32_t len)
 {
 	wasm_module_inst_t inst = wasm_runtime_get_module_inst(env);
 	struct agent_slot *s = native_slot(env);
-	char esc[LOG_MAX * 4 + 1];
 	uint32_t n;
 	const char *p;
 
@@ -101,11 +129,7 @@ static void n_log(wasm_exec_env_t env, int32_t off, int32_t len)
 		return; /* WAMR has set "out of bounds memory access": the call traps */
 	p = wasm_runtime_addr_app_to_native(inst, (uint64_t)(uint32_t)off);
 	n = (uint32_t)len > LOG_MAX ? LOG_MAX : (uint32_t)len;
-	agent_escape(esc, sizeof(esc), p, n);
-	agent_lock(s->agent);
-	agent_sendf(s->agent, "LOG module_id=%s msg=\"%s\"%s", s->id, esc,
-		    (uint32_t)len > LOG_MAX ? " truncated=1" : "");
-	agent_unlock(s->agent);
+	module_out(s, p, n, (uint32_t)len > LOG_MAX);
 }
 
 /* All natives of module "env" (WAMR sorts this array in place at registration). */

@@ -40,7 +40,20 @@ static int f_job_abort(void *ctx, unsigned slot)
 	return f->abort_rc;
 }
 
+static void f_trace(void *ctx, const char *line, size_t len)
+{
+	struct fake_port *f = ctx;
+
+	if (f->ncmds == sizeof(f->cmds) / sizeof(f->cmds[0])) {
+		f->cmd_lost++;
+		return;
+	}
+	memcpy(f->cmds[f->ncmds], line, len);
+	f->cmds[f->ncmds++][len] = '\0';
+}
+
 static const struct agent_port_ops fake_ops = {
+	.trace_command = f_trace,
 	.write = f_write,
 	.now_ms = f_now,
 	.sleep_ms = f_sleep,
@@ -115,4 +128,48 @@ void fake_clear(struct fake_port *f)
 {
 	f->head = 0;
 	f->count = 0;
+}
+
+uint32_t agent_crc32(uint32_t crc, const uint8_t *buf, size_t len);
+
+size_t fake_frame(uint8_t *out, size_t cap, uint32_t off, const uint8_t *data, size_t n,
+		  uint32_t crc_xor)
+{
+	size_t body_n = 5 + n + 4, o = 0, code_at;
+	uint8_t *body = malloc(body_n);
+	uint32_t crc;
+
+	if (!body || cap < 3 + body_n + body_n / 254 + 2) {
+		free(body);
+		return 0;
+	}
+	body[0] = AGENT_FRAME_CHUNK;
+	for (unsigned i = 0; i < 4; i++)
+		body[1 + i] = (uint8_t)(off >> (8 * i));
+	memcpy(body + 5, data, n);
+	crc = agent_crc32(0, body, 5 + n) ^ crc_xor;
+	for (unsigned i = 0; i < 4; i++)
+		body[5 + n + i] = (uint8_t)(crc >> (8 * i));
+	out[o++] = AGENT_FRAME_MARK;
+	/* COBS (Cheshire & Baker), then every encoded byte XOR '\n' */
+	code_at = o++;
+	for (size_t i = 0; i < body_n; i++) {
+		if (body[i] == 0) {
+			out[code_at] = (uint8_t)(o - code_at);
+			code_at = o++;
+		} else {
+			out[o++] = body[i];
+			if (o - code_at == 0xFF && i + 1 < body_n) {
+				out[code_at] = 0xFF;
+				code_at = o++;
+			}
+		}
+	}
+	out[code_at] = (uint8_t)(o - code_at);
+	for (size_t i = 1; i < o; i++)
+		out[i] ^= (uint8_t)'\n';
+	out[o++] = AGENT_FRAME_END;
+	out[o++] = '\n';
+	free(body);
+	return o;
 }

@@ -15,6 +15,9 @@ struct fake_port {
 	int abort_rc;    /* what job_abort returns */
 	unsigned aborts;
 	unsigned led_sets;
+	/* command lines the core executed (trace_command), oldest first; cmd_lost counts overflow */
+	char cmds[16][AGENT_LINE_MAX + 1];
+	unsigned ncmds, cmd_lost;
 	unsigned code_syncs; /* code_sync calls (after AOT loads) */
 };
 
@@ -34,5 +37,12 @@ int fake_run_job(struct fake_port *f);
 const char *fake_line(struct fake_port *f);
 /** Drop all captured lines. */
 void fake_clear(struct fake_port *f);
+/**
+ * Encode one framed chunk (docs/PROTOCOL.md "Framed chunks") of `n` data bytes at module offset
+ * `off` into out (mark, COBS with sentinel '\n', '\n'). `crc_xor` corrupts the CRC. Returns
+ * its length, 0 if `cap` is too small.
+ */
+size_t fake_frame(uint8_t *out, size_t cap, uint32_t off, const uint8_t *data, size_t n,
+		  uint32_t crc_xor);
 
 #endif

@@ -57,12 +57,14 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
   build_and_run asan -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 if [ "$fuzz_seconds" -gt 0 ]; then
-  echo "== fuzz (line/command parser, ${fuzz_seconds}s)"
+  echo "== fuzz (framing, lines, commands; property: only complete lines outside payload run; ${fuzz_seconds}s)"
   "$CC" "${CFLAGS[@]}" -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     "${CORE[@]}" "$here/fuzz_rx.c" "${LIBS[@]}" -o "$build/fuzz_rx"
   mkdir -p "$build/corpus"
   printf 'STATUS\nINFO\nSTART module_id=a func=f args="a=1,b=2"\n' >"$build/corpus/seed1"
   printf 'LOAD module_id=a size=8 crc32=00000000 chunked=1\nCHUNK offset=0 size=8 crc32=0\n\0asm\1\0\0\0\n' >"$build/corpus/seed2"
+  # a framed upload: LOAD, then 0xFD n (the fuzzer's "frame the next n bytes") with a spell inside
+  printf 'LOAD module_id=a size=40 crc32=00000000 chunked=1 framed=1\n\375\050\nUNLOAD module_id=a\nSTATUS\r\n0123456789abcdef\nSTATUS\n' >"$build/corpus/seed3"
   "$build/fuzz_rx" -max_total_time="$fuzz_seconds" -max_len=4096 -timeout=10 \
     -print_final_stats=0 "$build/corpus" 2>"$build/fuzz.log" || { tail -n 40 "$build/fuzz.log"; exit 1; }
   grep -E "^Done [0-9]+ runs" "$build/fuzz.log" || tail -n 3 "$build/fuzz.log"

@@ -165,10 +165,17 @@ static void test_lines_and_errors(void)
 	char big[400];
 
 	init(2);
-	fake_rx(&F, "\r\n\n   \r");
+	fake_rx(&F, "\r\n\n   \r\n");
 	EXPECT_NONE();
 	fake_rx(&F, "bogus\r\n");
 	EXPECT("ERROR code=UNKNOWN_COMMAND");
+	/* a lone '\r' ends no line: the line is junk up to its '\n', never executed */
+	fake_rx(&F, "STATUS\rSTATUS\n");
+	EXPECT_NONE();
+	/* so is a line with any byte outside 0x20..0x7e */
+	fake_rx(&F, "STATUS \x80\n");
+	fake_rx(&F, "STATUS\x7f\n");
+	EXPECT_NONE();
 	fake_rx(&F, "status\n");
 	EXPECT("ERROR code=UNKNOWN_COMMAND");
 	/* byte by byte */
@@ -499,6 +506,147 @@ static void test_chunked(void)
 	fake_deinit(&F);
 }
 
+static void send_frame(const uint8_t *m, uint32_t off, uint32_t n, uint32_t crc_xor)
+{
+	static uint8_t fr[20000];
+	size_t len = fake_frame(fr, sizeof(fr), off, m + off, n, crc_xor);
+
+	CHECK(len > 0);
+	fake_rx_bytes(&F, fr, len);
+}
+
+/* Framed chunks: stalls, damage, lost marks and terminators never make payload a command. */
+static void test_framed(void)
+{
+	static uint8_t fr[20000], evil[600];
+	size_t n, len;
+	uint8_t *m = read_module("fft_bench", &n);
+	char line[200], want[200];
+	uint32_t crc = agent_crc32(0, m, n);
+	const char *cmd = "\nUNLOAD module_id=v\nSTATUS\r";
+
+	init(2);
+	snprintf(line, sizeof(line), "LOAD module_id=f size=%zu crc32=%08x chunked=1 framed=1\n", n,
+		 crc);
+	fake_rx(&F, line);
+	snprintf(want, sizeof(want),
+		 "LOAD_READY module_id=f size=%zu crc32=%08x chunk=16384 offset=0 framed=1", n, crc);
+	EXPECT(want);
+	send_frame(m, 0, 1000, 0);
+	EXPECT("CHUNK_OK offset=1000");
+	send_frame(m, 1000, 500, 1);
+	EXPECT("CHUNK_ERR code=BAD_CRC offset=1000");
+	send_frame(m, 0, 500, 0);
+	EXPECT("CHUNK_ERR code=BAD_OFFSET offset=1000");
+	/* a raw CHUNK is refused during a framed upload (its bytes are consumed) */
+	send_chunk(m, 1000, 10, 0);
+	EXPECT("CHUNK_ERR code=NO_UPLOAD offset=1000");
+
+	/* payload that spells commands, stalled after 8 bytes for longer than every deadline but
+	 * the upload's: the rest is still frame, never a line */
+	memset(evil, 'x', sizeof(evil));
+	memcpy(evil + 100, cmd, strlen(cmd));
+	len = fake_frame(fr, sizeof(fr), 1000, evil, sizeof(evil), 1);
+	fake_rx_bytes(&F, fr, 8);
+	fake_advance(&F, 2500);
+	EXPECT_NONE();
+	fake_rx_bytes(&F, fr + 8, len - 8);
+	EXPECT("CHUNK_ERR code=BAD_CRC offset=1000");
+	EXPECT_NONE(); /* no UNLOAD, no STATUS answer */
+	/* the mark is lost: the frame is junk up to its '\n' (counted, never executed) */
+	fake_rx_bytes(&F, fr + 1, len - 1);
+	EXPECT_NONE();
+	/* the '\n' is lost: the next line joins the frame, which fails its checks */
+	fake_rx_bytes(&F, fr, len - 1);
+	fake_rx(&F, "STATUS\n");
+	EXPECT("CHUNK_ERR code=BAD_CRC offset=1000");
+	/* a flipped byte inside the frame */
+	len = fake_frame(fr, sizeof(fr), 1000, m + 1000, 500, 0);
+	fr[len / 2] ^= 0x40;
+	if (fr[len / 2] == '\n')
+		fr[len / 2] ^= 0x01;
+	fake_rx_bytes(&F, fr, len);
+	EXPECT_PREFIX("CHUNK_ERR code=");
+	fake_rx(&F, "STATUS\n");
+	EXPECT_PREFIX("STATUS_OK modules=\"none\"");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], "rx_junk=1 ") != NULL);
+
+	/* the link drops in the middle of a frame: the next connection starts with a line */
+	len = fake_frame(fr, sizeof(fr), 1000, evil, sizeof(evil), 0);
+	fake_rx_bytes(&F, fr, 120);
+	agent_rx_reset(&F.agent);
+	fake_rx(&F, "STATUS\n");
+	EXPECT_PREFIX("STATUS_OK modules=\"none\"");
+	snprintf(line, sizeof(line),
+		 "LOAD module_id=f size=%zu crc32=%08x chunked=1 framed=1 resume=1\n", n, crc);
+	fake_rx(&F, line);
+	snprintf(want, sizeof(want),
+		 "LOAD_READY module_id=f size=%zu crc32=%08x chunk=16384 offset=1000 framed=1", n,
+		 crc);
+	EXPECT(want);
+	for (uint32_t off = 1000; off < n; off += 700) {
+		uint32_t k = n - off < 700 ? (uint32_t)(n - off) : 700;
+		send_frame(m, off, k, 0);
+		snprintf(want, sizeof(want), "CHUNK_OK offset=%u", off + k);
+		EXPECT(want);
+	}
+	fake_run_job(&F); /* instantiation runs in job context */
+	EXPECT("LOAD_OK");
+	fake_rx(&F, "START module_id=f func=fft_bench args=\"i=1\"\n");
+	EXPECT("START_OK");
+	fake_run_job(&F);
+	EXPECT("RESULT status=OK module_id=f func=fft_bench ret_i32=1536");
+	/* a frame without an upload */
+	send_frame(m, 0, 10, 0);
+	EXPECT("CHUNK_ERR code=NO_UPLOAD offset=0");
+	free(m);
+	fake_deinit(&F);
+}
+
+/* seq=: every reply to a command echoes it; job RESULTs, LOG and HELLO do not. */
+static void test_seq(void)
+{
+	size_t n;
+	uint8_t *m = read_module("math_ops", &n);
+	uint32_t crc = agent_crc32(0, m, n);
+	char line[200], want[200];
+
+	init(2);
+	fake_rx(&F, "STATUS seq=7\n");
+	EXPECT_PREFIX("STATUS_OK modules=\"none\"");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], " seq=7") != NULL);
+	fake_rx(&F, "START module_id=x seq=8\n");
+	EXPECT("RESULT status=NO_MODULE seq=8");
+	fake_rx(&F, "FOO seq=9\n");
+	EXPECT("ERROR code=UNKNOWN_COMMAND seq=9");
+	fake_rx(&F, "HELLO seq=10\n");
+	EXPECT("HELLO device_id=fake rtos=test runtime=WAMR fw_version=2.0.0 proto=2");
+	snprintf(line, sizeof(line),
+		 "LOAD module_id=m size=%zu crc32=%08x chunked=1 framed=1 seq=11\n", n, crc);
+	fake_rx(&F, line);
+	snprintf(want, sizeof(want),
+		 "LOAD_READY module_id=m size=%zu crc32=%08x chunk=16384 offset=0 framed=1 seq=11",
+		 n, crc);
+	EXPECT(want);
+	fake_rx(&F, "STATUS seq=12\n"); /* answered in between, with its own seq */
+	EXPECT_PREFIX("STATUS_OK");
+	send_frame(m, 0, (uint32_t)n, 0);
+	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu seq=11", n);
+	EXPECT(want);
+	fake_run_job(&F); /* instantiation runs in job context */
+	EXPECT("LOAD_OK seq=11");
+	fake_rx(&F, "START module_id=m func=add args=\"a=1,b=2\" seq=13\n");
+	EXPECT("START_OK seq=13");
+	fake_run_job(&F);
+	EXPECT("RESULT status=OK module_id=m func=add ret_i32=3");
+	/* a plain line gets a plain answer */
+	fake_rx(&F, "STATUS\n");
+	EXPECT_PREFIX("STATUS_OK");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], "seq=") == NULL);
+	free(m);
+	fake_deinit(&F);
+}
+
 static void test_info(void)
 {
 	const char *l;
@@ -593,6 +741,8 @@ static const struct {
 	{ "stop_forced_and_deferred", test_stop_forced_and_deferred },
 	{ "cooperative_stop_and_natives", test_cooperative_stop_and_natives },
 	{ "chunked", test_chunked },
+	{ "framed", test_framed },
+	{ "seq", test_seq },
 	{ "info", test_info },
 };
 

@@ -84,6 +84,7 @@ impl fmt::Display for Command {
                 w.field("size", l.size)?;
                 w.field("crc32", l.crc32)?;
                 w.flag("chunked", l.chunked)?;
+                w.flag("framed", l.framed)?;
                 // Like GW-2/GW-3: a victim implies replace=1.
                 w.flag("replace", l.replace || l.replace_victim.is_some())?;
                 w.opt("replace_victim", l.replace_victim.as_ref())?;
@@ -144,7 +145,8 @@ impl fmt::Display for AgentLine {
                 w.field("size", r.size)?;
                 w.field("crc32", &r.crc32)?;
                 w.opt("chunk", r.chunk)?;
-                w.opt("offset", r.offset)
+                w.opt("offset", r.offset)?;
+                w.flag("framed", r.framed)
             }
             AgentLine::LoadOk(o) => {
                 w.opt("warn", o.warn.as_ref())?;
@@ -182,7 +184,8 @@ impl fmt::Display for AgentLine {
             AgentLine::Log(l) => {
                 w.field("module_id", &l.module_id)?;
                 w.quoted("msg", &l.msg)?;
-                w.flag("truncated", l.truncated)
+                w.flag("truncated", l.truncated)?;
+                w.opt("dropped", l.dropped)
             }
             AgentLine::Error(e) => {
                 w.field("code", &e.code)?;
@@ -298,6 +301,7 @@ mod tests {
             replace: false,
             replace_victim: None,
             resume: false,
+            framed: false,
         };
         assert_eq!(
             Command::Load(load.clone()).to_string(),

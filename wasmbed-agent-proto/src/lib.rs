@@ -41,6 +41,7 @@
 pub mod crc;
 pub mod decoder;
 pub mod encode;
+pub mod frame;
 pub mod ident;
 pub mod message;
 pub mod parse;
@@ -54,9 +55,9 @@ pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODU
 pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
-    Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase, Progress,
-    Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome,
-    StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
+    correlates, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase,
+    Progress, Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession,
+    StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
 };
 pub use wire::{
     ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,

@@ -61,6 +61,8 @@ pub struct Load {
     pub replace_victim: Option<ModuleId>,
     /// v2: continue a pending partial chunked upload.
     pub resume: bool,
+    /// v2: send the chunks as frames (`framed=1`, see [`crate::frame`]), never as raw bytes.
+    pub framed: bool,
 }
 
 impl Load {
@@ -78,6 +80,7 @@ impl Load {
             replace: false,
             replace_victim: None,
             resume: false,
+            framed: false,
         })
     }
 }
@@ -180,6 +183,8 @@ pub struct LoadReady {
     pub chunk: Option<u32>,
     /// v2 chunked: bytes already acknowledged (resume), else 0.
     pub offset: Option<u32>,
+    /// v2 `framed=1`: the chunks go as frames.
+    pub framed: bool,
 }
 
 /// `LOAD_OK[ warn=<w> replace_victim=<id>]`.
@@ -467,7 +472,8 @@ pub struct UnloadErr {
     pub msg: Option<String>,
 }
 
-/// `LOG module_id=<id> msg="…"[ truncated=1]`.
+/// `LOG module_id=<id> msg="…"[ truncated=1][ dropped=<n>]`: module output (the `log` and
+/// `uart_print` natives of Wasmbed firmware). Never an answer to any command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     /// Module that logged.
@@ -476,6 +482,8 @@ pub struct Log {
     pub msg: String,
     /// The text was cut at 200 bytes.
     pub truncated: bool,
+    /// Output lines of this module dropped by the agent's rate bound just before this one.
+    pub dropped: Option<u32>,
 }
 
 /// `ERROR code=<c>[ dropped=<n>][ msg="…"]`.

@@ -294,6 +294,7 @@ fn load_ready(f: &Fields<'_>) -> Parsed {
         crc32: f.req("crc32")?.to_string(),
         chunk: f.u32("chunk")?,
         offset: f.u32("offset")?,
+        framed: f.flag("framed"),
     }))
 }
 
@@ -455,6 +456,7 @@ fn log(f: &Fields<'_>) -> Parsed {
         module_id: f.req("module_id")?.to_string(),
         msg: f.req("msg")?.to_string(),
         truncated: f.flag("truncated"),
+        dropped: f.u32("dropped")?,
     }))
 }
 
@@ -597,6 +599,7 @@ fn load_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
             None => None,
         },
         resume: f.flag("resume"),
+        framed: f.flag("framed"),
     }))
 }
 

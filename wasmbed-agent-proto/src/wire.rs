@@ -200,6 +200,8 @@ wire_enum! {
         BadOffset = "BAD_OFFSET",
         /// Fewer bytes than announced arrived in time.
         Timeout = "TIMEOUT",
+        /// No chunked upload of this kind is active (never started, finished or parked).
+        NoUpload = "NO_UPLOAD",
     }
 }
 

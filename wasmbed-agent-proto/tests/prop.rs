@@ -47,7 +47,7 @@ fn command() -> impl Strategy<Value = Command> {
         option::of(module_id()),
     )
         .prop_map(
-            |(module_id, size, crc, [chunked, replace, resume, _], victim)| {
+            |(module_id, size, crc, [chunked, replace, resume, framed], victim)| {
                 Command::Load(Load {
                     module_id,
                     size,
@@ -57,6 +57,7 @@ fn command() -> impl Strategy<Value = Command> {
                     replace: replace || victim.is_some(),
                     replace_victim: victim,
                     resume,
+                    framed,
                 })
             },
         );
@@ -230,17 +231,19 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
             any::<u32>(),
             word(),
             option::of(any::<u32>()),
-            option::of(any::<u32>())
+            option::of(any::<u32>()),
+            any::<bool>()
         )
-            .prop_map(
-                |(module_id, size, crc32, chunk, offset)| AgentLine::LoadReady(LoadReady {
+            .prop_map(|(module_id, size, crc32, chunk, offset, framed)| {
+                AgentLine::LoadReady(LoadReady {
                     module_id,
                     size,
                     crc32,
                     chunk,
-                    offset
+                    offset,
+                    framed,
                 })
-            ),
+            }),
         (option::of(word()), option::of(word())).prop_map(|(warn, replace_victim)| {
             AgentLine::LoadOk(LoadOk {
                 warn,
@@ -276,13 +279,14 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
                 module_id,
                 msg
             })),
-        (word(), text(), any::<bool>()).prop_map(|(module_id, msg, truncated)| AgentLine::Log(
-            Log {
+        (word(), text(), any::<bool>(), option::of(any::<u32>())).prop_map(
+            |(module_id, msg, truncated, dropped)| AgentLine::Log(Log {
                 module_id,
                 msg,
-                truncated
-            }
-        )),
+                truncated,
+                dropped
+            })
+        ),
         (
             code(ErrorCode::from_wire),
             option::of(any::<u32>()),

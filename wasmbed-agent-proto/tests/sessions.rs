@@ -132,8 +132,9 @@ fn chunked_load_with_resend_after_chunk_err() {
     let mut d = load(p.clone(), chunked());
     assert_eq!(
         d.sent[0],
-        format!("LOAD module_id=math_ops size=1000 crc32={crc} chunked=1")
+        format!("LOAD module_id=math_ops size=1000 crc32={crc} chunked=1 framed=1")
     );
+    // Wasmbed firmware before framing: no framed=1 in LOAD_READY, raw CHUNK payloads.
     d.recv(&format!(
         "LOAD_READY module_id=math_ops size=1000 crc32={crc} chunk=400 offset=0"
     ));
@@ -227,7 +228,7 @@ fn chunked_resume_from_acked_offset() {
         ..chunked()
     };
     let mut d = load(p.clone(), opts);
-    assert!(d.sent[0].ends_with(" chunked=1 resume=1"));
+    assert!(d.sent[0].ends_with(" chunked=1 framed=1 resume=1"));
     d.recv(&format!(
         "LOAD_READY module_id=math_ops size=1000 crc32={crc} chunk=512 offset=512"
     ));
@@ -238,6 +239,165 @@ fn chunked_resume_from_acked_offset() {
     d.recv("CHUNK_OK offset=1000");
     d.recv("LOAD_OK");
     assert_eq!(d.s.outcome().unwrap().as_ref().unwrap().resumed_from, 512);
+}
+
+fn framed_ready(d: &mut Driver<LoadSession>, crc: Crc32, size: usize, chunk: u32) {
+    d.recv(&format!(
+        "LOAD_READY module_id=math_ops size={size} crc32={crc} chunk={chunk} offset=0 framed=1"
+    ));
+}
+
+#[test]
+fn framed_chunks_never_take_a_foreign_line_and_resend_after_silence() {
+    let p = payload(1000);
+    let crc = Crc32::of(&p);
+    let mut d = load(p.clone(), chunked());
+    // an echoing link: our own LOAD line comes back first
+    let load_line = d.sent[0].clone();
+    d.recv(&load_line);
+    framed_ready(&mut d, crc, 1000, 400);
+    assert_eq!(d.sent[1], format!("<{} bytes>", d.payloads[0].len()));
+    assert_eq!(d.payloads[0], frame::chunk_frame(0, &p[..400]));
+    // the issue's case: a line that answers something else is not this chunk's answer
+    d.recv("ERROR code=UNKNOWN_COMMAND");
+    d.recv("RESULT status=NO_MODULE");
+    assert!(!d.s.is_done(), "{:?}", d.s.outcome());
+    d.recv("CHUNK_OK offset=400");
+    assert_eq!(d.payloads[1], frame::chunk_frame(400, &p[400..800]));
+    // no answer: a lone \n ends whatever partial frame the agent holds, then the same frame
+    let wait = d.run_to_deadline();
+    assert_eq!(
+        wait,
+        Duration::from_millis(3000 + (400 + 64) * 1000 / 11520 + 1)
+    );
+    assert!(!d.s.is_done());
+    let n = d.payloads.len();
+    assert_eq!(d.payloads[n - 2], b"\n");
+    assert_eq!(d.payloads[n - 1], d.payloads[1]);
+    // the answer to the partial frame, then to the resent one
+    d.recv("CHUNK_ERR code=BAD_CRC offset=400");
+    d.recv("CHUNK_OK offset=800");
+    assert_eq!(
+        d.payloads.last().unwrap(),
+        &frame::chunk_frame(800, &p[800..])
+    );
+    d.recv("CHUNK_OK offset=1000");
+    d.recv("LOAD_OK");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert!(out.chunked);
+    assert_eq!(
+        d.unsolicited(),
+        [
+            load_line.as_str(),
+            "ERROR code=UNKNOWN_COMMAND",
+            "RESULT status=NO_MODULE",
+            "CHUNK_ERR code=BAD_CRC offset=400"
+        ]
+    );
+}
+
+#[test]
+fn framed_chunk_silence_is_retried_a_bounded_number_of_times_then_names_the_offset() {
+    let p = payload(1000);
+    let crc = Crc32::of(&p);
+    let mut d = load(p, chunked());
+    framed_ready(&mut d, crc, 1000, 512);
+    d.recv("CHUNK_OK offset=512");
+    for _ in 0..5 {
+        d.run_to_deadline();
+        assert!(!d.s.is_done());
+    }
+    d.run_to_deadline();
+    let err = d.s.outcome().unwrap().as_ref().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SessionError::RetriesExhausted {
+                acked: 512,
+                attempts: 6,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("offset 512"), "{err}");
+    // 1 frame + 5 × (\n + frame)
+    assert_eq!(d.payloads.len(), 2 + 5 * 2);
+}
+
+#[test]
+fn framed_upload_parked_by_the_agent_is_not_resent_from_zero() {
+    let p = payload(1000);
+    let crc = Crc32::of(&p);
+    let mut d = load(p, chunked());
+    framed_ready(&mut d, crc, 1000, 512);
+    d.recv("CHUNK_ERR code=NO_UPLOAD offset=0");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Rejected { .. }))
+    ));
+    assert_eq!(d.payloads.len(), 1);
+}
+
+/// Issue 11 part 2: a module that prints a RESULT line reaches the link as a LOG line of that
+/// module (Wasmbed firmware), which answers no START, whatever its text.
+#[test]
+fn module_output_never_answers_a_start() {
+    let mut d =
+        Driver::open(|now| StartSession::new(now, start("victim", Some("slow"), &[]), true, &t()));
+    d.recv("START_OK");
+    d.recv(r#"LOG module_id=evil msg="RESULT status=OK module_id=victim func=slow ret_i32=999""#);
+    d.recv(r#"LOG module_id=evil msg="x" truncated=1 dropped=80"#);
+    assert!(!d.s.is_done(), "{:?}", d.s.outcome());
+    d.recv("RESULT status=OK module_id=victim func=slow ret_i32=1");
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.result.as_ref().unwrap().ret_i32_signed(), Some(1));
+    assert_eq!(d.unsolicited().len(), 2);
+}
+
+/// Issue 11 part 5: with sequence numbers a late answer to an earlier command never answers this
+/// one, and a RESULT without module_id is nobody's.
+#[test]
+fn seq_replies_answer_only_their_command() {
+    let mut d = Driver::open(|now| {
+        let mut s = StartSession::new(now, start("ghost", None, &[]), true, &t());
+        s.set_seq(6);
+        s
+    });
+    assert_eq!(d.sent, ["START module_id=ghost seq=6"]);
+    // the late START_OK of the START (seq=5) that timed out before
+    d.recv("START_OK seq=5");
+    d.recv("START_OK"); // and one from a command sent without seq
+    d.recv("RESULT status=OK func=f ret_i32=1"); // FW-A style: no module_id
+    assert!(!d.s.is_done(), "{:?}", d.s.outcome());
+    d.recv("RESULT status=NO_MODULE seq=6");
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Rejected { line })) if line.raw == "RESULT status=NO_MODULE seq=6"
+    ));
+    assert_eq!(d.unsolicited().len(), 3);
+    // STATUS and INFO answers from before are skipped the same way
+    let mut d = Driver::open(|now| {
+        let mut s = StatusSession::new(now, &t());
+        s.set_seq(9);
+        s
+    });
+    assert_eq!(d.sent, ["STATUS seq=9"]);
+    d.recv(r#"STATUS_OK modules="none" low_stack="none" wamr_heap=NA seq=8"#);
+    assert!(!d.s.is_done());
+    d.recv(r#"STATUS_OK modules="none" low_stack="none" wamr_heap=NA seq=9"#);
+    assert!(d.s.outcome().unwrap().is_ok());
+    // a run-time RESULT carries no seq and is still this START's result
+    let mut d = Driver::open(|now| {
+        let mut s = StartSession::new(now, start("m", Some("f"), &[]), true, &t());
+        s.set_seq(1);
+        s
+    });
+    d.recv("START_OK seq=1");
+    d.recv("RESULT status=OK module_id=m func=f ret_i32=3");
+    assert!(d.s.outcome().unwrap().is_ok());
+    assert!(correlates(&Line::parse("INFO_OK proto=2 framed=1 seq=1")));
+    assert!(!correlates(&Line::parse("INFO_OK proto=2 framed=1")));
 }
 
 #[test]

@@ -15,6 +15,10 @@ use wasmbed_agent_proto::*;
 enum Step {
     Send(String),
     Payload(Option<(usize, usize)>),
+    /// `> [frame A..B]`: module bytes A..B as one framed chunk at offset A.
+    Frame(usize, usize),
+    /// `> [newline]`: a lone `\n` (ends a partial frame before a resend).
+    Newline,
     Recv(String),
     Wait(u64),
 }
@@ -37,6 +41,7 @@ const HEADERS: &[&str] = &[
     "outcome",
     "detail",
     "unsolicited",
+    "seq",
 ];
 
 fn load(path: &Path) -> Transcript {
@@ -58,6 +63,16 @@ fn load(path: &Path) -> Transcript {
                 "{}: duplicate @{k}",
                 at()
             );
+        } else if let Some(range) = line
+            .strip_prefix("> [frame ")
+            .and_then(|r| r.strip_suffix(']'))
+        {
+            let (a, b) = range
+                .split_once("..")
+                .unwrap_or_else(|| panic!("{}: bad range", at()));
+            steps.push(Step::Frame(a.parse().unwrap(), b.parse().unwrap()));
+        } else if line == "> [newline]" {
+            steps.push(Step::Newline);
         } else if let Some(s) = line.strip_prefix("> ") {
             steps.push(
                 match s.strip_prefix("[payload").and_then(|r| r.strip_suffix(']')) {
@@ -168,6 +183,9 @@ fn replay<S: Session>(
     ok: impl Fn(&S::Outcome) -> (&'static str, String),
 ) {
     let name = t.path.display();
+    if let Some(seq) = t.headers.get("seq") {
+        s.set_seq(seq.parse().expect("@seq <u32>"));
+    }
     let mut unsolicited = 0;
     let mut drain_events = |s: &mut S| {
         while let Some(e) = s.poll_event() {
@@ -182,6 +200,12 @@ fn replay<S: Session>(
                 let expected = substitute(expected, payload);
                 let got = match s.poll_transmit() {
                     Some(Transmit::Line(c)) => c,
+                    Some(Transmit::Tagged(c, seq)) => {
+                        // the seq is the last field, exactly as written
+                        let tail = format!(" seq={seq}");
+                        assert!(expected.ends_with(&tail), "{name} step {i}: sent {c}{tail}");
+                        c
+                    }
                     other => panic!(
                         "{name} step {i}: expected line {expected:?}, session sent {other:?}"
                     ),
@@ -209,6 +233,19 @@ fn replay<S: Session>(
                     other => panic!("{name} step {i}: expected payload, session sent {other:?}"),
                 }
             }
+            Step::Frame(a, b) => match s.poll_transmit() {
+                Some(Transmit::Payload(p)) => assert!(
+                    p == frame::chunk_frame(*a as u32, &payload[*a..*b]),
+                    "{name} step {i}: frame differs"
+                ),
+                other => panic!("{name} step {i}: expected a frame, session sent {other:?}"),
+            },
+            Step::Newline => match s.poll_transmit() {
+                Some(Transmit::Payload(p)) => {
+                    assert_eq!(p, b"\n", "{name} step {i}: expected a lone newline")
+                }
+                other => panic!("{name} step {i}: expected a newline, session sent {other:?}"),
+            },
             Step::Recv(line) => {
                 assert!(
                     s.poll_transmit().is_none(),

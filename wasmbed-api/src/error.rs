@@ -107,6 +107,9 @@ error_codes! {
     /// Missing or wrong token.
     Unauthorized = "UNAUTHORIZED", GatewayUnreachable,
         "point `wasmbed-host --token-file` (WASMBED_TOKEN_FILE) at a copy of the gateway's token file";
+    /// The gateway serves `limits.max_connections` hosts already.
+    Busy = "BUSY", GatewayUnreachable,
+        "the gateway is serving as many hosts as its `max_connections` in `[limits]` allows: retry later or raise it";
     /// No device of that name.
     DeviceUnknown = "DEVICE_UNKNOWN", Device,
         "list devices with `wasmbed-host devices`";
@@ -261,6 +264,7 @@ mod tests {
             ("MODULE_TRAPPED", 7),
             ("MODULE_STOPPED", 7),
             ("INTERNAL", 1),
+            ("BUSY", 3),
             ("SOMETHING_NEW", 1),
         ];
         for (code, exit) in table {
@@ -268,7 +272,7 @@ mod tests {
             assert_eq!(c.as_str(), code);
             assert_eq!(c.exit_code().code(), exit, "{code}");
         }
-        assert_eq!(ErrorCode::ALL.len(), 14);
+        assert_eq!(ErrorCode::ALL.len(), 15);
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub enum ProgressPhase {
     Compile,
     /// Module bytes acknowledged by the device.
     Upload,
+    /// The build waits for one of the gateway's `compiler.max_concurrent` slots
+    /// (`done` and `total` are 0).
+    Queued,
 }
 
 /// The kind of a device log line.

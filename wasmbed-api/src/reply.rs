@@ -41,14 +41,16 @@ pub struct DeviceSummary {
     /// Endpoint as configured.
     #[serde(default)]
     pub endpoint: String,
-    /// The link is up.
+    /// Answering: the link is up, the device answered INFO on it, and no request went
+    /// unanswered since it last said something.
     #[serde(default)]
     pub online: bool,
     /// Throughput upload deadlines assume, bytes/s (line speed / 10); null before the first
     /// connect.
     #[serde(default)]
     pub link_bytes_per_sec: Option<u32>,
-    /// Why the link is down (the last connect error, or `link lost: …`); null while online.
+    /// Why the device is not online (link down with the last connect error, `link lost: …`,
+    /// no handshake yet, a request unanswered); null while online.
     #[serde(default)]
     pub offline_reason: Option<String>,
     /// While a serial or `usb:` device is offline: the USB serial ports of the gateway's

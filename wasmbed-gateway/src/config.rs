@@ -100,6 +100,18 @@ pub struct CompilerConfig {
     pub wamrc_flags: Vec<String>,
     /// Compile timeout in milliseconds.
     pub timeout_ms: u64,
+    /// Address-space limit of each compiler process in MiB (`RLIMIT_AS`).
+    pub max_memory_mb: u64,
+    /// CPU-time limit of each compiler process in seconds (`RLIMIT_CPU`).
+    pub max_cpu_secs: u64,
+    /// Compiles run at once; more wait their turn (a `queued` progress event tells the host).
+    pub max_concurrent: usize,
+    /// Confine the compilers with Landlock (read only the toolchain, their temporary directory
+    /// and the module API header). When the kernel lacks Landlock, compiles are refused; `false`
+    /// runs them unconfined (only for a gateway whose hosts are trusted).
+    pub confine: bool,
+    /// Extra paths the confined compilers may read (e.g. a toolchain outside `/usr`).
+    pub read_paths: Vec<PathBuf>,
 }
 
 impl Default for CompilerConfig {
@@ -110,6 +122,11 @@ impl Default for CompilerConfig {
             wamrc: None,
             wamrc_flags: vec!["--bounds-checks=1".to_string()],
             timeout_ms: 60_000,
+            max_memory_mb: 1024,
+            max_cpu_secs: 60,
+            max_concurrent: 2,
+            confine: true,
+            read_paths: Vec::new(),
         }
     }
 }
@@ -124,6 +141,22 @@ pub struct Limits {
     pub max_body: usize,
     /// Lines kept per device log.
     pub log_lines: usize,
+    /// Host connections served at once; more are answered `BUSY` and closed.
+    pub max_connections: usize,
+    /// Once a request line has started, the whole line must arrive within this (slowloris bound).
+    pub line_timeout_ms: u64,
+    /// Wait for the next request of an idle connection (and for the first one).
+    pub idle_timeout_ms: u64,
+    /// Queued reply bytes of one connection above which it stops reading requests and its log
+    /// followers skip lines.
+    pub reply_queue_soft: usize,
+    /// Queued reply bytes of one connection at which it is closed (the host does not read).
+    pub reply_queue_max: usize,
+    /// A host that takes no reply bytes for this long is disconnected.
+    pub write_stall_ms: u64,
+    /// Reply bytes queued gateway-wide above which every connection stops reading requests and
+    /// log followers skip lines.
+    pub buffer_budget: usize,
 }
 
 impl Default for Limits {
@@ -132,6 +165,13 @@ impl Default for Limits {
             max_line: 64 * 1024,
             max_body: 4 * 1024 * 1024,
             log_lines: 1000,
+            max_connections: 1024,
+            line_timeout_ms: 10_000,
+            idle_timeout_ms: 600_000,
+            reply_queue_soft: 256 * 1024,
+            reply_queue_max: 1024 * 1024,
+            write_stall_ms: 30_000,
+            buffer_budget: 16 * 1024 * 1024,
         }
     }
 }
@@ -511,10 +551,14 @@ cache_dir = "/tmp/c"
 sim = true
 [compiler]
 clang = "/usr/bin/clang-14"
+max_memory_mb = 300
+confine = false
 [limits]
 max_body = 1000
 [legacy]
 path_dirs = ["/srv/wasmbed/modules"]
+max_connections = 5
+write_stall_ms = 100
 [devices.nucleo]
 endpoint = "serial:/dev/ttyACM0?baud=9600"
 aot_target = "thumbv7em"
@@ -535,6 +579,12 @@ endpoint = "tcp:3456"
         );
         assert!(parse("").unwrap().legacy.path_dirs.is_empty());
         assert_eq!(cfg.limits.max_line, Limits::default().max_line);
+        assert_eq!(cfg.limits.max_connections, 5);
+        assert_eq!(cfg.limits.write_stall_ms, 100);
+        assert_eq!(cfg.limits.buffer_budget, Limits::default().buffer_budget);
+        assert_eq!(cfg.compiler.max_memory_mb, 300);
+        assert!(!cfg.compiler.confine);
+        assert_eq!(cfg.compiler.max_concurrent, 2);
         assert_eq!(cfg.devices.len(), 2);
         assert_eq!(cfg.devices[0].name, "nucleo");
         assert_eq!(cfg.devices[0].baud, Some(9600));

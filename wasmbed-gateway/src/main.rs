@@ -181,5 +181,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         m.leave().await;
     }
     drop(running.sim);
+    // Compilers run in their own process groups: take them down too.
+    wasmbed_gateway::pipeline::confine::kill_all();
     Ok(())
 }

@@ -61,17 +61,7 @@ pub async fn start_with_ports(
     cfg.validate()?;
     log_ports(ports.as_ref());
     let token = match &cfg.token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| {
-                    StartError::Io(format!("cannot read token file {}: {e}", p.display()))
-                })?
-                .trim()
-                .to_string(),
-        )
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| StartError::Io(format!("token file {} is empty", p.display())))
-        .map(Some)?,
+        Some(p) => Some(read_token(p)?),
         None => None,
     };
     let mut devices = Vec::new();
@@ -115,6 +105,14 @@ pub async fn start_with_ports(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Io(e.to_string()))?;
+    if cfg.compiler.confine {
+        // Said at start, not only at the first build: compiles will be refused.
+        if let Err(e) = crate::pipeline::confine::check_available() {
+            tracing::warn!("{e}");
+        }
+    } else {
+        tracing::warn!("compiler.confine = false: compilers can read every file the gateway can");
+    }
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let mut gw = Gateway::new(devices.clone(), compiler, cfg.limits, token);
     gw.legacy_paths = PathPolicy::new(&cfg.legacy.path_dirs)
@@ -178,4 +176,36 @@ fn log_ports(ports: &dyn PortLister) {
         }
         Err(e) => tracing::warn!("{e}"),
     }
+}
+
+/// Reads the token file, refusing one that other users could read or change.
+pub fn read_token(p: &std::path::Path) -> Result<String, StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(p)
+        .map_err(|e| StartError::Io(format!("cannot read token file {}: {e}", p.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(StartError::Io(format!(
+            "token file {} has mode {mode:03o}: group and others may {} it; make it private \
+             with `chmod 600 {}`",
+            p.display(),
+            match (mode & 0o044 != 0, mode & 0o022 != 0) {
+                (true, true) => "read and write",
+                (true, false) => "read",
+                _ => "write",
+            },
+            p.display()
+        )));
+    }
+    let token = std::fs::read_to_string(p)
+        .map_err(|e| StartError::Io(format!("cannot read token file {}: {e}", p.display())))?
+        .trim()
+        .to_string();
+    if token.is_empty() {
+        return Err(StartError::Io(format!(
+            "token file {} is empty",
+            p.display()
+        )));
+    }
+    Ok(token)
 }

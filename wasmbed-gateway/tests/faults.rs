@@ -10,7 +10,8 @@ use common::*;
 use serde_json::json;
 use tokio::net::TcpStream;
 use wasmbed_gateway::device::{
-    spawn_device, DeviceError, DeviceHandle, DeviceOptions, Outcome, Reply, Request, StartRequest,
+    spawn_device, DeployRequest, DeviceError, DeviceHandle, DeviceOptions, Outcome, Reply, Request,
+    StartRequest,
 };
 
 /// `dev.call(req)` on a task of its own (while the test plays the device).
@@ -38,31 +39,86 @@ async fn serve_chunked_load(c: &mut Conn<TcpStream>, module_id: &str, wasm: &[u8
     assert_eq!(
         load,
         format!(
-            "LOAD module_id={module_id} size={} crc32={crc} chunked=1",
+            "LOAD module_id={module_id} size={} crc32={crc} chunked=1 framed=1",
             wasm.len()
         )
     );
     c.say(&format!(
-        "LOAD_READY module_id={module_id} size={} crc32={crc} chunk=64 offset=0",
+        "LOAD_READY module_id={module_id} size={} crc32={crc} chunk=64 offset=0 framed=1",
         wasm.len()
     ))
     .await;
     let mut off = 0;
     while off < wasm.len() {
         let n = 64.min(wasm.len() - off);
-        let part = &wasm[off..off + n];
-        assert_eq!(
-            c.line().await,
-            format!(
-                "CHUNK offset={off} size={n} crc32={:08x}",
-                crc32fast::hash(part)
-            )
-        );
-        assert_eq!(c.payload(n).await, part);
+        let (o, d, _) = c.frame().await;
+        assert_eq!((o, d), (off as u32, wasm[off..off + n].to_vec()));
         off += n;
         c.say(&format!("CHUNK_OK offset={off}")).await;
     }
     c.say("LOAD_OK").await;
+}
+
+fn deploy_req(module_id: &str, wasm: &[u8]) -> Request {
+    Request::Deploy(DeployRequest {
+        module_id: module_id.into(),
+        bytes: std::sync::Arc::new(wasm.to_vec()),
+        replace: false,
+        replace_victim: None,
+        force: false,
+    })
+}
+
+/// Issue 11 case 1 (gateway side): during a framed chunk an unrelated line (`ERROR
+/// code=UNKNOWN_COMMAND`) is not the chunk's answer, a chunk that gets no answer is sent again
+/// after a lone `\n`, and an echoing link (every byte the gateway sends comes back) is harmless.
+#[tokio::test(start_paused = true)]
+async fn framed_upload_ignores_foreign_lines_and_echo_and_resends_a_silent_frame() {
+    let (connector, mut links) = DuplexConnector::new(0);
+    let dev = spawn_device(DeviceOptions::new("d", connector));
+    let mut c = Conn::new(links.recv().await.unwrap());
+    c.handshake_v2().await;
+    let wasm = module_wasm("math_ops");
+    let crc = format!("{:08x}", crc32fast::hash(&wasm));
+    let h = call_bg(&dev, deploy_req("m", &wasm));
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    let load = c.expect("LOAD module_id=m ").await;
+    c.say(&load).await; // echo
+    c.say(&format!(
+        "LOAD_READY module_id=m size={} crc32={crc} chunk=64 offset=0 framed=1",
+        wasm.len()
+    ))
+    .await;
+    let (off, data, raw) = c.frame().await;
+    assert_eq!((off, data.as_slice()), (0, &wasm[..64]));
+    c.send(&raw).await; // echo of the frame
+    c.say("ERROR code=UNKNOWN_COMMAND").await;
+    // no answer: after its deadline the gateway ends a partial frame and sends it again
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(c.payload(1).await, b"\n");
+    assert!(t0.elapsed() >= Duration::from_secs(3), "{:?}", t0.elapsed());
+    let (off2, _, raw2) = c.frame().await;
+    assert_eq!((off2, &raw2), (0, &raw));
+    let mut off = 0;
+    while off < wasm.len() {
+        let n = 64.min(wasm.len() - off);
+        off += n;
+        c.say(&format!("CHUNK_OK offset={off}")).await;
+        if off < wasm.len() {
+            let (o, d, raw) = c.frame().await;
+            assert_eq!(
+                (o as usize, d.as_slice()),
+                (off, &wasm[off..off + 64.min(wasm.len() - off)])
+            );
+            c.send(&raw).await; // echo
+        }
+    }
+    c.say("LOAD_OK").await;
+    let out = h.await.unwrap();
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
 }
 
 #[tokio::test]

@@ -76,7 +76,10 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
     let crc = format!("{:08x}", crc32fast::hash(&wasm));
     let a = c.deploy(dev, "math_ops", &wasm, json!({})).await;
     let r = a.ok();
-    assert_eq!(r["line"], "LOAD_OK", "{r}");
+    assert!(
+        r["line"].as_str().unwrap().starts_with("LOAD_OK seq="),
+        "{r}"
+    );
     assert_eq!(r["skipped"], false);
     assert_eq!(r["chunked"], true);
     assert_eq!(r["size"], wasm.len());
@@ -96,7 +99,7 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         .deploy(dev, "math_ops", &wasm, json!({"force": true}))
         .await;
     assert_eq!(a.ok()["skipped"], false, "{}", a.reply);
-    assert_eq!(a.ok()["line"], "LOAD_OK");
+    assert!(a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK seq="));
 
     let a = c.call(json!({"op": "status", "device": dev})).await;
     let slots = a.ok()["slots"].as_array().unwrap().clone();
@@ -139,7 +142,14 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
                      "args": [10]}),
         )
         .await;
-    assert_eq!(a.ok()["line"], "START_OK", "{}", a.reply);
+    assert!(
+        a.ok()["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("START_OK seq="),
+        "{}",
+        a.reply
+    );
     let e = wait_log(&mut c, dev, |e| {
         e["kind"] == "result" && e["line"].as_str().unwrap().contains("ret_i32=55")
     })
@@ -160,7 +170,10 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         .build_and_deploy(dev, "toggle", &module_source("toggle_forever"), "wasm")
         .await;
     let r = a.ok();
-    assert_eq!(r["line"], "LOAD_OK", "{r}");
+    assert!(
+        r["line"].as_str().unwrap().starts_with("LOAD_OK seq="),
+        "{r}"
+    );
     assert!(
         a.events
             .iter()
@@ -178,7 +191,14 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
             json!({"op": "start", "device": dev, "module_id": "toggle", "func": "toggle_forever"}),
         )
         .await;
-    assert_eq!(a.ok()["line"], "START_OK", "{}", a.reply);
+    assert!(
+        a.ok()["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("START_OK seq="),
+        "{}",
+        a.reply
+    );
     let a = c.call(json!({"op": "status", "device": dev})).await;
     assert!(
         a.ok()["slots"]
@@ -215,7 +235,12 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
     let a = c
         .call(json!({"op": "unload", "device": dev, "module_id": "toggle"}))
         .await;
-    assert_eq!(a.ok()["line"], "UNLOAD_OK module_id=toggle", "{}", a.reply);
+    assert_eq!(
+        a.ok()["line"],
+        "UNLOAD_OK module_id=toggle seq=24",
+        "{}",
+        a.reply
+    );
     let a = c
         .call(json!({"op": "unload", "device": dev, "module_id": "toggle"}))
         .await;
@@ -223,11 +248,22 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
 
     // a busy loop that calls nothing: only the forced stop ends it
     let a = c.deploy(dev, "busy", &busy, json!({})).await;
-    assert_eq!(a.ok()["line"], "LOAD_OK", "{}", a.reply);
+    assert!(
+        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK seq="),
+        "{}",
+        a.reply
+    );
     let a = c
         .call(json!({"op": "start", "device": dev, "module_id": "busy", "func": "busy_loop"}))
         .await;
-    assert_eq!(a.ok()["line"], "START_OK", "{}", a.reply);
+    assert!(
+        a.ok()["line"]
+            .as_str()
+            .unwrap()
+            .starts_with("START_OK seq="),
+        "{}",
+        a.reply
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let a = c
         .call(
@@ -279,13 +315,14 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         .call(json!({"op": "start", "device": dev, "module_id": "hello", "wait_result": true}))
         .await;
     assert_eq!(a.ok()["ret"], 24, "{}", a.reply);
-    let e = wait_log(&mut c, dev, |e| e["kind"] == "log").await;
-    assert_eq!(
-        e["line"],
-        "LOG module_id=hello msg=\"hello from wasm \\\"quoted\\\"\""
-    );
     let e = wait_log(&mut c, dev, |e| {
-        e["kind"] == "console" && e["line"].as_str().unwrap().contains("[wasm] uart hello")
+        e["kind"] == "log"
+            && e["line"] == "LOG module_id=hello msg=\"hello from wasm \\\"quoted\\\"\""
+    })
+    .await;
+    assert!(e["seq"].as_u64().unwrap() > 0);
+    let e = wait_log(&mut c, dev, |e| {
+        e["kind"] == "log" && e["line"] == "LOG module_id=hello msg=\"[wasm] uart hello\""
     })
     .await;
     assert!(e["seq"].as_u64().unwrap() > 0);

@@ -78,7 +78,14 @@ impl Tracker {
         let phase = match phase {
             ProgressPhase::Compile => "compile",
             ProgressPhase::Upload => "upload",
+            // The gateway's compile slots are busy: a spinner until the compile starts.
+            ProgressPhase::Queued => "queued",
         };
+        if phase == "compile" {
+            if let Some(queued) = self.bars.remove("queued") {
+                queued.finish_and_clear();
+            }
+        }
         let bar = self.bars.entry(phase.to_string()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new(*total));
             bar.set_style(style(phase));

@@ -169,7 +169,7 @@ fn log_and_uart_print() {
     );
     l.send("START module_id=lh func=print_hello");
     assert_eq!(l.line(), "START_OK");
-    assert_eq!(l.line(), "[wasm] uart hello");
+    assert_eq!(l.line(), r#"LOG module_id=lh msg="[wasm] uart hello""#);
     assert_eq!(
         l.expect_within("RESULT", Duration::from_secs(3)),
         "RESULT status=OK module_id=lh func=print_hello"

@@ -9,6 +9,7 @@ mod common;
 use common::{crc32, module, Link, Sim};
 use std::path::Path;
 use std::time::Duration;
+use wasmbed_agent_proto::frame;
 
 /// Append a custom section so the module is exactly `target` bytes (still valid wasm).
 fn pad_to(mut m: Vec<u8>, target: usize) -> Vec<u8> {
@@ -126,6 +127,15 @@ fn replay(t: &Transcript) {
         if let Some(cmd) = item.strip_prefix("> ") {
             if cmd == "[payload]" {
                 l.send_raw(&payload);
+            } else if cmd == "[newline]" {
+                l.send_raw(b"\n");
+            } else if let Some(range) = cmd
+                .strip_prefix("[frame ")
+                .and_then(|r| r.strip_suffix(']'))
+            {
+                let (a, b) = range.split_once("..").unwrap();
+                let (a, b) = (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap());
+                l.send_raw(&frame::chunk_frame(a as u32, &payload[a..b]));
             } else if let Some(range) = cmd
                 .strip_prefix("[payload ")
                 .and_then(|r| r.strip_suffix(']'))

@@ -7,14 +7,17 @@ use super::{
 };
 use crate::crc::Crc32;
 use crate::decoder::Line;
+use crate::frame;
 use crate::ident::{InvalidField, ModuleId};
 use crate::message::{AgentLine, Chunk, Command, Load, LoadOk, LoadReady};
 
 /// How to upload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Ask for a chunked upload (`chunked=1`). An agent that answers `LOAD_READY` without
-    /// `chunk=` (any legacy agent, which ignores the unknown key) gets the v1 raw payload instead.
+    /// Ask for a chunked upload (`chunked=1 framed=1`). An agent that answers `LOAD_READY`
+    /// without `chunk=` (any legacy agent, which ignores the unknown keys) gets the v1 raw payload
+    /// instead; one that answers `chunk=` without `framed=1` (Wasmbed firmware before framing)
+    /// gets raw `CHUNK` payloads.
     pub chunked: bool,
     /// Ask the agent to continue a pending partial chunked upload (`resume=1`).
     pub resume: bool,
@@ -67,6 +70,8 @@ pub struct LoadSession {
     timeouts: Timeouts,
     state: State,
     chunked: bool,
+    /// The agent confirmed `framed=1`: chunks go as frames, a silent chunk is resent.
+    framed: bool,
     chunk_size: u32,
     acked: u32,
     resumed_from: u32,
@@ -87,6 +92,7 @@ impl LoadSession {
     ) -> Result<Self, InvalidField> {
         let mut load = Load::for_payload(module_id.clone(), &payload)?;
         load.chunked = options.chunked;
+        load.framed = options.chunked;
         load.resume = options.resume;
         load.replace = options.replace;
         load.replace_victim = options.replace_victim.clone();
@@ -104,6 +110,7 @@ impl LoadSession {
             timeouts: timeouts.clone(),
             state: State::Ready,
             chunked: false,
+            framed: false,
             chunk_size: 0,
             acked: 0,
             resumed_from: 0,
@@ -140,6 +147,12 @@ impl LoadSession {
                 let expected = self.acked + len;
                 self.resync(now, c.offset, c.offset != expected, line);
             }
+            (AgentLine::ChunkErr(e), State::Chunk { .. })
+                if e.code == crate::wire::ChunkErrCode::NoUpload =>
+            {
+                // The agent parked or dropped the upload: only a new LOAD (resume=1) goes on.
+                self.core.reject(line)
+            }
             (AgentLine::ChunkErr(e), State::Chunk { .. }) => self.resync(now, e.offset, true, line),
             (AgentLine::LoadOk(ok), State::Final)
             | (AgentLine::LoadOk(ok), State::Chunk { .. })
@@ -165,9 +178,40 @@ impl LoadSession {
                 }
                 self.core.reject(line)
             }
-            _ if reply_error(&line) => self.core.reject(line),
+            // A framed chunk is answered by CHUNK_OK/CHUNK_ERR only: an ERROR there is some
+            // other line's (an echo, a late reply), never this chunk's.
+            _ if reply_error(&line)
+                && !(self.framed && matches!(self.state, State::Chunk { .. })) =>
+            {
+                self.core.reject(line)
+            }
             _ => self.core.unsolicited(line),
         }
+    }
+
+    /// A deadline passed. A framed chunk that got no answer is sent again from the acked offset
+    /// after a lone `\n` (which ends whatever partial frame the agent holds), up to
+    /// `chunk_retries` times; everything else fails with the phase it waited in.
+    fn on_timeout(&mut self, now: Instant) {
+        let due = self.core.poll_timeout().is_some_and(|d| now >= d);
+        if !(due && self.framed && matches!(self.state, State::Chunk { .. })) {
+            return self.core.check_timeout(now);
+        }
+        self.attempts += 1;
+        if self.attempts > self.timeouts.chunk_retries {
+            let err = SessionError::RetriesExhausted {
+                acked: self.acked,
+                attempts: self.attempts,
+                last_line: format!(
+                    "no answer to the chunk at offset {} (last line heard: {})",
+                    self.acked,
+                    self.core.last_line().unwrap_or("<none>")
+                ),
+            };
+            return self.core.finish(Err(err));
+        }
+        self.core.send(Transmit::Payload(b"\n".to_vec()));
+        self.next_chunk(now);
     }
 
     fn chunk_completes(&self) -> bool {
@@ -203,6 +247,7 @@ impl LoadSession {
                         .protocol("LOAD_READY chunk=0 or offset beyond size", &line);
                 }
                 self.chunked = true;
+                self.framed = r.framed;
                 self.resumed_from = offset;
                 self.set_acked(offset);
                 self.next_chunk(now);
@@ -266,8 +311,13 @@ impl LoadSession {
             size: len,
             crc32: Crc32::of(&bytes),
         };
-        self.core.send(Transmit::Line(Command::Chunk(chunk)));
-        self.core.send(Transmit::Payload(bytes));
+        if self.framed {
+            self.core
+                .send(Transmit::Payload(frame::chunk_frame(self.acked, &bytes)));
+        } else {
+            self.core.send(Transmit::Line(Command::Chunk(chunk)));
+            self.core.send(Transmit::Payload(bytes));
+        }
         self.state = State::Chunk { len };
         let wait = self.timeouts.load_step + self.timeouts.transfer(len as usize + 64);
         self.core
@@ -275,4 +325,5 @@ impl LoadSession {
     }
 }
 
-impl_session!(LoadSession, LoadOutcome);
+impl_session!(LoadSession, LoadOutcome, |s: &mut LoadSession, now| s
+    .on_timeout(now));

@@ -73,6 +73,8 @@ pub enum Transmit {
     Line(Command),
     /// Raw payload bytes (LOAD body or one CHUNK), no framing.
     Payload(Vec<u8>),
+    /// A command line with ` seq=<n>` appended (see [`Session::set_seq`]).
+    Tagged(Command, u32),
 }
 
 impl Transmit {
@@ -81,6 +83,12 @@ impl Transmit {
         match self {
             Transmit::Line(c) => c.to_wire(),
             Transmit::Payload(p) => p.clone(),
+            Transmit::Tagged(c, seq) => {
+                let mut b = c.to_wire();
+                b.pop(); // the '\n'
+                b.extend_from_slice(format!(" seq={seq}\n").as_bytes());
+                b
+            }
         }
     }
 }
@@ -220,6 +228,12 @@ pub trait Session {
     /// The result, once the operation is over.
     fn outcome(&self) -> Option<&Result<Self::Outcome, SessionError>>;
     /// True once [`Session::outcome`] is `Some`.
+    /// Correlate this operation's lines with `seq` (devices whose `INFO_OK` carries `seq=1`,
+    /// see [`correlates`]): its command lines carry `seq=<seq>`, a reply carrying another seq
+    /// (a late answer to an earlier command) or none is an event, and so is a job's `RESULT`
+    /// without `module_id`. Call before the first [`Session::poll_transmit`].
+    fn set_seq(&mut self, seq: u32);
+    /// True once the session is done.
     fn is_done(&self) -> bool {
         self.outcome().is_some()
     }
@@ -235,6 +249,34 @@ pub(crate) struct Core<O> {
     last_line: Option<String>,
     outcome: Option<Result<O, SessionError>>,
     done: bool,
+    seq: Option<u32>,
+}
+
+/// True if an `INFO_OK` line announces `seq=1`: the agent echoes `seq=<n>` in every reply.
+pub fn correlates(info_ok: &Line) -> bool {
+    matches!(info_ok.msg, AgentLine::InfoOk(_)) && seq_field(&info_ok.raw).as_deref() == Some("1")
+}
+
+/// The value of the first `seq=` field of a line.
+fn seq_field(raw: &str) -> Option<String> {
+    crate::parse::fields(raw)
+        .into_iter()
+        .skip(1)
+        .find(|f| f.key == "seq")
+        .and_then(|f| f.value.map(|v| v.into_owned()))
+}
+
+/// Whether a line from a correlating agent must carry the seq of the command it answers: every
+/// reply does; module output (LOG), HELLO, console text and the RESULT ending a job do not.
+fn answers_a_command(msg: &AgentLine) -> bool {
+    match msg {
+        AgentLine::Log(_) | AgentLine::Hello(_) | AgentLine::Other(_) | AgentLine::Malformed(_) => {
+            false
+        }
+        AgentLine::Result(r) => r.class() == crate::message::ResultClass::Immediate,
+        AgentLine::Error(e) => is_reply_error(e),
+        _ => true,
+    }
 }
 
 impl<O> Core<O> {
@@ -247,10 +289,24 @@ impl<O> Core<O> {
             last_line: None,
             outcome: None,
             done: false,
+            seq: None,
+        }
+    }
+
+    pub(crate) fn set_seq(&mut self, seq: u32) {
+        self.seq = Some(seq);
+        for t in self.transmit.iter_mut() {
+            if let Transmit::Line(c) = t {
+                *t = Transmit::Tagged(c.clone(), seq);
+            }
         }
     }
 
     pub(crate) fn send(&mut self, t: Transmit) {
+        let t = match (t, self.seq) {
+            (Transmit::Line(c), Some(seq)) => Transmit::Tagged(c, seq),
+            (t, _) => t,
+        };
         self.transmit.push_back(t);
     }
 
@@ -298,12 +354,28 @@ impl<O> Core<O> {
                 return None;
             }
         };
-        if self.done {
+        if self.done || !self.correlated(&line) {
             self.unsolicited(line);
             return None;
         }
         self.last_line = Some(line.raw.clone());
         Some(line)
+    }
+
+    /// With a seq: a reply is ours only with our seq; a job's RESULT without module_id is
+    /// nobody's.
+    fn correlated(&self, line: &Line) -> bool {
+        let Some(want) = self.seq else { return true };
+        // The end of a job always names its module on our firmware (immediate refusals never do).
+        if matches!(&line.msg, AgentLine::Result(r)
+            if r.module_id.is_none() && r.class() == crate::message::ResultClass::RunTime)
+        {
+            return false;
+        }
+        match seq_field(&line.raw) {
+            Some(got) => got == want.to_string(),
+            None => !answers_a_command(&line.msg),
+        }
     }
 
     /// Fails with a timeout if the deadline has passed.
@@ -313,6 +385,10 @@ impl<O> Core<O> {
             let last_line = self.last_line.clone();
             self.finish(Err(SessionError::Timeout { phase, last_line }));
         }
+    }
+
+    pub(crate) fn last_line(&self) -> Option<&str> {
+        self.last_line.as_deref()
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -358,6 +434,9 @@ pub(crate) fn reply_error(line: &Line) -> bool {
 /// `on_line(&mut self, now, line)` method.
 macro_rules! impl_session {
     ($ty:ty, $outcome:ty) => {
+        impl_session!($ty, $outcome, |s: &mut $ty, now| s.core.check_timeout(now));
+    };
+    ($ty:ty, $outcome:ty, $on_timeout:expr) => {
         impl $crate::session::Session for $ty {
             type Outcome = $outcome;
             fn handle_line(&mut self, now: std::time::Instant, item: $crate::decoder::Item) {
@@ -368,11 +447,15 @@ macro_rules! impl_session {
             fn poll_transmit(&mut self) -> Option<$crate::session::Transmit> {
                 self.core.poll_transmit()
             }
+            fn set_seq(&mut self, seq: u32) {
+                self.core.set_seq(seq)
+            }
             fn poll_timeout(&self) -> Option<std::time::Instant> {
                 self.core.poll_timeout()
             }
             fn handle_timeout(&mut self, now: std::time::Instant) {
-                self.core.check_timeout(now)
+                let on_timeout: fn(&mut $ty, std::time::Instant) = $on_timeout;
+                on_timeout(self, now)
             }
             fn poll_event(&mut self) -> Option<$crate::session::Event> {
                 self.core.poll_event()

@@ -64,6 +64,7 @@ impl<S: Session> Driver<S> {
         while let Some(t) = self.s.poll_transmit() {
             match t {
                 Transmit::Line(c) => self.sent.push(c.to_string()),
+                Transmit::Tagged(c, seq) => self.sent.push(format!("{c} seq={seq}")),
                 Transmit::Payload(p) => {
                     self.sent.push(format!("<{} bytes>", p.len()));
                     self.payloads.push(p);

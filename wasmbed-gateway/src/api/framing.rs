@@ -8,55 +8,72 @@ use super::ApiError;
 
 /// Reads one `\n`-terminated line of at most `max` bytes (without the terminator).
 /// `Ok(None)` at a clean end of stream. An over-long line is `TOO_LARGE`.
+/// The first byte may take `idle`; from then on the whole line must arrive within `line`
+/// (a host trickling a request byte by byte is cut off: `TIMEOUT`, phase `request`).
 pub async fn read_line<R: AsyncBufRead + Unpin>(
     r: &mut R,
     max: usize,
-    timeout: Duration,
+    idle: Duration,
+    line: Duration,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let fut = async {
-        let mut line = Vec::new();
-        let mut total = 0usize;
-        loop {
-            let buf = r
-                .fill_buf()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("read error: {e}")))?;
-            if buf.is_empty() {
-                return if line.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(ApiError::bad_request(
-                        "connection closed in the middle of a request line",
-                    ))
-                };
-            }
-            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (buf.len(), false),
-            };
-            let content = take - usize::from(done);
-            total += content;
-            if total <= max {
-                line.extend_from_slice(&buf[..content]);
-            }
-            r.consume(take);
-            if total > max {
-                return Err(ApiError::new(
-                    "TOO_LARGE",
-                    format!("request line longer than {max} bytes"),
-                ));
-            }
-            if done {
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(Some(line));
-            }
-        }
+    let timeout = |what: &str| {
+        ApiError::new("TIMEOUT", format!("timeout waiting for {what}")).with("phase", "request")
     };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| {
-        ApiError::new("TIMEOUT", "timeout waiting for a request line").with("phase", "request")
-    })?
+    let started = tokio::time::timeout(idle, r.fill_buf())
+        .await
+        .map_err(|_| timeout("a request line"))?
+        .map_err(|e| ApiError::bad_request(format!("read error: {e}")))?;
+    if started.is_empty() {
+        return Ok(None);
+    }
+    tokio::time::timeout(line, read_rest(r, max))
+        .await
+        .map_err(|_| timeout("the rest of a request line (limits.line_timeout_ms)"))?
+}
+
+async fn read_rest<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let mut line = Vec::new();
+    let mut total = 0usize;
+    loop {
+        let buf = r
+            .fill_buf()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("read error: {e}")))?;
+        if buf.is_empty() {
+            return if line.is_empty() {
+                Ok(None)
+            } else {
+                Err(ApiError::bad_request(
+                    "connection closed in the middle of a request line",
+                ))
+            };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let content = take - usize::from(done);
+        total += content;
+        if total <= max {
+            line.extend_from_slice(&buf[..content]);
+        }
+        r.consume(take);
+        if total > max {
+            return Err(ApiError::new(
+                "TOO_LARGE",
+                format!("request line longer than {max} bytes"),
+            ));
+        }
+        if done {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(Some(line));
+        }
+    }
 }
 
 /// Reads exactly `size` body bytes (bounded by `max`, within `timeout`).
@@ -101,15 +118,18 @@ mod tests {
         let mut r = BufReader::with_capacity(4, b);
         a.write_all(b"abc\r\n12345678\nxyz").await.unwrap();
         drop(a);
-        assert_eq!(read_line(&mut r, 4, T).await.unwrap().unwrap(), b"abc");
-        assert_eq!(read_line(&mut r, 4, T).await.unwrap_err().code, "TOO_LARGE");
+        assert_eq!(read_line(&mut r, 4, T, T).await.unwrap().unwrap(), b"abc");
+        assert_eq!(
+            read_line(&mut r, 4, T, T).await.unwrap_err().code,
+            "TOO_LARGE"
+        );
         let (mut a, b) = tokio::io::duplex(64);
         let mut r = BufReader::new(b);
         a.write_all(b"x\nbody").await.unwrap();
         drop(a);
-        assert_eq!(read_line(&mut r, 4, T).await.unwrap().unwrap(), b"x");
+        assert_eq!(read_line(&mut r, 4, T, T).await.unwrap().unwrap(), b"x");
         assert_eq!(read_body(&mut r, 4, 10, T).await.unwrap(), b"body");
-        assert_eq!(read_line(&mut r, 4, T).await.unwrap(), None);
+        assert_eq!(read_line(&mut r, 4, T, T).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -132,7 +152,29 @@ mod tests {
     async fn silence_times_out() {
         let (_a, b) = tokio::io::duplex(64);
         let mut r = BufReader::new(b);
-        let e = read_line(&mut r, 10, T).await.unwrap_err();
+        let e = read_line(&mut r, 10, T, T).await.unwrap_err();
         assert_eq!(e.code, "TIMEOUT");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_line_is_cut_off() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut r = BufReader::new(b);
+        let trickle = async move {
+            for _ in 0..100 {
+                a.write_all(b"x").await.unwrap();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        let read = read_line(
+            &mut r,
+            1000,
+            Duration::from_secs(600),
+            Duration::from_secs(10),
+        );
+        tokio::select! {
+            e = read => assert!(e.unwrap_err().message.contains("line_timeout_ms")),
+            _ = trickle => panic!("the trickled line was waited for"),
+        }
     }
 }

@@ -7,6 +7,7 @@ mod framing;
 mod legacy;
 pub mod legacy_paths;
 mod ops;
+pub mod outbox;
 pub mod pyjson;
 mod wasmbed;
 
@@ -15,12 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 pub use error::ApiError;
 pub use ops::{DeploySpec, Latency, Payload};
+pub use outbox::{Budget, Outbox};
 
 use crate::config::Limits;
 use crate::device::DeviceHandle;
@@ -44,6 +47,12 @@ pub struct Gateway {
     pub legacy_paths: legacy_paths::PathPolicy,
     /// Per operation and device latencies, for the dashboard.
     pub latency: crate::http::LatencyBook,
+    /// Deadline for the rest of a request line once its first byte came.
+    pub line_timeout: Duration,
+    /// Reply bytes queued gateway-wide.
+    pub budget: Arc<Budget>,
+    /// One permit per connection served.
+    connections: Arc<Semaphore>,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
     /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
@@ -65,9 +74,12 @@ impl Gateway {
             limits,
             token,
             body_timeout: Duration::from_secs(120),
-            idle_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
             legacy_paths: legacy_paths::PathPolicy::default(),
             latency: Default::default(),
+            line_timeout: Duration::from_millis(limits.line_timeout_ms),
+            budget: Budget::new(limits.buffer_budget),
+            connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             modules: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
         }
@@ -82,22 +94,19 @@ impl Gateway {
     pub fn token_ok(&self, token: Option<&str>) -> bool {
         match &self.token {
             None => true,
-            Some(t) => token.is_some_and(|g| constant_time_eq(g.as_bytes(), t.as_bytes())),
+            // Constant time: how long the comparison takes tells nothing about the token.
+            Some(t) => token.is_some_and(|g| bool::from(g.as_bytes().ct_eq(t.as_bytes()))),
         }
     }
 
     fn check_token(&self, req: &Map<String, Value>) -> Result<(), ApiError> {
-        match &self.token {
-            None => Ok(()),
-            Some(t) if req.get("token").and_then(Value::as_str) == Some(t.as_str()) => Ok(()),
-            Some(_) => Err(ApiError::new("UNAUTHORIZED", "missing or wrong token")
-                .help("pass the contents of the gateway's token file as `token`")),
+        let sent = req.get("token").and_then(Value::as_str).unwrap_or("");
+        if self.token_ok(Some(sent)) {
+            return Ok(());
         }
+        Err(ApiError::new("UNAUTHORIZED", "missing or wrong token")
+            .help("pass the contents of the gateway's token file as `token`"))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A host's sending side that neither sends nor ends (an HTTP request's body is read in full
@@ -123,21 +132,60 @@ pub(crate) async fn call(
     body: &[u8],
     out: &mpsc::UnboundedSender<Value>,
 ) {
+    use tokio::io::AsyncBufReadExt;
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::chain(body, StaysOpen));
     let (_open_tx, open_rx) = tokio::sync::watch::channel(());
-    wasmbed::handle(gw, req, &mut reader, out, &open_rx).await;
+    // The same bounded reply queue as a JSON-lines connection, read back line by line.
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let outbox = outbox::Outbox::new(gw.budget.clone(), outbox_bounds(gw), peer);
+    let (w, r) = tokio::io::duplex(64 * 1024);
+    let writer = {
+        let outbox = outbox.clone();
+        async move { outbox.run_writer(w).await }
+    };
+    let forward = async move {
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                break;
+            };
+            if out.send(v).is_err() {
+                break;
+            }
+        }
+    };
+    let run = async {
+        wasmbed::handle(gw, req, &mut reader, &outbox, &open_rx).await;
+        outbox.finish();
+    };
+    tokio::join!(run, writer, forward);
 }
 
-/// Accepts connections forever, one task per connection.
+/// Accepts connections forever, one task per connection, at most `limits.max_connections` at
+/// once: a connection over the cap is answered `BUSY` and closed.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
+                let Ok(permit) = gw.connections.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "refusing connection: limits.max_connections = {} reached", gw.limits.max_connections);
+                    tokio::spawn(async move {
+                        let (_, mut w) = stream.into_split();
+                        let e = json!({"ok": false, "code": "BUSY", "error": format!(
+                            "the gateway serves {} connections at most (limits.max_connections): retry later",
+                            gw.limits.max_connections)});
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), send_legacy(&mut w, &e))
+                                .await;
+                    });
+                    continue;
+                };
                 tokio::spawn(async move {
                     tracing::debug!(%peer, "host connected");
-                    serve_connection(stream, gw).await;
+                    serve_connection(stream, peer, gw).await;
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -164,10 +212,34 @@ async fn send_legacy(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) {
     let _ = w.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
+/// [`send_legacy`] to a host that has `limits.write_stall_ms` to take the reply.
+async fn send_legacy_bounded(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    v: &Value,
+    gw: &Gateway,
+    peer: std::net::SocketAddr,
+) {
+    let stall = Duration::from_millis(gw.limits.write_stall_ms);
+    if tokio::time::timeout(stall, send_legacy(w, v))
+        .await
+        .is_err()
+    {
+        tracing::warn!(%peer, "closing connection: host took no reply bytes for {} s (limits.write_stall_ms)", stall.as_secs_f64());
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc<Gateway>) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
-    let first = framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await;
+    // Hosts may open their connections ahead of their first request (the fan-out benchmark
+    // holds one per board): the first byte may take `idle_timeout`, the line then `line_timeout`.
+    let first = framing::read_line(
+        &mut reader,
+        gw.limits.max_line,
+        gw.idle_timeout,
+        gw.line_timeout,
+    )
+    .await;
     let req = match first {
         Ok(None) => return,
         Ok(Some(line)) => parse_request(&line),
@@ -177,9 +249,11 @@ async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
         Ok(r) => r,
         Err(e) => {
             // Dialect unknown: answer in the legacy shape, which both kinds of host can read.
-            send_legacy(
+            send_legacy_bounded(
                 &mut w,
                 &json!({"ok": false, "error": e.message, "code": e.code}),
+                &gw,
+                peer,
             )
             .await;
             return;
@@ -190,10 +264,10 @@ async fn serve_connection(stream: TcpStream, gw: Arc<Gateway>) {
             Ok(()) => legacy::handle(&gw, &req, &mut reader).await,
             Err(e) => json!({"ok": false, "error": e.message}),
         };
-        send_legacy(&mut w, &reply).await;
+        send_legacy_bounded(&mut w, &reply, &gw, peer).await;
         return;
     }
-    serve_wasmbed(req, reader, w, gw).await;
+    serve_wasmbed(req, reader, w, peer, gw).await;
 }
 
 /// One Wasmbed-dialect request: served here, or forwarded to the fleet when this gateway is in
@@ -202,15 +276,25 @@ async fn handle_one(
     gw: &Gateway,
     req: Map<String, Value>,
     reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    out: &mpsc::UnboundedSender<Value>,
+    out: &Outbox,
     open: &tokio::sync::watch::Receiver<()>,
 ) {
     if let Some(member) = gw.fleet.get() {
         if let Some(dev) = req.get("device").and_then(Value::as_str) {
             if member.serves(dev).is_none() {
                 let limits = (gw.limits.max_body, gw.body_timeout);
-                return crate::fleet::bridge::forward(member.client(), req, reader, out, limits)
-                    .await;
+                // The bridge sends into a channel; its lines go on through the bounded outbox.
+                let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+                let forward = async move {
+                    crate::fleet::bridge::forward(member.client(), req, reader, &tx, limits).await;
+                };
+                let pump = async {
+                    while let Some(v) = rx.recv().await {
+                        let _ = out.send(v);
+                    }
+                };
+                tokio::join!(forward, pump);
+                return;
             }
         }
     }
@@ -227,49 +311,84 @@ pub async fn handle_request<R: tokio::io::AsyncBufRead + Unpin>(
 ) {
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
     drop(open_tx);
-    wasmbed::handle(gw, req, body, out, &open_rx).await
+    // The same bounded outbox as a host connection, written into a pipe read back as lines.
+    let (pipe_w, pipe_r) = tokio::io::duplex(64 * 1024);
+    let peer = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let ob = Outbox::new(gw.budget.clone(), outbox_bounds(gw), peer);
+    let writer = {
+        let ob = ob.clone();
+        async move { ob.run_writer(pipe_w).await }
+    };
+    let relay = async {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = BufReader::new(pipe_r).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                let _ = out.send(v);
+            }
+        }
+    };
+    let serve = async {
+        wasmbed::handle(gw, req, body, &ob, &open_rx).await;
+        ob.finish();
+    };
+    tokio::join!(serve, writer, relay);
+}
+
+fn outbox_bounds(gw: &Gateway) -> outbox::Bounds {
+    outbox::Bounds {
+        soft: gw.limits.reply_queue_soft,
+        hard: gw.limits.reply_queue_max.max(gw.limits.reply_queue_soft),
+        stall: Duration::from_millis(gw.limits.write_stall_ms),
+    }
 }
 
 async fn serve_wasmbed(
     first: Map<String, Value>,
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    mut w: tokio::net::tcp::OwnedWriteHalf,
+    w: tokio::net::tcp::OwnedWriteHalf,
+    peer: std::net::SocketAddr,
     gw: Arc<Gateway>,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
-    let writer = tokio::spawn(async move {
-        while let Some(v) = rx.recv().await {
-            let mut line = serde_json::to_string(&v).expect("JSON value");
-            line.push('\n');
-            if w.write_all(line.as_bytes()).await.is_err() {
-                break;
-            }
-        }
-        let _ = w.shutdown().await;
-    });
+    let out = Outbox::new(gw.budget.clone(), outbox_bounds(&gw), peer);
+    let writer = {
+        let out = out.clone();
+        tokio::spawn(async move { out.run_writer(w).await })
+    };
     // Dropped when the host stops sending (EOF or error): `logs` follows end then.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
     let reply_error = |id: Value, e: ApiError| json!({"id": id, "ok": false, "error": e.to_json()});
     if let Err(e) = gw.check_token(&first) {
-        let _ = tx.send(reply_error(
+        let _ = out.send(reply_error(
             first.get("id").cloned().unwrap_or(Value::Null),
             e,
         ));
     } else {
-        handle_one(&gw, first, &mut reader, &tx, &open_rx).await;
+        handle_one(&gw, first, &mut reader, &out, &open_rx).await;
         loop {
-            match framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout).await {
+            // Backpressure: a host that does not read its replies gets no further requests
+            // read (TCP then slows its sending), and is closed when it takes nothing for
+            // `write_stall_ms` or lets `reply_queue_max` bytes pile up.
+            if out.room().await.is_err() {
+                break;
+            }
+            let next = tokio::select! {
+                next = framing::read_line(&mut reader, gw.limits.max_line, gw.idle_timeout, gw.line_timeout) => next,
+                _ = out.closed() => break,
+            };
+            match next {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Ok(Some(line)) => match parse_request(&line) {
-                    Ok(req) => handle_one(&gw, req, &mut reader, &tx, &open_rx).await,
+                    Ok(req) => handle_one(&gw, req, &mut reader, &out, &open_rx).await,
                     Err(e) => {
-                        let _ = tx.send(reply_error(Value::Null, e));
+                        let _ = out.send(reply_error(Value::Null, e));
                     }
                 },
                 Err(e) => {
-                    // An oversized line leaves the stream out of sync: report and close.
-                    let _ = tx.send(reply_error(Value::Null, e));
+                    // An oversized or late line leaves the stream out of sync: report and close.
+                    tracing::info!(%peer, "closing connection: {}", e.message);
+                    let _ = out.send(reply_error(Value::Null, e));
                     break;
                 }
             }
@@ -277,8 +396,9 @@ async fn serve_wasmbed(
     }
     drop(open_tx);
     drop(open_rx);
-    drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    out.finish();
+    // The writer ends by itself: queue written, or the host stalled for `write_stall_ms`.
+    let _ = writer.await;
 }
 
 /// One device as the `devices` op reports it (also the dashboard's view of it).

@@ -99,6 +99,20 @@ impl Gateway {
         progress: Option<mpsc::UnboundedSender<(&'static str, Progress)>>,
         lat: &mut Latency,
     ) -> Result<Deployed, ApiError> {
+        self.deploy_until(dev, spec, progress, lat, std::future::pending())
+            .await
+    }
+
+    /// [`Gateway::deploy`]; a build still compiling when `host_gone` completes is cancelled
+    /// (its compiler's process group killed).
+    pub async fn deploy_until(
+        &self,
+        dev: &DeviceHandle,
+        spec: DeploySpec,
+        progress: Option<mpsc::UnboundedSender<(&'static str, Progress)>>,
+        lat: &mut Latency,
+        host_gone: impl Future<Output = ()>,
+    ) -> Result<Deployed, ApiError> {
         let state = dev.snapshot();
         let mut bytes = match spec.payload {
             Payload::Binary(b) => b,
@@ -108,7 +122,20 @@ impl Gateway {
                     let total = src.len() as u64;
                     let _ = p.send(("compile", Progress { done: 0, total }));
                 }
-                let built = self.compiler.build(&src, mode, state.aot.as_ref()).await;
+                // Over compiler.max_concurrent the build waits its turn: say so.
+                let queued = || {
+                    if let Some(p) = &progress {
+                        let _ = p.send(("queued", Progress { done: 0, total: 0 }));
+                    }
+                };
+                let built = tokio::select! {
+                    built = self.compiler.build_notify(&src, mode, state.aot.as_ref(), &queued) => built,
+                    _ = host_gone => {
+                        return Err(ApiError::bad_request(
+                            "the host closed its sending side while its source compiled: build cancelled",
+                        ))
+                    }
+                };
                 lat.compile = Some(t0.elapsed());
                 if let (Some(p), Ok(_)) = (&progress, &built) {
                     let total = src.len() as u64;

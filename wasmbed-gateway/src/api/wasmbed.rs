@@ -14,7 +14,7 @@ use wasmbed_api::{
 };
 
 use super::ops::{host_gone, DeploySpec, Latency, Payload};
-use super::{framing, ApiError, Gateway};
+use super::{framing, ApiError, Gateway, Outbox};
 use crate::device::{StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
 
@@ -22,7 +22,7 @@ fn result_timeout(ms: Option<u64>) -> Duration {
     Duration::from_millis(ms.unwrap_or(RESULT_TIMEOUT_DEFAULT_MS))
 }
 
-fn send(out: &mpsc::UnboundedSender<Value>, msg: &impl serde::Serialize) -> bool {
+fn send(out: &Outbox, msg: &impl serde::Serialize) -> bool {
     out.send(serde_json::to_value(msg).expect("a host API message serializes"))
         .is_ok()
 }
@@ -32,7 +32,7 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
     gw: &Gateway,
     req: Map<String, Value>,
     reader: &mut R,
-    out: &mpsc::UnboundedSender<Value>,
+    out: &Outbox,
     open: &watch::Receiver<()>,
 ) {
     let t0 = Instant::now();
@@ -84,7 +84,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
     request: Request,
     id: &RequestId,
     reader: &mut R,
-    out: &mpsc::UnboundedSender<Value>,
+    out: &Outbox,
     open: &watch::Receiver<()>,
     lat: &mut Latency,
 ) -> Result<OpResult, ApiError> {
@@ -145,6 +145,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 while let Some((phase, p)) = prx.recv().await {
                     let phase = match phase {
                         "compile" => ProgressPhase::Compile,
+                        "queued" => ProgressPhase::Queued,
                         _ => ProgressPhase::Upload,
                     };
                     let event = Event::Progress {
@@ -161,7 +162,9 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                     );
                 }
             });
-            let res = gw.deploy(dev, spec, Some(ptx), lat).await;
+            let res = gw
+                .deploy_until(dev, spec, Some(ptx), lat, host_gone(reader))
+                .await;
             let _ = forward.await;
             let done = res?;
             let transfer = done.reply.transfer;
@@ -213,50 +216,14 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
         )),
         Request::Logs(l) => {
             let since = l.since.unwrap_or(0);
-            let (lines, mut rx) = dev.log.since(since);
+            let (lines, rx) = dev.log.since(since);
             let last = lines.last().map_or(since, |e| e.seq);
             if l.follow {
                 let out = out.clone();
                 let id = id.clone();
                 let name = dev.name.clone();
-                let mut open = open.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let next = tokio::select! {
-                            // The host stopped sending or its connection broke.
-                            _ = open.changed() => break,
-                            _ = out.closed() => break,
-                            next = rx.recv() => next,
-                        };
-                        let event = match next {
-                            Ok(e) if e.seq <= last => continue,
-                            Ok(e) => Event::Log {
-                                seq: Some(e.seq),
-                                device: name.clone(),
-                                line: e.line,
-                                kind: e.kind,
-                            },
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                                Event::Log {
-                                    seq: None,
-                                    device: name.clone(),
-                                    line: format!("{n} log lines skipped (host too slow)"),
-                                    kind: wasmbed_api::LogKind::Gateway,
-                                }
-                            }
-                            Err(_) => break,
-                        };
-                        if !send(
-                            &out,
-                            &EventLine {
-                                id: id.clone(),
-                                event,
-                            },
-                        ) {
-                            break;
-                        }
-                    }
-                });
+                let open = open.clone();
+                tokio::spawn(follow(out, id, name, last, rx, open));
             }
             Ok(OpResult::Logs(LogsResult {
                 lines: lines
@@ -268,6 +235,72 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                     })
                     .collect(),
             }))
+        }
+    }
+}
+
+/// Forwards a device's new log entries to a `logs` follower. Lines the host is too slow for
+/// (its reply queue or the gateway's buffer budget is full, or the device log moved on) are
+/// skipped and counted; the count is sent as one notice as soon as there is room again.
+async fn follow(
+    out: Outbox,
+    id: RequestId,
+    device: String,
+    last: u64,
+    mut rx: tokio::sync::broadcast::Receiver<crate::device::LogEntry>,
+    mut open: watch::Receiver<()>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let line = |event: Event| {
+        serde_json::to_value(EventLine {
+            id: id.clone(),
+            event,
+        })
+        .expect("a host API message serializes")
+    };
+    let mut skipped: u64 = 0;
+    loop {
+        let next = tokio::select! {
+            // The host stopped sending or its connection broke.
+            _ = open.changed() => break,
+            _ = out.closed() => break,
+            next = rx.recv() => next,
+        };
+        let entry = match next {
+            Ok(e) if e.seq <= last => continue,
+            Ok(e) => e,
+            Err(RecvError::Lagged(n)) => {
+                skipped += n;
+                continue;
+            }
+            Err(RecvError::Closed) => break,
+        };
+        if skipped > 0 {
+            let notice = line(Event::Log {
+                seq: None,
+                device: device.clone(),
+                line: format!("{skipped} log lines skipped (host too slow)"),
+                kind: wasmbed_api::LogKind::Gateway,
+            });
+            match out.offer(notice) {
+                Ok(true) => skipped = 0,
+                Ok(false) => {
+                    skipped += 1;
+                    continue;
+                }
+                Err(_) => break,
+            }
+        }
+        let ev = line(Event::Log {
+            seq: Some(entry.seq),
+            device: device.clone(),
+            line: entry.line,
+            kind: entry.kind,
+        });
+        match out.offer(ev) {
+            Ok(true) => {}
+            Ok(false) => skipped += 1,
+            Err(_) => break,
         }
     }
 }

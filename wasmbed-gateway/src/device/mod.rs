@@ -270,17 +270,21 @@ fn rejected_help(line: &str) -> Option<String> {
 /// Live state of a device, readable without asking its task.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceState {
-    /// Link is up.
+    /// Answering: the link is up, the device answered the connect-time INFO on this link, and
+    /// it did not leave a request unanswered since it last said something.
     pub online: bool,
     /// Link throughput the deadlines assume, in bytes/s (line speed / 10), once connected.
     pub link_bytes_per_sec: u32,
-    /// Why the link is down (the last connect error or why it dropped); `None` while online.
+    /// Why the device is not online (the last connect error, why the link dropped, no handshake
+    /// yet, a request unanswered); `None` while online.
     pub offline_reason: Option<String>,
     /// While offline on a serial or `usb:` endpoint: the USB serial ports present, one summary
     /// line each, with the `usb:` endpoint that selects each.
     pub candidates: Vec<String>,
     /// When the device last said anything.
     pub last_seen: Option<Instant>,
+    /// The device answered INFO on the current link.
+    pub handshake: bool,
     /// Board name (INFO `board=` or HELLO `device_id=`).
     pub board: Option<String>,
     /// Firmware version.

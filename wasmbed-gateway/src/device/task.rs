@@ -11,7 +11,7 @@ use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
-    StartSession, StatusSession, StopSession, Timeouts, Transmit, UnloadSession,
+    StartSession, StatusSession, StopSession, Timeouts, UnloadSession,
 };
 use wasmbed_agent_proto::{
     AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultClass,
@@ -97,6 +97,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         waiters,
         decoder: Decoder::new(),
         buf: vec![0; 4096],
+        seq: None,
     };
     tokio::spawn(task.run());
     handle
@@ -113,6 +114,8 @@ struct DeviceTask {
     waiters: Arc<Waiters>,
     decoder: Decoder,
     buf: Vec<u8>,
+    /// The last `seq=` sent, when the device correlates replies (`INFO_OK … seq=1`).
+    seq: Option<u32>,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -139,6 +142,14 @@ fn now_std() -> std::time::Instant {
 }
 
 impl DeviceTask {
+    /// A request went unanswered: offline until the device says something again.
+    fn not_answering(&self, why: &str) {
+        self.set_state(|s| {
+            s.online = false;
+            s.offline_reason = Some(format!("not answering: {why}"));
+        });
+    }
+
     fn set_state(&self, f: impl FnOnce(&mut DeviceState)) {
         f(&mut self.state.lock().expect("state lock"));
     }
@@ -171,8 +182,9 @@ impl DeviceTask {
             backoff = self.opts.backoff_min;
             self.decoder = Decoder::new();
             self.set_state(|s| {
-                s.online = true;
-                s.offline_reason = None;
+                s.online = false;
+                s.handshake = false;
+                s.offline_reason = Some("link up, waiting for the device to answer INFO".into());
                 s.candidates.clear();
             });
             self.log.push(
@@ -185,7 +197,7 @@ impl DeviceTask {
             };
             self.set_state(|s| {
                 s.online = false;
-                s.offline_reason = Some(format!("link lost: {reason}"));
+                s.offline_reason = Some(format!("link down: {reason}"));
             });
             tracing::warn!(device = %self.opts.name, "link to {} lost: {reason}", self.opts.connector.describe());
             // No RESULT can come over a lost link.
@@ -227,7 +239,10 @@ impl DeviceTask {
     /// Offline: answers queued jobs with `Offline` until the backoff delay is over.
     /// Returns false when all handles are gone.
     async fn wait_offline(&mut self, delay: Duration, reason: &str) -> bool {
-        self.set_state(|s| s.online = false);
+        self.set_state(|s| {
+            s.online = false;
+            s.offline_reason = Some(format!("cannot connect: {reason}"));
+        });
         let until = Instant::now() + delay;
         loop {
             tokio::select! {
@@ -302,7 +317,10 @@ impl DeviceTask {
                     let s = StatusSession::new(now_std(), &self.opts.timeouts);
                     match self.drive(&mut link, s, None, false).await {
                         Ok((Ok(out), _)) => self.record_status(&out.status),
-                        Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "health check: {e}"),
+                        Ok((Err(e), _)) => {
+                            tracing::warn!(device = %self.opts.name, "health check: {e}");
+                            self.not_answering(&e.to_string());
+                        }
                         Err(DriveError::Io(e)) => return Some(e.to_string()),
                         Err(DriveError::Rebooted(_)) => {}
                     }
@@ -326,17 +344,23 @@ impl DeviceTask {
 
     /// INFO (v1 fallback) and STATUS: what the device is and holds.
     async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        self.seq = None; // INFO itself goes without seq=: it tells whether the device echoes one
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, info, None, false).await {
             Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
+                self.seq = wasmbed_agent_proto::correlates(&line).then_some(0);
                 self.follow_link_speed(info.baud);
                 self.record_info(Some(&info), &line)
             }
             Ok((Ok(InfoOutcome::V1), _)) => {
+                self.seq = None;
                 self.follow_link_speed(None);
                 self.record_info(None, &Line::parse(""))
             }
-            Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "INFO failed: {e}"),
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
+                self.not_answering(&e.to_string());
+            }
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
         }
@@ -348,7 +372,10 @@ impl DeviceTask {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, status, None, false).await {
             Ok((Ok(out), _)) => self.record_status(&out.status),
-            Ok((Err(e), _)) => tracing::warn!(device = %self.opts.name, "STATUS failed: {e}"),
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "STATUS failed: {e}");
+                self.not_answering(&e.to_string());
+            }
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
         }
@@ -373,6 +400,10 @@ impl DeviceTask {
 
     fn record_info(&self, info: Option<&wasmbed_agent_proto::InfoOk>, line: &Line) {
         let cfg_aot = self.opts.aot.clone();
+        self.set_state(|s| {
+            s.handshake = true;
+            heard(s);
+        });
         self.set_state(|s| match info {
             Some(i) => {
                 s.proto = Some(i.proto);
@@ -491,7 +522,7 @@ impl DeviceTask {
     }
 
     fn unsolicited(&self, ev: Event) {
-        self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+        self.set_state(heard);
         match ev {
             Event::Unsolicited(line) => {
                 let kind = match &line.msg {
@@ -571,11 +602,13 @@ impl DeviceTask {
     {
         let t0 = Instant::now();
         let mut fed: Option<Line> = None;
+        if let Some(seq) = self.seq.as_mut() {
+            *seq = seq.wrapping_add(1);
+            session.set_seq(*seq);
+        }
         loop {
             while let Some(t) = session.poll_transmit() {
-                let bytes = match &t {
-                    Transmit::Line(_) | Transmit::Payload(_) => t.to_bytes(),
-                };
+                let bytes = t.to_bytes();
                 link.write_all(&bytes).await.map_err(DriveError::Io)?;
                 link.flush().await.map_err(DriveError::Io)?;
             }
@@ -610,7 +643,7 @@ impl DeviceTask {
             }
             // Items already decoded go first.
             if let Some(item) = self.decoder.next_item() {
-                self.set_state(|s| s.last_seen = Some(std::time::Instant::now()));
+                self.set_state(heard);
                 if detach.is_some() {
                     if let Item::Line(l) = &item {
                         fed = Some(l.clone());
@@ -685,6 +718,9 @@ impl DeviceTask {
                 (r, Duration::ZERO, None)
             }
         };
+        if let Err(e @ DeviceError::Timeout { .. }) = &result {
+            self.not_answering(&e.to_string());
+        }
         let refresh = changes_slots && lost.is_none() && result.is_ok();
         let _ = reply.send(JobReply::Done(Outcome {
             result,
@@ -1065,5 +1101,14 @@ fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
         line: line.to_string(),
         slots,
         memory,
+    }
+}
+
+/// The device said something: online again once it has answered INFO on this link.
+fn heard(s: &mut DeviceState) {
+    s.last_seen = Some(std::time::Instant::now());
+    if s.handshake {
+        s.online = true;
+        s.offline_reason = None;
     }
 }

@@ -30,7 +30,9 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         ErrorCode::DeviceUnknown => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::InvalidModule | ErrorCode::CompileFailed => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::DeviceOffline | ErrorCode::LinkLost => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::DeviceOffline | ErrorCode::LinkLost | ErrorCode::Busy => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::DeviceRejected | ErrorCode::ModuleTrapped | ErrorCode::ModuleStopped => {
             StatusCode::CONFLICT

@@ -5,9 +5,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::cache::Cache;
+use super::confine::{toolchain_dirs, ConfineError, Confinement, GroupGuard};
 use crate::config::CompilerConfig;
 
 /// The module API header (`modules/wasmbed.h`: natives of the agent, export/import helpers),
@@ -46,12 +47,14 @@ pub enum CompileError {
         message: String,
     },
     /// The compiler exited with an error.
-    #[error("{step} failed ({status})")]
+    #[error("{step} failed ({status}){hint}")]
     Failed {
         /// `compile_wasm` or `compile_aot`.
         step: &'static str,
         /// The exit status text.
         status: String,
+        /// What the failure means when it is the confinement (`; ...`), else empty.
+        hint: String,
         /// Compiler standard error.
         stderr: String,
         /// Compiler standard output.
@@ -65,6 +68,17 @@ pub enum CompileError {
         /// The limit.
         seconds: u64,
     },
+    /// The compiler was stopped by a resource limit.
+    #[error("{step} stopped: {what}")]
+    Limit {
+        /// `compile_wasm` or `compile_aot`.
+        step: &'static str,
+        /// Which limit, and its setting.
+        what: String,
+    },
+    /// The compiler cannot be confined on this system.
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
     /// No AOT target known for the device.
     #[error(
         "no AOT target for this device: set aot_target in the device's config or use mode wasm"
@@ -79,7 +93,9 @@ impl CompileError {
     /// The legacy `step` name (`compile_wasm` / `compile_aot`), if this was a compiler failure.
     pub fn step(&self) -> &'static str {
         match self {
-            CompileError::Failed { step, .. } | CompileError::Timeout { step, .. } => step,
+            CompileError::Failed { step, .. }
+            | CompileError::Timeout { step, .. }
+            | CompileError::Limit { step, .. } => step,
             CompileError::NoTarget => "compile_aot",
             _ => "compile_wasm",
         }
@@ -114,6 +130,9 @@ pub struct Compiler {
     cache: Cache,
     clang_version: OnceCell<String>,
     wamrc_version: OnceCell<String>,
+    /// One permit per compiler allowed to run at once.
+    slots: Semaphore,
+    confinement: Confinement,
 }
 
 /// A build output.
@@ -129,12 +148,23 @@ impl Compiler {
     /// A compiler with the given settings and cache directory.
     pub fn new(cfg: CompilerConfig, cache_dir: PathBuf) -> Self {
         let wamrc = find_wamrc(cfg.wamrc.as_deref());
+        let mut read_paths = cfg.read_paths.clone();
+        read_paths.extend(toolchain_dirs(&cfg.clang));
+        read_paths.extend(toolchain_dirs(&wamrc));
+        let confinement = Confinement {
+            landlock: cfg.confine,
+            read_paths,
+            max_memory: cfg.max_memory_mb.saturating_mul(1024 * 1024),
+            max_cpu_secs: cfg.max_cpu_secs.max(1),
+        };
         Self {
+            slots: Semaphore::new(cfg.max_concurrent.max(1)),
             cfg,
             wamrc,
             cache: Cache::new(cache_dir),
             clang_version: OnceCell::new(),
             wamrc_version: OnceCell::new(),
+            confinement,
         }
     }
 
@@ -149,14 +179,26 @@ impl Compiler {
         mode: BuildMode,
         aot: Option<&AotTarget>,
     ) -> Result<Built, CompileError> {
-        let wasm = self.build_wasm(source).await?;
+        self.build_notify(source, mode, aot, &|| {}).await
+    }
+
+    /// Like [`Compiler::build`]; `queued` is called when the build has to wait for one of the
+    /// `compiler.max_concurrent` slots. Dropping the future kills the compiler's process group.
+    pub async fn build_notify(
+        &self,
+        source: &[u8],
+        mode: BuildMode,
+        aot: Option<&AotTarget>,
+        queued: &(dyn Fn() + Sync),
+    ) -> Result<Built, CompileError> {
+        let wasm = self.build_wasm(source, queued).await?;
         match mode {
             BuildMode::Wasm => Ok(wasm),
             BuildMode::Aot => {
                 let target = aot
                     .filter(|t| !t.target.is_empty())
                     .ok_or(CompileError::NoTarget)?;
-                let aot = self.build_aot(&wasm.bytes, target).await?;
+                let aot = self.build_aot(&wasm.bytes, target, queued).await?;
                 Ok(Built {
                     cached: wasm.cached && aot.cached,
                     bytes: aot.bytes,
@@ -165,7 +207,11 @@ impl Compiler {
         }
     }
 
-    async fn build_wasm(&self, source: &[u8]) -> Result<Built, CompileError> {
+    async fn build_wasm(
+        &self,
+        source: &[u8],
+        queued: &(dyn Fn() + Sync),
+    ) -> Result<Built, CompileError> {
         let version = self
             .clang_version
             .get_or_init(|| tool_version(&self.cfg.clang))
@@ -196,7 +242,8 @@ impl Compiler {
             .arg(&src)
             .arg("-o")
             .arg(&out);
-        self.run(cmd, "compile_wasm", &self.cfg.clang).await?;
+        self.run(cmd, dir.path(), "compile_wasm", &self.cfg.clang, queued)
+            .await?;
         let bytes = tokio::fs::read(&out).await?;
         self.cache.put(&key, &bytes)?;
         Ok(Built {
@@ -205,7 +252,12 @@ impl Compiler {
         })
     }
 
-    async fn build_aot(&self, wasm: &[u8], t: &AotTarget) -> Result<Built, CompileError> {
+    async fn build_aot(
+        &self,
+        wasm: &[u8],
+        t: &AotTarget,
+        queued: &(dyn Fn() + Sync),
+    ) -> Result<Built, CompileError> {
         let version = self
             .wamrc_version
             .get_or_init(|| tool_version(&self.wamrc))
@@ -232,7 +284,8 @@ impl Compiler {
         tokio::fs::write(&input, wasm).await?;
         let mut cmd = Command::new(&self.wamrc);
         cmd.args(&args).arg("-o").arg(&out).arg(&input);
-        self.run(cmd, "compile_aot", &self.wamrc).await?;
+        self.run(cmd, dir.path(), "compile_aot", &self.wamrc, queued)
+            .await?;
         let bytes = tokio::fs::read(&out).await?;
         self.cache.put(&key, &bytes)?;
         Ok(Built {
@@ -244,17 +297,34 @@ impl Compiler {
     async fn run(
         &self,
         mut cmd: Command,
+        workdir: &Path,
         step: &'static str,
         tool: &Path,
+        queued: &(dyn Fn() + Sync),
     ) -> Result<(), CompileError> {
+        let _slot = match self.slots.try_acquire() {
+            Ok(p) => p,
+            Err(_) => {
+                queued();
+                self.slots
+                    .acquire()
+                    .await
+                    .expect("compile slots never close")
+            }
+        };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .current_dir(workdir)
+            .env("TMPDIR", workdir)
             .kill_on_drop(true);
+        self.confinement.apply(&mut cmd, workdir)?;
         let child = cmd.spawn().map_err(|e| CompileError::Spawn {
             tool: tool.display().to_string(),
             message: e.to_string(),
         })?;
+        // Kills the whole group (clang's own children too) on every way out of here.
+        let _group = child.id().map(GroupGuard::new);
         let out = tokio::time::timeout(self.timeout(), child.wait_with_output())
             .await
             .map_err(|_| CompileError::Timeout {
@@ -262,14 +332,56 @@ impl Compiler {
                 seconds: self.timeout().as_secs(),
             })??;
         if out.status.success() {
-            Ok(())
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if let Some(what) = self.limit_hit(&out.status, &stderr) {
+            return Err(CompileError::Limit { step, what });
+        }
+        // Landlock makes files outside look unreadable (`#include`) or missing (`.incbin`).
+        let refused =
+            stderr.contains("Permission denied") || stderr.contains("Could not find incbin file");
+        let hint = if self.cfg.confine && refused {
+            "; the compiler may read only its toolchain, the uploaded source and wasmbed.h \
+             (#include and .incbin of other files are refused)"
+                .to_string()
         } else {
-            Err(CompileError::Failed {
-                step,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            })
+            String::new()
+        };
+        Err(CompileError::Failed {
+            step,
+            status: out.status.to_string(),
+            hint,
+            stderr,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        })
+    }
+
+    /// Which resource limit stopped a failed compiler, if one did.
+    fn limit_hit(&self, status: &std::process::ExitStatus, stderr: &str) -> Option<String> {
+        use std::os::unix::process::ExitStatusExt;
+        let memory = || {
+            format!(
+                "the compiler ran out of its memory limit of {} MiB (compiler.max_memory_mb)",
+                self.cfg.max_memory_mb
+            )
+        };
+        match status.signal() {
+            Some(libc::SIGXCPU) | Some(libc::SIGKILL) => Some(format!(
+                "the compiler used up its CPU-time limit of {} s (compiler.max_cpu_secs)",
+                self.confinement.max_cpu_secs
+            )),
+            _ if stderr.contains("out of memory")
+                || stderr.contains("Allocation failed")
+                || stderr.contains("bad_alloc")
+                || stderr.contains("Cannot allocate memory") =>
+            {
+                Some(memory())
+            }
+            Some(libc::SIGABRT) | Some(libc::SIGSEGV) | Some(libc::SIGBUS) => {
+                Some(format!("{} (or crashed: {status})", memory()))
+            }
+            _ => None,
         }
     }
 }

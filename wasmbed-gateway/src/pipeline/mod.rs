@@ -4,6 +4,7 @@
 mod aot;
 mod cache;
 mod compile;
+pub mod confine;
 mod strip;
 mod validate;
 

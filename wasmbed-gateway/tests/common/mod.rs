@@ -9,6 +9,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use wasmbed_gateway::config::Config;
 
+pub mod gwproc;
+
 /// What the fake sends back for one command line: chunks written one after the other.
 pub type Responder = Arc<dyn Fn(&str) -> Vec<Vec<u8>> + Send + Sync>;
 
@@ -412,6 +414,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let l = self.line().await;
         assert!(l.starts_with(prefix), "expected `{prefix}…`, got `{l}`");
         l
+    }
+
+    /// The next framed chunk (v2 `framed=1`): its offset, its data, and the raw line as sent
+    /// (`\n` included). Panics if it is not an intact frame.
+    pub async fn frame(&mut self) -> (u32, Vec<u8>, Vec<u8>) {
+        let mut raw = Vec::new();
+        tokio::time::timeout(STEP, self.r.read_until(b'\n', &mut raw))
+            .await
+            .expect("the gateway sent a frame in time")
+            .unwrap();
+        let (off, data) = wasmbed_agent_proto::frame::decode_chunk_frame(&raw)
+            .unwrap_or_else(|| panic!("not an intact frame: {raw:?}"));
+        (off, data, raw)
     }
 
     /// Exactly `n` payload bytes.

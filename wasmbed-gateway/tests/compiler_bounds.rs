@@ -1,0 +1,370 @@
+//! The compiler as hostile sources see it, through the real gateway binary: confined by Landlock
+//! (no reading files outside the toolchain and its temporary directory, by `#include`, `.incbin`
+//! or a symlink), bounded in memory, time and concurrency, and leaving no process behind on
+//! timeout, cancel or gateway shutdown.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::gwproc::{processes_mentioning, GwProc};
+use common::Client;
+use serde_json::json;
+
+/// A device that is never there: compiles happen before the device is asked anything.
+const OFFLINE: &str = "[devices.x]\nendpoint = \"tcp:127.0.0.1:1\"\n";
+
+/// Builds `src` through `gw` and returns the reply (and events).
+async fn build(gw: &GwProc, src: &str, secs: u64) -> common::Answer {
+    let mut c = Client::connect(gw.addr).await;
+    c.call_body(
+        json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
+               "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
+        src.as_bytes(),
+        secs,
+    )
+    .await
+}
+
+fn secret_file(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("secret.txt");
+    std::fs::write(&p, "TOPSECRET_FIRST_LINE\n").unwrap();
+    p
+}
+
+/// Waits (bounded) until no process mentions `needle`; returns what is left.
+fn leftovers(needle: &str) -> Vec<(i32, String)> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || Instant::now() > end {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn sources_cannot_read_files_outside_by_include_or_incbin() {
+    let gw = GwProc::start(OFFLINE, &[]);
+    let outside = tempfile::tempdir().unwrap();
+    let secret = secret_file(outside.path());
+    assert!(
+        std::fs::read_to_string(&secret).is_ok(),
+        "the gateway's user can read it"
+    );
+
+    // The API header is there; ordinary sources build.
+    let ok = build(
+        &gw,
+        "#include \"wasmbed.h\"\nWB_EXPORT(\"f\") int f(void) { return 1; }\n",
+        60,
+    )
+    .await;
+    assert!(
+        ok.events
+            .iter()
+            .any(|e| e["phase"] == "compile" && e["done"] == e["total"]),
+        "compile finished: {:?} {}",
+        ok.events,
+        ok.reply
+    );
+
+    for src in [
+        format!("#include \"{}\"\nint x;\n", secret.display()),
+        format!(
+            "__asm__(\".section .data.s,\\\"\\\",@\\n.incbin \\\"{}\\\"\\n\");\nint x;\n",
+            secret.display()
+        ),
+    ] {
+        // Control: unconfined, the same source reads the file.
+        let ctl = outside.path().join("ctl.c");
+        std::fs::write(&ctl, &src).unwrap();
+        let out = std::process::Command::new("clang")
+            .args(["--target=wasm32-unknown-unknown", "-c", "-o"])
+            .arg(outside.path().join("ctl.o"))
+            .arg(&ctl)
+            .output()
+            .unwrap();
+        let ctl_text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            ctl_text.contains("TOPSECRET") || out.status.success(),
+            "control: {ctl_text}"
+        );
+        let a = build(&gw, &src, 60).await;
+        assert_eq!(a.err_code(), "COMPILE_FAILED", "{src}: {}", a.reply);
+        let text = a.reply.to_string();
+        assert!(
+            !text.contains("TOPSECRET"),
+            "the file leaked into the reply: {text}"
+        );
+        assert!(
+            text.contains("may read only its toolchain"),
+            "a clear refusal for {src}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_symlink_in_the_temporary_directory_does_not_lead_outside() {
+    use wasmbed_gateway::pipeline::confine::Confinement;
+    let outside = tempfile::tempdir().unwrap();
+    let secret = secret_file(outside.path());
+    let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&secret, work.path().join("link.h")).unwrap();
+    std::fs::write(
+        work.path().join("module.c"),
+        "#include \"link.h\"\nint x;\n",
+    )
+    .unwrap();
+    let confinement = Confinement {
+        landlock: true,
+        read_paths: wasmbed_gateway::pipeline::confine::toolchain_dirs(Path::new("clang")),
+        max_memory: 1 << 30,
+        max_cpu_secs: 60,
+    };
+    let run = |confined: bool| {
+        let mut cmd = tokio::process::Command::new("clang");
+        cmd.args([
+            "--target=wasm32-unknown-unknown",
+            "-fsyntax-only",
+            "module.c",
+        ])
+        .current_dir(work.path())
+        .env("TMPDIR", work.path());
+        if confined {
+            confinement.apply(&mut cmd, work.path()).unwrap();
+        }
+        cmd.output()
+    };
+    // Unconfined, the symlink would hand the file to the compiler (its text shows in the error).
+    let open = run(false).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&open.stderr).contains("TOPSECRET"),
+        "control: {}",
+        String::from_utf8_lossy(&open.stderr)
+    );
+    let out = run(true).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("TOPSECRET"), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+}
+
+/// 4^14 copies of a 60-byte string: about 16 GB if nothing stops it (818 bytes of source in the
+/// issue's report; this one is 441).
+const MACRO_BOMB: &str =
+    "#define A0 \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"
+#define A1 A0 A0 A0 A0
+#define A2 A1 A1 A1 A1
+#define A3 A2 A2 A2 A2
+#define A4 A3 A3 A3 A3
+#define A5 A4 A4 A4 A4
+#define A6 A5 A5 A5 A5
+#define A7 A6 A6 A6 A6
+#define A8 A7 A7 A7 A7
+#define A9 A8 A8 A8 A8
+#define A10 A9 A9 A9 A9
+#define A11 A10 A10 A10 A10
+#define A12 A11 A11 A11 A11
+#define A13 A12 A12 A12 A12
+#define A14 A13 A13 A13 A13
+const char *bomb = A14;
+";
+
+/// 2^40 nested includes of itself: runs for ever in little memory.
+const SPINNER: &str =
+    "#if __INCLUDE_LEVEL__ < 40\n#include \"module.c\"\n#include \"module.c\"\n#endif\nint x;\n";
+
+#[tokio::test]
+async fn a_macro_bomb_is_stopped_by_the_memory_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GwProc::start_env(
+        &format!("[compiler]\nmax_memory_mb = 256\n{OFFLINE}"),
+        &[],
+        &[("TMPDIR", tmp.path())],
+    );
+    let a = build(&gw, MACRO_BOMB, 120).await;
+    assert_eq!(a.err_code(), "COMPILE_FAILED", "{}", a.reply);
+    let msg = a.reply["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("memory limit of 256 MiB (compiler.max_memory_mb)"),
+        "{msg}"
+    );
+    let tmp_name = tmp.path().display().to_string();
+    assert_eq!(leftovers(&tmp_name), vec![]);
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GwProc::start_env(
+        &format!("[compiler]\ntimeout_ms = 1500\n{OFFLINE}"),
+        &[],
+        &[("TMPDIR", tmp.path())],
+    );
+    let a = build(&gw, SPINNER, 60).await;
+    assert_eq!(a.err_code(), "COMPILE_FAILED", "{}", a.reply);
+    assert!(a.reply.to_string().contains("timed out"), "{}", a.reply);
+    assert_eq!(leftovers(&tmp.path().display().to_string()), vec![]);
+}
+
+#[tokio::test]
+async fn gateway_shutdown_kills_running_compilers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let needle = tmp.path().display().to_string();
+    let addr = gw.addr;
+    let client = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let src = SPINNER;
+        c.call_body(
+            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
+                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
+            src.as_bytes(),
+            // The connection stays open: a host that leaves would cancel the build itself.
+            120,
+        )
+        .await
+    });
+    let end = Instant::now() + Duration::from_secs(20);
+    while processes_mentioning(&needle).is_empty() {
+        assert!(Instant::now() < end, "the compiler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(gw.child.id() as i32, libc::SIGTERM);
+    }
+    let status = gw.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(leftovers(&needle), vec![]);
+    client.abort();
+}
+
+#[tokio::test]
+async fn compiles_over_the_cap_are_queued_not_refused() {
+    let gw = GwProc::start(
+        &format!("[compiler]\nmax_concurrent = 1\ntimeout_ms = 3000\n{OFFLINE}"),
+        &[],
+    );
+    let addr = gw.addr;
+    let first = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let src = SPINNER;
+        c.call_body(
+            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
+                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
+            src.as_bytes(),
+            60,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = build(&gw, "int y(void) { return 2; }\n", 60).await;
+    let phases: Vec<&str> = second
+        .events
+        .iter()
+        .filter_map(|e| e["phase"].as_str())
+        .collect();
+    let q = phases.iter().position(|p| *p == "queued");
+    assert!(q.is_some(), "a queued event: {phases:?}");
+    assert!(
+        second
+            .events
+            .iter()
+            .any(|e| e["phase"] == "compile" && e["done"] == e["total"] && e["total"] != 0),
+        "then compiled: {:?} {}",
+        second.events,
+        second.reply
+    );
+    let first = first.await.unwrap();
+    assert!(
+        first.reply.to_string().contains("timed out"),
+        "{}",
+        first.reply
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_build_leaves_no_process() {
+    use wasmbed_gateway::config::CompilerConfig;
+    use wasmbed_gateway::pipeline::{BuildMode, Compiler};
+    let tmp = tempfile::tempdir().unwrap();
+    let c = std::sync::Arc::new(Compiler::new(
+        CompilerConfig::default(),
+        tmp.path().join("cache"),
+    ));
+    // A marker in the source finds this build's compiler: its working directory holds module.c.
+    let marker = format!("/* {} */", tmp.path().display());
+    let src = format!("{marker}\n{SPINNER}");
+    let task = {
+        let c = c.clone();
+        tokio::spawn(async move { c.build(src.as_bytes(), BuildMode::Wasm, None).await })
+    };
+    let mine = || -> Vec<i32> {
+        procfs::process::all_processes()
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|p| {
+                p.cwd()
+                    .ok()
+                    .and_then(|d| std::fs::read_to_string(d.join("module.c")).ok())
+                    .is_some_and(|s| s.starts_with(&marker))
+            })
+            .map(|p| p.pid)
+            .collect()
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    let pids = loop {
+        let p = mine();
+        if !p.is_empty() {
+            break p;
+        }
+        assert!(Instant::now() < end, "the compiler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The request is dropped (a host that went away, a cancelled task).
+    task.abort();
+    let _ = task.await;
+    let end = Instant::now() + Duration::from_secs(5);
+    let alive = |pid: i32| {
+        procfs::process::Process::new(pid)
+            .and_then(|p| p.stat())
+            .is_ok_and(|s| s.state != 'Z')
+    };
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert_eq!(
+        left,
+        Vec::<i32>::new(),
+        "compiler processes outlived the request"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_leaves_cancels_its_build() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let needle = tmp.path().display().to_string();
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let src = SPINNER;
+    let req = json!({"op": "build_and_deploy", "id": 1, "device": "x", "module_id": "m",
+                     "mode": "wasm", "size": src.len(),
+                     "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))});
+    s.write_all(format!("{req}\n{src}").as_bytes())
+        .await
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while processes_mentioning(&needle).is_empty() {
+        assert!(Instant::now() < end, "the compiler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The host goes away long before the 60 s compile timeout.
+    drop(s);
+    assert_eq!(leftovers(&needle), vec![]);
+}

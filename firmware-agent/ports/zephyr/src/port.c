@@ -274,10 +274,6 @@ static void port_stack_reset(void *ctx, unsigned slot)
 #define PORT_STACK_FREE NULL /* the core reports the wasm stack size */
 #define PORT_STACK_RESET NULL
 #endif
-/* Zephyr has no API to repaint a live thread's unused stack: STATUS stack_free stays the
- * worker's low-water mark across modules (the POSIX and bare-metal ports restart it). */
-#define PORT_STACK_RESET NULL
-
 #if defined(CONFIG_LOG)
 /* Diagnostics through Zephyr logging: give it a backend other than the protocol UART (RTT). */
 static void port_log(void *ctx, const char *msg)

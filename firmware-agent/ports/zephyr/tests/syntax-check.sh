@@ -180,7 +180,7 @@ else
   echo "ok    every CONFIG_ name in src/, prj.conf, boards/*.conf, CMakeLists.txt is a known symbol"
 fi
 sed 's/CONFIG_CACHE_MANAGEMENT/CONFIG_CACHE_MANAGMENT/g' "$port/src/port.c" >"$work/port-typo.c"
-if check_config_symbols "$work/port-typo.c" | grep -qx 'CONFIG_CACHE_MANAGMENT'; then
+if check_config_symbols "$work/port-typo.c" | grep -x 'CONFIG_CACHE_MANAGMENT' >/dev/null; then
   echo "ok    caught: CONFIG_CACHE_MANAGMENT (a typo) in src/port.c"
 else
   echo "FAIL  break not caught: a misspelt CONFIG_ name in src/port.c"; fail=1
@@ -218,9 +218,10 @@ if [ -n "$bad" ]; then echo "FAIL  README.md pool figures: $bad"; fail=1; else e
 if grep -n -E '(about|~) ?[0-9]+ KiB' "$port"/boards/*.conf "$port/BOARDS.md"; then
   echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; fail=1
 fi
-sed 's/(209 KiB)/(205 KiB)/' "$port/README.md" >"$work/README-205.md"
-if check_pool_figures "$work/README-205.md" | grep -q "nucleo_f746zg"; then
-  echo "ok    caught: README.md saying 205 KiB for the F746ZG pool"
+# The F746ZG's build-table row with another figure, whatever the right one is today.
+sed -E '/^\| `nucleo_f746zg` \|/ s/\| [0-9]+ KiB \|/| 1 KiB |/' "$port/README.md" >"$work/README-205.md"
+if check_pool_figures "$work/README-205.md" | grep "nucleo_f746zg" >/dev/null; then
+  echo "ok    caught: README.md giving a wrong F746ZG pool figure"
 else
   echo "FAIL  break not caught: a wrong pool figure in README.md"; fail=1
 fi
@@ -252,7 +253,7 @@ expect_break "link UART node disabled" "__device_dts_ord_41" nucleo_f446re "$wor
 
 echo 'CONFIG_WASMBED_RX_RING_SIZE=32768' >"$work/ring.conf"
 board_config nucleo_f446re "$work/ring.config" "$work/ring.conf"
-if check_ranges "$work/ring.config" | grep -q 'CONFIG_WASMBED_RX_RING_SIZE=32768'; then
+if check_ranges "$work/ring.config" | grep 'CONFIG_WASMBED_RX_RING_SIZE=32768' >/dev/null; then
   echo "ok    caught: RX ring of 32768 bytes (Kconfig range)"
 else
   echo "FAIL  break not caught: RX ring of 32768 bytes passes the Kconfig range"; fail=1
@@ -407,7 +408,7 @@ if [ "$checked" -gt 0 ]; then
   mkdir -p "$work/badled"
   sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
     >"$work/badled/devicetree_generated.h"
-  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep -q "led0 on port 0 pin 6"; then
+  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep "led0 on port 0 pin 6" >/dev/null; then
     echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
   else
     echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1

@@ -73,3 +73,35 @@ async fn online_reflects_the_handshake_and_recent_answers() {
     assert!(online);
     drop(gw);
 }
+
+#[tokio::test]
+async fn a_device_that_keeps_talking_but_never_answers_still_times_out() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = common::gateway(&[dev.flag("chatty")]).await;
+    let mut conn = dev.accept().await;
+    conn.expect("INFO").await;
+    conn.say(common::INFO_V2).await;
+    conn.expect("STATUS").await;
+    conn.say(common::STATUS_V2_EMPTY).await;
+    common::wait_online(&gw, "chatty").await;
+    let addr = gw.addr;
+    let asking = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        c.call(json!({"op": "status", "device": "chatty"})).await
+    });
+    conn.expect("STATUS").await;
+    // Console lines keep coming, none of them the answer: the read never times out, yet the
+    // request must end at its deadline (bounded here at 60 s of chatter).
+    let t0 = std::time::Instant::now();
+    while !asking.is_finished() && t0.elapsed() < Duration::from_secs(60) {
+        conn.say("console: chatter").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        asking.is_finished(),
+        "status still unanswered after 60 s of chatter"
+    );
+    let a = asking.await.unwrap();
+    assert_eq!(a.err_code(), "TIMEOUT", "{}", a.reply);
+    drop(gw);
+}

@@ -653,6 +653,12 @@ impl DeviceTask {
                 continue;
             }
             let deadline = session.poll_timeout().map(Instant::from_std);
+            // A device that keeps sending lines, none of them the answer, must not hold the
+            // session past its deadline: the read below only times out on a silent link.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                session.handle_timeout(now_std());
+                continue;
+            }
             let read = async {
                 match deadline {
                     Some(d) => tokio::time::timeout_at(d, link.read(&mut self.buf))

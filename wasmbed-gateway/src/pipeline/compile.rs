@@ -334,7 +334,7 @@ impl Compiler {
         if out.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stderr = capped(&out.stderr);
         if let Some(what) = self.limit_hit(&out.status, &stderr) {
             return Err(CompileError::Limit { step, what });
         }
@@ -353,7 +353,7 @@ impl Compiler {
             status: out.status.to_string(),
             hint,
             stderr,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout: capped(&out.stdout),
         })
     }
 
@@ -419,8 +419,39 @@ fn which(tool: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Compiler output kept for the reply: the first [`OUTPUT_MAX`] bytes (the first diagnostics are
+/// the ones that matter), then a note of how much was cut. A warning bomb must not make a reply
+/// larger than a host connection's queue (`limits.reply_queue_max`).
+fn capped(bytes: &[u8]) -> String {
+    if bytes.len() <= OUTPUT_MAX {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut s = String::from_utf8_lossy(&bytes[..OUTPUT_MAX]).into_owned();
+    s.push_str(&format!(
+        "\n[... {} more bytes of compiler output cut]\n",
+        bytes.len() - OUTPUT_MAX
+    ));
+    s
+}
+
+/// Bytes of compiler stdout/stderr kept in a reply (each).
+pub const OUTPUT_MAX: usize = 64 * 1024;
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compiler_output_is_capped_with_a_note() {
+        assert_eq!(super::capped(b"short"), "short");
+        let big = vec![b'w'; super::OUTPUT_MAX + 10];
+        let c = super::capped(&big);
+        assert!(c.len() < super::OUTPUT_MAX + 100, "{}", c.len());
+        assert!(
+            c.ends_with("[... 10 more bytes of compiler output cut]\n"),
+            "{}",
+            &c[c.len() - 60..]
+        );
+    }
+
     use super::*;
 
     fn compiler(dir: &Path) -> Compiler {

@@ -555,10 +555,10 @@ max_memory_mb = 300
 confine = false
 [limits]
 max_body = 1000
-[legacy]
-path_dirs = ["/srv/wasmbed/modules"]
 max_connections = 5
 write_stall_ms = 100
+[legacy]
+path_dirs = ["/srv/wasmbed/modules"]
 [devices.nucleo]
 endpoint = "serial:/dev/ttyACM0?baud=9600"
 aot_target = "thumbv7em"

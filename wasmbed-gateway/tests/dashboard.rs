@@ -251,7 +251,7 @@ async fn dashboard_gateway() -> (wasmbed_gateway::run::Running, tempfile::TempDi
     sim_bin();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
+    common::write_private(&token_file, TOKEN);
     let gw = gateway_cfg(Config {
         sim: true,
         http: Some("127.0.0.1:0".parse().unwrap()),

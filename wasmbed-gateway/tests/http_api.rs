@@ -18,7 +18,7 @@ async fn http_gateway(token: Option<&str>) -> (wasmbed_gateway::run::Running, te
     let dir = tempfile::tempdir().unwrap();
     let token_file = token.map(|t| {
         let p = dir.path().join("token");
-        std::fs::write(&p, format!("{t}\n")).unwrap();
+        common::write_private(&p, &format!("{t}\n"));
         p
     });
     let gw = gateway_cfg(Config {

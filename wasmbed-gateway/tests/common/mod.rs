@@ -618,3 +618,17 @@ impl wasmbed_gateway::link::Connector for DuplexConnector {
         "duplex".into()
     }
 }
+
+/// Writes a secret the way the gateway requires it (mode 0600: a token file others could read is
+/// refused at start).
+pub fn write_private(path: &std::path::Path, contents: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
+}

@@ -14,7 +14,10 @@
 # skips (saying so) the checks that need two modules loaded at once.
 # Issue 11: an AOT file for cortex-m7 is refused before it runs; a start
 # function that never returns ends in LOAD_ERR code=START_TIMEOUT while STATUS
-# is answered (and the other slot keeps running).
+# is answered (and the other slot keeps running). A CPU fault in module code (an AOT file for
+# cortex-m7 whose target descriptor lies, cortex-m4, so it is accepted: its double-precision
+# instruction is undefined on this FPU) ends the job with RESULT status=EXCEPTION naming the
+# fault; the agent keeps answering, the module runs (and faults) again, another module runs.
 # Exits non-zero on any failed check.
 set -euo pipefail
 
@@ -48,6 +51,14 @@ for m in busy_loop toggle_n trap fft_bench; do
 done
 "$wamrc" --target=thumbv7em --cpu=cortex-m7 --target-abi=eabihf \
     -o "$work/add-m7.aot" "$work/add.wasm" >/dev/null
+# double precision: an undefined instruction on the Cortex-M4's single-precision FPU
+printf 'int dmul(int a, int b) { volatile double x = a; x = x * 1.5 + b; return (int)x; }\n' >"$work/dmul.c"
+wasm "$work/dmul.wasm" "$work/dmul.c"
+"$wamrc" --target=thumbv7em --cpu=cortex-m7 --target-abi=eabihf \
+    -o "$work/dmul-m7.aot" "$work/dmul.wasm" >/dev/null
+# the lie a hostile client can tell: the descriptor says cortex-m4 (same length, same offsets)
+perl -0777 -pe 's/cpu=cortex-m7/cpu=cortex-m4/' "$work/dmul-m7.aot" >"$work/dmul-lying.aot"
+cmp -s "$work/dmul-m7.aot" "$work/dmul-lying.aot" && { echo "FAIL - no descriptor to rewrite"; exit 1; }
 printf '(module (memory 1) (func $spin (loop $l (br $l))) (start $spin))' >"$work/spin.wat"
 wat2wasm "$work/spin.wat" -o "$work/spin.wasm"
 aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1/p')"
@@ -116,6 +127,31 @@ expect LOAD_ '^LOAD_OK$'
 send 'START module_id=m1 func=add args="a=200,b=26"'
 expect START_OK '^START_OK$'
 expect RESULT 'status=OK module_id=m1 func=add ret_i32=226$'
+
+# issue 11 part 4: a CPU fault in module code is that job's trap; the board keeps serving
+load m2 "$work/dmul-lying.aot"
+expect LOAD_ '^LOAD_OK$'
+for round in 1 2; do
+    send 'START module_id=m2 func=dmul args="a=4,b=1"'
+    expect START_OK '^START_OK$'
+    expect RESULT '^RESULT status=EXCEPTION module_id=m2 func=dmul msg="cpu fault: UsageFault \((undefined instruction|no coprocessor)\) at pc=0x[0-9a-f]{8} in module code"$' 10
+    send STATUS
+    expect STATUS_OK "m2:LOADED:"
+    echo "info - fault round $round: $last"
+done
+if [ "$one_module" = 1 ]; then
+    load m1 "$work/add.wasm"
+    expect LOAD_ '^LOAD_OK$'
+else
+    send 'UNLOAD module_id=m2'
+    expect UNLOAD_OK 'module_id=m2'
+fi
+send 'START module_id=m1 func=add args="a=200,b=26"'
+expect START_OK '^START_OK$'
+expect RESULT 'status=OK module_id=m1 func=add ret_i32=226$'
+send INFO
+expect INFO_OK '^INFO_OK proto=2 '
+check "no reset after the module's faults (INFO has no reset= token)" eval '[[ "$last" != *" reset="* ]]'
 
 # The agent's log (no semihosting): a console line on the UART, read by expect() above.
 check "the agent's log of START is a console line on the UART" \

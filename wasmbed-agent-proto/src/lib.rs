@@ -60,6 +60,7 @@ pub use session::{
     StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
     UnloadSession,
 };
+pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use wire::{
     ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
     StopStatus, UnloadErrCode, COMMANDS,

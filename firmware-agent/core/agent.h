@@ -172,7 +172,7 @@ struct agent_slot {
 	uint32_t out_window, out_count, out_dropped;
 	/* instantiation in job context (state SLOT_STARTING) */
 	int start_kind;       /* enum agent_start_kind */
-	char fault[128];      /* START_FAULTED: the CPU fault its RESULT names */
+	const char *fault;    /* START_FAULTED: the CPU fault its RESULT names (the port's text) */
 	void *start_inst;     /* the instance whose start function runs (from WAMR's start hook) */
 	uint32_t start_deadline;
 	bool start_terminated; /* terminate asked: the next deadline forces */
@@ -312,7 +312,8 @@ void agent_job_aborted(struct agent *a, unsigned slot);
  * stop): the module is re-instantiated and then the job ends with
  * `RESULT status=EXCEPTION ... msg="cpu fault: <fault>"` (a START after it finds the module
  * ready, as after a forced stop); a faulted start function
- * ends its LOAD with `LOAD_ERR code=INSTANTIATE_FAIL`. Command context.
+ * ends its LOAD with `LOAD_ERR code=INSTANTIATE_FAIL`. `fault` must stay valid until that
+ * RESULT is written (the port keeps one buffer per slot). Command context.
  */
 void agent_job_faulted(struct agent *a, unsigned slot, const char *fault);
 

@@ -120,8 +120,8 @@ static void start_done(struct agent_slot *s, const char *code, const char *err)
 			    s->func[0] ? s->func : "<unknown>");
 	if (s->start_kind == START_FAULTED) { /* the job it replaces took a CPU fault */
 		agent_escape(esc, sizeof(esc), s->fault, strlen(s->fault));
-		agent_sendf(a, "RESULT status=EXCEPTION module_id=%s func=%s msg=\"%s\"", s->id,
-			    s->func[0] ? s->func : "<unknown>", esc);
+		agent_sendf(a, "RESULT status=EXCEPTION module_id=%s func=%s msg=\"cpu fault: %s\"",
+			    s->id, s->func[0] ? s->func : "<unknown>", esc);
 	}
 	if (!code) {
 		s->state = SLOT_LOADED;
@@ -476,7 +476,7 @@ void agent_job_aborted(struct agent *a, unsigned slot)
 void agent_job_faulted(struct agent *a, unsigned slot, const char *fault)
 {
 	struct agent_slot *s = &a->slots[slot];
-	char msg[sizeof(s->fault)];
+	char msg[160];
 
 	agent_lock(a);
 	snprintf(msg, sizeof(msg), "cpu fault: %s", fault);
@@ -490,7 +490,7 @@ void agent_job_faulted(struct agent *a, unsigned slot, const char *fault)
 		s->killing = false;
 		start_done(s, "INSTANTIATE_FAIL", msg);
 	} else if (s->state == SLOT_RUNNING) {
-		snprintf(s->fault, sizeof(s->fault), "%s", msg);
+		s->fault = fault;
 		s->killing = false;
 		s->state = SLOT_LOADED;
 		s->stop_pending = false;

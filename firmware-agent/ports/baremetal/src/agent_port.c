@@ -249,8 +249,8 @@ agent_fault_job_landing(unsigned slot)
 static void
 port_reap_faults(void)
 {
+	static char what[SLOTS][112]; /* until the RESULT naming it is written (agent.h) */
 	struct agent_fault f;
-	char what[128];
 
 	for (unsigned i = 0; i < SLOTS; i++) {
 		if (!agent_fault_take(i, &f))
@@ -258,8 +258,8 @@ port_reap_faults(void)
 		if (kern_thread_restart(&workers[i].thread) != 0)
 			board_exit(71); /* a parked worker holds no lock: cannot happen */
 		kern_sem_reset(&workers[i].job);
-		agent_fault_describe(&f, what, sizeof(what));
-		agent_job_faulted(&agent, i, what);
+		agent_fault_describe(&f, what[i], sizeof(what[i]));
+		agent_job_faulted(&agent, i, what[i]);
 	}
 }
 

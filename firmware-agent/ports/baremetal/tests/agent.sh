@@ -18,6 +18,8 @@
 # cortex-m7 whose target descriptor lies, cortex-m4, so it is accepted: its double-precision
 # instruction is undefined on this FPU) ends the job with RESULT status=EXCEPTION naming the
 # fault; the agent keeps answering, the module runs (and faults) again, another module runs.
+# Issue 11 part 1: framed chunks whose payload holds a command line (stalled mid-frame, damaged,
+# a tail alone) and junk lines are never executed; STATUS rx_junk counts the junk.
 # Exits non-zero on any failed check.
 set -euo pipefail
 

@@ -228,7 +228,11 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         .call(json!({"op": "stop", "device": dev, "module_id": "nosuch"}))
         .await;
     assert_eq!(a.err_code(), "DEVICE_REJECTED", "{}", a.reply);
-    assert_eq!(a.reply["error"]["detail"]["status"], "NO_MODULE", "{}", a.reply);
+    assert_eq!(
+        a.reply["error"]["detail"]["status"], "NO_MODULE",
+        "{}",
+        a.reply
+    );
 
     // both slots are used: a third module needs an unload first
     let busy = module_wasm("busy_loop");

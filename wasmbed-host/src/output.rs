@@ -47,6 +47,18 @@ fn terminal_width() -> Option<u16> {
     Table::new().width().map(|w| w.max(80))
 }
 
+/// Keeps the given columns (numbers) whole, so only the text columns wrap.
+fn keep_whole(t: &mut Table, columns: &[usize]) {
+    if layout_width().is_none() {
+        return;
+    }
+    for &i in columns {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
 /// A `line: …` echo of a device line, cut to the layout width (whole when piped).
 fn line_echo(line: &str) -> String {
     let text = format!("line: {line}");
@@ -134,6 +146,7 @@ pub fn devices_table(devices: &[DeviceSummary]) -> String {
             slots,
         ]);
     }
+    keep_whole(&mut t, &[2, 6, 7]);
     t.to_string() + &offline_notes(devices)
 }
 
@@ -233,7 +246,15 @@ fn opt_ms(v: Option<f64>) -> String {
 /// The table that ends every deploy: one row per device.
 pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
     let mut t = table(&[
-        "DEVICE", "MODULE", "RESULT", "SIZE", "CRC32", "BUILD MS", "UPLOAD MS", "B/S", "E2E MS",
+        "DEVICE",
+        "MODULE",
+        "RESULT",
+        "SIZE",
+        "CRC32",
+        "BUILD MS",
+        "UPLOAD MS",
+        "B/S",
+        "E2E MS",
     ]);
     for r in rows {
         let (result, size, crc, rate) = match r.outcome {
@@ -513,7 +534,13 @@ mod tests {
         }
         insta::assert_snapshot!("devices_80", d);
         insta::assert_snapshot!("status_80", st);
-        insta::assert_snapshot!("deploy_80", dep);
+        // Usual names: nothing wraps but the headers.
+        let usual = [DeployRow {
+            device: "nucleo",
+            module_id: "fft_bench",
+            ..rows[0]
+        }];
+        insta::assert_snapshot!("deploy_80", with_width(80, || deploy_table(&usual)));
         // Piped (no width): one line per row, whatever its length, for grep and awk.
         let piped = deploy_table(&rows);
         assert!(piped.lines().any(|l| l.chars().count() > 80), "{piped}");

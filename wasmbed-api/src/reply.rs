@@ -244,6 +244,9 @@ pub struct DeployResult {
     pub chunked: bool,
     /// Upload throughput.
     pub bytes_per_s: f64,
+    /// The functions the module exports, by name (`None`: not inspected, e.g. an AOT file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exports: Option<Vec<String>>,
 }
 
 /// The status of a `RESULT` line.

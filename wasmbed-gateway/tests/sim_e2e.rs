@@ -223,6 +223,16 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
         .call(json!({"op": "stop", "device": dev, "module_id": "toggle", "wait": true}))
         .await;
     assert_eq!(a.ok()["status"], "IDLE", "{}", a.reply);
+    // stopping a module that is not loaded is an error, not "IDLE"
+    let a = c
+        .call(json!({"op": "stop", "device": dev, "module_id": "nosuch"}))
+        .await;
+    assert_eq!(a.err_code(), "DEVICE_REJECTED", "{}", a.reply);
+    assert_eq!(
+        a.reply["error"]["detail"]["status"], "NO_MODULE",
+        "{}",
+        a.reply
+    );
 
     // both slots are used: a third module needs an unload first
     let busy = module_wasm("busy_loop");
@@ -235,9 +245,11 @@ async fn scenario(addr: std::net::SocketAddr, dev: &str) {
     let a = c
         .call(json!({"op": "unload", "device": dev, "module_id": "toggle"}))
         .await;
+    // (A stop answered IDLE is followed by the STATUS that tells an idle module from a missing
+    // one: two commands each for the two stops above.)
     assert_eq!(
         a.ok()["line"],
-        "UNLOAD_OK module_id=toggle seq=24",
+        "UNLOAD_OK module_id=toggle seq=27",
         "{}",
         a.reply
     );

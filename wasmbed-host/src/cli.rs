@@ -121,6 +121,15 @@ pub enum Command {
     Logs(LogsArgs),
     /// Measure latencies by repeating an operation.
     Bench(BenchArgs),
+    /// Build (C source) if needed, deploy replacing the module of the same id, call a function
+    /// and print the module's output as it runs; exits with the code of the function's result.
+    Run(RunArgs),
+    /// Run every exported `test_*` function of a module, each in a fresh instance, and print
+    /// libtest-style results (`--junit FILE` for CI); exits 7 if any test failed.
+    Test(TestArgs),
+    /// Rebuild, redeploy and rerun one module slot every time its source is saved (other slots
+    /// keep running); Ctrl-C ends it.
+    Watch(WatchArgs),
     /// List the serial ports of this machine (USB ids, serial numbers, known debug probes) and
     /// the gateway endpoint of each; needs no gateway.
     Ports,
@@ -223,6 +232,66 @@ pub struct CallArgs {
     pub args: Option<String>,
 }
 
+/// What `run`, `test` and `watch` deploy: a file and the slot it goes to.
+#[derive(Debug, Args, Clone)]
+pub struct ModuleFileArgs {
+    /// A C source (`.c`, built on the gateway) or a `.wasm` / `.aot` module.
+    #[arg(value_name = "SOURCE|MODULE")]
+    pub file: PathBuf,
+    /// Module id on the device [default: the file name without extension].
+    #[arg(long, value_name = "ID")]
+    pub module_id: Option<String>,
+    /// How a C source is compiled.
+    #[arg(long, value_enum, default_value_t = Mode::Wasm)]
+    pub mode: Mode,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The module and its slot.
+    #[command(flatten)]
+    pub module: ModuleFileArgs,
+    /// The function and its arguments.
+    #[command(flatten)]
+    pub call: CallArgs,
+    /// Seconds the function may run before the wait for its result ends (exit 6; it keeps
+    /// running: `wasmbed-host stop`).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub result_timeout: f64,
+}
+
+/// `test` arguments.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The module and its slot.
+    #[command(flatten)]
+    pub module: ModuleFileArgs,
+    /// Only the tests whose name contains this text.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Seconds each test may run.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub result_timeout: f64,
+}
+
+/// `watch` arguments.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The module and its slot.
+    #[command(flatten)]
+    pub module: ModuleFileArgs,
+    /// The function and its arguments.
+    #[command(flatten)]
+    pub call: CallArgs,
+    /// Seconds each run may take before watch goes back to waiting for a save.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub result_timeout: f64,
+}
+
 /// `start` arguments.
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -246,8 +315,11 @@ pub struct StopArgs {
     /// Module id on the device.
     #[arg(long, value_name = "ID")]
     pub module_id: String,
-    /// Wait for the final RESULT of the stopped job.
-    #[arg(long)]
+    /// Return at the device's STOP_OK instead of waiting for the job's end (its RESULT).
+    #[arg(long, conflicts_with = "wait")]
+    pub no_wait: bool,
+    /// Wait for the job's end (the default; kept for scripts that say it).
+    #[arg(long, hide = true)]
     pub wait: bool,
     /// Seconds the gateway waits for the RESULT.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]

@@ -227,14 +227,23 @@ impl Connection {
         Ok(rustls::StreamOwned::new(conn, stream))
     }
 
+    /// A second handle on this connection's socket: shutting it down from another thread ends
+    /// a blocked read at once (a `logs` follower that is no longer needed).
+    pub fn socket(&self) -> Result<TcpStream, HostError> {
+        self.socket
+            .try_clone()
+            .map_err(|e| HostError::Internal(format!("socket clone: {e}")))
+    }
+
     /// The gateway address this connection talks to.
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
     /// Sends `request` (with a fresh id, and the token on the first request) followed by
-    /// `body`, then waits until `timeout` has passed for the final reply, passing events to
-    /// `on_event`.
+    /// `body`, then waits for the final reply, passing events to `on_event`. The wait ends
+    /// after `timeout` without a reply, counted from the last progress event: a long upload
+    /// that keeps moving is never cut off, a gateway that reports nothing is.
     pub fn request(
         &mut self,
         request: Request,
@@ -243,7 +252,7 @@ impl Connection {
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Reply, Box<Failure>> {
         let started = Instant::now();
-        let deadline = started + timeout;
+        let mut deadline = started + timeout;
         let id = RequestId::from(self.next_id);
         self.next_id += 1;
         let op = request.op();
@@ -276,7 +285,12 @@ impl Connection {
                 )
             })?;
             match msg {
-                ServerMessage::Event(e) if e.id == id => on_event(&e.event),
+                ServerMessage::Event(e) if e.id == id => {
+                    if matches!(e.event, Event::Progress { .. }) {
+                        deadline = Instant::now() + timeout;
+                    }
+                    on_event(&e.event)
+                }
                 ServerMessage::Reply(r) => {
                     let e2e_ms = started.elapsed().as_secs_f64() * 1e3;
                     return match r.outcome {

@@ -57,7 +57,7 @@ pub enum HostError {
     #[error("gateway protocol error: {0}")]
     Protocol(String),
     /// The host-side deadline for a request passed.
-    #[error("timed out after {seconds:.1} s waiting for the gateway ({what})")]
+    #[error("timed out: no reply or progress from the gateway for {seconds:.1} s ({what})")]
     Timeout {
         /// What was being waited for.
         what: String,
@@ -72,6 +72,14 @@ pub enum HostError {
     ModuleStatus {
         /// The RESULT status (`EXCEPTION`, `STOPPED`, ...).
         status: String,
+    },
+    /// `test`: at least one test failed.
+    #[error("{failed} of {total} tests failed")]
+    TestsFailed {
+        /// Failed tests.
+        failed: usize,
+        /// Tests run.
+        total: usize,
     },
     /// A bug in this tool.
     #[error("internal error: {0}")]
@@ -89,7 +97,9 @@ impl HostError {
             HostError::Protocol(_) | HostError::Internal(_) => ExitCode::Internal,
             HostError::Timeout { .. } => ExitCode::Timeout,
             HostError::Gateway(e) => e.exit_code(),
-            HostError::ModuleStatus { .. } => ExitCode::ModuleFailed,
+            HostError::ModuleStatus { .. } | HostError::TestsFailed { .. } => {
+                ExitCode::ModuleFailed
+            }
         }
     }
 
@@ -105,6 +115,7 @@ impl HostError {
             HostError::Timeout { .. } => "HOST_TIMEOUT",
             HostError::Gateway(e) => e.code.as_str(),
             HostError::ModuleStatus { .. } => "MODULE_FAILED",
+            HostError::TestsFailed { .. } => "TESTS_FAILED",
             HostError::Internal(_) => "INTERNAL",
         }
     }
@@ -125,6 +136,11 @@ impl HostError {
             HostError::ModuleStatus { .. } => {
                 Some("see the RESULT line in the output and the device log (`logs`)".into())
             }
+            HostError::TestsFailed { .. } => Some(
+                "the failures above show each failed test's output and result; rerun one with \
+                 `wasmbed-host test FILE NAME`"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -67,8 +67,14 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     let ui = Ui::new(globals.verbosity >= 0);
     init_tracing(globals.verbosity, &ui);
     let json = globals.json;
+    let quiet = globals.verbosity < 0;
     let ctx = Ctx { globals, ui };
-    let report = commands::run(&cli.command, &ctx);
+    let mut report = commands::run(&cli.command, &ctx);
+    if quiet && !json {
+        // `-q`: errors only (they go to stderr below).
+        report.text.clear();
+        report.e2e_ms = None;
+    }
     emit(&report, json)
 }
 
@@ -84,12 +90,26 @@ fn usage_error(e: clap::Error, json: bool) -> i32 {
         return e.exit_code();
     }
     if json {
-        let err = HostError::Usage(e.kind().to_string());
-        let report = Report::from_error("", err);
+        let report = Report::from_error("", clap_usage_error(&e));
         println!("{}", Value::Object(report.doc));
     }
     let _ = e.print();
     ExitCode::Usage.code()
+}
+
+/// A clap error as a usage error that keeps clap's detail: its message (which argument, which
+/// value) and its tips, without the usage block.
+fn clap_usage_error(e: &clap::Error) -> HostError {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let tips: Vec<&str> = lines.filter_map(|l| l.strip_prefix("tip: ")).collect();
+    if tips.is_empty() {
+        HostError::Usage(message.to_string())
+    } else {
+        HostError::Usage(format!("{message} ({})", tips.join("; ")))
+    }
 }
 
 fn init_tracing(verbosity: i8, ui: &Ui) {

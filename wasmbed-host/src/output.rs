@@ -1,17 +1,89 @@
 //! Human-readable rendering: tables (comfy-table) and text. Pure functions of the gateway's
 //! result objects, so they can be snapshot-tested.
 
+use std::cell::Cell as StdCell;
+use std::io::IsTerminal;
+
 use comfy_table::{presets, Cell, ContentArrangement, Table};
 use serde_json::Value;
 use wasmbed_api::{DeployResult, DeviceSummary, InfoResult, StartResult, StatusResult};
 
 use crate::error::HostError;
 
+thread_local! {
+    /// A width that overrides the terminal's (snapshot tests).
+    static WIDTH: StdCell<Option<u16>> = const { StdCell::new(None) };
+}
+
+/// Runs `f` with tables laid out for a terminal of `columns` columns.
+pub fn with_width<R>(columns: u16, f: impl FnOnce() -> R) -> R {
+    let before = WIDTH.with(|w| w.replace(Some(columns)));
+    let r = f();
+    WIDTH.with(|w| w.set(before));
+    r
+}
+
+/// The width tables must fit: `COLUMNS` when set, else the terminal's when stdout is one;
+/// `None` when piped (rows stay one line each, for `grep` and `awk`).
+fn layout_width() -> Option<u16> {
+    if let Some(w) = WIDTH.with(StdCell::get) {
+        return Some(w);
+    }
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w >= 20)
+    {
+        return Some(w);
+    }
+    if std::io::stdout().is_terminal() {
+        return terminal_width();
+    }
+    None
+}
+
+fn terminal_width() -> Option<u16> {
+    // Below 80 columns tables still get 80 (and the terminal wraps): narrower is unreadable.
+    Table::new().width().map(|w| w.max(80))
+}
+
+/// Keeps the given columns (numbers) whole, so only the text columns wrap.
+fn keep_whole(t: &mut Table, columns: &[usize]) {
+    if layout_width().is_none() {
+        return;
+    }
+    for &i in columns {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
+}
+
+/// A `line: …` echo of a device line, cut to the layout width (whole when piped).
+fn line_echo(line: &str) -> String {
+    let text = format!("line: {line}");
+    match layout_width().map(usize::from) {
+        Some(w) if text.chars().count() > w => {
+            let cut: String = text.chars().take(w.saturating_sub(1)).collect();
+            format!("{cut}…\n")
+        }
+        _ => text + "\n",
+    }
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.iter().map(|h| Cell::new(*h)));
+    match layout_width() {
+        Some(w) => {
+            t.set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(w);
+        }
+        None => {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+        }
+    }
     t
 }
 
@@ -74,6 +146,7 @@ pub fn devices_table(devices: &[DeviceSummary]) -> String {
             slots,
         ]);
     }
+    keep_whole(&mut t, &[2, 6, 7]);
     t.to_string() + &offline_notes(devices)
 }
 
@@ -145,7 +218,7 @@ pub fn status_text(device: &str, status: &StatusResult) -> String {
         )),
         None => out.push_str("memory: not reported by this firmware\n"),
     }
-    out.push_str(&format!("line: {}\n", status.line));
+    out.push_str(&line_echo(&status.line));
     out
 }
 
@@ -178,9 +251,9 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
         "RESULT",
         "SIZE",
         "CRC32",
-        "COMPILE MS",
+        "BUILD MS",
         "UPLOAD MS",
-        "BYTES/S",
+        "B/S",
         "E2E MS",
     ]);
     for r in rows {
@@ -203,8 +276,9 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
                     rate,
                 )
             }
+            // The message goes to stderr with the other errors: the cell stays short.
             Err(e) => (
-                format!("FAILED {}: {e}", e.code()),
+                format!("FAILED {}", e.code()),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -229,7 +303,7 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
 pub fn start_text(module_id: &str, result: &StartResult, waited: bool) -> String {
     let line = &result.line;
     if !waited {
-        return format!("started {module_id}\nline: {line}\n");
+        return format!("started {module_id}\n{}", line_echo(line));
     }
     let status = opt(result.status.as_ref());
     let ret = opt(result.ret);
@@ -240,7 +314,7 @@ pub fn start_text(module_id: &str, result: &StartResult, waited: bool) -> String
     if let Some(msg) = &result.msg {
         out.push_str(&format!("msg: {msg}\n"));
     }
-    out.push_str(&format!("line: {line}\n"));
+    out.push_str(&line_echo(line));
     out
 }
 
@@ -251,7 +325,7 @@ pub fn line_text(verb: &str, module_id: &str, line: &str, status: Option<&str>) 
         out.push_str(&format!(": status={status}"));
     }
     out.push('\n');
-    out.push_str(&format!("line: {line}\n"));
+    out.push_str(&line_echo(line));
     out
 }
 
@@ -277,6 +351,9 @@ pub fn error_text(err: &HostError) -> String {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
+                if text.trim().is_empty() {
+                    continue;
+                }
                 if text.contains('\n') {
                     out.push_str(&format!("  {k}:\n"));
                     for l in text.lines() {
@@ -394,6 +471,86 @@ mod tests {
             },
         ];
         insta::assert_snapshot!(deploy_table(&rows));
+    }
+
+    /// Every line of `text` fits `columns` terminal columns.
+    fn assert_fits(text: &str, columns: usize) {
+        for line in text.lines() {
+            let width = line.chars().count();
+            assert!(width <= columns, "{width} columns: {line}\n{text}");
+        }
+    }
+
+    #[test]
+    fn tables_fit_80_columns() {
+        let devices: Vec<DeviceSummary> = obj(json!([
+            {"name": "nucleo-f446re-lab-bench-3", "endpoint": "usb:0483:374b:066DFF535155878281123456?baud=115200",
+             "online": true, "last_seen_ms_ago": 1200, "board": "nucleo_f446re", "firmware": "0.1.0-dirty",
+             "proto": 2, "slots_used": 2, "slots_total": 4},
+            {"name": "sim", "endpoint": "sim:stdio", "online": false, "last_seen_ms_ago": null,
+             "board": null, "firmware": null, "proto": null, "slots_used": null, "slots_total": null}
+        ]));
+        let status: StatusResult = obj(json!({
+            "line": "STATUS_OK modules=\"fft_bench_with_a_long_name:RUNNING:wasm=123456:stack_free=3000:crc32=d40c97d1\" low_stack=\"none\"",
+            "slots": [{"module_id": "fft_bench_with_a_long_name", "state": "RUNNING", "size": 123456,
+                       "crc32": "d40c97d1", "stack_free": 3000}],
+            "memory": {"total": 65536, "free": 40000, "used": 25536, "highmark": 30000}, "jobs": {}
+        }));
+        let ok: DeployResult = obj(
+            json!({"line": "LOAD_OK", "module_id": "fft_bench_with_a_long_name",
+            "size": 123456, "crc32": "d40c97d1", "skipped": false, "chunked": true, "bytes_per_s": 11230.4}),
+        );
+        let err = HostError::Gateway(Box::new(GatewayError::new(
+            "DEVICE_OFFLINE".into(),
+            "device 'nucleo-f446re-lab-bench-3' is offline: cannot open serial port /dev/ttyACM0",
+        )));
+        let rows = [
+            DeployRow {
+                device: "nucleo-f446re-lab-bench-3",
+                module_id: "fft_bench_with_a_long_name",
+                outcome: Ok(&ok),
+                transfer_ms: Some(10993.2),
+                compile_ms: Some(1201.25),
+                e2e_ms: 12345.6,
+            },
+            DeployRow {
+                device: "sim",
+                module_id: "fft_bench_with_a_long_name",
+                outcome: Err(&err),
+                transfer_ms: None,
+                compile_ms: None,
+                e2e_ms: 1.0,
+            },
+        ];
+        let (d, st, dep) = with_width(80, || {
+            (
+                devices_table(&devices),
+                status_text("sim", &status),
+                deploy_table(&rows),
+            )
+        });
+        for t in [&d, &st, &dep] {
+            assert_fits(t, 80);
+        }
+        insta::assert_snapshot!("devices_80", d);
+        insta::assert_snapshot!("status_80", st);
+        // Usual names: nothing wraps but the headers.
+        let usual = [DeployRow {
+            device: "nucleo",
+            module_id: "fft_bench",
+            ..rows[0]
+        }];
+        insta::assert_snapshot!("deploy_80", with_width(80, || deploy_table(&usual)));
+        // Piped (no width): one line per row, whatever its length, for grep and awk.
+        let piped = deploy_table(&rows);
+        assert!(piped.lines().any(|l| l.chars().count() > 80), "{piped}");
+        assert_eq!(
+            piped
+                .lines()
+                .filter(|l| l.contains("fft_bench_with"))
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -60,9 +60,9 @@ fn style(phase: &str) -> ProgressStyle {
     // The gateway reports compile progress only at its start and end (clang gives nothing in
     // between), so compiling is a spinner with the elapsed time; uploads have real byte counts.
     let template = if phase == "upload" {
-        "{prefix:>12.cyan.bold} upload  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+        "{prefix:>10.cyan.bold} upload [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
     } else {
-        "{prefix:>12.cyan.bold} {msg:7} {spinner} {elapsed}"
+        "{prefix:>10.cyan.bold} {msg:7} {spinner} {elapsed}"
     };
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())

@@ -302,7 +302,7 @@ fn multi_device_deploy_runs_in_parallel_and_ends_with_one_table() {
     let text = stdout(&o);
     let rows: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with('│') && !l.contains("COMPILE MS"))
+        .filter(|l| l.starts_with('│') && !l.contains("BUILD MS"))
         .collect();
     assert_eq!(rows.len(), 3, "{text}");
     assert!(

@@ -125,6 +125,7 @@ impl From<DeviceError> for ApiError {
                 ApiError::new(ErrorCode::ModuleStopped, msg).with("phase", phase)
             }
             DeviceError::Unsupported(_) => ApiError::new(ErrorCode::DeviceRejected, msg),
+            DeviceError::Cancelled { phase } => ApiError::bad_request(msg).with("phase", phase),
             // Only a host that closed its sending side but still reads can see this.
             DeviceError::HostGone { phase } => ApiError::bad_request(msg).with("phase", phase),
         };

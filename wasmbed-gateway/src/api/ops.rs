@@ -103,8 +103,9 @@ impl Gateway {
             .await
     }
 
-    /// [`Gateway::deploy`]; a build still compiling when `host_gone` completes is cancelled
-    /// (its compiler's process group killed).
+    /// [`Gateway::deploy`]; when `host_gone` completes, a build still compiling is cancelled
+    /// (its compiler's process group killed) and an upload still running is stopped with its
+    /// partial module discarded.
     pub async fn deploy_until(
         &self,
         dev: &DeviceHandle,
@@ -113,6 +114,7 @@ impl Gateway {
         lat: &mut Latency,
         host_gone: impl Future<Output = ()>,
     ) -> Result<Deployed, ApiError> {
+        tokio::pin!(host_gone);
         let state = dev.snapshot();
         let mut bytes = match spec.payload {
             Payload::Binary(b) => b,
@@ -130,7 +132,7 @@ impl Gateway {
                 };
                 let built = tokio::select! {
                     built = self.compiler.build_notify(&src, mode, state.aot.as_ref(), &queued) => built,
-                    _ = host_gone => {
+                    _ = &mut host_gone => {
                         return Err(ApiError::bad_request(
                             "the host closed its sending side while its source compiled: build cancelled",
                         ))
@@ -173,7 +175,7 @@ impl Gateway {
             replace_victim: spec.replace_victim,
             force: spec.force,
         };
-        let outcome = dev.deploy(request, ptx).await;
+        let outcome = dev.deploy(request, ptx, host_gone).await;
         if let Some(f) = forward {
             let _ = f.await;
         }

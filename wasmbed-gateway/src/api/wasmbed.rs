@@ -173,6 +173,13 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             } else {
                 done.size as f64 / transfer.as_secs_f64()
             };
+            let exports = gw
+                .modules
+                .lock()
+                .expect("modules lock")
+                .get(&(dev.name.clone(), d.module_id.clone()))
+                .and_then(|m| m.exports.as_ref())
+                .map(|e| e.iter().map(|x| x.name.clone()).collect());
             Ok(OpResult::Deploy(DeployResult {
                 line: done.reply.line,
                 module_id: d.module_id,
@@ -181,6 +188,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 skipped: done.reply.skipped,
                 chunked: done.reply.chunked,
                 bytes_per_s,
+                exports,
             }))
         }
         Request::Start(s) => {
@@ -191,7 +199,11 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 wait_result: s.wait_result,
                 result_timeout: result_timeout(s.result_timeout_ms),
             };
-            let r = gw.start(dev, start, true, host_gone(reader), lat).await?;
+            let module_id = start.module_id.clone();
+            let r = gw
+                .start(dev, start, true, host_gone(reader), lat)
+                .await
+                .map_err(|e| busy_hint(dev, &module_id, e))?;
             let code = match r.status {
                 Some(RunStatus::Exception) => ErrorCode::ModuleTrapped,
                 Some(RunStatus::Stopped) => ErrorCode::ModuleStopped,
@@ -207,9 +219,12 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 wait: s.wait,
                 result_timeout: result_timeout(s.result_timeout_ms),
             };
-            Ok(OpResult::Stop(
-                gw.stop(dev, stop, host_gone(reader), lat).await?,
-            ))
+            let module_id = stop.module_id.clone();
+            let r = gw.stop(dev, stop, host_gone(reader), lat).await?;
+            if matches!(r.status.as_str(), "IDLE" | "NO_JOB") {
+                not_loaded(gw, dev, &module_id, lat).await?;
+            }
+            Ok(OpResult::Stop(r))
         }
         Request::Unload(u) => Ok(OpResult::Unload(
             gw.finish(dev.unload(u.module_id).await, lat)?,
@@ -237,6 +252,67 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             }))
         }
     }
+}
+
+/// A START refused with `status=BUSY`: names the job that holds the slot (from the gateway's
+/// job table) and the command that frees it.
+fn busy_hint(dev: &crate::device::DeviceHandle, module_id: &str, mut e: ApiError) -> ApiError {
+    if e.detail.status != Some(RunStatus::Busy) {
+        return e;
+    }
+    let job = dev.snapshot().jobs.get(module_id).cloned();
+    let holder = match job.filter(|j| j.state == wasmbed_api::JobState::Running) {
+        Some(j) => {
+            let func = j.func.as_deref().unwrap_or("app_main");
+            let age = j
+                .started
+                .map(|t| format!(", started {:.1} s ago", t.elapsed().as_secs_f64()))
+                .unwrap_or_default();
+            format!("its job {func}{age}")
+        }
+        None => "a job".to_string(),
+    };
+    e.message = format!("{module_id} is busy running {holder}; {}", e.message);
+    e.help = Some(format!(
+        "stop it with `wasmbed-host stop --module-id {module_id}` (waits for its end), then \
+         start again; or deploy with --replace to kill it"
+    ));
+    e
+}
+
+/// After a STOP answered `IDLE`/`NO_JOB`: an error when the device (protocol v2, which lists
+/// its slots) holds no module of that id, so a typo is not taken for a stopped job.
+async fn not_loaded(
+    gw: &Gateway,
+    dev: &crate::device::DeviceHandle,
+    module_id: &str,
+    lat: &mut Latency,
+) -> Result<(), ApiError> {
+    if dev.snapshot().proto != Some(2) {
+        return Ok(());
+    }
+    let st = gw.finish(dev.status().await, lat)?;
+    if st.slots.iter().any(|s| s.module_id == module_id) {
+        return Ok(());
+    }
+    let loaded: Vec<&str> = st.slots.iter().map(|s| s.module_id.as_str()).collect();
+    let mut e = ApiError::new(
+        ErrorCode::DeviceRejected,
+        format!(
+            "nothing is loaded as {module_id} on device {}: no job to stop",
+            dev.name
+        ),
+    )
+    .help(if loaded.is_empty() {
+        "the device holds no modules (`wasmbed-host status`)".to_string()
+    } else {
+        format!(
+            "loaded modules: {} (`wasmbed-host status` shows their jobs)",
+            loaded.join(", ")
+        )
+    });
+    e.detail.status = Some(RunStatus::NoModule);
+    Err(e)
 }
 
 /// Forwards a device's new log entries to a `logs` follower. Lines the host is too slow for

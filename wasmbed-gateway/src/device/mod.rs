@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use wasmbed_api::{
     InfoResult, MemoryStats, RunStatus, SlotInfo, StartResult, StopResult, UnloadResult,
 };
@@ -197,6 +198,13 @@ pub enum DeviceError {
     /// The command is not supported by this device's firmware.
     #[error("{0}")]
     Unsupported(String),
+    /// The host closed its connection during an upload: the upload was stopped and the
+    /// partial module discarded (`UNLOAD` of the slot).
+    #[error("the host went away during {phase}: the upload was cancelled and its partial module discarded")]
+    Cancelled {
+        /// `LOAD`.
+        phase: String,
+    },
     /// The host closed its connection (or its sending side) while the command waited for its
     /// RESULT: the wait was dropped (the job itself keeps running on the device).
     #[error("the host went away while {phase} waited for its RESULT; the wait was dropped (the job keeps running)")]
@@ -354,6 +362,9 @@ pub(crate) struct Job {
     pub(crate) request: Request,
     pub(crate) progress: Option<mpsc::UnboundedSender<Progress>>,
     pub(crate) reply: oneshot::Sender<JobReply>,
+    /// Cancelled when the host that asked went away (uploads only): the task drops the upload
+    /// and discards its partial module (docs/HOST-API.md, "Cancelling").
+    pub(crate) cancel: CancellationToken,
 }
 
 /// How the device task answers a job: done, or (START with `wait_result`, STOP with `wait`)
@@ -427,12 +438,17 @@ impl DeviceHandle {
         progress: Option<mpsc::UnboundedSender<Progress>>,
         host_gone: impl std::future::Future<Output = ()>,
     ) -> Outcome {
-        let (reply, rx) = oneshot::channel();
+        let (reply, mut rx) = oneshot::channel();
+        // An upload is cancelled when its host goes away; other commands run to their end.
+        let cancellable = matches!(request, Request::Deploy(_));
+        let cancel = CancellationToken::new();
         let job = Job {
             request,
             progress,
             reply,
+            cancel: cancel.clone(),
         };
+        tokio::pin!(host_gone);
         let gone = || Outcome {
             result: Err(DeviceError::Offline("device task stopped".into())),
             device_time: Duration::ZERO,
@@ -440,7 +456,15 @@ impl DeviceHandle {
         if self.tx.send(job).await.is_err() {
             return gone();
         }
-        let pending = match rx.await {
+        let first = tokio::select! {
+            r = &mut rx => r,
+            _ = &mut host_gone, if cancellable => {
+                cancel.cancel();
+                // The task answers once the partial upload is discarded.
+                rx.await
+            }
+        };
+        let pending = match first {
             Ok(JobReply::Done(outcome)) => return outcome,
             Ok(JobReply::Pending(p)) => p,
             Err(_) => return gone(),
@@ -461,7 +485,7 @@ impl DeviceHandle {
                     None => rx.try_recv().unwrap_or_else(|_| gone()),
                 }
             }
-            _ = host_gone => Outcome {
+            _ = &mut host_gone => Outcome {
                 result: Err(DeviceError::HostGone { phase: pending.phase.into() }),
                 device_time: pending.t0.elapsed(),
             },
@@ -484,14 +508,18 @@ impl DeviceHandle {
         })
     }
 
-    /// Uploads a module (skipped when the device holds the same one, unless `force`).
+    /// Uploads a module (skipped when the device holds the same one, unless `force`). When
+    /// `host_gone` completes first the upload is cancelled: the task stops sending, discards
+    /// the partial module and answers [`DeviceError::Cancelled`].
     pub async fn deploy(
         &self,
         req: DeployRequest,
         progress: Option<mpsc::UnboundedSender<Progress>>,
+        host_gone: impl std::future::Future<Output = ()>,
     ) -> Outcome<Loaded> {
         typed(
-            self.call(Request::Deploy(req), progress).await,
+            self.call_until(Request::Deploy(req), progress, host_gone)
+                .await,
             |r| match r {
                 Reply::Loaded(l) => Ok(l),
                 other => Err(other),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
@@ -707,43 +708,45 @@ impl DeviceTask {
             request,
             progress,
             reply,
+            cancel,
         } = job;
         let phase = request_phase(&request);
         let changes_slots = matches!(request, Request::Deploy(_) | Request::Unload { .. });
-        let (result, device_time, lost) = match self.exec(link, request, progress.as_ref()).await {
-            Ok(Exec::Done(r, t)) => (r, t, None),
-            Ok(Exec::Pending(p)) => {
-                // The queue moves on; the caller waits for the RESULT (or gave up already).
-                let id = p.id;
-                if reply.send(JobReply::Pending(p)).is_err() {
-                    self.waiters.remove(id);
+        let (result, device_time, lost) =
+            match self.exec(link, request, progress.as_ref(), &cancel).await {
+                Ok(Exec::Done(r, t)) => (r, t, None),
+                Ok(Exec::Pending(p)) => {
+                    // The queue moves on; the caller waits for the RESULT (or gave up already).
+                    let id = p.id;
+                    if reply.send(JobReply::Pending(p)).is_err() {
+                        self.waiters.remove(id);
+                    }
+                    return None;
                 }
-                return None;
-            }
-            Err(DriveError::Io(e)) => (
-                Err(DeviceError::LinkLost {
-                    phase: phase.into(),
-                    reason: e.to_string(),
-                }),
-                Duration::ZERO,
-                Some(e.to_string()),
-            ),
-            Err(DriveError::Rebooted(line)) => {
-                let r = Err(DeviceError::Rebooted {
-                    phase: phase.into(),
-                    line,
-                });
-                // State is re-read after a reboot.
-                if let Err(e) = self.refresh(link).await {
-                    let _ = reply.send(JobReply::Done(Outcome {
-                        result: r,
-                        device_time: Duration::ZERO,
-                    }));
-                    return Some(e);
+                Err(DriveError::Io(e)) => (
+                    Err(DeviceError::LinkLost {
+                        phase: phase.into(),
+                        reason: e.to_string(),
+                    }),
+                    Duration::ZERO,
+                    Some(e.to_string()),
+                ),
+                Err(DriveError::Rebooted(line)) => {
+                    let r = Err(DeviceError::Rebooted {
+                        phase: phase.into(),
+                        line,
+                    });
+                    // State is re-read after a reboot.
+                    if let Err(e) = self.refresh(link).await {
+                        let _ = reply.send(JobReply::Done(Outcome {
+                            result: r,
+                            device_time: Duration::ZERO,
+                        }));
+                        return Some(e);
+                    }
+                    (r, Duration::ZERO, None)
                 }
-                (r, Duration::ZERO, None)
-            }
-        };
+            };
         let timed_out = matches!(&result, Err(DeviceError::Timeout { .. }));
         if let Err(e @ DeviceError::Timeout { .. }) = &result {
             self.not_answering(&e.to_string());
@@ -777,12 +780,17 @@ impl DeviceTask {
         link: &mut BoxLink,
         request: Request,
         progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+        cancel: &CancellationToken,
     ) -> Result<Exec, DriveError> {
         match request {
             Request::Start(s) => self.start(link, s).await,
             Request::Stop(s) => self.stop(link, s).await,
+            Request::Deploy(d) => {
+                let (r, d) = self.deploy(link, d, progress, cancel).await?;
+                Ok(Exec::Done(r, d))
+            }
             other => {
-                let (r, d) = self.exec_simple(link, other, progress).await?;
+                let (r, d) = self.exec_simple(link, other).await?;
                 Ok(Exec::Done(r, d))
             }
         }
@@ -897,7 +905,6 @@ impl DeviceTask {
         &mut self,
         link: &mut BoxLink,
         request: Request,
-        progress: Option<&mpsc::UnboundedSender<super::Progress>>,
     ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
         let t = self.opts.timeouts.clone();
         match request {
@@ -954,7 +961,7 @@ impl DeviceTask {
                     d,
                 ))
             }
-            Request::Deploy(d) => self.deploy(link, d, progress).await,
+            Request::Deploy(_) => unreachable!("handled by exec"),
         }
     }
 
@@ -963,7 +970,15 @@ impl DeviceTask {
         link: &mut BoxLink,
         d: super::DeployRequest,
         progress: Option<&mpsc::UnboundedSender<super::Progress>>,
+        cancel: &CancellationToken,
     ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
+        if cancel.is_cancelled() {
+            // The host left while the upload waited in the queue: nothing was sent.
+            let e = DeviceError::Cancelled {
+                phase: "LOAD".into(),
+            };
+            return Ok((Err(e), Duration::ZERO));
+        }
         let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
         let module_id = match ModuleId::new(d.module_id.clone()).map_err(bad) {
             Ok(m) => m,
@@ -1019,16 +1034,24 @@ impl DeviceTask {
             resume: false,
             replace: d.replace,
             replace_victim: victim,
-            max_chunk: None,
+            // Progress moves at least twice a second: chunks of half a second of line time.
+            max_chunk: Some((self.opts.timeouts.link_bytes_per_sec / 2).max(64)),
         };
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {
                 Ok(s) => s,
                 Err(e) => return Ok((Err(bad(e)), device_time)),
             };
-        let driven = self
-            .drive_until(link, &mut session, progress, true, None)
-            .await;
+        let driven = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            d = self.drive_until(link, &mut session, progress, true, None) => Some(d),
+        };
+        let Some(driven) = driven else {
+            return self
+                .discard_upload(link, &d, session.slot_cleared(), device_time)
+                .await;
+        };
         if session.slot_cleared() {
             // The agent killed a job running in the cleared slot without a RESULT.
             self.abandon_jobs(&d.module_id, "LOAD");
@@ -1050,6 +1073,43 @@ impl DeviceTask {
             })
         });
         Ok((r, device_time))
+    }
+}
+
+impl DeviceTask {
+    /// A cancelled upload: ends a frame cut short (a lone `\n`), then `UNLOAD`s the slot so the
+    /// partial module is discarded (protocol v2; v1 firmware times the payload out by itself).
+    async fn discard_upload(
+        &mut self,
+        link: &mut BoxLink,
+        d: &super::DeployRequest,
+        slot_cleared: bool,
+        mut device_time: Duration,
+    ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
+        tracing::info!(device = %self.opts.name, module_id = %d.module_id,
+            "host went away during the upload: cancelling it");
+        if slot_cleared {
+            self.abandon_jobs(&d.module_id, "LOAD (cancelled)");
+        }
+        if self.state.lock().expect("state lock").proto == Some(2) {
+            link.write_all(b"\n").await.map_err(DriveError::Io)?;
+            link.flush().await.map_err(DriveError::Io)?;
+            if let Ok(module_id) = ModuleId::new(d.module_id.clone()) {
+                let t = self.opts.timeouts.clone();
+                let session = UnloadSession::new(now_std(), ModuleRef { module_id }, &t);
+                let (r, dt) = self.drive(link, session, None, false).await?;
+                device_time += dt;
+                match r {
+                    Ok(_) => self.waiters.unloaded(&d.module_id),
+                    Err(e) => tracing::debug!(device = %self.opts.name, error = %e,
+                        "UNLOAD after a cancelled upload (nothing to discard)"),
+                }
+            }
+        }
+        let e = DeviceError::Cancelled {
+            phase: "LOAD".into(),
+        };
+        Ok((Err(e), device_time))
     }
 }
 

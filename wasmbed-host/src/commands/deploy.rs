@@ -1,11 +1,12 @@
 //! `deploy` and `build-and-deploy`: upload a module (or C source to build) to one or more
 //! devices, ending with one table.
 
+use std::path::Path;
 use std::time::Instant;
 
 use wasmbed_api::OpResult;
 
-use super::{e2e, multi, per_device, read_file, Ctx, Report};
+use super::{daily, e2e, multi, per_device, read_file, Ctx, Report};
 use crate::cli::{BuildArgs, DeployArgs, Mode, ReplaceArgs};
 use crate::error::HostError;
 use crate::{output, requests};
@@ -15,10 +16,12 @@ fn upload(
     command: &str,
     module_id: &str,
     data: &[u8],
-    mode: Option<Mode>,
+    build: Option<(Mode, &Path)>,
     replace: &ReplaceArgs,
     default_s: f64,
 ) -> Result<Report, HostError> {
+    let mode = build.map(|(m, _)| m);
+    let source = build.map(|(_, p)| p);
     // Checked once before any device is asked.
     requests::upload("", module_id, data, mode, replace)?;
     let devices = ctx.devices(command)?;
@@ -26,7 +29,10 @@ fn upload(
     let started = Instant::now();
     let outs = per_device(&devices, |d| {
         let req = requests::upload(d, module_id, data, mode, replace)?;
-        ctx.call(d, req, Some(data), timeout)
+        ctx.call(d, req, Some(data), timeout).map_err(|mut f| {
+            f.error = daily::diagnose(ctx, d, source, f.error);
+            f
+        })
     });
     let wall = started.elapsed().as_secs_f64() * 1e3;
     let not_deploy =
@@ -73,7 +79,7 @@ pub(super) fn build_and_deploy(ctx: &Ctx, a: &BuildArgs) -> Result<Report, HostE
         "build-and-deploy",
         &a.module_id,
         &data,
-        Some(a.mode),
+        Some((a.mode, &a.source)),
         &a.replace,
         60.0,
     )

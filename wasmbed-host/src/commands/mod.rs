@@ -3,15 +3,19 @@
 //! per-device fan-out and the `--json` document of an outcome.
 
 mod bench;
+mod daily;
 mod deploy;
 mod devices;
 mod info;
 mod logs;
 mod ports;
+mod run;
 mod start;
 mod status;
 mod stop;
+mod test;
 mod unload;
+mod watch;
 
 pub use bench::Samples;
 
@@ -245,6 +249,9 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Unload(a) => unload::run(ctx, &a.module_id),
         Command::Logs(a) => logs::run(ctx, a),
         Command::Bench(a) => bench::run(ctx, a),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Test(a) => test::run(ctx, a),
+        Command::Watch(a) => watch::run(ctx, a),
         Command::Ports => Ok(ports::run(&wasmbed_ports::SystemPorts)),
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
@@ -266,6 +273,9 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Unload(_) => "unload",
         Command::Logs(_) => "logs",
         Command::Bench(_) => "bench",
+        Command::Run(_) => "run",
+        Command::Test(_) => "test",
+        Command::Watch(_) => "watch",
         Command::Ports => "ports",
         Command::Completions { .. } => "completions",
     }

@@ -51,7 +51,7 @@ pub(super) fn run(ctx: &Ctx, a: &StartArgs) -> Result<Report, HostError> {
 
 /// The RESULT status behind a gateway error: the typed `detail.status`, else implied by the code
 /// (`MODULE_TRAPPED` → `EXCEPTION`, `MODULE_STOPPED` → `STOPPED`).
-fn error_status(g: &GatewayError) -> Option<RunStatus> {
+pub(super) fn error_status(g: &GatewayError) -> Option<RunStatus> {
     g.detail.status.clone().or(match g.code {
         ErrorCode::ModuleTrapped => Some(RunStatus::Exception),
         ErrorCode::ModuleStopped => Some(RunStatus::Stopped),
@@ -60,7 +60,7 @@ fn error_status(g: &GatewayError) -> Option<RunStatus> {
 }
 
 /// Adds `status` and `ret` to a `start --wait-result` report, and fails it unless status is OK.
-fn finish_wait(report: &mut Report, result: Option<(Option<RunStatus>, Option<i32>)>) {
+pub(super) fn finish_wait(report: &mut Report, result: Option<(Option<RunStatus>, Option<i32>)>) {
     let (status, ret) = match (&report.error, result) {
         (None, Some((status, ret))) => (
             status.map_or_else(|| "UNKNOWN".to_string(), |s| s.to_string()),

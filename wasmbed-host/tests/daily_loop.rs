@@ -1,0 +1,470 @@
+//! The daily loop against the real gateway and simulated boards (real WAMR, real clang): `run`,
+//! `test`, `watch`, `stop` semantics, Ctrl-C during an upload, waits that follow progress.
+//! `wasmbed-gateway` and `wasmbed-agent-sim` must be built (`cargo build --workspace`).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::real::{gateway, module, sibling_bin, wait_online, Proc};
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn run_deploys_streams_output_and_exits_with_the_result() {
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    let src = module("log_hello.c");
+    // Output lines come first, in order, then the result; the deploy note goes to stderr.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim run --func app_main"),
+        &[&src],
+    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "[wasm] uart hello",
+            "hello from wasm \"quoted\"",
+            "status=OK ret=24",
+            "line: RESULT status=OK module_id=log_hello func=app_main ret_i32=24"
+        ],
+        "{out}"
+    );
+    assert!(
+        stderr(&o).contains("deployed log_hello to sim"),
+        "{}",
+        stderr(&o)
+    );
+    // Unchanged source: the gateway skips the upload; -q leaves only the module's output.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim -q run --func log_hello"),
+        &[&src],
+    );
+    assert_eq!(stdout(&o), "hello from wasm \"quoted\"\n");
+    assert_eq!(stderr(&o), "");
+    // JSON: one document with the output and the result.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim --json run --func add --args 200,26"),
+        &[&module("math_ops.c")],
+    );
+    let doc = json_doc(&o);
+    assert_eq!(doc["ret"], 226, "{doc}");
+    assert_eq!(doc["module_id"], "math_ops");
+    assert_eq!(doc["output"], Value::Array(vec![]));
+    assert!(doc["deploy"]["size"].as_u64().unwrap() > 0, "{doc}");
+    // A trap is exit 7, an unknown function exit 5 (the board has two slots: free one).
+    run_exit(
+        0,
+        &format!("--gateway {g} -d sim unload --module-id math_ops"),
+        &[],
+    );
+    let o = run_exit(
+        7,
+        &format!("--gateway {g} -d sim run --func trap"),
+        &[&module("trap.c")],
+    );
+    assert!(stdout(&o).contains("status=EXCEPTION"), "{}", stdout(&o));
+    run_exit(
+        5,
+        &format!("--gateway {g} -d sim run --func nosuch"),
+        &[&module("trap.c")],
+    );
+}
+
+#[test]
+fn compile_errors_point_at_the_users_file_and_list_natives() {
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.c");
+    std::fs::write(&bad, "int f(void) { return 1 }\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let o = run_exit(5, &format!("--gateway {g} -d sim run --func f"), &[bad]);
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{bad}:1:")), "{err}");
+    assert!(!err.contains("module.c"), "{err}");
+    // The same for build-and-deploy.
+    let o = run_exit(
+        5,
+        &format!("--gateway {g} -d sim build-and-deploy --module-id b --source"),
+        &[bad],
+    );
+    assert!(stderr(&o).contains(&format!("{bad}:1:")), "{}", stderr(&o));
+    let printf = dir.path().join("printf.c");
+    std::fs::write(
+        &printf,
+        "int printf(const char *, ...);\n__attribute__((export_name(\"f\"))) int f(void) { return printf(\"hi\"); }\n",
+    )
+    .unwrap();
+    let o = run_exit(
+        5,
+        &format!("--gateway {g} -d sim --json run --func f"),
+        &[printf.to_str().unwrap()],
+    );
+    let doc = json_doc(&o);
+    let help = doc["error"]["help"].as_str().unwrap();
+    assert!(help.starts_with("printf is not on the device"), "{doc}");
+    assert!(
+        help.contains("uart_print") && help.contains("delay_ms"),
+        "{doc}"
+    );
+}
+
+const TESTS_C: &str = r#"#include "wasmbed.h"
+static int runs;
+/* Both pass only if each test gets a fresh instance. */
+WB_EXPORT("test_fresh_a") int test_fresh_a(void) { return runs++; }
+WB_EXPORT("test_fresh_b") int test_fresh_b(void) { return runs++; }
+WB_EXPORT("test_returns_3") int test_returns_3(void) { wb_log("boom", 4); return 3; }
+WB_EXPORT("test_traps") void test_traps(void) { __builtin_trap(); }
+WB_EXPORT("helper") int helper(void) { return 1; }
+"#;
+
+#[test]
+fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("unit.c");
+    std::fs::write(&src, TESTS_C).unwrap();
+    let src = src.to_str().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let o = run_exit(
+        7,
+        &format!("--gateway {g} -d sim test"),
+        &[src, "--junit", junit.to_str().unwrap()],
+    );
+    let out = stdout(&o);
+    for want in [
+        "running 4 tests\n",
+        "test test_fresh_a ... ok\n",
+        "test test_fresh_b ... ok\n",
+        "test test_returns_3 ... FAILED\n",
+        "test test_traps ... FAILED\n",
+        "---- test_returns_3 ----\nboom\nreturned 3 (a test passes by returning 0)\n",
+        "---- test_traps ----\nMODULE_TRAPPED: RESULT status=EXCEPTION",
+        "failures:\n    test_returns_3\n    test_traps\n",
+        "test result: FAILED. 2 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out;",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("helper"), "{out}");
+    assert!(stderr(&o).contains("TESTS_FAILED"), "{}", stderr(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"tests="4""#) && xml.contains(r#"failures="2""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<testcase name="test_traps""#), "{xml}");
+    // A filter: only the passing ones, exit 0.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim --json test"),
+        &[src, "fresh"],
+    );
+    let doc = json_doc(&o);
+    assert_eq!(doc["passed"], 2, "{doc}");
+    assert_eq!(doc["filtered_out"], 2, "{doc}");
+}
+
+/// Reads a child's stdout lines through a channel.
+fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l == want => return,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no line {want:?} within 60 s; saw {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn watch_reruns_its_slot_on_save_while_other_slots_keep_running() {
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    run_exit(
+        0,
+        &format!("--gateway {g} -d sim build-and-deploy --module-id bg --source"),
+        &[&module("toggle_forever.c")],
+    );
+    run_exit(
+        0,
+        &format!("--gateway {g} -d sim start --module-id bg --func toggle_forever"),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("w.c");
+    let write = |v: i32| {
+        let text = format!("__attribute__((export_name(\"f\"))) int f(void) {{ return {v}; }}\n");
+        std::fs::write(&src, text).unwrap();
+    };
+    write(1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
+        .args([
+            "--gateway",
+            g,
+            "-d",
+            "sim",
+            "watch",
+            src.to_str().unwrap(),
+            "--func",
+            "f",
+        ])
+        .env_remove("WASMBED_GATEWAY")
+        .env_remove("WASMBED_DEVICE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    let mut seen = Vec::new();
+    wait_for_line(&rx, "status=OK ret=1", &mut seen);
+    write(2);
+    wait_for_line(&rx, "status=OK ret=2", &mut seen);
+    write(3);
+    wait_for_line(&rx, "status=OK ret=3", &mut seen);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let o = run_exit(0, &format!("--gateway {g} -d sim --json status"), &[]);
+    let doc = json_doc(&o);
+    let slots = doc["result"]["slots"].as_array().unwrap();
+    let state = |id: &str| {
+        slots
+            .iter()
+            .find(|s| s["module_id"] == id)
+            .map(|s| s["state"].clone())
+    };
+    assert_eq!(state("bg"), Some("RUNNING".into()), "{doc}");
+    assert_eq!(state("w"), Some("LOADED".into()), "{doc}");
+    run_exit(0, &format!("--gateway {g} -d sim stop --module-id bg"), &[]);
+}
+
+#[test]
+fn stop_waits_by_default_refuses_unknown_modules_and_busy_says_what_to_do() {
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    run_exit(
+        0,
+        &format!("--gateway {g} -d sim build-and-deploy --module-id toggle --source"),
+        &[&module("toggle_forever.c")],
+    );
+    // Nothing loaded under that id: an error, not "stopped".
+    let o = run_exit(
+        5,
+        &format!("--gateway {g} -d sim stop --module-id nosuch"),
+        &[],
+    );
+    let err = stderr(&o);
+    assert!(err.contains("nothing is loaded as nosuch"), "{err}");
+    assert!(err.contains("loaded modules: toggle"), "{err}");
+    // Loaded but idle: fine.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim stop --module-id toggle"),
+        &[],
+    );
+    assert!(stdout(&o).contains("status=IDLE"), "{}", stdout(&o));
+    let start = "start --module-id toggle --func toggle_forever";
+    run_exit(0, &format!("--gateway {g} -d sim {start}"), &[]);
+    // BUSY names the job and the command that frees the slot.
+    let o = run_exit(5, &format!("--gateway {g} -d sim {start}"), &[]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("toggle is busy running its job toggle_forever"),
+        "{err}"
+    );
+    assert!(
+        err.contains("wasmbed-host stop --module-id toggle"),
+        "{err}"
+    );
+    // stop waits for the job's end by default.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim --json stop --module-id toggle"),
+        &[],
+    );
+    assert_eq!(json_doc(&o)["result"]["status"], "STOPPED");
+    // --no-wait returns at STOP_OK.
+    run_exit(0, &format!("--gateway {g} -d sim {start}"), &[]);
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim --json stop --module-id toggle --no-wait"),
+        &[],
+    );
+    assert_eq!(json_doc(&o)["result"]["status"], "PENDING");
+    let o = run_exit(0, &format!("--gateway {g} -d sim --json status"), &[]);
+    let doc = json_doc(&o);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut doc = doc;
+    while doc["result"]["jobs"]["toggle"]["state"] != "done" {
+        assert!(Instant::now() < deadline, "job never ended: {doc}");
+        thread::sleep(Duration::from_millis(100));
+        doc = json_doc(&run_exit(
+            0,
+            &format!("--gateway {g} -d sim --json status"),
+            &[],
+        ));
+    }
+}
+
+/// A valid wasm module of `size` bytes: an empty module padded by a custom section.
+fn padded_module(size: usize) -> Vec<u8> {
+    let mut m = b"\0asm\x01\0\0\0".to_vec();
+    let name = b"pad";
+    // id 0, size as a 5-byte LEB128, name length, name, padding.
+    let payload = size - m.len() - 1 - 5;
+    m.push(0);
+    let mut n = payload as u32;
+    for i in 0..5 {
+        let mut b = (n & 0x7f) as u8;
+        n >>= 7;
+        if i < 4 {
+            b |= 0x80;
+        }
+        m.push(b);
+    }
+    m.push(name.len() as u8);
+    m.extend_from_slice(name);
+    m.resize(size, 0xaa);
+    m
+}
+
+fn used(gw: &str) -> (u64, Value) {
+    let o = run_exit(
+        0,
+        &format!("--gateway {gw} -d slow --timeout 5 --json status"),
+        &[],
+    );
+    let doc = json_doc(&o);
+    (doc["result"]["memory"]["used"].as_u64().unwrap(), doc)
+}
+
+#[test]
+fn slow_link_uploads_outlast_the_host_wait_and_ctrl_c_cancels_them() {
+    // A 9600-baud board: 960 B/s, so a 12 KB module takes ~13 s.
+    let sim = Proc::spawn(
+        sibling_bin("wasmbed-agent-sim", "WASMBED_AGENT_SIM"),
+        &["--listen", "127.0.0.1:0", "--baud", "9600"],
+        &[],
+    );
+    let gw = gateway(&["--device", &format!("slow=tcp:{}?baud=9600", sim.addr)]);
+    let g = &gw.addr;
+    wait_online(g, "slow");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pad.wasm");
+    std::fs::write(&file, padded_module(12 * 1024)).unwrap();
+    let file = file.to_str().unwrap();
+    // The host waits 3 s without news, but progress comes twice a second: no timeout.
+    let t0 = Instant::now();
+    run_exit(
+        0,
+        &format!("--gateway {g} -d slow --timeout 3 deploy --module-id pad --file"),
+        &[file],
+    );
+    eprintln!(
+        "12 KiB at 9600 baud took {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    run_exit(
+        0,
+        &format!("--gateway {g} -d slow unload --module-id pad"),
+        &[],
+    );
+    let (before, _) = used(g);
+
+    // Ctrl-C in the middle of a 30 KB upload (~32 s at this speed).
+    std::fs::write(dir.path().join("big.wasm"), padded_module(30 * 1024)).unwrap();
+    let big = dir.path().join("big.wasm");
+    let mut host = Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
+        .args([
+            "--gateway",
+            g,
+            "-d",
+            "slow",
+            "deploy",
+            "--module-id",
+            "big",
+            "--file",
+        ])
+        .arg(&big)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(4));
+    let _ = Command::new("kill")
+        .args(["-INT", &host.id().to_string()])
+        .status();
+    let status = host.wait().unwrap();
+    assert!(!status.success(), "{status:?}");
+    // The gateway stopped at once: status answers within its 5 s, and the partial module is
+    // gone (no slot, its pool memory freed).
+    let (after, doc) = used(g);
+    let slots = doc["result"]["slots"].as_array().unwrap();
+    assert!(slots.iter().all(|s| s["module_id"] != "big"), "{doc}");
+    assert_eq!(
+        after, before,
+        "pool use before the upload {before}, after the cancel {after}: {doc}"
+    );
+    // The board is usable: the next upload works.
+    run_exit(
+        0,
+        &format!("--gateway {g} -d slow --timeout 3 deploy --module-id pad --file"),
+        &[file],
+    );
+}
+
+#[test]
+fn json_usage_errors_name_the_argument_and_quiet_prints_only_errors() {
+    let o = run(&["--json", "status", "--frobnicate"]);
+    assert_exit(&o, 2);
+    let doc = json_doc(&o);
+    assert_eq!(
+        doc["error"]["message"], "unexpected argument '--frobnicate' found",
+        "{doc}"
+    );
+    let o = run(&["--json", "start", "--module-id"]);
+    let msg = json_doc(&o)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("'--module-id <ID>'"), "{msg}");
+
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    let o = run_exit(0, &format!("--gateway {g} -d sim -q status"), &[]);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(stderr(&o), "");
+    let o = run_exit(4, &format!("--gateway {g} -d nosuch -q status"), &[]);
+    assert_eq!(stdout(&o), "");
+    assert!(stderr(&o).contains("DEVICE_UNKNOWN"), "{}", stderr(&o));
+}

@@ -231,7 +231,9 @@ pub trait Session {
     /// Correlate this operation's lines with `seq` (devices whose `INFO_OK` carries `seq=1`,
     /// see [`correlates`]): its command lines carry `seq=<seq>`, a reply carrying another seq
     /// (a late answer to an earlier command) or none is an event, and so is a job's `RESULT`
-    /// without `module_id`. Call before the first [`Session::poll_transmit`].
+    /// without `module_id`. The lines it takes lose their trailing ` seq=<seq>` (outcomes and
+    /// errors show the reply as an uncorrelated device would send it); events keep theirs.
+    /// Call before the first [`Session::poll_transmit`].
     fn set_seq(&mut self, seq: u32);
     /// True once the session is done.
     fn is_done(&self) -> bool {
@@ -246,7 +248,8 @@ pub(crate) struct Core<O> {
     events: VecDeque<Event>,
     deadline: Option<Instant>,
     pub(crate) phase: Phase,
-    last_line: Option<String>,
+    /// The last line this session took (without its seq), for timeouts and detaching callers.
+    last: Option<Line>,
     outcome: Option<Result<O, SessionError>>,
     done: bool,
     seq: Option<u32>,
@@ -264,6 +267,17 @@ fn seq_field(raw: &str) -> Option<String> {
         .skip(1)
         .find(|f| f.key == "seq")
         .and_then(|f| f.value.map(|v| v.into_owned()))
+}
+
+/// A correlated reply without its trailing ` seq=<seq>`: the tag belongs to the link (it says
+/// which command the line answers), not to the reply, so outcomes, errors and the last line a
+/// timeout names read the same with and without correlation. A line whose seq is not its last
+/// field (not written by our agent) stays as it came.
+fn untagged(line: Line, seq: u32) -> Line {
+    match line.raw.strip_suffix(&format!(" seq={seq}")) {
+        Some(reply) => Line::parse(reply.trim_end_matches(' ')),
+        None => line,
+    }
 }
 
 /// Whether a line from a correlating agent must carry the seq of the command it answers: every
@@ -286,7 +300,7 @@ impl<O> Core<O> {
             events: VecDeque::new(),
             deadline: Some(deadline),
             phase,
-            last_line: None,
+            last: None,
             outcome: None,
             done: false,
             seq: None,
@@ -358,7 +372,11 @@ impl<O> Core<O> {
             self.unsolicited(line);
             return None;
         }
-        self.last_line = Some(line.raw.clone());
+        let line = match self.seq {
+            Some(seq) => untagged(line, seq),
+            None => line,
+        };
+        self.last = Some(line.clone());
         Some(line)
     }
 
@@ -382,13 +400,17 @@ impl<O> Core<O> {
     pub(crate) fn check_timeout(&mut self, now: Instant) {
         if !self.done && self.deadline.is_some_and(|d| now >= d) {
             let phase = self.phase;
-            let last_line = self.last_line.clone();
+            let last_line = self.last.as_ref().map(|l| l.raw.clone());
             self.finish(Err(SessionError::Timeout { phase, last_line }));
         }
     }
 
     pub(crate) fn last_line(&self) -> Option<&str> {
-        self.last_line.as_deref()
+        self.last.as_ref().map(|l| l.raw.as_str())
+    }
+
+    pub(crate) fn last(&self) -> Option<&Line> {
+        self.last.as_ref()
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -474,6 +496,12 @@ macro_rules! impl_session {
             /// [`Phase::StopResult`]: $crate::session::Phase::StopResult
             pub fn phase(&self) -> $crate::session::Phase {
                 self.core.phase
+            }
+
+            /// The last line this session took as a reply (without its `seq=`), e.g. the
+            /// `STOP_OK status=PENDING` that made it leave its first step.
+            pub fn last_reply(&self) -> Option<&$crate::decoder::Line> {
+                self.core.last()
             }
 
             /// Takes the outcome out of a finished session (later lines still become events).

@@ -550,6 +550,57 @@ mod tests {
         assert_eq!(t.jobs()["m"].state, JobState::Running);
     }
 
+    /// The contention regression (`tests/contention.rs`, over TCP): on firmware that echoes
+    /// `seq=`, two hosts start jobs of one module. Host A's START is parked after
+    /// `START_OK seq=5`; host B's START (seq=6) reaches the device while A's job runs and is
+    /// refused `RESULT status=BUSY seq=6`. B must get an honest BUSY whose line reads like any
+    /// firmware's (`RESULT status=BUSY`: before the fix the link's ` seq=6` stayed in the line
+    /// and the reply was neither the refusal clients know nor a result), and A still gets its
+    /// own RESULT.
+    #[test]
+    fn busy_answering_a_second_start_under_seq_is_the_plain_refusal() {
+        let t0 = Instant::now();
+        let seq_start = |seq: u32| {
+            let cmd = Start {
+                module_id: ModuleId::new("m").unwrap(),
+                func: None,
+                args: Args::none(),
+            };
+            let mut s = StartSession::new(t0, cmd, true, &timeouts());
+            s.set_seq(seq);
+            let sent = s.poll_transmit().unwrap().to_bytes();
+            assert!(sent.ends_with(format!(" seq={seq}\n").as_bytes()));
+            s
+        };
+        let mut t = JobTable::default();
+        let mut a = seq_start(5);
+        a.handle_line(t0, Item::Line(line("START_OK seq=5")));
+        assert_eq!(a.phase(), wasmbed_agent_proto::session::Phase::Result);
+        t.started("m", None, t0);
+        let a = t.park("m", "START", Parked::Start(a));
+
+        let mut b = seq_start(6);
+        // A late reply of another command, then B's own answer.
+        b.handle_line(t0, Item::Line(line("RESULT status=BUSY seq=4")));
+        assert!(b.outcome().is_none(), "a BUSY of another START is not ours");
+        b.handle_line(t0, Item::Line(line("RESULT status=BUSY seq=6")));
+        match start_reply(b.take_outcome().expect("answered")) {
+            Err(DeviceError::Rejected { line, status }) => {
+                assert_eq!(line, "RESULT status=BUSY");
+                assert_eq!(status.as_deref(), Some("BUSY"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The refusal neither answers A nor ends A's job (had it reached the table).
+        assert!(t
+            .hear(&line("RESULT status=BUSY seq=6"), None, t0)
+            .is_empty());
+        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        let done = t.hear(&line("RESULT status=OK module_id=m ret_i32=3"), None, t0);
+        assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=3");
+        assert_eq!(t.waiting(), 0);
+    }
+
     #[test]
     fn late_result_completes_the_record_once() {
         let t0 = Instant::now();

@@ -124,11 +124,11 @@ enum Exec {
     Pending(super::wait::Pending),
 }
 
-/// How a drive ended: the session's outcome, or (detach condition met) the line that made the
-/// session leave its first step.
+/// How a drive ended: the session's outcome, or the detach condition held (the session's
+/// [`last_reply`](StopSession::last_reply) made it leave its first step).
 enum Driven<O> {
     Done(Result<O, SessionError>),
-    Detached(Line),
+    Detached,
 }
 
 /// How a drive ended badly at the IO level.
@@ -583,7 +583,7 @@ impl DeviceTask {
             .await?
         {
             (Driven::Done(r), d) => Ok((r, d)),
-            (Driven::Detached(_), _) => unreachable!("no detach condition"),
+            (Driven::Detached, _) => unreachable!("no detach condition"),
         }
     }
 
@@ -601,7 +601,6 @@ impl DeviceTask {
         S::Outcome: Clone,
     {
         let t0 = Instant::now();
-        let mut fed: Option<Line> = None;
         if let Some(seq) = self.seq.as_mut() {
             *seq = seq.wrapping_add(1);
             session.set_seq(*seq);
@@ -637,18 +636,12 @@ impl DeviceTask {
             }
             if let Some(detach) = detach {
                 if detach(session) {
-                    let line = fed.take().unwrap_or_else(|| Line::parse(""));
-                    return Ok((Driven::Detached(line), t0.elapsed()));
+                    return Ok((Driven::Detached, t0.elapsed()));
                 }
             }
             // Items already decoded go first.
             if let Some(item) = self.decoder.next_item() {
                 self.set_state(heard);
-                if detach.is_some() {
-                    if let Item::Line(l) = &item {
-                        fed = Some(l.clone());
-                    }
-                }
                 session.handle_line(now_std(), item);
                 continue;
             }
@@ -780,7 +773,7 @@ impl DeviceTask {
             .drive_until(link, &mut session, None, true, Some(detach))
             .await?;
         let r = match r {
-            Driven::Detached(_) => {
+            Driven::Detached => {
                 self.record_started(&s.module_id, s.func.clone());
                 let p = self
                     .waiters
@@ -836,13 +829,17 @@ impl DeviceTask {
             .drive_until(link, &mut session, None, false, Some(detach))
             .await?;
         let r = match r {
-            Driven::Detached(_) if s.wait => {
+            Driven::Detached if s.wait => {
                 let p = self
                     .waiters
                     .park(&s.module_id, "STOP", t0, Parked::Stop(session));
                 return Ok(Exec::Pending(p));
             }
-            Driven::Detached(line) => {
+            Driven::Detached => {
+                let line = session
+                    .last_reply()
+                    .cloned()
+                    .unwrap_or_else(|| Line::parse(""));
                 let reply = Reply::Stopped(StopResult {
                     line: line.raw.clone(),
                     status: match &line.msg {
@@ -1010,7 +1007,7 @@ impl DeviceTask {
         }
         let (r, dt) = match driven? {
             (Driven::Done(r), dt) => (r, dt),
-            (Driven::Detached(_), _) => unreachable!("no detach condition"),
+            (Driven::Detached, _) => unreachable!("no detach condition"),
         };
         device_time += dt;
         let r = r.map_err(session_error).map(|o| {

@@ -416,6 +416,14 @@ fn seq_replies_answer_only_their_command() {
         Some("STOP_OK status=PENDING")
     );
     assert!(correlates(&Line::parse("INFO_OK proto=2 framed=1 seq=1")));
+    // a link's numbering: from the INFO answer, one number per command, never for v1
+    let mut c = Correlation::from_info(&Line::parse("INFO_OK proto=2 seq=1 framed=1"));
+    let mut s = StatusSession::new(std::time::Instant::now(), &t());
+    assert_eq!((c.tag(&mut s), c.tag(&mut s)), (Some(1), Some(2)));
+    assert_eq!(s.poll_transmit().unwrap().to_bytes(), b"STATUS seq=2\n");
+    let mut off = Correlation::from_info(&Line::parse("INFO_OK proto=2 framed=1"));
+    assert!(!off.is_on());
+    assert_eq!(off.tag(&mut s), None);
     assert!(!correlates(&Line::parse("INFO_OK proto=2 framed=1")));
 }
 

@@ -255,6 +255,41 @@ pub(crate) struct Core<O> {
     seq: Option<u32>,
 }
 
+/// The numbering of one link's commands (docs/PROTOCOL.md, "Sequence numbers"): off until an
+/// `INFO_OK` announces `seq=1`, then every command gets the next number (1, 2, …, wrapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Correlation {
+    last: Option<u32>,
+}
+
+impl Correlation {
+    /// No numbering (legacy firmware, or before INFO: INFO itself goes without `seq=`).
+    pub fn off() -> Self {
+        Correlation::default()
+    }
+
+    /// Numbering iff this `INFO_OK` line announces it ([`correlates`]).
+    pub fn from_info(info_ok: &Line) -> Self {
+        Correlation {
+            last: correlates(info_ok).then_some(0),
+        }
+    }
+
+    /// True when commands are numbered.
+    pub fn is_on(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Numbers `session`'s command with the next seq (nothing when off) and returns it. Call
+    /// before the session's first [`Session::poll_transmit`].
+    pub fn tag<S: Session + ?Sized>(&mut self, session: &mut S) -> Option<u32> {
+        let seq = self.last.as_mut()?;
+        *seq = seq.wrapping_add(1);
+        session.set_seq(*seq);
+        Some(*seq)
+    }
+}
+
 /// True if an `INFO_OK` line announces `seq=1`: the agent echoes `seq=<n>` in every reply.
 pub fn correlates(info_ok: &Line) -> bool {
     matches!(info_ok.msg, AgentLine::InfoOk(_)) && seq_field(&info_ok.raw).as_deref() == Some("1")
@@ -310,7 +345,7 @@ impl<O> Core<O> {
     pub(crate) fn set_seq(&mut self, seq: u32) {
         self.seq = Some(seq);
         for t in self.transmit.iter_mut() {
-            if let Transmit::Line(c) = t {
+            if let Transmit::Line(c) | Transmit::Tagged(c, _) = t {
                 *t = Transmit::Tagged(c.clone(), seq);
             }
         }

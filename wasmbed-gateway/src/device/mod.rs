@@ -1,7 +1,9 @@
 //! Devices: one task per device owns its link and runs its commands one at a time.
 
+mod handshake;
 mod jobs;
 mod log;
+mod reply;
 mod task;
 mod wait;
 

@@ -7,25 +7,29 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
+use wasmbed_api::{StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
     StartSession, StatusSession, StopSession, Timeouts, UnloadSession,
 };
 use wasmbed_agent_proto::{
-    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultClass,
-    RunResult, SlotState, Start, StatusOk,
+    AgentLine, Correlation, Decoder, InfoOk, Item, Line, ModuleId, ModuleRef, Modules, SlotState,
+    StatusOk,
 };
 
-use super::jobs::Parked;
-use super::wait::{start_reply, stop_reply, Waiters};
+use super::handshake::{apply_info, link_rate, Handshake, Step};
+use super::jobs::{Heard, Parked};
+use super::reply::{
+    request_phase, session_error, start_command, start_reply, status_reply, stop_reply,
+};
+use super::wait::Waiters;
 use super::{
     DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, Loaded, LogKind, Outcome,
-    Reply, Request, StatusReply,
+    Reply, Request,
 };
 use crate::link::{BoxLink, SharedConnector};
-use crate::pipeline::{legacy_natives, AotExact, AotTarget, DeviceCaps};
+use crate::pipeline::AotTarget;
 
 /// How to run one device.
 #[derive(Clone)]
@@ -97,7 +101,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         waiters,
         decoder: Decoder::new(),
         buf: vec![0; 4096],
-        seq: None,
+        correlation: Correlation::off(),
     };
     tokio::spawn(task.run());
     handle
@@ -114,8 +118,8 @@ struct DeviceTask {
     waiters: Arc<Waiters>,
     decoder: Decoder,
     buf: Vec<u8>,
-    /// The last `seq=` sent, when the device correlates replies (`INFO_OK … seq=1`).
-    seq: Option<u32>,
+    /// The numbering of commands on this link (on when `INFO_OK` says `seq=1`).
+    correlation: Correlation,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -342,20 +346,40 @@ impl DeviceTask {
         rebooted
     }
 
-    /// INFO (v1 fallback) and STATUS: what the device is and holds.
+    /// The connect-time handshake ([`Handshake`]): what the device is and holds.
     async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
-        self.seq = None; // INFO itself goes without seq=: it tells whether the device echoes one
+        self.handshake(link, Handshake::new()).await
+    }
+
+    /// Re-reads STATUS into the device state (slots in use, memory).
+    async fn refresh_status(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        self.handshake(link, Handshake::status_only()).await
+    }
+
+    /// Drives each step of `h` through its session; `Err` when the link is lost.
+    async fn handshake(&mut self, link: &mut BoxLink, mut h: Handshake) -> Result<(), String> {
+        while let Some(step) = h.next() {
+            match step {
+                Step::Info => self.info_step(link).await?,
+                Step::Status => self.status_step(link).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on.
+    async fn info_step(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        self.correlation = Correlation::off();
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, info, None, false).await {
             Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
-                self.seq = wasmbed_agent_proto::correlates(&line).then_some(0);
+                self.correlation = Correlation::from_info(&line);
                 self.follow_link_speed(info.baud);
-                self.record_info(Some(&info), &line)
+                self.record_info(Some((&info, &line)));
             }
             Ok((Ok(InfoOutcome::V1), _)) => {
-                self.seq = None;
                 self.follow_link_speed(None);
-                self.record_info(None, &Line::parse(""))
+                self.record_info(None);
             }
             Ok((Err(e), _)) => {
                 tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
@@ -364,11 +388,11 @@ impl DeviceTask {
             Err(DriveError::Io(e)) => return Err(e.to_string()),
             Err(DriveError::Rebooted(_)) => {}
         }
-        self.refresh_status(link).await
+        Ok(())
     }
 
-    /// Re-reads STATUS into the device state (slots in use, memory).
-    async fn refresh_status(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    /// STATUS: the slots in use and memory.
+    async fn status_step(&mut self, link: &mut BoxLink) -> Result<(), String> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, status, None, false).await {
             Ok((Ok(out), _)) => self.record_status(&out.status),
@@ -382,102 +406,22 @@ impl DeviceTask {
         Ok(())
     }
 
-    /// Deadlines assume the configured line speed, else the one INFO reports, else the
-    /// configured `link_bytes_per_sec`.
+    /// Deadlines follow the link speed [`link_rate`] decides.
     fn follow_link_speed(&mut self, reported: Option<u32>) {
-        let rate = match (self.opts.baud, reported) {
-            (Some(cfg), Some(rep)) if cfg != rep => {
-                tracing::warn!(device = %self.opts.name,
-                    "the firmware reports a {rep} baud UART, the configuration says {cfg}: deadlines use {cfg}");
-                self.base_rate
-            }
-            (None, Some(rep)) if rep > 0 => (rep / 10).max(1),
-            _ => self.base_rate,
-        };
+        let (rate, warning) = link_rate(self.opts.baud, reported, self.base_rate);
+        if let Some(w) = warning {
+            tracing::warn!(device = %self.opts.name, "{w}");
+        }
         self.opts.timeouts.link_bytes_per_sec = rate;
         self.set_state(|s| s.link_bytes_per_sec = rate);
     }
 
-    fn record_info(&self, info: Option<&wasmbed_agent_proto::InfoOk>, line: &Line) {
-        let cfg_aot = self.opts.aot.clone();
+    /// An INFO answer (`None`: v1 firmware): the handshake is done, the device answers.
+    fn record_info(&self, info: Option<(&InfoOk, &Line)>) {
+        let configured = self.opts.aot.clone();
         self.set_state(|s| {
-            s.handshake = true;
+            apply_info(s, info, configured);
             heard(s);
-        });
-        self.set_state(|s| match info {
-            Some(i) => {
-                s.proto = Some(i.proto);
-                s.board = i.board.clone();
-                s.firmware = i.fw.clone();
-                s.slots_total = i.slots;
-                s.caps = DeviceCaps {
-                    natives: i
-                        .natives
-                        .iter()
-                        .map(|n| (n.name.clone(), n.signature.clone()))
-                        .collect(),
-                    max_module: i.max_module.map(u64::from),
-                    memory_limit: i.pool_total.map(u64::from),
-                    aot_arch: i.aot_arch.clone(),
-                    aot_version: i.aot_version,
-                    // only Wasmbed agents name a bounds-check need (and check descriptors)
-                    aot_exact: i.aot_bounds_checks.as_ref().map(|b| AotExact {
-                        cpu: i.aot_cpu.clone().unwrap_or_else(|| "generic".into()),
-                        features: i.aot_features.clone().unwrap_or_else(|| "none".into()),
-                        abi: i.aot_abi.clone().unwrap_or_else(|| "gnu".into()),
-                        bounds_required: b == "required",
-                    }),
-                };
-                s.aot = cfg_aot.or_else(|| {
-                    i.aot_arch
-                        .clone()
-                        .filter(|a| a != "none")
-                        .map(|target| AotTarget {
-                            target,
-                            cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
-                            abi: i.aot_abi.clone(),
-                        })
-                });
-                s.info = Some(InfoResult {
-                    line: Some(line.raw.clone()),
-                    proto: i.proto,
-                    board: i.board.clone(),
-                    fw: i.fw.clone(),
-                    wamr: i.wamr.clone(),
-                    aot_arch: i.aot_arch.clone(),
-                    aot_cpu: i.aot_cpu.clone(),
-                    aot_abi: i.aot_abi.clone(),
-                    aot_version: i.aot_version,
-                    slots: i.slots,
-                    max_module: i.max_module,
-                    pool_total: i.pool_total,
-                    pool_free: i.pool_free,
-                    chunk_max: i.chunk_max,
-                    line_max: i.line_max,
-                    baud: i.baud,
-                    stop: i.stop.as_ref().map(|m| m.to_string()),
-                    natives: Some(
-                        i.natives
-                            .iter()
-                            .map(|n| format!("{}:{}", n.name, n.signature))
-                            .collect(),
-                    ),
-                });
-            }
-            None => {
-                s.proto = Some(1);
-                s.caps = DeviceCaps {
-                    natives: legacy_natives(),
-                    ..Default::default()
-                };
-                s.aot = cfg_aot;
-                s.info = Some(InfoResult {
-                    proto: 1,
-                    board: s.board.clone(),
-                    fw: s.firmware.clone(),
-                    ..Default::default()
-                });
-            }
         });
     }
 
@@ -500,16 +444,6 @@ impl DeviceTask {
         });
     }
 
-    /// Records a started job (START answered, RESULT still to come).
-    fn record_started(&self, module_id: &str, func: Option<String>) {
-        self.waiters.started(module_id, func);
-    }
-
-    /// Attaches a RESULT to its module's job (`log_seq`: it came unasked, late).
-    fn record_result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
-        self.waiters.result(r, raw, log_seq);
-    }
-
     /// A LOAD cleared `module_id`'s slot: its running job (if any) was killed without a RESULT.
     fn abandon_jobs(&self, module_id: &str, by: &str) {
         let n = self.waiters.slot_cleared(module_id, by);
@@ -521,39 +455,22 @@ impl DeviceTask {
         }
     }
 
+    /// Something the device said outside a command's answer: the job table decides where it
+    /// goes ([`super::jobs::JobTable::unasked`]).
     fn unsolicited(&self, ev: Event) {
         self.set_state(heard);
         match ev {
             Event::Unsolicited(line) => {
-                let kind = match &line.msg {
-                    AgentLine::Hello(h) => {
-                        let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
-                        // A rebooted device forgot its jobs: no waiter's RESULT will come.
-                        self.waiters.rebooted(&line.raw);
-                        self.set_state(|s| {
-                            s.board.get_or_insert(board);
-                            s.firmware.get_or_insert(fw);
-                        });
-                        LogKind::Hello
-                    }
-                    AgentLine::Result(r) => {
-                        // A waiting START/STOP asked for it: not late, not a log entry (as
-                        // when the session took it on the link).
-                        if self.waiters.hear(&line, None) {
-                            self.record_result(r, &line.raw, None);
-                            return;
-                        }
-                        LogKind::Result
-                    }
-                    AgentLine::Log(_) => LogKind::Log,
-                    _ => LogKind::Console,
-                };
-                if !matches!(line.msg, AgentLine::Hello(_) | AgentLine::Result(_)) {
-                    self.waiters.hear(&line, None);
+                if let AgentLine::Hello(h) = &line.msg {
+                    let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
+                    self.set_state(|s| {
+                        s.board.get_or_insert(board);
+                        s.firmware.get_or_insert(fw);
+                    });
                 }
-                let seq = self.log.push(kind, line.raw.clone());
-                if let AgentLine::Result(r) = &line.msg {
-                    self.record_result(r, &line.raw, Some(seq));
+                if let Heard::Log(kind) = self.waiters.unasked(&line) {
+                    let seq = self.log.push(kind, line.raw.clone());
+                    self.waiters.late_result(&line, seq);
                 }
             }
             Event::LineTooLong { len, head } => {
@@ -601,10 +518,7 @@ impl DeviceTask {
         S::Outcome: Clone,
     {
         let t0 = Instant::now();
-        if let Some(seq) = self.seq.as_mut() {
-            *seq = seq.wrapping_add(1);
-            session.set_seq(*seq);
-        }
+        self.correlation.tag(session);
         loop {
             while let Some(t) = session.poll_transmit() {
                 let bytes = t.to_bytes();
@@ -774,7 +688,7 @@ impl DeviceTask {
             .await?;
         let r = match r {
             Driven::Detached => {
-                self.record_started(&s.module_id, s.func.clone());
+                self.waiters.started(&s.module_id, s.func.clone());
                 let p = self
                     .waiters
                     .park(&s.module_id, "START", t0, Parked::Start(session));
@@ -782,25 +696,8 @@ impl DeviceTask {
             }
             Driven::Done(r) => r,
         };
-        match &r {
-            Ok(o) => {
-                self.record_started(&s.module_id, s.func.clone());
-                if let (Some(res), AgentLine::Result(_)) = (&o.result, &o.line.msg) {
-                    self.record_result(res, &o.line.raw, None);
-                }
-            }
-            Err(SessionError::Rejected { line }) => {
-                // Only a job's run-time RESULT (after START_OK, without waiting) ends a job here;
-                // an immediate refusal (BUSY, NO_MODULE, …) never started one.
-                if let AgentLine::Result(res) = &line.msg {
-                    if res.class() == ResultClass::RunTime {
-                        self.record_started(&s.module_id, s.func.clone());
-                        self.record_result(res, &line.raw, None);
-                    }
-                }
-            }
-            Err(_) => {}
-        }
+        self.waiters
+            .start_answered(&s.module_id, s.func.clone(), &r);
         Ok(Exec::Done(start_reply(r), d))
     }
 
@@ -852,13 +749,7 @@ impl DeviceTask {
             }
             Driven::Done(r) => r,
         };
-        if let Ok(o) = &r {
-            if let Some(res) = &o.result {
-                self.record_result(res, &o.line.raw, None);
-                // The job's end: a START waiting on it gets it too.
-                self.waiters.hear(&o.line, Some(&s.module_id));
-            }
-        }
+        self.waiters.stop_answered(&s.module_id, &r);
         Ok(Exec::Done(stop_reply(r), d))
     }
 
@@ -1027,83 +918,6 @@ fn item_event(item: Item) -> Event {
         Item::Line(l) => Event::Unsolicited(l),
         Item::LineTooLong { len, head } => Event::LineTooLong { len, head },
         Item::Telnet { len } => Event::Telnet { len },
-    }
-}
-
-fn request_phase(r: &Request) -> &'static str {
-    match r {
-        Request::Info => "INFO",
-        Request::Status => "STATUS",
-        Request::Deploy(_) => "LOAD",
-        Request::Start(_) => "START",
-        Request::Stop(_) => "STOP",
-        Request::Unload { .. } => "UNLOAD",
-    }
-}
-
-fn start_command(module_id: &str, func: Option<&str>, args: &[i32]) -> Result<Start, DeviceError> {
-    let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
-    Ok(Start {
-        module_id: ModuleId::new(module_id.to_string()).map_err(bad)?,
-        func: func
-            .map(|f| FuncName::new(f.to_string()))
-            .transpose()
-            .map_err(bad)?,
-        args: Args::new(args.to_vec()).map_err(bad)?,
-    })
-}
-
-pub(crate) fn session_error(e: SessionError) -> DeviceError {
-    match e {
-        SessionError::Timeout { phase, last_line } => DeviceError::Timeout {
-            phase: phase.to_string(),
-            last_line,
-        },
-        SessionError::Rejected { line } => {
-            let status = match &line.msg {
-                AgentLine::Result(r) => Some(r.status.to_string()),
-                _ => None,
-            };
-            DeviceError::Rejected {
-                line: line.raw,
-                status,
-            }
-        }
-        SessionError::Protocol { reason, line } => DeviceError::Rejected {
-            line: format!("{reason}: {line}"),
-            status: None,
-        },
-        other => DeviceError::Rejected {
-            line: other.to_string(),
-            status: None,
-        },
-    }
-}
-
-fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
-    let slots = match &st.modules {
-        Modules::Slots(v) => v
-            .iter()
-            .map(|m| SlotInfo {
-                module_id: m.module_id.clone(),
-                state: m.state.to_string(),
-                size: m.wasm_size,
-                crc32: m.crc32.map(|c| format!("{:08x}", c.0)),
-                stack_free: m.stack_free,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let memory = st.pool.and_then(|p| p.stats()).map(|p| MemoryStats {
-        total: p.total,
-        free: p.free,
-        used: p.used,
-        highmark: p.highmark,
-    });
-    StatusReply {
-        line: line.to_string(),
-        slots,
-        memory,
     }
 }
 

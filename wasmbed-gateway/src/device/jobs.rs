@@ -28,7 +28,7 @@ use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass, RunResult};
 use wasmbed_api::{JobState, RunStatus};
 
 use super::reply::{start_reply, stop_reply};
-use super::{DeviceError, JobRecord, LogKind, Reply};
+use super::{DeviceError, JobRecord, LinkIoError, LogKind, Reply};
 
 /// Where a line heard outside a command goes ([`JobTable::unasked`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,10 +406,10 @@ impl JobTable {
 
     /// The link dropped: no RESULT can come over it (the jobs may still run: a reconnect's
     /// STATUS tells).
-    pub(crate) fn link_lost(&mut self, reason: &str) -> Vec<Completed> {
+    pub(crate) fn link_lost(&mut self, cause: &LinkIoError) -> Vec<Completed> {
         self.fail_all(|phase| DeviceError::LinkLost {
             phase: phase.into(),
-            reason: reason.to_string(),
+            source: cause.clone(),
         })
     }
 
@@ -630,7 +630,8 @@ mod tests {
         let mut t = JobTable::default();
         t.started("m", None, t0);
         t.park("m", "START", start(t0, "m"));
-        let done = t.link_lost("broken pipe");
+        let cause = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let done = t.link_lost(&cause.into());
         assert!(
             matches!(&done[..], [(_, Err(DeviceError::LinkLost { phase, .. }))] if phase == "START")
         );

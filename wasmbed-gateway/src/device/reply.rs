@@ -62,7 +62,7 @@ pub(crate) fn start_command(
     func: Option<&str>,
     args: &[i32],
 ) -> Result<Start, DeviceError> {
-    let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
+    let bad = DeviceError::BadRequest;
     Ok(Start {
         module_id: ModuleId::new(module_id.to_string()).map_err(bad)?,
         func: func
@@ -89,14 +89,9 @@ pub(crate) fn session_error(e: SessionError) -> DeviceError {
                 status,
             }
         }
-        SessionError::Protocol { reason, line } => DeviceError::Rejected {
-            line: format!("{reason}: {line}"),
-            status: None,
-        },
-        other => DeviceError::Rejected {
-            line: other.to_string(),
-            status: None,
-        },
+        other @ (SessionError::Protocol { .. } | SessionError::RetriesExhausted { .. }) => {
+            DeviceError::Protocol(Box::new(other))
+        }
     }
 }
 

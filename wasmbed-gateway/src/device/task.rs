@@ -25,8 +25,8 @@ use super::reply::{
 };
 use super::wait::Waiters;
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, Loaded, LogKind, Outcome,
-    Reply, Request,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, LinkIoError, Loaded, LogKind,
+    Outcome, Reply, Request,
 };
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::AotTarget;
@@ -141,6 +141,11 @@ enum DriveError {
     Rebooted(String),
 }
 
+/// The device closed its side of the link.
+fn closed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "device closed the link")
+}
+
 fn now_std() -> std::time::Instant {
     Instant::now().into_std()
 }
@@ -195,17 +200,18 @@ impl DeviceTask {
                 LogKind::Gateway,
                 format!("link up: {}", self.opts.connector.describe()),
             );
-            let reason = match self.serve(link).await {
-                Some(reason) => reason,
+            let cause = match self.serve(link).await {
+                Some(cause) => LinkIoError::from(cause),
                 None => return,
             };
+            let reason = cause.to_string();
             self.set_state(|s| {
                 s.online = false;
                 s.offline_reason = Some(format!("link down: {reason}"));
             });
             tracing::warn!(device = %self.opts.name, "link to {} lost: {reason}", self.opts.connector.describe());
             // No RESULT can come over a lost link.
-            self.waiters.link_lost(&reason);
+            self.waiters.link_lost(&cause);
             self.log
                 .push(LogKind::Gateway, format!("link down: {reason}"));
         }
@@ -270,9 +276,9 @@ impl DeviceTask {
         }
     }
 
-    /// Serves one connected link. `Some(reason)` when the link is lost, `None` when all handles
+    /// Serves one connected link. `Some(cause)` when the link is lost, `None` when all handles
     /// are gone.
-    async fn serve(&mut self, mut link: BoxLink) -> Option<String> {
+    async fn serve(&mut self, mut link: BoxLink) -> Option<std::io::Error> {
         if let Err(e) = self.refresh(&mut link).await {
             return Some(e);
         }
@@ -306,7 +312,7 @@ impl DeviceTask {
                     }
                 }
                 read = link.read(&mut self.buf) => match read {
-                    Ok(0) => return Some("device closed the link".into()),
+                    Ok(0) => return Some(closed()),
                     Ok(n) => {
                         let data = self.buf[..n].to_vec();
                         if self.idle_bytes(&data) {
@@ -315,7 +321,7 @@ impl DeviceTask {
                             }
                         }
                     }
-                    Err(e) => return Some(e.to_string()),
+                    Err(e) => return Some(e),
                 },
                 _ = tick => {
                     let s = StatusSession::new(now_std(), &self.opts.timeouts);
@@ -325,7 +331,7 @@ impl DeviceTask {
                             tracing::warn!(device = %self.opts.name, "health check: {e}");
                             self.not_answering(&e.to_string());
                         }
-                        Err(DriveError::Io(e)) => return Some(e.to_string()),
+                        Err(DriveError::Io(e)) => return Some(e),
                         Err(DriveError::Rebooted(_)) => {}
                     }
                 }
@@ -347,17 +353,17 @@ impl DeviceTask {
     }
 
     /// The connect-time handshake ([`Handshake`]): what the device is and holds.
-    async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    async fn refresh(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         self.handshake(link, Handshake::new()).await
     }
 
     /// Re-reads STATUS into the device state (slots in use, memory).
-    async fn refresh_status(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    async fn refresh_status(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         self.handshake(link, Handshake::status_only()).await
     }
 
     /// Drives each step of `h` through its session; `Err` when the link is lost.
-    async fn handshake(&mut self, link: &mut BoxLink, mut h: Handshake) -> Result<(), String> {
+    async fn handshake(&mut self, link: &mut BoxLink, mut h: Handshake) -> std::io::Result<()> {
         while let Some(step) = h.next() {
             match step {
                 Step::Info => self.info_step(link).await?,
@@ -368,7 +374,7 @@ impl DeviceTask {
     }
 
     /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on.
-    async fn info_step(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    async fn info_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         self.correlation = Correlation::off();
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, info, None, false).await {
@@ -385,14 +391,14 @@ impl DeviceTask {
                 tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
                 self.not_answering(&e.to_string());
             }
-            Err(DriveError::Io(e)) => return Err(e.to_string()),
+            Err(DriveError::Io(e)) => return Err(e),
             Err(DriveError::Rebooted(_)) => {}
         }
         Ok(())
     }
 
     /// STATUS: the slots in use and memory.
-    async fn status_step(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    async fn status_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, status, None, false).await {
             Ok((Ok(out), _)) => self.record_status(&out.status),
@@ -400,7 +406,7 @@ impl DeviceTask {
                 tracing::warn!(device = %self.opts.name, "STATUS failed: {e}");
                 self.not_answering(&e.to_string());
             }
-            Err(DriveError::Io(e)) => return Err(e.to_string()),
+            Err(DriveError::Io(e)) => return Err(e),
             Err(DriveError::Rebooted(_)) => {}
         }
         Ok(())
@@ -576,20 +582,15 @@ impl DeviceTask {
             };
             match read.await {
                 None => session.handle_timeout(now_std()),
-                Some(Ok(0)) => {
-                    return Err(DriveError::Io(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "device closed the link",
-                    )))
-                }
+                Some(Ok(0)) => return Err(DriveError::Io(closed())),
                 Some(Ok(n)) => self.decoder.feed(&self.buf[..n]),
                 Some(Err(e)) => return Err(DriveError::Io(e)),
             }
         }
     }
 
-    /// Runs a job; `Some(reason)` if the link was lost.
-    async fn run_job(&mut self, link: &mut BoxLink, job: Job) -> Option<String> {
+    /// Runs a job; `Some(cause)` if the link was lost.
+    async fn run_job(&mut self, link: &mut BoxLink, job: Job) -> Option<std::io::Error> {
         let Job {
             request,
             progress,
@@ -607,14 +608,15 @@ impl DeviceTask {
                 }
                 return None;
             }
-            Err(DriveError::Io(e)) => (
-                Err(DeviceError::LinkLost {
+            Err(DriveError::Io(e)) => {
+                let lost = LinkIoError::from(e);
+                let again = std::io::Error::new(lost.io().kind(), lost.to_string());
+                let err = DeviceError::LinkLost {
                     phase: phase.into(),
-                    reason: e.to_string(),
-                }),
-                Duration::ZERO,
-                Some(e.to_string()),
-            ),
+                    source: lost,
+                };
+                (Err(err), Duration::ZERO, Some(again))
+            }
             Err(DriveError::Rebooted(line)) => {
                 let r = Err(DeviceError::Rebooted {
                     phase: phase.into(),
@@ -710,12 +712,7 @@ impl DeviceTask {
     ) -> Result<Exec, DriveError> {
         let module_id = match ModuleId::new(s.module_id.clone()) {
             Ok(m) => m,
-            Err(e) => {
-                return Ok(Exec::Done(
-                    Err(DeviceError::BadRequest(e.to_string())),
-                    Duration::ZERO,
-                ))
-            }
+            Err(e) => return Ok(Exec::Done(Err(DeviceError::BadRequest(e)), Duration::ZERO)),
         };
         let mut t = self.opts.timeouts.clone();
         t.result = s.result_timeout;
@@ -763,9 +760,7 @@ impl DeviceTask {
         match request {
             Request::Info => {
                 let t0 = Instant::now();
-                self.refresh(link)
-                    .await
-                    .map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
+                self.refresh(link).await.map_err(DriveError::Io)?;
                 let info = self.state.lock().expect("state lock").info.clone();
                 Ok((
                     info.map(|i| Reply::Info(Box::new(i)))
@@ -787,9 +782,7 @@ impl DeviceTask {
             Request::Unload { module_id } => {
                 let module_id = match ModuleId::new(module_id) {
                     Ok(m) => m,
-                    Err(e) => {
-                        return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO))
-                    }
+                    Err(e) => return Ok((Err(DeviceError::BadRequest(e)), Duration::ZERO)),
                 };
                 if self.state.lock().expect("state lock").proto == Some(1) {
                     return Ok((
@@ -824,7 +817,7 @@ impl DeviceTask {
         d: super::DeployRequest,
         progress: Option<&mpsc::UnboundedSender<super::Progress>>,
     ) -> Result<(Result<Reply, DeviceError>, Duration), DriveError> {
-        let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
+        let bad = DeviceError::BadRequest;
         let module_id = match ModuleId::new(d.module_id.clone()).map_err(bad) {
             Ok(m) => m,
             Err(e) => return Ok((Err(e), Duration::ZERO)),

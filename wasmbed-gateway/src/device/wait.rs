@@ -11,7 +11,7 @@ use wasmbed_agent_proto::session::{SessionError, StartOutcome, StopOutcome};
 use wasmbed_agent_proto::Line;
 
 use super::jobs::{Completed, Heard, JobTable, Parked, WaiterId};
-use super::{JobRecord, Outcome};
+use super::{JobRecord, LinkIoError, Outcome};
 
 /// What the caller of a parked command waits on.
 pub(crate) struct Pending {
@@ -138,9 +138,9 @@ impl Waiters {
     }
 
     /// The link dropped.
-    pub(crate) fn link_lost(&self, reason: &str) {
+    pub(crate) fn link_lost(&self, cause: &LinkIoError) {
         let mut inner = self.lock();
-        let done = inner.table.link_lost(reason);
+        let done = inner.table.link_lost(cause);
         inner.complete(done);
     }
 

@@ -373,26 +373,45 @@ impl DeviceTask {
         Ok(())
     }
 
+    /// Runs a session the device's state depends on (a handshake step, the resync): its
+    /// outcome, or `None` when it failed (the device is then marked not answering, `what`
+    /// names the step) or a HELLO cut it short; `Err` when the link is lost.
+    async fn drive_step<S: Session>(
+        &mut self,
+        link: &mut BoxLink,
+        what: &str,
+        session: S,
+    ) -> std::io::Result<Option<S::Outcome>>
+    where
+        S::Outcome: Clone,
+    {
+        match self.drive(link, session, None, false).await {
+            Ok((Ok(out), _)) => Ok(Some(out)),
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "{what} failed: {e}");
+                self.not_answering(&e.to_string());
+                Ok(None)
+            }
+            Err(DriveError::Io(e)) => Err(e),
+            Err(DriveError::Rebooted(_)) => Ok(None),
+        }
+    }
+
     /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on.
     async fn info_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         self.correlation = Correlation::off();
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
-        match self.drive(link, info, None, false).await {
-            Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
+        match self.drive_step(link, "INFO", info).await? {
+            Some(InfoOutcome::V2 { info, line }) => {
                 self.correlation = Correlation::from_info(&line);
                 self.follow_link_speed(info.baud);
                 self.record_info(Some((&info, &line)));
             }
-            Ok((Ok(InfoOutcome::V1), _)) => {
+            Some(InfoOutcome::V1) => {
                 self.follow_link_speed(None);
                 self.record_info(None);
             }
-            Ok((Err(e), _)) => {
-                tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
-                self.not_answering(&e.to_string());
-            }
-            Err(DriveError::Io(e)) => return Err(e),
-            Err(DriveError::Rebooted(_)) => {}
+            None => {}
         }
         Ok(())
     }
@@ -400,34 +419,21 @@ impl DeviceTask {
     /// STATUS: the slots in use and memory.
     async fn status_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
-        match self.drive(link, status, None, false).await {
-            Ok((Ok(out), _)) => self.record_status(&out.status),
-            Ok((Err(e), _)) => {
-                tracing::warn!(device = %self.opts.name, "STATUS failed: {e}");
-                self.not_answering(&e.to_string());
-            }
-            Err(DriveError::Io(e)) => return Err(e),
-            Err(DriveError::Rebooted(_)) => {}
+        if let Some(out) = self.drive_step(link, "STATUS", status).await? {
+            self.record_status(&out.status);
         }
         Ok(())
     }
 
     /// After a timeout on legacy v1 firmware (which echoes no `seq=`): the marker, then STATUS,
-    /// everything before the marker's answer discarded into the device log (docs/PROTOCOL.md "Resynchronisation after a timeout").
+    /// everything before the marker's answer discarded into the device log (docs/PROTOCOL.md,
+    /// "Resynchronisation after a timeout").
     async fn resync(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let resync = ResyncSession::new(now_std(), &self.opts.timeouts);
-        match self.drive(link, resync, None, false).await {
-            Ok((Ok(out), _)) => {
-                tracing::info!(device = %self.opts.name, discarded = out.discarded,
-                    attempts = out.attempts, "back in line sync after a timeout");
-                self.record_status(&out.status);
-            }
-            Ok((Err(e), _)) => {
-                tracing::warn!(device = %self.opts.name, "resynchronisation failed: {e}");
-                self.not_answering(&e.to_string());
-            }
-            Err(DriveError::Io(e)) => return Err(e),
-            Err(DriveError::Rebooted(_)) => {}
+        if let Some(out) = self.drive_step(link, "resynchronisation", resync).await? {
+            tracing::info!(device = %self.opts.name, discarded = out.discarded,
+                attempts = out.attempts, "back in line sync after a timeout");
+            self.record_status(&out.status);
         }
         Ok(())
     }

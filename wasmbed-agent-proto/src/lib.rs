@@ -55,10 +55,10 @@ pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODU
 pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
-    correlates, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase,
-    Progress, ResyncOutcome, ResyncSession, Session, SessionError, StartOutcome, StartSession,
-    StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
-    UnloadSession,
+    correlates, Correlation, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome,
+    LoadSession, Phase, Progress, ResyncOutcome, ResyncSession, Session, SessionError,
+    StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts,
+    Transmit, UnloadOutcome, UnloadSession,
 };
 pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use wire::{

@@ -279,6 +279,14 @@ fn replay<S: Session>(
             got.detail
         );
     }
+    if h.contains_key("seq") && matches!(got.kind, "ok" | "rejected") {
+        // The session consumed the correlation tag: its outcome is the reply alone.
+        assert!(
+            !got.detail.contains("seq="),
+            "{name}: decisive line keeps its seq: {:?}",
+            got.detail
+        );
+    }
     if let Some(n) = h.get("unsolicited") {
         assert_eq!(unsolicited.to_string(), *n, "{name}: unsolicited events");
     }

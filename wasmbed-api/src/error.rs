@@ -181,13 +181,14 @@ pub struct ErrorDetail {
     /// What was going on (`LOAD`, `waiting for RESULT`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// The device line the error is about.
+    /// The device line the error is about, without the link's `seq=` (crate docs, "Device
+    /// lines"): e.g. `RESULT status=BUSY` from every firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
     /// When that line is a RESULT: its status, typed (clients never parse `line`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::RunStatus>,
-    /// The last line heard before a timeout.
+    /// The last line heard for the command before a timeout (without the link's `seq=`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_line: Option<String>,
     /// The compile step that failed (`clang`, `wamrc`, ...).

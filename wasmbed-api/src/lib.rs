@@ -12,6 +12,17 @@
 //! - [`ErrorCode`]: the stable error codes, the host exit code of each ([`ExitCode`]) and a help
 //!   text for every code.
 //! - [`Latency`]: the phase latencies of a reply.
+//!
+//! # Device lines
+//!
+//! The `line` fields of results and errors (and an error's `last_line`) are the device's reply as
+//! an agent without sequence numbers writes it: on firmware that correlates replies
+//! (docs/PROTOCOL.md, "Sequence numbers") the gateway drops the link's trailing ` seq=<n>`, which
+//! only says which command a line answers. So a reply reads the same from every firmware, e.g.
+//! `RESULT status=BUSY`. Two exceptions show lines as they came: [`InfoResult::line`] (its
+//! `seq=1` announces that the device correlates) and the device log ([`LogLine`], log events),
+//! where a late reply keeps the seq of the command it answered. Clients read results from the
+//! typed fields, never from `line`.
 
 mod error;
 mod event;

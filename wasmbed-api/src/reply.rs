@@ -94,7 +94,8 @@ pub struct DevicesResult {
 /// Result of `info`: the device's INFO fields (`proto: 1` and nulls for legacy firmware).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoResult {
-    /// The `INFO_OK` line (absent for legacy firmware, which has no INFO).
+    /// The `INFO_OK` line as it came, with its `seq=1` on correlating firmware (absent for
+    /// legacy firmware, which has no INFO; see the crate docs, "Device lines").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<String>,
     /// Protocol version.
@@ -214,7 +215,7 @@ pub struct JobRecord {
 /// Result of `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusResult {
-    /// The `STATUS_OK` line.
+    /// The `STATUS_OK` line (without the link's `seq=`: crate docs, "Device lines").
     pub line: String,
     /// The slots in use (empty for firmware that reports none).
     #[serde(default)]
@@ -230,7 +231,7 @@ pub struct StatusResult {
 /// Result of `deploy` and `build_and_deploy`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployResult {
-    /// The `LOAD_OK` line (or a note when skipped).
+    /// The `LOAD_OK` line (or a note when skipped), without the link's `seq=`.
     pub line: String,
     /// The slot.
     pub module_id: String,
@@ -348,7 +349,7 @@ pub struct RunResult {
 /// Result of `start`: at `START_OK`, or (with `wait_result`, or an immediate RESULT) the RESULT.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartResult {
-    /// The `START_OK` or `RESULT` line.
+    /// The `START_OK` or `RESULT` line, without the link's `seq=` (crate docs, "Device lines").
     pub line: String,
     /// The RESULT status (`None` when answered at `START_OK`).
     pub status: Option<RunStatus>,
@@ -401,7 +402,8 @@ impl StartResult {
 /// Result of `stop`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopResult {
-    /// The `STOP_OK` line, or (with `wait`, or a job that ended first) the job's RESULT line.
+    /// The `STOP_OK` line, or (with `wait`, or a job that ended first) the job's RESULT line;
+    /// without the link's `seq=`.
     pub line: String,
     /// `PENDING`, `IDLE`, `NO_JOB`, or the RESULT's status (`STOPPED`, ...).
     pub status: String,
@@ -413,7 +415,7 @@ pub struct StopResult {
 /// Result of `unload`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnloadResult {
-    /// The `UNLOAD_OK` line.
+    /// The `UNLOAD_OK` line, without the link's `seq=`.
     pub line: String,
 }
 

@@ -238,7 +238,9 @@ pub trait Session {
     /// Correlate this operation's lines with `seq` (devices whose `INFO_OK` carries `seq=1`,
     /// see [`correlates`]): its command lines carry `seq=<seq>`, a reply carrying another seq
     /// (a late answer to an earlier command) or none is an event, and so is a job's `RESULT`
-    /// without `module_id`. Call before the first [`Session::poll_transmit`].
+    /// without `module_id`. The lines it takes lose their trailing ` seq=<seq>` (outcomes and
+    /// errors show the reply as an uncorrelated device would send it); events keep theirs.
+    /// Call before the first [`Session::poll_transmit`].
     fn set_seq(&mut self, seq: u32);
     /// True once the session is done.
     fn is_done(&self) -> bool {
@@ -253,10 +255,46 @@ pub(crate) struct Core<O> {
     events: VecDeque<Event>,
     deadline: Option<Instant>,
     pub(crate) phase: Phase,
-    last_line: Option<String>,
+    /// The last line this session took (without its seq), for timeouts and detaching callers.
+    last: Option<Line>,
     outcome: Option<Result<O, SessionError>>,
     done: bool,
     seq: Option<u32>,
+}
+
+/// The numbering of one link's commands (docs/PROTOCOL.md, "Sequence numbers"): off until an
+/// `INFO_OK` announces `seq=1`, then every command gets the next number (1, 2, …, wrapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Correlation {
+    last: Option<u32>,
+}
+
+impl Correlation {
+    /// No numbering (legacy firmware, or before INFO: INFO itself goes without `seq=`).
+    pub fn off() -> Self {
+        Correlation::default()
+    }
+
+    /// Numbering iff this `INFO_OK` line announces it ([`correlates`]).
+    pub fn from_info(info_ok: &Line) -> Self {
+        Correlation {
+            last: correlates(info_ok).then_some(0),
+        }
+    }
+
+    /// True when commands are numbered.
+    pub fn is_on(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Numbers `session`'s command with the next seq (nothing when off) and returns it. Call
+    /// before the session's first [`Session::poll_transmit`].
+    pub fn tag<S: Session + ?Sized>(&mut self, session: &mut S) -> Option<u32> {
+        let seq = self.last.as_mut()?;
+        *seq = seq.wrapping_add(1);
+        session.set_seq(*seq);
+        Some(*seq)
+    }
 }
 
 /// True if an `INFO_OK` line announces `seq=1`: the agent echoes `seq=<n>` in every reply.
@@ -271,6 +309,17 @@ fn seq_field(raw: &str) -> Option<String> {
         .skip(1)
         .find(|f| f.key == "seq")
         .and_then(|f| f.value.map(|v| v.into_owned()))
+}
+
+/// A correlated reply without its trailing ` seq=<seq>`: the tag belongs to the link (it says
+/// which command the line answers), not to the reply, so outcomes, errors and the last line a
+/// timeout names read the same with and without correlation. A line whose seq is not its last
+/// field (not written by our agent) stays as it came.
+fn untagged(line: Line, seq: u32) -> Line {
+    match line.raw.strip_suffix(&format!(" seq={seq}")) {
+        Some(reply) => Line::parse(reply.trim_end_matches(' ')),
+        None => line,
+    }
 }
 
 /// Whether a line from a correlating agent must carry the seq of the command it answers: every
@@ -293,7 +342,7 @@ impl<O> Core<O> {
             events: VecDeque::new(),
             deadline: Some(deadline),
             phase,
-            last_line: None,
+            last: None,
             outcome: None,
             done: false,
             seq: None,
@@ -303,7 +352,7 @@ impl<O> Core<O> {
     pub(crate) fn set_seq(&mut self, seq: u32) {
         self.seq = Some(seq);
         for t in self.transmit.iter_mut() {
-            if let Transmit::Line(c) = t {
+            if let Transmit::Line(c) | Transmit::Tagged(c, _) = t {
                 *t = Transmit::Tagged(c.clone(), seq);
             }
         }
@@ -365,7 +414,11 @@ impl<O> Core<O> {
             self.unsolicited(line);
             return None;
         }
-        self.last_line = Some(line.raw.clone());
+        let line = match self.seq {
+            Some(seq) => untagged(line, seq),
+            None => line,
+        };
+        self.last = Some(line.clone());
         Some(line)
     }
 
@@ -389,13 +442,17 @@ impl<O> Core<O> {
     pub(crate) fn check_timeout(&mut self, now: Instant) {
         if !self.done && self.deadline.is_some_and(|d| now >= d) {
             let phase = self.phase;
-            let last_line = self.last_line.clone();
+            let last_line = self.last.as_ref().map(|l| l.raw.clone());
             self.finish(Err(SessionError::Timeout { phase, last_line }));
         }
     }
 
     pub(crate) fn last_line(&self) -> Option<&str> {
-        self.last_line.as_deref()
+        self.last.as_ref().map(|l| l.raw.as_str())
+    }
+
+    pub(crate) fn last(&self) -> Option<&Line> {
+        self.last.as_ref()
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -481,6 +538,12 @@ macro_rules! impl_session {
             /// [`Phase::StopResult`]: $crate::session::Phase::StopResult
             pub fn phase(&self) -> $crate::session::Phase {
                 self.core.phase
+            }
+
+            /// The last line this session took as a reply (without its `seq=`), e.g. the
+            /// `STOP_OK status=PENDING` that made it leave its first step.
+            pub fn last_reply(&self) -> Option<&$crate::decoder::Line> {
+                self.core.last()
             }
 
             /// Takes the outcome out of a finished session (later lines still become events).

@@ -2,6 +2,7 @@
 //! errors, turned into the typed error object of `wasmbed-api`.
 
 use serde_json::Value;
+use wasmbed_agent_proto::SessionError;
 use wasmbed_api::{ErrorBody, ErrorCode, ErrorDetail, RunStatus};
 
 use crate::device::DeviceError;
@@ -124,6 +125,16 @@ impl From<DeviceError> for ApiError {
             DeviceError::Killed { phase, .. } => {
                 ApiError::new(ErrorCode::ModuleStopped, msg).with("phase", phase)
             }
+            DeviceError::Protocol(e) => {
+                let line = match e.as_ref() {
+                    SessionError::Protocol { line, .. } => Some(line.clone()),
+                    SessionError::RetriesExhausted { last_line, .. } => Some(last_line.clone()),
+                    _ => None,
+                };
+                let mut err = ApiError::new(ErrorCode::DeviceRejected, msg);
+                err.detail.line = line;
+                err
+            }
             DeviceError::Unsupported(_) => ApiError::new(ErrorCode::DeviceRejected, msg),
             DeviceError::Cancelled { phase } => ApiError::bad_request(msg).with("phase", phase),
             // Only a host that closed its sending side but still reads can see this.
@@ -141,5 +152,41 @@ impl From<CompileError> for ApiError {
             err = err.with("stderr", stderr).with("stdout", stdout);
         }
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn device_errors_keep_their_cause_and_map_to_one_code_each() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let e = DeviceError::LinkLost {
+            phase: "START".into(),
+            source: io.into(),
+        };
+        assert_eq!(e.source().unwrap().to_string(), "broken pipe");
+        let api = ApiError::from(e);
+        assert_eq!(api.code, ErrorCode::LinkLost);
+        assert_eq!(api.detail.phase.as_deref(), Some("START"));
+
+        let bad = wasmbed_agent_proto::ModuleId::new("a:b").unwrap_err();
+        let e = DeviceError::from(bad.clone());
+        assert_eq!(e.to_string(), bad.to_string());
+        assert_eq!(ApiError::from(e).code, ErrorCode::BadRequest);
+
+        let refused = SessionError::RetriesExhausted {
+            acked: 512,
+            attempts: 5,
+            last_line: "CHUNK_ERR code=CRC".into(),
+        };
+        let e = DeviceError::Protocol(Box::new(refused.clone()));
+        assert_eq!(e.to_string(), refused.to_string());
+        let api = ApiError::from(e);
+        assert_eq!(api.code, ErrorCode::DeviceRejected);
+        assert_eq!(api.detail.line.as_deref(), Some("CHUNK_ERR code=CRC"));
     }
 }

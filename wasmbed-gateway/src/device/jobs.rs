@@ -21,12 +21,23 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use wasmbed_agent_proto::session::{Session, StartSession, StopSession};
+use wasmbed_agent_proto::session::{
+    Session, SessionError, StartOutcome, StartSession, StopOutcome, StopSession,
+};
 use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass, RunResult};
 use wasmbed_api::{JobState, RunStatus};
 
-use super::wait::{start_reply, stop_reply};
-use super::{DeviceError, JobRecord, Reply};
+use super::reply::{start_reply, stop_reply};
+use super::{DeviceError, JobRecord, LinkIoError, LogKind, Reply};
+
+/// Where a line heard outside a command goes ([`JobTable::unasked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// A waiter took it as its RESULT: not late, not logged.
+    Taken,
+    /// To the device log, as this kind.
+    Log(LogKind),
+}
 
 /// A START or STOP session waiting for its RESULT.
 #[derive(Debug)]
@@ -163,6 +174,82 @@ impl JobTable {
         job.late = log_seq.is_some();
         job.log_seq = log_seq;
         job.ended = Some(now);
+    }
+
+    /// A START's first step ended with `outcome` (not parked): records the job it started, if
+    /// any. `START_OK` starts one; a run-time RESULT (the job ended before the answer, or a
+    /// START with `wait_result` got its RESULT on the link) starts and ends it; an immediate
+    /// refusal (`BUSY`, `NO_MODULE`, …) never started one.
+    pub(crate) fn start_answered(
+        &mut self,
+        module_id: &str,
+        func: Option<String>,
+        outcome: &Result<StartOutcome, SessionError>,
+        now: Instant,
+    ) {
+        let ended = match outcome {
+            Ok(o) => match (&o.result, &o.line.msg) {
+                (Some(r), AgentLine::Result(_)) => Some((r, &o.line.raw)),
+                _ => None,
+            },
+            Err(SessionError::Rejected { line }) => match &line.msg {
+                AgentLine::Result(r) if r.class() == ResultClass::RunTime => Some((r, &line.raw)),
+                _ => return,
+            },
+            Err(_) => return,
+        };
+        self.started(module_id, func, now);
+        if let Some((r, raw)) = ended {
+            self.result(r, raw, None, now);
+        }
+    }
+
+    /// A STOP ended on the link with `outcome` (not parked): a RESULT it took ends the job,
+    /// and a START waiting on that job gets it too. Returns the waiters it completed.
+    pub(crate) fn stop_answered(
+        &mut self,
+        module_id: &str,
+        outcome: &Result<StopOutcome, SessionError>,
+        now: Instant,
+    ) -> Vec<Completed> {
+        let Ok(o) = outcome else {
+            return Vec::new();
+        };
+        let Some(r) = &o.result else {
+            return Vec::new();
+        };
+        self.result(r, &o.line.raw, None, now);
+        self.hear(&o.line, Some(module_id), now)
+    }
+
+    /// A line the device sent outside any command's answer (HELLO, LOG, console text, a RESULT
+    /// no session took). Returns whether it goes to the device log (and as what) and the
+    /// waiters it completed: a HELLO fails every waiter (the device rebooted), a RESULT a
+    /// waiter takes is that waiter's (not late, not logged), any other line is fed to every
+    /// waiter as the last line heard. A logged RESULT is recorded by [`JobTable::late_result`]
+    /// once the log has numbered it.
+    pub(crate) fn unasked(&mut self, line: &Line, now: Instant) -> (Heard, Vec<Completed>) {
+        match &line.msg {
+            AgentLine::Hello(_) => (Heard::Log(LogKind::Hello), self.rebooted(&line.raw, now)),
+            AgentLine::Result(r) => {
+                let done = self.hear(line, None, now);
+                if done.is_empty() {
+                    return (Heard::Log(LogKind::Result), done);
+                }
+                self.result(r, &line.raw, None, now);
+                (Heard::Taken, done)
+            }
+            AgentLine::Log(_) => (Heard::Log(LogKind::Log), self.hear(line, None, now)),
+            _ => (Heard::Log(LogKind::Console), self.hear(line, None, now)),
+        }
+    }
+
+    /// A RESULT nobody waited for went to the device log as entry `log_seq`: it ends its
+    /// module's running job, late.
+    pub(crate) fn late_result(&mut self, line: &Line, log_seq: u64, now: Instant) {
+        if let AgentLine::Result(r) = &line.msg {
+            self.result(r, &line.raw, Some(log_seq), now);
+        }
     }
 
     /// STATUS shows these modules running: a job thought lost (a HELLO on reconnect) that the
@@ -319,10 +406,10 @@ impl JobTable {
 
     /// The link dropped: no RESULT can come over it (the jobs may still run: a reconnect's
     /// STATUS tells).
-    pub(crate) fn link_lost(&mut self, reason: &str) -> Vec<Completed> {
+    pub(crate) fn link_lost(&mut self, cause: &LinkIoError) -> Vec<Completed> {
         self.fail_all(|phase| DeviceError::LinkLost {
             phase: phase.into(),
-            reason: reason.to_string(),
+            source: cause.clone(),
         })
     }
 
@@ -543,10 +630,124 @@ mod tests {
         let mut t = JobTable::default();
         t.started("m", None, t0);
         t.park("m", "START", start(t0, "m"));
-        let done = t.link_lost("broken pipe");
+        let cause = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "broken pipe");
+        let done = t.link_lost(&cause.into());
         assert!(
             matches!(&done[..], [(_, Err(DeviceError::LinkLost { phase, .. }))] if phase == "START")
         );
+        assert_eq!(t.jobs()["m"].state, JobState::Running);
+    }
+
+    /// The contention regression (`tests/contention.rs`, over TCP): on firmware that echoes
+    /// `seq=`, two hosts start jobs of one module. Host A's START is parked after
+    /// `START_OK seq=5`; host B's START (seq=6) reaches the device while A's job runs and is
+    /// refused `RESULT status=BUSY seq=6`. B must get an honest BUSY whose line reads like any
+    /// firmware's (`RESULT status=BUSY`: before the fix the link's ` seq=6` stayed in the line
+    /// and the reply was neither the refusal clients know nor a result), and A still gets its
+    /// own RESULT.
+    #[test]
+    fn busy_answering_a_second_start_under_seq_is_the_plain_refusal() {
+        let t0 = Instant::now();
+        let seq_start = |seq: u32| {
+            let cmd = Start {
+                module_id: ModuleId::new("m").unwrap(),
+                func: None,
+                args: Args::none(),
+            };
+            let mut s = StartSession::new(t0, cmd, true, &timeouts());
+            s.set_seq(seq);
+            let sent = s.poll_transmit().unwrap().to_bytes();
+            assert!(sent.ends_with(format!(" seq={seq}\n").as_bytes()));
+            s
+        };
+        let mut t = JobTable::default();
+        let mut a = seq_start(5);
+        a.handle_line(t0, Item::Line(line("START_OK seq=5")));
+        assert_eq!(a.phase(), wasmbed_agent_proto::session::Phase::Result);
+        t.started("m", None, t0);
+        let a = t.park("m", "START", Parked::Start(a));
+
+        let mut b = seq_start(6);
+        // A late reply of another command, then B's own answer.
+        b.handle_line(t0, Item::Line(line("RESULT status=BUSY seq=4")));
+        assert!(b.outcome().is_none(), "a BUSY of another START is not ours");
+        b.handle_line(t0, Item::Line(line("RESULT status=BUSY seq=6")));
+        match start_reply(b.take_outcome().expect("answered")) {
+            Err(DeviceError::Rejected { line, status }) => {
+                assert_eq!(line, "RESULT status=BUSY");
+                assert_eq!(status.as_deref(), Some("BUSY"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The refusal neither answers A nor ends A's job (had it reached the table).
+        assert!(t
+            .hear(&line("RESULT status=BUSY seq=6"), None, t0)
+            .is_empty());
+        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        let done = t.hear(&line("RESULT status=OK module_id=m ret_i32=3"), None, t0);
+        assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=3");
+        assert_eq!(t.waiting(), 0);
+    }
+
+    #[test]
+    fn unasked_lines_go_to_a_waiter_or_the_log() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.started("m", None, t0);
+        let a = t.park("m", "START", start(t0, "m"));
+        let (heard, done) = t.unasked(&line("LOG module_id=m msg=\"hi\""), t0);
+        assert_eq!((heard, done.len()), (Heard::Log(LogKind::Log), 0));
+        let (heard, done) = t.unasked(&line("booting"), t0);
+        assert_eq!((heard, done.len()), (Heard::Log(LogKind::Console), 0));
+        // Another module's RESULT: nobody waits for it, it is logged and ends nothing here.
+        let other = line("RESULT status=OK module_id=n ret_i32=1");
+        let (heard, done) = t.unasked(&other, t0);
+        assert_eq!((heard, done.len()), (Heard::Log(LogKind::Result), 0));
+        // Its own RESULT: taken by the waiter, not logged, the job done and not late.
+        let (heard, done) = t.unasked(&line("RESULT status=OK module_id=m ret_i32=2"), t0);
+        assert_eq!(heard, Heard::Taken);
+        assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=2");
+        assert_eq!(
+            (t.jobs()["m"].state, t.jobs()["m"].late),
+            (JobState::Done, false)
+        );
+        // A late RESULT the log numbered ends a running job, late.
+        t.started("n", None, t0);
+        t.late_result(&other, 7, t0);
+        assert_eq!(t.jobs()["n"].log_seq, Some(7));
+        // HELLO: every waiter fails, logged as a HELLO.
+        t.park("m", "START", start(t0, "m"));
+        let (heard, done) = t.unasked(
+            &line("HELLO device_id=x rtos=posix runtime=WAMR fw_version=1"),
+            t0,
+        );
+        assert_eq!(heard, Heard::Log(LogKind::Hello));
+        assert!(matches!(
+            &done[..],
+            [(_, Err(DeviceError::Rebooted { .. }))]
+        ));
+    }
+
+    #[test]
+    fn a_start_answered_on_the_link_records_only_a_job_it_started() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let refused: Result<StartOutcome, SessionError> = Err(SessionError::Rejected {
+            line: line("RESULT status=BUSY"),
+        });
+        t.start_answered("m", None, &refused, t0);
+        assert!(t.jobs().is_empty(), "an immediate refusal starts no job");
+        let trapped = Err(SessionError::Rejected {
+            line: line("RESULT status=EXCEPTION module_id=m msg=\"trap\""),
+        });
+        t.start_answered("m", Some("f".into()), &trapped, t0);
+        assert_eq!(t.jobs()["m"].state, JobState::Done);
+        assert_eq!(t.jobs()["m"].status, Some(RunStatus::Exception));
+        let ok = Ok(StartOutcome {
+            result: None,
+            line: line("START_OK"),
+        });
+        t.start_answered("m", None, &ok, t0);
         assert_eq!(t.jobs()["m"].state, JobState::Running);
     }
 

@@ -1,7 +1,9 @@
 //! Devices: one task per device owns its link and runs its commands one at a time.
 
+mod handshake;
 mod jobs;
 mod log;
+mod reply;
 mod task;
 mod wait;
 
@@ -149,18 +151,19 @@ impl Reply {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
     /// A field would not encode (injection, too long): nothing was sent.
-    #[error("{0}")]
-    BadRequest(String),
+    #[error(transparent)]
+    BadRequest(#[from] wasmbed_agent_proto::InvalidField),
     /// The link is down.
     #[error("device offline: {0}")]
     Offline(String),
     /// The link dropped during the command.
-    #[error("link lost during {phase}: {reason}")]
+    #[error("link lost during {phase}: {source}")]
     LinkLost {
         /// What was going on.
         phase: String,
         /// The IO error.
-        reason: String,
+        #[source]
+        source: LinkIoError,
     },
     /// A deadline passed.
     #[error("timeout {phase} (last line heard: {})", last_line.as_deref().unwrap_or("none"))]
@@ -195,6 +198,10 @@ pub enum DeviceError {
         /// What killed it.
         by: String,
     },
+    /// The device's answers broke the protocol: a reply contradicting the request, or a chunk
+    /// refused too many times in a row.
+    #[error(transparent)]
+    Protocol(Box<wasmbed_agent_proto::SessionError>),
     /// The command is not supported by this device's firmware.
     #[error("{0}")]
     Unsupported(String),
@@ -245,6 +252,33 @@ impl DeviceError {
         }
     }
 }
+
+/// An IO failure of a device link: shared by every command and waiter it failed (cheap to
+/// clone), compared by kind and text.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct LinkIoError(Arc<std::io::Error>);
+
+impl LinkIoError {
+    /// The IO error.
+    pub fn io(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl From<std::io::Error> for LinkIoError {
+    fn from(e: std::io::Error) -> Self {
+        LinkIoError(Arc::new(e))
+    }
+}
+
+impl PartialEq for LinkIoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for LinkIoError {}
 
 /// Help for a device's refusal, by what the line says.
 fn rejected_help(line: &str) -> Option<String> {

@@ -8,25 +8,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
+use wasmbed_api::{StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
     Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, ResyncSession, Session,
     SessionError, StartSession, StatusSession, StopSession, Timeouts, UnloadSession,
 };
 use wasmbed_agent_proto::{
-    AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultClass,
-    RunResult, SlotState, Start, StatusOk,
+    AgentLine, Correlation, Decoder, InfoOk, Item, Line, ModuleId, ModuleRef, Modules, SlotState,
+    StatusOk,
 };
 
-use super::jobs::Parked;
-use super::wait::{start_reply, stop_reply, Waiters};
+use super::handshake::{apply_info, link_rate, Handshake, Step};
+use super::jobs::{Heard, Parked};
+use super::reply::{
+    request_phase, session_error, start_command, start_reply, status_reply, stop_reply,
+};
+use super::wait::Waiters;
 use super::{
-    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, Loaded, LogKind, Outcome,
-    Reply, Request, StatusReply,
+    DeviceError, DeviceHandle, DeviceLog, DeviceState, Job, JobReply, LinkIoError, Loaded, LogKind,
+    Outcome, Reply, Request,
 };
 use crate::link::{BoxLink, SharedConnector};
-use crate::pipeline::{legacy_natives, AotExact, AotTarget, DeviceCaps};
+use crate::pipeline::AotTarget;
 
 /// How to run one device.
 #[derive(Clone)]
@@ -98,7 +102,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         waiters,
         decoder: Decoder::new(),
         buf: vec![0; 4096],
-        seq: None,
+        correlation: Correlation::off(),
     };
     tokio::spawn(task.run());
     handle
@@ -115,8 +119,8 @@ struct DeviceTask {
     waiters: Arc<Waiters>,
     decoder: Decoder,
     buf: Vec<u8>,
-    /// The last `seq=` sent, when the device correlates replies (`INFO_OK … seq=1`).
-    seq: Option<u32>,
+    /// The numbering of commands on this link (on when `INFO_OK` says `seq=1`).
+    correlation: Correlation,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -125,17 +129,22 @@ enum Exec {
     Pending(super::wait::Pending),
 }
 
-/// How a drive ended: the session's outcome, or (detach condition met) the line that made the
-/// session leave its first step.
+/// How a drive ended: the session's outcome, or the detach condition held (the session's
+/// [`last_reply`](StopSession::last_reply) made it leave its first step).
 enum Driven<O> {
     Done(Result<O, SessionError>),
-    Detached(Line),
+    Detached,
 }
 
 /// How a drive ended badly at the IO level.
 enum DriveError {
     Io(std::io::Error),
     Rebooted(String),
+}
+
+/// The device closed its side of the link.
+fn closed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "device closed the link")
 }
 
 fn now_std() -> std::time::Instant {
@@ -192,17 +201,18 @@ impl DeviceTask {
                 LogKind::Gateway,
                 format!("link up: {}", self.opts.connector.describe()),
             );
-            let reason = match self.serve(link).await {
-                Some(reason) => reason,
+            let cause = match self.serve(link).await {
+                Some(cause) => LinkIoError::from(cause),
                 None => return,
             };
+            let reason = cause.to_string();
             self.set_state(|s| {
                 s.online = false;
                 s.offline_reason = Some(format!("link down: {reason}"));
             });
             tracing::warn!(device = %self.opts.name, "link to {} lost: {reason}", self.opts.connector.describe());
             // No RESULT can come over a lost link.
-            self.waiters.link_lost(&reason);
+            self.waiters.link_lost(&cause);
             self.log
                 .push(LogKind::Gateway, format!("link down: {reason}"));
         }
@@ -267,9 +277,9 @@ impl DeviceTask {
         }
     }
 
-    /// Serves one connected link. `Some(reason)` when the link is lost, `None` when all handles
+    /// Serves one connected link. `Some(cause)` when the link is lost, `None` when all handles
     /// are gone.
-    async fn serve(&mut self, mut link: BoxLink) -> Option<String> {
+    async fn serve(&mut self, mut link: BoxLink) -> Option<std::io::Error> {
         if let Err(e) = self.refresh(&mut link).await {
             return Some(e);
         }
@@ -303,7 +313,7 @@ impl DeviceTask {
                     }
                 }
                 read = link.read(&mut self.buf) => match read {
-                    Ok(0) => return Some("device closed the link".into()),
+                    Ok(0) => return Some(closed()),
                     Ok(n) => {
                         let data = self.buf[..n].to_vec();
                         if self.idle_bytes(&data) {
@@ -312,7 +322,7 @@ impl DeviceTask {
                             }
                         }
                     }
-                    Err(e) => return Some(e.to_string()),
+                    Err(e) => return Some(e),
                 },
                 _ = tick => {
                     let s = StatusSession::new(now_std(), &self.opts.timeouts);
@@ -322,7 +332,7 @@ impl DeviceTask {
                             tracing::warn!(device = %self.opts.name, "health check: {e}");
                             self.not_answering(&e.to_string());
                         }
-                        Err(DriveError::Io(e)) => return Some(e.to_string()),
+                        Err(DriveError::Io(e)) => return Some(e),
                         Err(DriveError::Rebooted(_)) => {}
                     }
                 }
@@ -343,162 +353,108 @@ impl DeviceTask {
         rebooted
     }
 
-    /// INFO (v1 fallback) and STATUS: what the device is and holds.
-    async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
-        self.seq = None; // INFO itself goes without seq=: it tells whether the device echoes one
-        let info = InfoSession::new(now_std(), &self.opts.timeouts);
-        match self.drive(link, info, None, false).await {
-            Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
-                self.seq = wasmbed_agent_proto::correlates(&line).then_some(0);
-                self.follow_link_speed(info.baud);
-                self.record_info(Some(&info), &line)
-            }
-            Ok((Ok(InfoOutcome::V1), _)) => {
-                self.seq = None;
-                self.follow_link_speed(None);
-                self.record_info(None, &Line::parse(""))
-            }
-            Ok((Err(e), _)) => {
-                tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
-                self.not_answering(&e.to_string());
-            }
-            Err(DriveError::Io(e)) => return Err(e.to_string()),
-            Err(DriveError::Rebooted(_)) => {}
-        }
-        self.refresh_status(link).await
+    /// The connect-time handshake ([`Handshake`]): what the device is and holds.
+    async fn refresh(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+        self.handshake(link, Handshake::new()).await
     }
 
     /// Re-reads STATUS into the device state (slots in use, memory).
-    async fn refresh_status(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    async fn refresh_status(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+        self.handshake(link, Handshake::status_only()).await
+    }
+
+    /// Drives each step of `h` through its session; `Err` when the link is lost.
+    async fn handshake(&mut self, link: &mut BoxLink, mut h: Handshake) -> std::io::Result<()> {
+        while let Some(step) = h.next() {
+            match step {
+                Step::Info => self.info_step(link).await?,
+                Step::Status => self.status_step(link).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a session the device's state depends on (a handshake step, the resync): its
+    /// outcome, or `None` when it failed (the device is then marked not answering, `what`
+    /// names the step) or a HELLO cut it short; `Err` when the link is lost.
+    async fn drive_step<S: Session>(
+        &mut self,
+        link: &mut BoxLink,
+        what: &str,
+        session: S,
+    ) -> std::io::Result<Option<S::Outcome>>
+    where
+        S::Outcome: Clone,
+    {
+        match self.drive(link, session, None, false).await {
+            Ok((Ok(out), _)) => Ok(Some(out)),
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "{what} failed: {e}");
+                self.not_answering(&e.to_string());
+                Ok(None)
+            }
+            Err(DriveError::Io(e)) => Err(e),
+            Err(DriveError::Rebooted(_)) => Ok(None),
+        }
+    }
+
+    /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on.
+    async fn info_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+        self.correlation = Correlation::off();
+        let info = InfoSession::new(now_std(), &self.opts.timeouts);
+        match self.drive_step(link, "INFO", info).await? {
+            Some(InfoOutcome::V2 { info, line }) => {
+                self.correlation = Correlation::from_info(&line);
+                self.follow_link_speed(info.baud);
+                self.record_info(Some((&info, &line)));
+            }
+            Some(InfoOutcome::V1) => {
+                self.follow_link_speed(None);
+                self.record_info(None);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// STATUS: the slots in use and memory.
+    async fn status_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
-        match self.drive(link, status, None, false).await {
-            Ok((Ok(out), _)) => self.record_status(&out.status),
-            Ok((Err(e), _)) => {
-                tracing::warn!(device = %self.opts.name, "STATUS failed: {e}");
-                self.not_answering(&e.to_string());
-            }
-            Err(DriveError::Io(e)) => return Err(e.to_string()),
-            Err(DriveError::Rebooted(_)) => {}
+        if let Some(out) = self.drive_step(link, "STATUS", status).await? {
+            self.record_status(&out.status);
         }
         Ok(())
     }
 
-    /// After a timeout on legacy v1 firmware (which echoes no `seq=`): the marker, then STATUS, everything before the marker's answer
-    /// discarded into the device log (docs/PROTOCOL.md "Resynchronisation after a timeout").
-    async fn resync(&mut self, link: &mut BoxLink) -> Result<(), String> {
+    /// After a timeout on legacy v1 firmware (which echoes no `seq=`): the marker, then STATUS,
+    /// everything before the marker's answer discarded into the device log (docs/PROTOCOL.md,
+    /// "Resynchronisation after a timeout").
+    async fn resync(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let resync = ResyncSession::new(now_std(), &self.opts.timeouts);
-        match self.drive(link, resync, None, false).await {
-            Ok((Ok(out), _)) => {
-                tracing::info!(device = %self.opts.name, discarded = out.discarded,
-                    attempts = out.attempts, "back in line sync after a timeout");
-                self.record_status(&out.status);
-            }
-            Ok((Err(e), _)) => {
-                tracing::warn!(device = %self.opts.name, "resynchronisation failed: {e}");
-                self.not_answering(&e.to_string());
-            }
-            Err(DriveError::Io(e)) => return Err(e.to_string()),
-            Err(DriveError::Rebooted(_)) => {}
+        if let Some(out) = self.drive_step(link, "resynchronisation", resync).await? {
+            tracing::info!(device = %self.opts.name, discarded = out.discarded,
+                attempts = out.attempts, "back in line sync after a timeout");
+            self.record_status(&out.status);
         }
         Ok(())
     }
 
-    /// Deadlines assume the configured line speed, else the one INFO reports, else the
-    /// configured `link_bytes_per_sec`.
+    /// Deadlines follow the link speed [`link_rate`] decides.
     fn follow_link_speed(&mut self, reported: Option<u32>) {
-        let rate = match (self.opts.baud, reported) {
-            (Some(cfg), Some(rep)) if cfg != rep => {
-                tracing::warn!(device = %self.opts.name,
-                    "the firmware reports a {rep} baud UART, the configuration says {cfg}: deadlines use {cfg}");
-                self.base_rate
-            }
-            (None, Some(rep)) if rep > 0 => (rep / 10).max(1),
-            _ => self.base_rate,
-        };
+        let (rate, warning) = link_rate(self.opts.baud, reported, self.base_rate);
+        if let Some(w) = warning {
+            tracing::warn!(device = %self.opts.name, "{w}");
+        }
         self.opts.timeouts.link_bytes_per_sec = rate;
         self.set_state(|s| s.link_bytes_per_sec = rate);
     }
 
-    fn record_info(&self, info: Option<&wasmbed_agent_proto::InfoOk>, line: &Line) {
-        let cfg_aot = self.opts.aot.clone();
+    /// An INFO answer (`None`: v1 firmware): the handshake is done, the device answers.
+    fn record_info(&self, info: Option<(&InfoOk, &Line)>) {
+        let configured = self.opts.aot.clone();
         self.set_state(|s| {
-            s.handshake = true;
+            apply_info(s, info, configured);
             heard(s);
-        });
-        self.set_state(|s| match info {
-            Some(i) => {
-                s.proto = Some(i.proto);
-                s.board = i.board.clone();
-                s.firmware = i.fw.clone();
-                s.slots_total = i.slots;
-                s.caps = DeviceCaps {
-                    natives: i
-                        .natives
-                        .iter()
-                        .map(|n| (n.name.clone(), n.signature.clone()))
-                        .collect(),
-                    max_module: i.max_module.map(u64::from),
-                    memory_limit: i.pool_total.map(u64::from),
-                    aot_arch: i.aot_arch.clone(),
-                    aot_version: i.aot_version,
-                    // only Wasmbed agents name a bounds-check need (and check descriptors)
-                    aot_exact: i.aot_bounds_checks.as_ref().map(|b| AotExact {
-                        cpu: i.aot_cpu.clone().unwrap_or_else(|| "generic".into()),
-                        features: i.aot_features.clone().unwrap_or_else(|| "none".into()),
-                        abi: i.aot_abi.clone().unwrap_or_else(|| "gnu".into()),
-                        bounds_required: b == "required",
-                    }),
-                };
-                s.aot = cfg_aot.or_else(|| {
-                    i.aot_arch
-                        .clone()
-                        .filter(|a| a != "none")
-                        .map(|target| AotTarget {
-                            target,
-                            cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
-                            abi: i.aot_abi.clone(),
-                        })
-                });
-                s.info = Some(InfoResult {
-                    line: Some(line.raw.clone()),
-                    proto: i.proto,
-                    board: i.board.clone(),
-                    fw: i.fw.clone(),
-                    wamr: i.wamr.clone(),
-                    aot_arch: i.aot_arch.clone(),
-                    aot_cpu: i.aot_cpu.clone(),
-                    aot_abi: i.aot_abi.clone(),
-                    aot_version: i.aot_version,
-                    slots: i.slots,
-                    max_module: i.max_module,
-                    pool_total: i.pool_total,
-                    pool_free: i.pool_free,
-                    chunk_max: i.chunk_max,
-                    line_max: i.line_max,
-                    baud: i.baud,
-                    stop: i.stop.as_ref().map(|m| m.to_string()),
-                    natives: Some(
-                        i.natives
-                            .iter()
-                            .map(|n| format!("{}:{}", n.name, n.signature))
-                            .collect(),
-                    ),
-                });
-            }
-            None => {
-                s.proto = Some(1);
-                s.caps = DeviceCaps {
-                    natives: legacy_natives(),
-                    ..Default::default()
-                };
-                s.aot = cfg_aot;
-                s.info = Some(InfoResult {
-                    proto: 1,
-                    board: s.board.clone(),
-                    fw: s.firmware.clone(),
-                    ..Default::default()
-                });
-            }
         });
     }
 
@@ -521,16 +477,6 @@ impl DeviceTask {
         });
     }
 
-    /// Records a started job (START answered, RESULT still to come).
-    fn record_started(&self, module_id: &str, func: Option<String>) {
-        self.waiters.started(module_id, func);
-    }
-
-    /// Attaches a RESULT to its module's job (`log_seq`: it came unasked, late).
-    fn record_result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
-        self.waiters.result(r, raw, log_seq);
-    }
-
     /// A LOAD cleared `module_id`'s slot: its running job (if any) was killed without a RESULT.
     fn abandon_jobs(&self, module_id: &str, by: &str) {
         let n = self.waiters.slot_cleared(module_id, by);
@@ -542,39 +488,22 @@ impl DeviceTask {
         }
     }
 
+    /// Something the device said outside a command's answer: the job table decides where it
+    /// goes ([`super::jobs::JobTable::unasked`]).
     fn unsolicited(&self, ev: Event) {
         self.set_state(heard);
         match ev {
             Event::Unsolicited(line) => {
-                let kind = match &line.msg {
-                    AgentLine::Hello(h) => {
-                        let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
-                        // A rebooted device forgot its jobs: no waiter's RESULT will come.
-                        self.waiters.rebooted(&line.raw);
-                        self.set_state(|s| {
-                            s.board.get_or_insert(board);
-                            s.firmware.get_or_insert(fw);
-                        });
-                        LogKind::Hello
-                    }
-                    AgentLine::Result(r) => {
-                        // A waiting START/STOP asked for it: not late, not a log entry (as
-                        // when the session took it on the link).
-                        if self.waiters.hear(&line, None) {
-                            self.record_result(r, &line.raw, None);
-                            return;
-                        }
-                        LogKind::Result
-                    }
-                    AgentLine::Log(_) => LogKind::Log,
-                    _ => LogKind::Console,
-                };
-                if !matches!(line.msg, AgentLine::Hello(_) | AgentLine::Result(_)) {
-                    self.waiters.hear(&line, None);
+                if let AgentLine::Hello(h) = &line.msg {
+                    let (board, fw) = (h.device_id.clone(), h.fw_version.clone());
+                    self.set_state(|s| {
+                        s.board.get_or_insert(board);
+                        s.firmware.get_or_insert(fw);
+                    });
                 }
-                let seq = self.log.push(kind, line.raw.clone());
-                if let AgentLine::Result(r) = &line.msg {
-                    self.record_result(r, &line.raw, Some(seq));
+                if let Heard::Log(kind) = self.waiters.unasked(&line) {
+                    let seq = self.log.push(kind, line.raw.clone());
+                    self.waiters.late_result(&line, seq);
                 }
             }
             Event::LineTooLong { len, head } => {
@@ -604,7 +533,7 @@ impl DeviceTask {
             .await?
         {
             (Driven::Done(r), d) => Ok((r, d)),
-            (Driven::Detached(_), _) => unreachable!("no detach condition"),
+            (Driven::Detached, _) => unreachable!("no detach condition"),
         }
     }
 
@@ -622,11 +551,7 @@ impl DeviceTask {
         S::Outcome: Clone,
     {
         let t0 = Instant::now();
-        let mut fed: Option<Line> = None;
-        if let Some(seq) = self.seq.as_mut() {
-            *seq = seq.wrapping_add(1);
-            session.set_seq(*seq);
-        }
+        self.correlation.tag(session);
         loop {
             while let Some(t) = session.poll_transmit() {
                 let bytes = t.to_bytes();
@@ -658,18 +583,12 @@ impl DeviceTask {
             }
             if let Some(detach) = detach {
                 if detach(session) {
-                    let line = fed.take().unwrap_or_else(|| Line::parse(""));
-                    return Ok((Driven::Detached(line), t0.elapsed()));
+                    return Ok((Driven::Detached, t0.elapsed()));
                 }
             }
             // Items already decoded go first.
             if let Some(item) = self.decoder.next_item() {
                 self.set_state(heard);
-                if detach.is_some() {
-                    if let Item::Line(l) = &item {
-                        fed = Some(l.clone());
-                    }
-                }
                 session.handle_line(now_std(), item);
                 continue;
             }
@@ -690,20 +609,15 @@ impl DeviceTask {
             };
             match read.await {
                 None => session.handle_timeout(now_std()),
-                Some(Ok(0)) => {
-                    return Err(DriveError::Io(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "device closed the link",
-                    )))
-                }
+                Some(Ok(0)) => return Err(DriveError::Io(closed())),
                 Some(Ok(n)) => self.decoder.feed(&self.buf[..n]),
                 Some(Err(e)) => return Err(DriveError::Io(e)),
             }
         }
     }
 
-    /// Runs a job; `Some(reason)` if the link was lost.
-    async fn run_job(&mut self, link: &mut BoxLink, job: Job) -> Option<String> {
+    /// Runs a job; `Some(cause)` if the link was lost.
+    async fn run_job(&mut self, link: &mut BoxLink, job: Job) -> Option<std::io::Error> {
         let Job {
             request,
             progress,
@@ -723,14 +637,15 @@ impl DeviceTask {
                     }
                     return None;
                 }
-                Err(DriveError::Io(e)) => (
-                    Err(DeviceError::LinkLost {
+                Err(DriveError::Io(e)) => {
+                    let lost = LinkIoError::from(e);
+                    let again = std::io::Error::new(lost.io().kind(), lost.to_string());
+                    let err = DeviceError::LinkLost {
                         phase: phase.into(),
-                        reason: e.to_string(),
-                    }),
-                    Duration::ZERO,
-                    Some(e.to_string()),
-                ),
+                        source: lost,
+                    };
+                    (Err(err), Duration::ZERO, Some(again))
+                }
                 Err(DriveError::Rebooted(line)) => {
                     let r = Err(DeviceError::Rebooted {
                         phase: phase.into(),
@@ -759,7 +674,7 @@ impl DeviceTask {
         // The caller forwards progress until every sender is gone: release ours now.
         drop(progress);
         let legacy = self.state.lock().expect("state lock").proto == Some(1);
-        if timed_out && lost.is_none() && legacy && self.seq.is_none() {
+        if timed_out && lost.is_none() && legacy && !self.correlation.is_on() {
             // Its late answer must not answer the next command: back to line sync first.
             if let Err(e) = self.resync(link).await {
                 return Some(e);
@@ -816,8 +731,8 @@ impl DeviceTask {
             .drive_until(link, &mut session, None, true, Some(detach))
             .await?;
         let r = match r {
-            Driven::Detached(_) => {
-                self.record_started(&s.module_id, s.func.clone());
+            Driven::Detached => {
+                self.waiters.started(&s.module_id, s.func.clone());
                 let p = self
                     .waiters
                     .park(&s.module_id, "START", t0, Parked::Start(session));
@@ -825,25 +740,8 @@ impl DeviceTask {
             }
             Driven::Done(r) => r,
         };
-        match &r {
-            Ok(o) => {
-                self.record_started(&s.module_id, s.func.clone());
-                if let (Some(res), AgentLine::Result(_)) = (&o.result, &o.line.msg) {
-                    self.record_result(res, &o.line.raw, None);
-                }
-            }
-            Err(SessionError::Rejected { line }) => {
-                // Only a job's run-time RESULT (after START_OK, without waiting) ends a job here;
-                // an immediate refusal (BUSY, NO_MODULE, …) never started one.
-                if let AgentLine::Result(res) = &line.msg {
-                    if res.class() == ResultClass::RunTime {
-                        self.record_started(&s.module_id, s.func.clone());
-                        self.record_result(res, &line.raw, None);
-                    }
-                }
-            }
-            Err(_) => {}
-        }
+        self.waiters
+            .start_answered(&s.module_id, s.func.clone(), &r);
         Ok(Exec::Done(start_reply(r), d))
     }
 
@@ -856,12 +754,7 @@ impl DeviceTask {
     ) -> Result<Exec, DriveError> {
         let module_id = match ModuleId::new(s.module_id.clone()) {
             Ok(m) => m,
-            Err(e) => {
-                return Ok(Exec::Done(
-                    Err(DeviceError::BadRequest(e.to_string())),
-                    Duration::ZERO,
-                ))
-            }
+            Err(e) => return Ok(Exec::Done(Err(DeviceError::BadRequest(e)), Duration::ZERO)),
         };
         let mut t = self.opts.timeouts.clone();
         t.result = s.result_timeout;
@@ -872,13 +765,17 @@ impl DeviceTask {
             .drive_until(link, &mut session, None, false, Some(detach))
             .await?;
         let r = match r {
-            Driven::Detached(_) if s.wait => {
+            Driven::Detached if s.wait => {
                 let p = self
                     .waiters
                     .park(&s.module_id, "STOP", t0, Parked::Stop(session));
                 return Ok(Exec::Pending(p));
             }
-            Driven::Detached(line) => {
+            Driven::Detached => {
+                let line = session
+                    .last_reply()
+                    .cloned()
+                    .unwrap_or_else(|| Line::parse(""));
                 let reply = Reply::Stopped(StopResult {
                     line: line.raw.clone(),
                     status: match &line.msg {
@@ -891,13 +788,7 @@ impl DeviceTask {
             }
             Driven::Done(r) => r,
         };
-        if let Ok(o) = &r {
-            if let Some(res) = &o.result {
-                self.record_result(res, &o.line.raw, None);
-                // The job's end: a START waiting on it gets it too.
-                self.waiters.hear(&o.line, Some(&s.module_id));
-            }
-        }
+        self.waiters.stop_answered(&s.module_id, &r);
         Ok(Exec::Done(stop_reply(r), d))
     }
 
@@ -910,9 +801,7 @@ impl DeviceTask {
         match request {
             Request::Info => {
                 let t0 = Instant::now();
-                self.refresh(link)
-                    .await
-                    .map_err(|e| DriveError::Io(std::io::Error::other(e)))?;
+                self.refresh(link).await.map_err(DriveError::Io)?;
                 let info = self.state.lock().expect("state lock").info.clone();
                 Ok((
                     info.map(|i| Reply::Info(Box::new(i)))
@@ -934,9 +823,7 @@ impl DeviceTask {
             Request::Unload { module_id } => {
                 let module_id = match ModuleId::new(module_id) {
                     Ok(m) => m,
-                    Err(e) => {
-                        return Ok((Err(DeviceError::BadRequest(e.to_string())), Duration::ZERO))
-                    }
+                    Err(e) => return Ok((Err(DeviceError::BadRequest(e)), Duration::ZERO)),
                 };
                 if self.state.lock().expect("state lock").proto == Some(1) {
                     return Ok((
@@ -979,7 +866,7 @@ impl DeviceTask {
             };
             return Ok((Err(e), Duration::ZERO));
         }
-        let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
+        let bad = DeviceError::BadRequest;
         let module_id = match ModuleId::new(d.module_id.clone()).map_err(bad) {
             Ok(m) => m,
             Err(e) => return Ok((Err(e), Duration::ZERO)),
@@ -1061,7 +948,7 @@ impl DeviceTask {
         }
         let (r, dt) = match driven? {
             (Driven::Done(r), dt) => (r, dt),
-            (Driven::Detached(_), _) => unreachable!("no detach condition"),
+            (Driven::Detached, _) => unreachable!("no detach condition"),
         };
         device_time += dt;
         let r = r.map_err(session_error).map(|o| {
@@ -1118,83 +1005,6 @@ fn item_event(item: Item) -> Event {
         Item::Line(l) => Event::Unsolicited(l),
         Item::LineTooLong { len, head } => Event::LineTooLong { len, head },
         Item::Telnet { len } => Event::Telnet { len },
-    }
-}
-
-fn request_phase(r: &Request) -> &'static str {
-    match r {
-        Request::Info => "INFO",
-        Request::Status => "STATUS",
-        Request::Deploy(_) => "LOAD",
-        Request::Start(_) => "START",
-        Request::Stop(_) => "STOP",
-        Request::Unload { .. } => "UNLOAD",
-    }
-}
-
-fn start_command(module_id: &str, func: Option<&str>, args: &[i32]) -> Result<Start, DeviceError> {
-    let bad = |e: wasmbed_agent_proto::InvalidField| DeviceError::BadRequest(e.to_string());
-    Ok(Start {
-        module_id: ModuleId::new(module_id.to_string()).map_err(bad)?,
-        func: func
-            .map(|f| FuncName::new(f.to_string()))
-            .transpose()
-            .map_err(bad)?,
-        args: Args::new(args.to_vec()).map_err(bad)?,
-    })
-}
-
-pub(crate) fn session_error(e: SessionError) -> DeviceError {
-    match e {
-        SessionError::Timeout { phase, last_line } => DeviceError::Timeout {
-            phase: phase.to_string(),
-            last_line,
-        },
-        SessionError::Rejected { line } => {
-            let status = match &line.msg {
-                AgentLine::Result(r) => Some(r.status.to_string()),
-                _ => None,
-            };
-            DeviceError::Rejected {
-                line: line.raw,
-                status,
-            }
-        }
-        SessionError::Protocol { reason, line } => DeviceError::Rejected {
-            line: format!("{reason}: {line}"),
-            status: None,
-        },
-        other => DeviceError::Rejected {
-            line: other.to_string(),
-            status: None,
-        },
-    }
-}
-
-fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
-    let slots = match &st.modules {
-        Modules::Slots(v) => v
-            .iter()
-            .map(|m| SlotInfo {
-                module_id: m.module_id.clone(),
-                state: m.state.to_string(),
-                size: m.wasm_size,
-                crc32: m.crc32.map(|c| format!("{:08x}", c.0)),
-                stack_free: m.stack_free,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let memory = st.pool.and_then(|p| p.stats()).map(|p| MemoryStats {
-        total: p.total,
-        free: p.free,
-        used: p.used,
-        highmark: p.highmark,
-    });
-    StatusReply {
-        line: line.to_string(),
-        slots,
-        memory,
     }
 }
 

@@ -8,48 +8,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wasmbed_agent_proto::session::{SessionError, StartOutcome, StopOutcome};
-use wasmbed_agent_proto::{Line, RunResult};
-use wasmbed_api::{RunStatus, StartResult, StopResult};
+use wasmbed_agent_proto::Line;
 
-use super::jobs::{Completed, JobTable, Parked, WaiterId};
-use super::{DeviceError, JobRecord, Outcome, Reply};
-
-/// The reply to a START from its session's outcome.
-pub(crate) fn start_reply(r: Result<StartOutcome, SessionError>) -> Result<Reply, DeviceError> {
-    r.map_err(super::task::session_error).map(|o| {
-        Reply::Started(StartResult::new(
-            o.line.raw.clone(),
-            o.result.as_ref().map(run_result),
-        ))
-    })
-}
-
-/// The reply to a STOP from its session's outcome.
-pub(crate) fn stop_reply(r: Result<StopOutcome, SessionError>) -> Result<Reply, DeviceError> {
-    r.map_err(super::task::session_error).map(|o| {
-        let status = match (&o.result, &o.status) {
-            (Some(r), _) => r.status.to_string(),
-            (None, Some(st)) => st.to_string(),
-            (None, None) => String::new(),
-        };
-        Reply::Stopped(StopResult {
-            line: o.line.raw.clone(),
-            status,
-            forced: o.result.as_ref().is_some_and(|r| r.forced),
-        })
-    })
-}
-
-/// A device RESULT as the host API's typed RESULT.
-pub(crate) fn run_result(r: &RunResult) -> wasmbed_api::RunResult {
-    wasmbed_api::RunResult {
-        status: RunStatus::from_wire(&r.status.to_string()),
-        ret: r.ret_i32.map(|v| v as i32),
-        ret_u32: r.ret_i32,
-        msg: r.msg.clone(),
-        forced: r.forced,
-    }
-}
+use super::jobs::{Completed, Heard, JobTable, Parked, WaiterId};
+use super::{JobRecord, LinkIoError, Outcome};
 
 /// What the caller of a parked command waits on.
 pub(crate) struct Pending {
@@ -76,6 +38,21 @@ struct Inner {
 }
 
 impl Inner {
+    /// Drops the waiters whose callers went away without removing them (their future was
+    /// dropped).
+    fn drop_gone(&mut self) {
+        let gone: Vec<WaiterId> = self
+            .callers
+            .iter()
+            .filter(|(_, (tx, _))| tx.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.callers.remove(&id);
+            self.table.remove(id);
+        }
+    }
+
     fn complete(&mut self, done: Vec<Completed>) -> usize {
         let n = done.len();
         for (id, result) in done {
@@ -153,23 +130,6 @@ impl Waiters {
 
     /// Feeds a line heard from the device (see [`JobTable::hear`]). Returns true if a waiter
     /// took the line as its RESULT.
-    pub(crate) fn hear(&self, line: &Line, module: Option<&str>) -> bool {
-        let mut inner = self.lock();
-        // Callers that went away without removing their waiter (their future was dropped).
-        let gone: Vec<WaiterId> = inner
-            .callers
-            .iter()
-            .filter(|(_, (tx, _))| tx.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            inner.callers.remove(&id);
-            inner.table.remove(id);
-        }
-        let done = inner.table.hear(line, module, now());
-        inner.complete(done) > 0
-    }
-
     /// A LOAD cleared `module_id`'s slot; returns how many waiters failed.
     pub(crate) fn slot_cleared(&self, module_id: &str, by: &str) -> usize {
         let mut inner = self.lock();
@@ -177,28 +137,53 @@ impl Waiters {
         inner.complete(done)
     }
 
-    /// The device rebooted.
-    pub(crate) fn rebooted(&self, hello: &str) {
-        let mut inner = self.lock();
-        let done = inner.table.rebooted(hello, now());
-        inner.complete(done);
-    }
-
     /// The link dropped.
-    pub(crate) fn link_lost(&self, reason: &str) {
+    pub(crate) fn link_lost(&self, cause: &LinkIoError) {
         let mut inner = self.lock();
-        let done = inner.table.link_lost(reason);
+        let done = inner.table.link_lost(cause);
         inner.complete(done);
     }
 
-    /// A job was started.
+    /// A job was started (its START parked for the RESULT).
     pub(crate) fn started(&self, module_id: &str, func: Option<String>) {
         self.lock().table.started(module_id, func, now());
     }
 
-    /// A RESULT for the job records (`log_seq`: it went to the device log, late).
-    pub(crate) fn result(&self, r: &RunResult, raw: &str, log_seq: Option<u64>) {
-        self.lock().table.result(r, raw, log_seq, now());
+    /// A START was answered on the link (see [`JobTable::start_answered`]).
+    pub(crate) fn start_answered(
+        &self,
+        module_id: &str,
+        func: Option<String>,
+        outcome: &Result<StartOutcome, SessionError>,
+    ) {
+        self.lock()
+            .table
+            .start_answered(module_id, func, outcome, now());
+    }
+
+    /// A STOP was answered on the link (see [`JobTable::stop_answered`]).
+    pub(crate) fn stop_answered(
+        &self,
+        module_id: &str,
+        outcome: &Result<StopOutcome, SessionError>,
+    ) {
+        let mut inner = self.lock();
+        let done = inner.table.stop_answered(module_id, outcome, now());
+        inner.complete(done);
+    }
+
+    /// A line heard outside a command (see [`JobTable::unasked`]): where it goes.
+    pub(crate) fn unasked(&self, line: &Line) -> Heard {
+        let mut inner = self.lock();
+        inner.drop_gone();
+        let (heard, done) = inner.table.unasked(line, now());
+        inner.complete(done);
+        heard
+    }
+
+    /// A RESULT nobody waited for went to the device log as entry `log_seq`.
+    pub(crate) fn late_result(&self, line: &Line, log_seq: u64) {
+        self.lock().table.late_result(line, log_seq, now());
     }
 
     /// STATUS shows these modules running.

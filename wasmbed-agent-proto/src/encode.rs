@@ -111,6 +111,7 @@ impl fmt::Display for Command {
             }
             Command::Stop(m) | Command::Unload(m) => w.field("module_id", &m.module_id),
             Command::Status | Command::Info => Ok(()),
+            Command::Ident(nonce) => w.field("nonce", nonce),
         }
     }
 }
@@ -179,6 +180,14 @@ impl fmt::Display for AgentLine {
             AgentLine::UnloadErr(e) => {
                 w.field("code", &e.code)?;
                 w.opt("module_id", e.module_id.as_ref())?;
+                w.opt_quoted("msg", e.msg.as_deref())
+            }
+            AgentLine::IdentOk(o) => {
+                w.field("key", &o.key)?;
+                w.field("sig", &o.sig)
+            }
+            AgentLine::IdentErr(e) => {
+                w.field("code", &e.code)?;
                 w.opt_quoted("msg", e.msg.as_deref())
             }
             AgentLine::Log(l) => {
@@ -277,7 +286,8 @@ fn write_info(w: &mut LineWriter<'_, '_>, i: &InfoOk) -> fmt::Result {
         .iter()
         .map(|n| format!("{}:{}", n.name, n.signature))
         .collect();
-    w.quoted("natives", &natives.join(","))
+    w.quoted("natives", &natives.join(","))?;
+    w.opt("identity", i.identity.as_ref())
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 
 use crate::crc::Crc32;
 use crate::ident::{Args, FuncName, InvalidField, ModuleId};
+use crate::identity::Nonce;
 use crate::wire::{
-    ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
-    StopStatus, UnloadErrCode,
+    ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
+    StopMode, StopStatus, UnloadErrCode,
 };
 
 /// A gateway → agent command line.
@@ -27,6 +28,9 @@ pub enum Command {
     Info,
     /// `UNLOAD` (v2): free a slot.
     Unload(ModuleRef),
+    /// `IDENT nonce=<64 hex>` (v2, devices whose INFO announces `identity=`): prove the
+    /// identity key (docs/PROTOCOL.md "Device identity (IDENT)").
+    Ident(Nonce),
 }
 
 impl Command {
@@ -40,6 +44,7 @@ impl Command {
             Command::Status => "STATUS",
             Command::Info => "INFO",
             Command::Unload(_) => "UNLOAD",
+            Command::Ident(_) => "IDENT",
         }
     }
 }
@@ -145,6 +150,10 @@ pub enum AgentLine {
     UnloadOk(UnloadOk),
     /// `UNLOAD_ERR code=<c>` (v2).
     UnloadErr(UnloadErr),
+    /// `IDENT_OK key=<hex> sig=<hex>` (v2 identity).
+    IdentOk(IdentOk),
+    /// `IDENT_ERR code=<c>[ msg="…"]` (v2 identity).
+    IdentErr(IdentErr),
     /// `LOG module_id=<id> msg="…"` (v2).
     Log(Log),
     /// `ERROR code=<c>`.
@@ -443,6 +452,9 @@ pub struct InfoOk {
     pub stop: Option<StopMode>,
     /// `natives="name:sig,…"`.
     pub natives: Vec<Native>,
+    /// `identity=`: `ed25519:<fingerprint>`, or `none` (see [`crate::identity::announced`]).
+    /// Absent on firmware without the `IDENT` command.
+    pub identity: Option<String>,
 }
 
 /// A native function offered to modules (`INFO_OK natives=`).
@@ -468,6 +480,25 @@ pub struct UnloadErr {
     pub code: UnloadErrCode,
     /// The id asked for.
     pub module_id: Option<String>,
+    /// Message.
+    pub msg: Option<String>,
+}
+
+/// `IDENT_OK key=<64 hex> sig=<128 hex>`: the device's public key and its signature of the
+/// challenge (checked by [`crate::identity::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentOk {
+    /// Public key, hex as sent.
+    pub key: String,
+    /// Signature, hex as sent.
+    pub sig: String,
+}
+
+/// `IDENT_ERR code=<c>[ msg="…"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentErr {
+    /// Error code.
+    pub code: IdentErrCode,
     /// Message.
     pub msg: Option<String>,
 }
@@ -523,6 +554,8 @@ impl AgentLine {
             AgentLine::InfoOk(_) => "INFO_OK",
             AgentLine::UnloadOk(_) => "UNLOAD_OK",
             AgentLine::UnloadErr(_) => "UNLOAD_ERR",
+            AgentLine::IdentOk(_) => "IDENT_OK",
+            AgentLine::IdentErr(_) => "IDENT_ERR",
             AgentLine::Log(_) => "LOG",
             AgentLine::Error(_) => "ERROR",
             AgentLine::Malformed(m) => &m.keyword,

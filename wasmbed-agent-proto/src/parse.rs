@@ -23,6 +23,7 @@ use nom::{IResult, Parser};
 
 use crate::crc::Crc32;
 use crate::ident::{parse_i32, Args, FuncName, InvalidField, ModuleId};
+use crate::identity::{Nonce, NONCE_LEN};
 use crate::message::*;
 use crate::wire::*;
 
@@ -263,6 +264,13 @@ pub fn parse_agent_line(line: &str) -> AgentLine {
                 msg: f.string("msg"),
             })
         }),
+        "IDENT_OK" => ident_ok(&f),
+        "IDENT_ERR" => f.req("code").map(|c| {
+            AgentLine::IdentErr(IdentErr {
+                code: IdentErrCode::from_wire(c),
+                msg: f.string("msg"),
+            })
+        }),
         "LOG" => log(&f),
         "ERROR" => error_line(&f),
         _ => return AgentLine::Other(line.to_string()),
@@ -448,7 +456,15 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         baud: f.u32("baud")?,
         stop: f.get("stop").map(StopMode::from_wire),
         natives,
+        identity: f.string("identity"),
     })))
+}
+
+fn ident_ok(f: &Fields<'_>) -> Parsed {
+    Ok(AgentLine::IdentOk(IdentOk {
+        key: f.req("key")?.to_string(),
+        sig: f.req("sig")?.to_string(),
+    }))
 }
 
 fn log(f: &Fields<'_>) -> Parsed {
@@ -537,6 +553,19 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "UNLOAD" => Ok(Command::Unload(module_ref("UNLOAD", &f)?)),
         "STATUS" => Ok(Command::Status),
         "INFO" => Ok(Command::Info),
+        "IDENT" => {
+            let c = CmdFields {
+                command: "IDENT",
+                f: &f,
+            };
+            let text = c.req("nonce")?;
+            Nonce::from_hex(text).map(Command::Ident).ok_or_else(|| {
+                c.invalid(
+                    "nonce",
+                    format!("{text:?} is not {} hex digits", 2 * NONCE_LEN),
+                )
+            })
+        }
         other => Err(CommandError::Unknown(other.to_string())),
     }
 }

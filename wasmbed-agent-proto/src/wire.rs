@@ -79,6 +79,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         payload: false,
         since: Since::V2,
     },
+    CommandSpec {
+        name: "IDENT",
+        fields: "nonce=<hex64>",
+        replies: &["IDENT_OK", "IDENT_ERR", "ERROR"],
+        payload: false,
+        since: Since::V2,
+    },
 ];
 
 /// Unsolicited agent lines (not replies to a command).
@@ -224,6 +231,16 @@ wire_enum! {
         NotFound = "NOT_FOUND",
         /// `module_id=` missing.
         BadParams = "BAD_PARAMS",
+    }
+}
+
+wire_enum! {
+    /// `code=` of an `IDENT_ERR` line (v2 identity).
+    IdentErrCode {
+        /// `nonce=` missing or not 64 hex digits.
+        BadParams = "BAD_PARAMS",
+        /// The firmware holds no identity key (its INFO says `identity=none`).
+        NoIdentity = "NO_IDENTITY",
     }
 }
 

@@ -88,6 +88,7 @@ fn command() -> impl Strategy<Value = Command> {
         module_id().prop_map(|m| Command::Unload(ModuleRef { module_id: m })),
         Just(Command::Status),
         Just(Command::Info),
+        any::<[u8; 32]>().prop_map(|n| Command::Ident(identity::Nonce(n))),
     ]
 }
 
@@ -161,35 +162,46 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
     let strings = [(); 8].map(|_| option::of(word()));
     let numbers = [(); 8].map(|_| option::of(any::<u32>()));
     let stop = option::of(code(StopMode::from_wire));
-    (any::<u32>(), strings, numbers, stop, vec(native, 0..4)).prop_map(
-        |(
-            proto,
-            [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks],
-            [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max, baud],
-            stop,
-            natives,
-        )| InfoOk {
-            proto,
-            board,
-            fw,
-            wamr,
-            aot_arch,
-            aot_cpu,
-            aot_abi,
-            aot_version,
-            aot_features,
-            aot_bounds_checks,
-            slots,
-            max_module,
-            pool_total,
-            pool_free,
-            chunk_max,
-            line_max,
-            baud,
-            stop,
-            natives,
-        },
+    let identity = option::of(word());
+    (
+        any::<u32>(),
+        strings,
+        numbers,
+        stop,
+        vec(native, 0..4),
+        identity,
     )
+        .prop_map(
+            |(
+                proto,
+                [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks],
+                [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max, baud],
+                stop,
+                natives,
+                identity,
+            )| InfoOk {
+                proto,
+                board,
+                fw,
+                wamr,
+                aot_arch,
+                aot_cpu,
+                aot_abi,
+                aot_version,
+                aot_features,
+                aot_bounds_checks,
+                slots,
+                max_module,
+                pool_total,
+                pool_free,
+                chunk_max,
+                line_max,
+                baud,
+                stop,
+                natives,
+                identity,
+            },
+        )
 }
 
 fn run_result() -> impl Strategy<Value = RunResult> {
@@ -279,6 +291,9 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
                 module_id,
                 msg
             })),
+        (word(), word()).prop_map(|(key, sig)| AgentLine::IdentOk(IdentOk { key, sig })),
+        (code(IdentErrCode::from_wire), option::of(text()))
+            .prop_map(|(code, msg)| AgentLine::IdentErr(IdentErr { code, msg })),
         (word(), text(), any::<bool>(), option::of(any::<u32>())).prop_map(
             |(module_id, msg, truncated, dropped)| AgentLine::Log(Log {
                 module_id,

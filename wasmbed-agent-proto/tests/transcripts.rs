@@ -361,6 +361,11 @@ fn run(t: &Transcript) {
             );
             replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
         }
+        "ident" => {
+            let nonce = identity::Nonce::from_hex(&p["nonce"]).expect("nonce=<64 hex>");
+            let s = IdentSession::new(now, nonce, &p["fingerprint"], &timeouts);
+            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+        }
         other => panic!("{}: unknown operation {other}", t.path.display()),
     }
 }
@@ -394,7 +399,7 @@ fn transcripts_cover_every_generation_and_operation() {
             "no transcript for {g}"
         );
     }
-    for op in ["load", "start", "stop", "status", "info", "unload"] {
+    for op in ["load", "start", "stop", "status", "info", "unload", "ident"] {
         assert!(
             all.iter().any(|t| params(t).0 == op),
             "no transcript for {op}"

@@ -15,11 +15,13 @@ use crate::decoder::{Item, Line};
 use crate::message::{AgentLine, Command, ErrorLine};
 use crate::wire::ErrorCode;
 
+mod ident;
 mod load;
 mod simple;
 mod start;
 mod stop;
 
+pub use ident::{IdentOutcome, IdentSession};
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
 pub use simple::{
     InfoOutcome, InfoSession, StatusOutcome, StatusSession, UnloadOutcome, UnloadSession,
@@ -150,6 +152,8 @@ pub enum Phase {
     Info,
     /// After UNLOAD.
     Unload,
+    /// After IDENT.
+    Ident,
 }
 
 impl fmt::Display for Phase {
@@ -170,6 +174,7 @@ impl fmt::Display for Phase {
             Phase::Status => f.write_str("waiting for STATUS_OK"),
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
+            Phase::Ident => f.write_str("waiting for IDENT_OK/IDENT_ERR"),
         }
     }
 }

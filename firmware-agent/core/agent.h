@@ -137,6 +137,20 @@ struct agent_config {
 	uint32_t chunk_max;        /**< largest CHUNK accepted (default 16384; chunks go straight into the module buffer, so no RAM) */
 	/** Fault injection for tests: STOP skips wasm_runtime_terminate, only the forced stop ends a job. */
 	bool test_no_terminate;
+	/**
+	 * The device identity: an Ed25519 seed (RFC 8032 secret key, 32 bytes), or NULL for none
+	 * (INFO says identity=none, IDENT answers IDENT_ERR code=NO_IDENTITY). agent_init derives
+	 * the key pair from a copy; the port should wipe its own copy afterwards.
+	 * docs/PROTOCOL.md "Device identity (IDENT)".
+	 */
+	const uint8_t *identity_seed;
+};
+
+/** The identity key pair (agent_ident.c). Private to the core. */
+struct agent_identity {
+	bool present;
+	uint8_t secret[64];  /* Monocypher's Ed25519 secret key: seed, then the public key */
+	char info[8 + 33];   /* INFO identity=: "ed25519:<32 hex fingerprint>" or "none" */
 };
 
 /** One loaded module and its job. Fields are private to the core. */
@@ -254,6 +268,7 @@ struct agent {
 	bool reply_tag;
 	uint32_t reply_seq;
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
+	struct agent_identity ident;
 	struct agent *next_agent;  /* agents sharing the process's WAMR runtime (start hook) */
 };
 

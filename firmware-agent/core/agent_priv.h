@@ -89,6 +89,9 @@ void agent_cmd_stop(struct agent *a, const char *params);
 void agent_cmd_status(struct agent *a, const char *params);
 void agent_cmd_info(struct agent *a, const char *params);
 void agent_cmd_hello(struct agent *a, const char *params);
+/* Identity (agent_ident.c): derive the key pair from cfg.identity_seed, answer IDENT. */
+void agent_ident_init(struct agent *a);
+void agent_cmd_ident(struct agent *a, const char *params);
 /* Upload deadlines and payload completion; returns ms until the next deadline. */
 uint32_t agent_upload_poll(struct agent *a);
 /* End the active transfer (slot keeps its partial upload). */

@@ -41,6 +41,7 @@ fi
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I"$agent/core" -I"$here"
         -DIDENT_TABLE="\"$repo/testdata/identifiers.txt\""
+        -DPROTOCOL_DIR="\"$repo/testdata/protocol\""
         -I"$WAMR_ROOT_DIR/core/iwasm/include"
         -I"$agent/third_party/monocypher" -I"$agent/third_party/monocypher/optional")
 CORE=("$agent"/core/*.c "$here/fake_port.c"

@@ -52,6 +52,9 @@ struct posix_port {
 	bool woken;
 	struct posix_worker workers[AGENT_MAX_SLOTS];
 	void *pool;
+	const char *identity_file; /* --identity-file, or NULL */
+	char identity_buf[4096];   /* this board's file under --state-dir */
+	uint8_t identity_seed[32]; /* wiped once the agent holds the key */
 };
 
 /* posix_link.c */
@@ -77,6 +80,13 @@ void posix_mem_use_pool(void *pool, uint32_t size);
 void posix_stack_reset(void *ctx, unsigned slot);
 /** Block (true) or unblock the abort signal in the calling thread. */
 void posix_block_abort_signal(bool block);
+
+/* posix_identity.c */
+/**
+ * The board's identity seed from `path` (64 hex digits, mode 0600), created from getrandom()
+ * if the file does not exist. 0, or -1 after printing why.
+ */
+int posix_identity_load(const char *path, uint8_t seed[32]);
 
 /* posix_main.c */
 /** Port op: wake the command loop. */

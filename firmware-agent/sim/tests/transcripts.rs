@@ -120,9 +120,22 @@ fn replay(t: &Transcript) {
         None => Vec::new(),
     };
     let refs = reference.as_ref().map(|(_, s, c)| (s.as_str(), c.as_str()));
-    let sim = Sim::tcp(&[]);
+    // `@given … identity=<seed hex>`: the board's identity file holds that seed.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("board.identity");
+    let given_state = t.header("given").unwrap_or("empty");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(seed) = given_state
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("identity="))
+    {
+        write_private(&key_file, &format!("{seed}\n"));
+        args = vec!["--identity-file".into(), key_file.display().to_string()];
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sim = Sim::tcp(&args);
     let mut l = sim.hello();
-    given(&mut l, t.header("given").unwrap_or("empty"));
+    given(&mut l, given_state);
     for item in &t.items {
         if let Some(cmd) = item.strip_prefix("> ") {
             if cmd == "[payload]" {
@@ -160,6 +173,19 @@ fn replay(t: &Transcript) {
         }
     }
     l.quiet("", Duration::from_millis(150));
+}
+
+/// Writes a file only its owner can read (what the sim requires of an identity file).
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 #[test]

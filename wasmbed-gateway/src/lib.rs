@@ -6,6 +6,7 @@ pub mod device;
 pub mod endpoint;
 pub mod fleet;
 pub mod http;
+pub mod identity;
 pub mod link;
 pub mod pipeline;
 pub mod run;

@@ -64,6 +64,10 @@ pub async fn start_with_ports(
         Some(p) => Some(read_token(p)?),
         None => None,
     };
+    let identity = Arc::new(
+        crate::identity::IdentityStore::open(cfg.identity, &cfg.state_dir)
+            .map_err(|e| StartError::Io(format!("device identity: {e}")))?,
+    );
     let mut devices = Vec::new();
     let mut sim = None;
     if cfg.sim {
@@ -82,6 +86,7 @@ pub async fn start_with_ports(
             Arc::new(EndpointConnector::new(child.endpoint.clone())),
         );
         o.log_lines = cfg.limits.log_lines;
+        o.identity = identity.clone();
         devices.push(spawn_device(o));
         sim = Some(child);
     }
@@ -92,6 +97,7 @@ pub async fn start_with_ports(
         o.timeouts.link_bytes_per_sec = (d.endpoint.line_baud() / 10).max(1);
         o.baud = d.endpoint.baud();
         o.log_lines = cfg.limits.log_lines;
+        o.identity = identity.clone();
         o.aot = d.aot_target.clone().map(|target| AotTarget {
             target,
             cpu: d.aot_cpu.clone(),

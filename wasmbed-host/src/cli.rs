@@ -74,11 +74,36 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `devices approve|forget`: device identity enrollment (docs/SECURITY.md "Device identity").
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// Approve (enroll) a device's identity key: the one it proved, or --fingerprint.
+    Approve {
+        /// The device.
+        name: String,
+        /// The key's fingerprint as `devices` shows it (12 to 32 hex digits). Needed to accept
+        /// a device whose key differs from the approved one, and to approve a key before the
+        /// device is first seen (all 32 digits).
+        #[arg(long, value_name = "HEX")]
+        fingerprint: Option<String>,
+    },
+    /// Forget a device's approved identity key (it is then pending again, or trusted on its
+    /// next connect in the gateway's `tofu` mode).
+    Forget {
+        /// The device.
+        name: String,
+    },
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the devices the gateway knows.
-    Devices,
+    /// List the devices the gateway knows (and manage their identity enrollment).
+    Devices {
+        /// `approve NAME` or `forget NAME`; none lists the devices.
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+    },
     /// Show a device's INFO (protocol, board, AOT target, limits, natives).
     Info,
     /// Show the module slots and memory of a device.

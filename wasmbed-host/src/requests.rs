@@ -2,8 +2,8 @@
 //! checking them here, so a bad value is a usage error (exit 2) before anything is sent.
 
 use wasmbed_api::{
-    BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Request, StartRequest,
-    StopRequest,
+    ApproveRequest, BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Request,
+    StartRequest, StopRequest,
 };
 
 use crate::cli::{Mode, ReplaceArgs};
@@ -17,6 +17,21 @@ fn ms(seconds: f64) -> u64 {
 /// `devices`.
 pub fn devices() -> Request {
     Request::Devices {}
+}
+
+/// `approve` of `device`'s identity key.
+pub fn approve(device: &str, fingerprint: Option<&str>) -> Request {
+    Request::Approve(ApproveRequest {
+        device: device.into(),
+        fingerprint: fingerprint.map(str::to_string),
+    })
+}
+
+/// `forget` of `device`'s identity key.
+pub fn forget(device: &str) -> Request {
+    Request::Forget(DeviceRequest {
+        device: device.into(),
+    })
 }
 
 /// `info` of `device`.

@@ -214,6 +214,20 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
         Request::Unload(u) => Ok(OpResult::Unload(
             gw.finish(dev.unload(u.module_id).await, lat)?,
         )),
+        Request::Approve(a) => {
+            let identity = dev.approve(a.fingerprint.as_deref())?;
+            Ok(OpResult::Identity(wasmbed_api::IdentityResult {
+                device: dev.name.clone(),
+                identity,
+            }))
+        }
+        Request::Forget(_) => {
+            let identity = dev.forget()?;
+            Ok(OpResult::Identity(wasmbed_api::IdentityResult {
+                device: dev.name.clone(),
+                identity,
+            }))
+        }
         Request::Logs(l) => {
             let since = l.since.unwrap_or(0);
             let (lines, rx) = dev.log.since(since);

@@ -197,6 +197,10 @@ pub enum DeviceError {
     /// The command is not supported by this device's firmware.
     #[error("{0}")]
     Unsupported(String),
+    /// The device's identity does not allow the command (pending, mismatch, a failed proof):
+    /// docs/SECURITY.md "Device identity".
+    #[error("{}", .0.message)]
+    Identity(crate::identity::Refused),
     /// The host closed its connection (or its sending side) while the command waited for its
     /// RESULT: the wait was dropped (the job itself keeps running on the device).
     #[error("the host went away while {phase} waited for its RESULT; the wait was dropped (the job keeps running)")]
@@ -233,6 +237,7 @@ impl DeviceError {
             DeviceError::Killed { .. } => Some(
                 "a LOAD replaced the module while the job ran: start it again if needed".into(),
             ),
+            DeviceError::Identity(r) => Some(r.help.clone()),
             _ => None,
         }
     }
@@ -304,6 +309,8 @@ pub struct DeviceState {
     /// The last job of each module the gateway started, by module id (filled by
     /// [`DeviceHandle::snapshot`] from the device's job table).
     pub jobs: std::collections::BTreeMap<String, JobRecord>,
+    /// What the device showed of its identity on the current link (or the last one).
+    pub identity: crate::identity::Seen,
 }
 
 /// What the gateway knows of a module's last job (START through its RESULT, which may come
@@ -383,6 +390,8 @@ pub struct DeviceHandle {
     pub log: Arc<DeviceLog>,
     /// Live state.
     pub state: Arc<Mutex<DeviceState>>,
+    /// Pinned identity keys and the enrollment policy (shared by the gateway's devices).
+    pub identity: Arc<crate::identity::IdentityStore>,
     tx: mpsc::Sender<Job>,
     waiters: Arc<wait::Waiters>,
 }
@@ -541,6 +550,27 @@ impl DeviceHandle {
     /// Commands parked waiting for their RESULT (for tests and diagnostics).
     pub fn waiting(&self) -> usize {
         self.waiters.len()
+    }
+
+    /// The device's identity as the host API shows it.
+    pub fn identity_view(&self) -> wasmbed_api::DeviceIdentity {
+        let seen = self.state.lock().expect("state lock").identity.clone();
+        self.identity.view(&self.name, &seen)
+    }
+
+    /// `approve`: pins the device's identity key (see [`crate::identity::IdentityStore::approve`]).
+    pub fn approve(
+        &self,
+        fingerprint: Option<&str>,
+    ) -> Result<wasmbed_api::DeviceIdentity, crate::identity::EnrollError> {
+        let seen = self.state.lock().expect("state lock").identity.clone();
+        self.identity.approve(&self.name, &seen, fingerprint)
+    }
+
+    /// `forget`: removes the device's pinned identity key.
+    pub fn forget(&self) -> Result<wasmbed_api::DeviceIdentity, crate::identity::EnrollError> {
+        let seen = self.state.lock().expect("state lock").identity.clone();
+        self.identity.forget(&self.name, &seen)
     }
 
     /// A snapshot of the live state.

@@ -27,6 +27,8 @@ use super::{
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::{legacy_natives, AotExact, AotTarget, DeviceCaps};
 
+mod identify;
+
 /// How to run one device.
 #[derive(Clone)]
 pub struct DeviceOptions {
@@ -51,6 +53,9 @@ pub struct DeviceOptions {
     /// The configured line speed (`?baud=` or the `baud` key). `None`: deadlines follow the
     /// speed the firmware reports in INFO (`baud=`), else `timeouts.link_bytes_per_sec`.
     pub baud: Option<u32>,
+    /// Pinned identity keys and the enrollment policy (default: in memory, `approve`,
+    /// anonymous devices allowed).
+    pub identity: Arc<crate::identity::IdentityStore>,
 }
 
 impl DeviceOptions {
@@ -67,6 +72,7 @@ impl DeviceOptions {
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             baud: None,
+            identity: Arc::new(crate::identity::IdentityStore::in_memory(Default::default())),
         }
     }
 }
@@ -85,6 +91,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         endpoint: opts.connector.describe(),
         log: log.clone(),
         state: state.clone(),
+        identity: opts.identity.clone(),
         tx,
         waiters: waiters.clone(),
     };
@@ -344,18 +351,22 @@ impl DeviceTask {
 
     /// INFO (v1 fallback) and STATUS: what the device is and holds.
     async fn refresh(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        // Checked again on every handshake: until then, nothing proved who answers.
+        self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
         self.seq = None; // INFO itself goes without seq=: it tells whether the device echoes one
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive(link, info, None, false).await {
             Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
                 self.seq = wasmbed_agent_proto::correlates(&line).then_some(0);
                 self.follow_link_speed(info.baud);
-                self.record_info(Some(&info), &line)
+                self.record_info(Some(&info), &line);
+                self.identify(link, Some(&info)).await?;
             }
             Ok((Ok(InfoOutcome::V1), _)) => {
                 self.seq = None;
                 self.follow_link_speed(None);
-                self.record_info(None, &Line::parse(""))
+                self.record_info(None, &Line::parse(""));
+                self.identify(link, None).await?;
             }
             Ok((Err(e), _)) => {
                 tracing::warn!(device = %self.opts.name, "INFO failed: {e}");
@@ -688,6 +699,13 @@ impl DeviceTask {
             progress,
             reply,
         } = job;
+        if let Err(e) = self.identity_gate(&request) {
+            let _ = reply.send(JobReply::Done(Outcome {
+                result: Err(e),
+                device_time: Duration::ZERO,
+            }));
+            return None;
+        }
         let phase = request_phase(&request);
         let changes_slots = matches!(request, Request::Deploy(_) | Request::Unload { .. });
         let (result, device_time, lost) = match self.exec(link, request, progress.as_ref()).await {

@@ -234,7 +234,10 @@ pub(crate) fn single(
 pub fn run(command: &Command, ctx: &Ctx) -> Report {
     let name = command_name(command);
     let result = match command {
-        Command::Devices => Ok(devices::run(ctx)),
+        Command::Devices { action: None } => Ok(devices::run(ctx)),
+        Command::Devices {
+            action: Some(action),
+        } => Ok(devices::enroll(ctx, action)),
         Command::Info => info::run(ctx),
         Command::Status => status::run(ctx),
         Command::Deploy(a) => deploy::deploy(ctx, a),
@@ -255,7 +258,13 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
 /// The canonical name of a command (used in JSON output).
 pub fn command_name(command: &Command) -> &'static str {
     match command {
-        Command::Devices => "devices",
+        Command::Devices { action: None } => "devices",
+        Command::Devices {
+            action: Some(crate::cli::DevicesAction::Approve { .. }),
+        } => "devices approve",
+        Command::Devices {
+            action: Some(crate::cli::DevicesAction::Forget { .. }),
+        } => "devices forget",
         Command::Info => "info",
         Command::Status => "status",
         Command::Deploy(_) => "deploy",

@@ -46,6 +46,7 @@ pub mod ident;
 pub mod message;
 pub mod parse;
 pub mod session;
+pub mod signing;
 pub mod wire;
 
 pub use crc::Crc32;
@@ -53,6 +54,7 @@ pub use decoder::{Decoder, Item, Line, AGENT_LINE_MAX};
 pub use encode::escape;
 pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODULE_ID_MAX};
 pub use message::*;
+pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, Signature};
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
     correlates, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase,

@@ -54,13 +54,13 @@ pub use decoder::{Decoder, Item, Line, AGENT_LINE_MAX};
 pub use encode::escape;
 pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODULE_ID_MAX};
 pub use message::*;
-pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, Signature};
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
     correlates, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase,
     Progress, Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession,
     StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
 };
+pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, Signature};
 pub use wire::{
     ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
     StopStatus, UnloadErrCode, COMMANDS,

@@ -266,7 +266,9 @@ pub fn parse_agent_line(line: &str) -> AgentLine {
         "LOG" => log(&f),
         "SIG_OK" => Ok(AgentLine::SigOk(sig_reply(&f))),
         "SIG_ERR" => f.req("code").map(|_| AgentLine::SigErr(sig_reply(&f))),
-        "MINVER_OK" => f.req("module_id").map(|_| AgentLine::MinVerOk(sig_reply(&f))),
+        "MINVER_OK" => f
+            .req("module_id")
+            .map(|_| AgentLine::MinVerOk(sig_reply(&f))),
         "MINVER_ERR" => f.req("code").map(|_| AgentLine::MinVerErr(sig_reply(&f))),
         "ERROR" => error_line(&f),
         _ => return AgentLine::Other(line.to_string()),

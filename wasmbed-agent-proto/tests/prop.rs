@@ -88,14 +88,18 @@ fn command() -> impl Strategy<Value = Command> {
         module_id().prop_map(|m| Command::Unload(ModuleRef { module_id: m })),
         Just(Command::Status),
         Just(Command::Info),
-        (module_id(), any::<u32>(), any::<[u8; 8]>(), vec(any::<u8>(), 64)).prop_map(
-            |(module_id, ver, key, sig)| Command::Sig(Sig {
+        (
+            module_id(),
+            any::<u32>(),
+            any::<[u8; 8]>(),
+            vec(any::<u8>(), 64)
+        )
+            .prop_map(|(module_id, ver, key, sig)| Command::Sig(Sig {
                 module_id,
                 ver,
                 key: KeyId(key),
                 sig: Signature(sig.try_into().unwrap()),
-            })
-        ),
+            })),
         (module_id(), option::of(any::<u32>()))
             .prop_map(|(module_id, ver)| Command::MinVer(MinVer { module_id, ver })),
     ]

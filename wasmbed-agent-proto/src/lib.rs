@@ -60,7 +60,7 @@ pub use session::{
     Progress, Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession,
     StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
 };
-pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, Signature};
+pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
 pub use wire::{
     ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
     StopStatus, UnloadErrCode, COMMANDS,

@@ -162,6 +162,17 @@ impl fmt::Display for KeyId {
     }
 }
 
+/// What a signed upload carries besides the bytes: the `SIG` line's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleSignature {
+    /// The signed version (anti-rollback).
+    pub ver: u32,
+    /// The id of the signing key.
+    pub key: KeyId,
+    /// Ed25519 over [`signed_message`].
+    pub sig: Signature,
+}
+
 /// An Ed25519 signature, 128 hex digits on the wire (`SIG sig=`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);

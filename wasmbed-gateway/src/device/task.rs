@@ -992,6 +992,7 @@ impl DeviceTask {
             replace: d.replace,
             replace_victim: victim,
             max_chunk: None,
+            signature: None,
         };
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {

@@ -173,6 +173,43 @@ pub struct ModuleSignature {
     pub sig: Signature,
 }
 
+/// The text form of a signature file (`wasmbed-host keys sign`, `deploy --signature FILE`):
+/// `key=<16 hex> ver=<n> sig=<128 hex>` on one line.
+impl fmt::Display for ModuleSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key={} ver={} sig={}", self.key, self.ver, self.sig)
+    }
+}
+
+impl std::str::FromStr for ModuleSignature {
+    type Err = InvalidField;
+
+    fn from_str(text: &str) -> Result<Self, InvalidField> {
+        let mut key = None;
+        let mut ver = None;
+        let mut sig = None;
+        for field in text.split_whitespace() {
+            match field.split_once('=') {
+                Some(("key", v)) => key = KeyId::parse(v),
+                Some(("ver", v)) => ver = v.parse::<u32>().ok(),
+                Some(("sig", v)) => sig = Signature::parse(v),
+                _ => {}
+            }
+        }
+        let missing = |what: &str| {
+            InvalidField::new(
+                "signature",
+                format!("want `key=<16 hex> ver=<n> sig=<128 hex>`: {what} missing or malformed"),
+            )
+        };
+        Ok(ModuleSignature {
+            key: key.ok_or_else(|| missing("key"))?,
+            ver: ver.ok_or_else(|| missing("ver"))?,
+            sig: sig.ok_or_else(|| missing("sig"))?,
+        })
+    }
+}
+
 /// An Ed25519 signature, 128 hex digits on the wire (`SIG sig=`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);
@@ -228,6 +265,19 @@ mod tests {
         };
         let text = String::from_utf8(signed_message(&id, 0, Some(&t), aot).unwrap()).unwrap();
         assert!(text.contains("\nkind=aot\ntarget=thumbv7em/cortex-m4/none/eabihf/6\n"));
+    }
+
+    #[test]
+    fn signature_file_round_trips() {
+        let s = ModuleSignature {
+            ver: 3,
+            key: KeyId([1, 2, 3, 4, 5, 6, 7, 8]),
+            sig: Signature([0xab; 64]),
+        };
+        let text = s.to_string();
+        assert_eq!(text.parse::<ModuleSignature>().unwrap(), s);
+        assert!(format!("{text}\n").parse::<ModuleSignature>().is_ok());
+        assert!("key=0102 ver=3".parse::<ModuleSignature>().is_err());
     }
 
     #[test]

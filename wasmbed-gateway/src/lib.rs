@@ -9,4 +9,5 @@ pub mod http;
 pub mod link;
 pub mod pipeline;
 pub mod run;
+pub mod signing;
 pub mod sim;

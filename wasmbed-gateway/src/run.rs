@@ -64,6 +64,13 @@ pub async fn start_with_ports(
         Some(p) => Some(read_token(p)?),
         None => None,
     };
+    let signing_key = match &cfg.signing.key_file {
+        Some(p) => Some(Arc::new(
+            crate::signing::ModuleKey::load(p)
+                .map_err(|e| StartError::Io(format!("[signing] key_file: {e}")))?,
+        )),
+        None => None,
+    };
     let mut devices = Vec::new();
     let mut sim = None;
     if cfg.sim {
@@ -82,6 +89,7 @@ pub async fn start_with_ports(
             Arc::new(EndpointConnector::new(child.endpoint.clone())),
         );
         o.log_lines = cfg.limits.log_lines;
+        o.signing_key = signing_key.clone();
         devices.push(spawn_device(o));
         sim = Some(child);
     }
@@ -97,6 +105,7 @@ pub async fn start_with_ports(
             cpu: d.aot_cpu.clone(),
             abi: d.aot_abi.clone(),
         });
+        o.signing_key = signing_key.clone();
         devices.push(spawn_device(o));
     }
     let listener = TcpListener::bind(cfg.listen)

@@ -270,6 +270,8 @@ pub fn deploy_req(dev: &str, module_id: &str, bytes: &[u8]) -> Request {
         replace_victim: None,
         force: true,
         strip: false,
+        version: None,
+        signature: None,
     })
 }
 

@@ -6,6 +6,7 @@ mod bench;
 mod deploy;
 mod devices;
 mod info;
+mod keys;
 mod logs;
 mod ports;
 mod start;
@@ -245,6 +246,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Logs(a) => logs::run(ctx, a),
         Command::Bench(a) => bench::run(ctx, a),
         Command::Ports => Ok(ports::run(&wasmbed_ports::SystemPorts)),
+        Command::Keys(a) => keys::run(a),
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
         )),
@@ -266,6 +268,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Logs(_) => "logs",
         Command::Bench(_) => "bench",
         Command::Ports => "ports",
+        Command::Keys(_) => "keys",
         Command::Completions { .. } => "completions",
     }
 }

@@ -48,6 +48,7 @@ pub mod identity;
 pub mod message;
 pub mod parse;
 pub mod session;
+pub mod signing;
 pub mod wire;
 
 pub use crc::Crc32;
@@ -62,6 +63,7 @@ pub use session::{
     StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
     UnloadSession,
 };
+pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
 pub use wire::{
     ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
     StopMode, StopStatus, UnloadErrCode, COMMANDS,

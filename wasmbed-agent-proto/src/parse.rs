@@ -272,6 +272,12 @@ pub fn parse_agent_line(line: &str) -> AgentLine {
             })
         }),
         "LOG" => log(&f),
+        "SIG_OK" => Ok(AgentLine::SigOk(sig_reply(&f))),
+        "SIG_ERR" => f.req("code").map(|_| AgentLine::SigErr(sig_reply(&f))),
+        "MINVER_OK" => f
+            .req("module_id")
+            .map(|_| AgentLine::MinVerOk(sig_reply(&f))),
+        "MINVER_ERR" => f.req("code").map(|_| AgentLine::MinVerErr(sig_reply(&f))),
         "ERROR" => error_line(&f),
         _ => return AgentLine::Other(line.to_string()),
     };
@@ -457,7 +463,18 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         stop: f.get("stop").map(StopMode::from_wire),
         natives,
         identity: f.string("identity"),
+        sig: f.string("sig"),
+        sig_keys: f.string("sig_keys"),
     })))
+}
+
+fn sig_reply(f: &Fields<'_>) -> SigReply {
+    SigReply {
+        code: f.string("code"),
+        module_id: f.string("module_id"),
+        ver: f.u32("ver").ok().flatten(),
+        msg: f.string("msg"),
+    }
 }
 
 fn ident_ok(f: &Fields<'_>) -> Parsed {
@@ -566,6 +583,21 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
                 )
             })
         }
+        "SIG" => sig_cmd(&f),
+        "MINVER" => {
+            let c = CmdFields {
+                command: "MINVER",
+                f: &f,
+            };
+            Ok(Command::MinVer(MinVer {
+                module_id: c.module_id("module_id")?,
+                ver: if f.get("ver").is_some() {
+                    Some(c.u32("ver")?)
+                } else {
+                    None
+                },
+            }))
+        }
         other => Err(CommandError::Unknown(other.to_string())),
     }
 }
@@ -665,6 +697,20 @@ fn start_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
         module_id,
         func,
         args,
+    }))
+}
+
+fn sig_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
+    let c = CmdFields { command: "SIG", f };
+    let key = c.req("key")?;
+    let sig = c.req("sig")?;
+    Ok(Command::Sig(Sig {
+        module_id: c.module_id("module_id")?,
+        ver: c.u32("ver")?,
+        key: crate::signing::KeyId::parse(key)
+            .ok_or_else(|| c.invalid("key", format!("{key:?} is not 16 hex digits")))?,
+        sig: crate::signing::Signature::parse(sig)
+            .ok_or_else(|| c.invalid("sig", format!("{sig:?} is not 128 hex digits")))?,
     }))
 }
 

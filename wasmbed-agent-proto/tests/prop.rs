@@ -89,6 +89,20 @@ fn command() -> impl Strategy<Value = Command> {
         Just(Command::Status),
         Just(Command::Info),
         any::<[u8; 32]>().prop_map(|n| Command::Ident(identity::Nonce(n))),
+        (
+            module_id(),
+            any::<u32>(),
+            any::<[u8; 8]>(),
+            vec(any::<u8>(), 64)
+        )
+            .prop_map(|(module_id, ver, key, sig)| Command::Sig(Sig {
+                module_id,
+                ver,
+                key: KeyId(key),
+                sig: Signature(sig.try_into().unwrap()),
+            })),
+        (module_id(), option::of(any::<u32>()))
+            .prop_map(|(module_id, ver)| Command::MinVer(MinVer { module_id, ver })),
     ]
 }
 
@@ -159,7 +173,7 @@ fn status_ok() -> impl Strategy<Value = StatusOk> {
 fn info_ok() -> impl Strategy<Value = InfoOk> {
     let native = ("[a-z_]{1,12}", "\\((i|I|f|F|\\*|~)*\\)(i|I|f|F)?")
         .prop_map(|(name, signature)| Native { name, signature });
-    let strings = [(); 8].map(|_| option::of(word()));
+    let strings = [(); 10].map(|_| option::of(word()));
     let numbers = [(); 8].map(|_| option::of(any::<u32>()));
     let stop = option::of(code(StopMode::from_wire));
     let identity = option::of(word());
@@ -174,7 +188,7 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
         .prop_map(
             |(
                 proto,
-                [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks],
+                [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks, sig, sig_keys],
                 [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max, baud],
                 stop,
                 natives,
@@ -200,6 +214,8 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
                 stop,
                 natives,
                 identity,
+                sig,
+                sig_keys,
             },
         )
 }

@@ -199,6 +199,14 @@ pub struct DeployRequest {
         skip_serializing_if = "is_false"
     )]
     pub strip: bool,
+    /// The version the gateway signs the module with (anti-rollback; devices refuse a version
+    /// below their minimum for the module id). Used only when the gateway signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// A signature made elsewhere (`wasmbed-host keys sign`), uploaded as-is instead of the
+    /// gateway's: `key=<16 hex> ver=<n> sig=<128 hex>` over exactly the body's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Fields of `start`.

@@ -244,6 +244,17 @@ struct RawConfig {
     #[serde(default)]
     devices: BTreeMap<String, RawDevice>,
     fleet: Option<RawFleet>,
+    #[serde(default)]
+    signing: SigningConfig,
+}
+
+/// `[signing]`: the key the gateway signs uploads with (docs/SECURITY.md "Signed modules").
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Private Ed25519 key file (`wasmbed-host keys generate`, mode 0600). Uploads to devices
+    /// whose INFO has `sig=` are signed with it; `None`: the gateway signs nothing.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +303,8 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// Fleet membership (`None`: a standalone gateway).
     pub fleet: Option<crate::fleet::FleetConfig>,
+    /// Module signing.
+    pub signing: SigningConfig,
 }
 
 impl Default for Config {
@@ -311,6 +324,7 @@ impl Default for Config {
             legacy: LegacyConfig::default(),
             devices: Vec::new(),
             fleet: None,
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -432,6 +446,7 @@ impl Config {
             cfg.fleet = Some(fc);
         }
         cfg.legacy = raw.legacy;
+        cfg.signing = raw.signing;
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;

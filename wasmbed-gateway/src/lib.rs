@@ -10,4 +10,5 @@ pub mod identity;
 pub mod link;
 pub mod pipeline;
 pub mod run;
+pub mod signing;
 pub mod sim;

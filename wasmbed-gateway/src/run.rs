@@ -68,6 +68,13 @@ pub async fn start_with_ports(
         crate::identity::IdentityStore::open(cfg.identity, &cfg.state_dir)
             .map_err(|e| StartError::Io(format!("device identity: {e}")))?,
     );
+    let signing_key = match &cfg.signing.key_file {
+        Some(p) => Some(Arc::new(
+            crate::signing::ModuleKey::load(p)
+                .map_err(|e| StartError::Io(format!("[signing] key_file: {e}")))?,
+        )),
+        None => None,
+    };
     let mut devices = Vec::new();
     let mut sim = None;
     if cfg.sim {
@@ -87,6 +94,7 @@ pub async fn start_with_ports(
         );
         o.log_lines = cfg.limits.log_lines;
         o.identity = identity.clone();
+        o.signing_key = signing_key.clone();
         devices.push(spawn_device(o));
         sim = Some(child);
     }
@@ -103,6 +111,7 @@ pub async fn start_with_ports(
             cpu: d.aot_cpu.clone(),
             abi: d.aot_abi.clone(),
         });
+        o.signing_key = signing_key.clone();
         devices.push(spawn_device(o));
     }
     let listener = TcpListener::bind(cfg.listen)

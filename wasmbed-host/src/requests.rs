@@ -55,6 +55,7 @@ pub fn upload(
     data: &[u8],
     mode: Option<Mode>,
     replace: &ReplaceArgs,
+    signature: Option<String>,
 ) -> Result<Request, HostError> {
     validate::module_id(module_id)?;
     if let Some(v) = &replace.replace_victim {
@@ -73,6 +74,8 @@ pub fn upload(
         replace_victim: replace.replace_victim.clone(),
         force: replace.force,
         strip: replace.strip,
+        version: replace.module_version,
+        signature,
     };
     Ok(match mode {
         None => Request::Deploy(d),

@@ -101,6 +101,7 @@ static const struct agent_port_ops posix_ops = {
 	.stack_free = posix_stack_free,
 	.stack_reset = posix_stack_reset,
 	.log = posix_log,
+	.floor_saved = posix_sig_floor_saved,
 };
 
 static void usage(FILE *f)
@@ -132,8 +133,13 @@ static void usage(FILE *f)
 		"                      and --state-dir the board has no identity (identity=none)\n"
 		"  --state-dir DIR     keep the identity in DIR/<board name>.identity (one per\n"
 		"                      board with --boards N; DIR is created 0700)\n"
-		"  --test-no-terminate STOP skips wasm_runtime_terminate (tests the forced stop)\n",
-		AGENT_MAX_SLOTS, DEFAULT_POOL);
+		"  --test-no-terminate STOP skips wasm_runtime_terminate (tests the forced stop)\n"
+		"  --trusted-key HEX   an Ed25519 public key modules may be signed by (repeatable,\n"
+		"                      at most %d; rotation: add the new key, deploy, drop the old)\n"
+		"  --trusted-keys FILE the same, one key per line ('#' comments)\n"
+		"  --signatures MODE   required (default with keys), optional or off (default)\n"
+		"  --floor-file FILE   keep the minimum version per module id (anti-rollback) here\n",
+		AGENT_MAX_SLOTS, DEFAULT_POOL, AGENT_TRUSTED_KEYS_MAX);
 }
 
 static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out)
@@ -165,6 +171,7 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		uint32_t n;
+		int rc;
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
@@ -184,6 +191,9 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 		} else if (!v) {
 			fprintf(stderr, "wasmbed-agent-sim: unknown or incomplete option '%s'\n", a);
 			return -1;
+		} else if ((rc = posix_sig_option(p, a, v)) != 0) {
+			if (rc < 0)
+				return -1;
 		} else if (!strcmp(a, "--listen")) {
 			p->link = LINK_TCP;
 			p->listen_addr = v;
@@ -234,7 +244,7 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 		fprintf(stderr, "wasmbed-agent-sim: --boards N > 1 needs --listen HOST:PORT\n");
 		return -1;
 	}
-	return 0;
+	return posix_sig_finish_args(p, o->boards);
 }
 
 static void command_loop(struct posix_port *p)
@@ -328,7 +338,7 @@ static int board_start(struct posix_port *p, void *pool, uint32_t pool_size)
 		return -1;
 	}
 	fprintf(stderr, "[%s] identity=%s\n", p->cfg.board, p->agent.ident.info);
-	if (posix_workers_start(p) || posix_link_start(p)) {
+	if (posix_sig_restore(p) || posix_workers_start(p) || posix_link_start(p)) {
 		agent_deinit(&p->agent);
 		return -1;
 	}

@@ -129,6 +129,8 @@ pub enum Event {
 /// The step a session was waiting in (named in timeout errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// After SIG (a signed LOAD), before `SIG_OK`.
+    Sig,
     /// After LOAD, before `LOAD_READY`.
     LoadReady,
     /// After a CHUNK, before its ack; `acked` bytes confirmed so far.
@@ -159,6 +161,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Phase::Sig => f.write_str("waiting for SIG_OK/SIG_ERR"),
             Phase::LoadReady => f.write_str("waiting for LOAD_READY/LOAD_ERR"),
             Phase::Chunk { acked } => {
                 write!(

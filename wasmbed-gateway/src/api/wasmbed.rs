@@ -136,6 +136,8 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 replace_victim: d.replace_victim,
                 force: d.force,
                 strip: d.strip,
+                version: d.version.unwrap_or(0),
+                signature: d.signature.clone(),
             };
             let (ptx, mut prx) =
                 mpsc::unbounded_channel::<(&'static str, crate::device::Progress)>();

@@ -52,6 +52,10 @@ pub struct DeployRequest {
     pub replace_victim: Option<String>,
     /// Upload even when STATUS shows the same size and CRC.
     pub force: bool,
+    /// Version to sign with (the gateway's key, for devices that check signatures).
+    pub version: u32,
+    /// A signature made elsewhere: sent as-is to a device that checks signatures.
+    pub signature: Option<wasmbed_agent_proto::ModuleSignature>,
 }
 
 /// START parameters.
@@ -306,6 +310,11 @@ pub struct DeviceState {
     pub aot: Option<AotTarget>,
     /// INFO as the host API reports it.
     pub info: Option<InfoResult>,
+    /// INFO `sig=` (`required`/`optional`): the device checks module signatures; with the AOT
+    /// target its signatures name (docs/PROTOCOL.md "Signed modules").
+    pub sig_mode: Option<String>,
+    /// The exact AOT target of the device (INFO), for AOT signatures.
+    pub sig_target: Option<wasmbed_agent_proto::AotTarget>,
     /// The last job of each module the gateway started, by module id (filled by
     /// [`DeviceHandle::snapshot`] from the device's job table).
     pub jobs: std::collections::BTreeMap<String, JobRecord>,

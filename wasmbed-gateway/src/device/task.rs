@@ -56,6 +56,8 @@ pub struct DeviceOptions {
     /// Pinned identity keys and the enrollment policy (default: in memory, `approve`,
     /// anonymous devices allowed).
     pub identity: Arc<crate::identity::IdentityStore>,
+    /// Signs uploads to devices that check signatures (`[signing] key_file`).
+    pub signing_key: Option<Arc<crate::signing::ModuleKey>>,
 }
 
 impl DeviceOptions {
@@ -73,6 +75,7 @@ impl DeviceOptions {
             connect_timeout: Duration::from_secs(5),
             baud: None,
             identity: Arc::new(crate::identity::IdentityStore::in_memory(Default::default())),
+            signing_key: None,
         }
     }
 }
@@ -417,6 +420,8 @@ impl DeviceTask {
         });
         self.set_state(|s| match info {
             Some(i) => {
+                s.sig_mode = i.sig.clone();
+                s.sig_target = wasmbed_agent_proto::AotTarget::from_info(i);
                 s.proto = Some(i.proto);
                 s.board = i.board.clone();
                 s.firmware = i.fw.clone();
@@ -948,6 +953,36 @@ impl DeviceTask {
         }
     }
 
+    /// The signature an upload carries: none for a device that does not check (no INFO `sig=`),
+    /// else the host's own (as-is), else the gateway's key's (`[signing] key_file`), else none
+    /// (the device then refuses it if it requires signatures, saying so).
+    fn module_signature(
+        &self,
+        module_id: &ModuleId,
+        d: &super::DeployRequest,
+    ) -> Result<Option<wasmbed_agent_proto::ModuleSignature>, DeviceError> {
+        let (mode, target) = {
+            let s = self.state.lock().expect("state lock");
+            (s.sig_mode.clone(), s.sig_target.clone())
+        };
+        if mode.is_none() {
+            return Ok(None);
+        }
+        if let Some(sig) = d.signature {
+            return Ok(Some(sig));
+        }
+        let Some(key) = &self.opts.signing_key else {
+            return Ok(None);
+        };
+        let target = match wasmbed_agent_proto::ModuleKind::of(&d.bytes) {
+            wasmbed_agent_proto::ModuleKind::Aot => target,
+            wasmbed_agent_proto::ModuleKind::Wasm => None,
+        };
+        key.sign(module_id, d.version, target.as_ref(), &d.bytes)
+            .map(Some)
+            .map_err(|e| DeviceError::BadRequest(e.to_string()))
+    }
+
     async fn deploy(
         &mut self,
         link: &mut BoxLink,
@@ -1010,6 +1045,10 @@ impl DeviceTask {
             replace: d.replace,
             replace_victim: victim,
             max_chunk: None,
+            signature: match self.module_signature(&module_id, &d) {
+                Ok(s) => s,
+                Err(e) => return Ok((Err(e), device_time)),
+            },
         };
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {

@@ -17,15 +17,16 @@ fn upload(
     data: &[u8],
     mode: Option<Mode>,
     replace: &ReplaceArgs,
+    signature: Option<String>,
     default_s: f64,
 ) -> Result<Report, HostError> {
     // Checked once before any device is asked.
-    requests::upload("", module_id, data, mode, replace)?;
+    requests::upload("", module_id, data, mode, replace, signature.clone())?;
     let devices = ctx.devices(command)?;
     let timeout = ctx.timeout(default_s + data.len() as f64 / 5000.0);
     let started = Instant::now();
     let outs = per_device(&devices, |d| {
-        let req = requests::upload(d, module_id, data, mode, replace)?;
+        let req = requests::upload(d, module_id, data, mode, replace, signature.clone())?;
         ctx.call(d, req, Some(data), timeout)
     });
     let wall = started.elapsed().as_secs_f64() * 1e3;
@@ -62,7 +63,20 @@ fn upload(
 /// Runs `deploy`.
 pub(super) fn deploy(ctx: &Ctx, a: &DeployArgs) -> Result<Report, HostError> {
     let data = read_file(&a.file)?;
-    upload(ctx, "deploy", &a.module_id, &data, None, &a.replace, 20.0)
+    let signature = match &a.signature {
+        Some(p) => Some(String::from_utf8_lossy(&read_file(p)?).trim().to_string()),
+        None => None,
+    };
+    upload(
+        ctx,
+        "deploy",
+        &a.module_id,
+        &data,
+        None,
+        &a.replace,
+        signature,
+        20.0,
+    )
 }
 
 /// Runs `build-and-deploy`.
@@ -75,6 +89,7 @@ pub(super) fn build_and_deploy(ctx: &Ctx, a: &BuildArgs) -> Result<Report, HostE
         &data,
         Some(a.mode),
         &a.replace,
+        None,
         60.0,
     )
 }

@@ -6,6 +6,7 @@ mod bench;
 mod deploy;
 mod devices;
 mod info;
+mod keys;
 mod logs;
 mod ports;
 mod start;
@@ -248,6 +249,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Logs(a) => logs::run(ctx, a),
         Command::Bench(a) => bench::run(ctx, a),
         Command::Ports => Ok(ports::run(&wasmbed_ports::SystemPorts)),
+        Command::Keys(a) => keys::run(a),
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
         )),
@@ -275,6 +277,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Logs(_) => "logs",
         Command::Bench(_) => "bench",
         Command::Ports => "ports",
+        Command::Keys(_) => "keys",
         Command::Completions { .. } => "completions",
     }
 }

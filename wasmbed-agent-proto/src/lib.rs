@@ -59,10 +59,11 @@ pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
     correlates, Event, IdentOutcome, IdentSession, InfoOutcome, InfoSession, LoadOptions,
-    LoadOutcome, LoadSession, Phase, Progress, Session, SessionError, StartOutcome, StartSession,
-    StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
-    UnloadSession,
+    LoadOutcome, LoadSession, Phase, Progress, ResyncOutcome, ResyncSession, Session, SessionError,
+    StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts,
+    Transmit, UnloadOutcome, UnloadSession,
 };
+pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
 pub use wire::{
     ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,

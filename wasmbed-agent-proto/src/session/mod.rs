@@ -17,12 +17,14 @@ use crate::wire::ErrorCode;
 
 mod ident;
 mod load;
+mod resync;
 mod simple;
 mod start;
 mod stop;
 
 pub use ident::{IdentOutcome, IdentSession};
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
+pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use simple::{
     InfoOutcome, InfoSession, StatusOutcome, StatusSession, UnloadOutcome, UnloadSession,
 };
@@ -156,6 +158,8 @@ pub enum Phase {
     Unload,
     /// After IDENT.
     Ident,
+    /// Resynchronising after a timeout (marker, then STATUS).
+    Resync,
 }
 
 impl fmt::Display for Phase {
@@ -175,6 +179,9 @@ impl fmt::Display for Phase {
             Phase::StopReply => f.write_str("waiting for STOP_OK/RESULT/ERROR"),
             Phase::StopResult => f.write_str("waiting for RESULT (stop)"),
             Phase::Status => f.write_str("waiting for STATUS_OK"),
+            Phase::Resync => f.write_str(
+                "resynchronising: waiting for ERROR code=UNKNOWN_COMMAND (the marker) then STATUS_OK",
+            ),
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
             Phase::Ident => f.write_str("waiting for IDENT_OK/IDENT_ERR"),

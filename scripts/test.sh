@@ -44,6 +44,7 @@ $bm/tests/smoke.sh
 $bm/tests/kern.sh
 $bm/tests/agent.sh
 $bm/tests/netduinoplus2.sh
+$bm/tests/signed.sh # signed modules: an image with a trusted key (<build>-signed)
 
 # The real boards' images (their link enforces flash/RAM), each on the nearest QEMU machine
 # (netduinoplus2, USART2 as its second serial), without semihosting as on the board.

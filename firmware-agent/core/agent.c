@@ -57,6 +57,7 @@ int agent_init(struct agent *a, const struct agent_config *cfg,
 	}
 	if (!ops->write || !ops->now_ms || !ops->sleep_ms || !ops->job_start)
 		return -EINVAL;
+	agent_ident_init(a);
 	rc = agent_wasm_init(a);
 	if (rc) {
 		agent_sendf(a, "ERROR code=WAMR_INIT_FAIL");

@@ -40,6 +40,18 @@ extern "C" {
 /** Maximum i32 arguments passed to START. */
 #define AGENT_MAX_ARGS 4
 
+/** Trusted module-signing keys a device holds at most (docs/SECURITY.md "Signed modules"). */
+#define AGENT_TRUSTED_KEYS_MAX 4
+/** Module ids with a minimum version (anti-rollback) the agent remembers at most. */
+#define AGENT_FLOORS_MAX 16
+
+/** Module signatures (agent_config.sig_mode; INFO `sig=`). */
+enum agent_sig_mode {
+	AGENT_SIG_OFF = 0,  /**< no SIG/MINVER commands, no INFO sig= (firmware without the feature) */
+	AGENT_SIG_OPTIONAL, /**< unsigned LOADs load; a signed one must verify */
+	AGENT_SIG_REQUIRED, /**< every LOAD (v1 and v2) must carry a valid signature */
+};
+
 /** Returned by `job_abort` when the job cannot be abandoned synchronously (polled ports). */
 #define AGENT_ABORT_DEFERRED 1
 
@@ -99,6 +111,12 @@ struct agent_port_ops {
 	 * pool. Command context. Optional (cache-less MCUs, hosts with coherent caches).
 	 */
 	void (*code_sync)(void *ctx);
+	/**
+	 * The minimum version of module `id` rose to `ver` (a signed LOAD with a higher ver= was
+	 * accepted, or MINVER): persist it if the port can, and restore it at boot with
+	 * agent_sig_floor_restore(). Command context. Optional (RAM only).
+	 */
+	void (*floor_saved)(void *ctx, const char *id, uint32_t ver);
 };
 
 /** Static description and limits of the board. */
@@ -135,6 +153,11 @@ struct agent_config {
 	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
 	uint32_t baud;             /**< INFO baud=: the UART's line speed (0: not reported, e.g. no UART) */
 	uint32_t chunk_max;        /**< largest CHUNK accepted (default 16384; chunks go straight into the module buffer, so no RAM) */
+	/** Module signatures: off (default), optional or required. */
+	enum agent_sig_mode sig_mode;
+	/** Ed25519 public keys a signed module may be signed by (rotation: several). */
+	const uint8_t (*trusted_keys)[32];
+	unsigned trusted_keys_n; /**< entries of trusted_keys, at most AGENT_TRUSTED_KEYS_MAX */
 	/**
 	 * Why the board last reset, when it was not a plain power-on (e.g. "fault": the agent
 	 * itself took a CPU fault): HELLO and INFO_OK carry `reset=<it>` (NULL: no token).
@@ -144,6 +167,28 @@ struct agent_config {
 	const char *last_fault;
 	/** Fault injection for tests: STOP skips wasm_runtime_terminate, only the forced stop ends a job. */
 	bool test_no_terminate;
+	/**
+	 * The device identity: an Ed25519 seed (RFC 8032 secret key, 32 bytes), or NULL for none
+	 * (INFO says identity=none, IDENT answers IDENT_ERR code=NO_IDENTITY). agent_init derives
+	 * the key pair from a copy; the port should wipe its own copy afterwards.
+	 * docs/PROTOCOL.md "Device identity (IDENT)".
+	 */
+	const uint8_t *identity_seed;
+};
+
+/** The identity key pair (agent_ident.c). Private to the core. */
+struct agent_identity {
+	bool present;
+	uint8_t secret[64];  /* Monocypher's Ed25519 secret key: seed, then the public key */
+	char info[8 + 33];   /* INFO identity=: "ed25519:<32 hex fingerprint>" or "none" */
+};
+
+/** A module signature (SIG line), private to the core. */
+struct agent_sig {
+	bool present;
+	uint8_t sig[64];
+	uint8_t key_id[8];
+	uint32_t ver;
 };
 
 /** One loaded module and its job. Fields are private to the core. */
@@ -180,6 +225,7 @@ struct agent_slot {
 	bool load_has_seq;     /* the LOAD carried seq=load_seq (its LOAD_OK/LOAD_ERR echo it) */
 	uint32_t load_seq;
 	char victim[AGENT_ID_MAX + 1];
+	struct agent_sig sig; /* the signature its upload is checked against */
 };
 
 /** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */
@@ -262,7 +308,15 @@ struct agent {
 	bool reply_tag;
 	uint32_t reply_seq;
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
+	struct agent_identity ident;
 	struct agent *next_agent;  /* agents sharing the process's WAMR runtime (start hook) */
+	/* module signatures: the SIG waiting for its LOAD, and the minimum version per module id */
+	struct agent_sig sig_pending;
+	char sig_pending_id[AGENT_ID_MAX + 1];
+	struct {
+		char id[AGENT_ID_MAX + 1];
+		uint32_t ver;
+	} floors[AGENT_FLOORS_MAX];
 };
 
 /**
@@ -325,6 +379,12 @@ bool agent_job_abort_requested(struct agent *a, unsigned slot);
 
 /** LED toggles counted so far (also reported as `led_toggles=` in STATUS). */
 uint32_t agent_led_toggles(struct agent *a);
+
+/**
+ * Restore the minimum version of module `id` (anti-rollback) after agent_init(), e.g. from the
+ * port's state file. Only raises. Returns 0, -EINVAL (bad id) or -ENOSPC (table full).
+ */
+int agent_sig_floor_restore(struct agent *a, const char *id, uint32_t ver);
 
 /** Standard CRC-32 (zlib): crc = agent_crc32(0, buf, len), chainable. */
 uint32_t agent_crc32(uint32_t crc, const uint8_t *buf, size_t len);

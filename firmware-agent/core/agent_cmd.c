@@ -21,6 +21,9 @@ static const struct agent_cmd commands[] = {
 	{ .name = "INFO", .handler = agent_cmd_info },
 	{ .name = "UNLOAD", .handler = agent_cmd_unload },
 	{ .name = "HELLO", .handler = agent_cmd_hello },
+	{ .name = "IDENT", .handler = agent_cmd_ident },
+	{ .name = "SIG", .handler = agent_cmd_sig },
+	{ .name = "MINVER", .handler = agent_cmd_minver },
 };
 
 void agent_dispatch(struct agent *a, char *line, size_t len)
@@ -128,23 +131,24 @@ void agent_cmd_info(struct agent *a, const char *params)
 {
 	const struct agent_config *c = &a->cfg;
 	uint32_t total, free_b, high;
-	char baud[24] = "", reset[200] = "";
+	char baud[24] = "", sig[120], reset[200] = "";
 
 	(void)params;
 	agent_wasm_pool_info(&total, &free_b, &high);
 	if (c->baud)
 		snprintf(baud, sizeof(baud), " baud=%lu", (unsigned long)c->baud);
+	agent_sig_info(a, sig, sizeof(sig));
 	reset_tokens(a, reset, sizeof(reset), true);
 	agent_sendf(a,
 		    "INFO_OK proto=2 board=%s fw=%s wamr=%s aot_arch=%s aot_cpu=%s aot_abi=%s "
 		    "aot_version=%d slots=%u max_module=%lu pool_total=%lu pool_free=%lu chunk_max=%lu "
 		    "line_max=%d%s stop=%s natives=\"%s\" framed=1 seq=1 led_toggles=%lu aot_features=%s "
-		    "aot_bounds_checks=%s%s",
+		    "aot_bounds_checks=%s%s%s identity=%s",
 		    c->board, c->fw_build, AGENT_FW_WAMR, c->aot_arch, c->aot_cpu, c->aot_abi,
 		    AGENT_AOT_VERSION, c->slots, (unsigned long)free_b, (unsigned long)total,
 		    (unsigned long)free_b, (unsigned long)c->chunk_max, AGENT_LINE_MAX, baud,
 		    c->stop_mode, agent_wasm_natives(), (unsigned long)a->led_toggles, c->aot_features,
-		    c->aot_hw_bounds ? "optional" : "required", reset);
+		    c->aot_hw_bounds ? "optional" : "required", sig, reset, a->ident.info);
 }
 
 void agent_cmd_hello(struct agent *a, const char *params)

@@ -160,7 +160,9 @@ static void upload_finish(struct agent *a)
 		agent_upload_fail(a);
 		return;
 	}
-	code = aot_target_check(a, s->buf, s->size, err, sizeof(err));
+	code = agent_sig_check(a, s, err, sizeof(err)); /* before anything parses the bytes */
+	if (!code)
+		code = aot_target_check(a, s->buf, s->size, err, sizeof(err));
 	if (code) {
 		agent_escape(esc, sizeof(esc), err, strlen(err));
 		load_err(a, code, esc);
@@ -313,11 +315,14 @@ void agent_cmd_load(struct agent *a, const char *params)
 	s = agent_slot_find(a, id);
 	if (chunked && flag_set(params, "resume") && s && s->state == SLOT_PARTIAL &&
 	    s->size == size && s->crc == crc) {
+		agent_sig_take(a, s, true);
 		upload_begin(a, s, true, framed, false, NULL, &p_crc);
 		return;
 	}
-	if (!(s = load_pick_slot(a, id, replace, has_victim ? victim : NULL, &warn)))
+	if (!(s = load_pick_slot(a, id, replace, has_victim ? victim : NULL, &warn))) {
+		agent_sig_take(a, NULL, false); /* a refused LOAD drops the pending SIG */
 		return;
+	}
 	if (!(buf = agent_wasm_malloc(size))) {
 		agent_sendf(a, "LOAD_ERR code=NO_MEM");
 		return;
@@ -327,6 +332,7 @@ void agent_cmd_load(struct agent *a, const char *params)
 	s->crc = crc;
 	s->acked = 0;
 	strcpy(s->id, id);
+	agent_sig_take(a, s, false);
 	s->state = SLOT_PARTIAL;
 	agent_logf(a, "load %s: %lu bytes%s into slot %u", id, (unsigned long)size,
 		   chunked ? " chunked" : "", s->index);

@@ -90,6 +90,22 @@ void agent_cmd_stop(struct agent *a, const char *params);
 void agent_cmd_status(struct agent *a, const char *params);
 void agent_cmd_info(struct agent *a, const char *params);
 void agent_cmd_hello(struct agent *a, const char *params);
+/* Identity (agent_ident.c): derive the key pair from cfg.identity_seed, answer IDENT. */
+void agent_ident_init(struct agent *a);
+void agent_cmd_ident(struct agent *a, const char *params);
+void agent_cmd_sig(struct agent *a, const char *params);
+void agent_cmd_minver(struct agent *a, const char *params);
+
+/* --- module signatures (agent_sig.c) --- */
+/* A LOAD of `s` (module id set) begins: it takes the pending SIG if that names its module;
+ * `resume` keeps the slot's signature when no new SIG came. Clears the pending SIG (s NULL:
+ * only that). */
+void agent_sig_take(struct agent *a, struct agent_slot *s, bool resume);
+/* The upload of `s` is complete and its CRC good: NULL if it may load (signature, key, version
+ * checked as the mode asks), else the LOAD_ERR code, with the message in err. */
+const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, size_t err_len);
+/* INFO's " sig=<mode> sig_keys=<id>,<id>" (empty when off) into buf. */
+void agent_sig_info(struct agent *a, char *buf, size_t cap);
 /* Upload deadlines and payload completion; returns ms until the next deadline. */
 uint32_t agent_upload_poll(struct agent *a);
 /* End the active transfer (slot keeps its partial upload). */

@@ -86,12 +86,23 @@ fn main() {
         .arg("-j2")
         .stdout(std::process::Stdio::null()));
 
+    // Monocypher (Ed25519 for signed modules), vendored in third_party/monocypher (see its README)
+    let mono = agent.join("third_party").join("monocypher");
+    cc::Build::new()
+        .std("c11")
+        .include(&mono)
+        .file(mono.join("monocypher.c"))
+        .file(mono.join("optional").join("monocypher-ed25519.c"))
+        .compile("monocypher");
+
     let core = agent.join("core");
     let posix = agent.join("ports").join("posix");
     let mut build = cc::Build::new();
     build
         .std("c11")
         .include(&core)
+        .include(&mono)
+        .include(mono.join("optional"))
         .include(&posix)
         .include(wamr.join("core/iwasm/include"))
         .define("_GNU_SOURCE", None)
@@ -117,7 +128,7 @@ fn main() {
     for lib in ["pthread", "m", "dl"] {
         println!("cargo:rustc-link-lib={lib}");
     }
-    for dir in [&core, &posix, &agent.join("wamr")] {
+    for dir in [&core, &posix, &agent.join("wamr"), &mono] {
         println!("cargo:rerun-if-changed={}", dir.display());
     }
     println!("cargo:rerun-if-env-changed=WAMR_ROOT_DIR");

@@ -41,8 +41,12 @@ fi
 
 CFLAGS=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -I"$agent/core" -I"$here"
         -DIDENT_TABLE="\"$repo/testdata/identifiers.txt\""
-        -I"$WAMR_ROOT_DIR/core/iwasm/include")
-CORE=("$agent"/core/*.c "$here/fake_port.c")
+        -DPROTOCOL_DIR="\"$repo/testdata/protocol\""
+        -I"$WAMR_ROOT_DIR/core/iwasm/include"
+        -I"$agent/third_party/monocypher" -I"$agent/third_party/monocypher/optional")
+CORE=("$agent"/core/*.c "$here/fake_port.c"
+      "$agent/third_party/monocypher/monocypher.c"
+      "$agent/third_party/monocypher/optional/monocypher-ed25519.c")
 LIBS=("$build/wamr/libvmlib.a" -lpthread -lm -ldl)
 
 build_and_run() { # name extra-flags...

@@ -665,6 +665,100 @@ static void test_info(void)
 	fake_deinit(&F);
 }
 
+#ifndef PROTOCOL_DIR
+#error "build with -DPROTOCOL_DIR=\"<repo>/testdata/protocol\" (run.sh does)"
+#endif
+
+/* An agent whose identity seed is `seed_hex` (64 hex digits), or none for NULL. */
+static void init_identity(const char *seed_hex)
+{
+	struct agent_config c;
+	uint8_t seed[32];
+
+	memset(&c, 0, sizeof(c));
+	c.board = "fake";
+	c.rtos = "test";
+	if (seed_hex) {
+		for (int i = 0; i < 32; i++) {
+			char hex[3] = { seed_hex[2 * i], seed_hex[2 * i + 1], 0 };
+			seed[i] = (uint8_t)strtoul(hex, NULL, 16);
+		}
+		c.identity_seed = seed;
+	}
+	if (fake_init(&F, &c) != 0) {
+		fprintf(stderr, "agent_init failed\n");
+		exit(2);
+	}
+}
+
+/* Replays one golden IDENT transcript of testdata/protocol (`@replay v2`): `@given … identity=`
+ * gives the seed, `>` lines go in, `<` lines must come out byte for byte. */
+static void replay_ident(const char *file)
+{
+	char path[512], line[1100], *seed = NULL;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", PROTOCOL_DIR, file);
+	fp = fopen(path, "r");
+	if (!fp) {
+		fprintf(stderr, "cannot open %s\n", path);
+		t_failed = 1;
+		return;
+	}
+	while (fgets(line, sizeof(line), fp)) {
+		char *id = strstr(line, " identity=");
+		if (!strncmp(line, "@given ", 7) && id) {
+			seed = strdup(id + 10);
+			seed[strcspn(seed, " \n")] = '\0';
+		}
+	}
+	CHECK(!seed || strlen(seed) == 64);
+	init_identity(seed);
+	rewind(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "> ", 2)) {
+			strcat(line, "\n");
+			fake_rx(&F, line + 2);
+		} else if (!strncmp(line, "< ", 2)) {
+			const char *got = fake_line(&F);
+			if (!got || strcmp(got, line + 2) != 0) {
+				fprintf(stderr, "%s: expected \"%s\", got \"%s\"\n", file, line + 2,
+					got ? got : "(nothing)");
+				t_failed = 1;
+			}
+		}
+	}
+	EXPECT_NONE();
+	fclose(fp);
+	free(seed);
+	fake_deinit(&F);
+}
+
+static void test_identity(void)
+{
+	const char *l;
+
+	replay_ident("v2-ident-ok.txt");
+	replay_ident("v2-ident-seq.txt");
+	replay_ident("v2-ident-no-identity.txt");
+
+	/* INFO announces the RFC 8032 TEST 1 key's fingerprint (v2-info-identity.txt) */
+	init_identity("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+	fake_rx(&F, "INFO\n");
+	l = fake_line(&F);
+	CHECK(l && strstr(l, " identity=ed25519:0e02a50225b4baaa18a0470ed9bfc7dc"));
+	fake_rx(&F, "IDENT nonce=0001\n");
+	EXPECT("IDENT_ERR code=BAD_PARAMS msg=\"nonce must be 64 hex digits\"");
+	fake_deinit(&F);
+
+	init(2);
+	fake_rx(&F, "INFO\n");
+	l = fake_line(&F);
+	CHECK(l && strstr(l, " identity=none"));
+	fake_deinit(&F);
+}
+
 #ifndef IDENT_TABLE
 #error "build with -DIDENT_TABLE=\"<repo>/testdata/identifiers.txt\" (run.sh does)"
 #endif
@@ -744,6 +838,7 @@ static const struct {
 	{ "framed", test_framed },
 	{ "seq", test_seq },
 	{ "info", test_info },
+	{ "identity", test_identity },
 };
 
 int main(int argc, char **argv)

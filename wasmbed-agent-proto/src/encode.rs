@@ -111,6 +111,17 @@ impl fmt::Display for Command {
             }
             Command::Stop(m) | Command::Unload(m) => w.field("module_id", &m.module_id),
             Command::Status | Command::Info => Ok(()),
+            Command::Ident(nonce) => w.field("nonce", nonce),
+            Command::Sig(s) => {
+                w.field("module_id", &s.module_id)?;
+                w.field("ver", s.ver)?;
+                w.field("key", s.key)?;
+                w.field("sig", s.sig)
+            }
+            Command::MinVer(m) => {
+                w.field("module_id", &m.module_id)?;
+                w.opt("ver", m.ver)
+            }
         }
     }
 }
@@ -180,6 +191,23 @@ impl fmt::Display for AgentLine {
                 w.field("code", &e.code)?;
                 w.opt("module_id", e.module_id.as_ref())?;
                 w.opt_quoted("msg", e.msg.as_deref())
+            }
+            AgentLine::IdentOk(o) => {
+                w.field("key", &o.key)?;
+                w.field("sig", &o.sig)
+            }
+            AgentLine::IdentErr(e) => {
+                w.field("code", &e.code)?;
+                w.opt_quoted("msg", e.msg.as_deref())
+            }
+            AgentLine::SigOk(r)
+            | AgentLine::SigErr(r)
+            | AgentLine::MinVerOk(r)
+            | AgentLine::MinVerErr(r) => {
+                w.opt("code", r.code.as_ref())?;
+                w.opt("module_id", r.module_id.as_ref())?;
+                w.opt("ver", r.ver)?;
+                w.opt_quoted("msg", r.msg.as_deref())
             }
             AgentLine::Log(l) => {
                 w.field("module_id", &l.module_id)?;
@@ -277,7 +305,10 @@ fn write_info(w: &mut LineWriter<'_, '_>, i: &InfoOk) -> fmt::Result {
         .iter()
         .map(|n| format!("{}:{}", n.name, n.signature))
         .collect();
-    w.quoted("natives", &natives.join(","))
+    w.quoted("natives", &natives.join(","))?;
+    w.opt("sig", i.sig.as_ref())?;
+    w.opt("sig_keys", i.sig_keys.as_ref())?;
+    w.opt("identity", i.identity.as_ref())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! - [`encode`]: the injection-proof encoder (`Display` of both message types).
 //! - [`decoder`]: incremental byte-stream [`Decoder`] (line limit, telnet prefix).
 //! - [`crc`]: CRC-32 as printed on the wire.
+//! - [`identity`]: the device identity challenge's rules (message, fingerprint, verification).
 //! - [`session`]: gateway-side state machines, one per operation.
 //!
 //! Time: the crate never reads a clock. Every function that needs the time takes a
@@ -43,9 +44,11 @@ pub mod decoder;
 pub mod encode;
 pub mod frame;
 pub mod ident;
+pub mod identity;
 pub mod message;
 pub mod parse;
 pub mod session;
+pub mod signing;
 pub mod wire;
 
 pub use crc::Crc32;
@@ -55,13 +58,14 @@ pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODU
 pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
-    correlates, Correlation, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome,
-    LoadSession, Phase, Progress, ResyncOutcome, ResyncSession, Session, SessionError,
-    StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts,
-    Transmit, UnloadOutcome, UnloadSession,
+    correlates, Correlation, Event, IdentOutcome, IdentSession, InfoOutcome, InfoSession,
+    LoadOptions, LoadOutcome, LoadSession, Phase, Progress, ResyncOutcome, ResyncSession, Session,
+    SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome,
+    StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
 };
 pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
+pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
 pub use wire::{
-    ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
-    StopStatus, UnloadErrCode, COMMANDS,
+    ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
+    StopMode, StopStatus, UnloadErrCode, COMMANDS,
 };

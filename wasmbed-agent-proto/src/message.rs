@@ -5,9 +5,10 @@
 
 use crate::crc::Crc32;
 use crate::ident::{Args, FuncName, InvalidField, ModuleId};
+use crate::identity::Nonce;
 use crate::wire::{
-    ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
-    StopStatus, UnloadErrCode,
+    ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
+    StopMode, StopStatus, UnloadErrCode,
 };
 
 /// A gateway → agent command line.
@@ -27,6 +28,13 @@ pub enum Command {
     Info,
     /// `UNLOAD` (v2): free a slot.
     Unload(ModuleRef),
+    /// `IDENT nonce=<64 hex>` (v2, devices whose INFO announces `identity=`): prove the
+    /// identity key (docs/PROTOCOL.md "Device identity (IDENT)").
+    Ident(Nonce),
+    /// `SIG` (v2, devices with INFO `sig=`): the signature of the next LOAD of a module.
+    Sig(Sig),
+    /// `MINVER` (v2, devices with INFO `sig=`): raise or read a module's minimum version.
+    MinVer(MinVer),
 }
 
 impl Command {
@@ -40,6 +48,9 @@ impl Command {
             Command::Status => "STATUS",
             Command::Info => "INFO",
             Command::Unload(_) => "UNLOAD",
+            Command::Ident(_) => "IDENT",
+            Command::Sig(_) => "SIG",
+            Command::MinVer(_) => "MINVER",
         }
     }
 }
@@ -83,6 +94,41 @@ impl Load {
             framed: false,
         })
     }
+}
+
+/// Fields of `SIG` (docs/PROTOCOL.md "Signed modules"): sent right before the LOAD it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sig {
+    /// The module the next LOAD uploads.
+    pub module_id: ModuleId,
+    /// The signed version (anti-rollback): the device refuses it below its minimum.
+    pub ver: u32,
+    /// Id of the key that signed.
+    pub key: crate::signing::KeyId,
+    /// Ed25519 over [`crate::signing::signed_message`].
+    pub sig: crate::signing::Signature,
+}
+
+/// Fields of `MINVER`: without `ver`, only reads the minimum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinVer {
+    /// The module id.
+    pub module_id: ModuleId,
+    /// Raise the minimum to this (never lowers).
+    pub ver: Option<u32>,
+}
+
+/// `SIG_OK`/`MINVER_OK` and their `_ERR` forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigReply {
+    /// `code=` of an `_ERR` line (`BAD_PARAMS`, `VERSION_TABLE_FULL`).
+    pub code: Option<String>,
+    /// `module_id=`.
+    pub module_id: Option<String>,
+    /// `ver=` of `MINVER_OK`: the module's minimum version now.
+    pub ver: Option<u32>,
+    /// `msg=`.
+    pub msg: Option<String>,
 }
 
 /// Fields of `CHUNK` (v2).
@@ -145,8 +191,20 @@ pub enum AgentLine {
     UnloadOk(UnloadOk),
     /// `UNLOAD_ERR code=<c>` (v2).
     UnloadErr(UnloadErr),
+    /// `IDENT_OK key=<hex> sig=<hex>` (v2 identity).
+    IdentOk(IdentOk),
+    /// `IDENT_ERR code=<c>[ msg="…"]` (v2 identity).
+    IdentErr(IdentErr),
     /// `LOG module_id=<id> msg="…"` (v2).
     Log(Log),
+    /// `SIG_OK module_id=<id>`.
+    SigOk(SigReply),
+    /// `SIG_ERR code=<c>[ module_id=<id>] msg="…"`.
+    SigErr(SigReply),
+    /// `MINVER_OK module_id=<id> ver=<n>`.
+    MinVerOk(SigReply),
+    /// `MINVER_ERR code=<c>[ module_id=<id>] msg="…"`.
+    MinVerErr(SigReply),
     /// `ERROR code=<c>`.
     Error(ErrorLine),
     /// A protocol keyword with missing/invalid required fields.
@@ -443,6 +501,14 @@ pub struct InfoOk {
     pub stop: Option<StopMode>,
     /// `natives="name:sig,…"`.
     pub natives: Vec<Native>,
+    /// `identity=`: `ed25519:<fingerprint>`, or `none` (see [`crate::identity::announced`]).
+    /// Absent on firmware without the `IDENT` command.
+    pub identity: Option<String>,
+    /// `sig=`: `required` (every LOAD needs a valid signature) or `optional`; absent: the
+    /// device does not check signatures (docs/PROTOCOL.md "Signed modules").
+    pub sig: Option<String>,
+    /// `sig_keys=`: ids of the keys the device trusts (comma-separated, or `none`).
+    pub sig_keys: Option<String>,
 }
 
 /// A native function offered to modules (`INFO_OK natives=`).
@@ -468,6 +534,25 @@ pub struct UnloadErr {
     pub code: UnloadErrCode,
     /// The id asked for.
     pub module_id: Option<String>,
+    /// Message.
+    pub msg: Option<String>,
+}
+
+/// `IDENT_OK key=<64 hex> sig=<128 hex>`: the device's public key and its signature of the
+/// challenge (checked by [`crate::identity::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentOk {
+    /// Public key, hex as sent.
+    pub key: String,
+    /// Signature, hex as sent.
+    pub sig: String,
+}
+
+/// `IDENT_ERR code=<c>[ msg="…"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentErr {
+    /// Error code.
+    pub code: IdentErrCode,
     /// Message.
     pub msg: Option<String>,
 }
@@ -523,7 +608,13 @@ impl AgentLine {
             AgentLine::InfoOk(_) => "INFO_OK",
             AgentLine::UnloadOk(_) => "UNLOAD_OK",
             AgentLine::UnloadErr(_) => "UNLOAD_ERR",
+            AgentLine::IdentOk(_) => "IDENT_OK",
+            AgentLine::IdentErr(_) => "IDENT_ERR",
             AgentLine::Log(_) => "LOG",
+            AgentLine::SigOk(_) => "SIG_OK",
+            AgentLine::SigErr(_) => "SIG_ERR",
+            AgentLine::MinVerOk(_) => "MINVER_OK",
+            AgentLine::MinVerErr(_) => "MINVER_ERR",
             AgentLine::Error(_) => "ERROR",
             AgentLine::Malformed(m) => &m.keyword,
             AgentLine::Other(_) => return None,

@@ -23,6 +23,7 @@ use nom::{IResult, Parser};
 
 use crate::crc::Crc32;
 use crate::ident::{parse_i32, Args, FuncName, InvalidField, ModuleId};
+use crate::identity::{Nonce, NONCE_LEN};
 use crate::message::*;
 use crate::wire::*;
 
@@ -263,7 +264,20 @@ pub fn parse_agent_line(line: &str) -> AgentLine {
                 msg: f.string("msg"),
             })
         }),
+        "IDENT_OK" => ident_ok(&f),
+        "IDENT_ERR" => f.req("code").map(|c| {
+            AgentLine::IdentErr(IdentErr {
+                code: IdentErrCode::from_wire(c),
+                msg: f.string("msg"),
+            })
+        }),
         "LOG" => log(&f),
+        "SIG_OK" => Ok(AgentLine::SigOk(sig_reply(&f))),
+        "SIG_ERR" => f.req("code").map(|_| AgentLine::SigErr(sig_reply(&f))),
+        "MINVER_OK" => f
+            .req("module_id")
+            .map(|_| AgentLine::MinVerOk(sig_reply(&f))),
+        "MINVER_ERR" => f.req("code").map(|_| AgentLine::MinVerErr(sig_reply(&f))),
         "ERROR" => error_line(&f),
         _ => return AgentLine::Other(line.to_string()),
     };
@@ -448,7 +462,26 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         baud: f.u32("baud")?,
         stop: f.get("stop").map(StopMode::from_wire),
         natives,
+        identity: f.string("identity"),
+        sig: f.string("sig"),
+        sig_keys: f.string("sig_keys"),
     })))
+}
+
+fn sig_reply(f: &Fields<'_>) -> SigReply {
+    SigReply {
+        code: f.string("code"),
+        module_id: f.string("module_id"),
+        ver: f.u32("ver").ok().flatten(),
+        msg: f.string("msg"),
+    }
+}
+
+fn ident_ok(f: &Fields<'_>) -> Parsed {
+    Ok(AgentLine::IdentOk(IdentOk {
+        key: f.req("key")?.to_string(),
+        sig: f.req("sig")?.to_string(),
+    }))
 }
 
 fn log(f: &Fields<'_>) -> Parsed {
@@ -537,6 +570,34 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "UNLOAD" => Ok(Command::Unload(module_ref("UNLOAD", &f)?)),
         "STATUS" => Ok(Command::Status),
         "INFO" => Ok(Command::Info),
+        "IDENT" => {
+            let c = CmdFields {
+                command: "IDENT",
+                f: &f,
+            };
+            let text = c.req("nonce")?;
+            Nonce::from_hex(text).map(Command::Ident).ok_or_else(|| {
+                c.invalid(
+                    "nonce",
+                    format!("{text:?} is not {} hex digits", 2 * NONCE_LEN),
+                )
+            })
+        }
+        "SIG" => sig_cmd(&f),
+        "MINVER" => {
+            let c = CmdFields {
+                command: "MINVER",
+                f: &f,
+            };
+            Ok(Command::MinVer(MinVer {
+                module_id: c.module_id("module_id")?,
+                ver: if f.get("ver").is_some() {
+                    Some(c.u32("ver")?)
+                } else {
+                    None
+                },
+            }))
+        }
         other => Err(CommandError::Unknown(other.to_string())),
     }
 }
@@ -636,6 +697,20 @@ fn start_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
         module_id,
         func,
         args,
+    }))
+}
+
+fn sig_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
+    let c = CmdFields { command: "SIG", f };
+    let key = c.req("key")?;
+    let sig = c.req("sig")?;
+    Ok(Command::Sig(Sig {
+        module_id: c.module_id("module_id")?,
+        ver: c.u32("ver")?,
+        key: crate::signing::KeyId::parse(key)
+            .ok_or_else(|| c.invalid("key", format!("{key:?} is not 16 hex digits")))?,
+        sig: crate::signing::Signature::parse(sig)
+            .ok_or_else(|| c.invalid("sig", format!("{sig:?} is not 128 hex digits")))?,
     }))
 }
 

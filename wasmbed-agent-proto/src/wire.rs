@@ -79,6 +79,27 @@ pub const COMMANDS: &[CommandSpec] = &[
         payload: false,
         since: Since::V2,
     },
+    CommandSpec {
+        name: "IDENT",
+        fields: "nonce=<hex64>",
+        replies: &["IDENT_OK", "IDENT_ERR", "ERROR"],
+        payload: false,
+        since: Since::V2,
+    },
+    CommandSpec {
+        name: "SIG",
+        fields: "module_id=<id> ver=<n> key=<hex16> sig=<hex128>",
+        replies: &["SIG_OK", "SIG_ERR", "ERROR"],
+        payload: false,
+        since: Since::V2,
+    },
+    CommandSpec {
+        name: "MINVER",
+        fields: "module_id=<id> [ver=<n>]",
+        replies: &["MINVER_OK", "MINVER_ERR", "ERROR"],
+        payload: false,
+        since: Since::V2,
+    },
 ];
 
 /// Unsolicited agent lines (not replies to a command).
@@ -188,6 +209,15 @@ wire_enum! {
         AotTarget = "AOT_TARGET",
         /// An `.aot` without bounds checks for a device without hardware bounds checks.
         AotNoBoundsChecks = "AOT_NO_BOUNDS_CHECKS",
+        /// Unsigned on a device that requires signatures, or the signature does not match the
+        /// module's bytes, id, kind, AOT target or version (docs/PROTOCOL.md "Signed modules").
+        BadSignature = "BAD_SIGNATURE",
+        /// Signed by a key the device does not trust.
+        UntrustedKey = "UNTRUSTED_KEY",
+        /// A validly signed version older than the device's minimum for the module.
+        Rollback = "ROLLBACK",
+        /// The device has no room to remember another module's minimum version.
+        VersionTableFull = "VERSION_TABLE_FULL",
     }
 }
 
@@ -224,6 +254,16 @@ wire_enum! {
         NotFound = "NOT_FOUND",
         /// `module_id=` missing.
         BadParams = "BAD_PARAMS",
+    }
+}
+
+wire_enum! {
+    /// `code=` of an `IDENT_ERR` line (v2 identity).
+    IdentErrCode {
+        /// `nonce=` missing or not 64 hex digits.
+        BadParams = "BAD_PARAMS",
+        /// The firmware holds no identity key (its INFO says `identity=none`).
+        NoIdentity = "NO_IDENTITY",
     }
 }
 

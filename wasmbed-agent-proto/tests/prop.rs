@@ -88,6 +88,21 @@ fn command() -> impl Strategy<Value = Command> {
         module_id().prop_map(|m| Command::Unload(ModuleRef { module_id: m })),
         Just(Command::Status),
         Just(Command::Info),
+        any::<[u8; 32]>().prop_map(|n| Command::Ident(identity::Nonce(n))),
+        (
+            module_id(),
+            any::<u32>(),
+            any::<[u8; 8]>(),
+            vec(any::<u8>(), 64)
+        )
+            .prop_map(|(module_id, ver, key, sig)| Command::Sig(Sig {
+                module_id,
+                ver,
+                key: KeyId(key),
+                sig: Signature(sig.try_into().unwrap()),
+            })),
+        (module_id(), option::of(any::<u32>()))
+            .prop_map(|(module_id, ver)| Command::MinVer(MinVer { module_id, ver })),
     ]
 }
 
@@ -158,38 +173,51 @@ fn status_ok() -> impl Strategy<Value = StatusOk> {
 fn info_ok() -> impl Strategy<Value = InfoOk> {
     let native = ("[a-z_]{1,12}", "\\((i|I|f|F|\\*|~)*\\)(i|I|f|F)?")
         .prop_map(|(name, signature)| Native { name, signature });
-    let strings = [(); 8].map(|_| option::of(word()));
+    let strings = [(); 10].map(|_| option::of(word()));
     let numbers = [(); 8].map(|_| option::of(any::<u32>()));
     let stop = option::of(code(StopMode::from_wire));
-    (any::<u32>(), strings, numbers, stop, vec(native, 0..4)).prop_map(
-        |(
-            proto,
-            [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks],
-            [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max, baud],
-            stop,
-            natives,
-        )| InfoOk {
-            proto,
-            board,
-            fw,
-            wamr,
-            aot_arch,
-            aot_cpu,
-            aot_abi,
-            aot_version,
-            aot_features,
-            aot_bounds_checks,
-            slots,
-            max_module,
-            pool_total,
-            pool_free,
-            chunk_max,
-            line_max,
-            baud,
-            stop,
-            natives,
-        },
+    let identity = option::of(word());
+    (
+        any::<u32>(),
+        strings,
+        numbers,
+        stop,
+        vec(native, 0..4),
+        identity,
     )
+        .prop_map(
+            |(
+                proto,
+                [board, fw, wamr, aot_arch, aot_cpu, aot_abi, aot_features, aot_bounds_checks, sig, sig_keys],
+                [aot_version, slots, max_module, pool_total, pool_free, chunk_max, line_max, baud],
+                stop,
+                natives,
+                identity,
+            )| InfoOk {
+                proto,
+                board,
+                fw,
+                wamr,
+                aot_arch,
+                aot_cpu,
+                aot_abi,
+                aot_version,
+                aot_features,
+                aot_bounds_checks,
+                slots,
+                max_module,
+                pool_total,
+                pool_free,
+                chunk_max,
+                line_max,
+                baud,
+                stop,
+                natives,
+                identity,
+                sig,
+                sig_keys,
+            },
+        )
 }
 
 fn run_result() -> impl Strategy<Value = RunResult> {
@@ -279,6 +307,9 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
                 module_id,
                 msg
             })),
+        (word(), word()).prop_map(|(key, sig)| AgentLine::IdentOk(IdentOk { key, sig })),
+        (code(IdentErrCode::from_wire), option::of(text()))
+            .prop_map(|(code, msg)| AgentLine::IdentErr(IdentErr { code, msg })),
         (word(), text(), any::<bool>(), option::of(any::<u32>())).prop_map(
             |(module_id, msg, truncated, dropped)| AgentLine::Log(Log {
                 module_id,

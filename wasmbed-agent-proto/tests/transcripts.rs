@@ -42,6 +42,8 @@ const HEADERS: &[&str] = &[
     "detail",
     "unsolicited",
     "seq",
+    "trust",
+    "sign",
 ];
 
 fn load(path: &Path) -> Transcript {
@@ -132,9 +134,39 @@ fn payload_of(t: &Transcript) -> Vec<u8> {
     }
 }
 
-/// Replaces `{crc32:A..B}` with the CRC of `payload[A..B]`.
-fn substitute(line: &str, payload: &[u8]) -> String {
+/// `@sign <seed> <ver>`: the key (32 bytes `<seed>`) and version the session signs with.
+fn signing(t: &Transcript) -> Option<(ed25519_dalek::SigningKey, u32)> {
+    let (seed, ver) = t.headers.get("sign")?.split_once(' ')?;
+    let seed = u8::from_str_radix(seed, 16).expect("@sign <seed hex byte> <ver>");
+    Some((
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+        ver.parse().expect("@sign <seed> <ver>"),
+    ))
+}
+
+/// The signature of the upload in `t` (`@sign`), over its payload.
+fn module_signature(
+    t: &Transcript,
+    module_id: &ModuleId,
+    payload: &[u8],
+) -> Option<ModuleSignature> {
+    use ed25519_dalek::Signer;
+    let (key, ver) = signing(t)?;
+    let msg = signed_message(module_id, ver, None, payload).unwrap();
+    Some(ModuleSignature {
+        ver,
+        key: KeyId::of(key.verifying_key().as_bytes()),
+        sig: Signature(key.sign(&msg).to_bytes()),
+    })
+}
+
+/// Replaces `{crc32:A..B}` with the CRC of `payload[A..B]` and `{sig}` with the upload's
+/// signature (`@sign`).
+fn substitute(line: &str, payload: &[u8], sig: Option<&ModuleSignature>) -> String {
     let mut out = line.to_string();
+    if let Some(s) = sig {
+        out = out.replace("{sig}", &s.sig.to_string());
+    }
     while let Some(start) = out.find("{crc32:") {
         let end = start + out[start..].find('}').unwrap();
         let (a, b) = out[start + 7..end].split_once("..").unwrap();
@@ -180,6 +212,7 @@ fn replay<S: Session>(
     mut s: S,
     mut clock: Clock,
     payload: &[u8],
+    sig: Option<&ModuleSignature>,
     ok: impl Fn(&S::Outcome) -> (&'static str, String),
 ) {
     let name = t.path.display();
@@ -197,7 +230,7 @@ fn replay<S: Session>(
     for (i, step) in t.steps.iter().enumerate() {
         match step {
             Step::Send(expected) => {
-                let expected = substitute(expected, payload);
+                let expected = substitute(expected, payload, sig);
                 let got = match s.poll_transmit() {
                     Some(Transmit::Line(c)) => c,
                     Some(Transmit::Tagged(c, seq)) => {
@@ -325,9 +358,13 @@ fn run(t: &Transcript) {
                     .get("replace_victim")
                     .map(|v| ModuleId::new(v.as_str()).unwrap()),
                 max_chunk: p.get("max_chunk").map(|v| v.parse().unwrap()),
+                signature: module_signature(t, &module(), &payload),
             };
+            let sig = options.signature;
             let s = LoadSession::new(now, module(), payload.clone(), options, &timeouts).unwrap();
-            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+            replay(t, s, clock, &payload, sig.as_ref(), |o| {
+                ("ok", o.line.raw.clone())
+            });
         }
         "start" => {
             let start = Start {
@@ -336,7 +373,7 @@ fn run(t: &Transcript) {
                 args: Args::parse_legacy(p.get("args").map_or("", String::as_str)).unwrap(),
             };
             let s = StartSession::new(now, start, flag("wait"), &timeouts);
-            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+            replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
         "stop" => {
             let s = StopSession::new(
@@ -346,15 +383,15 @@ fn run(t: &Transcript) {
                 },
                 &timeouts,
             );
-            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+            replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
         "status" => {
             let s = StatusSession::new(now, &timeouts);
-            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+            replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
         "info" => {
             let s = InfoSession::new(now, &timeouts);
-            replay(t, s, clock, &payload, |o| match o {
+            replay(t, s, clock, &payload, None, |o| match o {
                 InfoOutcome::V2 { line, .. } => ("ok", line.raw.clone()),
                 InfoOutcome::V1 => ("v1", String::new()),
             });
@@ -367,7 +404,12 @@ fn run(t: &Transcript) {
                 },
                 &timeouts,
             );
-            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+            replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
+        }
+        "ident" => {
+            let nonce = identity::Nonce::from_hex(&p["nonce"]).expect("nonce=<64 hex>");
+            let s = IdentSession::new(now, nonce, &p["fingerprint"], &timeouts);
+            replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
         other => panic!("{}: unknown operation {other}", t.path.display()),
     }
@@ -402,7 +444,7 @@ fn transcripts_cover_every_generation_and_operation() {
             "no transcript for {g}"
         );
     }
-    for op in ["load", "start", "stop", "status", "info", "unload"] {
+    for op in ["load", "start", "stop", "status", "info", "unload", "ident"] {
         assert!(
             all.iter().any(|t| params(t).0 == op),
             "no transcript for {op}"

@@ -119,6 +119,13 @@ error_codes! {
     /// The device link is down.
     DeviceOffline = "DEVICE_OFFLINE", Device,
         "check the device's power and endpoint; the gateway reconnects by itself (`wasmbed-host devices` shows when it is back)";
+    /// The device proved an identity key that is not approved yet (enrollment `approve`).
+    DevicePending = "DEVICE_PENDING", Device,
+        "check the fingerprint `wasmbed-host devices` shows against the board's, then approve it with `wasmbed-host devices approve NAME`";
+    /// The device's identity key is not the pinned one (another board behind the endpoint), or
+    /// it did not prove the key it announced (a replayed or forged answer).
+    IdentityMismatch = "IDENTITY_MISMATCH", Device,
+        "another board answers at this endpoint: put the enrolled board back, or accept the new one with `wasmbed-host devices approve NAME --fingerprint NEW`";
     /// The link dropped (or the device rebooted) during the command.
     LinkLost = "LINK_LOST", Device,
         "the device rebooted or its link dropped; check `wasmbed-host logs` and run the command again once it is online";
@@ -270,6 +277,8 @@ mod tests {
             ("INTERNAL", 1),
             ("BUSY", 3),
             ("TLS_REQUIRED", 3),
+            ("DEVICE_PENDING", 4),
+            ("IDENTITY_MISMATCH", 4),
             ("SOMETHING_NEW", 1),
         ];
         for (code, exit) in table {
@@ -277,7 +286,7 @@ mod tests {
             assert_eq!(c.as_str(), code);
             assert_eq!(c.exit_code().code(), exit, "{code}");
         }
-        assert_eq!(ErrorCode::ALL.len(), 16);
+        assert_eq!(ErrorCode::ALL.len(), 18);
     }
 
     #[test]

@@ -32,14 +32,15 @@ mod request;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ExitCode};
 pub use event::{Event, EventLine, LogKind, ProgressPhase};
 pub use reply::{
-    DeployResult, DeviceSummary, DevicesResult, InfoResult, JobRecord, JobState, Latency, LogLine,
-    LogsResult, MemoryStats, OpResult, ReplyLine, RunResult, RunStatus, ServerMessage, SlotInfo,
-    StartResult, StatusResult, StopResult, UnloadResult,
+    DeployResult, DeviceIdentity, DeviceSummary, DevicesResult, IdentityResult, IdentityState,
+    InfoResult, JobRecord, JobState, Latency, LogLine, LogsResult, MemoryStats, OpResult,
+    ReplyLine, RunResult, RunStatus, ServerMessage, SlotInfo, StartResult, StatusResult,
+    StopResult, UnloadResult,
 };
 pub use request::{
-    BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Op, Request, RequestError,
-    RequestId, RequestLine, StartRequest, StopRequest, ARGS_MAX, RESULT_TIMEOUT_DEFAULT_MS,
-    RESULT_TIMEOUT_MAX_MS,
+    ApproveRequest, BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Op,
+    Request, RequestError, RequestId, RequestLine, StartRequest, StopRequest, ARGS_MAX,
+    RESULT_TIMEOUT_DEFAULT_MS, RESULT_TIMEOUT_MAX_MS,
 };
 
 /// Version of this API, reported in the `devices` reply (`api_version`). Raised when a reply or

@@ -75,6 +75,77 @@ pub struct DeviceSummary {
     /// Slots available.
     #[serde(default)]
     pub slots_total: Option<u32>,
+    /// The device's identity and enrollment (absent from gateways before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<DeviceIdentity>,
+}
+
+/// Enrollment state of a device's identity key (docs/SECURITY.md "Device identity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityState {
+    /// Not checked yet on this link (not connected, or the handshake is still going on).
+    Unknown,
+    /// The device has no identity key (legacy v1 firmware, or firmware built without one).
+    None,
+    /// The device proved a key that is not pinned yet: commands are refused until
+    /// `wasmbed-host devices approve NAME`.
+    Pending,
+    /// The device proved the pinned key.
+    Approved,
+    /// The device proved (or announced) a key other than the pinned one, or none while one is
+    /// pinned: another board behind the endpoint. Commands are refused.
+    Mismatch,
+    /// The device did not prove the key it announced (a bad or replayed signature, no answer).
+    /// Commands are refused; the gateway challenges it again on the next connect.
+    Failed,
+}
+
+impl IdentityState {
+    /// The wire name (`pending`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityState::Unknown => "unknown",
+            IdentityState::None => "none",
+            IdentityState::Pending => "pending",
+            IdentityState::Approved => "approved",
+            IdentityState::Mismatch => "mismatch",
+            IdentityState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for IdentityState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A device's identity as the gateway sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceIdentity {
+    /// Enrollment state.
+    pub state: IdentityState,
+    /// Fingerprint of the key the device proved (or announced, when it failed to prove it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Fingerprint of the key pinned for this device name (approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
+    /// Why the state is what it is (a mismatch, a failed proof), for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Commands other than `info`/`status`/`logs` are served.
+    pub allowed: bool,
+}
+
+/// Result of `approve` and `forget`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityResult {
+    /// Device name.
+    pub device: String,
+    /// Its identity after the change.
+    pub identity: DeviceIdentity,
 }
 
 fn api_version_1() -> u32 {
@@ -457,6 +528,8 @@ pub enum OpResult {
     Unload(UnloadResult),
     /// `logs`.
     Logs(LogsResult),
+    /// `approve` and `forget`.
+    Identity(IdentityResult),
 }
 
 impl OpResult {
@@ -471,6 +544,7 @@ impl OpResult {
             Op::Stop => OpResult::Stop(serde_json::from_value(v)?),
             Op::Unload => OpResult::Unload(serde_json::from_value(v)?),
             Op::Logs => OpResult::Logs(serde_json::from_value(v)?),
+            Op::Approve | Op::Forget => OpResult::Identity(serde_json::from_value(v)?),
         })
     }
 }

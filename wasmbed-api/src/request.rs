@@ -62,11 +62,15 @@ pub enum Op {
     Unload,
     /// `logs`.
     Logs,
+    /// `approve`.
+    Approve,
+    /// `forget`.
+    Forget,
 }
 
 impl Op {
     /// Every op, in the order of docs/HOST-API.md.
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 11] = [
         Op::Devices,
         Op::Info,
         Op::Status,
@@ -76,6 +80,8 @@ impl Op {
         Op::Stop,
         Op::Unload,
         Op::Logs,
+        Op::Approve,
+        Op::Forget,
     ];
 
     /// The wire name (`build_and_deploy`, ...).
@@ -90,6 +96,8 @@ impl Op {
             Op::Stop => "stop",
             Op::Unload => "unload",
             Op::Logs => "logs",
+            Op::Approve => "approve",
+            Op::Forget => "forget",
         }
     }
 
@@ -110,6 +118,18 @@ impl std::fmt::Display for Op {
 pub struct DeviceRequest {
     /// Device name.
     pub device: String,
+}
+
+/// Fields of `approve`: pin the device's identity key (docs/SECURITY.md "Device identity").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproveRequest {
+    /// Device name.
+    pub device: String,
+    /// The key fingerprint to pin (32 hex digits, or a prefix of at least 12 of the key the
+    /// device presented). Absent: the key the device presented. Required to accept a device
+    /// whose key differs from the pinned one, and to pin a key before the device is seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Fields of `unload`.
@@ -179,6 +199,14 @@ pub struct DeployRequest {
         skip_serializing_if = "is_false"
     )]
     pub strip: bool,
+    /// The version the gateway signs the module with (anti-rollback; devices refuse a version
+    /// below their minimum for the module id). Used only when the gateway signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// A signature made elsewhere (`wasmbed-host keys sign`), uploaded as-is instead of the
+    /// gateway's: `key=<16 hex> ver=<n> sig=<128 hex>` over exactly the body's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Fields of `start`.
@@ -268,6 +296,10 @@ pub enum Request {
     Unload(ModuleRequest),
     /// Read (and follow) the device log.
     Logs(LogsRequest),
+    /// Approve (enroll) a device's identity key.
+    Approve(ApproveRequest),
+    /// Forget a device's pinned identity key.
+    Forget(DeviceRequest),
 }
 
 impl Request {
@@ -283,6 +315,8 @@ impl Request {
             Request::Stop(_) => Op::Stop,
             Request::Unload(_) => Op::Unload,
             Request::Logs(_) => Op::Logs,
+            Request::Approve(_) => Op::Approve,
+            Request::Forget(_) => Op::Forget,
         }
     }
 
@@ -296,6 +330,8 @@ impl Request {
             Request::Stop(r) => Some(&r.device),
             Request::Unload(r) => Some(&r.device),
             Request::Logs(r) => Some(&r.device),
+            Request::Approve(r) => Some(&r.device),
+            Request::Forget(r) => Some(&r.device),
         }
     }
 
@@ -364,6 +400,14 @@ impl Request {
                 timeout(s.result_timeout_ms)
             }
             Request::Stop(s) => timeout(s.result_timeout_ms),
+            Request::Approve(a) => match &a.fingerprint {
+                Some(f) if f.len() < 12 || f.len() > 32 || !f.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    Err(format!(
+                        "fingerprint must be 12 to 32 hex digits (as `wasmbed-host devices` shows it), not `{f}`"
+                    ))
+                }
+                _ => Ok(()),
+            },
             _ => Ok(()),
         }
     }

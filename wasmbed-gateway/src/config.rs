@@ -5,7 +5,12 @@
 //! http = "127.0.0.1:8080"      # the dashboard and HTTP API (off when absent)
 //! token_file = "/etc/wasmbed/token"
 //! cache_dir = "/var/cache/wasmbed"
+//! state_dir = "/var/lib/wasmbed"   # approved device identity keys (identities.json)
 //! sim = true
+//!
+//! [identity]                   # docs/SECURITY.md "Device identity"
+//! enrollment = "approve"       # or "tofu" (trust on first use)
+//! allow_anonymous = true       # serve devices without an identity key (legacy v1 firmware)
 //!
 //! [compiler]
 //! clang = "clang"
@@ -233,6 +238,7 @@ struct RawConfig {
     http: Option<String>,
     token_file: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
     sim: Option<bool>,
     sim_path: Option<PathBuf>,
     sim_pty: Option<bool>,
@@ -243,9 +249,22 @@ struct RawConfig {
     #[serde(default)]
     legacy: LegacyConfig,
     #[serde(default)]
+    identity: crate::identity::IdentityConfig,
+    #[serde(default)]
     devices: BTreeMap<String, RawDevice>,
     fleet: Option<RawFleet>,
     tls: Option<crate::tls::TlsConfig>,
+    #[serde(default)]
+    signing: SigningConfig,
+}
+
+/// `[signing]`: the key the gateway signs uploads with (docs/SECURITY.md "Signed modules").
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Private Ed25519 key file (`wasmbed-host keys generate`, mode 0600). Uploads to devices
+    /// whose INFO has `sig=` are signed with it; `None`: the gateway signs nothing.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +293,10 @@ pub struct Config {
     pub token_file: Option<PathBuf>,
     /// Compile cache directory.
     pub cache_dir: PathBuf,
+    /// State directory: the approved device identity keys (`identities.json`).
+    pub state_dir: PathBuf,
+    /// Device identity enrollment policy.
+    pub identity: crate::identity::IdentityConfig,
     /// Start the simulated board as device `sim`.
     pub sim: bool,
     /// Explicit path of the `wasmbed-agent-sim` binary.
@@ -292,6 +315,8 @@ pub struct Config {
     pub fleet: Option<crate::fleet::FleetConfig>,
     /// TLS on the host API and the HTTP listener (`None`: plaintext).
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Module signing.
+    pub signing: SigningConfig,
 }
 
 impl Default for Config {
@@ -301,6 +326,8 @@ impl Default for Config {
             http: None,
             token_file: None,
             cache_dir: default_cache_dir(),
+            state_dir: default_state_dir(),
+            identity: Default::default(),
             sim: false,
             sim_path: None,
             sim_pty: false,
@@ -310,6 +337,7 @@ impl Default for Config {
             devices: Vec::new(),
             fleet: None,
             tls: None,
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -329,6 +357,14 @@ fn default_cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("wasmbed-gateway")
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("wasmbed-gateway")
 }
@@ -391,6 +427,10 @@ impl Config {
         if let Some(dir) = raw.cache_dir {
             cfg.cache_dir = dir;
         }
+        if let Some(dir) = raw.state_dir {
+            cfg.state_dir = dir;
+        }
+        cfg.identity = raw.identity;
         cfg.sim = raw.sim.unwrap_or(false);
         cfg.sim_path = raw.sim_path;
         cfg.sim_pty = raw.sim_pty.unwrap_or(false);
@@ -420,6 +460,7 @@ impl Config {
         }
         cfg.legacy = raw.legacy;
         cfg.tls = raw.tls;
+        cfg.signing = raw.signing;
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
@@ -583,7 +624,11 @@ mod tests {
             r#"
 listen = "127.0.0.1:9100"
 cache_dir = "/tmp/c"
+state_dir = "/tmp/s"
 sim = true
+[identity]
+enrollment = "tofu"
+allow_anonymous = false
 [compiler]
 clang = "/usr/bin/clang-14"
 max_memory_mb = 300
@@ -605,6 +650,12 @@ endpoint = "tcp:3456"
         .unwrap();
         assert_eq!(cfg.listen.port(), 9100);
         assert!(cfg.sim);
+        assert_eq!(cfg.state_dir, PathBuf::from("/tmp/s"));
+        assert_eq!(cfg.identity.enrollment, crate::identity::Enrollment::Tofu);
+        assert!(!cfg.identity.allow_anonymous);
+        assert!(parse("").unwrap().identity.allow_anonymous);
+        let e = parse("[identity]\nenrollment = \"trust\"\n").unwrap_err();
+        assert!(e.to_string().contains("enrollment"), "{e}");
         assert_eq!(cfg.compiler.clang, PathBuf::from("/usr/bin/clang-14"));
         assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
         assert_eq!(cfg.limits.max_body, 1000);

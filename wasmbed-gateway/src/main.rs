@@ -39,6 +39,16 @@ struct Cli {
     /// repeatable, adds to the config's `legacy.path_dirs`. Off by default.
     #[arg(long = "legacy-path-dir", value_name = "DIR")]
     legacy_path_dirs: Vec<PathBuf>,
+    /// State directory: approved device identity keys (default $XDG_STATE_HOME/wasmbed-gateway).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Enrollment of devices with a new identity key: `approve` (pending until
+    /// `wasmbed-host devices approve NAME`) or `tofu` (trust on first use).
+    #[arg(long, value_name = "MODE")]
+    enrollment: Option<wasmbed_gateway::identity::Enrollment>,
+    /// Refuse commands to devices without an identity key (legacy v1 firmware included).
+    #[arg(long)]
+    require_identity: bool,
     /// Start the simulated board as device `sim`.
     #[arg(long)]
     sim: bool,
@@ -181,6 +191,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--gateway-id needs --fleet nats://… (or [fleet] in the config)".into());
     }
     cfg.legacy.path_dirs.extend(cli.legacy_path_dirs);
+    if let Some(d) = cli.state_dir {
+        cfg.state_dir = d;
+    }
+    if let Some(e) = cli.enrollment {
+        cfg.identity.enrollment = e;
+    }
+    if cli.require_identity {
+        cfg.identity.allow_anonymous = false;
+    }
     cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;

@@ -77,6 +77,17 @@ pub async fn start_with_ports(
             cfg.listen
         );
     }
+    let identity = Arc::new(
+        crate::identity::IdentityStore::open(cfg.identity, &cfg.state_dir)
+            .map_err(|e| StartError::Io(format!("device identity: {e}")))?,
+    );
+    let signing_key = match &cfg.signing.key_file {
+        Some(p) => Some(Arc::new(
+            crate::signing::ModuleKey::load(p)
+                .map_err(|e| StartError::Io(format!("[signing] key_file: {e}")))?,
+        )),
+        None => None,
+    };
     let mut devices = Vec::new();
     let mut sim = None;
     if cfg.sim {
@@ -95,6 +106,8 @@ pub async fn start_with_ports(
             Arc::new(EndpointConnector::new(child.endpoint.clone())),
         );
         o.log_lines = cfg.limits.log_lines;
+        o.identity = identity.clone();
+        o.signing_key = signing_key.clone();
         devices.push(spawn_device(o));
         sim = Some(child);
     }
@@ -105,11 +118,13 @@ pub async fn start_with_ports(
         o.timeouts.link_bytes_per_sec = (d.endpoint.line_baud() / 10).max(1);
         o.baud = d.endpoint.baud();
         o.log_lines = cfg.limits.log_lines;
+        o.identity = identity.clone();
         o.aot = d.aot_target.clone().map(|target| AotTarget {
             target,
             cpu: d.aot_cpu.clone(),
             abi: d.aot_abi.clone(),
         });
+        o.signing_key = signing_key.clone();
         devices.push(spawn_device(o));
     }
     let listener = TcpListener::bind(cfg.listen)

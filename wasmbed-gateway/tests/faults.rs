@@ -66,6 +66,8 @@ fn deploy_req(module_id: &str, wasm: &[u8]) -> Request {
         replace: false,
         replace_victim: None,
         force: false,
+        version: 0,
+        signature: None,
     })
 }
 

@@ -43,6 +43,8 @@ async fn slow_upload(opts_baud: Option<u32>, info_baud: Option<u32>) -> Result<R
             replace: false,
             replace_victim: None,
             force: true,
+            version: 0,
+            signature: None,
         });
         d.call(req, None).await
     });

@@ -96,11 +96,36 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `devices approve|forget`: device identity enrollment (docs/SECURITY.md "Device identity").
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// Approve (enroll) a device's identity key: the one it proved, or --fingerprint.
+    Approve {
+        /// The device.
+        name: String,
+        /// The key's fingerprint as `devices` shows it (12 to 32 hex digits). Needed to accept
+        /// a device whose key differs from the approved one, and to approve a key before the
+        /// device is first seen (all 32 digits).
+        #[arg(long, value_name = "HEX")]
+        fingerprint: Option<String>,
+    },
+    /// Forget a device's approved identity key (it is then pending again, or trusted on its
+    /// next connect in the gateway's `tofu` mode).
+    Forget {
+        /// The device.
+        name: String,
+    },
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the devices the gateway knows.
-    Devices,
+    /// List the devices the gateway knows (and manage their identity enrollment).
+    Devices {
+        /// `approve NAME` or `forget NAME`; none lists the devices.
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+    },
     /// Show a device's INFO (protocol, board, AOT target, limits, natives).
     Info,
     /// Show the module slots and memory of a device.
@@ -133,10 +158,56 @@ pub enum Command {
     /// List the serial ports of this machine (USB ids, serial numbers, known debug probes) and
     /// the gateway endpoint of each; needs no gateway.
     Ports,
+    /// Module-signing keys: make one, show its public key, sign a module (needs no gateway).
+    Keys(KeysArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// `keys` arguments.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new Ed25519 key; the file is written with mode 0600 and never overwritten.
+    Generate {
+        /// The private key file to create (the gateway's `[signing] key_file`).
+        key_file: PathBuf,
+    },
+    /// Print a key file's public key (what devices trust) and key id.
+    Show {
+        /// The private key file.
+        key_file: PathBuf,
+    },
+    /// Sign a module for `deploy --signature` (e.g. with a release key in CI).
+    Sign {
+        /// The private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The module id it will be deployed as (the signature names it).
+        #[arg(long, value_name = "ID")]
+        module_id: String,
+        /// The version (devices refuse versions below their minimum for the module id).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        module_version: u32,
+        /// For an .aot file: the target of the devices it is for, as their INFO says,
+        /// ARCH/CPU/FEATURES/ABI/AOT_VERSION (e.g. thumbv7em/cortex-m4/none/eabihf/6).
+        #[arg(long, value_name = "TARGET")]
+        aot_target: Option<String>,
+        /// Where to write the signature.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+        /// The .wasm or .aot file, exactly as it will be uploaded.
+        file: PathBuf,
     },
 }
 
@@ -163,6 +234,10 @@ pub struct ReplaceArgs {
     /// Remove custom sections before upload.
     #[arg(long)]
     pub strip: bool,
+    /// Version the gateway signs the module with, for devices that check signatures (they
+    /// refuse a version below their minimum for the module id; default 0).
+    #[arg(long, value_name = "N")]
+    pub module_version: Option<u32>,
 }
 
 /// `deploy` arguments.
@@ -174,6 +249,10 @@ pub struct DeployArgs {
     /// The .wasm or .aot file.
     #[arg(long, alias = "wasm", value_name = "FILE")]
     pub file: PathBuf,
+    /// A signature made elsewhere (`wasmbed-host keys sign`), uploaded as-is instead of the
+    /// gateway's: the file holds `key=… ver=… sig=…` for exactly these bytes and module id.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
     /// Replacement options.
     #[command(flatten)]
     pub replace: ReplaceArgs,

@@ -6,7 +6,10 @@ use std::io::IsTerminal;
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
 use serde_json::Value;
-use wasmbed_api::{DeployResult, DeviceSummary, InfoResult, StartResult, StatusResult};
+use wasmbed_api::{
+    DeployResult, DeviceIdentity, DeviceSummary, IdentityState, InfoResult, StartResult,
+    StatusResult,
+};
 
 use crate::error::HostError;
 
@@ -147,7 +150,52 @@ pub fn devices_table(devices: &[DeviceSummary]) -> String {
         ]);
     }
     keep_whole(&mut t, &[2, 6, 7]);
-    t.to_string() + &offline_notes(devices)
+    t.to_string() + &offline_notes(devices) + &identity_notes(devices)
+}
+
+/// One line per device with an identity key: its enrollment state and short fingerprint, and
+/// what to do when commands are refused.
+fn identity_notes(devices: &[DeviceSummary]) -> String {
+    let mut out = String::new();
+    for d in devices {
+        let Some(id) = &d.identity else { continue };
+        if matches!(id.state, IdentityState::None | IdentityState::Unknown) && id.pinned.is_none() {
+            continue;
+        }
+        out.push('\n');
+        out.push_str(&identity_text(&d.name, id));
+    }
+    out
+}
+
+/// `NAME identity: STATE key SHORT[, pinned SHORT]` and, when refused, what to do.
+pub fn identity_text(name: &str, id: &DeviceIdentity) -> String {
+    use wasmbed_agent_proto::identity::short;
+    let mut s = format!("{name} identity: {}", id.state);
+    if let Some(fp) = &id.fingerprint {
+        s.push_str(&format!(" key {}", short(fp)));
+    }
+    match &id.pinned {
+        Some(p) if id.fingerprint.as_deref() != Some(p.as_str()) => {
+            s.push_str(&format!(" (approved key {})", short(p)))
+        }
+        _ => {}
+    }
+    match id.state {
+        IdentityState::Pending => s.push_str(&format!(
+            "\n  commands refused: approve with `wasmbed-host devices approve {name}`"
+        )),
+        IdentityState::Mismatch | IdentityState::Failed => {
+            if let Some(r) = &id.reason {
+                s.push_str(&format!("\n  commands refused: {r}"));
+            }
+        }
+        IdentityState::None if !id.allowed => {
+            s.push_str("\n  commands refused: the gateway requires an identity key")
+        }
+        _ => {}
+    }
+    s
 }
 
 /// Why each offline device is offline, and the USB serial ports of the gateway's machine that
@@ -390,6 +438,29 @@ mod tests {
         let devices: Vec<DeviceSummary> = obj(devices);
         insta::assert_snapshot!(devices_table(&devices));
         assert_eq!(devices_table(&[]), "no devices configured on the gateway");
+    }
+
+    #[test]
+    fn devices_identity_notes() {
+        let devices = json!([
+            {"name": "a", "identity": {"state": "approved", "fingerprint": "0e02a50225b4baaa18a0470ed9bfc7dc",
+             "pinned": "0e02a50225b4baaa18a0470ed9bfc7dc", "allowed": true}},
+            {"name": "b", "identity": {"state": "pending", "fingerprint": "3fa9c01d2e77aaaa18a0470ed9bfc7dc", "allowed": false}},
+            {"name": "c", "identity": {"state": "mismatch", "fingerprint": "77aa9c01d2e7aaaa18a0470ed9bfc7dc",
+             "pinned": "0e02a50225b4baaa18a0470ed9bfc7dc", "reason": "another key", "allowed": false}},
+            {"name": "legacy", "identity": {"state": "none", "reason": "legacy firmware (protocol v1)", "allowed": true}}
+        ]);
+        let devices: Vec<DeviceSummary> = obj(devices);
+        let text = devices_table(&devices);
+        let notes = &text[text.rfind('┘').unwrap() + '┘'.len_utf8()..];
+        insta::assert_snapshot!(notes, @r"
+        a identity: approved key 0e02a50225b4
+        b identity: pending key 3fa9c01d2e77
+          commands refused: approve with `wasmbed-host devices approve b`
+        c identity: mismatch key 77aa9c01d2e7 (approved key 0e02a50225b4)
+          commands refused: another key
+        ");
+        assert!(notes.lines().all(|l| l.chars().count() <= 80), "{notes}");
     }
 
     #[test]

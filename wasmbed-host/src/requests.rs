@@ -2,8 +2,8 @@
 //! checking them here, so a bad value is a usage error (exit 2) before anything is sent.
 
 use wasmbed_api::{
-    BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Request, StartRequest,
-    StopRequest,
+    ApproveRequest, BuildMode, DeployRequest, DeviceRequest, LogsRequest, ModuleRequest, Request,
+    StartRequest, StopRequest,
 };
 
 use crate::cli::{Mode, ReplaceArgs};
@@ -17,6 +17,21 @@ fn ms(seconds: f64) -> u64 {
 /// `devices`.
 pub fn devices() -> Request {
     Request::Devices {}
+}
+
+/// `approve` of `device`'s identity key.
+pub fn approve(device: &str, fingerprint: Option<&str>) -> Request {
+    Request::Approve(ApproveRequest {
+        device: device.into(),
+        fingerprint: fingerprint.map(str::to_string),
+    })
+}
+
+/// `forget` of `device`'s identity key.
+pub fn forget(device: &str) -> Request {
+    Request::Forget(DeviceRequest {
+        device: device.into(),
+    })
 }
 
 /// `info` of `device`.
@@ -40,6 +55,7 @@ pub fn upload(
     data: &[u8],
     mode: Option<Mode>,
     replace: &ReplaceArgs,
+    signature: Option<String>,
 ) -> Result<Request, HostError> {
     validate::module_id(module_id)?;
     if let Some(v) = &replace.replace_victim {
@@ -58,6 +74,8 @@ pub fn upload(
         replace_victim: replace.replace_victim.clone(),
         force: replace.force,
         strip: replace.strip,
+        version: replace.module_version,
+        signature,
     };
     Ok(match mode {
         None => Request::Deploy(d),

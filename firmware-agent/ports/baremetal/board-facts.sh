@@ -18,5 +18,8 @@ board_fact() {
 board_build_dir() {
     local repo
     repo="$(cd "$(dirname "$board_header")/../../../../.." && pwd)"
-    if [ "$BOARD" = mps2-an386 ]; then echo "$repo/target/baremetal/build"; else echo "$repo/target/baremetal/build-$BOARD"; fi
+    # TRUSTED_KEYS=FILE (build.sh): a separate image that requires signed modules
+    local signed=""
+    [ -n "${TRUSTED_KEYS:-}" ] && signed="-signed"
+    if [ "$BOARD" = mps2-an386 ]; then echo "$repo/target/baremetal/build$signed"; else echo "$repo/target/baremetal/build-$BOARD$signed"; fi
 }

@@ -8,6 +8,9 @@
 # Idempotent and fast when already built. Prints the smoke ELF path last.
 #
 # Environment: BOARD (mps2-an386, nucleo-f446re, stm32f4-discovery, netduinoplus2),
+# TRUSTED_KEYS (a file of Ed25519 public keys, one 64-hex-digit key per line, e.g. from
+# `wasmbed-host keys show`: the image then requires modules signed by one of them, built into
+# <build dir>-signed; SIGNATURES=optional accepts unsigned ones too; docs/SECURITY.md),
 # WAMR_ROOT (WAMR tree; default: the wamrx-sys 0.3.0 one),
 # WAMRC (AOT compiler; default: build tools/wamrc, set WAMRC=none to skip the
 # AOT smoke module), JOBS (default 2).
@@ -22,6 +25,13 @@ netduinoplus2 | nucleo-f446re | stm32f4-discovery) build="$repo/target/baremetal
 *) echo "build.sh: BOARD must be mps2-an386, nucleo-f446re, stm32f4-discovery or netduinoplus2" >&2; exit 2 ;;
 esac
 jobs="${JOBS:-2}"
+keys_args=()
+if [ -n "${TRUSTED_KEYS:-}" ]; then
+    [ -r "$TRUSTED_KEYS" ] || { echo "build.sh: TRUSTED_KEYS=$TRUSTED_KEYS is not a readable file" >&2; exit 2; }
+    build="$build-signed"
+    keys_args=(-DWASMBED_TRUSTED_KEYS:FILEPATH="$(realpath "$TRUSTED_KEYS")"
+               -DWASMBED_SIGNATURES="${SIGNATURES:-required}")
+fi
 
 # shellcheck source=tools/wamrc/find-wamr.sh
 source "$repo/tools/wamrc/find-wamr.sh"
@@ -42,7 +52,7 @@ mkdir -p "$build"
 cmake -S "$here" -B "$build" \
     -DCMAKE_TOOLCHAIN_FILE="$here/cmake/arm-none-eabi.cmake" \
     -DBAREMETAL_BOARD="$board" \
-    -DWAMR_ROOT_DIR:PATH="$wamr" -DWAMRC:FILEPATH="$wamrc" >"$build.cmake.log" 2>&1 \
+    -DWAMR_ROOT_DIR:PATH="$wamr" -DWAMRC:FILEPATH="$wamrc" "${keys_args[@]}" >"$build.cmake.log" 2>&1 \
     || { cat "$build.cmake.log" >&2; exit 1; }
 cmake --build "$build" -j "$jobs" >"$build.log" 2>&1 \
     || { grep -E "error|Error|overflow|will not fit" "$build.log" | head -40 >&2; exit 1; }

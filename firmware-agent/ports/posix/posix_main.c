@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "agent_posix.h"
@@ -100,6 +101,7 @@ static const struct agent_port_ops posix_ops = {
 	.stack_free = posix_stack_free,
 	.stack_reset = posix_stack_reset,
 	.log = posix_log,
+	.floor_saved = posix_sig_floor_saved,
 };
 
 static void usage(FILE *f)
@@ -108,6 +110,7 @@ static void usage(FILE *f)
 		"usage: wasmbed-agent-sim [--listen HOST:PORT | --pty] [--baud N | --instant]\n"
 		"                         [--reply-bytewise] [--boards N] [--slots N]\n"
 		"                         [--pool-size BYTES] [--board NAME] [--grace-ms MS]\n"
+		"                         [--identity-file PATH | --state-dir DIR]\n"
 		"A simulated Wasmbed board: the portable C agent with WAMR 2.4.3 (interpreter and\n"
 		"x86_64 AOT). Default link: stdin/stdout. Logs go to stderr.\n"
 		"  --listen HOST:PORT  raw TCP server, one client at a time (port 0: any free port;\n"
@@ -125,8 +128,18 @@ static void usage(FILE *f)
 		"  --pool-size BYTES   WAMR pool size (default %u, with --boards N: N MiB, min 2)\n"
 		"  --board NAME        board name for HELLO/INFO (default sim)\n"
 		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n"
-		"  --test-no-terminate STOP skips wasm_runtime_terminate (tests the forced stop)\n",
-		AGENT_MAX_SLOTS, DEFAULT_POOL);
+		"  --identity-file PATH  the board's Ed25519 identity seed (64 hex digits, mode\n"
+		"                      0600), created from getrandom() if absent; without it\n"
+		"                      and --state-dir the board has no identity (identity=none)\n"
+		"  --state-dir DIR     keep the identity in DIR/<board name>.identity (one per\n"
+		"                      board with --boards N; DIR is created 0700)\n"
+		"  --test-no-terminate STOP skips wasm_runtime_terminate (tests the forced stop)\n"
+		"  --trusted-key HEX   an Ed25519 public key modules may be signed by (repeatable,\n"
+		"                      at most %d; rotation: add the new key, deploy, drop the old)\n"
+		"  --trusted-keys FILE the same, one key per line ('#' comments)\n"
+		"  --signatures MODE   required (default with keys), optional or off (default)\n"
+		"  --floor-file FILE   keep the minimum version per module id (anti-rollback) here\n",
+		AGENT_MAX_SLOTS, DEFAULT_POOL, AGENT_TRUSTED_KEYS_MAX);
 }
 
 static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out)
@@ -146,6 +159,7 @@ static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max
 }
 
 struct sim_opts {
+	const char *state_dir;
 	unsigned boards;
 	bool instant;
 	bool baud_set;
@@ -157,6 +171,7 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		uint32_t n;
+		int rc;
 
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout);
@@ -176,11 +191,18 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 		} else if (!v) {
 			fprintf(stderr, "wasmbed-agent-sim: unknown or incomplete option '%s'\n", a);
 			return -1;
+		} else if ((rc = posix_sig_option(p, a, v)) != 0) {
+			if (rc < 0)
+				return -1;
 		} else if (!strcmp(a, "--listen")) {
 			p->link = LINK_TCP;
 			p->listen_addr = v;
 		} else if (!strcmp(a, "--board")) {
 			p->cfg.board = v;
+		} else if (!strcmp(a, "--identity-file")) {
+			p->identity_file = v;
+		} else if (!strcmp(a, "--state-dir")) {
+			o->state_dir = v;
 		} else if (!strcmp(a, "--baud")) {
 			if (parse_u32(a, v, 300, 100000000, &n))
 				return -1;
@@ -213,11 +235,16 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 		fprintf(stderr, "wasmbed-agent-sim: --instant and --baud exclude each other\n");
 		return -1;
 	}
+	if (p->identity_file && (o->state_dir || o->boards > 1)) {
+		fprintf(stderr, "wasmbed-agent-sim: --identity-file is one board's key: use "
+				"--state-dir DIR with --boards N, not both options\n");
+		return -1;
+	}
 	if (o->boards > 1 && p->link != LINK_TCP) {
 		fprintf(stderr, "wasmbed-agent-sim: --boards N > 1 needs --listen HOST:PORT\n");
 		return -1;
 	}
-	return 0;
+	return posix_sig_finish_args(p, o->boards);
 }
 
 static void command_loop(struct posix_port *p)
@@ -268,8 +295,32 @@ static int board_setup(struct posix_port *b, const struct posix_port *tmpl, unsi
 	return 0;
 }
 
+/* The board's identity file: --identity-file, or DIR/<board>.identity with --state-dir. */
+static int board_identity(struct posix_port *p, const char *state_dir)
+{
+	if (state_dir) {
+		if (mkdir(state_dir, 0700) && errno != EEXIST) {
+			fprintf(stderr, "wasmbed-agent-sim: cannot create --state-dir %s: %s\n",
+				state_dir, strerror(errno));
+			return -1;
+		}
+		if (snprintf(p->identity_buf, sizeof(p->identity_buf), "%s/%s.identity", state_dir,
+			     p->cfg.board) >= (int)sizeof(p->identity_buf))
+			return -1;
+		p->identity_file = p->identity_buf;
+	}
+	if (!p->identity_file)
+		return 0;
+	if (posix_identity_load(p->identity_file, p->identity_seed))
+		return -1;
+	p->cfg.identity_seed = p->identity_seed;
+	return 0;
+}
+
 static int board_start(struct posix_port *p, void *pool, uint32_t pool_size)
 {
+	int rc;
+
 	p->out_fd = -1;
 	p->cfg.pool = pool; /* one WAMR runtime per process: the first board's init uses it */
 	p->cfg.pool_size = pool_size;
@@ -278,12 +329,16 @@ static int board_start(struct posix_port *p, void *pool, uint32_t pool_size)
 	pthread_mutex_init(&p->out_lock, NULL);
 	pthread_mutex_init(&p->wake_lock, NULL);
 	pthread_cond_init(&p->wake_cond, NULL);
-	if (agent_init(&p->agent, &p->cfg, &posix_ops, p)) {
+	rc = agent_init(&p->agent, &p->cfg, &posix_ops, p);
+	memset(p->identity_seed, 0, sizeof(p->identity_seed)); /* the agent holds the key now */
+	p->cfg.identity_seed = NULL;
+	if (rc) {
 		fprintf(stderr, "wasmbed-agent-sim: WAMR init failed (pool %lu bytes)\n",
 			(unsigned long)pool_size);
 		return -1;
 	}
-	if (posix_workers_start(p) || posix_link_start(p)) {
+	fprintf(stderr, "[%s] identity=%s\n", p->cfg.board, p->agent.ident.info);
+	if (posix_sig_restore(p) || posix_workers_start(p) || posix_link_start(p)) {
 		agent_deinit(&p->agent);
 		return -1;
 	}
@@ -371,7 +426,8 @@ int wasmbed_agent_sim_main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < o.boards; i++) {
 		boards[i] = tmpl;
-		if (o.boards > 1 && board_setup(&boards[i], &tmpl, i)) {
+		if ((o.boards > 1 && board_setup(&boards[i], &tmpl, i)) ||
+		    board_identity(&boards[i], o.state_dir)) {
 			free(boards);
 			free(pool);
 			return 2;

@@ -52,6 +52,13 @@ struct posix_port {
 	bool woken;
 	struct posix_worker workers[AGENT_MAX_SLOTS];
 	void *pool;
+	const char *identity_file; /* --identity-file, or NULL */
+	char identity_buf[4096];   /* this board's file under --state-dir */
+	uint8_t identity_seed[32]; /* wiped once the agent holds the key */
+	/* signed modules (posix_sig.c) */
+	uint8_t trusted_keys[AGENT_TRUSTED_KEYS_MAX][32];
+	bool sig_mode_set;
+	const char *floor_file;
 };
 
 /* posix_link.c */
@@ -69,6 +76,16 @@ void posix_job_start(void *ctx, unsigned slot);
 int posix_job_abort(void *ctx, unsigned slot);
 /** Port op: unused bytes of the slot worker's stack. */
 uint32_t posix_stack_free(void *ctx, unsigned slot);
+/* posix_sig.c */
+/** A signing option (--trusted-key, --trusted-keys, --signatures, --floor-file): 1 taken, 0 not
+ * one of them, -1 bad (message printed). */
+int posix_sig_option(struct posix_port *p, const char *flag, const char *value);
+/** After all options: defaults and checks. 0 or -1 (message printed). */
+int posix_sig_finish_args(struct posix_port *p, unsigned boards);
+/** After agent_init: the minimum versions from --floor-file. 0 or -1 (message printed). */
+int posix_sig_restore(struct posix_port *p);
+/** Port op floor_saved: persist the minimum versions to --floor-file. */
+void posix_sig_floor_saved(void *ctx, const char *id, uint32_t ver);
 /* posix_mem.c */
 /** Serve module linear memory from `pool` (before WAMR starts; see posix_mem.c). */
 void posix_mem_use_pool(void *pool, uint32_t size);
@@ -77,6 +94,13 @@ void posix_mem_use_pool(void *pool, uint32_t size);
 void posix_stack_reset(void *ctx, unsigned slot);
 /** Block (true) or unblock the abort signal in the calling thread. */
 void posix_block_abort_signal(bool block);
+
+/* posix_identity.c */
+/**
+ * The board's identity seed from `path` (64 hex digits, mode 0600), created from getrandom()
+ * if the file does not exist. 0, or -1 after printing why.
+ */
+int posix_identity_load(const char *path, uint8_t seed[32]);
 
 /* posix_main.c */
 /** Port op: wake the command loop. */

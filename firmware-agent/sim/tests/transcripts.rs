@@ -7,9 +7,34 @@
 mod common;
 
 use common::{crc32, module, Link, Sim};
+use ed25519_dalek::{Signer, SigningKey};
 use std::path::Path;
 use std::time::Duration;
 use wasmbed_agent_proto::frame;
+use wasmbed_agent_proto::signing::{hex, signed_message};
+use wasmbed_agent_proto::ModuleId;
+
+/// The Ed25519 key of `@trust`/`@sign`: 32 bytes of `<seed>` (one hex byte).
+fn seed_key(seed: &str) -> SigningKey {
+    SigningKey::from_bytes(&[u8::from_str_radix(seed, 16).expect("seed: one hex byte"); 32])
+}
+
+/// `{sig}`: the signature (`@sign <seed> <ver>`) of the real payload as the operation's module.
+fn signature(t: &Transcript, payload: &[u8]) -> Option<String> {
+    let (seed, ver) = t.header("sign")?.split_once(' ')?;
+    let id = t
+        .header("operation")?
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("module_id="))?;
+    let msg = signed_message(
+        &ModuleId::new(id).unwrap(),
+        ver.parse().unwrap(),
+        None,
+        payload,
+    )
+    .unwrap();
+    Some(hex(&seed_key(seed).sign(&msg).to_bytes()))
+}
 
 /// Append a custom section so the module is exactly `target` bytes (still valid wasm).
 fn pad_to(mut m: Vec<u8>, target: usize) -> Vec<u8> {
@@ -126,9 +151,35 @@ fn replay(t: &Transcript) {
         (None, None) => Vec::new(),
     };
     let refs = reference.as_ref().map(|(_, s, c)| (s.as_str(), c.as_str()));
-    let sim = Sim::tcp(&[]);
+    let sig = signature(t, &payload);
+    // `@trust <seed>,..`: the board requires signatures by these keys
+    let keys: Vec<String> = t
+        .header("trust")
+        .map(|s| {
+            s.split(',')
+                .map(|seed| hex(seed_key(seed).verifying_key().as_bytes()))
+                .collect()
+        })
+        .unwrap_or_default();
+    // `@given … identity=<seed hex>`: the board's identity file holds that seed.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("board.identity");
+    let key_path = key_file.display().to_string();
+    let given_state = t.header("given").unwrap_or("empty");
+    let mut args = Vec::new();
+    for k in &keys {
+        args.extend(["--trusted-key", k.as_str()]);
+    }
+    if let Some(seed) = given_state
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("identity="))
+    {
+        write_private(&key_file, &format!("{seed}\n"));
+        args.extend(["--identity-file", key_path.as_str()]);
+    }
+    let sim = Sim::tcp(&args);
     let mut l = sim.hello();
-    given(&mut l, t.header("given").unwrap_or("empty"));
+    given(&mut l, given_state);
     for item in &t.items {
         if let Some(cmd) = item.strip_prefix("> ") {
             if cmd == "[payload]" {
@@ -149,7 +200,11 @@ fn replay(t: &Transcript) {
                 let (a, b) = range.split_once("..").unwrap();
                 l.send_raw(&payload[a.parse::<usize>().unwrap()..b.parse::<usize>().unwrap()]);
             } else {
-                l.send(&subst(cmd, refs, &payload));
+                let mut line = subst(cmd, refs, &payload);
+                if let Some(s) = &sig {
+                    line = line.replace("{sig}", s);
+                }
+                l.send(&line);
             }
         } else if let Some(want) = item.strip_prefix("< ") {
             let got = l.try_line(Duration::from_secs(5));
@@ -166,6 +221,19 @@ fn replay(t: &Transcript) {
         }
     }
     l.quiet("", Duration::from_millis(150));
+}
+
+/// Writes a file only its owner can read (what the sim requires of an identity file).
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 #[test]

@@ -270,6 +270,8 @@ pub fn deploy_req(dev: &str, module_id: &str, bytes: &[u8]) -> Request {
         replace_victim: None,
         force: true,
         strip: false,
+        version: None,
+        signature: None,
     })
 }
 
@@ -447,6 +449,7 @@ impl DevConn {
             replace: true,
             replace_victim: None,
             max_chunk: None,
+            signature: None,
         };
         let id = ModuleId::new(module_id).map_err(|e| err(e.to_string()))?;
         let t0 = Instant::now();

@@ -9,7 +9,8 @@ use crate::crc::Crc32;
 use crate::decoder::Line;
 use crate::frame;
 use crate::ident::{InvalidField, ModuleId};
-use crate::message::{AgentLine, Chunk, Command, Load, LoadOk, LoadReady};
+use crate::message::{AgentLine, Chunk, Command, Load, LoadOk, LoadReady, Sig};
+use crate::signing::ModuleSignature;
 
 /// How to upload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub struct LoadOptions {
     pub replace_victim: Option<ModuleId>,
     /// Cap on the chunk size, below the agent's `chunk=`.
     pub max_chunk: Option<u32>,
+    /// Sign the upload: `SIG` goes first and must be answered `SIG_OK` (a device without INFO
+    /// `sig=` answers `ERROR code=UNKNOWN_COMMAND`: only send it to devices that check).
+    pub signature: Option<ModuleSignature>,
 }
 
 /// Successful LOAD.
@@ -44,6 +48,8 @@ pub struct LoadOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// `SIG` sent, waiting for `SIG_OK`; the LOAD follows.
+    Sig,
     Ready,
     /// A chunk of `len` bytes at the acked offset is in flight.
     Chunk {
@@ -78,6 +84,8 @@ pub struct LoadSession {
     attempts: u32,
     /// The agent cleared the target (or victim) slot: see [`LoadSession::slot_cleared`].
     slot_cleared: bool,
+    /// The LOAD line, sent after `SIG_OK` in a signed upload.
+    load: Option<Load>,
 }
 
 impl LoadSession {
@@ -97,18 +105,28 @@ impl LoadSession {
         load.replace = options.replace;
         load.replace_victim = options.replace_victim.clone();
         let crc32 = load.crc32;
-        Ok(LoadSession {
-            core: Core::new(
-                Command::Load(load),
-                Phase::LoadReady,
-                now + timeouts.load_step,
+        let (first, phase, state, load) = match &options.signature {
+            Some(s) => (
+                Command::Sig(Sig {
+                    module_id: module_id.clone(),
+                    ver: s.ver,
+                    key: s.key,
+                    sig: s.sig,
+                }),
+                Phase::Sig,
+                State::Sig,
+                Some(load),
             ),
+            None => (Command::Load(load), Phase::LoadReady, State::Ready, None),
+        };
+        Ok(LoadSession {
+            core: Core::new(first, phase, now + timeouts.load_step),
             module_id: module_id.to_string(),
             payload,
             crc32,
             options,
             timeouts: timeouts.clone(),
-            state: State::Ready,
+            state,
             chunked: false,
             framed: false,
             chunk_size: 0,
@@ -116,6 +134,7 @@ impl LoadSession {
             resumed_from: 0,
             attempts: 0,
             slot_cleared: false,
+            load,
         })
     }
 
@@ -142,6 +161,15 @@ impl LoadSession {
 
     fn on_line(&mut self, now: Instant, line: Line) {
         match (&line.msg, self.state) {
+            (AgentLine::SigOk(_), State::Sig) => {
+                if let Some(load) = self.load.take() {
+                    self.core.send(Transmit::Line(Command::Load(load)));
+                }
+                self.state = State::Ready;
+                self.core
+                    .wait(Phase::LoadReady, now + self.timeouts.load_step);
+            }
+            (AgentLine::SigErr(_), State::Sig) => self.core.reject(line),
             (AgentLine::LoadReady(r), State::Ready) => self.on_ready(now, r.clone(), line),
             (AgentLine::ChunkOk(c), State::Chunk { len }) => {
                 let expected = self.acked + len;
@@ -173,7 +201,7 @@ impl LoadSession {
                     e.code,
                     C::BadParams | C::Busy | C::Full | C::BadVictim | C::NoSlot
                 );
-                if state != State::Ready || !before_slot {
+                if !matches!(state, State::Ready | State::Sig) || !before_slot {
                     self.slot_cleared = true;
                 }
                 self.core.reject(line)

@@ -15,12 +15,14 @@ use crate::decoder::{Item, Line};
 use crate::message::{AgentLine, Command, ErrorLine};
 use crate::wire::ErrorCode;
 
+mod ident;
 mod load;
 mod resync;
 mod simple;
 mod start;
 mod stop;
 
+pub use ident::{IdentOutcome, IdentSession};
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
 pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use simple::{
@@ -129,6 +131,8 @@ pub enum Event {
 /// The step a session was waiting in (named in timeout errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// After SIG (a signed LOAD), before `SIG_OK`.
+    Sig,
     /// After LOAD, before `LOAD_READY`.
     LoadReady,
     /// After a CHUNK, before its ack; `acked` bytes confirmed so far.
@@ -152,6 +156,8 @@ pub enum Phase {
     Info,
     /// After UNLOAD.
     Unload,
+    /// After IDENT.
+    Ident,
     /// Resynchronising after a timeout (marker, then STATUS).
     Resync,
 }
@@ -159,6 +165,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Phase::Sig => f.write_str("waiting for SIG_OK/SIG_ERR"),
             Phase::LoadReady => f.write_str("waiting for LOAD_READY/LOAD_ERR"),
             Phase::Chunk { acked } => {
                 write!(
@@ -177,6 +184,7 @@ impl fmt::Display for Phase {
             ),
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
+            Phase::Ident => f.write_str("waiting for IDENT_OK/IDENT_ERR"),
         }
     }
 }

@@ -137,11 +137,34 @@ impl From<DeviceError> for ApiError {
             }
             DeviceError::Unsupported(_) => ApiError::new(ErrorCode::DeviceRejected, msg),
             DeviceError::Cancelled { phase } => ApiError::bad_request(msg).with("phase", phase),
+            DeviceError::Identity(r) => {
+                use crate::identity::Refusal;
+                let code = match r.kind {
+                    Refusal::Pending | Refusal::Anonymous => ErrorCode::DevicePending,
+                    Refusal::Mismatch => ErrorCode::IdentityMismatch,
+                    Refusal::Unverified => ErrorCode::DeviceOffline,
+                };
+                ApiError::new(code, msg)
+            }
             // Only a host that closed its sending side but still reads can see this.
             DeviceError::HostGone { phase } => ApiError::bad_request(msg).with("phase", phase),
         };
         err.help = help;
         err
+    }
+}
+
+impl From<crate::identity::EnrollError> for ApiError {
+    fn from(e: crate::identity::EnrollError) -> Self {
+        use crate::identity::EnrollError;
+        let code = match &e {
+            EnrollError::NotPresented { .. } | EnrollError::NeedsFingerprint { .. } => {
+                ErrorCode::IdentityMismatch
+            }
+            EnrollError::NothingToApprove { .. } => ErrorCode::BadRequest,
+            EnrollError::Save { .. } => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string()).help(e.help())
     }
 }
 

@@ -193,6 +193,8 @@ async fn deploy<R: AsyncBufRead + Unpin>(
         replace_victim: opt_str(req, "replace_victim"),
         force: true,
         strip: false,
+        version: 0,
+        signature: None,
     };
     let result = gw.deploy(dev, spec, None, lat).await;
     if !build {

@@ -625,5 +625,6 @@ pub fn device_summary(d: &DeviceHandle) -> wasmbed_api::DeviceSummary {
         proto: s.proto,
         slots_used: s.slots_used,
         slots_total: s.slots_total,
+        identity: Some(d.identity.view(&d.name, &s.identity)),
     }
 }

@@ -71,6 +71,10 @@ pub struct DeploySpec {
     pub force: bool,
     /// Strip custom sections.
     pub strip: bool,
+    /// Version the gateway signs with.
+    pub version: u32,
+    /// A signature made elsewhere (text of a signature file), uploaded as-is.
+    pub signature: Option<String>,
 }
 
 /// The result of [`Gateway::deploy`]: the device's reply and the bytes that were sent.
@@ -116,6 +120,7 @@ impl Gateway {
     ) -> Result<Deployed, ApiError> {
         tokio::pin!(host_gone);
         let state = dev.snapshot();
+        let built = matches!(spec.payload, Payload::Source(..));
         let mut bytes = match spec.payload {
             Payload::Binary(b) => b,
             Payload::Source(src, mode) => {
@@ -146,6 +151,21 @@ impl Gateway {
                 built?.bytes
             }
         };
+        let signature = match &spec.signature {
+            Some(text) => {
+                if spec.strip || built {
+                    return Err(ApiError::bad_request(
+                        "a signature covers the exact bytes: upload the signed module as it is \
+                         (no strip, no build)",
+                    ));
+                }
+                Some(
+                    text.parse::<wasmbed_agent_proto::ModuleSignature>()
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
         if spec.strip {
             bytes = strip_custom_sections(&bytes)
                 .map_err(|e| ApiError::new(ErrorCode::InvalidModule, e.0))?;
@@ -174,6 +194,8 @@ impl Gateway {
             replace: spec.replace,
             replace_victim: spec.replace_victim,
             force: spec.force,
+            version: spec.version,
+            signature,
         };
         let outcome = dev.deploy(request, ptx, host_gone).await;
         if let Some(f) = forward {

@@ -136,6 +136,8 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
                 replace_victim: d.replace_victim,
                 force: d.force,
                 strip: d.strip,
+                version: d.version.unwrap_or(0),
+                signature: d.signature.clone(),
             };
             let (ptx, mut prx) =
                 mpsc::unbounded_channel::<(&'static str, crate::device::Progress)>();
@@ -229,6 +231,20 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
         Request::Unload(u) => Ok(OpResult::Unload(
             gw.finish(dev.unload(u.module_id).await, lat)?,
         )),
+        Request::Approve(a) => {
+            let identity = dev.approve(a.fingerprint.as_deref())?;
+            Ok(OpResult::Identity(wasmbed_api::IdentityResult {
+                device: dev.name.clone(),
+                identity,
+            }))
+        }
+        Request::Forget(_) => {
+            let identity = dev.forget()?;
+            Ok(OpResult::Identity(wasmbed_api::IdentityResult {
+                device: dev.name.clone(),
+                identity,
+            }))
+        }
         Request::Logs(l) => {
             let since = l.since.unwrap_or(0);
             let (lines, rx) = dev.log.since(since);

@@ -80,6 +80,8 @@ pub(crate) fn apply_info(
     configured_aot: Option<AotTarget>,
 ) {
     s.handshake = true;
+    s.sig_mode = info.and_then(|(i, _)| i.sig.clone());
+    s.sig_target = info.and_then(|(i, _)| wasmbed_agent_proto::AotTarget::from_info(i));
     let Some((i, line)) = info else {
         s.proto = Some(1);
         s.caps = DeviceCaps {

@@ -55,6 +55,10 @@ pub struct DeployRequest {
     pub replace_victim: Option<String>,
     /// Upload even when STATUS shows the same size and CRC.
     pub force: bool,
+    /// Version to sign with (the gateway's key, for devices that check signatures).
+    pub version: u32,
+    /// A signature made elsewhere: sent as-is to a device that checks signatures.
+    pub signature: Option<wasmbed_agent_proto::ModuleSignature>,
 }
 
 /// START parameters.
@@ -212,6 +216,10 @@ pub enum DeviceError {
         /// `LOAD`.
         phase: String,
     },
+    /// The device's identity does not allow the command (pending, mismatch, a failed proof):
+    /// docs/SECURITY.md "Device identity".
+    #[error("{}", .0.message)]
+    Identity(crate::identity::Refused),
     /// The host closed its connection (or its sending side) while the command waited for its
     /// RESULT: the wait was dropped (the job itself keeps running on the device).
     #[error("the host went away while {phase} waited for its RESULT; the wait was dropped (the job keeps running)")]
@@ -248,6 +256,7 @@ impl DeviceError {
             DeviceError::Killed { .. } => Some(
                 "a LOAD replaced the module while the job ran: start it again if needed".into(),
             ),
+            DeviceError::Identity(r) => Some(r.help.clone()),
             _ => None,
         }
     }
@@ -343,9 +352,16 @@ pub struct DeviceState {
     pub aot: Option<AotTarget>,
     /// INFO as the host API reports it.
     pub info: Option<InfoResult>,
+    /// INFO `sig=` (`required`/`optional`): the device checks module signatures; with the AOT
+    /// target its signatures name (docs/PROTOCOL.md "Signed modules").
+    pub sig_mode: Option<String>,
+    /// The exact AOT target of the device (INFO), for AOT signatures.
+    pub sig_target: Option<wasmbed_agent_proto::AotTarget>,
     /// The last job of each module the gateway started, by module id (filled by
     /// [`DeviceHandle::snapshot`] from the device's job table).
     pub jobs: std::collections::BTreeMap<String, JobRecord>,
+    /// What the device showed of its identity on the current link (or the last one).
+    pub identity: crate::identity::Seen,
 }
 
 /// What the gateway knows of a module's last job (START through its RESULT, which may come
@@ -428,6 +444,8 @@ pub struct DeviceHandle {
     pub log: Arc<DeviceLog>,
     /// Live state.
     pub state: Arc<Mutex<DeviceState>>,
+    /// Pinned identity keys and the enrollment policy (shared by the gateway's devices).
+    pub identity: Arc<crate::identity::IdentityStore>,
     tx: mpsc::Sender<Job>,
     waiters: Arc<wait::Waiters>,
 }
@@ -603,6 +621,27 @@ impl DeviceHandle {
     /// Commands parked waiting for their RESULT (for tests and diagnostics).
     pub fn waiting(&self) -> usize {
         self.waiters.len()
+    }
+
+    /// The device's identity as the host API shows it.
+    pub fn identity_view(&self) -> wasmbed_api::DeviceIdentity {
+        let seen = self.state.lock().expect("state lock").identity.clone();
+        self.identity.view(&self.name, &seen)
+    }
+
+    /// `approve`: pins the device's identity key (see [`crate::identity::IdentityStore::approve`]).
+    pub fn approve(
+        &self,
+        fingerprint: Option<&str>,
+    ) -> Result<wasmbed_api::DeviceIdentity, crate::identity::EnrollError> {
+        let seen = self.state.lock().expect("state lock").identity.clone();
+        self.identity.approve(&self.name, &seen, fingerprint)
+    }
+
+    /// `forget`: removes the device's pinned identity key.
+    pub fn forget(&self) -> Result<wasmbed_api::DeviceIdentity, crate::identity::EnrollError> {
+        let seen = self.state.lock().expect("state lock").identity.clone();
+        self.identity.forget(&self.name, &seen)
     }
 
     /// A snapshot of the live state.

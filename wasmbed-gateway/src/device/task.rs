@@ -32,6 +32,8 @@ use super::{
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::AotTarget;
 
+mod identify;
+
 /// How to run one device.
 #[derive(Clone)]
 pub struct DeviceOptions {
@@ -56,6 +58,11 @@ pub struct DeviceOptions {
     /// The configured line speed (`?baud=` or the `baud` key). `None`: deadlines follow the
     /// speed the firmware reports in INFO (`baud=`), else `timeouts.link_bytes_per_sec`.
     pub baud: Option<u32>,
+    /// Pinned identity keys and the enrollment policy (default: in memory, `approve`,
+    /// anonymous devices allowed).
+    pub identity: Arc<crate::identity::IdentityStore>,
+    /// Signs uploads to devices that check signatures (`[signing] key_file`).
+    pub signing_key: Option<Arc<crate::signing::ModuleKey>>,
 }
 
 impl DeviceOptions {
@@ -72,6 +79,8 @@ impl DeviceOptions {
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             baud: None,
+            identity: Arc::new(crate::identity::IdentityStore::in_memory(Default::default())),
+            signing_key: None,
         }
     }
 }
@@ -90,6 +99,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         endpoint: opts.connector.describe(),
         log: log.clone(),
         state: state.clone(),
+        identity: opts.identity.clone(),
         tx,
         waiters: waiters.clone(),
     };
@@ -355,6 +365,8 @@ impl DeviceTask {
 
     /// The connect-time handshake ([`Handshake`]): what the device is and holds.
     async fn refresh(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+        // Checked again on every handshake: until then, nothing proved who answers.
+        self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
         self.handshake(link, Handshake::new()).await
     }
 
@@ -407,10 +419,16 @@ impl DeviceTask {
                 self.correlation = Correlation::from_info(&line);
                 self.follow_link_speed(info.baud);
                 self.record_info(Some((&info, &line)));
+                self.identify(link, Some(&info))
+                    .await
+                    .map_err(std::io::Error::other)?;
             }
             Some(InfoOutcome::V1) => {
                 self.follow_link_speed(None);
                 self.record_info(None);
+                self.identify(link, None)
+                    .await
+                    .map_err(std::io::Error::other)?;
             }
             None => {}
         }
@@ -624,6 +642,13 @@ impl DeviceTask {
             reply,
             cancel,
         } = job;
+        if let Err(e) = self.identity_gate(&request) {
+            let _ = reply.send(JobReply::Done(Outcome {
+                result: Err(e),
+                device_time: Duration::ZERO,
+            }));
+            return None;
+        }
         let phase = request_phase(&request);
         let changes_slots = matches!(request, Request::Deploy(_) | Request::Unload { .. });
         let (result, device_time, lost) =
@@ -852,6 +877,36 @@ impl DeviceTask {
         }
     }
 
+    /// The signature an upload carries: none for a device that does not check (no INFO `sig=`),
+    /// else the host's own (as-is), else the gateway's key's (`[signing] key_file`), else none
+    /// (the device then refuses it if it requires signatures, saying so).
+    fn module_signature(
+        &self,
+        module_id: &ModuleId,
+        d: &super::DeployRequest,
+    ) -> Result<Option<wasmbed_agent_proto::ModuleSignature>, DeviceError> {
+        let (mode, target) = {
+            let s = self.state.lock().expect("state lock");
+            (s.sig_mode.clone(), s.sig_target.clone())
+        };
+        if mode.is_none() {
+            return Ok(None);
+        }
+        if let Some(sig) = d.signature {
+            return Ok(Some(sig));
+        }
+        let Some(key) = &self.opts.signing_key else {
+            return Ok(None);
+        };
+        let target = match wasmbed_agent_proto::ModuleKind::of(&d.bytes) {
+            wasmbed_agent_proto::ModuleKind::Aot => target,
+            wasmbed_agent_proto::ModuleKind::Wasm => None,
+        };
+        key.sign(module_id, d.version, target.as_ref(), &d.bytes)
+            .map(Some)
+            .map_err(DeviceError::BadRequest)
+    }
+
     async fn deploy(
         &mut self,
         link: &mut BoxLink,
@@ -923,6 +978,10 @@ impl DeviceTask {
             replace_victim: victim,
             // Progress moves at least twice a second: chunks of half a second of line time.
             max_chunk: Some((self.opts.timeouts.link_bytes_per_sec / 2).max(64)),
+            signature: match self.module_signature(&module_id, &d) {
+                Ok(s) => s,
+                Err(e) => return Ok((Err(e), device_time)),
+            },
         };
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {

@@ -34,9 +34,11 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::DeviceRejected | ErrorCode::ModuleTrapped | ErrorCode::ModuleStopped => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::DeviceRejected
+        | ErrorCode::ModuleTrapped
+        | ErrorCode::ModuleStopped
+        | ErrorCode::DevicePending
+        | ErrorCode::IdentityMismatch => StatusCode::CONFLICT,
         ErrorCode::Internal | ErrorCode::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -131,7 +131,7 @@ fn request(device: &str, a: &BenchArgs) -> Result<Request, HostError> {
                 force: true,
                 ..ReplaceArgs::default()
             };
-            let req = requests::upload(device, &a.module_id, &data, None, &replace)?;
+            let req = requests::upload(device, &a.module_id, &data, None, &replace, None)?;
             (req, Some(data))
         }
     })

@@ -94,7 +94,14 @@ pub(crate) fn deploy(ctx: &Ctx, slot: &Slot, force: bool) -> Result<DeployResult
         force,
         ..ReplaceArgs::default()
     };
-    let req = requests::upload(&slot.device, &slot.module_id, &data, slot.mode, &replace)?;
+    let req = requests::upload(
+        &slot.device,
+        &slot.module_id,
+        &data,
+        slot.mode,
+        &replace,
+        None,
+    )?;
     let default_s = if slot.mode.is_some() { 60.0 } else { 20.0 };
     let timeout = ctx.timeout(default_s + data.len() as f64 / 5000.0);
     match ctx.call(&slot.device, req, Some(&data), timeout) {

@@ -18,17 +18,18 @@ fn upload(
     data: &[u8],
     build: Option<(Mode, &Path)>,
     replace: &ReplaceArgs,
+    signature: Option<String>,
     default_s: f64,
 ) -> Result<Report, HostError> {
     let mode = build.map(|(m, _)| m);
     let source = build.map(|(_, p)| p);
     // Checked once before any device is asked.
-    requests::upload("", module_id, data, mode, replace)?;
+    requests::upload("", module_id, data, mode, replace, signature.clone())?;
     let devices = ctx.devices(command)?;
     let timeout = ctx.timeout(default_s + data.len() as f64 / 5000.0);
     let started = Instant::now();
     let outs = per_device(&devices, |d| {
-        let req = requests::upload(d, module_id, data, mode, replace)?;
+        let req = requests::upload(d, module_id, data, mode, replace, signature.clone())?;
         ctx.call(d, req, Some(data), timeout).map_err(|mut f| {
             f.error = daily::diagnose(ctx, d, source, f.error);
             f
@@ -68,7 +69,20 @@ fn upload(
 /// Runs `deploy`.
 pub(super) fn deploy(ctx: &Ctx, a: &DeployArgs) -> Result<Report, HostError> {
     let data = read_file(&a.file)?;
-    upload(ctx, "deploy", &a.module_id, &data, None, &a.replace, 20.0)
+    let signature = match &a.signature {
+        Some(p) => Some(String::from_utf8_lossy(&read_file(p)?).trim().to_string()),
+        None => None,
+    };
+    upload(
+        ctx,
+        "deploy",
+        &a.module_id,
+        &data,
+        None,
+        &a.replace,
+        signature,
+        20.0,
+    )
 }
 
 /// Runs `build-and-deploy`.
@@ -81,6 +95,7 @@ pub(super) fn build_and_deploy(ctx: &Ctx, a: &BuildArgs) -> Result<Report, HostE
         &data,
         Some((a.mode, &a.source)),
         &a.replace,
+        None,
         60.0,
     )
 }

@@ -7,6 +7,7 @@ mod daily;
 mod deploy;
 mod devices;
 mod info;
+mod keys;
 mod logs;
 mod ports;
 mod run;
@@ -239,7 +240,10 @@ pub(crate) fn single(
 pub fn run(command: &Command, ctx: &Ctx) -> Report {
     let name = command_name(command);
     let result = match command {
-        Command::Devices => Ok(devices::run(ctx)),
+        Command::Devices { action: None } => Ok(devices::run(ctx)),
+        Command::Devices {
+            action: Some(action),
+        } => Ok(devices::enroll(ctx, action)),
         Command::Info => info::run(ctx),
         Command::Status => status::run(ctx),
         Command::Deploy(a) => deploy::deploy(ctx, a),
@@ -253,6 +257,7 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Test(a) => test::run(ctx, a),
         Command::Watch(a) => watch::run(ctx, a),
         Command::Ports => Ok(ports::run(&wasmbed_ports::SystemPorts)),
+        Command::Keys(a) => keys::run(a),
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
         )),
@@ -263,7 +268,13 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
 /// The canonical name of a command (used in JSON output).
 pub fn command_name(command: &Command) -> &'static str {
     match command {
-        Command::Devices => "devices",
+        Command::Devices { action: None } => "devices",
+        Command::Devices {
+            action: Some(crate::cli::DevicesAction::Approve { .. }),
+        } => "devices approve",
+        Command::Devices {
+            action: Some(crate::cli::DevicesAction::Forget { .. }),
+        } => "devices forget",
         Command::Info => "info",
         Command::Status => "status",
         Command::Deploy(_) => "deploy",
@@ -277,6 +288,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Test(_) => "test",
         Command::Watch(_) => "watch",
         Command::Ports => "ports",
+        Command::Keys(_) => "keys",
         Command::Completions { .. } => "completions",
     }
 }

@@ -52,6 +52,12 @@ struct port_worker {
 	unsigned slot;
 };
 
+#ifdef PORT_HAVE_TRUSTED_KEYS
+/* build.sh TRUSTED_KEYS=FILE: the keys modules must be signed by (cmake/trusted-keys.cmake) */
+#include "trusted_keys.h"
+static const uint8_t trusted_keys[PORT_TRUSTED_KEYS_N][32] = PORT_TRUSTED_KEYS;
+#endif
+
 static __attribute__((aligned(8))) uint8_t wamr_pool[AGENT_POOL_BYTES];
 static struct agent agent;
 static struct port_worker workers[SLOTS];
@@ -292,6 +298,11 @@ cmd_main(void *arg)
 		.pool = wamr_pool,
 		.pool_size = sizeof(wamr_pool),
 		.wasm_stack = AGENT_WASM_STACK_BYTES,
+#ifdef PORT_HAVE_TRUSTED_KEYS
+		.sig_mode = PORT_SIG_MODE,
+		.trusted_keys = trusted_keys,
+		.trusted_keys_n = PORT_TRUSTED_KEYS_N,
+#endif
 	};
 	uint32_t next;
 

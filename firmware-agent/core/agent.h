@@ -99,6 +99,13 @@ struct agent_port_ops {
 	 * pool. Command context. Optional (cache-less MCUs, hosts with coherent caches).
 	 */
 	void (*code_sync)(void *ctx);
+	/**
+	 * Reprogram the UART to `baud` (8N1) once every byte already written has left the wire
+	 * (docs/PROTOCOL.md "Baud switching"). Command context, core lock held. Return 0, or a
+	 * negative errno if the UART keeps its old speed. Optional: without it (or without
+	 * cfg.baud_rates) the agent does not offer BAUD.
+	 */
+	int (*set_baud)(void *ctx, uint32_t baud);
 };
 
 /** Static description and limits of the board. */
@@ -134,6 +141,9 @@ struct agent_config {
 	uint32_t chunk_timeout_ms; /**< chunk bytes idle deadline (default 2000) */
 	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
 	uint32_t baud;             /**< INFO baud=: the UART's line speed (0: not reported, e.g. no UART) */
+	const uint32_t *baud_rates; /**< speeds BAUD accepts (INFO baud_rates=); needs ops->set_baud */
+	unsigned baud_rate_count;   /**< entries of baud_rates */
+	uint32_t baud_revert_ms;    /**< back to the old speed if no command arrives at the new one (default 1000) */
 	uint32_t chunk_max;        /**< largest CHUNK accepted (default 16384; chunks go straight into the module buffer, so no RAM) */
 	/** Fault injection for tests: STOP skips wasm_runtime_terminate, only the forced stop ends a job. */
 	bool test_no_terminate;
@@ -255,6 +265,9 @@ struct agent {
 	uint32_t reply_seq;
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
 	struct agent *next_agent;  /* agents sharing the process's WAMR runtime (start hook) */
+	/* BAUD: a switch waiting for its first command at the new speed (agent_baud.c) */
+	bool baud_pending;
+	uint32_t baud_prev, baud_deadline;
 };
 
 /**

@@ -21,6 +21,7 @@ static const struct agent_cmd commands[] = {
 	{ .name = "INFO", .handler = agent_cmd_info },
 	{ .name = "UNLOAD", .handler = agent_cmd_unload },
 	{ .name = "HELLO", .handler = agent_cmd_hello },
+	{ .name = "BAUD", .handler = agent_cmd_baud },
 };
 
 void agent_dispatch(struct agent *a, char *line, size_t len)
@@ -45,6 +46,7 @@ void agent_dispatch(struct agent *a, char *line, size_t len)
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strlen(commands[i].name) == n && memcmp(commands[i].name, name, n) == 0) {
+			agent_baud_confirm(a); /* a command arrived intact: the link speed works */
 			commands[i].handler(a, p);
 			a->reply_tag = false;
 			return;
@@ -111,12 +113,15 @@ void agent_cmd_info(struct agent *a, const char *params)
 {
 	const struct agent_config *c = &a->cfg;
 	uint32_t total, free_b, high;
-	char baud[24] = "";
+	char baud[128] = "";
+	size_t bl = 0;
 
 	(void)params;
 	agent_wasm_pool_info(&total, &free_b, &high);
 	if (c->baud)
-		snprintf(baud, sizeof(baud), " baud=%lu", (unsigned long)c->baud);
+		bl = (size_t)snprintf(baud, sizeof(baud), " baud=%lu", (unsigned long)c->baud);
+	if (bl < sizeof(baud))
+		agent_baud_info(a, baud + bl, sizeof(baud) - bl);
 	agent_sendf(a,
 		    "INFO_OK proto=2 board=%s fw=%s wamr=%s aot_arch=%s aot_cpu=%s aot_abi=%s "
 		    "aot_version=%d slots=%u max_module=%lu pool_total=%lu pool_free=%lu chunk_max=%lu "

@@ -55,11 +55,12 @@ pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODU
 pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
-    correlates, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase,
-    Progress, Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession,
-    StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
+    correlates, BaudOutcome, BaudSession, Event, InfoOutcome, InfoSession, LoadOptions,
+    LoadOutcome, LoadSession, Phase, Progress, Session, SessionError, SpeedPolicy, StartOutcome,
+    StartSession, StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit,
+    UnloadOutcome, UnloadSession,
 };
 pub use wire::{
-    ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
-    StopStatus, UnloadErrCode, COMMANDS,
+    BaudErrCode, ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
+    StopMode, StopStatus, UnloadErrCode, COMMANDS,
 };

@@ -6,8 +6,8 @@
 use crate::crc::Crc32;
 use crate::ident::{Args, FuncName, InvalidField, ModuleId};
 use crate::wire::{
-    ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
-    StopStatus, UnloadErrCode,
+    BaudErrCode, ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
+    StopMode, StopStatus, UnloadErrCode,
 };
 
 /// A gateway → agent command line.
@@ -27,6 +27,8 @@ pub enum Command {
     Info,
     /// `UNLOAD` (v2): free a slot.
     Unload(ModuleRef),
+    /// `BAUD rate=<n>` (v2, agents with `baud_rates=` in `INFO_OK`): switch the link speed.
+    Baud(Baud),
 }
 
 impl Command {
@@ -40,6 +42,7 @@ impl Command {
             Command::Status => "STATUS",
             Command::Info => "INFO",
             Command::Unload(_) => "UNLOAD",
+            Command::Baud(_) => "BAUD",
         }
     }
 }
@@ -107,6 +110,13 @@ pub struct Start {
     pub args: Args,
 }
 
+/// Fields of `BAUD` (v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baud {
+    /// The new line speed (8N1), one of the agent's `baud_rates=`.
+    pub rate: u32,
+}
+
 /// A command whose only field is `module_id=` (`STOP`, `UNLOAD`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleRef {
@@ -147,6 +157,10 @@ pub enum AgentLine {
     UnloadErr(UnloadErr),
     /// `LOG module_id=<id> msg="…"` (v2).
     Log(Log),
+    /// `BAUD_OK rate=<n> revert_ms=<ms>` (v2): sent at the old speed, then the agent switches.
+    BaudOk(BaudOk),
+    /// `BAUD_ERR code=<c>` (v2): the speed is unchanged.
+    BaudErr(BaudErr),
     /// `ERROR code=<c>`.
     Error(ErrorLine),
     /// A protocol keyword with missing/invalid required fields.
@@ -441,6 +455,8 @@ pub struct InfoOk {
     pub baud: Option<u32>,
     /// `stop=`.
     pub stop: Option<StopMode>,
+    /// `baud_rates=<n>,<n>,…`: the speeds `BAUD` accepts (empty: the agent cannot switch).
+    pub baud_rates: Vec<u32>,
     /// `natives="name:sig,…"`.
     pub natives: Vec<Native>,
 }
@@ -486,6 +502,23 @@ pub struct Log {
     pub dropped: Option<u32>,
 }
 
+/// `BAUD_OK rate=<n> revert_ms=<ms>` (v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaudOk {
+    /// The speed the agent switches to right after this line.
+    pub rate: u32,
+    /// The agent goes back to the old speed by itself unless a command arrives at the new
+    /// speed within this many milliseconds.
+    pub revert_ms: u32,
+}
+
+/// `BAUD_ERR code=<c>` (v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaudErr {
+    /// Why the switch was refused.
+    pub code: BaudErrCode,
+}
+
 /// `ERROR code=<c>[ dropped=<n>][ msg="…"]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorLine {
@@ -524,6 +557,8 @@ impl AgentLine {
             AgentLine::UnloadOk(_) => "UNLOAD_OK",
             AgentLine::UnloadErr(_) => "UNLOAD_ERR",
             AgentLine::Log(_) => "LOG",
+            AgentLine::BaudOk(_) => "BAUD_OK",
+            AgentLine::BaudErr(_) => "BAUD_ERR",
             AgentLine::Error(_) => "ERROR",
             AgentLine::Malformed(m) => &m.keyword,
             AgentLine::Other(_) => return None,

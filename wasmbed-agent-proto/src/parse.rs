@@ -264,6 +264,12 @@ pub fn parse_agent_line(line: &str) -> AgentLine {
             })
         }),
         "LOG" => log(&f),
+        "BAUD_OK" => baud_ok(&f),
+        "BAUD_ERR" => f.req("code").map(|c| {
+            AgentLine::BaudErr(BaudErr {
+                code: BaudErrCode::from_wire(c),
+            })
+        }),
         "ERROR" => error_line(&f),
         _ => return AgentLine::Other(line.to_string()),
     };
@@ -447,8 +453,19 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         line_max: f.u32("line_max")?,
         baud: f.u32("baud")?,
         stop: f.get("stop").map(StopMode::from_wire),
+        baud_rates: f
+            .get("baud_rates")
+            .map(|v| v.split(',').filter_map(|r| r.parse().ok()).collect())
+            .unwrap_or_default(),
         natives,
     })))
+}
+
+fn baud_ok(f: &Fields<'_>) -> Parsed {
+    Ok(AgentLine::BaudOk(BaudOk {
+        rate: f.req_u32("rate")?,
+        revert_ms: f.req_u32("revert_ms")?,
+    }))
 }
 
 fn log(f: &Fields<'_>) -> Parsed {
@@ -537,6 +554,19 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
         "UNLOAD" => Ok(Command::Unload(module_ref("UNLOAD", &f)?)),
         "STATUS" => Ok(Command::Status),
         "INFO" => Ok(Command::Info),
+        "BAUD" => {
+            let c = CmdFields {
+                command: "BAUD",
+                f: &f,
+            };
+            let v = c.req("rate")?;
+            let rate = v
+                .parse::<u32>()
+                .ok()
+                .filter(|&r| r > 0)
+                .ok_or_else(|| c.invalid("rate", format!("{v:?} is not a positive decimal")))?;
+            Ok(Command::Baud(Baud { rate }))
+        }
         other => Err(CommandError::Unknown(other.to_string())),
     }
 }

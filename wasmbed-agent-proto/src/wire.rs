@@ -79,6 +79,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         payload: false,
         since: Since::V2,
     },
+    CommandSpec {
+        name: "BAUD",
+        fields: "rate=<baud>",
+        replies: &["BAUD_OK", "BAUD_ERR", "ERROR"],
+        payload: false,
+        since: Since::V2,
+    },
 ];
 
 /// Unsolicited agent lines (not replies to a command).
@@ -224,6 +231,20 @@ wire_enum! {
         NotFound = "NOT_FOUND",
         /// `module_id=` missing.
         BadParams = "BAD_PARAMS",
+    }
+}
+
+wire_enum! {
+    /// `code=` of a `BAUD_ERR` line (v2, "Baud switching").
+    BaudErrCode {
+        /// The rate is not one of the agent's `baud_rates=`.
+        BadRate = "BAD_RATE",
+        /// An upload is in progress; switch between operations.
+        Busy = "BUSY",
+        /// `rate=` missing or not a number.
+        BadParams = "BAD_PARAMS",
+        /// The port could not program its UART to that rate.
+        Failed = "FAILED",
     }
 }
 

@@ -42,6 +42,7 @@ const HEADERS: &[&str] = &[
     "detail",
     "unsolicited",
     "seq",
+    "sim",
 ];
 
 fn load(path: &Path) -> Transcript {
@@ -361,6 +362,11 @@ fn run(t: &Transcript) {
             );
             replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
         }
+        "baud" => {
+            let rate = p["rate"].parse().expect("baud rate=<u32>");
+            let s = BaudSession::new(now, rate, &timeouts);
+            replay(t, s, clock, &payload, |o| ("ok", o.line.raw.clone()));
+        }
         other => panic!("{}: unknown operation {other}", t.path.display()),
     }
 }
@@ -394,7 +400,7 @@ fn transcripts_cover_every_generation_and_operation() {
             "no transcript for {g}"
         );
     }
-    for op in ["load", "start", "stop", "status", "info", "unload"] {
+    for op in ["load", "start", "stop", "status", "info", "unload", "baud"] {
         assert!(
             all.iter().any(|t| params(t).0 == op),
             "no transcript for {op}"

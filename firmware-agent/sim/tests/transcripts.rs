@@ -120,7 +120,8 @@ fn replay(t: &Transcript) {
         None => Vec::new(),
     };
     let refs = reference.as_ref().map(|(_, s, c)| (s.as_str(), c.as_str()));
-    let sim = Sim::tcp(&[]);
+    let extra: Vec<&str> = t.header("sim").unwrap_or("").split_whitespace().collect();
+    let sim = Sim::tcp(&extra);
     let mut l = sim.hello();
     given(&mut l, t.header("given").unwrap_or("empty"));
     for item in &t.items {

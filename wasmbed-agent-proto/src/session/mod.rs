@@ -15,11 +15,15 @@ use crate::decoder::{Item, Line};
 use crate::message::{AgentLine, Command, ErrorLine};
 use crate::wire::ErrorCode;
 
+mod baud;
 mod load;
 mod simple;
 mod start;
 mod stop;
 
+pub use baud::{
+    pick_rate, probe_deadline, revert_wait, wire_time, BaudOutcome, BaudSession, SpeedPolicy,
+};
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
 pub use simple::{
     InfoOutcome, InfoSession, StatusOutcome, StatusSession, UnloadOutcome, UnloadSession,
@@ -150,6 +154,8 @@ pub enum Phase {
     Info,
     /// After UNLOAD.
     Unload,
+    /// After BAUD, before `BAUD_OK`/`BAUD_ERR`.
+    Baud,
 }
 
 impl fmt::Display for Phase {
@@ -170,6 +176,7 @@ impl fmt::Display for Phase {
             Phase::Status => f.write_str("waiting for STATUS_OK"),
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
+            Phase::Baud => f.write_str("waiting for BAUD_OK/BAUD_ERR"),
         }
     }
 }

@@ -100,12 +100,14 @@ struct agent_port_ops {
 	 */
 	void (*code_sync)(void *ctx);
 	/**
-	 * Reprogram the UART to `baud` (8N1) once every byte already written has left the wire
-	 * (docs/PROTOCOL.md "Baud switching"). Command context, core lock held. Return 0, or a
-	 * negative errno if the UART keeps its old speed. Optional: without it (or without
-	 * cfg.baud_rates) the agent does not offer BAUD.
+	 * Reprogram the UART to `baud` (8N1) (docs/PROTOCOL.md "Baud switching"). With
+	 * `after_next_line` the switch happens right after the last bit of the next line written
+	 * (the BAUD_OK the core writes next) has left the wire, else at once (the core's own
+	 * revert). Command context, core lock held. Return 0, or a negative errno if the UART
+	 * cannot run at `baud` (the core then answers BAUD_ERR code=FAILED). Optional: without it
+	 * (or without cfg.baud_rates) the agent does not offer BAUD.
 	 */
-	int (*set_baud)(void *ctx, uint32_t baud);
+	int (*set_baud)(void *ctx, uint32_t baud, bool after_next_line);
 };
 
 /** Static description and limits of the board. */

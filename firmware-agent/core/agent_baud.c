@@ -1,8 +1,8 @@
 /*
  * Negotiated baud switching (docs/PROTOCOL.md "Baud switching"): BAUD rate=<n>.
  *
- * The agent answers BAUD_OK at the old speed, then the port reprograms its UART (after the
- * line's last bit has left). The new speed is confirmed by the first command line that arrives
+ * The agent answers BAUD_OK at the old speed, and the port reprograms its UART right after that
+ * line's last bit has left. The new speed is confirmed by the first command line that arrives
  * at it; if none arrives within `baud_revert_ms`, the agent goes back to the old speed by itself,
  * so a failed switch never leaves the board unreachable. Ports opt in with ops->set_baud and
  * cfg.baud_rates.
@@ -74,16 +74,20 @@ void agent_cmd_baud(struct agent *a, const char *params)
 		agent_sendf(a, "BAUD_ERR code=BUSY");
 		return;
 	}
-	agent_sendf(a, "BAUD_OK rate=%lu revert_ms=%lu", (unsigned long)rate,
-		    (unsigned long)revert_ms(a));
-	if (rate == old)
-		return; /* nothing to switch, nothing to confirm */
-	rc = a->ops->set_baud(a->ctx, rate);
-	if (rc != 0) {
-		/* the UART kept its speed: the gateway's probe fails and it goes back to `old` */
-		agent_logf(a, "baud: the port could not switch to %lu (%d)", (unsigned long)rate, rc);
+	if (rate == old) {
+		/* nothing to switch, nothing to confirm */
+		agent_sendf(a, "BAUD_OK rate=%lu revert_ms=%lu", (unsigned long)rate,
+			    (unsigned long)revert_ms(a));
 		return;
 	}
+	rc = a->ops->set_baud(a->ctx, rate, true);
+	if (rc != 0) {
+		agent_sendf(a, "BAUD_ERR code=FAILED");
+		return;
+	}
+	/* the port switches once this line has left, at the old speed */
+	agent_sendf(a, "BAUD_OK rate=%lu revert_ms=%lu", (unsigned long)rate,
+		    (unsigned long)revert_ms(a));
 	a->baud_prev = old;
 	a->cfg.baud = rate;
 	a->baud_pending = true;
@@ -106,7 +110,7 @@ uint32_t agent_baud_poll(struct agent *a)
 	if (left > 0)
 		return (uint32_t)left;
 	a->baud_pending = false;
-	if (a->ops->set_baud(a->ctx, a->baud_prev) == 0)
+	if (a->ops->set_baud(a->ctx, a->baud_prev, false) == 0)
 		a->cfg.baud = a->baud_prev;
 	agent_logf(a, "baud: nothing valid arrived at %lu within %lu ms: back to %lu",
 		   (unsigned long)was, (unsigned long)revert_ms(a),

@@ -243,7 +243,7 @@ wire_enum! {
         Busy = "BUSY",
         /// `rate=` missing or not a number.
         BadParams = "BAD_PARAMS",
-        /// The port could not program its UART to that rate.
+        /// The agent's UART cannot run at that rate.
         Failed = "FAILED",
     }
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
@@ -47,13 +48,34 @@ static const struct {
 	{ B115200, 115200 }, { B230400, 230400 }, { B460800, 460800 }, { B921600, 921600 },
 };
 
-/* The speed the pty's peer set on its side (0: not a pty, or a speed outside the table). */
+#ifdef __linux__
+/* The kernel's struct termios2 (asm/termbits.h clashes with termios.h): TCGETS2 reports the
+ * exact speed also for the arbitrary rates (BOTHER) that serial libraries set. */
+struct k_termios2 {
+	tcflag_t c_iflag, c_oflag, c_cflag, c_lflag;
+	cc_t c_line;
+	cc_t c_cc[19];
+	speed_t c_ispeed, c_ospeed;
+};
+#define K_TCGETS2 _IOR('T', 0x2A, struct k_termios2)
+#endif
+
+/* The speed the pty's peer set on its side (0: not a pty, or not known). */
 static unsigned peer_baud(struct posix_port *p, int fd)
 {
 	struct termios tio;
 	speed_t code;
 
-	if (p->link != LINK_PTY || fd < 0 || tcgetattr(fd, &tio) != 0)
+	if (p->link != LINK_PTY || fd < 0)
+		return 0;
+#ifdef __linux__
+	{
+		struct k_termios2 t2;
+		if (ioctl(fd, K_TCGETS2, &t2) == 0)
+			return t2.c_ospeed;
+	}
+#endif
+	if (tcgetattr(fd, &tio) != 0)
 		return 0;
 	code = cfgetospeed(&tio);
 	for (size_t i = 0; i < sizeof(speeds) / sizeof(speeds[0]); i++)
@@ -73,21 +95,28 @@ static bool speeds_disagree(struct posix_port *p, int fd)
 	return peer && peer != mine;
 }
 
-int posix_set_baud(void *ctx, uint32_t baud)
+static void baud_switched(struct posix_port *p, unsigned land, unsigned asked)
+{
+	char msg[96];
+
+	__atomic_store_n(&p->baud, land, __ATOMIC_RELEASE);
+	snprintf(msg, sizeof(msg), "UART now at %u baud%s", land,
+		 land != asked ? " (--test-baud-wrong)" : "");
+	posix_log(p, msg);
+}
+
+int posix_set_baud(void *ctx, uint32_t baud, bool after_next_line)
 {
 	struct posix_port *p = ctx;
 	unsigned land = p->test_baud_wrong && baud != p->boot_baud ? baud / 2 : baud;
 
-	/* posix_link_write returned only after the last line's last byte time: the wire is idle */
 	pthread_mutex_lock(&p->out_lock);
-	__atomic_store_n(&p->baud, land, __ATOMIC_RELEASE);
+	if (after_next_line)
+		p->pending_baud = land; /* posix_link_write switches once the line has left */
+	else
+		baud_switched(p, land, baud);
+	p->pending_asked = baud;
 	pthread_mutex_unlock(&p->out_lock);
-	{
-		char msg[96];
-		snprintf(msg, sizeof(msg), "UART now at %u baud%s", land,
-			 land != baud ? " (--test-baud-wrong)" : "");
-		posix_log(p, msg);
-	}
 	return 0;
 }
 
@@ -146,10 +175,19 @@ static void write_out(struct posix_port *p, const char *buf, size_t len, size_t 
 
 void posix_link_write(struct posix_port *p, const char *buf, size_t len)
 {
+	bool lost;
+
 	pthread_mutex_lock(&p->out_lock);
 	/* A UART delivers a line's last byte len*10/baud after its first: pace, then hand it over. */
 	pace(p, &p->tx_wire, len, true); /* the agent emits whole lines: behind = idle */
-	if (p->out_fd >= 0 && speeds_disagree(p, p->out_fd))
+	lost = p->out_fd >= 0 && speeds_disagree(p, p->out_fd); /* at the speed it was sent */
+	if (p->pending_baud) {
+		/* the line's last bit has left at the old speed: the UART switches before the peer
+		 * can have seen the line (and answered at the new speed) */
+		baud_switched(p, p->pending_baud, p->pending_asked);
+		p->pending_baud = 0;
+	}
+	if (lost)
 		posix_log(p, "peer's port runs at another speed: a line was lost on the wire");
 	else if (p->out_fd >= 0)
 		write_out(p, buf, len, p->reply_bytewise ? 1 : len);

@@ -40,6 +40,8 @@ struct posix_port {
 	unsigned baud;         /* the speed the UART runs at now (pacing); 0: instant */
 	bool test_baud_wrong;  /* --test-baud-wrong: BAUD lands at half the asked rate */
 	unsigned boot_baud;    /* --baud: a switch back to it always lands right */
+	unsigned pending_asked; /* the rate BAUD asked for (log) */
+	unsigned pending_baud; /* applied by the next posix_link_write, once its line has left */
 	bool reply_bytewise;   /* --reply-bytewise: one write() per reply byte, Nagle on */
 	bool lazy_workers;     /* --boards > 1: a slot's worker thread starts with its first job */
 	pthread_t cmd_thread;  /* --boards > 1: this board's command loop */
@@ -61,8 +63,8 @@ struct posix_port {
 int posix_link_start(struct posix_port *p);
 /** Write bytes to the current link, paced by the baud rate. */
 void posix_link_write(struct posix_port *p, const char *buf, size_t len);
-/** Port op: switch the simulated UART's speed (pacing) after the last line has left. */
-int posix_set_baud(void *ctx, uint32_t baud);
+/** Port op: switch the simulated UART's speed (pacing), now or once the next line has left. */
+int posix_set_baud(void *ctx, uint32_t baud, bool after_next_line);
 /** The speeds BAUD offers (with --baud). */
 extern const uint32_t posix_baud_rates[];
 extern const unsigned posix_baud_rate_count;

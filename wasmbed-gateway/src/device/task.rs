@@ -27,6 +27,8 @@ use super::{
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::{legacy_natives, AotExact, AotTarget, DeviceCaps};
 
+mod speed;
+
 /// How to run one device.
 #[derive(Clone)]
 pub struct DeviceOptions {
@@ -51,6 +53,9 @@ pub struct DeviceOptions {
     /// The configured line speed (`?baud=` or the `baud` key). `None`: deadlines follow the
     /// speed the firmware reports in INFO (`baud=`), else `timeouts.link_bytes_per_sec`.
     pub baud: Option<u32>,
+    /// The endpoint's `?max_baud=`: large uploads may switch the link up to it with BAUD
+    /// (`None`: never switch).
+    pub max_baud: Option<u32>,
 }
 
 impl DeviceOptions {
@@ -67,6 +72,7 @@ impl DeviceOptions {
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             baud: None,
+            max_baud: None,
         }
     }
 }
@@ -98,6 +104,8 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         decoder: Decoder::new(),
         buf: vec![0; 4096],
         seq: None,
+        line_baud: None,
+        baud_rates: Vec::new(),
     };
     tokio::spawn(task.run());
     handle
@@ -116,6 +124,10 @@ struct DeviceTask {
     buf: Vec<u8>,
     /// The last `seq=` sent, when the device correlates replies (`INFO_OK … seq=1`).
     seq: Option<u32>,
+    /// The agent's UART speed now (INFO `baud=`, then every BAUD switch); see `speed.rs`.
+    line_baud: Option<u32>,
+    /// The speeds the agent's BAUD takes (INFO `baud_rates=`).
+    baud_rates: Vec<u32>,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -350,11 +362,13 @@ impl DeviceTask {
             Ok((Ok(InfoOutcome::V2 { info, line }), _)) => {
                 self.seq = wasmbed_agent_proto::correlates(&line).then_some(0);
                 self.follow_link_speed(info.baud);
+                self.note_speeds(Some(&info));
                 self.record_info(Some(&info), &line)
             }
             Ok((Ok(InfoOutcome::V1), _)) => {
                 self.seq = None;
                 self.follow_link_speed(None);
+                self.note_speeds(None);
                 self.record_info(None, &Line::parse(""))
             }
             Ok((Err(e), _)) => {
@@ -993,6 +1007,8 @@ impl DeviceTask {
             replace_victim: victim,
             max_chunk: None,
         };
+        let back = self.speed_up(link, d.bytes.len()).await?;
+        let t = self.opts.timeouts.clone(); // deadlines at the (new) link speed
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {
                 Ok(s) => s,
@@ -1001,6 +1017,10 @@ impl DeviceTask {
         let driven = self
             .drive_until(link, &mut session, progress, true, None)
             .await;
+        if let Some(to) = back {
+            self.speed_back(link, to, &driven.as_ref().map(|_| ()))
+                .await?;
+        }
         if session.slot_cleared() {
             // The agent killed a job running in the cleared slot without a RESULT.
             self.abandon_jobs(&d.module_id, "LOAD");

@@ -56,10 +56,11 @@ pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
     correlates, BaudOutcome, BaudSession, Event, InfoOutcome, InfoSession, LoadOptions,
-    LoadOutcome, LoadSession, Phase, Progress, Session, SessionError, SpeedPolicy, StartOutcome,
-    StartSession, StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit,
-    UnloadOutcome, UnloadSession,
+    LoadOutcome, LoadSession, Phase, Progress, ResyncOutcome, ResyncSession, Session,
+    SessionError, SpeedPolicy, StartOutcome, StartSession, StatusOutcome, StatusSession,
+    StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
 };
+pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use wire::{
     BaudErrCode, ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
     StopMode, StopStatus, UnloadErrCode, COMMANDS,

@@ -17,6 +17,7 @@ use crate::wire::ErrorCode;
 
 mod baud;
 mod load;
+mod resync;
 mod simple;
 mod start;
 mod stop;
@@ -25,6 +26,7 @@ pub use baud::{
     pick_rate, probe_deadline, revert_wait, wire_time, BaudOutcome, BaudSession, SpeedPolicy,
 };
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
+pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use simple::{
     InfoOutcome, InfoSession, StatusOutcome, StatusSession, UnloadOutcome, UnloadSession,
 };
@@ -154,6 +156,8 @@ pub enum Phase {
     Info,
     /// After UNLOAD.
     Unload,
+    /// Resynchronising after a timeout (marker, then STATUS).
+    Resync,
     /// After BAUD, before `BAUD_OK`/`BAUD_ERR`.
     Baud,
 }
@@ -174,6 +178,9 @@ impl fmt::Display for Phase {
             Phase::StopReply => f.write_str("waiting for STOP_OK/RESULT/ERROR"),
             Phase::StopResult => f.write_str("waiting for RESULT (stop)"),
             Phase::Status => f.write_str("waiting for STATUS_OK"),
+            Phase::Resync => f.write_str(
+                "resynchronising: waiting for ERROR code=UNKNOWN_COMMAND (the marker) then STATUS_OK",
+            ),
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
             Phase::Baud => f.write_str("waiting for BAUD_OK/BAUD_ERR"),

@@ -139,6 +139,7 @@ uint32_t agent_poll(struct agent *a)
 	report_overflow(a);
 	next = min_u32(next, agent_upload_poll(a));
 	next = min_u32(next, agent_jobs_poll(a));
+	next = min_u32(next, agent_baud_poll(a));
 	agent_unlock(a);
 	return next ? next : 1;
 }

@@ -117,6 +117,15 @@ struct agent_port_ops {
 	 * agent_sig_floor_restore(). Command context. Optional (RAM only).
 	 */
 	void (*floor_saved)(void *ctx, const char *id, uint32_t ver);
+	/**
+	 * Reprogram the UART to `baud` (8N1) (docs/PROTOCOL.md "Baud switching"). With
+	 * `after_next_line` the switch happens right after the last bit of the next line written
+	 * (the BAUD_OK the core writes next) has left the wire, else at once (the core's own
+	 * revert). Command context, core lock held. Return 0, or a negative errno if the UART
+	 * cannot run at `baud` (the core then answers BAUD_ERR code=FAILED). Optional: without it
+	 * (or without cfg.baud_rates) the agent does not offer BAUD.
+	 */
+	int (*set_baud)(void *ctx, uint32_t baud, bool after_next_line);
 };
 
 /** Static description and limits of the board. */
@@ -152,6 +161,9 @@ struct agent_config {
 	uint32_t chunk_timeout_ms; /**< chunk bytes idle deadline (default 2000) */
 	uint32_t chunk_wait_ms;    /**< no CHUNK line deadline (default 10000) */
 	uint32_t baud;             /**< INFO baud=: the UART's line speed (0: not reported, e.g. no UART) */
+	const uint32_t *baud_rates; /**< speeds BAUD accepts (INFO baud_rates=); needs ops->set_baud */
+	unsigned baud_rate_count;   /**< entries of baud_rates */
+	uint32_t baud_revert_ms;    /**< back to the old speed if no command arrives at the new one (default 1000) */
 	uint32_t chunk_max;        /**< largest CHUNK accepted (default 16384; chunks go straight into the module buffer, so no RAM) */
 	/** Module signatures: off (default), optional or required. */
 	enum agent_sig_mode sig_mode;
@@ -317,6 +329,9 @@ struct agent {
 		char id[AGENT_ID_MAX + 1];
 		uint32_t ver;
 	} floors[AGENT_FLOORS_MAX];
+	/* BAUD: a switch waiting for its first command at the new speed (agent_baud.c) */
+	bool baud_pending;
+	uint32_t baud_prev, baud_deadline;
 };
 
 /**

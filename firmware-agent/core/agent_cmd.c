@@ -24,6 +24,7 @@ static const struct agent_cmd commands[] = {
 	{ .name = "IDENT", .handler = agent_cmd_ident },
 	{ .name = "SIG", .handler = agent_cmd_sig },
 	{ .name = "MINVER", .handler = agent_cmd_minver },
+	{ .name = "BAUD", .handler = agent_cmd_baud },
 };
 
 void agent_dispatch(struct agent *a, char *line, size_t len)
@@ -48,6 +49,7 @@ void agent_dispatch(struct agent *a, char *line, size_t len)
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strlen(commands[i].name) == n && memcmp(commands[i].name, name, n) == 0) {
+			agent_baud_confirm(a); /* a command arrived intact: the link speed works */
 			commands[i].handler(a, p);
 			a->reply_tag = false;
 			return;
@@ -131,12 +133,15 @@ void agent_cmd_info(struct agent *a, const char *params)
 {
 	const struct agent_config *c = &a->cfg;
 	uint32_t total, free_b, high;
-	char baud[24] = "", sig[120], reset[200] = "";
+	char baud[128] = "", sig[120], reset[200] = "";
+	size_t bl = 0;
 
 	(void)params;
 	agent_wasm_pool_info(&total, &free_b, &high);
 	if (c->baud)
-		snprintf(baud, sizeof(baud), " baud=%lu", (unsigned long)c->baud);
+		bl = (size_t)snprintf(baud, sizeof(baud), " baud=%lu", (unsigned long)c->baud);
+	if (bl < sizeof(baud))
+		agent_baud_info(a, baud + bl, sizeof(baud) - bl);
 	agent_sig_info(a, sig, sizeof(sig));
 	reset_tokens(a, reset, sizeof(reset), true);
 	agent_sendf(a,

@@ -115,6 +115,17 @@ void agent_upload_fail(struct agent *a);
 /* A CHUNK line reached the head of the queue while its payload is still arriving. */
 bool agent_chunk_pending(struct agent *a);
 
+/* --- baud switching (agent_baud.c) --- */
+void agent_cmd_baud(struct agent *a, const char *params);
+/* The port can switch (ops->set_baud, cfg.baud_rates, a current cfg.baud). */
+bool agent_baud_supported(const struct agent *a);
+/* Writes " baud_rates=<n>,<n>..." (or nothing) for INFO_OK; returns its length. */
+size_t agent_baud_info(const struct agent *a, char *buf, size_t cap);
+/* A command line was executed: a pending switch is confirmed. */
+void agent_baud_confirm(struct agent *a);
+/* Reverts an unconfirmed switch at its deadline; returns ms until then (UINT32_MAX: none). */
+uint32_t agent_baud_poll(struct agent *a);
+
 /* --- slots and jobs --- */
 struct agent_slot *agent_slot_find(struct agent *a, const char *id);
 struct agent_slot *agent_slot_free_one(struct agent *a);

@@ -122,6 +122,7 @@ impl fmt::Display for Command {
                 w.field("module_id", &m.module_id)?;
                 w.opt("ver", m.ver)
             }
+            Command::Baud(b) => w.field("rate", b.rate),
         }
     }
 }
@@ -215,6 +216,11 @@ impl fmt::Display for AgentLine {
                 w.flag("truncated", l.truncated)?;
                 w.opt("dropped", l.dropped)
             }
+            AgentLine::BaudOk(b) => {
+                w.field("rate", b.rate)?;
+                w.field("revert_ms", b.revert_ms)
+            }
+            AgentLine::BaudErr(b) => w.field("code", &b.code),
             AgentLine::Error(e) => {
                 w.field("code", &e.code)?;
                 w.opt("dropped", e.dropped)?;
@@ -300,6 +306,10 @@ fn write_info(w: &mut LineWriter<'_, '_>, i: &InfoOk) -> fmt::Result {
     w.opt("line_max", i.line_max)?;
     w.opt("baud", i.baud)?;
     w.opt("stop", i.stop.as_ref())?;
+    if !i.baud_rates.is_empty() {
+        let rates: Vec<String> = i.baud_rates.iter().map(u32::to_string).collect();
+        w.field("baud_rates", rates.join(","))?;
+    }
     let natives: Vec<String> = i
         .natives
         .iter()

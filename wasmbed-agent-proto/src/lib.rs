@@ -58,14 +58,15 @@ pub use ident::{Args, FuncName, InvalidField, ModuleId, ARGS_MAX, FUNC_MAX, MODU
 pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
-    correlates, Correlation, Event, IdentOutcome, IdentSession, InfoOutcome, InfoSession,
-    LoadOptions, LoadOutcome, LoadSession, Phase, Progress, ResyncOutcome, ResyncSession, Session,
-    SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession, StopOutcome,
-    StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
+    correlates, BaudOutcome, BaudSession, Correlation, Event, IdentOutcome, IdentSession,
+    InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase, Progress,
+    ResyncOutcome, ResyncSession, Session, SessionError, SpeedPolicy, StartOutcome, StartSession,
+    StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
+    UnloadSession,
 };
 pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
 pub use wire::{
-    ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
-    StopMode, StopStatus, UnloadErrCode, COMMANDS,
+    BaudErrCode, ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState,
+    SlotState, StopMode, StopStatus, UnloadErrCode, COMMANDS,
 };

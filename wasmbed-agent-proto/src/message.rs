@@ -7,8 +7,8 @@ use crate::crc::Crc32;
 use crate::ident::{Args, FuncName, InvalidField, ModuleId};
 use crate::identity::Nonce;
 use crate::wire::{
-    ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState, SlotState,
-    StopMode, StopStatus, UnloadErrCode,
+    BaudErrCode, ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState,
+    SlotState, StopMode, StopStatus, UnloadErrCode,
 };
 
 /// A gateway → agent command line.
@@ -35,6 +35,8 @@ pub enum Command {
     Sig(Sig),
     /// `MINVER` (v2, devices with INFO `sig=`): raise or read a module's minimum version.
     MinVer(MinVer),
+    /// `BAUD rate=<n>` (v2, agents with `baud_rates=` in `INFO_OK`): switch the link speed.
+    Baud(Baud),
 }
 
 impl Command {
@@ -51,6 +53,7 @@ impl Command {
             Command::Ident(_) => "IDENT",
             Command::Sig(_) => "SIG",
             Command::MinVer(_) => "MINVER",
+            Command::Baud(_) => "BAUD",
         }
     }
 }
@@ -153,6 +156,13 @@ pub struct Start {
     pub args: Args,
 }
 
+/// Fields of `BAUD` (v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baud {
+    /// The new line speed (8N1), one of the agent's `baud_rates=`.
+    pub rate: u32,
+}
+
 /// A command whose only field is `module_id=` (`STOP`, `UNLOAD`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleRef {
@@ -205,6 +215,10 @@ pub enum AgentLine {
     MinVerOk(SigReply),
     /// `MINVER_ERR code=<c>[ module_id=<id>] msg="…"`.
     MinVerErr(SigReply),
+    /// `BAUD_OK rate=<n> revert_ms=<ms>` (v2): sent at the old speed, then the agent switches.
+    BaudOk(BaudOk),
+    /// `BAUD_ERR code=<c>` (v2): the speed is unchanged.
+    BaudErr(BaudErr),
     /// `ERROR code=<c>`.
     Error(ErrorLine),
     /// A protocol keyword with missing/invalid required fields.
@@ -499,6 +513,8 @@ pub struct InfoOk {
     pub baud: Option<u32>,
     /// `stop=`.
     pub stop: Option<StopMode>,
+    /// `baud_rates=<n>,<n>,…`: the speeds `BAUD` accepts (empty: the agent cannot switch).
+    pub baud_rates: Vec<u32>,
     /// `natives="name:sig,…"`.
     pub natives: Vec<Native>,
     /// `identity=`: `ed25519:<fingerprint>`, or `none` (see [`crate::identity::announced`]).
@@ -571,6 +587,23 @@ pub struct Log {
     pub dropped: Option<u32>,
 }
 
+/// `BAUD_OK rate=<n> revert_ms=<ms>` (v2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaudOk {
+    /// The speed the agent switches to right after this line.
+    pub rate: u32,
+    /// The agent goes back to the old speed by itself unless a command arrives at the new
+    /// speed within this many milliseconds.
+    pub revert_ms: u32,
+}
+
+/// `BAUD_ERR code=<c>` (v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaudErr {
+    /// Why the switch was refused.
+    pub code: BaudErrCode,
+}
+
 /// `ERROR code=<c>[ dropped=<n>][ msg="…"]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorLine {
@@ -615,6 +648,8 @@ impl AgentLine {
             AgentLine::SigErr(_) => "SIG_ERR",
             AgentLine::MinVerOk(_) => "MINVER_OK",
             AgentLine::MinVerErr(_) => "MINVER_ERR",
+            AgentLine::BaudOk(_) => "BAUD_OK",
+            AgentLine::BaudErr(_) => "BAUD_ERR",
             AgentLine::Error(_) => "ERROR",
             AgentLine::Malformed(m) => &m.keyword,
             AgentLine::Other(_) => return None,

@@ -278,6 +278,12 @@ pub fn parse_agent_line(line: &str) -> AgentLine {
             .req("module_id")
             .map(|_| AgentLine::MinVerOk(sig_reply(&f))),
         "MINVER_ERR" => f.req("code").map(|_| AgentLine::MinVerErr(sig_reply(&f))),
+        "BAUD_OK" => baud_ok(&f),
+        "BAUD_ERR" => f.req("code").map(|c| {
+            AgentLine::BaudErr(BaudErr {
+                code: BaudErrCode::from_wire(c),
+            })
+        }),
         "ERROR" => error_line(&f),
         _ => return AgentLine::Other(line.to_string()),
     };
@@ -461,6 +467,10 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         line_max: f.u32("line_max")?,
         baud: f.u32("baud")?,
         stop: f.get("stop").map(StopMode::from_wire),
+        baud_rates: f
+            .get("baud_rates")
+            .map(|v| v.split(',').filter_map(|r| r.parse().ok()).collect())
+            .unwrap_or_default(),
         natives,
         identity: f.string("identity"),
         sig: f.string("sig"),
@@ -481,6 +491,13 @@ fn ident_ok(f: &Fields<'_>) -> Parsed {
     Ok(AgentLine::IdentOk(IdentOk {
         key: f.req("key")?.to_string(),
         sig: f.req("sig")?.to_string(),
+    }))
+}
+
+fn baud_ok(f: &Fields<'_>) -> Parsed {
+    Ok(AgentLine::BaudOk(BaudOk {
+        rate: f.req_u32("rate")?,
+        revert_ms: f.req_u32("revert_ms")?,
     }))
 }
 
@@ -597,6 +614,19 @@ pub fn parse_command(line: &[u8]) -> Result<Command, CommandError> {
                     None
                 },
             }))
+        }
+        "BAUD" => {
+            let c = CmdFields {
+                command: "BAUD",
+                f: &f,
+            };
+            let v = c.req("rate")?;
+            let rate = v
+                .parse::<u32>()
+                .ok()
+                .filter(|&r| r > 0)
+                .ok_or_else(|| c.invalid("rate", format!("{v:?} is not a positive decimal")))?;
+            Ok(Command::Baud(Baud { rate }))
         }
         other => Err(CommandError::Unknown(other.to_string())),
     }

@@ -100,6 +100,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         payload: false,
         since: Since::V2,
     },
+    CommandSpec {
+        name: "BAUD",
+        fields: "rate=<baud>",
+        replies: &["BAUD_OK", "BAUD_ERR", "ERROR"],
+        payload: false,
+        since: Since::V2,
+    },
 ];
 
 /// Unsolicited agent lines (not replies to a command).
@@ -264,6 +271,20 @@ wire_enum! {
         BadParams = "BAD_PARAMS",
         /// The firmware holds no identity key (its INFO says `identity=none`).
         NoIdentity = "NO_IDENTITY",
+    }
+}
+
+wire_enum! {
+    /// `code=` of a `BAUD_ERR` line (v2, "Baud switching").
+    BaudErrCode {
+        /// The rate is not one of the agent's `baud_rates=`.
+        BadRate = "BAD_RATE",
+        /// An upload is in progress; switch between operations.
+        Busy = "BUSY",
+        /// `rate=` missing or not a number.
+        BadParams = "BAD_PARAMS",
+        /// The agent's UART cannot run at that rate.
+        Failed = "FAILED",
     }
 }
 

@@ -212,6 +212,7 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
                 line_max,
                 baud,
                 stop,
+                baud_rates: Vec::new(),
                 natives,
                 identity,
                 sig,

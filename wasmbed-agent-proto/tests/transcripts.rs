@@ -44,6 +44,7 @@ const HEADERS: &[&str] = &[
     "seq",
     "trust",
     "sign",
+    "sim",
 ];
 
 fn load(path: &Path) -> Transcript {
@@ -411,6 +412,11 @@ fn run(t: &Transcript) {
             let s = IdentSession::new(now, nonce, &p["fingerprint"], &timeouts);
             replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
+        "baud" => {
+            let rate = p["rate"].parse().expect("baud rate=<u32>");
+            let s = BaudSession::new(now, rate, &timeouts);
+            replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
+        }
         other => panic!("{}: unknown operation {other}", t.path.display()),
     }
 }
@@ -444,7 +450,9 @@ fn transcripts_cover_every_generation_and_operation() {
             "no transcript for {g}"
         );
     }
-    for op in ["load", "start", "stop", "status", "info", "unload", "ident"] {
+    for op in [
+        "load", "start", "stop", "status", "info", "unload", "ident", "baud",
+    ] {
         assert!(
             all.iter().any(|t| params(t).0 == op),
             "no transcript for {op}"

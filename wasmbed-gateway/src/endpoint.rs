@@ -2,7 +2,10 @@
 //! `usb:VID:PID[:SERIAL]` (the serial port of that USB device, looked up at every connect),
 //! `tcp:host:port` and the legacy `tcp:port` (host defaults to localhost). Every form but the
 //! bare port name takes `?baud=N`: the line speed a serial port is opened at, and the speed the
-//! gateway's deadlines assume (for a TCP bridge only the latter).
+//! gateway's deadlines assume (for a TCP bridge only the latter), and `?max_baud=N`: the highest
+//! speed the gateway may switch the link to with the agent's BAUD command for large uploads
+//! (docs/PROTOCOL.md "Baud switching"; USB-UART bridges differ in what they can do; without it
+//! the link stays at its speed).
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +24,8 @@ pub enum Endpoint {
         path: String,
         /// Line speed in baud, if given (opened at [`DEFAULT_BAUD`] otherwise).
         baud: Option<u32>,
+        /// `?max_baud=`: the ceiling for switching up with BAUD (`None`: never switch).
+        max_baud: Option<u32>,
     },
     /// The serial port of a USB device, found by its ids at every (re)connect.
     Usb {
@@ -28,6 +33,8 @@ pub enum Endpoint {
         selector: UsbSelector,
         /// Line speed in baud, if given.
         baud: Option<u32>,
+        /// `?max_baud=`: the ceiling for switching up with BAUD (`None`: never switch).
+        max_baud: Option<u32>,
     },
     /// A TCP-to-UART bridge (Renode, QEMU, `wasmbed-agent-sim`).
     Tcp {
@@ -37,6 +44,8 @@ pub enum Endpoint {
         port: u16,
         /// Speed of the emulated UART behind the bridge, if given (for deadlines only).
         baud: Option<u32>,
+        /// `?max_baud=`: the ceiling for switching up with BAUD (`None`: never switch).
+        max_baud: Option<u32>,
     },
 }
 
@@ -60,6 +69,15 @@ impl Endpoint {
         }
     }
 
+    /// The ceiling for switching the link up with BAUD (`?max_baud=`), if any.
+    pub fn max_baud(&self) -> Option<u32> {
+        match self {
+            Endpoint::Serial { max_baud, .. }
+            | Endpoint::Usb { max_baud, .. }
+            | Endpoint::Tcp { max_baud, .. } => *max_baud,
+        }
+    }
+
     /// Sets the line speed (a config file's `baud` key for an endpoint without `?baud=`).
     pub fn set_baud(&mut self, value: u32) {
         match self {
@@ -77,28 +95,39 @@ impl Endpoint {
 }
 
 /// Splits `?key=value&...` off an endpoint and reads `baud`.
+/// `?baud=` and `?max_baud=` of an endpoint.
+#[derive(Default)]
+struct Query {
+    baud: Option<u32>,
+    max_baud: Option<u32>,
+}
+
 fn split_query<'a>(
     rest: &'a str,
     err: &dyn Fn(&str) -> EndpointError,
-) -> Result<(&'a str, Option<u32>), EndpointError> {
+) -> Result<(&'a str, Query), EndpointError> {
     let Some((head, query)) = rest.split_once('?') else {
-        return Ok((rest, None));
+        return Ok((rest, Query::default()));
     };
-    let mut baud = None;
+    let mut q = Query::default();
+    let positive = |key: &str, v: &str| {
+        v.parse()
+            .ok()
+            .filter(|b| *b > 0)
+            .ok_or_else(|| err(&format!("{key} must be a positive number")))
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("baud", v)) => {
-                baud = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|b| *b > 0)
-                        .ok_or_else(|| err("baud must be a positive number"))?,
-                );
+            Some(("baud", v)) => q.baud = Some(positive("baud", v)?),
+            Some(("max_baud", v)) => q.max_baud = Some(positive("max_baud", v)?),
+            _ => {
+                return Err(err(&format!(
+                    "unknown option `{pair}` (known: baud, max_baud)"
+                )))
             }
-            _ => return Err(err(&format!("unknown option `{pair}` (known: baud)"))),
         }
     }
-    Ok((head, baud))
+    Ok((head, q))
 }
 
 impl FromStr for Endpoint {
@@ -114,7 +143,7 @@ impl FromStr for Endpoint {
             return Err(err("empty endpoint"));
         }
         if let Some(rest) = trimmed.strip_prefix("tcp:") {
-            let (rest, baud) = split_query(rest, &err)?;
+            let (rest, q) = split_query(rest, &err)?;
             let (host, port) = match rest.rsplit_once(':') {
                 Some((host, port)) => (host.trim_matches(['[', ']']), port),
                 None => ("localhost", rest),
@@ -131,28 +160,34 @@ impl FromStr for Endpoint {
             return Ok(Endpoint::Tcp {
                 host: host.to_string(),
                 port,
-                baud,
+                baud: q.baud,
+                max_baud: q.max_baud,
             });
         }
         if let Some(rest) = trimmed.strip_prefix("usb:") {
-            let (sel, baud) = split_query(rest, &err)?;
+            let (sel, q) = split_query(rest, &err)?;
             let selector = sel.parse().map_err(|e: wasmbed_ports::SelectorError| {
                 err(&format!(
                     "{e}; `wasmbed-host ports` lists the ids of the ports present"
                 ))
             })?;
-            return Ok(Endpoint::Usb { selector, baud });
+            return Ok(Endpoint::Usb {
+                selector,
+                baud: q.baud,
+                max_baud: q.max_baud,
+            });
         }
-        let (path, baud) = match trimmed.strip_prefix("serial:") {
+        let (path, q) = match trimmed.strip_prefix("serial:") {
             Some(rest) => split_query(rest, &err)?,
-            None => (trimmed, None),
+            None => (trimmed, Query::default()),
         };
         if path.is_empty() {
             return Err(err("empty serial port name"));
         }
         Ok(Endpoint::Serial {
             path: path.to_string(),
-            baud,
+            baud: q.baud,
+            max_baud: q.max_baud,
         })
     }
 }
@@ -167,9 +202,11 @@ impl fmt::Display for Endpoint {
             }
             Endpoint::Tcp { host, port, .. } => write!(f, "tcp:{host}:{port}")?,
         }
-        match self.baud() {
-            Some(b) => write!(f, "?baud={b}"),
-            None => Ok(()),
+        match (self.baud(), self.max_baud()) {
+            (Some(b), Some(m)) => write!(f, "?baud={b}&max_baud={m}"),
+            (Some(b), None) => write!(f, "?baud={b}"),
+            (None, Some(m)) => write!(f, "?max_baud={m}"),
+            (None, None) => Ok(()),
         }
     }
 }
@@ -183,6 +220,7 @@ mod tests {
             host: host.into(),
             port,
             baud: None,
+            max_baud: None,
         }
     }
 
@@ -195,14 +233,16 @@ mod tests {
             "serial:/dev/ttyACM0?baud=9600".parse(),
             Ok(Endpoint::Serial {
                 path: "/dev/ttyACM0".into(),
-                baud: Some(9600)
+                baud: Some(9600),
+                max_baud: None,
             })
         );
         assert_eq!(
             "COM3".parse(),
             Ok(Endpoint::Serial {
                 path: "COM3".into(),
-                baud: None
+                baud: None,
+                max_baud: None,
             })
         );
         assert_eq!(
@@ -219,7 +259,7 @@ mod tests {
         assert_eq!("tcp:3456?baud=9600".parse::<Endpoint>().unwrap(), t);
         let u: Endpoint = "usb:0483:374B:066DFF?baud=9600".parse().unwrap();
         match &u {
-            Endpoint::Usb { selector, baud } => {
+            Endpoint::Usb { selector, baud, .. } => {
                 assert_eq!((selector.vid, selector.pid), (0x0483, 0x374b));
                 assert_eq!(selector.serial.as_deref(), Some("066DFF"));
                 assert_eq!(*baud, Some(9600));
@@ -227,6 +267,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(u.to_string(), "usb:0483:374b:066DFF?baud=9600");
+        let m: Endpoint = "serial:/dev/ttyACM0?max_baud=921600&baud=115200"
+            .parse()
+            .unwrap();
+        assert_eq!((m.baud(), m.max_baud()), (Some(115_200), Some(921_600)));
     }
 
     #[test]
@@ -245,6 +289,8 @@ mod tests {
             "usb:483:374b",
             "usb:0483:374b:",
             "usb:0483:374b?baud=0",
+            "serial:/dev/x?max_baud=0",
+            "tcp:1?max_baud=fast",
         ] {
             let e = bad.parse::<Endpoint>().unwrap_err();
             assert_eq!(e.input, bad);
@@ -259,6 +305,8 @@ mod tests {
             "tcp:[::1]:9?baud=9600",
             "usb:0483:374b",
             "usb:1366:0105:000123?baud=1000000",
+            "serial:/dev/pts/3?baud=115200&max_baud=921600",
+            "tcp:h:1?max_baud=460800",
         ] {
             let e: Endpoint = s.parse().unwrap();
             assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e);

@@ -117,6 +117,7 @@ pub async fn start_with_ports(
         o.health_interval = d.health_interval_ms.map(Duration::from_millis);
         o.timeouts.link_bytes_per_sec = (d.endpoint.line_baud() / 10).max(1);
         o.baud = d.endpoint.baud();
+        o.max_baud = d.endpoint.max_baud();
         o.log_lines = cfg.limits.log_lines;
         o.identity = identity.clone();
         o.aot = d.aot_target.clone().map(|target| AotTarget {

@@ -4,6 +4,9 @@
  * current client. `--baud N` paces both directions like an 8N1 UART (10 bits per byte): input
  * reaches the agent, and output the peer, when its last byte would have left the wire.
  * `--reply-bytewise` writes every output byte with its own write() and leaves Nagle on.
+ * BAUD switches the pacing speed (posix_set_baud). On a pty, the peer's port speed (the slave's
+ * termios, set by whoever opened it) must equal the simulated UART's: otherwise input is lost
+ * and output is not delivered, like two UARTs at different speeds.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
@@ -28,6 +32,94 @@
 /* A peer that reads nothing for this long loses output, like a UART nobody listens to. */
 #define TX_STALL_MS 1000
 
+const uint32_t posix_baud_rates[] = { 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600 };
+const unsigned posix_baud_rate_count = sizeof(posix_baud_rates) / sizeof(posix_baud_rates[0]);
+
+static unsigned wire_baud(struct posix_port *p)
+{
+	return __atomic_load_n(&p->baud, __ATOMIC_ACQUIRE);
+}
+
+static const struct {
+	speed_t code;
+	unsigned baud;
+} speeds[] = {
+	{ B9600, 9600 },     { B19200, 19200 },   { B38400, 38400 },   { B57600, 57600 },
+	{ B115200, 115200 }, { B230400, 230400 }, { B460800, 460800 }, { B921600, 921600 },
+};
+
+#ifdef __linux__
+/* The kernel's struct termios2 (asm/termbits.h clashes with termios.h): TCGETS2 reports the
+ * exact speed also for the arbitrary rates (BOTHER) that serial libraries set. */
+struct k_termios2 {
+	tcflag_t c_iflag, c_oflag, c_cflag, c_lflag;
+	cc_t c_line;
+	cc_t c_cc[19];
+	speed_t c_ispeed, c_ospeed;
+};
+#define K_TCGETS2 _IOR('T', 0x2A, struct k_termios2)
+#endif
+
+/* The speed the pty's peer set on its side (0: not a pty, or not known). */
+static unsigned peer_baud(struct posix_port *p, int fd)
+{
+	struct termios tio;
+	speed_t code;
+
+	if (p->link != LINK_PTY || fd < 0)
+		return 0;
+#ifdef __linux__
+	{
+		struct k_termios2 t2;
+		if (ioctl(fd, K_TCGETS2, &t2) == 0)
+			return t2.c_ospeed;
+	}
+#endif
+	if (tcgetattr(fd, &tio) != 0)
+		return 0;
+	code = cfgetospeed(&tio);
+	for (size_t i = 0; i < sizeof(speeds) / sizeof(speeds[0]); i++)
+		if (speeds[i].code == code)
+			return speeds[i].baud;
+	return 0;
+}
+
+/* Both ends of a pty at different known speeds: the bytes would be garbage on a real UART. */
+static bool speeds_disagree(struct posix_port *p, int fd)
+{
+	unsigned mine = wire_baud(p), peer;
+
+	if (!mine)
+		return false;
+	peer = peer_baud(p, fd);
+	return peer && peer != mine;
+}
+
+static void baud_switched(struct posix_port *p, unsigned land, unsigned asked)
+{
+	char msg[96];
+
+	__atomic_store_n(&p->baud, land, __ATOMIC_RELEASE);
+	snprintf(msg, sizeof(msg), "UART now at %u baud%s", land,
+		 land != asked ? " (--test-baud-wrong)" : "");
+	posix_log(p, msg);
+}
+
+int posix_set_baud(void *ctx, uint32_t baud, bool after_next_line)
+{
+	struct posix_port *p = ctx;
+	unsigned land = p->test_baud_wrong && baud != p->boot_baud ? baud / 2 : baud;
+
+	pthread_mutex_lock(&p->out_lock);
+	if (after_next_line)
+		p->pending_baud = land; /* posix_link_write switches once the line has left */
+	else
+		baud_switched(p, land, baud);
+	p->pending_asked = baud;
+	pthread_mutex_unlock(&p->out_lock);
+	return 0;
+}
+
 /* Sleeps until `wire` + n byte times; `idle` says the wire has been idle, so these bytes start
  * now, not where the previous ones ended. */
 static void pace(struct posix_port *p, struct timespec *wire, size_t n, bool idle)
@@ -36,14 +128,16 @@ static void pace(struct posix_port *p, struct timespec *wire, size_t n, bool idl
 	int64_t behind_ns;
 	uint64_t ns;
 
-	if (!p->baud || !n)
+	unsigned baud = wire_baud(p);
+
+	if (!baud || !n)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	behind_ns = (int64_t)(now.tv_sec - wire->tv_sec) * 1000000000 + (now.tv_nsec - wire->tv_nsec);
 	/* far behind: the wire was idle even if the caller could not tell (a blocking fd) */
 	if (behind_ns > 0 && (idle || behind_ns > 50000000))
 		*wire = now;
-	ns = (uint64_t)n * 10u * 1000000000u / p->baud + (uint64_t)wire->tv_nsec;
+	ns = (uint64_t)n * 10u * 1000000000u / baud + (uint64_t)wire->tv_nsec;
 	wire->tv_sec += (time_t)(ns / 1000000000u);
 	wire->tv_nsec = (long)(ns % 1000000000u);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, wire, NULL) == EINTR)
@@ -81,10 +175,21 @@ static void write_out(struct posix_port *p, const char *buf, size_t len, size_t 
 
 void posix_link_write(struct posix_port *p, const char *buf, size_t len)
 {
+	bool lost;
+
 	pthread_mutex_lock(&p->out_lock);
 	/* A UART delivers a line's last byte len*10/baud after its first: pace, then hand it over. */
 	pace(p, &p->tx_wire, len, true); /* the agent emits whole lines: behind = idle */
-	if (p->out_fd >= 0)
+	lost = p->out_fd >= 0 && speeds_disagree(p, p->out_fd); /* at the speed it was sent */
+	if (p->pending_baud) {
+		/* the line's last bit has left at the old speed: the UART switches before the peer
+		 * can have seen the line (and answered at the new speed) */
+		baud_switched(p, p->pending_baud, p->pending_asked);
+		p->pending_baud = 0;
+	}
+	if (lost)
+		posix_log(p, "peer's port runs at another speed: a line was lost on the wire");
+	else if (p->out_fd >= 0)
 		write_out(p, buf, len, p->reply_bytewise ? 1 : len);
 	pthread_mutex_unlock(&p->out_lock);
 }
@@ -108,15 +213,19 @@ static void set_out(struct posix_port *p, int fd)
 static void pump(struct posix_port *p, int fd)
 {
 	uint8_t buf[RX_BUF];
-	size_t step = p->baud ? (p->baud / 10 / 100 + 1) : sizeof(buf); /* ~10 ms of bytes */
 	/* Bytes that were already queued when we read them kept the wire busy since the previous
 	 * ones: pacing continues from where those ended. After a wait for input the wire was idle. */
 	bool waited = true;
 
-	if (step > sizeof(buf))
-		step = sizeof(buf);
 	for (;;) {
-		ssize_t n = read(fd, buf, step);
+		unsigned baud = wire_baud(p); /* BAUD may change it between reads */
+		size_t step = baud ? (baud / 10 / 100 + 1) : sizeof(buf); /* ~10 ms of bytes */
+		bool garbled;
+		ssize_t n;
+
+		if (step > sizeof(buf))
+			step = sizeof(buf);
+		n = read(fd, buf, step);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -127,8 +236,13 @@ static void pump(struct posix_port *p, int fd)
 		}
 		if (n <= 0)
 			return;
+		garbled = speeds_disagree(p, fd); /* decided while the bytes are on the wire */
 		pace(p, &p->rx_wire, (size_t)n, waited);
 		waited = false;
+		if (garbled) {
+			posix_log(p, "peer's port runs at another speed: input lost on the wire");
+			continue;
+		}
 		pthread_mutex_lock(&p->rx_lock);
 		agent_rx(&p->agent, buf, (size_t)n);
 		pthread_mutex_unlock(&p->rx_lock);
@@ -255,6 +369,9 @@ static int pty_start(struct posix_port *p, pthread_t *th, const pthread_attr_t *
 		return -errno;
 	}
 	cfmakeraw(&tio);
+	for (size_t i = 0; i < sizeof(speeds) / sizeof(speeds[0]); i++)
+		if (speeds[i].baud == p->baud)
+			cfsetspeed(&tio, speeds[i].code); /* a peer that opens it as-is agrees with us */
 	tcsetattr(slave, TCSANOW, &tio);
 	printf("pty %s\n", name);
 	fflush(stdout);

@@ -102,6 +102,7 @@ static const struct agent_port_ops posix_ops = {
 	.stack_reset = posix_stack_reset,
 	.log = posix_log,
 	.floor_saved = posix_sig_floor_saved,
+	.set_baud = posix_set_baud,
 };
 
 static void usage(FILE *f)
@@ -138,7 +139,12 @@ static void usage(FILE *f)
 		"                      at most %d; rotation: add the new key, deploy, drop the old)\n"
 		"  --trusted-keys FILE the same, one key per line ('#' comments)\n"
 		"  --signatures MODE   required (default with keys), optional or off (default)\n"
-		"  --floor-file FILE   keep the minimum version per module id (anti-rollback) here\n",
+		"  --floor-file FILE   keep the minimum version per module id (anti-rollback) here\n"
+		"  --test-baud-wrong   BAUD lands the UART at half the asked speed (a divisor the\n"
+		"                      board cannot make): the switch fails and the board reverts\n"
+		"With --baud the board offers BAUD (INFO baud_rates=) and its pacing follows every\n"
+		"switch; on a --pty link a peer whose port runs at another speed hears nothing and\n"
+		"is not heard, like two UARTs that disagree.\n",
 		AGENT_MAX_SLOTS, DEFAULT_POOL, AGENT_TRUSTED_KEYS_MAX);
 }
 
@@ -184,6 +190,9 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 			continue;
 		} else if (!strcmp(a, "--reply-bytewise")) {
 			p->reply_bytewise = true;
+			continue;
+		} else if (!strcmp(a, "--test-baud-wrong")) {
+			p->test_baud_wrong = true;
 			continue;
 		} else if (!strcmp(a, "--test-no-terminate")) {
 			p->cfg.test_no_terminate = true; /* tests: exercise the forced stop */
@@ -408,6 +417,12 @@ int wasmbed_agent_sim_main(int argc, char **argv)
 		return 2;
 	}
 	tmpl.cfg.baud = tmpl.baud; /* INFO baud= only when --baud paces the link */
+	tmpl.boot_baud = tmpl.baud;
+	if (tmpl.baud) {
+		/* BAUD only where there is a line speed to switch */
+		tmpl.cfg.baud_rates = posix_baud_rates;
+		tmpl.cfg.baud_rate_count = posix_baud_rate_count;
+	}
 	pool_size = tmpl.cfg.pool_size;
 	if (o.boards > 1 && !o.pool_set)
 		pool_size = o.boards * 1024u * 1024u > DEFAULT_POOL ? o.boards * 1024u * 1024u

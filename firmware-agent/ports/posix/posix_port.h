@@ -37,7 +37,11 @@ struct posix_port {
 	const char *listen_addr;
 	char listen_buf[280];  /* this board's address when --boards > 1 */
 	char board_buf[64];    /* this board's name when --boards > 1 */
-	unsigned baud;
+	unsigned baud;         /* the speed the UART runs at now (pacing); 0: instant */
+	bool test_baud_wrong;  /* --test-baud-wrong: BAUD lands at half the asked rate */
+	unsigned boot_baud;    /* --baud: a switch back to it always lands right */
+	unsigned pending_asked; /* the rate BAUD asked for (log) */
+	unsigned pending_baud; /* applied by the next posix_link_write, once its line has left */
 	bool reply_bytewise;   /* --reply-bytewise: one write() per reply byte, Nagle on */
 	bool lazy_workers;     /* --boards > 1: a slot's worker thread starts with its first job */
 	pthread_t cmd_thread;  /* --boards > 1: this board's command loop */
@@ -66,6 +70,11 @@ struct posix_port {
 int posix_link_start(struct posix_port *p);
 /** Write bytes to the current link, paced by the baud rate. */
 void posix_link_write(struct posix_port *p, const char *buf, size_t len);
+/** Port op: switch the simulated UART's speed (pacing), now or once the next line has left. */
+int posix_set_baud(void *ctx, uint32_t baud, bool after_next_line);
+/** The speeds BAUD offers (with --baud). */
+extern const uint32_t posix_baud_rates[];
+extern const unsigned posix_baud_rate_count;
 
 /* posix_jobs.c */
 /** Create the worker threads of all slots. */

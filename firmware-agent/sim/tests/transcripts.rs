@@ -177,6 +177,8 @@ fn replay(t: &Transcript) {
         write_private(&key_file, &format!("{seed}\n"));
         args.extend(["--identity-file", key_path.as_str()]);
     }
+    // `@sim <args>`: extra simulated-board arguments (e.g. `--baud`, which BAUD needs)
+    args.extend(t.header("sim").unwrap_or("").split_whitespace());
     let sim = Sim::tcp(&args);
     let mut l = sim.hello();
     given(&mut l, given_state);

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
     about = "Wasmbed benchmark harness (docs/benchmarks.md)"
 )]
 struct Cli {
-    /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle
+    /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle, baud
     /// (several separated by commas).
     #[arg(default_value = "all")]
     what: String,
@@ -115,6 +115,7 @@ fn main() {
         "fanout",
         "exec",
         "nagle",
+        "baud",
     ];
     let wanted: Vec<&str> = if cli.what == "all" {
         all.to_vec()
@@ -136,6 +137,7 @@ fn main() {
             "fanout" => suites::fanout(&cfg, &mut rep),
             "exec" => suites::exec(&cfg, &mut rep),
             "nagle" => suites::nagle(&cfg, &mut rep),
+            "baud" => suites::baud(&cfg, &mut rep),
             other => Err(util::err(format!(
                 "unknown suite `{other}` (one of {all:?})"
             ))),

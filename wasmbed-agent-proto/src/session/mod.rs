@@ -15,6 +15,7 @@ use crate::decoder::{Item, Line};
 use crate::message::{AgentLine, Command, ErrorLine};
 use crate::wire::ErrorCode;
 
+mod baud;
 mod ident;
 mod load;
 mod resync;
@@ -22,6 +23,9 @@ mod simple;
 mod start;
 mod stop;
 
+pub use baud::{
+    pick_rate, probe_deadline, revert_wait, wire_time, BaudOutcome, BaudSession, SpeedPolicy,
+};
 pub use ident::{IdentOutcome, IdentSession};
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
 pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
@@ -160,6 +164,8 @@ pub enum Phase {
     Ident,
     /// Resynchronising after a timeout (marker, then STATUS).
     Resync,
+    /// After BAUD, before `BAUD_OK`/`BAUD_ERR`.
+    Baud,
 }
 
 impl fmt::Display for Phase {
@@ -185,6 +191,7 @@ impl fmt::Display for Phase {
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
             Phase::Ident => f.write_str("waiting for IDENT_OK/IDENT_ERR"),
+            Phase::Baud => f.write_str("waiting for BAUD_OK/BAUD_ERR"),
         }
     }
 }

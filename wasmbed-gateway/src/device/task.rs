@@ -34,6 +34,8 @@ use crate::pipeline::AotTarget;
 
 mod identify;
 
+mod speed;
+
 /// How to run one device.
 #[derive(Clone)]
 pub struct DeviceOptions {
@@ -63,6 +65,9 @@ pub struct DeviceOptions {
     pub identity: Arc<crate::identity::IdentityStore>,
     /// Signs uploads to devices that check signatures (`[signing] key_file`).
     pub signing_key: Option<Arc<crate::signing::ModuleKey>>,
+    /// The endpoint's `?max_baud=`: large uploads may switch the link up to it with BAUD
+    /// (`None`: never switch).
+    pub max_baud: Option<u32>,
 }
 
 impl DeviceOptions {
@@ -81,6 +86,7 @@ impl DeviceOptions {
             baud: None,
             identity: Arc::new(crate::identity::IdentityStore::in_memory(Default::default())),
             signing_key: None,
+            max_baud: None,
         }
     }
 }
@@ -113,6 +119,8 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         decoder: Decoder::new(),
         buf: vec![0; 4096],
         correlation: Correlation::off(),
+        line_baud: None,
+        baud_rates: Vec::new(),
     };
     tokio::spawn(task.run());
     handle
@@ -131,6 +139,10 @@ struct DeviceTask {
     buf: Vec<u8>,
     /// The numbering of commands on this link (on when `INFO_OK` says `seq=1`).
     correlation: Correlation,
+    /// The agent's UART speed now (INFO `baud=`, then every BAUD switch); see `speed.rs`.
+    line_baud: Option<u32>,
+    /// The speeds the agent's BAUD takes (INFO `baud_rates=`).
+    baud_rates: Vec<u32>,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -418,6 +430,7 @@ impl DeviceTask {
             Some(InfoOutcome::V2 { info, line }) => {
                 self.correlation = Correlation::from_info(&line);
                 self.follow_link_speed(info.baud);
+                self.note_speeds(Some(&info));
                 self.record_info(Some((&info, &line)));
                 self.identify(link, Some(&info))
                     .await
@@ -425,6 +438,7 @@ impl DeviceTask {
             }
             Some(InfoOutcome::V1) => {
                 self.follow_link_speed(None);
+                self.note_speeds(None);
                 self.record_info(None);
                 self.identify(link, None)
                     .await
@@ -983,6 +997,8 @@ impl DeviceTask {
                 Err(e) => return Ok((Err(e), device_time)),
             },
         };
+        let back = self.speed_up(link, d.bytes.len()).await?;
+        let t = self.opts.timeouts.clone(); // deadlines at the (new) link speed
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {
                 Ok(s) => s,
@@ -994,10 +1010,18 @@ impl DeviceTask {
             d = self.drive_until(link, &mut session, progress, true, None) => Some(d),
         };
         let Some(driven) = driven else {
-            return self
+            let r = self
                 .discard_upload(link, &d, session.slot_cleared(), device_time)
                 .await;
+            if let Some(to) = back {
+                self.speed_back(link, to, &r.as_ref().map(|_| ())).await?;
+            }
+            return r;
         };
+        if let Some(to) = back {
+            self.speed_back(link, to, &driven.as_ref().map(|_| ()))
+                .await?;
+        }
         if session.slot_cleared() {
             // The agent killed a job running in the cleared slot without a RESULT.
             self.abandon_jobs(&d.module_id, "LOAD");

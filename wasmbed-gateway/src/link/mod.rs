@@ -16,8 +16,21 @@ use wasmbed_ports::{PortLister, ResolveError, SystemPorts, UsbSelector};
 use crate::endpoint::Endpoint;
 
 /// A byte stream to a device.
-pub trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkIo for T {}
+pub trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The link as `Any` (see [`set_line_speed`]).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> LinkIo for T {
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// Reprograms the line speed of a serial-port link (BAUD switching); `Ok(false)` for links
+/// without one (TCP bridges: only the emulated UART behind them changes speed).
+pub fn set_line_speed(link: &mut BoxLink, baud: u32) -> io::Result<bool> {
+    serial::set_speed(link.as_mut(), baud)
+}
 
 /// An owned, type-erased link.
 pub type BoxLink = Box<dyn LinkIo>;

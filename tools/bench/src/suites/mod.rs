@@ -2,6 +2,7 @@
 //! processes (dropped, so killed, when it returns), adds raw figures to the report's JSON and rows
 //! to its table. This file holds what they share.
 
+mod baud;
 mod contention;
 mod cpu;
 mod exec;
@@ -11,6 +12,7 @@ mod latency;
 mod nagle;
 mod upload;
 
+pub use baud::baud;
 pub use contention::contention;
 pub use cpu::cpu;
 pub use exec::exec;

@@ -13,6 +13,7 @@
 //!   text for every code.
 //! - [`Latency`]: the phase latencies of a reply.
 
+pub mod app;
 mod error;
 mod event;
 mod reply;

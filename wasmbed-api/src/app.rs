@@ -366,6 +366,9 @@ pub struct AppDeviceStatus {
     pub device: String,
     /// The gateway that reconciled it last.
     pub gateway: String,
+    /// The module id it has on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_id: Option<String>,
     /// The application generation this status was computed for.
     pub observed_generation: u64,
     /// The sha256 of the module deployed (`None`: nothing deployed).

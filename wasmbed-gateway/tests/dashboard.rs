@@ -606,9 +606,7 @@ async fn apps_page_in_chromium() {
     )
     .await;
     b.assert_clean_console("/apps").await;
-    let api: Value = b
-        .js("return fetch('/api/apps').then(r => r.json());")
-        .await;
+    let api: Value = b.js("return fetch('/api/apps').then(r => r.json());").await;
     assert_eq!(api["apps"][0]["metadata"]["name"], "adder", "{api}");
     assert_eq!(api["apps"][0]["status"]["converged"], true, "{api}");
 }

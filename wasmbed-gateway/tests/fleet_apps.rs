@@ -18,7 +18,14 @@ const TTL_MS: u64 = 3000;
 
 fn spawn_gateway(url: &str, id: &str, device: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_wasmbed-gateway"))
-        .args(["--listen", "127.0.0.1:0", "--fleet", url, "--gateway-id", id])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--fleet",
+            url,
+            "--gateway-id",
+            id,
+        ])
         .args(["--fleet-claim-ttl-ms", &TTL_MS.to_string()])
         .args(["--device", device])
         .env_remove("WASMBED_GATEWAY_CONFIG")
@@ -49,7 +56,11 @@ where
 /// The slot of `module` on `dev` (through the fleet): its state, if loaded.
 async fn slot_state(c: &FleetClient, dev: &str, module: &str) -> Option<String> {
     let r = c
-        .request(&json!({"op": "status", "device": dev, "id": 1}), b"", |_| {})
+        .request(
+            &json!({"op": "status", "device": dev, "id": 1}),
+            b"",
+            |_| {},
+        )
         .await
         .ok()?;
     r.reply["result"]["slots"]
@@ -102,7 +113,9 @@ async fn application_survives_its_gateway_sigkill() {
     assert_eq!(first.deployed_sha256.as_deref(), Some(sha.as_str()));
     let state = slot_state(&c, "shared", "blink").await;
     assert!(
-        state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("running")),
+        state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("running")),
         "{state:?}"
     );
 
@@ -111,21 +124,29 @@ async fn application_survives_its_gateway_sigkill() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     a.start_kill().unwrap();
     a.wait().await.unwrap();
-    let taken = until("gw-b reports blink on shared", TTL_MS / 1000 + 60, || async {
-        store
-            .statuses(Some("blink"))
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.device == "shared" && s.gateway == "gw-b" && s.phase == AppPhase::Running)
-    })
+    let taken = until(
+        "gw-b reports blink on shared",
+        TTL_MS / 1000 + 60,
+        || async {
+            store
+                .statuses(Some("blink"))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| {
+                    s.device == "shared" && s.gateway == "gw-b" && s.phase == AppPhase::Running
+                })
+        },
+    )
     .await;
     // Still the module gw-a deployed, still running: taken over, not redeployed.
     assert_eq!(taken.deployed_sha256.as_deref(), Some(sha.as_str()));
     assert_eq!(taken.restarts, first.restarts, "{taken:?}");
     let state = slot_state(&c, "shared", "blink").await;
     assert!(
-        state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("running")),
+        state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("running")),
         "{state:?}"
     );
     let v: Value = serde_json::to_value(&taken).unwrap();
@@ -169,8 +190,10 @@ async fn logs_follow_through_the_fleet() {
         .await
         .ok();
     direct
-        .call(json!({"op": "start", "device": "talker", "module_id": "talk",
-            "func": "log_hello", "wait_result": true}))
+        .call(
+            json!({"op": "start", "device": "talker", "module_id": "talk",
+            "func": "log_hello", "wait_result": true}),
+        )
         .await
         .ok();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -181,9 +204,16 @@ async fn logs_follow_through_the_fleet() {
             .expect("a log event through the fleet within 20 s");
         assert_eq!(ev["event"], "log", "{ev}");
         assert_eq!(ev["device"], "talker", "{ev}");
-        if ev["line"].as_str().unwrap_or("").contains("hello from wasm") {
+        if ev["line"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hello from wasm")
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no module output: last {ev}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no module output: last {ev}"
+        );
     }
 }

@@ -18,7 +18,11 @@ use wasmbed_gateway::sim::find_sim;
 /// Starts the simulator on `addr` (`127.0.0.1:0` for any port); returns it and its endpoint.
 async fn sim_at(addr: &str) -> (tokio::process::Child, String) {
     let bin = find_sim(None);
-    assert!(bin.is_file(), "build wasmbed-agent-sim first: {}", bin.display());
+    assert!(
+        bin.is_file(),
+        "build wasmbed-agent-sim first: {}",
+        bin.display()
+    );
     let mut child = tokio::process::Command::new(&bin)
         .args(["--listen", addr])
         .stdin(Stdio::null())
@@ -41,8 +45,13 @@ async fn sim_at(addr: &str) -> (tokio::process::Child, String) {
     (child, at)
 }
 
+/// Labels of a device: (key, value) pairs.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+/// A device of a gateway: (name, endpoint, labels).
+type Dev<'a> = (&'a str, &'a str, Labels<'a>);
+
 /// An in-process gateway in the fleet with `devices` = (name, endpoint, labels).
-async fn member(url: &str, id: &str, devices: &[(&str, &str, &[(&str, &str)])]) -> wasmbed_gateway::run::Running {
+async fn member(url: &str, id: &str, devices: &[Dev<'_>]) -> wasmbed_gateway::run::Running {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         cache_dir: std::env::temp_dir().join("wasmbed-host-apps-cache"),
@@ -54,7 +63,10 @@ async fn member(url: &str, id: &str, devices: &[(&str, &str, &[(&str, &str)])]) 
         cfg.apply_device_flag(&format!("{name}=tcp:{ep}")).unwrap();
         f.labels.insert(
             name.to_string(),
-            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         );
     }
     cfg.fleet = Some(f);
@@ -105,7 +117,11 @@ fn wasm(dir: &Path, name: &str) {
 /// `status` of a device through the fleet: its slots' module ids.
 async fn slots(c: &FleetClient, dev: &str) -> Option<Vec<String>> {
     let r = c
-        .request(&json!({"op": "status", "device": dev, "id": 1}), b"", |_| {})
+        .request(
+            &json!({"op": "status", "device": dev, "id": 1}),
+            b"",
+            |_| {},
+        )
         .await
         .ok()?;
     let slots = r.reply["result"]["slots"].as_array()?;
@@ -118,7 +134,13 @@ async fn slots(c: &FleetClient, dev: &str) -> Option<Vec<String>> {
 }
 
 /// Polls `describe app NAME` until `ok` holds on its JSON, within `secs`.
-async fn until_app(url: &str, name: &str, secs: u64, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+async fn until_app(
+    url: &str,
+    name: &str,
+    secs: u64,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let (_, doc) = host(url, &["describe", "app", name]).await;
@@ -150,8 +172,15 @@ async fn apply_reboot_rollout_delete() {
     let lab: &[(&str, &str)] = &[("room", "lab")];
     let office: &[(&str, &str)] = &[("room", "office")];
     let _a = member(&url, "gw-a", &[("alpha", &ep_a, lab)]).await;
-    let _b = member(&url, "gw-b", &[("beta", &ep_b, lab), ("gamma", &ep_c, office)]).await;
-    let c = FleetClient::connect(&url, &Default::default()).await.unwrap();
+    let _b = member(
+        &url,
+        "gw-b",
+        &[("beta", &ep_b, lab), ("gamma", &ep_c, office)],
+    )
+    .await;
+    let c = FleetClient::connect(&url, &Default::default())
+        .await
+        .unwrap();
     for d in ["alpha", "beta", "gamma"] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while slots(&c, d).await.is_none() {
@@ -186,7 +215,10 @@ maxUnavailable = 1
     let (code, doc) = host(&url, &["apply", "-f", f]).await;
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["application"]["metadata"]["generation"], 1, "{doc}");
-    let sha1 = doc["application"]["spec"]["module"]["sha256"].as_str().unwrap().to_string();
+    let sha1 = doc["application"]["spec"]["module"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Applying the same file again changes nothing.
     let (code, doc) = host(&url, &["apply", "-f", f]).await;
     assert_eq!((code, &doc["changed"]), (0, &json!(false)), "{doc}");
@@ -200,10 +232,16 @@ maxUnavailable = 1
         let s = device(app, d).unwrap_or_else(|| panic!("{d}: {doc}"));
         assert_eq!(s["phase"], "Running", "{d}: {s}");
         assert_eq!(s["deployedSha256"], sha1.as_str(), "{d}: {s}");
-        assert!(slots(&c, d).await.unwrap().contains(&"blink".to_string()), "{d}");
+        assert!(
+            slots(&c, d).await.unwrap().contains(&"blink".to_string()),
+            "{d}"
+        );
     }
     assert!(device(app, "gamma").is_none(), "{doc}");
-    assert!(!slots(&c, "gamma").await.unwrap().contains(&"blink".to_string()));
+    assert!(!slots(&c, "gamma")
+        .await
+        .unwrap()
+        .contains(&"blink".to_string()));
     let (code, doc) = host(&url, &["get", "apps"]).await;
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["apps"][0]["status"]["ready"], 2, "{doc}");
@@ -214,18 +252,30 @@ maxUnavailable = 1
     drop(sim_a);
     let (_sim_a2, ep_a2) = sim_at(&ep_a).await;
     assert_eq!(ep_a2, ep_a);
-    let app = until_app(&url, "blink", 60, "blink back on alpha after its reboot", |a| {
-        device(a, "alpha").is_some_and(|s| {
-            s["phase"] == "Running" && s["restarts"].as_u64().unwrap_or(0) > restarts0
-        }) && a["status"]["converged"] == true
-    })
+    let app = until_app(
+        &url,
+        "blink",
+        60,
+        "blink back on alpha after its reboot",
+        |a| {
+            device(a, "alpha").is_some_and(|s| {
+                s["phase"] == "Running" && s["restarts"].as_u64().unwrap_or(0) > restarts0
+            }) && a["status"]["converged"] == true
+        },
+    )
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if slots(&c, "alpha").await.is_some_and(|s| s.contains(&"blink".to_string())) {
+        if slots(&c, "alpha")
+            .await
+            .is_some_and(|s| s.contains(&"blink".to_string()))
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "alpha holds no blink after reboot: {app}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alpha holds no blink after reboot: {app}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -233,12 +283,18 @@ maxUnavailable = 1
     let v2 = std::fs::read_to_string(&file)
         .unwrap()
         .replace("toggle_forever.wasm", "math_ops.wasm")
-        .replace("function = \"app_main\"\nrestartPolicy = \"Always\"", "function = \"add\"\nargs = [20, 22]\nrestartPolicy = \"Never\"");
+        .replace(
+            "function = \"app_main\"\nrestartPolicy = \"Always\"",
+            "function = \"add\"\nargs = [20, 22]\nrestartPolicy = \"Never\"",
+        );
     std::fs::write(&file, v2).unwrap();
     let (code, doc) = host(&url, &["apply", "-f", f]).await;
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["application"]["metadata"]["generation"], 2, "{doc}");
-    let sha2 = doc["application"]["spec"]["module"]["sha256"].as_str().unwrap().to_string();
+    let sha2 = doc["application"]["spec"]["module"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(sha1, sha2);
     let (code, doc) = host(&url, &["--timeout", "90", "rollout", "status", "blink"]).await;
     assert_eq!(code, 0, "{doc}");
@@ -272,7 +328,10 @@ maxUnavailable = 1
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("alpha") && text.contains("Completed"), "{text}");
+    assert!(
+        out.status.success() && text.contains("alpha") && text.contains("Completed"),
+        "{text}"
+    );
 
     // Delete: unloaded everywhere, records gone.
     let (code, doc) = host(&url, &["delete", "app", "blink"]).await;
@@ -280,10 +339,16 @@ maxUnavailable = 1
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     for d in ["alpha", "beta"] {
         loop {
-            if slots(&c, d).await.is_some_and(|s| !s.contains(&"blink".to_string())) {
+            if slots(&c, d)
+                .await
+                .is_some_and(|s| !s.contains(&"blink".to_string()))
+            {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "blink still loaded on {d}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "blink still loaded on {d}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -318,13 +383,15 @@ async fn fleet_scale() {
     let names: Vec<String> = (0..n).map(|i| format!("b{i:04}")).collect();
     let mut gateways = Vec::new();
     for g in 0..4 {
-        let devs: Vec<(&str, &str, &[(&str, &str)])> = (0..n)
+        let devs: Vec<Dev<'_>> = (0..n)
             .filter(|i| i % 4 == g)
             .map(|i| (names[i].as_str(), sims[i].1.as_str(), scale))
             .collect();
         gateways.push(member(&url, &format!("gw-{g}"), &devs).await);
     }
-    let c = FleetClient::connect(&url, &Default::default()).await.unwrap();
+    let c = FleetClient::connect(&url, &Default::default())
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60 + n as u64);
     loop {
         let online = c
@@ -337,7 +404,10 @@ async fn fleet_scale() {
         if online == n {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{online} of {n} online");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{online} of {n} online"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -364,7 +434,11 @@ async fn fleet_scale() {
         let dev = &names[i % n];
         let t = std::time::Instant::now();
         let r = c
-            .request(&json!({"op": "status", "device": dev, "id": i}), b"", |_| {})
+            .request(
+                &json!({"op": "status", "device": dev, "id": i}),
+                b"",
+                |_| {},
+            )
             .await
             .unwrap();
         assert_eq!(r.reply["ok"], true, "{}", r.reply);

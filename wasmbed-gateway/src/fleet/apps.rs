@@ -24,8 +24,8 @@ use sha2::Digest;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use wasmbed_api::app::{
-    AppDeviceStatus, AppPhase, AppStatus, AppSummary, Application, Condition, ModuleKind,
-    Replicas, RestartPolicy,
+    AppDeviceStatus, AppPhase, AppStatus, AppSummary, Application, Condition, ModuleKind, Replicas,
+    RestartPolicy,
 };
 use wasmbed_api::{JobState, OpResult, RunStatus, ServerMessage, StatusResult};
 
@@ -296,8 +296,7 @@ pub fn candidates(devices: &[Value]) -> Vec<Candidate> {
         .filter_map(|d| {
             Some(Candidate {
                 name: d["metadata"]["name"].as_str()?.to_string(),
-                labels: serde_json::from_value(d["metadata"]["labels"].clone())
-                    .unwrap_or_default(),
+                labels: serde_json::from_value(d["metadata"]["labels"].clone()).unwrap_or_default(),
                 online: d["status"]["online"] == true,
             })
         })
@@ -341,9 +340,7 @@ pub fn summarize(
     let updated = want
         .iter()
         .filter(|d| {
-            of(d).is_some_and(|s| {
-                s.ready_at(gen) && s.deployed_sha256 == app.spec.module.sha256
-            })
+            of(d).is_some_and(|s| s.ready_at(gen) && s.deployed_sha256 == app.spec.module.sha256)
         })
         .count() as u32;
     let observed = want
@@ -482,7 +479,12 @@ async fn reconcile_once(
         });
     }
     futures_util::future::join_all(work).await;
-    local.extend(Arc::try_unwrap(taken).ok().map(|t| t.into_inner()).unwrap_or_default());
+    local.extend(
+        Arc::try_unwrap(taken)
+            .ok()
+            .map(|t| t.into_inner())
+            .unwrap_or_default(),
+    );
 
     // Clean up: records of served devices that no application targets any more.
     for s in store.statuses(None).await? {
@@ -500,8 +502,18 @@ async fn reconcile_once(
         };
         let module_id = s.module_id.clone().unwrap_or_else(|| s.app.clone());
         tracing::info!(app = %s.app, device = %s.device, fence, "fleet: removing the application");
-        let _ = call(gw, json!({"op": "stop", "device": s.device, "module_id": module_id}), None).await;
-        let unloaded = call(gw, json!({"op": "unload", "device": s.device, "module_id": module_id}), None).await;
+        let _ = call(
+            gw,
+            json!({"op": "stop", "device": s.device, "module_id": module_id}),
+            None,
+        )
+        .await;
+        let unloaded = call(
+            gw,
+            json!({"op": "unload", "device": s.device, "module_id": module_id}),
+            None,
+        )
+        .await;
         // Gone from the slots (unloaded now, or already): the record goes too.
         let gone = match call(gw, json!({"op": "status", "device": s.device}), None).await {
             Ok(OpResult::Status(st)) => !st.slots.iter().any(|x| x.module_id == module_id),
@@ -532,7 +544,11 @@ async fn call(gw: &Gateway, req: Value, body: Option<bytes::Bytes>) -> Result<Op
     };
     map.insert("id".into(), json!(1));
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
-    let op = map.get("op").and_then(Value::as_str).unwrap_or("").to_string();
+    let op = map
+        .get("op")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let serve = async {
         let body = body.unwrap_or_default();
         let mut reader = tokio::io::BufReader::new(std::io::Cursor::new(body));
@@ -612,7 +628,11 @@ async fn reconcile_device(
         Condition::new(
             "Deployed",
             deployed,
-            if deployed { "ModuleLoaded" } else { "NotDeployed" },
+            if deployed {
+                "ModuleLoaded"
+            } else {
+                "NotDeployed"
+            },
             s.deployed_sha256.clone().unwrap_or_default(),
         ),
         Condition::new(
@@ -655,12 +675,7 @@ fn deploy_request(app: &Application, dev: &str, body: &[u8]) -> Value {
     match app.spec.module.kind {
         ModuleKind::C => {
             r["op"] = "build_and_deploy".into();
-            r["mode"] = app
-                .spec
-                .module
-                .mode
-                .map_or("wasm", |m| m.as_str())
-                .into();
+            r["mode"] = app.spec.module.mode.map_or("wasm", |m| m.as_str()).into();
         }
         ModuleKind::Wasm | ModuleKind::Aot => r["op"] = "deploy".into(),
     }
@@ -697,7 +712,12 @@ async fn take_slot(store: &AppStore, app: &Application, dev: &str) -> Option<Str
             }
             continue;
         }
-        if store.rollout.create(&key, dev.to_string().into()).await.is_ok() {
+        if store
+            .rollout
+            .create(&key, dev.to_string().into())
+            .await
+            .is_ok()
+        {
             return Some(key);
         }
     }
@@ -725,7 +745,10 @@ async fn step(
         return;
     };
     let Some(body) = modules.get(&sha) else {
-        failed(l, format!("module {sha} is not in the object store (apply it again)"));
+        failed(
+            l,
+            format!("module {sha} is not in the object store (apply it again)"),
+        );
         return;
     };
     let status: StatusResult = match call(gw, json!({"op": "status", "device": dev}), None).await {
@@ -776,7 +799,12 @@ async fn step(
         if same_module {
             // Only the function or its arguments changed: stop the old job.
             if running_on_device {
-                let _ = call(gw, json!({"op": "stop", "device": dev, "module_id": mid, "wait": true}), None).await;
+                let _ = call(
+                    gw,
+                    json!({"op": "stop", "device": dev, "module_id": mid, "wait": true}),
+                    None,
+                )
+                .await;
             }
         } else {
             let req = deploy_request(app, dev, body);
@@ -821,7 +849,9 @@ async fn step(
     let (ended_ok, result) = match job {
         Some(j) if j.state == JobState::Done => (
             j.status == Some(RunStatus::Ok),
-            j.result.clone().or_else(|| j.status.as_ref().map(|s| format!("{s:?}"))),
+            j.result
+                .clone()
+                .or_else(|| j.status.as_ref().map(|s| format!("{s:?}"))),
         ),
         Some(_) => (false, Some("lost".into())),
         // No job known to this gateway (it restarted) and the slot is idle: the job ended

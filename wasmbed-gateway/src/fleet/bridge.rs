@@ -86,7 +86,11 @@ pub async fn forward<R: AsyncBufRead + Unpin>(
 /// without `follow`), then the device's `log` events published on `wasmbed.evt.<device>.*` are
 /// relayed until the client goes (subscribed before asking, so no line falls in between; the
 /// host drops lines it already printed by `seq`). Follows the device across a change of owner.
-async fn follow_logs(client: &FleetClient, mut req: Map<String, Value>, out: &mpsc::UnboundedSender<Value>) {
+async fn follow_logs(
+    client: &FleetClient,
+    mut req: Map<String, Value>,
+    out: &mpsc::UnboundedSender<Value>,
+) {
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let dev = req
         .get("device")
@@ -112,7 +116,12 @@ async fn follow_logs(client: &FleetClient, mut req: Map<String, Value>, out: &mp
     req.insert("follow".into(), Value::Bool(false));
     let reply = match client.request(&Value::Object(req), b"", |_| {}).await {
         Ok(r) => r.reply,
-        Err(e) => error_reply(id, "INTERNAL", e.to_string(), "check the fleet's NATS servers"),
+        Err(e) => error_reply(
+            id,
+            "INTERNAL",
+            e.to_string(),
+            "check the fleet's NATS servers",
+        ),
     };
     let ok = reply.get("ok") == Some(&Value::Bool(true));
     if out.send(reply).is_err() || !ok {

@@ -159,14 +159,22 @@ async fn apps_loop(http: Arc<Http>, tx: mpsc::Sender<Result<Event, Infallible>>)
         };
         let a = app_rows_html(&v.apps).into_string();
         if a != last_apps {
-            if tx.send(Ok(Event::default().event("apps").data(a.clone()))).await.is_err() {
+            if tx
+                .send(Ok(Event::default().event("apps").data(a.clone())))
+                .await
+                .is_err()
+            {
                 return;
             }
             last_apps = a;
         }
         let g = gateway_rows_html(&v.gateways).into_string();
         if g != last_gws {
-            if tx.send(Ok(Event::default().event("gateways").data(g.clone()))).await.is_err() {
+            if tx
+                .send(Ok(Event::default().event("gateways").data(g.clone())))
+                .await
+                .is_err()
+            {
                 return;
             }
             last_gws = g;
@@ -177,8 +185,10 @@ async fn apps_loop(http: Arc<Http>, tx: mpsc::Sender<Result<Event, Infallible>>)
 fn unavailable(e: String) -> Response {
     (
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"ok": false, "error": {"code": "INTERNAL", "message": e,
-            "help": "start the gateway with --fleet, and check the fleet's NATS servers"}})),
+        Json(
+            json!({"ok": false, "error": {"code": "INTERNAL", "message": e,
+            "help": "start the gateway with --fleet, and check the fleet's NATS servers"}}),
+        ),
     )
         .into_response()
 }

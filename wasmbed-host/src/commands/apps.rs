@@ -175,8 +175,7 @@ pub fn run(cmd: AppCommand<'_>, fleet: Option<&str>, timeout: Option<Duration>) 
             AppCommand::Delete(n) => delete(&store, &n.name).await,
             AppCommand::Rollout(r) => match &r.cmd {
                 RolloutCmd::Status { name } => {
-                    rollout_status(&client, &store, name, timeout.unwrap_or(ROLLOUT_TIMEOUT))
-                        .await
+                    rollout_status(&client, &store, name, timeout.unwrap_or(ROLLOUT_TIMEOUT)).await
                 }
             },
         }
@@ -237,8 +236,8 @@ async fn apply(store: &AppStore, file: &Path) -> Out {
         if app.spec.module.kind == ModuleKind::Wasm {
             app.spec.module.kind = ModuleKind::from_path(&p);
         }
-        let provenance = json!({"file": p, "kind": app.spec.module.kind, "app": app.metadata.name})
-            .to_string();
+        let provenance =
+            json!({"file": p, "kind": app.spec.module.kind, "app": app.metadata.name}).to_string();
         let sha = store
             .put_module(&bytes, &provenance)
             .await
@@ -270,7 +269,10 @@ async fn apply(store: &AppStore, file: &Path) -> Out {
     );
     let mut doc = Map::new();
     doc.insert("changed".into(), changed.into());
-    doc.insert("application".into(), serde_json::to_value(&stored).unwrap_or_default());
+    doc.insert(
+        "application".into(),
+        serde_json::to_value(&stored).unwrap_or_default(),
+    );
     Ok((doc, text, None))
 }
 
@@ -333,9 +335,19 @@ async fn get(client: &FleetClient, store: &AppStore, what: GetWhat) -> Out {
                     ]
                 })
                 .collect();
-            doc.insert("apps".into(), serde_json::to_value(&list).unwrap_or_default());
+            doc.insert(
+                "apps".into(),
+                serde_json::to_value(&list).unwrap_or_default(),
+            );
             table(
-                &["NAME", "GENERATION", "READY", "UP-TO-DATE", "MODULE", "CONVERGED"],
+                &[
+                    "NAME",
+                    "GENERATION",
+                    "READY",
+                    "UP-TO-DATE",
+                    "MODULE",
+                    "CONVERGED",
+                ],
                 rows,
             )
         }
@@ -356,7 +368,12 @@ async fn get(client: &FleetClient, store: &AppStore, what: GetWhat) -> Out {
                     vec![
                         d["metadata"]["name"].as_str().unwrap_or("?").into(),
                         d["status"]["gateway"].as_str().unwrap_or("-").into(),
-                        if d["status"]["online"] == true { "yes" } else { "no" }.into(),
+                        if d["status"]["online"] == true {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .into(),
                         d["status"]["board"].as_str().unwrap_or("-").into(),
                         labels,
                     ]
@@ -372,7 +389,12 @@ async fn get(client: &FleetClient, store: &AppStore, what: GetWhat) -> Out {
                 .map(|g| {
                     vec![
                         g["metadata"]["name"].as_str().unwrap_or("?").into(),
-                        if g["status"]["online"] == true { "yes" } else { "no" }.into(),
+                        if g["status"]["online"] == true {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .into(),
                         g["status"]["load"]["devicesServed"].to_string(),
                         g["status"]["version"].as_str().unwrap_or("-").into(),
                     ]
@@ -405,7 +427,10 @@ pub fn describe_text(s: &AppSummary) -> String {
     let sp = &a.spec;
     let mut t = String::new();
     t.push_str(&format!("Name:            {}\n", a.metadata.name));
-    t.push_str(&format!("Generation:      {} (observed {})\n", a.metadata.generation, s.status.observed_generation));
+    t.push_str(&format!(
+        "Generation:      {} (observed {})\n",
+        a.metadata.generation, s.status.observed_generation
+    ));
     t.push_str(&format!(
         "Module:          {} ({:?}, {} bytes) as `{}`\n",
         sp.module.sha256.as_deref().unwrap_or("-"),
@@ -416,7 +441,11 @@ pub fn describe_text(s: &AppSummary) -> String {
     t.push_str(&format!(
         "Start:           {}({})\n",
         sp.function.as_deref().unwrap_or("(none)"),
-        sp.args.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+        sp.args
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     ));
     let sel: Vec<String> = sp
         .selector
@@ -425,7 +454,14 @@ pub fn describe_text(s: &AppSummary) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .chain(sp.selector.devices.iter().map(|d| format!("name={d}")))
         .collect();
-    t.push_str(&format!("Selector:        {}\n", if sel.is_empty() { "(every device)".into() } else { sel.join(",") }));
+    t.push_str(&format!(
+        "Selector:        {}\n",
+        if sel.is_empty() {
+            "(every device)".into()
+        } else {
+            sel.join(",")
+        }
+    ));
     t.push_str(&format!(
         "Replicas:        {} desired, {} ready, {} up to date\n",
         s.status.desired, s.status.ready, s.status.updated
@@ -434,7 +470,10 @@ pub fn describe_text(s: &AppSummary) -> String {
         "Strategy:        restart {:?}, maxUnavailable {}\n",
         sp.restart_policy, sp.strategy.max_unavailable
     ));
-    t.push_str(&format!("Converged:       {}\n\n", if s.status.converged { "yes" } else { "no" }));
+    t.push_str(&format!(
+        "Converged:       {}\n\n",
+        if s.status.converged { "yes" } else { "no" }
+    ));
     let rows = s
         .status
         .devices
@@ -456,7 +495,16 @@ pub fn describe_text(s: &AppSummary) -> String {
         })
         .collect();
     t.push_str(&table(
-        &["DEVICE", "GATEWAY", "PHASE", "GEN", "MODULE", "JOB", "RESTARTS", "RESULT/ERROR"],
+        &[
+            "DEVICE",
+            "GATEWAY",
+            "PHASE",
+            "GEN",
+            "MODULE",
+            "JOB",
+            "RESTARTS",
+            "RESULT/ERROR",
+        ],
         rows,
     ));
     t
@@ -465,7 +513,10 @@ pub fn describe_text(s: &AppSummary) -> String {
 async fn describe(client: &FleetClient, store: &AppStore, name: &str) -> Out {
     let s = one(client, store, name).await?;
     let mut doc = Map::new();
-    doc.insert("application".into(), serde_json::to_value(&s).unwrap_or_default());
+    doc.insert(
+        "application".into(),
+        serde_json::to_value(&s).unwrap_or_default(),
+    );
     Ok((doc, describe_text(&s), None))
 }
 
@@ -492,7 +543,10 @@ async fn rollout_status(
     loop {
         let s = one(client, store, name).await?;
         let mut doc = Map::new();
-        doc.insert("application".into(), serde_json::to_value(&s).unwrap_or_default());
+        doc.insert(
+            "application".into(),
+            serde_json::to_value(&s).unwrap_or_default(),
+        );
         let line = format!(
             "application/{name}: generation {}, {} of {} devices ready, {} up to date",
             s.app.metadata.generation, s.status.ready, s.status.desired, s.status.updated
@@ -508,5 +562,43 @@ async fn rollout_status(
             return Ok((doc, format!("{line}\n"), Some(err)));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmbed_api::app::{Replicas, RestartPolicy};
+
+    #[test]
+    fn reads_toml_yaml_json_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "apiVersion = \"wasmbed.dev/v1alpha1\"\nkind = \"Application\"\n\
+            [metadata]\nname = \"blink\"\n[spec]\nfunction = \"app_main\"\nreplicas = 2\n\
+            restartPolicy = \"Always\"\n[spec.module]\npath = \"b.wasm\"\n\
+            [spec.selector.matchLabels]\nroom = \"lab\"\n";
+        let yaml = "apiVersion: wasmbed.dev/v1alpha1\nkind: Application\nmetadata:\n  name: blink\n\
+            spec:\n  function: app_main\n  replicas: 2\n  restartPolicy: Always\n  module:\n    path: b.wasm\n\
+            \x20 selector:\n    matchLabels:\n      room: lab\n";
+        let json = r#"{"apiVersion": "wasmbed.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "blink"}, "spec": {"function": "app_main", "replicas": 2,
+            "restartPolicy": "Always", "module": {"path": "b.wasm"},
+            "selector": {"matchLabels": {"room": "lab"}}}}"#;
+        let mut read = Vec::new();
+        for (name, text) in [("a.toml", toml), ("a.yaml", yaml), ("a.json", json)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            read.push(read_app(&p).unwrap_or_else(|e| panic!("{name}: {e}")));
+        }
+        assert_eq!(read[0], read[1]);
+        assert_eq!(read[0], read[2]);
+        assert_eq!(read[0].spec.replicas, Replicas::Count(2));
+        assert_eq!(read[0].spec.restart_policy, RestartPolicy::Always);
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, json).unwrap();
+        assert!(matches!(read_app(&p), Err(HostError::Usage(_))));
+        let p = dir.path().join("bad.json");
+        std::fs::write(&p, json.replace("blink", "Blink!")).unwrap();
+        assert!(matches!(read_app(&p), Err(HostError::Usage(_))));
     }
 }

@@ -576,8 +576,11 @@ async fn apps_page_in_chromium() {
         .await;
     b.fill("#token", TOKEN).await;
     b.click("form button[type=submit]").await;
-    b.until("the devices page", "document.querySelector('#devices')")
-        .await;
+    b.until(
+        "signed in",
+        "location.pathname !== '/login' && document.querySelector('main h1')",
+    )
+    .await;
     cl.goto(&format!("{base}/apps")).await.unwrap();
     b.until(
         "adder completed on sim",

@@ -51,6 +51,8 @@ pub const MODULE_MAX: usize = 4 * 1024 * 1024;
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Deadline of one device request made by the reconciler.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline of one JetStream read of the reconcile loop.
+const JS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Modules kept in memory by a gateway.
 const MODULE_CACHE: usize = 16;
 
@@ -416,8 +418,17 @@ async fn reconcile_once(
     if served.is_empty() {
         return Ok(());
     }
-    let apps = store.list().await?;
-    let devices = candidates(&m.client().devices().await?);
+    let bounded = |what: &'static str| {
+        move |_| FleetError::JetStream(format!("{what}: no answer within {JS_TIMEOUT:?}"))
+    };
+    let apps = tokio::time::timeout(JS_TIMEOUT, store.list())
+        .await
+        .map_err(bounded("listing the applications"))??;
+    let devices = candidates(
+        &tokio::time::timeout(JS_TIMEOUT, m.client().devices())
+            .await
+            .map_err(bounded("listing the devices"))??,
+    );
     let mut wanted: Vec<(String, Application)> = Vec::new();
     for app in &apps {
         for d in targets(app, &devices) {
@@ -435,11 +446,14 @@ async fn reconcile_once(
             if modules.len() >= MODULE_CACHE {
                 modules.clear();
             }
-            match store.get_module(sha).await {
-                Ok(b) => {
+            match tokio::time::timeout(JS_TIMEOUT * 3, store.get_module(sha)).await {
+                Ok(Ok(b)) => {
                     modules.insert(sha.clone(), b.into());
                 }
-                Err(e) => tracing::warn!(app = %app.metadata.name, "fleet: {e}"),
+                Ok(Err(e)) => tracing::warn!(app = %app.metadata.name, "fleet: {e}"),
+                Err(_) => {
+                    tracing::warn!(app = %app.metadata.name, "fleet: module {sha}: no answer within {:?}", JS_TIMEOUT * 3)
+                }
             }
         }
     }
@@ -487,7 +501,10 @@ async fn reconcile_once(
     );
 
     // Clean up: records of served devices that no application targets any more.
-    for s in store.statuses(None).await? {
+    let records = tokio::time::timeout(JS_TIMEOUT, store.statuses(None))
+        .await
+        .map_err(bounded("listing the application status"))??;
+    for s in records {
         if !served.contains(&s.device) {
             continue;
         }
@@ -654,8 +671,16 @@ async fn reconcile_device(
         s.updated_ms = now_ms();
         if m.serves(dev).is_some() {
             let v: bytes::Bytes = serde_json::to_vec(&*s).expect("JSON").into();
-            if let Err(e) = store.status.put(status_key(&s.app, dev), v).await {
-                tracing::warn!(app = %s.app, device = dev, "fleet: cannot write the status: {e}");
+            match tokio::time::timeout(JS_TIMEOUT, store.status.put(status_key(&s.app, dev), v))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(app = %s.app, device = dev, "fleet: cannot write the status: {e}")
+                }
+                Err(_) => {
+                    tracing::warn!(app = %s.app, device = dev, "fleet: status write unanswered within {JS_TIMEOUT:?}")
+                }
             }
         }
     }

@@ -107,6 +107,9 @@ error_codes! {
     /// Missing or wrong token.
     Unauthorized = "UNAUTHORIZED", GatewayUnreachable,
         "point `wasmbed-host --token-file` (WASMBED_TOKEN_FILE) at a copy of the gateway's token file";
+    /// A plaintext connection to a gateway that serves TLS only.
+    TlsRequired = "TLS_REQUIRED", GatewayUnreachable,
+        "connect with --gateway tls://HOST:PORT and --ca FILE (WASMBED_CA): this gateway serves TLS only";
     /// The gateway serves `limits.max_connections` hosts already.
     Busy = "BUSY", GatewayUnreachable,
         "the gateway is serving as many hosts as its `max_connections` in `[limits]` allows: retry later or raise it";
@@ -265,6 +268,7 @@ mod tests {
             ("MODULE_STOPPED", 7),
             ("INTERNAL", 1),
             ("BUSY", 3),
+            ("TLS_REQUIRED", 3),
             ("SOMETHING_NEW", 1),
         ];
         for (code, exit) in table {
@@ -272,7 +276,7 @@ mod tests {
             assert_eq!(c.as_str(), code);
             assert_eq!(c.exit_code().code(), exit, "{code}");
         }
-        assert_eq!(ErrorCode::ALL.len(), 15);
+        assert_eq!(ErrorCode::ALL.len(), 16);
     }
 
     #[test]

@@ -22,6 +22,11 @@
 //! aot_abi = "eabi"
 //! health_interval_ms = 5000
 //!
+//! [tls]                        # optional: TLS 1.3 on `listen` and `http` (docs/SECURITY.md)
+//! cert = "/etc/wasmbed/gateway.crt"
+//! key = "/etc/wasmbed/gateway.key"
+//! client_ca = "/etc/wasmbed/clients.crt"   # optional: require client certificates (mTLS)
+//!
 //! [fleet]                      # optional: join a NATS JetStream fleet (docs/FLEET.md)
 //! url = "nats://nats-a:4222,nats://nats-b:4222"
 //! gateway_id = "lab-1"
@@ -143,6 +148,9 @@ pub struct Limits {
     pub log_lines: usize,
     /// Host connections served at once; more are answered `BUSY` and closed.
     pub max_connections: usize,
+    /// Host connections served at once from one non-loopback IP address; more are answered
+    /// `BUSY`.
+    pub max_connections_per_peer: usize,
     /// Once a request line has started, the whole line must arrive within this (slowloris bound).
     pub line_timeout_ms: u64,
     /// Wait for the next request of an idle connection (and for the first one).
@@ -166,6 +174,7 @@ impl Default for Limits {
             max_body: 4 * 1024 * 1024,
             log_lines: 1000,
             max_connections: 1024,
+            max_connections_per_peer: 64,
             line_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
             reply_queue_soft: 256 * 1024,
@@ -236,6 +245,7 @@ struct RawConfig {
     #[serde(default)]
     devices: BTreeMap<String, RawDevice>,
     fleet: Option<RawFleet>,
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,6 +290,8 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     /// Fleet membership (`None`: a standalone gateway).
     pub fleet: Option<crate::fleet::FleetConfig>,
+    /// TLS on the host API and the HTTP listener (`None`: plaintext).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Config {
@@ -297,6 +309,7 @@ impl Default for Config {
             legacy: LegacyConfig::default(),
             devices: Vec::new(),
             fleet: None,
+            tls: None,
         }
     }
 }
@@ -406,6 +419,7 @@ impl Config {
             cfg.fleet = Some(fc);
         }
         cfg.legacy = raw.legacy;
+        cfg.tls = raw.tls;
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
@@ -483,14 +497,18 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the combination of settings: a non-loopback listen address needs a token file.
+    /// Checks the combination of settings. Off loopback the gateway authenticates its hosts:
+    /// a non-loopback `listen` needs a token file or mutual TLS (`tls.client_ca`); a
+    /// non-loopback `http` needs a token file (the dashboard's login).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.listen.ip().is_loopback() && self.token_file.is_none() {
+        let mutual = self.tls.as_ref().is_some_and(|t| t.mutual());
+        if !self.listen.ip().is_loopback() && self.token_file.is_none() && !mutual {
             return Err(invalid(
                 "",
                 "listen",
                 format!(
-                    "{} is not a loopback address: set `token_file` (or --token-file) to require \
+                    "{} is not a loopback address: set `token_file` (or --token-file) or \
+                     `tls.client_ca` (or --tls-client-ca, mutual TLS) to require \
                      authentication, or listen on 127.0.0.1",
                     self.listen
                 ),
@@ -504,6 +522,23 @@ impl Config {
                     format!(
                         "{http} is not a loopback address: set `token_file` (or --token-file) to \
                          require authentication, or serve HTTP on 127.0.0.1"
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = self
+            .tls
+            .as_ref()
+            .filter(|t| t.plaintext_loopback && t.mutual())
+        {
+            if self.token_file.is_none() {
+                return Err(invalid(
+                    "",
+                    "tls.plaintext_loopback",
+                    format!(
+                        "plaintext on loopback bypasses the client certificates of {}: \
+                         set `token_file` too, or drop `plaintext_loopback`",
+                        t.client_ca.as_deref().unwrap_or(Path::new("")).display()
                     ),
                 ));
             }
@@ -669,6 +704,36 @@ endpoint = "tcp:3456"
         assert_eq!(cfg.devices[1].name, "b");
         assert!(cfg.apply_device_flag("noequals").is_err());
         assert!(cfg.apply_device_flag("bad name=tcp:1").is_err());
+    }
+
+    #[test]
+    fn non_loopback_needs_token_or_mutual_tls() {
+        let tls = |ca: bool| crate::tls::TlsConfig {
+            cert: "/c".into(),
+            key: "/k".into(),
+            client_ca: ca.then(|| "/ca".into()),
+            plaintext_loopback: false,
+        };
+        let mut cfg = parse("listen = \"0.0.0.0:9000\"\n").unwrap();
+        cfg.tls = Some(tls(false));
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("tls.client_ca") && e.contains("token_file"),
+            "{e}"
+        );
+        cfg.tls = Some(tls(true));
+        cfg.validate().unwrap();
+        let mut t = tls(true);
+        t.plaintext_loopback = true;
+        cfg.tls = Some(t);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("plaintext_loopback"), "{e}");
+        let cfg =
+            parse("[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nclient_ca = \"/ca.pem\"\n").unwrap();
+        assert_eq!(
+            cfg.tls.as_ref().unwrap().client_ca.as_deref(),
+            Some(Path::new("/ca.pem"))
+        );
     }
 
     #[test]

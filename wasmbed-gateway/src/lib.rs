@@ -8,5 +8,7 @@ pub mod fleet;
 pub mod http;
 pub mod link;
 pub mod pipeline;
+pub mod reaper;
 pub mod run;
 pub mod sim;
+pub mod tls;

@@ -16,7 +16,7 @@ struct Cli {
     /// A device as NAME=ENDPOINT (serial:/dev/ttyACM0?baud=115200, COM3, tcp:host:port, tcp:port); repeatable.
     #[arg(long = "device", value_name = "NAME=ENDPOINT")]
     devices: Vec<String>,
-    /// Host API address (non-loopback needs --token-file).
+    /// Host API address (non-loopback needs --token-file or --tls-client-ca).
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Serve the dashboard and the HTTP API on this address (non-loopback needs --token-file).
@@ -25,6 +25,16 @@ struct Cli {
     /// File holding the token hosts must send.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Serve TLS 1.3 on the host API and HTTP listeners with this PEM certificate chain
+    /// (needs --tls-key; docs/SECURITY.md).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (mode 0600).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by the CA(s) in this PEM file (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
     /// Let legacy host.py generation-1 requests name files under DIR (wasm_path, source_path);
     /// repeatable, adds to the config's `legacy.path_dirs`. Off by default.
     #[arg(long = "legacy-path-dir", value_name = "DIR")]
@@ -116,6 +126,24 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if cli.token_file.is_some() {
         cfg.token_file = cli.token_file;
     }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        let t = cfg
+            .tls
+            .get_or_insert_with(|| wasmbed_gateway::tls::TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: None,
+                plaintext_loopback: false,
+            });
+        t.cert = cert.clone();
+        t.key = key.clone();
+    }
+    if let Some(ca) = &cli.tls_client_ca {
+        cfg.tls
+            .as_mut()
+            .ok_or("--tls-client-ca needs --tls-cert and --tls-key (or [tls] in the config)")?
+            .client_ca = Some(ca.clone());
+    }
     if let Some(url) = &cli.fleet {
         let id = cli
             .gateway_id
@@ -156,9 +184,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
     let running = wasmbed_gateway::run::start(cfg).await?;
-    println!("listening on {}", running.addr);
+    let scheme = if running.tls { "tls://" } else { "" };
+    println!("listening on {scheme}{}", running.addr);
     if let Some(a) = running.http_addr {
-        println!("dashboard on http://{a}/");
+        let scheme = if running.tls { "https" } else { "http" };
+        println!("dashboard on {scheme}://{a}/");
     }
     for d in &running.devices {
         println!("device {} at {}", d.name, d.endpoint);

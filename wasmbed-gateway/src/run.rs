@@ -31,6 +31,8 @@ pub struct Running {
     pub http_addr: Option<SocketAddr>,
     /// The HTTP server task.
     pub http_server: Option<tokio::task::JoinHandle<()>>,
+    /// The listeners speak TLS (`[tls]`).
+    pub tls: bool,
 }
 
 /// Errors starting a gateway.
@@ -64,6 +66,17 @@ pub async fn start_with_ports(
         Some(p) => Some(read_token(p)?),
         None => None,
     };
+    let tls = match &cfg.tls {
+        Some(t) => Some(crate::tls::Tls::load(t).map_err(StartError::Io)?),
+        None => None,
+    };
+    if !cfg.listen.ip().is_loopback() && tls.is_none() {
+        tracing::warn!(
+            "{} is not a loopback address and [tls] is not set: the token and all requests \
+             cross the network in clear (docs/SECURITY.md)",
+            cfg.listen
+        );
+    }
     let mut devices = Vec::new();
     let mut sim = None;
     if cfg.sim {
@@ -115,6 +128,7 @@ pub async fn start_with_ports(
     }
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let mut gw = Gateway::new(devices.clone(), compiler, cfg.limits, token);
+    gw.tls = tls.clone();
     gw.legacy_paths = PathPolicy::new(&cfg.legacy.path_dirs)
         .map_err(|e| StartError::Io(format!("config key `legacy.path_dirs`: {e}")))?;
     if gw.legacy_paths.enabled() {
@@ -144,7 +158,20 @@ pub async fn start_with_ports(
                 .map_err(|e| StartError::Io(format!("cannot serve HTTP on {a}: {e}")))?;
             let bound = l.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
             let http = crate::http::Http::new(gw.clone());
-            (Some(bound), Some(tokio::spawn(crate::http::serve(l, http))))
+            let task = match &tls {
+                Some(t) => {
+                    let l = crate::tls::HttpListener::new(
+                        l,
+                        t.clone(),
+                        Duration::from_millis(cfg.limits.line_timeout_ms),
+                        cfg.limits.max_connections,
+                    )
+                    .map_err(|e| StartError::Io(e.to_string()))?;
+                    tokio::spawn(crate::http::serve_tls(l, http))
+                }
+                None => tokio::spawn(crate::http::serve(l, http)),
+            };
+            (Some(bound), Some(task))
         }
         None => (None, None),
     };
@@ -157,6 +184,7 @@ pub async fn start_with_ports(
         fleet,
         http_addr,
         http_server,
+        tls: tls.is_some(),
     })
 }
 
@@ -178,15 +206,16 @@ fn log_ports(ports: &dyn PortLister) {
     }
 }
 
-/// Reads the token file, refusing one that other users could read or change.
-pub fn read_token(p: &std::path::Path) -> Result<String, StartError> {
+/// Refuses a secret file (token, TLS key) that users other than its owner could read or
+/// change, naming the fix.
+pub fn check_private(p: &std::path::Path, what: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(p)
-        .map_err(|e| StartError::Io(format!("cannot read token file {}: {e}", p.display())))?;
+    let meta =
+        std::fs::metadata(p).map_err(|e| format!("cannot read {what} {}: {e}", p.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(StartError::Io(format!(
-            "token file {} has mode {mode:03o}: group and others may {} it; make it private \
+        return Err(format!(
+            "{what} {} has mode {mode:03o}: group and others may {} it; make it private \
              with `chmod 600 {}`",
             p.display(),
             match (mode & 0o044 != 0, mode & 0o022 != 0) {
@@ -195,8 +224,14 @@ pub fn read_token(p: &std::path::Path) -> Result<String, StartError> {
                 _ => "write",
             },
             p.display()
-        )));
+        ));
     }
+    Ok(())
+}
+
+/// Reads the token file, refusing one that other users could read or change.
+pub fn read_token(p: &std::path::Path) -> Result<String, StartError> {
+    check_private(p, "token file").map_err(StartError::Io)?;
     let token = std::fs::read_to_string(p)
         .map_err(|e| StartError::Io(format!("cannot read token file {}: {e}", p.display())))?
         .trim()

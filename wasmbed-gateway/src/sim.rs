@@ -59,7 +59,10 @@ pub async fn start_sim(bin: &Path, link: SimLink) -> std::io::Result<SimChild> {
         SimLink::Tcp => vec!["--listen".into(), "127.0.0.1:0".into()],
         SimLink::Pty { baud } => vec!["--pty".into(), "--baud".into(), baud.to_string()],
     };
-    let mut child = Command::new(bin)
+    let mut cmd = Command::new(bin);
+    // A single process: PR_SET_PDEATHSIG takes it down with a killed gateway.
+    crate::reaper::die_with_gateway(&mut cmd);
+    let mut child = cmd
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

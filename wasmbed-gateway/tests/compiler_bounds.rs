@@ -368,3 +368,96 @@ async fn a_host_that_leaves_cancels_its_build() {
     drop(s);
     assert_eq!(leftovers(&needle), vec![]);
 }
+
+/// The parent of process `pid`, from /proc.
+fn parent_of(pid: i32) -> Option<i32> {
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .ok()
+        .map(|s| s.ppid)
+}
+
+#[tokio::test]
+async fn a_sigkilled_gateway_leaves_no_compiler_process_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let needle = tmp.path().display().to_string();
+    let addr = gw.addr;
+    let client = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let src = SPINNER;
+        c.call_body(
+            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
+                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
+            src.as_bytes(),
+            120,
+        )
+        .await
+    });
+    // Wait for a compiler process that is not the gateway's own child (clang's cc1 or linker):
+    // PR_SET_PDEATHSIG on the driver alone does not reach it.
+    let gw_pid = gw.child.id() as i32;
+    let end = Instant::now() + Duration::from_secs(20);
+    let grandchild = loop {
+        let found = processes_mentioning(&needle)
+            .into_iter()
+            .find(|(pid, _)| parent_of(*pid).is_some_and(|pp| pp != gw_pid));
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            Instant::now() < end,
+            "no compiler grandchild started: {:?}",
+            processes_mentioning(&needle)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("compiler grandchild: {grandchild:?}");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(gw_pid, libc::SIGKILL);
+    }
+    gw.child.wait().unwrap();
+    assert_eq!(
+        leftovers(&needle),
+        vec![],
+        "compiler processes outlived the killed gateway"
+    );
+    client.abort();
+}
+
+#[tokio::test]
+async fn a_sigkilled_gateway_takes_its_simulated_board_down() {
+    let mut gw = GwProc::start_env(
+        "sim = true\n",
+        &[],
+        &[("WASMBED_AGENT_SIM", &common::sim_bin())],
+    );
+    let gw_pid = gw.child.id() as i32;
+    let end = Instant::now() + Duration::from_secs(20);
+    let sim = loop {
+        let found = processes_mentioning("wasmbed-agent-sim")
+            .into_iter()
+            .find(|(pid, _)| parent_of(*pid) == Some(gw_pid));
+        if let Some((pid, _)) = found {
+            break pid;
+        }
+        assert!(Instant::now() < end, "the gateway started no simulator");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(gw_pid, libc::SIGKILL);
+    }
+    gw.child.wait().unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    let alive = |pid: i32| {
+        procfs::process::Process::new(pid)
+            .and_then(|p| p.stat())
+            .is_ok_and(|s| s.state != 'Z')
+    };
+    while alive(sim) && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(sim), "simulator {sim} outlived the killed gateway");
+}

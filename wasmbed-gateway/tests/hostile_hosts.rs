@@ -323,3 +323,99 @@ fn a_token_file_others_can_read_is_refused_naming_the_fix() {
             .ok();
     });
 }
+
+#[test]
+fn a_host_that_never_drains_its_replies_is_reset_not_held_open() {
+    use std::io::Read;
+    let gw = GwProc::start(
+        &format!("[limits]\nwrite_stall_ms = 1500\n{}", some_devices()),
+        &[],
+    );
+    // A receive buffer far smaller than the replies: they sit in the gateway's send buffer,
+    // written as far as the gateway's writes can tell, but never taken.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(1024).unwrap();
+    sock.connect(&gw.addr.into()).unwrap();
+    let mut s: StdTcpStream = sock.into();
+    s.write_all(&b"{\"op\":\"devices\",\"id\":1}\n".repeat(6))
+        .unwrap();
+    assert!(
+        gw.wait_log("closing connection: host took none of its last", 20),
+        "the gateway never gave up on a host that does not drain: {}",
+        gw.log()
+    );
+    // Reset, not a polite close that would keep the unsent replies queued in the kernel.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let end = s.read_to_end(&mut buf);
+    assert!(
+        matches!(&end, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "{end:?} after {} bytes",
+        buf.len()
+    );
+}
+
+/// An address of this machine that is not loopback (the one a default route would use).
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let u = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    u.connect("192.0.2.1:9").ok()?;
+    let ip = u.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test]
+async fn one_address_gets_at_most_its_share_of_connections() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("SKIPPED: this machine has no non-loopback address to connect from");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0k\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = GwProc::start(
+        &format!(
+            "token_file = \"{}\"\n[limits]\nmax_connections_per_peer = 2\n",
+            token.display()
+        ),
+        &["--listen", "0.0.0.0:0"],
+    );
+    let there = std::net::SocketAddr::new(ip, gw.addr.port());
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = Client::connect(there).await;
+        c.call(json!({"op": "devices", "token": "t0k"})).await.ok();
+        held.push(c);
+    }
+    let mut extra = TcpStream::connect(there).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), extra.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.contains("BUSY") && out.contains("limits.max_connections_per_peer"),
+        "{out}"
+    );
+    // Other addresses (loopback here) are still served.
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], gw.addr.port()));
+    let mut c = Client::connect(local).await;
+    c.call(json!({"op": "devices", "token": "t0k"})).await.ok();
+    // A freed place is given again.
+    drop(held.pop());
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = TcpStream::connect(there).await.unwrap();
+        s.write_all(b"{\"op\":\"devices\",\"id\":1,\"token\":\"t0k\"}\n")
+            .await
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).await.unwrap();
+        if line.contains("\"ok\":true") {
+            break;
+        }
+        assert!(Instant::now() < end, "{line}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

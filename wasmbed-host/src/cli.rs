@@ -20,7 +20,8 @@ pub const DEFAULT_GATEWAY: &str = "127.0.0.1:9000";
 #[derive(Debug, Parser)]
 #[command(name = "wasmbed-host", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Gateway address HOST:PORT [env: WASMBED_GATEWAY] [default: 127.0.0.1:9000]
+    /// Gateway address HOST:PORT, or tls://HOST:PORT for TLS [env: WASMBED_GATEWAY]
+    /// [default: 127.0.0.1:9000]
     #[arg(long, global = true, value_name = "ADDR", conflicts_with_all = ["gw_host", "gw_port"])]
     pub gateway: Option<String>,
     /// Legacy: gateway host name (use --gateway).
@@ -57,6 +58,27 @@ pub struct Cli {
     /// File holding the gateway's access token (needed on non-loopback gateways).
     #[arg(long, global = true, env = "WASMBED_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// TLS: the CA certificate (PEM) that signed the gateway's certificate (tls:// gateways).
+    #[arg(long, global = true, env = "WASMBED_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// TLS: this host's client certificate (PEM), for gateways that require one (mutual TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "WASMBED_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// TLS: the private key (PEM) of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "WASMBED_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
     /// Reach the devices of a fleet (NATS URL(s), comma-separated) instead of one gateway;
     /// credentials from WASMBED_FLEET_TOKEN_FILE or WASMBED_FLEET_CREDS (docs/FLEET.md).
     #[arg(
@@ -327,6 +349,8 @@ pub struct Globals {
     pub timeout: Option<Duration>,
     /// Access token.
     pub token: Option<String>,
+    /// TLS settings for a `tls://` gateway (from --ca, --cert, --key).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Cli {
@@ -372,7 +396,27 @@ impl Cli {
             ),
             None => None,
         };
+        let tls = match (crate::tls::split_scheme(&gateway).0, &self.ca) {
+            (true, Some(ca)) => Some(crate::tls::client_config(
+                ca,
+                self.cert.as_deref().zip(self.key.as_deref()),
+            )?),
+            (true, None) => {
+                return Err(HostError::Usage(format!(
+                    "{gateway} is a TLS gateway: pass --ca FILE (or WASMBED_CA), the CA that \
+                     signed its certificate"
+                )))
+            }
+            (false, _) if self.ca.is_some() || self.cert.is_some() => {
+                return Err(HostError::Usage(format!(
+                    "--ca / --cert are for TLS gateways: write the address as \
+                     tls://{gateway}"
+                )))
+            }
+            (false, _) => None,
+        };
         Ok(Globals {
+            tls,
             gateway,
             targets,
             json: self.json,

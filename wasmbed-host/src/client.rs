@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmbed_api::{OpResult, Request, RequestId, RequestLine, ServerMessage};
@@ -68,11 +69,45 @@ pub fn normalize_addr(addr: &str) -> String {
     }
 }
 
+/// The byte stream to the gateway: plain TCP or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// An open connection to the gateway.
 pub struct Connection {
     addr: String,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    /// Reads and (through `get_mut`) writes.
+    reader: BufReader<Transport>,
+    /// The socket under the transport, for its deadlines.
+    socket: TcpStream,
+    tls: bool,
     next_id: u64,
     token: Option<String>,
 }
@@ -89,13 +124,37 @@ fn remaining(deadline: Instant, what: &str, total: Duration) -> Result<Duration,
 }
 
 impl Connection {
-    /// Connects to `addr` within `timeout`. `token` is sent with the first request.
+    /// Connects to `addr` within `timeout`. `token` is sent with the first request. A
+    /// `tls://` address needs [`Connection::connect_tls`].
     pub fn connect(
         addr: &str,
         timeout: Duration,
         token: Option<String>,
     ) -> Result<Connection, HostError> {
-        let addr = normalize_addr(addr);
+        Self::connect_tls(addr, timeout, token, None)
+    }
+
+    /// Like [`Connection::connect`]; a `tls://HOST:PORT` address is reached over TLS 1.3 with
+    /// `tls` (see [`crate::tls::client_config`]), the handshake done within `timeout`.
+    pub fn connect_tls(
+        addr: &str,
+        timeout: Duration,
+        token: Option<String>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Connection, HostError> {
+        let (wants_tls, bare) = crate::tls::split_scheme(addr);
+        let addr = normalize_addr(bare);
+        let tls = match (wants_tls, tls) {
+            (true, Some(c)) => Some(c),
+            (true, None) => {
+                return Err(HostError::Usage(format!(
+                    "{}{addr} is a TLS gateway: pass --ca FILE (the CA that signed its \
+                     certificate)",
+                    crate::tls::SCHEME
+                )))
+            }
+            (false, _) => None,
+        };
         let unreachable = |reason: String| HostError::Unreachable {
             addr: addr.clone(),
             reason,
@@ -109,14 +168,24 @@ impl Connection {
             match TcpStream::connect_timeout(&target, timeout) {
                 Ok(stream) => {
                     stream.set_nodelay(true).ok();
-                    let writer = stream
+                    let socket = stream
                         .try_clone()
                         .map_err(|e| HostError::Internal(format!("socket clone: {e}")))?;
-                    tracing::debug!(%addr, "connected to gateway");
+                    let transport = match &tls {
+                        Some(config) => Transport::Tls(Box::new(Self::handshake(
+                            &addr,
+                            config.clone(),
+                            stream,
+                            timeout,
+                        )?)),
+                        None => Transport::Plain(stream),
+                    };
+                    tracing::debug!(%addr, tls = tls.is_some(), "connected to gateway");
                     return Ok(Connection {
                         addr,
-                        reader: BufReader::new(stream),
-                        writer,
+                        reader: BufReader::new(transport),
+                        socket,
+                        tls: tls.is_some(),
                         next_id: 1,
                         token,
                     });
@@ -125,6 +194,37 @@ impl Connection {
             }
         }
         Err(unreachable(last))
+    }
+
+    fn handshake(
+        addr: &str,
+        config: Arc<rustls::ClientConfig>,
+        mut stream: TcpStream,
+        timeout: Duration,
+    ) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, HostError> {
+        let name = crate::tls::server_name(addr)?;
+        let mut conn = rustls::ClientConnection::new(config, name)
+            .map_err(|e| crate::tls::explain(addr, &e))?;
+        let fail = |e: std::io::Error| match crate::tls::rustls_error(&e) {
+            Some(t) => crate::tls::explain(addr, t),
+            None if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                HostError::Timeout {
+                    what: "the TLS handshake".into(),
+                    seconds: timeout.as_secs_f64(),
+                }
+            }
+            None => HostError::Tls {
+                addr: format!("{}{addr}", crate::tls::SCHEME),
+                reason: format!("the connection ended during the TLS handshake ({e})"),
+                help: "check that the gateway serves TLS on this port ([tls]) and its log".into(),
+            },
+        };
+        stream.set_read_timeout(Some(timeout)).map_err(fail)?;
+        stream.set_write_timeout(Some(timeout)).map_err(fail)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut stream).map_err(fail)?;
+        }
+        Ok(rustls::StreamOwned::new(conn, stream))
     }
 
     /// The gateway address this connection talks to.
@@ -229,6 +329,9 @@ impl Connection {
     }
 
     fn io_error(&self, e: std::io::Error, what: &str, total: Duration) -> HostError {
+        if let Some(t) = crate::tls::rustls_error(&e) {
+            return crate::tls::explain(&self.addr, t);
+        }
         match e.kind() {
             ErrorKind::WouldBlock | ErrorKind::TimedOut => HostError::Timeout {
                 what: what.into(),
@@ -249,17 +352,34 @@ impl Connection {
         for part in [Some(line), body].into_iter().flatten() {
             for chunk in part.chunks(64 * 1024) {
                 let left = remaining(deadline, what, total)?;
-                self.writer
+                self.socket
                     .set_write_timeout(Some(left))
                     .map_err(|e| self.lost(e.to_string()))?;
-                if let Err(e) = self.writer.write_all(chunk) {
-                    return Err(self.io_error(e, what, total));
+                if let Err(e) = self.reader.get_mut().write_all(chunk) {
+                    return Err(self.write_error(e, what, total));
                 }
             }
         }
-        self.writer
+        self.reader
+            .get_mut()
             .flush()
-            .map_err(|e| self.io_error(e, what, total))
+            .map_err(|e| self.write_error(e, what, total))
+    }
+
+    /// A failed write over TLS is usually the gateway refusing this client after the
+    /// handshake: its alert waits to be read and says why.
+    fn write_error(&mut self, e: std::io::Error, what: &str, total: Duration) -> HostError {
+        if self.tls && crate::tls::rustls_error(&e).is_none() {
+            let _ = self
+                .socket
+                .set_read_timeout(Some(Duration::from_millis(500)));
+            if let Err(r) = self.reader.fill_buf() {
+                if let Some(t) = crate::tls::rustls_error(&r) {
+                    return crate::tls::explain(&self.addr, t);
+                }
+            }
+        }
+        self.io_error(e, what, total)
     }
 
     fn read_line(
@@ -271,8 +391,7 @@ impl Connection {
         let mut buf = Vec::new();
         loop {
             let left = remaining(deadline, what, total)?;
-            self.reader
-                .get_ref()
+            self.socket
                 .set_read_timeout(Some(left))
                 .map_err(|e| self.lost(e.to_string()))?;
             let limit = MAX_LINE + 1 - buf.len() as u64;

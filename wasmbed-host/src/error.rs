@@ -34,6 +34,17 @@ pub enum HostError {
         /// Why (connection refused, name not resolved, ...).
         reason: String,
     },
+    /// The TLS connection to the gateway failed (untrusted certificate, client certificate
+    /// refused, no TLS on that port).
+    #[error("TLS to gateway {addr} failed: {reason}")]
+    Tls {
+        /// The gateway address (`tls://HOST:PORT`).
+        addr: String,
+        /// What went wrong.
+        reason: String,
+        /// What to do about it.
+        help: String,
+    },
     /// The gateway closed the connection or failed while a request was in flight.
     #[error("connection to gateway {addr} lost: {reason}")]
     ConnectionLost {
@@ -72,9 +83,9 @@ impl HostError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             HostError::Usage(_) | HostError::ReadFile { .. } => ExitCode::Usage,
-            HostError::Unreachable { .. } | HostError::ConnectionLost { .. } => {
-                ExitCode::GatewayUnreachable
-            }
+            HostError::Unreachable { .. }
+            | HostError::ConnectionLost { .. }
+            | HostError::Tls { .. } => ExitCode::GatewayUnreachable,
             HostError::Protocol(_) | HostError::Internal(_) => ExitCode::Internal,
             HostError::Timeout { .. } => ExitCode::Timeout,
             HostError::Gateway(e) => e.exit_code(),
@@ -89,6 +100,7 @@ impl HostError {
             HostError::ReadFile { .. } => "READ_FILE",
             HostError::Unreachable { .. } => "GATEWAY_UNREACHABLE",
             HostError::ConnectionLost { .. } => "GATEWAY_CONNECTION_LOST",
+            HostError::Tls { .. } => "GATEWAY_TLS",
             HostError::Protocol(_) => "PROTOCOL",
             HostError::Timeout { .. } => "HOST_TIMEOUT",
             HostError::Gateway(e) => e.code.as_str(),
@@ -107,6 +119,7 @@ impl HostError {
             HostError::ConnectionLost { .. } => {
                 Some("check the gateway's log; it may have crashed or been stopped".into())
             }
+            HostError::Tls { help, .. } => Some(help.clone()),
             HostError::Timeout { .. } => Some("raise the deadline with --timeout SECONDS".into()),
             HostError::Gateway(e) => e.help.clone(),
             HostError::ModuleStatus { .. } => {

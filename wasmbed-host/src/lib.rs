@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod output;
 pub mod progress;
 pub mod requests;
+pub mod tls;
 pub mod validate;
 
 use std::ffi::OsString;

@@ -12,12 +12,13 @@ pub mod pyjson;
 mod wasmbed;
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -53,6 +54,10 @@ pub struct Gateway {
     pub budget: Arc<Budget>,
     /// One permit per connection served.
     connections: Arc<Semaphore>,
+    /// Connections served per peer address (`limits.max_connections_per_peer`).
+    per_peer: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+    /// TLS on this listener (`[tls]`), `None` for plaintext.
+    pub tls: Option<crate::tls::Tls>,
     /// What the gateway deployed: (device, module_id) → exports, for START checks.
     modules: Mutex<HashMap<(String, String), ModuleSummary>>,
     /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
@@ -80,6 +85,8 @@ impl Gateway {
             line_timeout: Duration::from_millis(limits.line_timeout_ms),
             budget: Budget::new(limits.buffer_budget),
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_peer: Arc::default(),
+            tls: None,
             modules: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
         }
@@ -109,6 +116,9 @@ impl Gateway {
     }
 }
 
+/// Capacity of the channel [`call`] answers into, in messages.
+pub(crate) const CALL_CHANNEL: usize = 64;
+
 /// A host's sending side that neither sends nor ends (an HTTP request's body is read in full
 /// before it is served).
 struct StaysOpen;
@@ -126,11 +136,13 @@ impl tokio::io::AsyncRead for StaysOpen {
 /// Serves one Wasmbed-dialect request that arrived another way (the HTTP API): `body` is its
 /// upload body; its events and then its final reply go to `out`. The request is taken as coming
 /// from a host that stays until the reply (the caller drops this future when its client goes).
+/// `out` is bounded ([`CALL_CHANNEL`]): a caller that does not take its lines holds the request's
+/// outbox up, which closes it after `limits.write_stall_ms` like a host that does not read.
 pub(crate) async fn call(
     gw: &Gateway,
     req: Map<String, Value>,
     body: &[u8],
-    out: &mpsc::UnboundedSender<Value>,
+    out: &mpsc::Sender<Value>,
 ) {
     use tokio::io::AsyncBufReadExt;
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::chain(body, StaysOpen));
@@ -149,7 +161,7 @@ pub(crate) async fn call(
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 break;
             };
-            if out.send(v).is_err() {
+            if out.send(v).await.is_err() {
                 break;
             }
         }
@@ -161,36 +173,192 @@ pub(crate) async fn call(
     tokio::join!(run, writer, forward);
 }
 
+/// The reading side of a host connection (plain TCP or TLS).
+type HostRead = BufReader<Box<dyn AsyncRead + Send + Unpin>>;
+/// The writing side of a host connection.
+type HostWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A place among one peer's connections, given back on drop.
+struct PeerSlot {
+    map: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl PeerSlot {
+    /// `Some(None)`: served without a slot (loopback hosts are local users, who can use any
+    /// address of 127.0.0.0/8; the global cap bounds them). `None`: over the cap.
+    fn take(gw: &Gateway, ip: std::net::IpAddr) -> Option<Option<PeerSlot>> {
+        if ip.is_loopback() {
+            return Some(None);
+        }
+        let mut m = gw.per_peer.lock().expect("per-peer lock");
+        let n = m.entry(ip).or_default();
+        if *n >= gw.limits.max_connections_per_peer.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(Some(PeerSlot {
+            map: gw.per_peer.clone(),
+            ip,
+        }))
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("per-peer lock");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers `BUSY` (legacy shape, which both dialects read) and closes, within 1 s.
+fn refuse_busy(stream: TcpStream, message: String) {
+    tokio::spawn(async move {
+        let (_, mut w) = stream.into_split();
+        let e = json!({"ok": false, "code": "BUSY", "error": message});
+        let _ = tokio::time::timeout(Duration::from_secs(1), send_legacy(&mut w, &e)).await;
+    });
+}
+
 /// Accepts connections forever, one task per connection, at most `limits.max_connections` at
-/// once: a connection over the cap is answered `BUSY` and closed.
+/// once and `limits.max_connections_per_peer` from one address: a connection over a cap is
+/// answered `BUSY` and closed.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
+                let Some(slot) = PeerSlot::take(&gw, peer.ip()) else {
+                    let cap = gw.limits.max_connections_per_peer;
+                    tracing::warn!(%peer, "refusing connection: limits.max_connections_per_peer = {cap} reached for {}", peer.ip());
+                    refuse_busy(
+                        stream,
+                        format!(
+                            "{} already has {cap} connections open to this gateway \
+                         (limits.max_connections_per_peer): close idle ones or retry later",
+                            peer.ip()
+                        ),
+                    );
+                    continue;
+                };
                 let Ok(permit) = gw.connections.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, "refusing connection: limits.max_connections = {} reached", gw.limits.max_connections);
-                    tokio::spawn(async move {
-                        let (_, mut w) = stream.into_split();
-                        let e = json!({"ok": false, "code": "BUSY", "error": format!(
-                            "the gateway serves {} connections at most (limits.max_connections): retry later",
-                            gw.limits.max_connections)});
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(1), send_legacy(&mut w, &e))
-                                .await;
-                    });
+                    refuse_busy(stream, format!(
+                        "the gateway serves {} connections at most (limits.max_connections): retry later",
+                        gw.limits.max_connections));
                     continue;
                 };
                 tokio::spawn(async move {
                     tracing::debug!(%peer, "host connected");
-                    serve_connection(stream, peer, gw).await;
+                    if let Some((r, w, fd)) = open(stream, peer, &gw).await {
+                        serve_connection(r, w, Some(fd), peer, gw).await;
+                    }
                     drop(permit);
+                    drop(slot);
                 });
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Tells a TLS host from a JSON-lines one by the first byte, runs the TLS handshake, and refuses
+/// what this listener does not serve: plaintext on a TLS listener (except loopback with
+/// `tls.plaintext_loopback`), TLS on a plaintext listener. Each refusal is answered with a
+/// line saying what to do, and logged.
+async fn open(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    gw: &Gateway,
+) -> Option<(HostRead, HostWrite, RawFd)> {
+    let fd = stream.as_raw_fd();
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(gw.idle_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => return None,
+        Ok(Ok(_)) => {}
+        Err(_) => {
+            let (_, mut w) = stream.into_split();
+            let e = json!({"ok": false, "code": "TIMEOUT", "error": "timeout waiting for a request line"});
+            send_legacy_bounded(&mut w, &e, gw, peer).await;
+            return None;
+        }
+    }
+    let is_tls = first[0] == crate::tls::HANDSHAKE_RECORD;
+    let plain = |s: TcpStream| -> (HostRead, HostWrite) {
+        let (r, w) = s.into_split();
+        (BufReader::new(Box::new(r)), Box::new(w))
+    };
+    let with_fd = |(r, w): (HostRead, HostWrite)| Some((r, w, fd));
+    match (&gw.tls, is_tls) {
+        (None, false) => with_fd(plain(stream)),
+        (Some(t), false) if t.plaintext_allowed(peer) => with_fd(plain(stream)),
+        (Some(_), false) => {
+            tracing::info!(%peer, "refusing plaintext connection: this listener speaks TLS only");
+            let (mut r, mut w) = plain(stream);
+            // Take the request line first: closing over unread bytes would reset the
+            // connection before the host reads why. Answered in its dialect.
+            let line =
+                framing::read_line(&mut r, gw.limits.max_line, gw.line_timeout, gw.line_timeout)
+                    .await;
+            let req = match line {
+                Ok(Some(l)) => parse_request(&l).ok(),
+                _ => None,
+            };
+            let message = "this gateway accepts TLS connections only";
+            let help = "connect with --gateway tls://HOST:PORT and --ca FILE (docs/SECURITY.md)";
+            let reply = match req {
+                Some(req) if req.contains_key("op") => {
+                    let e = ApiError::new("TLS_REQUIRED", message).help(help);
+                    json!({"id": req.get("id").cloned().unwrap_or(Value::Null), "ok": false, "error": e.to_json()})
+                }
+                _ => {
+                    json!({"ok": false, "code": "TLS_REQUIRED", "error": format!("{message}: {help}")})
+                }
+            };
+            send_legacy_bounded(&mut w, &reply, gw, peer).await;
+            None
+        }
+        (None, true) => {
+            tracing::info!(%peer, "refusing TLS connection: this listener speaks plaintext (set [tls] to serve TLS)");
+            let (mut r, mut w) = plain(stream);
+            // Take the ClientHello, then answer in plaintext: the host's TLS library reports a
+            // non-TLS answer, which wasmbed-host explains.
+            let mut hello = vec![0u8; 16 * 1024];
+            let _ = tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::io::AsyncReadExt::read(&mut r, &mut hello),
+            )
+            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                w.write_all(b"{\"ok\": false, \"code\": \"TLS_UNAVAILABLE\", \"error\": \"this gateway listener speaks plaintext: connect without tls://\"}\n").await?;
+                w.shutdown().await
+            })
+            .await;
+            None
+        }
+        (Some(t), true) => {
+            match tokio::time::timeout(gw.line_timeout, t.acceptor.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    let (r, w) = tokio::io::split(s);
+                    with_fd((BufReader::new(Box::new(r)), Box::new(w)))
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, "TLS handshake failed: {e}");
+                    None
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake took longer than limits.line_timeout_ms: closed");
+                    None
+                }
             }
         }
     }
@@ -205,7 +373,7 @@ fn parse_request(line: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-async fn send_legacy(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) {
+async fn send_legacy<W: AsyncWrite + Unpin>(w: &mut W, v: &Value) {
     let mut text = pyjson::dumps(v);
     text.push('\n');
     let _ = w.write_all(text.as_bytes()).await;
@@ -213,8 +381,8 @@ async fn send_legacy(w: &mut tokio::net::tcp::OwnedWriteHalf, v: &Value) {
 }
 
 /// [`send_legacy`] to a host that has `limits.write_stall_ms` to take the reply.
-async fn send_legacy_bounded(
-    w: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn send_legacy_bounded<W: AsyncWrite + Unpin>(
+    w: &mut W,
     v: &Value,
     gw: &Gateway,
     peer: std::net::SocketAddr,
@@ -228,9 +396,13 @@ async fn send_legacy_bounded(
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc<Gateway>) {
-    let (r, mut w) = stream.into_split();
-    let mut reader = BufReader::new(r);
+async fn serve_connection(
+    mut reader: HostRead,
+    mut w: HostWrite,
+    fd: Option<RawFd>,
+    peer: std::net::SocketAddr,
+    gw: Arc<Gateway>,
+) {
     // Hosts may open their connections ahead of their first request (the fan-out benchmark
     // holds one per board): the first byte may take `idle_timeout`, the line then `line_timeout`.
     let first = framing::read_line(
@@ -267,7 +439,7 @@ async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc
         send_legacy_bounded(&mut w, &reply, &gw, peer).await;
         return;
     }
-    serve_wasmbed(req, reader, w, peer, gw).await;
+    serve_wasmbed(req, reader, w, fd, peer, gw).await;
 }
 
 /// One Wasmbed-dialect request: served here, or forwarded to the fleet when this gateway is in
@@ -275,7 +447,7 @@ async fn serve_connection(stream: TcpStream, peer: std::net::SocketAddr, gw: Arc
 async fn handle_one(
     gw: &Gateway,
     req: Map<String, Value>,
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    reader: &mut HostRead,
     out: &Outbox,
     open: &tokio::sync::watch::Receiver<()>,
 ) {
@@ -345,15 +517,20 @@ fn outbox_bounds(gw: &Gateway) -> outbox::Bounds {
 
 async fn serve_wasmbed(
     first: Map<String, Value>,
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    w: tokio::net::tcp::OwnedWriteHalf,
+    mut reader: HostRead,
+    w: HostWrite,
+    fd: Option<RawFd>,
     peer: std::net::SocketAddr,
     gw: Arc<Gateway>,
 ) {
     let out = Outbox::new(gw.budget.clone(), outbox_bounds(&gw), peer);
     let writer = {
         let out = out.clone();
-        tokio::spawn(async move { out.run_writer(w).await })
+        // The socket lives while the writer holds its writing half.
+        tokio::spawn(async move {
+            let unsent = move || fd.and_then(unsent_bytes);
+            out.run_writer_probed(w, Some(&unsent)).await
+        })
     };
     // Dropped when the host stops sending (EOF or error): `logs` follows end then.
     let (open_tx, open_rx) = tokio::sync::watch::channel(());
@@ -387,7 +564,14 @@ async fn serve_wasmbed(
                 },
                 Err(e) => {
                     // An oversized or late line leaves the stream out of sync: report and close.
-                    tracing::info!(%peer, "closing connection: {}", e.message);
+                    // A line cut short while replies wait unread is the host not reading (its
+                    // writes may be blocked behind them), not a slowloris.
+                    let waiting = out.queued() + fd.and_then(unsent_bytes).unwrap_or(0);
+                    if waiting > 0 {
+                        tracing::info!(%peer, "closing connection: {} while {waiting} reply bytes wait for the host to read them", e.message);
+                    } else {
+                        tracing::info!(%peer, "closing connection: {}", e.message);
+                    }
                     let _ = out.send(reply_error(Value::Null, e));
                     break;
                 }
@@ -399,6 +583,30 @@ async fn serve_wasmbed(
     out.finish();
     // The writer ends by itself: queue written, or the host stalled for `write_stall_ms`.
     let _ = writer.await;
+    if out.stalled() {
+        // Reset rather than close: replies the host never took would otherwise keep the
+        // connection alive in the kernel, probing a zero window.
+        if let Some(fd) = fd {
+            reset_on_close(fd);
+        }
+    }
+    drop(reader);
+}
+
+/// Bytes written to the socket `fd` that its peer has not acknowledged yet (`SIOCOUTQ`).
+fn unsent_bytes(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (= SIOCOUTQ) writes one int; `fd` is a socket this connection owns.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    (r == 0).then_some(n.max(0) as usize)
+}
+
+/// `SO_LINGER` 0 on `fd`: its last close sends a reset and drops unsent data.
+fn reset_on_close(fd: RawFd) {
+    // SAFETY: the descriptor is a live socket of this connection (its reading half is alive);
+    // SockRef does not close it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let _ = socket2::SockRef::from(&fd).set_linger(Some(Duration::ZERO));
 }
 
 /// One device as the `devices` op reports it (also the dashboard's view of it).

@@ -256,7 +256,22 @@ impl Outbox {
 
     /// Writes queued lines to `w` until the outbox is finished and empty, or the host takes no
     /// bytes for `stall` (then the queue is dropped, the reason logged and the outbox closed).
-    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, mut w: W) {
+    pub async fn run_writer<W: AsyncWrite + Unpin>(&self, w: W) {
+        self.run_writer_probed(w, None).await
+    }
+
+    /// [`Outbox::run_writer`], with `unsent` telling how many written bytes the kernel still
+    /// holds for the host (`SIOCOUTQ`): a host that takes none of them for `stall` while
+    /// nothing else is queued (it sent its requests and stopped reading; the replies fit in the
+    /// socket buffers) is disconnected too, rather than held open until its idle timeout.
+    pub async fn run_writer_probed<W: AsyncWrite + Unpin>(
+        &self,
+        mut w: W,
+        unsent: Option<&(dyn Fn() -> Option<usize> + Send + Sync)>,
+    ) {
+        let stall = self.0.bounds.stall;
+        // (unsent bytes, since when they have not gone down)
+        let mut pending: Option<(usize, tokio::time::Instant)> = None;
         loop {
             let notified = self.0.changed.notified();
             let next = {
@@ -268,10 +283,34 @@ impl Outbox {
                 }
             };
             let Some((line, charge)) = next else {
-                notified.await;
+                let left = unsent.and_then(|f| f()).filter(|&n| n > 0);
+                let Some(n) = left else {
+                    pending = None;
+                    notified.await;
+                    continue;
+                };
+                let now = tokio::time::Instant::now();
+                match pending {
+                    Some((m, since)) if n >= m => {
+                        if now.duration_since(since) >= stall {
+                            let reason = format!(
+                                "host took none of its last {n} reply bytes for {} s \
+                                 (limits.write_stall_ms)",
+                                stall.as_secs_f64()
+                            );
+                            tracing::warn!(peer = %self.0.peer, "closing connection: {reason}");
+                            self.abort(Some(reason));
+                            break;
+                        }
+                    }
+                    _ => pending = Some((n, now)),
+                }
+                let poll = (stall / 8).clamp(Duration::from_millis(20), Duration::from_secs(1));
+                let _ = tokio::time::timeout(poll, notified).await;
                 continue;
             };
-            let res = tokio::time::timeout(self.0.bounds.stall, w.write_all(&line)).await;
+            pending = None;
+            let res = tokio::time::timeout(stall, w.write_all(&line)).await;
             {
                 let mut st = self.lock();
                 st.bytes = st.bytes.saturating_sub(line.len());
@@ -287,7 +326,7 @@ impl Outbox {
                 Err(_) => {
                     let reason = format!(
                         "host took no reply bytes for {} s (limits.write_stall_ms)",
-                        self.0.bounds.stall.as_secs_f64()
+                        stall.as_secs_f64()
                     );
                     tracing::warn!(peer = %self.0.peer, "closing connection: {reason}");
                     self.abort(Some(reason));
@@ -295,7 +334,14 @@ impl Outbox {
                 }
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        if !self.stalled() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        }
+    }
+
+    /// True when the outbox was closed because the host did not take its replies.
+    pub fn stalled(&self) -> bool {
+        self.lock().closed.as_ref().is_some_and(|r| !r.is_empty())
     }
 
     fn abort(&self, reason: Option<String>) {

@@ -16,7 +16,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 
 use wasmbed_api::{ErrorBody, ErrorCode, EventLine};
 
@@ -26,7 +26,7 @@ use super::Http;
 pub fn status_of(code: &ErrorCode) -> StatusCode {
     match code {
         ErrorCode::BadRequest | ErrorCode::UnknownOp => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized | ErrorCode::TlsRequired => StatusCode::UNAUTHORIZED,
         ErrorCode::DeviceUnknown => StatusCode::NOT_FOUND,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::InvalidModule | ErrorCode::CompileFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -73,16 +73,18 @@ fn without_id(mut v: Value) -> Value {
 /// Runs `req` (with `body`) and answers with its reply, or as events when the client asks.
 async fn run(http: Arc<Http>, req: Map<String, Value>, body: Bytes, events: bool) -> Response {
     let device = req.get("device").and_then(Value::as_str).map(String::from);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    let (tx, mut rx) = mpsc::channel::<Value>(crate::api::CALL_CHANNEL);
     if !events {
-        crate::api::call(&http.gw, req, &body, &tx).await;
-        drop(tx);
         let mut reply = Value::Null;
-        while let Some(v) = rx.recv().await {
-            if v.get("event").is_none() {
-                reply = without_id(v);
+        let drain = async {
+            while let Some(v) = rx.recv().await {
+                if v.get("event").is_none() {
+                    reply = without_id(v);
+                }
             }
-        }
+        };
+        let run = async move { crate::api::call(&http.gw, req, &body, &tx).await };
+        tokio::join!(run, drain);
         let status = match reply["error"]["code"].as_str() {
             Some(code) => status_of(&ErrorCode::from_wire(code)),
             None => StatusCode::OK,
@@ -90,7 +92,7 @@ async fn run(http: Arc<Http>, req: Map<String, Value>, body: Bytes, events: bool
         return (status, Json(reply)).into_response();
     }
     // The request runs on its own task: a client that goes away does not cut an upload short.
-    let (etx, erx) = mpsc::unbounded_channel::<Result<Event, Infallible>>();
+    let (etx, erx) = mpsc::channel::<Result<Event, Infallible>>(crate::api::CALL_CHANNEL);
     let h = http.clone();
     tokio::spawn(async move { crate::api::call(&h.gw, req, &body, &tx).await });
     tokio::spawn(async move {
@@ -107,12 +109,12 @@ async fn run(http: Arc<Http>, req: Map<String, Value>, body: Bytes, events: bool
                 None => Event::default().event("reply"),
             };
             let v = without_id(v);
-            if etx.send(Ok(ev.data(v.to_string()))).is_err() {
+            if etx.send(Ok(ev.data(v.to_string()))).await.is_err() {
                 break;
             }
         }
     });
-    Sse::new(UnboundedReceiverStream::new(erx))
+    Sse::new(ReceiverStream::new(erx))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

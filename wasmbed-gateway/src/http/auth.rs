@@ -99,7 +99,14 @@ pub async fn same_origin(State(http): State<Arc<Http>>, req: Request, next: Next
         let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let fetch_site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
         let cross = match origin {
-            Some(o) => o != format!("http://{host}"),
+            Some(o) => {
+                let scheme = if http.gw.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                o != format!("{scheme}://{host}")
+            }
             None => fetch_site.is_some_and(|s| s != "same-origin" && s != "none"),
         };
         if cross {
@@ -157,8 +164,14 @@ pub async fn login(State(http): State<Arc<Http>>, Form(f): Form<LoginForm>) -> R
         };
         return (StatusCode::UNAUTHORIZED, pages::login(Some(why))).into_response();
     }
+    // Over HTTPS ([tls]) the browser sends the cookie back over HTTPS only.
+    let secure = if http.gw.tls.is_some() {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
         hex(token.as_bytes())
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()

@@ -94,3 +94,12 @@ pub async fn serve(listener: TcpListener, http: Arc<Http>) {
         tracing::warn!("HTTP server stopped: {e}");
     }
 }
+
+/// Serves HTTPS on `listener` (`[tls]`) until the task is dropped.
+pub async fn serve_tls(listener: crate::tls::HttpListener, http: Arc<Http>) {
+    use axum::serve::ListenerExt;
+    let app = router(http).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener.tap_io(|_| {}), app).await {
+        tracing::warn!("HTTPS server stopped: {e}");
+    }
+}

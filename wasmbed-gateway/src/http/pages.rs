@@ -326,13 +326,15 @@ pub async fn slots(State(http): State<Arc<Http>>, Path(name): Path<String>) -> M
     req.insert("op".into(), "status".into());
     req.insert("id".into(), "page".into());
     req.insert("device".into(), name.into());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    crate::api::call(&http.gw, req, &Bytes::new(), &tx).await;
-    drop(tx);
+    let (tx, mut rx) = mpsc::channel(crate::api::CALL_CHANNEL);
     let mut reply = Value::Null;
-    while let Some(v) = rx.recv().await {
-        reply = v;
-    }
+    let drain = async {
+        while let Some(v) = rx.recv().await {
+            reply = v;
+        }
+    };
+    let run = async move { crate::api::call(&http.gw, req, &Bytes::new(), &tx).await };
+    tokio::join!(run, drain);
     if reply["ok"] != true {
         return html! { p.error role="alert" { "STATUS failed: " (reply["error"]["message"].as_str().unwrap_or("no reply")) } };
     }

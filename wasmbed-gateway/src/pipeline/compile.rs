@@ -230,7 +230,7 @@ impl Compiler {
                 cached: true,
             });
         }
-        let dir = tempfile::tempdir()?;
+        let dir = private_tempdir()?;
         let src = dir.path().join("module.c");
         let out = dir.path().join("module.wasm");
         tokio::fs::write(&src, source).await?;
@@ -278,7 +278,7 @@ impl Compiler {
                 cached: true,
             });
         }
-        let dir = tempfile::tempdir()?;
+        let dir = private_tempdir()?;
         let input = dir.path().join("module.wasm");
         let out = dir.path().join("module.aot");
         tokio::fs::write(&input, wasm).await?;
@@ -437,8 +437,27 @@ fn capped(bytes: &[u8]) -> String {
 /// Bytes of compiler stdout/stderr kept in a reply (each).
 pub const OUTPUT_MAX: usize = 64 * 1024;
 
+/// A compile's temporary directory, mode 0700 (tempfile's default is 0777 less the umask):
+/// other local users cannot read the uploaded source or swap its files.
+fn private_tempdir() -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("wasmbed-compile-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn compile_dirs_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = private_tempdir().unwrap();
+        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
     #[test]
     fn compiler_output_is_capped_with_a_note() {
         assert_eq!(super::capped(b"short"), "short");

@@ -64,11 +64,15 @@ impl Confinement {
         };
         let mem = self.max_memory;
         let cpu = self.max_cpu_secs;
+        // The group dies with the gateway even when it is SIGKILLed (crate::reaper).
+        let watch = crate::reaper::pipe()
+            .map_err(|e| ConfineError(format!("cannot create the death-watch pipe: {e}")))?;
         cmd.process_group(0);
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
         // system calls on values prepared before the fork.
         unsafe {
             cmd.pre_exec(move || {
+                crate::reaper::watch_group(watch)?;
                 // Dies with the gateway even if the gateway is killed without cleaning up.
                 if libc::prctl(
                     libc::PR_SET_PDEATHSIG,

@@ -89,10 +89,11 @@ impl Ctx {
     }
 
     pub(crate) fn connect(&self, timeout: Duration) -> Result<Connection, HostError> {
-        Connection::connect(
+        Connection::connect_tls(
             &self.globals.gateway,
             timeout.min(Duration::from_secs(5)),
             self.globals.token.clone(),
+            self.globals.tls.clone(),
         )
     }
 

@@ -29,6 +29,8 @@ pub struct Proc {
     child: Child,
     /// The address it printed after `listening on `.
     pub addr: String,
+    /// The address it printed after `dashboard on `, once printed.
+    dashboard: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Proc {
@@ -44,10 +46,15 @@ impl Proc {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let dashboard = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = dashboard.clone();
         thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(addr) = line.trim().strip_prefix("dashboard on ") {
+                    *seen.lock().unwrap() = Some(addr.to_string());
+                }
                 if let Some(addr) = line.trim().strip_prefix("listening on ") {
                     if !sent {
                         let _ = tx.send(addr.to_string());
@@ -57,7 +64,11 @@ impl Proc {
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Proc { child, addr },
+            Ok(addr) => Proc {
+                child,
+                addr,
+                dashboard,
+            },
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -66,6 +77,23 @@ impl Proc {
                     bin.display()
                 );
             }
+        }
+    }
+}
+
+impl Proc {
+    /// The `dashboard on ADDR` address (waits up to 10 s for the line).
+    #[allow(dead_code)]
+    pub fn dashboard(&self) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(a) = self.dashboard.lock().unwrap().clone() {
+                return Some(a);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -24,6 +24,7 @@
 //! where a late reply keeps the seq of the command it answered. Clients read results from the
 //! typed fields, never from `line`.
 
+pub mod app;
 mod error;
 mod event;
 mod reply;

@@ -522,3 +522,94 @@ async fn dashboard_in_chromium() {
 
     b.client.clone().close().await.unwrap();
 }
+
+/// The fleet's applications page: a gateway in a fleet (real nats-server) with the simulated
+/// board, an application applied to it; the page shows it converged with the device's phase,
+/// and a changed spec appears live (server-sent events, no reload).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_page_in_chromium() {
+    use wasmbed_api::app::Application;
+    use wasmbed_gateway::fleet::apps::AppStore;
+    use wasmbed_gateway::fleet::harness::NatsServer;
+    use wasmbed_gateway::fleet::{FleetClient, FleetConfig};
+
+    sim_bin();
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    common::write_private(&token_file, TOKEN);
+    let mut fleet = FleetConfig::new(nats.url(), "gw-dash");
+    fleet.claim_ttl = Duration::from_secs(3);
+    let gw = gateway_cfg(Config {
+        sim: true,
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        token_file: Some(token_file),
+        fleet: Some(fleet),
+        ..Default::default()
+    })
+    .await;
+    wait_online(&gw, "sim").await;
+    let base = format!("http://{}", gw.http_addr.unwrap());
+    let c = FleetClient::connect(&nats.url(), &Default::default())
+        .await
+        .unwrap();
+    let store = AppStore::open(&c.jetstream(), 1).await.unwrap();
+    let sha = store
+        .put_module(&module_wasm("math_ops"), "dashboard test")
+        .await
+        .unwrap();
+    let app = |args: Vec<i32>| -> Application {
+        serde_json::from_value(json!({
+            "apiVersion": "wasmbed.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "adder"},
+            "spec": {"module": {"sha256": sha}, "function": "add", "args": args,
+                     "selector": {"devices": ["sim"]}}
+        }))
+        .unwrap()
+    };
+    store.apply(app(vec![1, 2])).await.unwrap();
+
+    let b = Browser::start().await;
+    let cl = &b.client;
+    cl.goto(&format!("{base}/apps")).await.unwrap();
+    b.until("the sign-in page", "document.querySelector('#token')")
+        .await;
+    b.fill("#token", TOKEN).await;
+    b.click("form button[type=submit]").await;
+    b.until(
+        "signed in",
+        "location.pathname !== '/login' && document.querySelector('main h1')",
+    )
+    .await;
+    cl.goto(&format!("{base}/apps")).await.unwrap();
+    b.until(
+        "adder completed on sim",
+        "document.querySelector('#apps tr.appdev[data-app=\"adder\"][data-device=\"sim\"][data-phase=\"Completed\"]')",
+    )
+    .await;
+    b.until(
+        "adder converged",
+        "document.querySelector('#apps tr.app[data-app=\"adder\"][data-converged=\"true\"]')",
+    )
+    .await;
+    let row = b
+        .text("#apps tr.appdev[data-app=\"adder\"][data-device=\"sim\"]")
+        .await;
+    assert!(row.contains("1 / 1") && row.contains("ret_i32=3"), "{row}");
+    let gws = b.text("#gateways").await;
+    assert!(gws.contains("gw-dash") && gws.contains("online"), "{gws}");
+    b.shot("apps").await;
+
+    // A changed spec shows up live: generation 2 and the new result, without a reload.
+    b.js("window.__sameDocument = true;").await;
+    store.apply(app(vec![20, 22])).await.unwrap();
+    b.until(
+        "generation 2 completed, live",
+        "window.__sameDocument && [...document.querySelectorAll('#apps tr.appdev[data-app=\"adder\"][data-phase=\"Completed\"]')].some(r => r.innerText.includes('2 / 2') && r.innerText.includes('ret_i32=42'))",
+    )
+    .await;
+    b.assert_clean_console("/apps").await;
+    let api: Value = b.js("return fetch('/api/apps').then(r => r.json());").await;
+    assert_eq!(api["apps"][0]["metadata"]["name"], "adder", "{api}");
+    assert_eq!(api["apps"][0]["status"]["converged"], true, "{api}");
+}

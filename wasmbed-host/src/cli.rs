@@ -160,6 +160,16 @@ pub enum Command {
     Ports,
     /// Module-signing keys: make one, show its public key, sign a module (needs no gateway).
     Keys(KeysArgs),
+    /// With --fleet: create or update an application from a file (docs/FLEET.md).
+    Apply(crate::commands::apps::ApplyArgs),
+    /// With --fleet: list applications, devices or gateways.
+    Get(crate::commands::apps::GetArgs),
+    /// With --fleet: an application's spec and its state on every device.
+    Describe(crate::commands::apps::NamedApp),
+    /// With --fleet: delete an application (its devices stop and unload it).
+    Delete(crate::commands::apps::NamedApp),
+    /// With --fleet: wait for an application's rollout.
+    Rollout(crate::commands::apps::RolloutArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.

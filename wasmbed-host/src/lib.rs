@@ -53,6 +53,11 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         Ok(g) => g,
         Err(e) => return emit(&Report::from_error(name, e), wants_json),
     };
+    // Applications: straight to the fleet's NATS servers.
+    if let Some(cmd) = commands::app_command(&cli.command) {
+        let report = commands::apps::run(cmd, cli.fleet.as_deref(), globals.timeout);
+        return emit(&report, globals.json);
+    }
     // --fleet: every command goes through a bridge to the fleet (kept until exit).
     let _bridge = match &cli.fleet {
         Some(url) => match fleet::Bridge::start(url, cli.selector.as_deref()) {

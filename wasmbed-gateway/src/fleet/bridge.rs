@@ -57,6 +57,10 @@ pub async fn forward<R: AsyncBufRead + Unpin>(
             }
         }
     }
+    if op == "logs" && req.get("follow") == Some(&Value::Bool(true)) {
+        follow_logs(client, req, out).await;
+        return;
+    }
     let v = Value::Object(req);
     match client
         .request(&v, &body, |ev| {
@@ -76,6 +80,77 @@ pub async fn forward<R: AsyncBufRead + Unpin>(
             ));
         }
     }
+}
+
+/// `logs` with `follow` through the fleet: the owner answers the held lines (the request sent
+/// without `follow`), then the device's `log` events published on `wasmbed.evt.<device>.*` are
+/// relayed until the client goes (subscribed before asking, so no line falls in between; the
+/// host drops lines it already printed by `seq`). Follows the device across a change of owner.
+async fn follow_logs(
+    client: &FleetClient,
+    mut req: Map<String, Value>,
+    out: &mpsc::UnboundedSender<Value>,
+) {
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let dev = req
+        .get("device")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut sub = match client
+        .nc
+        .subscribe(format!("wasmbed.evt.{}.*", super::subject_token(&dev)))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.send(error_reply(
+                id,
+                "INTERNAL",
+                format!("cannot follow {dev}'s events: {e}"),
+                "check the fleet's NATS servers",
+            ));
+            return;
+        }
+    };
+    req.insert("follow".into(), Value::Bool(false));
+    let reply = match client.request(&Value::Object(req), b"", |_| {}).await {
+        Ok(r) => r.reply,
+        Err(e) => error_reply(
+            id,
+            "INTERNAL",
+            e.to_string(),
+            "check the fleet's NATS servers",
+        ),
+    };
+    let ok = reply.get("ok") == Some(&Value::Bool(true));
+    if out.send(reply).is_err() || !ok {
+        return;
+    }
+    let out = out.clone();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let msg = tokio::select! {
+                m = sub.next() => match m { Some(m) => m, None => return },
+                _ = tick.tick() => {
+                    // The client went (its writer dropped the receiver): stop following.
+                    if out.is_closed() { return; }
+                    continue;
+                }
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
+                continue;
+            };
+            if v.get("event").and_then(Value::as_str) != Some("log") {
+                continue;
+            }
+            if out.send(v).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Serves the Wasmbed dialect from the fleet on `listener`: `devices` lists every device of

@@ -51,6 +51,11 @@ impl FleetClient {
         Ok(FleetClient { nc, js })
     }
 
+    /// The JetStream context of this connection.
+    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+        self.js.clone()
+    }
+
     async fn bucket(&self, name: &str) -> Result<Option<kv::Store>, FleetError> {
         match self.js.get_key_value(name).await {
             Ok(s) => Ok(Some(s)),

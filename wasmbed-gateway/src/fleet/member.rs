@@ -145,6 +145,10 @@ impl Member {
             )));
             tasks.push(tokio::spawn(publish_log(member.clone(), dev.clone())));
         }
+        tasks.push(tokio::spawn(super::apps::reconcile_loop(
+            member.clone(),
+            gw.clone(),
+        )));
         tasks.push(tokio::spawn(gateway_record_loop(
             member.clone(),
             gw.clone(),
@@ -180,6 +184,11 @@ impl Member {
     /// The client side (for forwarding).
     pub fn client(&self) -> &FleetClient {
         &self.client
+    }
+
+    /// JetStream replicas of the buckets this gateway creates.
+    pub fn replicas(&self) -> usize {
+        self.cfg.replicas
     }
 
     /// This gateway's id.

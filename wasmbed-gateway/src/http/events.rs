@@ -165,7 +165,7 @@ pub fn follow(http: &Http, dev: DeviceHandle, since: u64) -> mpsc::Receiver<Devi
 }
 
 /// An SSE response fed by a task that renders events into `tx` until the client goes.
-fn sse<F, Fut>(produce: F) -> Response
+pub(super) fn sse<F, Fut>(produce: F) -> Response
 where
     F: FnOnce(mpsc::Sender<Result<Event, Infallible>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,

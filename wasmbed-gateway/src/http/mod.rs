@@ -10,6 +10,7 @@ mod api;
 mod assets;
 mod auth;
 mod events;
+mod fleet;
 mod latency;
 mod pages;
 
@@ -65,6 +66,10 @@ pub fn router(http: Arc<Http>) -> Router {
         .route("/api/devices/{name}/events", get(events::api_device))
         .route("/api/events", get(events::api_devices))
         .route("/api/latency", get(api::latency))
+        .route("/apps", get(fleet::page))
+        .route("/ui/apps/events", get(fleet::ui_events))
+        .route("/api/apps", get(fleet::api_apps))
+        .route("/api/gateways", get(fleet::api_gateways))
         .route_layer(axum::middleware::from_fn_with_state(
             http.clone(),
             auth::require_token,

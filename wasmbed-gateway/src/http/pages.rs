@@ -20,7 +20,7 @@ use crate::device::{JobRecord, JobState, LogEntry, LogKind};
 /// Log lines a device page shows when it opens (and keeps, live).
 pub const LOG_LINES: usize = 200;
 
-fn layout(title: &str, nav: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, nav: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -43,6 +43,7 @@ fn layout(title: &str, nav: &str, body: Markup) -> Markup {
                         span.brand { "Wasmbed gateway" }
                         a href="/" aria-current=[(nav == "devices").then_some("page")] { "Devices" }
                         a href="/latency" aria-current=[(nav == "latency").then_some("page")] { "Latency" }
+                        a href="/apps" aria-current=[(nav == "apps").then_some("page")] { "Applications" }
                     }
                 }
                 main #main { (body) }

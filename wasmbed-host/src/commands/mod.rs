@@ -2,6 +2,7 @@
 //! ([`crate::requests`]) and returns a [`Report`]. This file holds what they share: the context,
 //! per-device fan-out and the `--json` document of an outcome.
 
+pub mod apps;
 mod bench;
 mod daily;
 mod deploy;
@@ -261,6 +262,13 @@ pub fn run(command: &Command, ctx: &Ctx) -> Report {
         Command::Completions { .. } => Err(HostError::Internal(
             "completions are handled by main".into(),
         )),
+        Command::Apply(_)
+        | Command::Get(_)
+        | Command::Describe(_)
+        | Command::Delete(_)
+        | Command::Rollout(_) => Err(HostError::Internal(
+            "application commands are handled by main".into(),
+        )),
     };
     result.unwrap_or_else(|e| Report::from_error(name, e))
 }
@@ -290,7 +298,25 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Ports => "ports",
         Command::Keys(_) => "keys",
         Command::Completions { .. } => "completions",
+        Command::Apply(_) => "apply",
+        Command::Get(_) => "get",
+        Command::Describe(_) => "describe",
+        Command::Delete(_) => "delete",
+        Command::Rollout(_) => "rollout",
     }
+}
+
+/// The application command `command` is, if it is one (run by [`apps::run`] against the fleet,
+/// without the bridge the device commands use).
+pub fn app_command(command: &Command) -> Option<apps::AppCommand<'_>> {
+    Some(match command {
+        Command::Apply(a) => apps::AppCommand::Apply(a),
+        Command::Get(a) => apps::AppCommand::Get(a),
+        Command::Describe(a) => apps::AppCommand::Describe(a),
+        Command::Delete(a) => apps::AppCommand::Delete(a),
+        Command::Rollout(a) => apps::AppCommand::Rollout(a),
+        _ => return None,
+    })
 }
 
 /// Runs `request` for each device, in parallel when there are several, in the given order.

@@ -158,6 +158,13 @@ struct agent_config {
 	/** Ed25519 public keys a signed module may be signed by (rotation: several). */
 	const uint8_t (*trusted_keys)[32];
 	unsigned trusted_keys_n; /**< entries of trusted_keys, at most AGENT_TRUSTED_KEYS_MAX */
+	/**
+	 * Why the board last reset, when it was not a plain power-on (e.g. "fault": the agent
+	 * itself took a CPU fault): HELLO and INFO_OK carry `reset=<it>` (NULL: no token).
+	 */
+	const char *reset_cause;
+	/** What the reset_cause was (INFO_OK `last_fault="..."`; NULL: no token). */
+	const char *last_fault;
 	/** Fault injection for tests: STOP skips wasm_runtime_terminate, only the forced stop ends a job. */
 	bool test_no_terminate;
 };
@@ -198,6 +205,7 @@ struct agent_slot {
 	uint32_t out_window, out_count, out_dropped;
 	/* instantiation in job context (state SLOT_STARTING) */
 	int start_kind;       /* enum agent_start_kind */
+	const char *fault;    /* START_FAULTED: the CPU fault its RESULT names (the port's text) */
 	void *start_inst;     /* the instance whose start function runs (from WAMR's start hook) */
 	uint32_t start_deadline;
 	bool start_terminated; /* terminate asked: the next deadline forces */
@@ -337,6 +345,17 @@ void agent_job_run(struct agent *a, unsigned slot);
  * AGENT_ABORT_DEFERRED; emits the forced RESULT and re-instantiates the module.
  */
 void agent_job_aborted(struct agent *a, unsigned slot);
+
+/**
+ * The job thread of `slot` took a CPU fault (usage, bus, memory management or hard fault) in
+ * module code and the port has already abandoned it (its thread restarted, as for a forced
+ * stop): the module is re-instantiated and then the job ends with
+ * `RESULT status=EXCEPTION ... msg="cpu fault: <fault>"` (a START after it finds the module
+ * ready, as after a forced stop); a faulted start function
+ * ends its LOAD with `LOAD_ERR code=INSTANTIATE_FAIL`. `fault` must stay valid until that
+ * RESULT is written (the port keeps one buffer per slot). Command context.
+ */
+void agent_job_faulted(struct agent *a, unsigned slot, const char *fault);
 
 /**
  * Whether the port must abandon the job of `slot` now (polled ports check this from their

@@ -109,32 +109,53 @@ void agent_cmd_status(struct agent *a, const char *params)
 		    (unsigned long)a->rx.junk, (unsigned long)a->led_toggles);
 }
 
+/* " reset=<cause>[ last_fault="<what>"]" when the board did not start from a plain power-on */
+static void reset_tokens(struct agent *a, char *out, size_t cap, bool detail)
+{
+	const struct agent_config *c = &a->cfg;
+	char esc[160];
+
+	out[0] = '\0';
+	if (!c->reset_cause)
+		return;
+	if (detail && c->last_fault) {
+		agent_escape(esc, sizeof(esc), c->last_fault, strlen(c->last_fault));
+		snprintf(out, cap, " reset=%s last_fault=\"%s\"", c->reset_cause, esc);
+	} else {
+		snprintf(out, cap, " reset=%s", c->reset_cause);
+	}
+}
+
 void agent_cmd_info(struct agent *a, const char *params)
 {
 	const struct agent_config *c = &a->cfg;
 	uint32_t total, free_b, high;
-	char baud[24] = "", sig[120];
+	char baud[24] = "", reset[200] = "", sig[120];
 
 	(void)params;
 	agent_wasm_pool_info(&total, &free_b, &high);
 	if (c->baud)
 		snprintf(baud, sizeof(baud), " baud=%lu", (unsigned long)c->baud);
+	reset_tokens(a, reset, sizeof(reset), true);
 	agent_sig_info(a, sig, sizeof(sig));
 	agent_sendf(a,
 		    "INFO_OK proto=2 board=%s fw=%s wamr=%s aot_arch=%s aot_cpu=%s aot_abi=%s "
 		    "aot_version=%d slots=%u max_module=%lu pool_total=%lu pool_free=%lu chunk_max=%lu "
 		    "line_max=%d%s stop=%s natives=\"%s\" framed=1 seq=1 led_toggles=%lu aot_features=%s "
-		    "aot_bounds_checks=%s%s",
+		    "aot_bounds_checks=%s%s%s",
 		    c->board, c->fw_build, AGENT_FW_WAMR, c->aot_arch, c->aot_cpu, c->aot_abi,
 		    AGENT_AOT_VERSION, c->slots, (unsigned long)free_b, (unsigned long)total,
 		    (unsigned long)free_b, (unsigned long)c->chunk_max, AGENT_LINE_MAX, baud,
 		    c->stop_mode, agent_wasm_natives(), (unsigned long)a->led_toggles, c->aot_features,
-		    c->aot_hw_bounds ? "optional" : "required", sig);
+		    c->aot_hw_bounds ? "optional" : "required", reset, sig);
 }
 
 void agent_cmd_hello(struct agent *a, const char *params)
 {
+	char reset[40];
+
 	(void)params;
-	agent_sendf(a, "HELLO device_id=%s rtos=%s runtime=WAMR fw_version=%s proto=2",
-		    a->cfg.board, a->cfg.rtos, a->cfg.fw_version);
+	reset_tokens(a, reset, sizeof(reset), false);
+	agent_sendf(a, "HELLO device_id=%s rtos=%s runtime=WAMR fw_version=%s proto=2%s",
+		    a->cfg.board, a->cfg.rtos, a->cfg.fw_version, reset);
 }

@@ -118,9 +118,14 @@ static void start_done(struct agent_slot *s, const char *code, const char *err)
 	if (s->start_kind == START_RELOAD) /* the job it replaces was forced */
 		agent_sendf(a, "RESULT status=STOPPED forced=1 module_id=%s func=%s", s->id,
 			    s->func[0] ? s->func : "<unknown>");
+	if (s->start_kind == START_FAULTED) { /* the job it replaces took a CPU fault */
+		agent_escape(esc, sizeof(esc), s->fault, strlen(s->fault));
+		agent_sendf(a, "RESULT status=EXCEPTION module_id=%s func=%s msg=\"cpu fault: %s\"",
+			    s->id, s->func[0] ? s->func : "<unknown>", esc);
+	}
 	if (!code) {
 		s->state = SLOT_LOADED;
-		if (s->start_kind == START_RELOAD)
+		if (s->start_kind != START_LOAD)
 			return;
 		agent_logf(a, "slot %u: loaded %s (%lu bytes)", s->index, s->id,
 			   (unsigned long)s->size);
@@ -464,6 +469,36 @@ void agent_job_aborted(struct agent *a, unsigned slot)
 		s->stop_pending = false;
 		s->stop_requested = 0;
 		agent_slot_forced_done(s);
+	}
+	agent_unlock(a);
+}
+
+void agent_job_faulted(struct agent *a, unsigned slot, const char *fault)
+{
+	struct agent_slot *s = &a->slots[slot];
+	char msg[160];
+
+	agent_lock(a);
+	snprintf(msg, sizeof(msg), "cpu fault: %s", fault);
+	agent_logf(a, "slot %u (%s): %s", slot, s->id, msg);
+	if (s->state == SLOT_STARTING) {
+		/* the start function faulted: the LOAD fails, the slot and its pool memory are freed */
+		agent_wasm_free_abandoned(s->start_inst);
+		s->start_inst = NULL;
+		s->inst = NULL;
+		s->exec_env = NULL;
+		s->killing = false;
+		start_done(s, "INSTANTIATE_FAIL", msg);
+	} else if (s->state == SLOT_RUNNING) {
+		s->fault = fault;
+		s->killing = false;
+		s->state = SLOT_LOADED;
+		s->stop_pending = false;
+		s->stop_requested = 0;
+		/* the faulted call may have left the instance half-updated, as a forced stop does:
+		 * a fresh one first, then the RESULT (start_done), so a START after it finds it */
+		agent_wasm_deinstantiate(s);
+		agent_slot_start(s, START_FAULTED);
 	}
 	agent_unlock(a);
 }

@@ -10,8 +10,9 @@
 /* SLOT_PARTIAL: an upload in progress or parked for resume (buf/size/crc/acked valid, no instance) */
 /* SLOT_STARTING: module loaded, its instantiation (start function) runs in job context */
 enum agent_slot_state { SLOT_FREE = 0, SLOT_LOADED, SLOT_RUNNING, SLOT_PARTIAL, SLOT_STARTING };
-/* what an instantiation in job context answers: LOAD_OK/LOAD_ERR, or nothing (after a forced stop) */
-enum agent_start_kind { START_LOAD = 0, START_RELOAD };
+/* what an instantiation in job context answers: LOAD_OK/LOAD_ERR, or the RESULT of the job it
+ * replaces: forced stop (START_RELOAD) or CPU fault (START_FAULTED) */
+enum agent_start_kind { START_LOAD = 0, START_RELOAD, START_FAULTED };
 enum agent_upload_state { UP_NONE = 0, UP_V1, UP_CHUNKED };
 
 /* RX line flags */

@@ -57,10 +57,12 @@ pub use message::*;
 pub use parse::{parse_agent_line, parse_command, CommandError, COMMAND_LINE_MAX};
 pub use session::{
     correlates, Event, InfoOutcome, InfoSession, LoadOptions, LoadOutcome, LoadSession, Phase,
-    Progress, Session, SessionError, StartOutcome, StartSession, StatusOutcome, StatusSession,
-    StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome, UnloadSession,
+    Progress, ResyncOutcome, ResyncSession, Session, SessionError, StartOutcome, StartSession,
+    StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
+    UnloadSession,
 };
 pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
+pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use wire::{
     ChunkErrCode, ErrorCode, LoadErrCode, ResultStatus, RunnerState, SlotState, StopMode,
     StopStatus, UnloadErrCode, COMMANDS,

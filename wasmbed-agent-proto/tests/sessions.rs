@@ -768,3 +768,65 @@ fn load_reports_slot_cleared() {
     ));
     assert!(d.s.slot_cleared());
 }
+
+const STATUS_V1: &str = "STATUS_OK modules=\"none\" low_stack=\"none\" wamr_total=1 wamr_free=1 wamr_used=0 wamr_highmark=0";
+
+#[test]
+fn resync_discards_late_replies_until_the_marker_pair() {
+    let mut d = Driver::open(|now| ResyncSession::new(now, &t()));
+    assert_eq!(d.sent, ["<16 bytes>", "STATUS"]);
+    assert_eq!(d.payloads[0], b"\nWASMBED_RESYNC\n");
+    d.recv("START_OK"); // the late answer to the command that timed out
+    d.recv("ERROR code=UNKNOWN_COMMAND");
+    d.recv("STOP_OK status=IDLE"); // another late reply: the pair is broken
+    d.recv(STATUS_V1);
+    assert!(
+        !d.s.is_done(),
+        "a STATUS_OK not right after the marker's answer"
+    );
+    d.recv("[A] hello"); // console text does not break a pair
+    d.recv("ERROR code=UNKNOWN_COMMAND");
+    d.recv("RESULT status=OK module_id=m func=f ret_i32=1"); // nor does a job's end
+    d.recv(STATUS_V1);
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!(out.attempts, 1);
+    assert_eq!(out.discarded, 3, "START_OK, STOP_OK, the first STATUS_OK");
+    assert_eq!(d.unsolicited().len(), 7);
+}
+
+#[test]
+fn resync_resends_a_swallowed_marker_a_bounded_number_of_times() {
+    let mut d = Driver::open(|now| ResyncSession::new(now, &t()));
+    for attempt in 1..RESYNC_ATTEMPTS {
+        assert_eq!(
+            d.run_to_deadline(),
+            Duration::from_secs(2),
+            "attempt {attempt}"
+        );
+        assert!(!d.s.is_done());
+    }
+    assert_eq!(d.sent.len(), 2 * RESYNC_ATTEMPTS as usize);
+    d.run_to_deadline();
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Timeout {
+            phase: Phase::Resync,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn resync_after_a_resend_waits_for_late_answers_to_the_first_marker() {
+    let mut d = Driver::open(|now| ResyncSession::new(now, &t()));
+    d.run_to_deadline(); // the first marker got no answer in time: sent again
+    d.recv("ERROR code=UNKNOWN_COMMAND"); // the first marker's, late
+    d.recv(STATUS_V1);
+    assert!(!d.s.is_done(), "settling");
+    d.recv("ERROR code=UNKNOWN_COMMAND"); // the second marker's: the first pair was stale
+    d.recv(STATUS_V1);
+    assert!(!d.s.is_done());
+    assert_eq!(d.run_to_deadline(), RESYNC_SETTLE);
+    let out = d.s.outcome().unwrap().as_ref().unwrap();
+    assert_eq!((out.attempts, out.discarded), (2, 2));
+}

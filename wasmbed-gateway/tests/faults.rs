@@ -590,3 +590,62 @@ async fn log_follow_ends_when_the_host_disconnects() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Issue 11 case 5 (legacy side): a START that times out on v1 firmware, whose START_OK comes
+/// late, is followed by the resynchronisation marker before the next command; the late START_OK
+/// is discarded with everything before the marker's answer, so the next START gets its own
+/// answer (`RESULT status=NO_MODULE`), not the stale "started". A marker swallowed whole (the
+/// device still reading a payload) is sent again.
+#[tokio::test]
+async fn legacy_timeout_resyncs_before_the_next_command() {
+    let (connector, mut links) = DuplexConnector::new(0);
+    let dev = spawn_device(DeviceOptions::new("d", connector));
+    let mut c = Conn::new(links.recv().await.unwrap());
+    c.handshake_v1().await;
+
+    let h = call_bg(&dev, start_req("slow", "f", vec![], false));
+    c.expect("START module_id=slow func=f").await;
+    let err = h.await.unwrap().result.unwrap_err();
+    assert!(matches!(err, DeviceError::Timeout { .. }), "{err:?}");
+
+    // The marker: a newline, the unknown command, STATUS; the device answers late first.
+    assert_eq!(c.line().await, "");
+    assert_eq!(c.line().await, "WASMBED_RESYNC");
+    assert_eq!(c.line().await, "STATUS");
+    // Nothing else goes out until the device has answered the marker.
+    c.quiet_for(300).await;
+    c.say("START_OK").await; // the late answer to the timed-out START
+    c.say("ERROR code=UNKNOWN_COMMAND").await;
+    c.say(STATUS_V1_EMPTY).await;
+
+    let h = call_bg(&dev, start_req("absent", "f", vec![], false));
+    c.expect("START module_id=absent func=f").await;
+    c.say("RESULT status=NO_MODULE").await;
+    let err = h.await.unwrap().result.unwrap_err();
+    assert!(
+        err.to_string().contains("NO_MODULE"),
+        "the next START got its own answer, not the stale START_OK: {err}"
+    );
+
+    // A timeout again; this time the first marker is swallowed (no answer within STATUS's 2 s):
+    // the gateway sends it again and syncs on the second.
+    let h = call_bg(&dev, Request::Status);
+    c.expect("STATUS").await;
+    assert!(matches!(
+        h.await.unwrap().result,
+        Err(DeviceError::Timeout { .. })
+    ));
+    for _ in 0..2 {
+        assert_eq!(c.line().await, "");
+        assert_eq!(c.line().await, "WASMBED_RESYNC");
+        assert_eq!(c.line().await, "STATUS");
+    }
+    c.say("ERROR code=UNKNOWN_COMMAND").await;
+    c.say(STATUS_V1_EMPTY).await;
+    // After a second marker the pair must stay unchallenged for a moment, then the link is
+    // in sync again.
+    let h = call_bg(&dev, Request::Status);
+    c.expect("STATUS").await;
+    c.say(STATUS_V1_EMPTY).await;
+    assert!(matches!(h.await.unwrap().result, Ok(Reply::Status { .. })));
+}

@@ -140,9 +140,15 @@ fn replay(t: &Transcript) {
         let f: Vec<&str> = m.split_whitespace().collect();
         (f[0].to_string(), f[1].to_string(), f[2].to_string())
     });
-    let payload = match &reference {
-        Some((name, size, _)) => pad_to(module(name), size.parse().unwrap()),
-        None => Vec::new(),
+    let pattern = t
+        .header("payload")
+        .and_then(|p| p.strip_prefix("pattern "))
+        .map(|n| n.parse::<usize>().expect("@payload pattern <size>"));
+    let payload = match (&reference, pattern) {
+        (Some((name, size, _)), _) => pad_to(module(name), size.parse().unwrap()),
+        // synthetic bytes (not a module): byte i = (7 i + 3) mod 256, as README.md says
+        (None, Some(n)) => (0..n).map(|i| (i * 7 + 3) as u8).collect(),
+        (None, None) => Vec::new(),
     };
     let refs = reference.as_ref().map(|(_, s, c)| (s.as_str(), c.as_str()));
     let sig = signature(t, &payload);

@@ -16,11 +16,13 @@ use crate::message::{AgentLine, Command, ErrorLine};
 use crate::wire::ErrorCode;
 
 mod load;
+mod resync;
 mod simple;
 mod start;
 mod stop;
 
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
+pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use simple::{
     InfoOutcome, InfoSession, StatusOutcome, StatusSession, UnloadOutcome, UnloadSession,
 };
@@ -152,6 +154,8 @@ pub enum Phase {
     Info,
     /// After UNLOAD.
     Unload,
+    /// Resynchronising after a timeout (marker, then STATUS).
+    Resync,
 }
 
 impl fmt::Display for Phase {
@@ -171,6 +175,9 @@ impl fmt::Display for Phase {
             Phase::StopReply => f.write_str("waiting for STOP_OK/RESULT/ERROR"),
             Phase::StopResult => f.write_str("waiting for RESULT (stop)"),
             Phase::Status => f.write_str("waiting for STATUS_OK"),
+            Phase::Resync => f.write_str(
+                "resynchronising: waiting for ERROR code=UNKNOWN_COMMAND (the marker) then STATUS_OK",
+            ),
             Phase::Info => f.write_str("waiting for INFO_OK/ERROR"),
             Phase::Unload => f.write_str("waiting for UNLOAD_OK/UNLOAD_ERR"),
         }

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StopResult, UnloadResult};
 
 use wasmbed_agent_proto::session::{
-    Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, Session, SessionError,
-    StartSession, StatusSession, StopSession, Timeouts, UnloadSession,
+    Event, InfoOutcome, InfoSession, LoadOptions, LoadSession, Phase, ResyncSession, Session,
+    SessionError, StartSession, StatusSession, StopSession, Timeouts, UnloadSession,
 };
 use wasmbed_agent_proto::{
     AgentLine, Args, Decoder, FuncName, Item, Line, ModuleId, ModuleRef, Modules, ResultClass,
@@ -385,6 +385,26 @@ impl DeviceTask {
         Ok(())
     }
 
+    /// After a timeout on legacy v1 firmware (which echoes no `seq=`): the marker, then STATUS, everything before the marker's answer
+    /// discarded into the device log (docs/PROTOCOL.md "Resynchronisation after a timeout").
+    async fn resync(&mut self, link: &mut BoxLink) -> Result<(), String> {
+        let resync = ResyncSession::new(now_std(), &self.opts.timeouts);
+        match self.drive(link, resync, None, false).await {
+            Ok((Ok(out), _)) => {
+                tracing::info!(device = %self.opts.name, discarded = out.discarded,
+                    attempts = out.attempts, "back in line sync after a timeout");
+                self.record_status(&out.status);
+            }
+            Ok((Err(e), _)) => {
+                tracing::warn!(device = %self.opts.name, "resynchronisation failed: {e}");
+                self.not_answering(&e.to_string());
+            }
+            Err(DriveError::Io(e)) => return Err(e.to_string()),
+            Err(DriveError::Rebooted(_)) => {}
+        }
+        Ok(())
+    }
+
     /// Deadlines assume the configured line speed, else the one INFO reports, else the
     /// configured `link_bytes_per_sec`.
     fn follow_link_speed(&mut self, reported: Option<u32>) {
@@ -729,6 +749,7 @@ impl DeviceTask {
                 (r, Duration::ZERO, None)
             }
         };
+        let timed_out = matches!(&result, Err(DeviceError::Timeout { .. }));
         if let Err(e @ DeviceError::Timeout { .. }) = &result {
             self.not_answering(&e.to_string());
         }
@@ -739,6 +760,13 @@ impl DeviceTask {
         }));
         // The caller forwards progress until every sender is gone: release ours now.
         drop(progress);
+        let legacy = self.state.lock().expect("state lock").proto == Some(1);
+        if timed_out && lost.is_none() && legacy && self.seq.is_none() {
+            // Its late answer must not answer the next command: back to line sync first.
+            if let Err(e) = self.resync(link).await {
+                return Some(e);
+            }
+        }
         if refresh {
             // After the reply, so the caller does not wait for it: the slots listed by
             // `devices` and `status` reflect the LOAD/UNLOAD before the next command runs.

@@ -19,12 +19,18 @@
  * core lock, or a WAMR mutex such as the pool allocator's) is not abandoned
  * until it has released it. The core then re-instantiates the module.
  * INFO therefore reports stop=forced.
+ *
+ * CPU faults (agent_fault.c): a fault on a worker that holds no lock returns into
+ * agent_fault_job_landing() on that worker, which wakes cmd and parks; cmd abandons it the
+ * same way (fresh stack) and the core ends the job with RESULT status=EXCEPTION. Any other
+ * fault resets the board, and the next HELLO carries reset=fault.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "agent.h"
+#include "agent_fault.h"
 #include "board.h"
 #include "kern.h"
 #include "mpu.h"
@@ -121,8 +127,10 @@ port_job_abort(void *ctx, unsigned slot)
 		kern_sleep_ms(1); /* let the worker run until it unlocks */
 		waited++;
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		kern_sem_reset(&w->job); /* a pending post belonged to the abandoned run */
+		agent_fault_clear(slot); /* a fault it parked with is answered by the forced stop */
+	}
 	return rc;
 }
 
@@ -221,6 +229,46 @@ port_pump_rx(void)
 	return any;
 }
 
+int
+agent_fault_job_slot(void)
+{
+	struct kern_thread *t = kern_self();
+
+	if (!kern_running())
+		return -1;
+	for (unsigned i = 0; i < SLOTS; i++)
+		if (t == &workers[i].thread && t->locks_held == 0)
+			return (int)i;
+	return -1;
+}
+
+void
+agent_fault_job_landing(unsigned slot)
+{
+	(void)slot;
+	kern_sem_give(&cmd_wake);
+	for (;;)
+		kern_sleep_ms(60000); /* until cmd restarts this worker (port_reap_faults) */
+}
+
+/* Command context: end the jobs whose worker faulted (parked in agent_fault_job_landing). */
+static void
+port_reap_faults(void)
+{
+	static char what[SLOTS][112]; /* until the RESULT naming it is written (agent.h) */
+	struct agent_fault f;
+
+	for (unsigned i = 0; i < SLOTS; i++) {
+		if (!agent_fault_take(i, &f))
+			continue;
+		if (kern_thread_restart(&workers[i].thread) != 0)
+			board_exit(71); /* a parked worker holds no lock: cannot happen */
+		kern_sem_reset(&workers[i].job);
+		agent_fault_describe(&f, what[i], sizeof(what[i]));
+		agent_job_faulted(&agent, i, what[i]);
+	}
+}
+
 static void
 worker_main(void *arg)
 {
@@ -235,7 +283,8 @@ worker_main(void *arg)
 static void
 cmd_main(void *arg)
 {
-	static const struct agent_config cfg = {
+	static char last_fault[128];
+	struct agent_config cfg = {
 		.board = BOARD_NAME,
 		.rtos = "baremetal",
 		.fw_version = "2.0.0",
@@ -258,11 +307,15 @@ cmd_main(void *arg)
 	uint32_t next;
 
 	(void)arg;
+	cfg.last_fault = agent_fault_last_boot(last_fault, sizeof(last_fault));
+	if (cfg.last_fault)
+		cfg.reset_cause = "fault";
 	if (agent_init(&agent, &cfg, &port_ops, NULL) != 0)
 		board_exit(1);
 	agent_hello(&agent);
 	for (;;) {
 		port_pump_rx();
+		port_reap_faults();
 		next = agent_poll(&agent);
 		kern_sem_take(&cmd_wake, next);
 	}
@@ -276,6 +329,8 @@ main(void)
 	board_init();
 	/* SRAM execute-never, the pool executable: AOT code runs from it (mpu.c). */
 	(void)mpu_protect_pool(wamr_pool, sizeof(wamr_pool), &win);
+	/* usage, bus and memory faults as such (not escalated); module code runs from the pool */
+	agent_fault_init((uintptr_t)wamr_pool, (uintptr_t)wamr_pool + sizeof(wamr_pool));
 	kern_sem_init(&cmd_wake, 0, 1);
 	kern_mutex_init(&core_lock);
 	kern_mutex_init(&rx_lock);

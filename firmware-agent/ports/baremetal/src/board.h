@@ -85,6 +85,14 @@ void board_console_unlock(void);
 void board_debug_puts(const char *s);
 
 /**
+ * A CPU fault (hard, bus, usage or memory management fault), called in handler mode with the
+ * stacked exception frame (r0-r3, r12, lr, pc, xpsr) and EXC_RETURN. It may return: the
+ * exception returns to the frame as it left it (the agent redirects a faulted job thread,
+ * src/agent_fault.c). The default (startup.c, weak) prints a line and calls board_exit(70).
+ */
+void board_cpu_fault(uint32_t *frame, uint32_t exc_return);
+
+/**
  * End with a code (never returns). Agent images: a console line, then a
  * system reset (the board announces itself again). Test firmwares: the
  * emulator exits with the code via semihosting.

@@ -111,9 +111,9 @@ mpu_probe_exec(uint16_t *addr)
 	return probe_faulted;
 }
 
-/* Called with the stacked exception frame (r0-r3, r12, lr, pc, xpsr). */
+/* Called with the stacked exception frame (r0-r3, r12, lr, pc, xpsr) and EXC_RETURN. */
 __attribute__((used)) static void
-mpu_memmanage(uint32_t *frame)
+mpu_memmanage(uint32_t *frame, uint32_t exc_return)
 {
 	if (probe_active && (SCB_CFSR & CFSR_IACCVIOL)) {
 		SCB_CFSR = 0xFFu; /* clear MMFSR (write one to clear) */
@@ -122,8 +122,7 @@ mpu_memmanage(uint32_t *frame)
 		frame[6] = frame[5] & ~1u; /* resume at the probe's return address */
 		return;
 	}
-	board_debug_puts("baremetal: MemManage fault (MPU)\n");
-	board_exit(70);
+	board_cpu_fault(frame, exc_return); /* any other: the image's fault policy */
 }
 
 __attribute__((naked)) void
@@ -133,5 +132,6 @@ mpu_memmanage_irq(void)
 		       "ite eq\n"
 		       "mrseq r0, msp\n"
 		       "mrsne r0, psp\n"
+		       "mov r1, lr\n"
 		       "b mpu_memmanage\n");
 }

@@ -29,7 +29,8 @@ int mpu_protect_pool(const void *pool, size_t len, struct mpu_window *win);
  */
 int mpu_probe_exec(uint16_t *addr);
 
-/** MemManage vector (startup.c): a probe's expected fault returns; any other ends the image. */
+/** MemManage vector (startup.c): a probe's expected fault returns; any other goes to
+    board_cpu_fault (board.h). */
 void mpu_memmanage_irq(void);
 
 #endif

@@ -20,12 +20,28 @@ void kern_pendsv_irq(void);
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_VTOR (*(volatile uint32_t *)0xE000ED08u)
 
-/* Unexpected exceptions end the emulation with a distinctive code. */
-static void
-fault_handler(void)
+/* Unexpected exceptions end the emulation with a distinctive code, unless the image has its
+   own board_cpu_fault (the agent: src/agent_fault.c). */
+__attribute__((weak)) void
+board_cpu_fault(uint32_t *frame, uint32_t exc_return)
 {
+    (void)frame;
+    (void)exc_return;
     board_debug_puts("baremetal: unexpected exception\n");
     board_exit(70);
+}
+
+/* Hard, bus and usage faults (and NMI, SVCall): the stacked frame and EXC_RETURN to
+   board_cpu_fault, which may return (to the frame's possibly rewritten pc). */
+__attribute__((naked)) static void
+fault_handler(void)
+{
+    __asm volatile("tst lr, #4\n"
+                   "ite eq\n"
+                   "mrseq r0, msp\n"
+                   "mrsne r0, psp\n"
+                   "mov r1, lr\n"
+                   "b board_cpu_fault\n");
 }
 
 /* The loops below must stay loops: they run before .data/.bss exist, so

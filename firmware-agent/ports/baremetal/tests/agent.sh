@@ -14,7 +14,12 @@
 # skips (saying so) the checks that need two modules loaded at once.
 # Issue 11: an AOT file for cortex-m7 is refused before it runs; a start
 # function that never returns ends in LOAD_ERR code=START_TIMEOUT while STATUS
-# is answered (and the other slot keeps running).
+# is answered (and the other slot keeps running). A CPU fault in module code (an AOT file for
+# cortex-m7 whose target descriptor lies, cortex-m4, so it is accepted: its double-precision
+# instruction is undefined on this FPU) ends the job with RESULT status=EXCEPTION naming the
+# fault; the agent keeps answering, the module runs (and faults) again, another module runs.
+# Issue 11 part 1: framed chunks whose payload holds a command line (stalled mid-frame, damaged,
+# a tail alone) and junk lines are never executed; STATUS rx_junk counts the junk.
 # Exits non-zero on any failed check.
 set -euo pipefail
 
@@ -48,6 +53,18 @@ for m in busy_loop toggle_n trap fft_bench; do
 done
 "$wamrc" --target=thumbv7em --cpu=cortex-m7 --target-abi=eabihf \
     -o "$work/add-m7.aot" "$work/add.wasm" >/dev/null
+# double precision: an undefined instruction on the Cortex-M4's single-precision FPU
+printf 'int dmul(int a, int b) { volatile double x = a; x = x * 1.5 + b; return (int)x; }\n' >"$work/dmul.c"
+wasm "$work/dmul.wasm" "$work/dmul.c"
+"$wamrc" --target=thumbv7em --cpu=cortex-m7 --target-abi=eabihf \
+    -o "$work/dmul-m7.aot" "$work/dmul.wasm" >/dev/null
+# the lie a hostile client can tell: the descriptor says cortex-m4 (same length, same offsets)
+perl -0777 -pe 's/cpu=cortex-m7/cpu=cortex-m4/' "$work/dmul-m7.aot" >"$work/dmul-lying.aot"
+cmp -s "$work/dmul-m7.aot" "$work/dmul-lying.aot" && { echo "FAIL - no descriptor to rewrite"; exit 1; }
+# issue 11 part 1: a module whose data holds a command line for another module
+printf 'const char *cmd = "\\nUNLOAD module_id=m1\\n";\nint peek(int i) { return cmd[i]; }\n' >"$work/payload_cmd.c"
+wasm "$work/payload_cmd.wasm" "$work/payload_cmd.c"
+grep -q 'UNLOAD module_id=m1' "$work/payload_cmd.wasm" || { echo "FAIL - no command text in the module"; exit 1; }
 printf '(module (memory 1) (func $spin (loop $l (br $l))) (start $spin))' >"$work/spin.wat"
 wat2wasm "$work/spin.wat" -o "$work/spin.wasm"
 aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1/p')"
@@ -116,6 +133,89 @@ expect LOAD_ '^LOAD_OK$'
 send 'START module_id=m1 func=add args="a=200,b=26"'
 expect START_OK '^START_OK$'
 expect RESULT 'status=OK module_id=m1 func=add ret_i32=226$'
+
+# issue 11 part 4: a CPU fault in module code is that job's trap; the board keeps serving
+load m2 "$work/dmul-lying.aot"
+expect LOAD_ '^LOAD_OK$'
+for round in 1 2; do
+    send 'START module_id=m2 func=dmul args="a=4,b=1"'
+    expect START_OK '^START_OK$'
+    expect RESULT '^RESULT status=EXCEPTION module_id=m2 func=dmul msg="cpu fault: UsageFault \((undefined instruction|no coprocessor)\) at pc=0x[0-9a-f]{8} in module code"$' 10
+    send STATUS
+    expect STATUS_OK "m2:LOADED:"
+    echo "info - fault round $round: $last"
+done
+if [ "$one_module" = 1 ]; then
+    load m1 "$work/add.wasm"
+    expect LOAD_ '^LOAD_OK$'
+else
+    send 'UNLOAD module_id=m2'
+    expect UNLOAD_OK 'module_id=m2'
+fi
+send 'START module_id=m1 func=add args="a=200,b=26"'
+expect START_OK '^START_OK$'
+expect RESULT 'status=OK module_id=m1 func=add ret_i32=226$'
+send INFO
+expect INFO_OK '^INFO_OK proto=2 '
+check "no reset after the module's faults (INFO has no reset= token)" eval '[[ "$last" != *" reset="* ]]'
+
+# issue 11 part 1 on the emulated MCU: framed chunks (docs/PROTOCOL.md "Framed chunks") whose
+# payload holds "\nUNLOAD module_id=m1\n", sent with a 2.5 s stall after their first 8 bytes,
+# a damaged frame, a frame's tail alone, junk lines; none of it is ever executed as a command.
+# frame <file> <offset> <len>: one framed chunk of the file's bytes (COBS with every byte XOR
+# '\n', between 0x01 and 0x04, then '\n'; body = kind 1, offset u32 LE, data, crc32 u32 LE)
+frame() {
+    perl -MCompress::Zlib -e '
+        open(my $f, "<:raw", $ARGV[0]) or die; local $/; my $all = <$f>;
+        my $body = pack("CV", 1, $ARGV[1]) . substr($all, $ARGV[1], $ARGV[2]);
+        $body .= pack("V", crc32($body));
+        my ($out, $ci, $code) = ("\0", 0, 1);
+        for my $c (split //, $body) {
+            if ($c eq "\0") { substr($out, $ci, 1) = chr($code); $ci = length $out; $out .= "\0"; $code = 1; }
+            else { $out .= $c; $code++;
+                if ($code == 0xFF) { substr($out, $ci, 1) = chr($code); $ci = length $out; $out .= "\0"; $code = 1; } }
+        }
+        substr($out, $ci, 1) = chr($code);
+        $out = join "", map { chr(ord($_) ^ 10) } split //, $out;
+        print "\x01", $out, "\x04\n";' "$1" "$2" "$3"
+}
+if [ "$one_module" = 1 ]; then
+    load m1 "$work/add.wasm"
+    expect LOAD_ '^LOAD_OK$'
+fi
+mark="$(wc -l <"$work/session.log")"
+printf '\x80UNLOAD module_id=m1\n\x00UNLOAD module_id=m1\nUNLOAD module_id=m1\r\x01\n' >&"${S[1]}"
+psize="$(stat -c %s "$work/payload_cmd.wasm")"
+if [ "$one_module" = 1 ]; then skip "a framed upload next to a loaded m1"; else
+send "LOAD module_id=m2 size=$psize crc32=$(crc32 "$work/payload_cmd.wasm") chunked=1 framed=1"
+expect LOAD_READY "^LOAD_READY module_id=m2 size=$psize .*chunk=[0-9]+ offset=0"
+half=$((psize / 2)) # frames of ~200 bytes: one COBS block each
+frame "$work/payload_cmd.wasm" 0 "$half" >"$work/f1"
+head -c 8 "$work/f1" >&"${S[1]}"
+sleep 2.5 # a stall mid-frame: no per-chunk timeout, the frame stays a frame
+tail -c +9 "$work/f1" >&"${S[1]}"
+expect CHUNK_ "^CHUNK_OK offset=$half\$"
+frame "$work/payload_cmd.wasm" "$half" $((psize - half)) >"$work/f2"
+tail -c +20 "$work/f2" >&"${S[1]}" # a frame's tail alone: junk
+# a flipped bit (never into a '\n', which would split the frame in two lines)
+perl -0777 -pe 'my $c = ord(substr($_, 30, 1)); my $n = $c ^ 1; $n = $c ^ 2 if $n == 10;
+    substr($_, 30, 1) = chr($n)' "$work/f2" >&"${S[1]}"
+expect CHUNK_ "^CHUNK_ERR code=BAD_CRC offset=$half\$"
+cat "$work/f2" >&"${S[1]}"
+expect CHUNK_ "^CHUNK_OK offset=$psize\$"
+expect LOAD_ '^LOAD_OK$'
+send 'START module_id=m2 func=peek args="i=1"'
+expect START_OK '^START_OK$'
+expect RESULT '^RESULT status=OK module_id=m2 func=peek ret_i32=85$' # 'U'
+fi
+send STATUS
+expect STATUS_OK 'm1:LOADED:.* rx_junk=[1-9]'
+check "no command text of the junk or the payload ran (no UNLOAD answered)" \
+    eval '! tail -n +"$mark" "$work/session.log" | grep -q "^<< UNLOAD_"'
+if [ "$one_module" = 0 ]; then
+    send 'UNLOAD module_id=m2'
+    expect UNLOAD_OK 'module_id=m2'
+fi
 
 # The agent's log (no semihosting): a console line on the UART, read by expect() above.
 check "the agent's log of START is a console line on the UART" \

@@ -443,6 +443,7 @@ else
   cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
   ln -s "$core" "$work/tree/firmware-agent/core"
   ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  ln -s "$port/../../third_party" "$work/tree/firmware-agent/third_party"
   cp "$port/CMakeLists.txt" "$work/CMakeLists.orig"
   sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
   if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then

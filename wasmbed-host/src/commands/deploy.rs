@@ -10,16 +10,27 @@ use crate::cli::{BuildArgs, DeployArgs, Mode, ReplaceArgs};
 use crate::error::HostError;
 use crate::{output, requests};
 
+/// What is uploaded besides the bytes: built from source (`mode`), replacement options and a
+/// signature made elsewhere.
+struct UploadOpts<'a> {
+    mode: Option<Mode>,
+    replace: &'a ReplaceArgs,
+    signature: Option<String>,
+}
+
 fn upload(
     ctx: &Ctx,
     command: &str,
     module_id: &str,
     data: &[u8],
-    mode: Option<Mode>,
-    replace: &ReplaceArgs,
-    signature: Option<String>,
+    opts: UploadOpts<'_>,
     default_s: f64,
 ) -> Result<Report, HostError> {
+    let UploadOpts {
+        mode,
+        replace,
+        signature,
+    } = opts;
     // Checked once before any device is asked.
     requests::upload("", module_id, data, mode, replace, signature.clone())?;
     let devices = ctx.devices(command)?;
@@ -72,9 +83,11 @@ pub(super) fn deploy(ctx: &Ctx, a: &DeployArgs) -> Result<Report, HostError> {
         "deploy",
         &a.module_id,
         &data,
-        None,
-        &a.replace,
-        signature,
+        UploadOpts {
+            mode: None,
+            replace: &a.replace,
+            signature,
+        },
         20.0,
     )
 }
@@ -87,9 +100,11 @@ pub(super) fn build_and_deploy(ctx: &Ctx, a: &BuildArgs) -> Result<Report, HostE
         "build-and-deploy",
         &a.module_id,
         &data,
-        Some(a.mode),
-        &a.replace,
-        None,
+        UploadOpts {
+            mode: Some(a.mode),
+            replace: &a.replace,
+            signature: None,
+        },
         60.0,
     )
 }

@@ -43,7 +43,7 @@ extern "C" {
 /** Trusted module-signing keys a device holds at most (docs/SECURITY.md "Signed modules"). */
 #define AGENT_TRUSTED_KEYS_MAX 4
 /** Module ids with a minimum version (anti-rollback) the agent remembers at most. */
-#define AGENT_FLOORS_MAX 16
+#define AGENT_FLOORS_MAX 8
 
 /** Module signatures (agent_config.sig_mode; INFO `sig=`). */
 enum agent_sig_mode {
@@ -195,9 +195,11 @@ struct agent_identity {
 	char info[8 + 33];   /* INFO identity=: "ed25519:<32 hex fingerprint>" or "none" */
 };
 
-/** A module signature (SIG line), private to the core. */
+/** The module signature of the last SIG line, private to the core (one: RAM is scarce). */
 struct agent_sig {
 	bool present;
+	int slot; /* -1: waiting for the LOAD of `id`; else the slot whose upload it signs */
+	char id[AGENT_ID_MAX + 1];
 	uint8_t sig[64];
 	uint8_t key_id[8];
 	uint32_t ver;
@@ -237,7 +239,6 @@ struct agent_slot {
 	bool load_has_seq;     /* the LOAD carried seq=load_seq (its LOAD_OK/LOAD_ERR echo it) */
 	uint32_t load_seq;
 	char victim[AGENT_ID_MAX + 1];
-	struct agent_sig sig; /* the signature its upload is checked against */
 };
 
 /** Framed chunks (docs/PROTOCOL.md "Framed chunks"): a frame line starts with this byte. */
@@ -322,9 +323,9 @@ struct agent {
 	uint32_t chunk_idle_since; /* last progress of a CHUNK payload */
 	struct agent_identity ident;
 	struct agent *next_agent;  /* agents sharing the process's WAMR runtime (start hook) */
-	/* module signatures: the SIG waiting for its LOAD, and the minimum version per module id */
-	struct agent_sig sig_pending;
-	char sig_pending_id[AGENT_ID_MAX + 1];
+	/* module signatures: the last SIG (waiting for its LOAD, or bound to an upload's slot), and
+	 * the minimum version per module id */
+	struct agent_sig sig;
 	struct {
 		char id[AGENT_ID_MAX + 1];
 		uint32_t ver;

@@ -97,9 +97,9 @@ void agent_cmd_sig(struct agent *a, const char *params);
 void agent_cmd_minver(struct agent *a, const char *params);
 
 /* --- module signatures (agent_sig.c) --- */
-/* A LOAD of `s` (module id set) begins: it takes the pending SIG if that names its module;
- * `resume` keeps the slot's signature when no new SIG came. Clears the pending SIG (s NULL:
- * only that). */
+/* A LOAD of `s` (module id set) begins: the SIG waiting for a LOAD of that module id now signs
+ * this upload; otherwise the upload is unsigned, except that a `resume` keeps the signature
+ * its upload started with. s NULL (a refused LOAD): drops the SIG. */
 void agent_sig_take(struct agent *a, struct agent_slot *s, bool resume);
 /* The upload of `s` is complete and its CRC good: NULL if it may load (signature, key, version
  * checked as the mode asks), else the LOAD_ERR code, with the message in err. */

@@ -139,12 +139,12 @@ int agent_sig_floor_restore(struct agent *a, const char *id, uint32_t ver)
 
 void agent_sig_take(struct agent *a, struct agent_slot *s, bool resume)
 {
-	if (s && a->sig_pending.present && !strcmp(a->sig_pending_id, s->id))
-		s->sig = a->sig_pending;
-	else if (s && !resume)
-		memset(&s->sig, 0, sizeof(s->sig));
-	memset(&a->sig_pending, 0, sizeof(a->sig_pending));
-	a->sig_pending_id[0] = '\0';
+	struct agent_sig *g = &a->sig;
+
+	if (s && g->present && g->slot < 0 && !strcmp(g->id, s->id))
+		g->slot = (int)s->index; /* this upload is signed by it */
+	else if (!(s && resume && g->present && g->slot == (int)s->index))
+		memset(g, 0, sizeof(*g)); /* the upload is unsigned (a resume keeps its own) */
 }
 
 /* The signed message: a fixed text naming everything the signature binds (see PROTOCOL.md). */
@@ -165,13 +165,14 @@ static size_t sig_message(struct agent *a, const struct agent_slot *s, char *msg
 		snprintf(target, sizeof(target), "none");
 	n = snprintf(msg, cap,
 		     SIG_DOMAIN "\nmodule_id=%s\nkind=%s\ntarget=%s\nver=%lu\nsize=%lu\nsha512=%s\n",
-		     s->id, aot ? "aot" : "wasm", target, (unsigned long)s->sig.ver,
+		     s->id, aot ? "aot" : "wasm", target, (unsigned long)a->sig.ver,
 		     (unsigned long)s->size, digest);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
-const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, size_t err_len)
+static const char *sig_check(struct agent *a, struct agent_slot *s, char *err, size_t err_len)
 {
+	const struct agent_sig *g = &a->sig;
 	char msg[448], kid[17], ids[AGENT_TRUSTED_KEYS_MAX * 17 + 8];
 	const uint8_t *pk = NULL;
 	size_t len;
@@ -180,7 +181,7 @@ const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, si
 
 	if (a->cfg.sig_mode == AGENT_SIG_OFF)
 		return NULL;
-	if (!s->sig.present) {
+	if (!g->present || g->slot != (int)s->index) {
 		if (a->cfg.sig_mode == AGENT_SIG_OPTIONAL)
 			return NULL;
 		snprintf(err, err_len,
@@ -192,18 +193,18 @@ const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, si
 		uint8_t id[8];
 
 		key_id(a->cfg.trusted_keys[i], id);
-		if (!memcmp(id, s->sig.key_id, sizeof(id)))
+		if (!memcmp(id, g->key_id, sizeof(id)))
 			pk = a->cfg.trusted_keys[i];
 	}
 	if (!pk) {
-		hex_put(kid, s->sig.key_id, 8);
+		hex_put(kid, g->key_id, 8);
 		key_ids(a, ids, sizeof(ids));
 		snprintf(err, err_len, "key %s is not trusted by this device (trusted: %s)", kid, ids);
 		return "UNTRUSTED_KEY";
 	}
 	t0 = agent_now(a);
 	len = sig_message(a, s, msg, sizeof(msg));
-	bad = !len || crypto_ed25519_check(s->sig.sig, pk, (const uint8_t *)msg, len) != 0;
+	bad = !len || crypto_ed25519_check(g->sig, pk, (const uint8_t *)msg, len) != 0;
 	/* the cost figure of docs/benchmarks.md: SHA-512 of the module + one Ed25519 check */
 	agent_logf(a, "signature of %s (%lu bytes) checked in %lu ms: %s", s->id,
 		   (unsigned long)s->size, (unsigned long)(agent_now(a) - t0), bad ? "bad" : "good");
@@ -213,12 +214,12 @@ const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, si
 		return "BAD_SIGNATURE";
 	}
 	floor = floor_of(a, s->id);
-	if (s->sig.ver < floor) {
+	if (g->ver < floor) {
 		snprintf(err, err_len, "version %lu of %s is older than this device's minimum %lu",
-			 (unsigned long)s->sig.ver, s->id, (unsigned long)floor);
+			 (unsigned long)g->ver, s->id, (unsigned long)floor);
 		return "ROLLBACK";
 	}
-	if (floor_raise(a, s->id, s->sig.ver, true) != 0) {
+	if (floor_raise(a, s->id, g->ver, true) != 0) {
 		snprintf(err, err_len,
 			 "no room to remember a minimum version for %s (%d module ids): sign it "
 			 "with ver=0 or reuse a module id",
@@ -228,11 +229,19 @@ const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, si
 	return NULL;
 }
 
+const char *agent_sig_check(struct agent *a, struct agent_slot *s, char *err, size_t err_len)
+{
+	const char *code = sig_check(a, s, err, err_len);
+
+	memset(&a->sig, 0, sizeof(a->sig)); /* a signature signs one upload */
+	return code;
+}
+
 /* SIG module_id=<id> ver=<u32> key=<16 hex> sig=<128 hex>: the signature of the next LOAD. */
 void agent_cmd_sig(struct agent *a, const char *params)
 {
 	struct agent_param p_id, p_ver, p_key, p_sig;
-	struct agent_sig sig = { .present = true };
+	struct agent_sig sig = { .present = true, .slot = -1 };
 	char id[AGENT_ID_MAX + 1];
 
 	if (a->cfg.sig_mode == AGENT_SIG_OFF) {
@@ -255,8 +264,8 @@ void agent_cmd_sig(struct agent *a, const char *params)
 			    id);
 		return;
 	}
-	a->sig_pending = sig;
-	strcpy(a->sig_pending_id, id);
+	strcpy(sig.id, id);
+	a->sig = sig; /* replaces an earlier one, bound or not */
 	agent_sendf(a, "SIG_OK module_id=%s", id);
 }
 

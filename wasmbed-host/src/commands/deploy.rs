@@ -11,16 +11,28 @@ use crate::cli::{BuildArgs, DeployArgs, Mode, ReplaceArgs};
 use crate::error::HostError;
 use crate::{output, requests};
 
+/// What is uploaded besides the bytes: built from source (`mode`), replacement options and a
+/// signature made elsewhere.
+struct UploadOpts<'a> {
+    /// Built on the gateway in this mode from this source file (its diagnostics name it).
+    build: Option<(Mode, &'a Path)>,
+    replace: &'a ReplaceArgs,
+    signature: Option<String>,
+}
+
 fn upload(
     ctx: &Ctx,
     command: &str,
     module_id: &str,
     data: &[u8],
-    build: Option<(Mode, &Path)>,
-    replace: &ReplaceArgs,
-    signature: Option<String>,
+    opts: UploadOpts<'_>,
     default_s: f64,
 ) -> Result<Report, HostError> {
+    let UploadOpts {
+        build,
+        replace,
+        signature,
+    } = opts;
     let mode = build.map(|(m, _)| m);
     let source = build.map(|(_, p)| p);
     // Checked once before any device is asked.
@@ -78,9 +90,11 @@ pub(super) fn deploy(ctx: &Ctx, a: &DeployArgs) -> Result<Report, HostError> {
         "deploy",
         &a.module_id,
         &data,
-        None,
-        &a.replace,
-        signature,
+        UploadOpts {
+            build: None,
+            replace: &a.replace,
+            signature,
+        },
         20.0,
     )
 }
@@ -93,9 +107,11 @@ pub(super) fn build_and_deploy(ctx: &Ctx, a: &BuildArgs) -> Result<Report, HostE
         "build-and-deploy",
         &a.module_id,
         &data,
-        Some((a.mode, &a.source)),
-        &a.replace,
-        None,
+        UploadOpts {
+            build: Some((a.mode, &a.source)),
+            replace: &a.replace,
+            signature: None,
+        },
         60.0,
     )
 }

@@ -6,6 +6,8 @@
 # module's signature and an older version are refused and never run; signed wasm and AOT load and
 # run. Prints the device's verify time per module (SHA-512 of the module + one Ed25519 check,
 # the agent's own log line; QEMU is not cycle-accurate: see docs/benchmarks.md).
+# SIG_ICOUNT=N runs QEMU with -icount shift=N (one guest instruction = 2^N ns of the board's
+# clock), so a logged millisecond is 10^6 / 2^N guest instructions (the docs/benchmarks.md figure).
 # Exits non-zero on any failed check.
 set -euo pipefail
 
@@ -62,6 +64,12 @@ sig() {
         "$(od -An -tx1 "$work/sig" | tr -d ' \n')"
 }
 
+if [ -n "${SIG_ICOUNT:-}" ]; then
+    printf '#!/bin/sh\nexec %s -icount shift=%d "$@"\n' "${QEMU:-qemu-system-arm}" "$SIG_ICOUNT" \
+        >"$work/qemu-icount"
+    chmod +x "$work/qemu-icount"
+    export QEMU="$work/qemu-icount"
+fi
 start_qemu "$elf" 240
 coproc S { exec timeout 240 socat - "TCP:127.0.0.1:$(cat "$work/port")"; }
 

@@ -322,6 +322,7 @@ static const struct agent_port_ops port_ops = {
 	.stack_reset = PORT_STACK_RESET,
 	.log = PORT_LOG,
 	.code_sync = PORT_CODE_SYNC,
+	.floor_saved = NULL, /* signed modules: minimum versions stay in RAM (docs/SECURITY.md) */
 };
 
 /* Hand the bytes the RX interrupt queued to the core. */

@@ -133,7 +133,8 @@ check_board "nucleo_f446re: no led0, LOG on, no stack info, soft ABI" nucleo_f44
 echo "== 2. core/*.c for the same target"
 for f in "$core"/*.c; do
   if "$cc" -O2 -c -o /dev/null "${target[@]}" -std=gnu11 -Wall -Wextra -Werror \
-      -I"$core" -I"$wamr/core/iwasm/include" "$f"; then
+      -I"$core" -I"$wamr/core/iwasm/include" -I"$core/../third_party/monocypher" \
+      -I"$core/../third_party/monocypher/optional" "$f"; then
     echo "ok    core/$(basename "$f")"
   else
     echo "FAIL  core/$(basename "$f")"; fail=1
@@ -442,6 +443,7 @@ else
   cp -r "$port" "$work/tree/firmware-agent/ports/zephyr"
   ln -s "$core" "$work/tree/firmware-agent/core"
   ln -s "$port/../../wamr" "$work/tree/firmware-agent/wamr"
+  ln -s "$port/../../third_party" "$work/tree/firmware-agent/third_party"
   cp "$port/CMakeLists.txt" "$work/CMakeLists.orig"
   sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
   if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then

@@ -18,40 +18,10 @@ static const char *mode_name(enum agent_sig_mode m)
 	return m == AGENT_SIG_REQUIRED ? "required" : "optional";
 }
 
-static void hex_put(char *dst, const uint8_t *src, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		dst[2 * i] = digits[src[i] >> 4];
-		dst[2 * i + 1] = digits[src[i] & 15];
-	}
-	dst[2 * n] = '\0';
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Exactly 2n hex digits into n bytes. */
 static bool hex_get(const struct agent_param *p, uint8_t *dst, size_t n)
 {
-	if (p->len != 2 * n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_digit(p->val[2 * i]), lo = hex_digit(p->val[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		dst[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
+	return agent_hex_decode(dst, p->val, p->len, n);
 }
 
 /* Key id: the first 8 bytes of SHA-512(public key). */
@@ -74,7 +44,7 @@ static void key_ids(struct agent *a, char *buf, size_t cap)
 		key_id(a->cfg.trusted_keys[i], id);
 		if (len)
 			buf[len++] = ',';
-		hex_put(buf + len, id, 8);
+		agent_hex_encode(buf + len, id, 8);
 		len += 16;
 	}
 	if (!len)
@@ -157,7 +127,7 @@ static size_t sig_message(struct agent *a, const struct agent_slot *s, char *msg
 	int n;
 
 	crypto_sha512(h, s->buf, s->size);
-	hex_put(digest, h, sizeof(h));
+	agent_hex_encode(digest, h, sizeof(h));
 	if (aot)
 		snprintf(target, sizeof(target), "%s/%s/%s/%s/%d", c->aot_arch, c->aot_cpu,
 			 c->aot_features, c->aot_abi, AGENT_AOT_VERSION);
@@ -197,7 +167,7 @@ static const char *sig_check(struct agent *a, struct agent_slot *s, char *err, s
 			pk = a->cfg.trusted_keys[i];
 	}
 	if (!pk) {
-		hex_put(kid, g->key_id, 8);
+		agent_hex_encode(kid, g->key_id, 8);
 		key_ids(a, ids, sizeof(ids));
 		snprintf(err, err_len, "key %s is not trusted by this device (trusted: %s)", kid, ids);
 		return "UNTRUSTED_KEY";

@@ -102,7 +102,7 @@ pub enum DeviceEvent {
     /// The follower fell behind and lines were dropped.
     Skipped(u64),
     /// The device's state changed.
-    State(DeviceView),
+    State(Box<DeviceView>),
     /// The gateway's record of the jobs changed (a START, a RESULT).
     Jobs(BTreeMap<String, JobRecord>),
     /// Progress of an upload started over HTTP.
@@ -153,7 +153,7 @@ pub fn follow(http: &Http, dev: DeviceHandle, since: u64) -> mpsc::Receiver<Devi
                         continue;
                     }
                     view = Some(v.key());
-                    DeviceEvent::State(v)
+                    DeviceEvent::State(Box::new(v))
                 }
             };
             if tx.send(ev).await.is_err() {

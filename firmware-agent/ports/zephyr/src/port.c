@@ -323,6 +323,7 @@ static const struct agent_port_ops port_ops = {
 	.log = PORT_LOG,
 	.code_sync = PORT_CODE_SYNC,
 	.floor_saved = NULL, /* signed modules: minimum versions stay in RAM (docs/SECURITY.md) */
+	.set_baud = NULL, /* BAUD not offered yet (core/PORTING.md "set_baud") */
 };
 
 /* Hand the bytes the RX interrupt queued to the core. */

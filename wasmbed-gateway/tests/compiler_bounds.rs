@@ -461,3 +461,41 @@ async fn a_sigkilled_gateway_takes_its_simulated_board_down() {
     }
     assert!(!alive(sim), "simulator {sim} outlived the killed gateway");
 }
+
+/// A compiler that prints without end (a warning flood: a few lines of C can make clang print
+/// hundreds of MB of diagnostics) must not grow the gateway: only the start of its output is
+/// kept. The stand-in compiler prints 200 MB to stderr and fails.
+#[tokio::test]
+async fn a_flood_of_compiler_output_does_not_grow_the_gateway() {
+    use std::os::unix::fs::PermissionsExt;
+    let tools = tempfile::tempdir().unwrap();
+    let fake = tools.path().join("clang");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --version ] && exec echo fake clang 1\n\
+         yes 'module.c:1:1: warning: flood' | head -c 200000000 >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gw = GwProc::start(
+        &format!(
+            "[compiler]\nclang = \"{}\"\ntimeout_ms = 60000\n{OFFLINE}",
+            fake.display()
+        ),
+        &[],
+    );
+    // The peak (VmHWM): memory taken for the output is given back once the reply is sent.
+    let hwm_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    let before = hwm_kib();
+    let a = build(&gw, "int x;\n", 120).await;
+    let grown_mib = hwm_kib().saturating_sub(before) / 1024;
+    assert_eq!(a.err_code(), "COMPILE_FAILED", "{}", a.reply);
+    let stderr = a.reply["error"]["detail"]["stderr"].as_str().unwrap();
+    assert!(stderr.len() < 70 * 1024, "{}", stderr.len());
+    assert!(stderr.contains("more bytes of compiler output cut"), "{}", &stderr[stderr.len() - 100..]);
+    assert!(grown_mib < 32, "the gateway grew by {grown_mib} MiB reading compiler output");
+}

@@ -319,23 +319,30 @@ impl Compiler {
             .env("TMPDIR", workdir)
             .kill_on_drop(true);
         self.confinement.apply(&mut cmd, workdir)?;
-        let child = cmd.spawn().map_err(|e| CompileError::Spawn {
+        let mut child = cmd.spawn().map_err(|e| CompileError::Spawn {
             tool: tool.display().to_string(),
             message: e.to_string(),
         })?;
         // Kills the whole group (clang's own children too) on every way out of here.
         let _group = child.id().map(GroupGuard::new);
-        let out = tokio::time::timeout(self.timeout(), child.wait_with_output())
+        // The output is read to its end but only its first OUTPUT_MAX bytes are kept: a source
+        // that makes the compiler print without end (a warning flood) must not grow the gateway.
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let run = async {
+            tokio::try_join!(read_capped(stdout), read_capped(stderr), child.wait())
+        };
+        let (stdout, stderr, status) = tokio::time::timeout(self.timeout(), run)
             .await
             .map_err(|_| CompileError::Timeout {
                 step,
                 seconds: self.timeout().as_secs(),
             })??;
-        if out.status.success() {
+        if status.success() {
             return Ok(());
         }
-        let stderr = capped(&out.stderr);
-        if let Some(what) = self.limit_hit(&out.status, &stderr) {
+        let out = (status, stdout);
+        let stderr = capped(&stderr);
+        if let Some(what) = self.limit_hit(&out.0, &stderr) {
             return Err(CompileError::Limit { step, what });
         }
         // Landlock makes files outside look unreadable (`#include`) or missing (`.incbin`).
@@ -350,10 +357,10 @@ impl Compiler {
         };
         Err(CompileError::Failed {
             step,
-            status: out.status.to_string(),
+            status: out.0.to_string(),
             hint,
             stderr,
-            stdout: capped(&out.stdout),
+            stdout: capped(&out.1),
         })
     }
 
@@ -419,18 +426,42 @@ fn which(tool: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The start of a compiler's output stream: at most [`OUTPUT_MAX`] bytes kept, all counted.
+#[derive(Debug, Default)]
+struct Captured {
+    kept: Vec<u8>,
+    total: usize,
+}
+
+/// Reads `r` to its end, keeping only its first [`OUTPUT_MAX`] bytes (the rest is counted and
+/// dropped as it comes, so the gateway's memory does not follow the compiler's output).
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> std::io::Result<Captured> {
+    use tokio::io::AsyncReadExt;
+    let mut c = Captured::default();
+    let Some(mut r) = r else { return Ok(c) };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(c);
+        }
+        c.total += n;
+        let room = OUTPUT_MAX.saturating_sub(c.kept.len());
+        c.kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+}
+
 /// Compiler output kept for the reply: the first [`OUTPUT_MAX`] bytes (the first diagnostics are
 /// the ones that matter), then a note of how much was cut. A warning bomb must not make a reply
 /// larger than a host connection's queue (`limits.reply_queue_max`).
-fn capped(bytes: &[u8]) -> String {
-    if bytes.len() <= OUTPUT_MAX {
-        return String::from_utf8_lossy(bytes).into_owned();
+fn capped(c: &Captured) -> String {
+    let mut s = String::from_utf8_lossy(&c.kept).into_owned();
+    if c.total > c.kept.len() {
+        s.push_str(&format!(
+            "\n[... {} more bytes of compiler output cut]\n",
+            c.total - c.kept.len()
+        ));
     }
-    let mut s = String::from_utf8_lossy(&bytes[..OUTPUT_MAX]).into_owned();
-    s.push_str(&format!(
-        "\n[... {} more bytes of compiler output cut]\n",
-        bytes.len() - OUTPUT_MAX
-    ));
     s
 }
 
@@ -460,9 +491,15 @@ mod tests {
 
     #[test]
     fn compiler_output_is_capped_with_a_note() {
-        assert_eq!(super::capped(b"short"), "short");
-        let big = vec![b'w'; super::OUTPUT_MAX + 10];
-        let c = super::capped(&big);
+        let read = |bytes: Vec<u8>| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(super::read_capped(Some(&bytes[..])))
+                .unwrap()
+        };
+        assert_eq!(super::capped(&read(b"short".to_vec())), "short");
+        let c = super::capped(&read(vec![b'w'; super::OUTPUT_MAX + 10]));
         assert!(c.len() < super::OUTPUT_MAX + 100, "{}", c.len());
         assert!(
             c.ends_with("[... 10 more bytes of compiler output cut]\n"),

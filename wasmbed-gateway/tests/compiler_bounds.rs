@@ -488,7 +488,11 @@ async fn a_flood_of_compiler_output_does_not_grow_the_gateway() {
     let hwm_kib = || {
         let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
     };
     let before = hwm_kib();
     let a = build(&gw, "int x;\n", 120).await;
@@ -496,6 +500,13 @@ async fn a_flood_of_compiler_output_does_not_grow_the_gateway() {
     assert_eq!(a.err_code(), "COMPILE_FAILED", "{}", a.reply);
     let stderr = a.reply["error"]["detail"]["stderr"].as_str().unwrap();
     assert!(stderr.len() < 70 * 1024, "{}", stderr.len());
-    assert!(stderr.contains("more bytes of compiler output cut"), "{}", &stderr[stderr.len() - 100..]);
-    assert!(grown_mib < 32, "the gateway grew by {grown_mib} MiB reading compiler output");
+    assert!(
+        stderr.contains("more bytes of compiler output cut"),
+        "{}",
+        &stderr[stderr.len() - 100..]
+    );
+    assert!(
+        grown_mib < 32,
+        "the gateway grew by {grown_mib} MiB reading compiler output"
+    );
 }

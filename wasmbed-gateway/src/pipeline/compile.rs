@@ -328,15 +328,15 @@ impl Compiler {
         // The output is read to its end but only its first OUTPUT_MAX bytes are kept: a source
         // that makes the compiler print without end (a warning flood) must not grow the gateway.
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let run = async {
-            tokio::try_join!(read_capped(stdout), read_capped(stderr), child.wait())
-        };
-        let (stdout, stderr, status) = tokio::time::timeout(self.timeout(), run)
-            .await
-            .map_err(|_| CompileError::Timeout {
-                step,
-                seconds: self.timeout().as_secs(),
-            })??;
+        let run =
+            async { tokio::try_join!(read_capped(stdout), read_capped(stderr), child.wait()) };
+        let (stdout, stderr, status) =
+            tokio::time::timeout(self.timeout(), run)
+                .await
+                .map_err(|_| CompileError::Timeout {
+                    step,
+                    seconds: self.timeout().as_secs(),
+                })??;
         if status.success() {
             return Ok(());
         }

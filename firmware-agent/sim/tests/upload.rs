@@ -169,7 +169,7 @@ fn baud_pacing_slows_uploads() {
     let mut l = sim.hello();
     // The paced link's speed is reported in INFO (optional v2 field, after line_max).
     let info = l.ask("INFO", "INFO_OK");
-    assert!(info.contains(" line_max=255 baud=19200 stop="), "{info}");
+    assert!(info.contains(" line_max=255 baud=19200 "), "{info}");
     let fft = module("fft_bench"); // ~2.3 KB: ~1.2 s at 1920 bytes/s
     let t0 = Instant::now();
     l.load_ok("fft", &fft);

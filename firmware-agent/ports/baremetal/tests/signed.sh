@@ -100,7 +100,7 @@ verify_time() { # the agent's log line for the last checked signature
 
 expect HELLO '^HELLO '
 send INFO
-expect INFO_OK " sig=required sig_keys=$key_id\$"
+expect INFO_OK " sig=required sig_keys=$key_id( |$)"
 
 # unsigned (any gateway that does not sign): refused after the CRC, never run
 load fx "$work/fx.wasm"

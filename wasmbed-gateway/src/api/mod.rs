@@ -500,8 +500,11 @@ pub async fn handle_request<R: tokio::io::AsyncBufRead + Unpin>(
             }
         }
     };
+    // The body's end is not the host leaving (a fleet request has no connection to watch):
+    // without StaysOpen every upload would be cancelled as soon as its bytes were read.
+    let mut body = BufReader::new(tokio::io::AsyncReadExt::chain(body, StaysOpen));
     let serve = async {
-        wasmbed::handle(gw, req, body, &ob, &open_rx).await;
+        wasmbed::handle(gw, req, &mut body, &ob, &open_rx).await;
         ob.finish();
     };
     tokio::join!(serve, writer, relay);

@@ -42,11 +42,11 @@
  * ~80 KiB of pool, fft_bench AOT ~92 KiB).
  */
 #define AGENT_SLOTS 1
-#define AGENT_POOL_BYTES (93u * 1024u + 512u) /* 93.5 KiB: what the agent leaves */
+#define AGENT_POOL_BYTES (94u * 1024u)
 #define AGENT_CMD_STACK_BYTES (8u * 1024u)
 #define AGENT_WORKER_STACK_BYTES (10u * 1024u)
 #define AGENT_WASM_STACK_BYTES (6u * 1024u)
-#define AGENT_RX_RING_BYTES 4096u
+#define AGENT_RX_RING_BYTES 2048u /* power of two; 2 KiB: signatures + identity took the rest */
 #define SMOKE_POOL_BYTES (96u * 1024u)
 /* WAMR's AOT section / linear memory granule (no MMU): 64 B, not 4 KiB. */
 #define BOARD_MMAP_PAGE_BYTES 64

@@ -189,17 +189,34 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn wasmbed-host");
+    // Drained while the command runs: output larger than a pipe (a completion script) must not
+    // block the child while we wait for it to exit.
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out_t = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err_t = drain(child.stderr.take().map(|r| Box::new(r) as _));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            return Output {
+                status,
+                stdout: out_t.join().unwrap(),
+                stderr: err_t.join().unwrap(),
+            };
         }
         if Instant::now() > deadline {
             child.kill().ok();
-            let out = child.wait_with_output().unwrap();
+            child.wait().ok();
             panic!(
                 "wasmbed-host {args:?} did not finish in 30 s; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&err_t.join().unwrap())
             );
         }
         thread::sleep(Duration::from_millis(10));

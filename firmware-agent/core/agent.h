@@ -405,6 +405,12 @@ int agent_sig_floor_restore(struct agent *a, const char *id, uint32_t ver);
 /** Standard CRC-32 (zlib): crc = agent_crc32(0, buf, len), chainable. */
 uint32_t agent_crc32(uint32_t crc, const uint8_t *buf, size_t len);
 
+/* Hex codec shared by the core and the ports (keys, signatures, identity seeds). */
+/* n bytes to 2n lowercase hex digits and a NUL (dst holds 2n + 1). */
+void agent_hex_encode(char *dst, const uint8_t *src, size_t n);
+/* Exactly 2n hex digits (src, len) to n bytes; false on another length or a non-hex digit. */
+bool agent_hex_decode(uint8_t *dst, const char *src, size_t len, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -62,10 +62,6 @@ bool agent_param_copy(const struct agent_param *p, char *dst, size_t cap);
 bool agent_ident_valid(const char *s, size_t max);
 /* Parses a decimal u32 (no sign, no garbage); false otherwise. */
 bool agent_param_u32(const struct agent_param *p, uint32_t *out);
-/* n bytes to 2n lowercase hex digits and a NUL (dst holds 2n + 1). */
-void agent_hex_encode(char *dst, const uint8_t *src, size_t n);
-/* Exactly 2n hex digits (src, len) to n bytes; false on another length or a non-hex digit. */
-bool agent_hex_decode(uint8_t *dst, const char *src, size_t len, size_t n);
 /* Parses hex (optional 0x) u32; false on garbage or overflow. */
 bool agent_param_hex(const struct agent_param *p, uint32_t *out);
 

@@ -14,17 +14,6 @@
 
 #include "posix_port.h"
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Reads an existing identity file: 64 hex digits, optionally followed by a newline; mode 0600. */
 static int read_seed(const char *path, int fd, uint8_t seed[32])
 {
@@ -49,14 +38,8 @@ static int read_seed(const char *path, int fd, uint8_t seed[32])
 	len = (size_t)n;
 	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 		len--;
-	if (len != 64)
+	if (!agent_hex_decode(seed, text, len, 32))
 		goto bad;
-	for (size_t i = 0; i < 32; i++) {
-		int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			goto bad;
-		seed[i] = (uint8_t)(hi << 4 | lo);
-	}
 	memset(text, 0, sizeof(text));
 	return 0;
 bad:

@@ -10,17 +10,6 @@
 
 #include "posix_port.h"
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int add_key(struct posix_port *p, const char *hex, size_t len, const char *where)
 {
 	uint8_t *k;
@@ -31,17 +20,12 @@ static int add_key(struct posix_port *p, const char *hex, size_t len, const char
 		return -1;
 	}
 	k = p->trusted_keys[p->cfg.trusted_keys_n];
-	for (size_t i = 0; i < 32; i++) {
-		int hi = len == 64 ? hex_val(hex[2 * i]) : -1, lo = len == 64 ? hex_val(hex[2 * i + 1]) : -1;
-
-		if (hi < 0 || lo < 0) {
-			fprintf(stderr,
-				"wasmbed-agent-sim: a trusted key is 64 hex digits (an Ed25519 public "
-				"key, `wasmbed-host keys show`), got '%.*s' (%s)\n",
-				(int)len, hex, where);
-			return -1;
-		}
-		k[i] = (uint8_t)(hi << 4 | lo);
+	if (!agent_hex_decode(k, hex, len, 32)) {
+		fprintf(stderr,
+			"wasmbed-agent-sim: a trusted key is 64 hex digits (an Ed25519 public "
+			"key, `wasmbed-host keys show`), got '%.*s' (%s)\n",
+			(int)len, hex, where);
+		return -1;
 	}
 	p->cfg.trusted_keys_n++;
 	return 0;

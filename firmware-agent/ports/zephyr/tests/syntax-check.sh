@@ -38,17 +38,26 @@
 #     zephyr_library_named() (a warning in application mode) the configure must warn; any CMake
 #     warning fails the check.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional; needs
-# arm-none-eabi-gcc, cmake and python3)
+# arm-none-eabi-gcc, cmake and python3; SYNTAX_CHECK_FAIL_FAST=1 stops at the first failure).
+# tests/breaks.sh runs this script on broken copies of the port: each must fail.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 shim="$here/syntax-shim"
 port="$(cd "$here/.." && pwd)"
+facts="$(cd "$port/../../boards" && pwd)" # board facts shared with the bare-metal images
 core="$(cd "$port/../../core" && pwd)"
 posix="$(cd "$port/../posix" && pwd)"
 repo="$(cd "$port/../../.." && pwd)"
 cc="${CC_ARM:-arm-none-eabi-gcc}"
 fail=0
+# failed: record a failure; with SYNTAX_CHECK_FAIL_FAST=1 (tests/breaks.sh) stop at the first one
+failed() {
+  fail=1
+  if [ "${SYNTAX_CHECK_FAIL_FAST:-0}" = 1 ]; then
+    echo "syntax-check: FAIL (SYNTAX_CHECK_FAIL_FAST: stopped at the first failure)"; exit 1
+  fi
+}
 
 command -v "$cc" >/dev/null || { echo "syntax-check: $cc not found (apt-get install gcc-arm-none-eabi)" >&2; exit 2; }
 # shellcheck source=tools/wamrc/find-wamr.sh
@@ -107,12 +116,12 @@ check_board() { # name board dt-dir [extra.conf...]
   local cfg="$work/$board.config" bad
   board_config "$board" "$cfg" "$@"
   bad="$(check_ranges "$cfg")"
-  if [ -n "$bad" ]; then echo "FAIL  [$name] $bad"; fail=1; fi
+  if [ -n "$bad" ]; then echo "FAIL  [$name] $bad"; failed; fi
   for f in $(port_sources "$cfg"); do
     if compile "$cfg" "$dt" "$f"; then
       echo "ok    $(basename "$f")  [$name]"
     else
-      cat "$work/cc.log"; echo "FAIL  $(basename "$f")  [$name]"; fail=1
+      cat "$work/cc.log"; echo "FAIL  $(basename "$f")  [$name]"; failed
     fi
   done
 }
@@ -121,7 +130,7 @@ echo "== 1. src/*.c against syntax-shim/ (not Zephyr) + core headers + $wamr/cor
 boards=()
 for conf in "$port"/boards/*.conf; do boards+=("$(basename "$conf" .conf)"); done
 for board in "${boards[@]}"; do
-  [ -d "$shim/boards/$board" ] || { echo "FAIL  no syntax-shim/boards/$board (devicetree + defconfig)"; fail=1; continue; }
+  [ -d "$shim/boards/$board" ] || { echo "FAIL  no syntax-shim/boards/$board (devicetree + defconfig)"; failed; continue; }
   check_board "$board" "$board" "$shim/boards/$board"
 done
 # variant: no led0 alias, LOG on (deferred, with its thread), no stack info, no FP_HARDABI
@@ -137,7 +146,7 @@ for f in "$core"/*.c; do
       -I"$core/../third_party/monocypher/optional" "$f"; then
     echo "ok    core/$(basename "$f")"
   else
-    echo "FAIL  core/$(basename "$f")"; fail=1
+    echo "FAIL  core/$(basename "$f")"; failed
   fi
 done
 
@@ -147,22 +156,22 @@ ops_of() { # members set in the `static const struct agent_port_ops ... = { ... 
 }
 posix_ops="$(ops_of "$posix/posix_main.c")"
 zephyr_ops="$(ops_of "$port/src/port.c")"
-[ -n "$posix_ops" ] || { echo "FAIL  no ops table found in posix_main.c"; fail=1; }
+[ -n "$posix_ops" ] || { echo "FAIL  no ops table found in posix_main.c"; failed; }
 for op in $posix_ops; do
-  if grep -qx "$op" <<<"$zephyr_ops"; then echo "ok    .$op"; else echo "FAIL  .$op missing"; fail=1; fi
+  if grep -qx "$op" <<<"$zephyr_ops"; then echo "ok    .$op"; else echo "FAIL  .$op missing"; failed; fi
 done
 
 echo "== 4. build files"
 for f in "$core"/*.c; do
   grep -q "\${AGENT_CORE}/$(basename "$f")" "$port/CMakeLists.txt" \
-    || { echo "FAIL  CMakeLists.txt does not build core/$(basename "$f")"; fail=1; }
+    || { echo "FAIL  CMakeLists.txt does not build core/$(basename "$f")"; failed; }
 done
 for f in "$port"/src/*.c; do
   grep -q "src/$(basename "$f")" "$port/CMakeLists.txt" \
-    || { echo "FAIL  CMakeLists.txt does not build src/$(basename "$f")"; fail=1; }
+    || { echo "FAIL  CMakeLists.txt does not build src/$(basename "$f")"; failed; }
 done
 for sym in $(grep -oh 'CONFIG_WASMBED_[A-Z_]*' "$port"/src/*.c "$port"/CMakeLists.txt "$port"/prj.conf "$port"/boards/*.conf | sort -u); do
-  grep -q "^config ${sym#CONFIG_}\$" "$port/Kconfig" || { echo "FAIL  $sym not in Kconfig"; fail=1; }
+  grep -q "^config ${sym#CONFIG_}\$" "$port/Kconfig" || { echo "FAIL  $sym not in Kconfig"; failed; }
 done
 # check_config_symbols FILE...: every CONFIG_ name in the files that is neither a `config` of the
 # port's Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt (Zephyr's, with their source file)
@@ -176,7 +185,7 @@ check_config_symbols() {
 }
 bad="$(check_config_symbols "$port"/src/*.c "$port"/src/*.h "$port"/prj.conf "$port"/boards/*.conf "$port"/CMakeLists.txt)"
 if [ -n "$bad" ]; then
-  echo "FAIL  CONFIG_ names neither in Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt: $bad"; fail=1
+  echo "FAIL  CONFIG_ names neither in Kconfig nor in syntax-shim/zephyr-kconfig-symbols.txt: $bad"; failed
 else
   echo "ok    every CONFIG_ name in src/, prj.conf, boards/*.conf, CMakeLists.txt is a known symbol"
 fi
@@ -184,10 +193,10 @@ sed 's/CONFIG_CACHE_MANAGEMENT/CONFIG_CACHE_MANAGMENT/g' "$port/src/port.c" >"$w
 if check_config_symbols "$work/port-typo.c" | grep -x 'CONFIG_CACHE_MANAGMENT' >/dev/null; then
   echo "ok    caught: CONFIG_CACHE_MANAGMENT (a typo) in src/port.c"
 else
-  echo "FAIL  break not caught: a misspelt CONFIG_ name in src/port.c"; fail=1
+  echo "FAIL  break not caught: a misspelt CONFIG_ name in src/port.c"; failed
 fi
 if grep -n '#[[:space:]]*define[[:space:]]\+CONFIG_' "$port"/src/*.c "$port"/src/*.h; then
-  echo "FAIL  #define CONFIG_* in src/"; fail=1
+  echo "FAIL  #define CONFIG_* in src/"; failed
 fi
 [ "$fail" = 0 ] && echo "ok    core and port sources, Kconfig symbols, no #define CONFIG_"
 
@@ -215,16 +224,16 @@ check_pool_figures() {
   done
 }
 bad="$(check_pool_figures "$port/README.md")"
-if [ -n "$bad" ]; then echo "FAIL  README.md pool figures: $bad"; fail=1; else echo "ok    README.md pool figures agree with sizeof(port_pool)"; fi
+if [ -n "$bad" ]; then echo "FAIL  README.md pool figures: $bad"; failed; else echo "ok    README.md pool figures agree with sizeof(port_pool)"; fi
 if grep -n -E '(about|~) ?[0-9]+ KiB' "$port"/boards/*.conf "$port/BOARDS.md"; then
-  echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; fail=1
+  echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; failed
 fi
 # The F746ZG's build-table row with another figure, whatever the right one is today.
 sed -E '/^\| `nucleo_f746zg` \|/ s/\| [0-9]+ KiB \|/| 1 KiB |/' "$port/README.md" >"$work/README-205.md"
 if check_pool_figures "$work/README-205.md" | grep "nucleo_f746zg" >/dev/null; then
   echo "ok    caught: README.md giving a wrong F746ZG pool figure"
 else
-  echo "FAIL  break not caught: a wrong pool figure in README.md"; fail=1
+  echo "FAIL  break not caught: a wrong pool figure in README.md"; failed
 fi
 
 echo "== 5. deliberate breaks (each must fail, for the reason given)"
@@ -235,11 +244,11 @@ expect_break() {
   local cfg="$work/break.config"
   board_config "$board" "$cfg" "$@"
   if compile "$cfg" "$dt" "$port/src/$src"; then
-    echo "FAIL  break not caught: $name ($src compiled)"; fail=1
+    echo "FAIL  break not caught: $name ($src compiled)"; failed
   elif grep -q -- "$want" "$work/cc.log"; then
     echo "ok    caught: $name"
   else
-    cat "$work/cc.log"; echo "FAIL  $name: $src failed without mentioning '$want'"; fail=1
+    cat "$work/cc.log"; echo "FAIL  $name: $src failed without mentioning '$want'"; failed
   fi
 }
 mkdir -p "$work/nochosen"
@@ -257,7 +266,7 @@ board_config nucleo_f446re "$work/ring.config" "$work/ring.conf"
 if check_ranges "$work/ring.config" | grep 'CONFIG_WASMBED_RX_RING_SIZE=32768' >/dev/null; then
   echo "ok    caught: RX ring of 32768 bytes (Kconfig range)"
 else
-  echo "FAIL  break not caught: RX ring of 32768 bytes passes the Kconfig range"; fail=1
+  echo "FAIL  break not caught: RX ring of 32768 bytes passes the Kconfig range"; failed
 fi
 expect_break "RX ring of 32768 bytes (ring buffer BUILD_ASSERT)" "CONFIG_RING_BUFFER_LARGE" \
   nucleo_f446re "$shim/boards/nucleo_f446re" port_uart.c "$work/ring.conf"
@@ -267,6 +276,10 @@ grep -v '^CONFIG_UART_INTERRUPT_DRIVEN=' "$port/prj.conf" >"$work/prj-noirq.conf
 echo 'CONFIG_UART_INTERRUPT_DRIVEN=n' >>"$work/prj-noirq.conf"
 expect_break "prj.conf without CONFIG_UART_INTERRUPT_DRIVEN" "CONFIG_UART_INTERRUPT_DRIVEN" \
   nucleo_f446re "$shim/boards/nucleo_f446re" port_uart.c "$work/prj-noirq.conf"
+# no GPIO driver: Zephyr has no device object for the LED's controller (a link error there)
+echo 'CONFIG_GPIO=n' >"$work/nogpio.conf"
+expect_break "prj.conf without CONFIG_GPIO (led0's controller has no driver)" "__device_dts_ord_17" \
+  nucleo_f446re "$shim/boards/nucleo_f446re" port.c "$work/nogpio.conf"
 echo 'CONFIG_CACHE_MANAGEMENT=n' >"$work/nocache.conf"
 expect_break "nucleo_f746zg.conf without CONFIG_CACHE_MANAGEMENT" "CONFIG_CACHE_MANAGEMENT" \
   nucleo_f746zg "$shim/boards/nucleo_f746zg" port.c "$work/nocache.conf"
@@ -286,12 +299,12 @@ expect_break "worker stacks that leave no WAMR pool" "RAM budget" \
 # the shim's semaphore check itself (the port's semaphores are within their limits)
 printf '#include <zephyr/kernel.h>\nK_SEM_DEFINE(shim_sem, 2, 1);\n' >"$work/sem.c"
 if "$cc" -c -o /dev/null "${target[@]}" "${warn[@]}" -I"$shim" "$work/sem.c" >"$work/cc.log" 2>&1; then
-  echo "FAIL  break not caught: K_SEM_DEFINE(initial 2, limit 1) compiled"; fail=1
+  echo "FAIL  break not caught: K_SEM_DEFINE(initial 2, limit 1) compiled"; failed
 else
   echo "ok    caught: semaphore initial count above its limit"
 fi
 
-echo "== 6. the overlays read against the board facts (tests/overlay-check.py; BOARDS.md)"
+echo "== 6. the overlays (preprocessed) read against the board facts (tests/overlay-check.py)"
 # overlay_check BOARD OVERLAY: the overlay applied to the shim's board.dts (the board's clock
 # nodes): link UART chosen, as BOARDS.md and the shim's devicetree say, and "okay"; the clock
 # tree from its real source (HSE or HSI and its frequency) within the part's limits (the SoC
@@ -299,32 +312,39 @@ echo "== 6. the overlays read against the board facts (tests/overlay-check.py; B
 overlay_check() {
   board_config "$1" "$work/ov.config"
   python3 "$here/overlay-check.py" "$1" "$2" "$shim/boards/$1/board.dts" "$work/ov.config" \
-    "$port/BOARDS.md" "$shim/boards/$1/devicetree_generated.h" 2>&1
+    "$facts/$1.h" "$shim/boards/$1/devicetree_generated.h" 2>&1
+}
+# preprocess_overlay IN OUT: the C preprocessor over an overlay, as Zephyr runs it before dtc
+# (its #include of the shared board facts, firmware-agent/boards/<board>.h, resolved)
+preprocess_overlay() {
+  "$cc" -E -P -x assembler-with-cpp -nostdinc -undef -o "$2" "$1"
 }
 # expect_overlay_break NAME EXPECTED-TEXT BOARD OVERLAY: the check must fail, mentioning EXPECTED-TEXT
 expect_overlay_break() {
   local out
   if out="$(overlay_check "$3" "$4")"; then
-    echo "FAIL  break not caught: $1 (the overlay passes)"; fail=1
+    echo "FAIL  break not caught: $1 (the overlay passes)"; failed
   elif grep -q -- "$2" <<<"$out"; then
     echo "ok    caught: $1"
   else
-    echo "$out"; echo "FAIL  $1: failed without mentioning '$2'"; fail=1
+    echo "$out"; echo "FAIL  $1: failed without mentioning '$2'"; failed
   fi
 }
 if ! command -v python3 >/dev/null; then
-  echo "FAIL  python3 not found (scripts/setup.sh installs python3-minimal)"; fail=1
+  echo "FAIL  python3 not found (scripts/setup.sh installs python3-minimal)"; failed
 else
   for board in "${boards[@]}"; do
-    if bad="$(overlay_check "$board" "$port/boards/$board.overlay")"; then
+    if ! preprocess_overlay "$port/boards/$board.overlay" "$work/$board.overlay"; then
+      echo "FAIL  $board.overlay: the C preprocessor failed"; failed
+    elif bad="$(overlay_check "$board" "$work/$board.overlay")"; then
       echo "ok    $board.overlay"
     else
-      echo "FAIL  $board.overlay: $bad"; fail=1
+      echo "FAIL  $board.overlay: $bad"; failed
     fi
   done
-  f446="$port/boards/nucleo_f446re.overlay"
+  f446="$work/nucleo_f446re.overlay"
   # the legacy F446 setting: 180 MHz (M=8 N=360 P=2)
-  sed 's/mul-n = <336>;/mul-n = <360>;/; s/DT_FREQ_M(168)/DT_FREQ_M(180)/' "$f446" >"$work/f446-180.overlay"
+  sed 's/mul-n = <336>;/mul-n = <360>;/; s/<168000000>/<180000000>/' "$f446" >"$work/f446-180.overlay"
   expect_overlay_break "NUCLEO-F446RE at 180 MHz" "at most 168 MHz" nucleo_f446re "$work/f446-180.overlay"
   # the PLL fed by the 16 MHz HSI with the dividers made for the 8 MHz HSE
   sed 's/clocks = <&clk_hse>;/clocks = <\&clk_hsi>;/' "$f446" >"$work/f446-hsi.overlay"
@@ -336,11 +356,11 @@ else
     nucleo_f446re "$work/f446-apb1.overlay"
   # the F746 at 216 MHz with APB1 /4 = 54 MHz is within the F7's limits (an F4 limit would refuse it)
   printf '&pll {\n\tdiv-m = <4>;\n\tmul-n = <216>;\n\tdiv-p = <2>;\n\tdiv-q = <9>;\n\tclocks = <&clk_hse>;\n};\n&rcc {\n\tclock-frequency = <DT_FREQ_M(216)>;\n};\n' \
-    | cat "$port/boards/nucleo_f746zg.overlay" - >"$work/f746-216.overlay"
+    | cat "$work/nucleo_f746zg.overlay" - >"$work/f746-216.overlay"
   if bad="$(overlay_check nucleo_f746zg "$work/f746-216.overlay")"; then
     echo "ok    NUCLEO-F746ZG at 216 MHz, APB1 54 MHz: within the STM32F746's limits"
   else
-    echo "FAIL  NUCLEO-F746ZG at 216 MHz refused: $bad"; fail=1
+    echo "FAIL  NUCLEO-F746ZG at 216 MHz refused: $bad"; failed
   fi
   sed 's/apb1-prescaler = <4>;/apb1-prescaler = <2>;/' "$work/f746-216.overlay" >"$work/f746-apb1.overlay"
   printf '&rcc {\n\tapb1-prescaler = <2>;\n};\n' >>"$work/f746-apb1.overlay"
@@ -352,68 +372,83 @@ else
     nucleo_f446re "$work/f446-nochosen.overlay"
   sed 's/zephyr,shell-uart = &usart2;/zephyr,shell-uart = \&usart3;/' "$f446" >"$work/f446-usart3.overlay"
   printf '&usart3 {\n\tstatus = "okay";\n};\n' >>"$work/f446-usart3.overlay"
-  expect_overlay_break "zephyr,shell-uart on USART3 while BOARDS.md says USART2" "BOARDS.md says USART2" \
+  expect_overlay_break "zephyr,shell-uart on USART3 while the board facts say USART2" "the board facts say USART2" \
     nucleo_f446re "$work/f446-usart3.overlay"
   sed '/^&usart2 {/,/^};/s/status = "okay";/status = "disabled";/' "$f446" >"$work/f446-off.overlay"
   expect_overlay_break "link UART status = \"disabled\"" '&usart2 status is "disabled"' \
     nucleo_f446re "$work/f446-off.overlay"
 fi
 
-echo "== 7. board facts vs the bare-metal board headers (BOARDS.md)"
+echo "== 7. Zephyr's board files (as the shim records them) vs the shared board facts ($facts)"
 baremetal_boards="$port/../baremetal/src/boards"
-# bm_value HEADER NAME: a #define of the bare-metal board header, expanded by the preprocessor
-# (u suffixes and string quotes dropped, so that $(( )) and string tests can use it)
+# bm_value HEADER NAME: a #define of a board header, expanded by the preprocessor (u suffixes and
+# string quotes dropped, so that $(( )) and string tests can use it)
 bm_value() {
   printf '#include "%s"\nWASMBED_VALUE %s\n' "$1" "$2" | "$cc" -E -P -x c -I"$baremetal_boards" - |
     sed -n 's/^WASMBED_VALUE //p' | sed 's/\([0-9a-fA-Fx]\)u\b/\1/g; s/^"\(.*\)"$/\1/'
 }
-# compare_facts ZEPHYR-BOARD DT-DIR HEADER: prints every disagreement
+# compare_facts ZEPHYR-BOARD DT-DIR FACTS-HEADER: prints every disagreement between what
+# Zephyr's board gives (the shim's devicetree, defconfig and board.dts) and the shared facts
 compare_facts() {
   local board="$1" dt="$2/devicetree_generated.h" h="$3" cfg="$work/facts.config"
-  local uart led_node led_pin gpio port_idx v
+  local uart led_node led_pin gpio port_idx v hse
   board_config "$board" "$cfg"
   cfgv() { sed -n "s/^$1=//p" "$cfg"; }
   uart="$(sed -n 's/^#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_\([0-9a-f]*\)$/\1/p' "$dt")"
   [ $((0x$uart)) -eq $(( $(bm_value "$h" BOARD_UART_BASE) )) ] \
-    || echo "link USART at 0x$uart, bare metal at $(bm_value "$h" BOARD_UART_BASE)"
+    || echo "link USART at 0x$uart, the board facts say $(bm_value "$h" BOARD_UART_BASE)"
   led_node="$(sed -n 's/^#define DT_N_ALIAS_led0 \(.*\)$/\1/p' "$dt")"
   led_pin="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_VAL_pin //p" "$dt")"
   gpio="$(sed -n "s/^#define ${led_node}_P_gpios_IDX_0_PH .*_S_gpio_\([0-9a-f]*\)$/\1/p" "$dt")"
   port_idx=$(( (0x$gpio - 0x40020000) / 0x400 ))
   [ "$port_idx" -eq "$(( $(bm_value "$h" BOARD_LED_PORT) ))" ] && [ "$led_pin" -eq "$(bm_value "$h" BOARD_LED_PIN)" ] \
-    || echo "led0 on port $port_idx pin $led_pin, bare metal on port $(bm_value "$h" BOARD_LED_PORT) pin $(bm_value "$h" BOARD_LED_PIN)"
+    || echo "led0 on port $port_idx pin $led_pin, the board facts say port $(bm_value "$h" BOARD_LED_PORT) pin $(bm_value "$h" BOARD_LED_PIN)"
   [ $(( $(cfgv CONFIG_SRAM_BASE_ADDRESS) )) -eq $(( $(bm_value "$h" BOARD_RAM_ORIGIN) )) ] \
     && [ $(( $(cfgv CONFIG_SRAM_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_RAM_LENGTH) )) ] \
-    || echo "sram0 $(cfgv CONFIG_SRAM_SIZE) KiB at $(cfgv CONFIG_SRAM_BASE_ADDRESS), bare metal $(bm_value "$h" BOARD_RAM_LENGTH) at $(bm_value "$h" BOARD_RAM_ORIGIN)"
+    || echo "sram0 $(cfgv CONFIG_SRAM_SIZE) KiB at $(cfgv CONFIG_SRAM_BASE_ADDRESS), the board facts $(bm_value "$h" BOARD_RAM_LENGTH) at $(bm_value "$h" BOARD_RAM_ORIGIN)"
   [ $(( $(cfgv CONFIG_FLASH_SIZE) * 1024 )) -eq $(( $(bm_value "$h" BOARD_FLASH_LENGTH) )) ] \
-    || echo "flash $(cfgv CONFIG_FLASH_SIZE) KiB, bare metal $(bm_value "$h" BOARD_FLASH_LENGTH)"
-  v="$(sed -n 's/^[[:space:]]*clock-frequency = <DT_FREQ_M(\([0-9]*\))>;.*/\1/p' "$port/boards/$board.overlay")"
-  [ -z "$v" ] || [ $((v * 1000000)) -eq "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" ] \
-    || echo "overlay sets $v MHz, the shim's defconfig says $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz"
+    && [ $(( $(cfgv CONFIG_FLASH_BASE_ADDRESS) )) -eq $(( $(bm_value "$h" BOARD_FLASH_ORIGIN) )) ] \
+    || echo "flash $(cfgv CONFIG_FLASH_SIZE) KiB at $(cfgv CONFIG_FLASH_BASE_ADDRESS), the board facts $(bm_value "$h" BOARD_FLASH_LENGTH) at $(bm_value "$h" BOARD_FLASH_ORIGIN)"
   [ "$(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC)" -eq "$(bm_value "$h" BOARD_CPU_HZ)" ] \
-    || echo "SYSCLK $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz, bare metal $(bm_value "$h" BOARD_CPU_HZ) Hz"
+    || echo "SYSCLK $(cfgv CONFIG_SYS_CLOCK_HW_CYCLES_PER_SEC) Hz, the board facts $(bm_value "$h" BOARD_CPU_HZ) Hz"
+  hse="$(sed -n '/^&clk_hse {/,/^};/s/^[[:space:]]*clock-frequency = <DT_FREQ_M(\([0-9]*\))>;$/\1/p' "$shim/boards/$board/board.dts")"
+  [ "$((hse * 1000000))" -eq "$(bm_value "$h" BOARD_HSE_HZ)" ] \
+    || echo "HSE ${hse} MHz in Zephyr's board, the board facts $(bm_value "$h" BOARD_HSE_HZ) Hz"
+  if grep -q 'hse-bypass;' "$shim/boards/$board/board.dts"; then v=1; else v=0; fi
+  [ "$v" -eq "$(bm_value "$h" BOARD_HSE_BYPASS)" ] \
+    || echo "HSE bypass $v in Zephyr's board, the board facts $(bm_value "$h" BOARD_HSE_BYPASS)"
+}
+for board in "${boards[@]}"; do
+  h="$facts/$board.h"
+  if [ ! -f "$h" ]; then echo "FAIL  $board: no shared board facts ($h)"; failed; continue; fi
+  bad="$(compare_facts "$board" "$shim/boards/$board" "$h")"
+  if [ -n "$bad" ]; then echo "FAIL  $board vs $(basename "$h"): $bad"; failed; else echo "ok    $board: Zephyr's board agrees with boards/$(basename "$h")"; fi
+  grep -q "^#include \"../../../boards/$board.h\"$" "$port/boards/$board.overlay" \
+    || { echo "FAIL  boards/$board.overlay does not #include the shared board facts"; failed; }
+done
+# The bare-metal images of the same boards read the same header (no second set of facts), and
+# their AOT target is the one this port's INFO reports.
+for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucleo_f746zg:nucleo_f746zg.h; do
+  board="${pair%%:*}"; bm="$baremetal_boards/${pair#*:}"
+  if [ ! -f "$bm" ]; then echo "--    $board: no bare-metal image (${pair#*:})"; continue; fi
+  if grep -q "^#include \"../../../../boards/$board.h\"" "$bm"; then
+    echo "ok    bare-metal ${pair#*:} includes boards/$board.h"
+  else
+    echo "FAIL  bare-metal ${pair#*:} does not #include \"../../../../boards/$board.h\" (two sets of facts)"; failed
+  fi
   for k in ARCH CPU ABI; do
     v="$(sed -n "s/^#define PORT_AOT_$k \"\(.*\)\"$/\1/p" "$port/src/port.c" | head -n1)"
-    [ "$v" = "$(bm_value "$h" "BOARD_AOT_$k")" ] || echo "AOT $k $v, bare metal $(bm_value "$h" "BOARD_AOT_$k")"
+    [ "$v" = "$(bm_value "$bm" "BOARD_AOT_$k")" ] \
+      || { echo "FAIL  AOT $k $v, the bare-metal ${pair#*:} says $(bm_value "$bm" "BOARD_AOT_$k")"; failed; }
   done
-}
-checked=0
-for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucleo_f746zg:nucleo_f746zg.h; do
-  board="${pair%%:*}"; h="$baremetal_boards/${pair#*:}"
-  if [ ! -f "$h" ]; then echo "--    $board: no bare-metal image yet (${pair#*:})"; continue; fi
-  bad="$(compare_facts "$board" "$shim/boards/$board" "$h")"
-  checked=$((checked + 1))
-  if [ -n "$bad" ]; then echo "FAIL  $board vs $(basename "$h"): $bad"; fail=1; else echo "ok    $board agrees with $(basename "$h")"; fi
 done
-if [ "$checked" -gt 0 ]; then
-  mkdir -p "$work/badled"
-  sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
-    >"$work/badled/devicetree_generated.h"
-  if compare_facts nucleo_f446re "$work/badled" "$baremetal_boards/nucleo_f446re.h" | grep "led0 on port 0 pin 6" >/dev/null; then
-    echo "ok    caught: led0 on PA6 while the bare-metal image says PA5"
-  else
-    echo "FAIL  break not caught: a wrong led0 pin agrees with the bare-metal header"; fail=1
-  fi
+mkdir -p "$work/badled"
+sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \
+  >"$work/badled/devicetree_generated.h"
+if compare_facts nucleo_f446re "$work/badled" "$facts/nucleo_f446re.h" | grep "led0 on port 0 pin 6" >/dev/null; then
+  echo "ok    caught: led0 on PA6 while the board facts say PA5"
+else
+  echo "FAIL  break not caught: a wrong led0 pin agrees with the board facts"; failed
 fi
 
 echo "== 8. CMakeLists.txt against a stub Zephyr CMake package (not Zephyr; nothing compiled)"
@@ -426,7 +461,7 @@ configure_port() {
     -DWASMBED_STUB_CONFIG="$work/cmake.config" >"$work/cmake.log" 2>&1
 }
 if ! command -v cmake >/dev/null; then
-  echo "FAIL  cmake not found (apt-get install cmake)"; fail=1
+  echo "FAIL  cmake not found (apt-get install cmake)"; failed
 else
   echo 'CONFIG_ARM_MPU=n' >"$work/nompu-board.conf"
   for v in "nucleo_f746zg|" "nucleo_f446re without CONFIG_ARM_MPU|$work/nompu-board.conf"; do
@@ -435,7 +470,7 @@ else
         && ! grep -q "CMake Warning" "$work/cmake.log"; then
       echo "ok    configure [$name]: $(sed -n 's/^-- cmake stub: //p' "$work/cmake.log")"
     else
-      tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; fail=1
+      tail -n 20 "$work/cmake.log"; echo "FAIL  configure [$name]"; failed
     fi
   done
   # a copy of the port (core and wamr/ linked beside it, as in the tree) without the dependency
@@ -447,11 +482,11 @@ else
   cp "$port/CMakeLists.txt" "$work/CMakeLists.orig"
   sed -i '/^add_dependencies(.* zephyr_generated_headers)$/d' "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
   if configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
-    echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; fail=1
+    echo "FAIL  break not caught: WAMR library without the zephyr_generated_headers dependency"; failed
   elif grep -q "does not depend on zephyr_generated_headers" "$work/cmake.log"; then
     echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
   else
-    tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; fail=1
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; failed
   fi
   # WAMR declared with zephyr_library_named(), which only warns in application mode
   sed 's/^add_library(wasmbed_wamr STATIC \(.*\))$/zephyr_library_named(wasmbed_wamr)\nzephyr_library_sources(\1)/' \
@@ -461,7 +496,7 @@ else
       && grep -q "zephyr_library_named() called in Zephyr CMake application mode" "$work/cmake.log"; then
     echo "ok    caught: zephyr_library_named() in application mode (CMake warning)"
   else
-    tail -n 20 "$work/cmake.log"; echo "FAIL  break not caught: zephyr_library_named() in application mode"; fail=1
+    tail -n 20 "$work/cmake.log"; echo "FAIL  break not caught: zephyr_library_named() in application mode"; failed
   fi
 fi
 

@@ -225,6 +225,15 @@ check_pool_figures() {
 }
 bad="$(check_pool_figures "$port/README.md")"
 if [ -n "$bad" ]; then echo "FAIL  README.md pool figures: $bad"; failed; else echo "ok    README.md pool figures agree with sizeof(port_pool)"; fi
+# the budget table's `struct agent` row: sizeof as compiled for the target (it grows with the core)
+printf '#include "agent.h"\nunsigned long wasmbed_agent_size = sizeof(struct agent);\n' >"$work/agent-size.c"
+agent_size="$("$cc" -O2 -S -o - "${target[@]}" -I"$core" -I"$wamr/core/iwasm/include" "$work/agent-size.c" |
+  sed -n '/^wasmbed_agent_size:/{n;s/^[[:space:]]*\.word[[:space:]]*\([0-9]*\)$/\1/p}')"
+if grep -q "^| \`struct agent\` | −$agent_size | −$agent_size |" "$port/README.md"; then
+  echo "ok    README.md \"RAM budget\": struct agent is $agent_size bytes"
+else
+  echo "FAIL  README.md \"RAM budget\": the struct agent row is not −$agent_size (sizeof as compiled)"; failed
+fi
 if grep -n -E '(about|~) ?[0-9]+ KiB' "$port"/boards/*.conf "$port/BOARDS.md"; then
   echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; failed
 fi

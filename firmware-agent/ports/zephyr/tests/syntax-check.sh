@@ -16,21 +16,25 @@
 #     symbols the port relies on, each with its source file), with a deliberate break (a typo,
 #     CONFIG_CACHE_MANAGMENT, in port.c); no `#define CONFIG_` in src/;
 # 4b. the WAMR pool figures in README.md (their one place) equal sizeof(port_pool) as compiled for
-#     each board; no approximate figures in boards/*.conf or BOARDS.md; a wrong figure must fail;
+#     each board, and its `struct agent` row sizeof(struct agent); no approximate figures in
+#     boards/*.conf or BOARDS.md; a wrong figure must fail;
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
-#     node, an oversized RX ring (Kconfig range and the ring buffer's BUILD_ASSERT), missing
-#     config options (UART interrupts, cache management, the custom MPU regions), a RAM budget
-#     that leaves no pool, a semaphore over its limit;
-#  6. tests/overlay-check.py reads each overlay on top of the board's clock nodes (syntax-shim/
-#     boards/<board>/board.dts): the chosen zephyr,shell-uart is set by the overlay, is the UART
-#     BOARDS.md and the shim's devicetree name, and is "okay"; the clock tree from its real source
-#     (HSE/HSI and its frequency), PLL arithmetic, VCO ranges and SYSCLK/APB1/APB2 within the
-#     part's limits (per SoC; no F4 above 168 MHz in Zephyr). Deliberate breaks: 180 MHz F446,
-#     HSI with HSE dividers, APB1 too fast on F4 and F7, no chosen node, another UART, the UART
-#     disabled; and the F746 at 216 MHz with APB1 54 MHz must pass;
-#  7. the board facts this port uses (link USART, LED pin, memory, SYSCLK, AOT target) agree with
-#     the bare-metal images' board headers (../baremetal/src/boards/*.h) for the boards both
-#     ports have, with a deliberate break (a wrong LED pin must fail);
+#     node, the link UART disabled, an oversized RX ring (Kconfig range and the ring buffer's
+#     BUILD_ASSERT), missing config options (UART interrupts, GPIO, cache management, the custom
+#     MPU regions, FPU sharing), a RAM budget that leaves no pool, a semaphore over its limit;
+#  6. each overlay through the C preprocessor (as Zephyr runs it: its #include of the shared
+#     board facts, ../../boards/<board>.h, resolved), then tests/overlay-check.py reads it on top
+#     of the board's clock nodes (syntax-shim/boards/<board>/board.dts): the chosen
+#     zephyr,shell-uart is set by the overlay, is the UART of the board facts and of the shim's
+#     devicetree, and is "okay"; the clock tree from its real source (HSE/HSI and its frequency),
+#     PLL arithmetic, VCO ranges and SYSCLK/APB1/APB2 within the part's limits (per SoC; no F4
+#     above 168 MHz in Zephyr). Deliberate breaks: 180 MHz F446, HSI with HSE dividers, APB1 too
+#     fast on F4 and F7, no chosen node, another UART, the UART disabled; and the F746 at 216 MHz
+#     with APB1 54 MHz must pass;
+#  7. Zephyr's board files as the shim records them (link USART, LED pin, memory, SYSCLK, HSE)
+#     agree with the shared board facts (../../boards/<board>.h); each overlay and each bare-metal
+#     board header of the same board #includes them; the AOT target equals the bare-metal
+#     images'; with a deliberate break (a wrong LED pin must fail);
 #  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
 #     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
 #     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.

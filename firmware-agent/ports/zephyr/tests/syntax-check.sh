@@ -236,7 +236,7 @@ agent_size="$("$cc" -O2 -S -o - "${target[@]}" -I"$core" -I"$wamr/core/iwasm/inc
 if grep -q "^| \`struct agent\` | −$agent_size | −$agent_size |" "$port/README.md"; then
   echo "ok    README.md \"RAM budget\": struct agent is $agent_size bytes"
 else
-  echo "FAIL  README.md \"RAM budget\": the struct agent row is not −$agent_size (sizeof as compiled)"; failed
+  echo "FAIL  README.md \"RAM budget\": the struct agent row is not −$agent_size (sizeof as compiled): update it (and the pool figures, which this check then reports)"; failed
 fi
 if grep -n -E '(about|~) ?[0-9]+ KiB' "$port"/boards/*.conf "$port/BOARDS.md"; then
   echo "FAIL  an approximate figure in boards/*.conf or BOARDS.md (the pool's is in README.md \"RAM budget\" only)"; failed

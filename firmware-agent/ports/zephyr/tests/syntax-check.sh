@@ -14,14 +14,16 @@
 #     Kconfig and set only to defined symbols; every other CONFIG_ name in src/, prj.conf,
 #     boards/*.conf and CMakeLists.txt is in syntax-shim/zephyr-kconfig-symbols.txt (Zephyr's
 #     symbols the port relies on, each with its source file), with a deliberate break (a typo,
-#     CONFIG_CACHE_MANAGMENT, in port.c); no `#define CONFIG_` in src/;
+#     CONFIG_CACHE_MANAGMENT, in port.c); no `#define CONFIG_` in src/; every k_thread_create()
+#     in src/ passes K_FP_REGS (a break without it must fail);
 # 4b. the WAMR pool figures in README.md (their one place) equal sizeof(port_pool) as compiled for
 #     each board, and its `struct agent` row sizeof(struct agent); no approximate figures in
 #     boards/*.conf or BOARDS.md; a wrong figure must fail;
 #  5. deliberate breaks, each of which must FAIL (and for the expected reason): a missing chosen
 #     node, the link UART disabled, an oversized RX ring (Kconfig range and the ring buffer's
 #     BUILD_ASSERT), missing config options (UART interrupts, GPIO, cache management, the custom
-#     MPU regions, FPU sharing), a RAM budget that leaves no pool, a semaphore over its limit;
+#     MPU regions, FPU sharing), a RAM budget that leaves no pool, a fixed pool larger than the
+#     budget, a semaphore over its limit;
 #  6. each overlay through the C preprocessor (as Zephyr runs it: its #include of the shared
 #     board facts, ../../boards/<board>.h, resolved), then tests/overlay-check.py reads it on top
 #     of the board's clock nodes (syntax-shim/boards/<board>/board.dts): the chosen
@@ -37,8 +39,10 @@
 #     images'; with a deliberate break (a wrong LED pin must fail);
 #  8. CMakeLists.txt configures against a stub Zephyr CMake package (tests/cmake-stub/, NOT
 #     Zephyr) and the stub checks the build order: WAMR is a library with Zephyr's flags that waits
-#     for zephyr_generated_headers and is linked into app; port_mpu.c is built iff CONFIG_ARM_MPU.
-#     Deliberate breaks: without its add_dependencies line the configure must fail; declared with
+#     for zephyr_generated_headers and is linked into app; app's sources (as CMake holds them, not
+#     the text of CMakeLists.txt) include every core/*.c and src/*.c, port_mpu.c iff CONFIG_ARM_MPU.
+#     Deliberate breaks: without its add_dependencies line the configure must fail; with
+#     core/agent_sig.c only in a comment the configure must fail; declared with
 #     zephyr_library_named() (a warning in application mode) the configure must warn; any CMake
 #     warning fails the check.
 # Usage: firmware-agent/ports/zephyr/tests/syntax-check.sh   (env WAMR_ROOT optional; needs
@@ -202,7 +206,27 @@ fi
 if grep -n '#[[:space:]]*define[[:space:]]\+CONFIG_' "$port"/src/*.c "$port"/src/*.h; then
   echo "FAIL  #define CONFIG_* in src/"; failed
 fi
-[ "$fail" = 0 ] && echo "ok    core and port sources, Kconfig symbols, no #define CONFIG_"
+# Every thread the port creates runs module code or WAMR's float helpers: k_thread_create() with
+# K_FP_REGS (the FP registers saved on switches, the larger FP stack guard). Prints the calls
+# without it, or a line if there is no call at all (the check would be vacuous).
+fp_regs_missing() { # file...
+  local f calls
+  for f in "$@"; do
+    calls="$(tr '\n' ' ' <"$f" | grep -o 'k_thread_create([^;]*;' || true)"
+    [ -n "$calls" ] || continue
+    grep -v 'K_FP_REGS' <<<"$calls" | sed "s|^|$(basename "$f"): |" || true
+  done
+  grep -q 'k_thread_create(' "$@" || echo "no k_thread_create() call found in $*"
+}
+bad="$(fp_regs_missing "$port"/src/*.c)"
+if [ -n "$bad" ]; then echo "FAIL  threads created without K_FP_REGS: $bad"; failed; fi
+sed 's/K_FP_REGS/0/' "$port/src/port.c" >"$work/port-nofp.c"
+if fp_regs_missing "$work/port-nofp.c" | grep -q 'port-nofp.c: k_thread_create('; then
+  echo "ok    caught: k_thread_create() without K_FP_REGS in src/port.c"
+else
+  echo "FAIL  break not caught: a thread created without K_FP_REGS"; failed
+fi
+[ "$fail" = 0 ] && echo "ok    core and port sources, Kconfig symbols, no #define CONFIG_, K_FP_REGS threads"
 
 echo "== 4b. the pool figures: README.md \"RAM budget\" is their one place, and it matches the compiler"
 # pool_bytes BOARD: sizeof(port_pool) as the compiler lays it out for the board's configuration
@@ -308,6 +332,11 @@ expect_break "prj.conf without CONFIG_FPU_SHARING" "CONFIG_FPU_SHARING" \
 echo 'CONFIG_WASMBED_WORKER_STACK_SIZE=49152' >"$work/bigstack.conf"
 expect_break "worker stacks that leave no WAMR pool" "RAM budget" \
   nucleo_f446re "$shim/boards/nucleo_f446re" port.c "$work/bigstack.conf"
+
+# a fixed pool (CONFIG_WASMBED_POOL_SIZE) larger than the RAM budget leaves
+echo 'CONFIG_WASMBED_POOL_SIZE=102400' >"$work/bigpool.conf"
+expect_break "a fixed 100 KiB pool on a 128 KiB part" "CONFIG_WASMBED_POOL_SIZE: a multiple of 8 no larger" \
+  nucleo_f446re "$shim/boards/nucleo_f446re" port.c "$work/bigpool.conf"
 
 # the shim's semaphore check itself (the port's semaphores are within their limits)
 printf '#include <zephyr/kernel.h>\nK_SEM_DEFINE(shim_sem, 2, 1);\n' >"$work/sem.c"
@@ -500,6 +529,18 @@ else
     echo "ok    caught: WAMR library without the zephyr_generated_headers dependency"
   else
     tail -n 20 "$work/cmake.log"; echo "FAIL  the broken CMakeLists.txt failed for another reason"; failed
+  fi
+  # a core source named only in a comment: the text is there, the source is not built
+  sed 's|^  \${AGENT_CORE}/agent_sig.c$|#  ${AGENT_CORE}/agent_sig.c|' "$work/CMakeLists.orig" \
+    >"$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if cmp -s "$work/CMakeLists.orig" "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"; then
+    echo "FAIL  break did not apply: no '  \${AGENT_CORE}/agent_sig.c' line in CMakeLists.txt"; failed
+  elif configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
+    echo "FAIL  break not caught: core/agent_sig.c commented out of CMakeLists.txt"; failed
+  elif grep -q "app does not build agent_sig.c" "$work/cmake.log"; then
+    echo "ok    caught: core/agent_sig.c commented out of CMakeLists.txt (not in app's sources)"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the commented-out source failed for another reason"; failed
   fi
   # WAMR declared with zephyr_library_named(), which only warns in application mode
   sed 's/^add_library(wasmbed_wamr STATIC \(.*\))$/zephyr_library_named(wasmbed_wamr)\nzephyr_library_sources(\1)/' \

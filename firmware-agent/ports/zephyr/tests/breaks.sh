@@ -10,7 +10,7 @@
 # widened); a missing config option (prj.conf without CONFIG_UART_INTERRUPT_DRIVEN) and missing
 # config guards (the #error blocks of src/port_uart.c and src/port.c deleted: the check's own
 # deliberate breaks must then report "break not caught"); shared board facts that disagree with
-# the overlay's clock or with Zephyr's board.
+# the overlay's clock or with Zephyr's board, or holding a C declaration (the overlay #includes it).
 # Usage: firmware-agent/ports/zephyr/tests/breaks.sh   (needs what syntax-check.sh needs)
 set -euo pipefail
 
@@ -98,6 +98,10 @@ edit "$t/../../boards/nucleo_f446re.h" 's/^#define BOARD_PLL_N 336$/#define BOAR
 fresh_tree
 edit "$t/../../boards/nucleo_f446re.h" 's/^#define BOARD_LED_PIN 5$/#define BOARD_LED_PIN 6/' &&
   expect_caught "shared F446RE facts: LED on PA6 while Zephyr's board has PA5" "the board facts say port 0 pin 6"
+fresh_tree
+edit "$t/../../boards/nucleo_f446re.h" 's|^#define BOARD_MCU "STM32F446RE"$|&\nstatic const unsigned board_hse_hz = 8000000u;|' &&
+  expect_caught "shared F446RE facts with a C declaration (the overlay #includes it: dtc would fail)" \
+    "not devicetree at the top level"
 
 if [ "$fail" = 0 ]; then echo "breaks: PASS (the unbroken copy passes, $n breaks caught)"; else echo "breaks: FAIL"; fi
 exit "$fail"

@@ -56,6 +56,9 @@ def parse_dts(text):
         pos = m.end()
         if m.group(1) is not None:  # node open
             name = m.group(1).strip()
+            if not stack and name != "/" and not re.fullmatch(r"&[A-Za-z_][\w]*", name):
+                raise SystemExit(f"overlay-check: not devicetree at the top level: {name!r} {{ "
+                                 f"(an #included header must hold only #defines and comments)")
             if name.startswith("&"):
                 path = name
             elif name == "/":
@@ -70,6 +73,9 @@ def parse_dts(text):
             key, _, val = prop.partition("=")
             if stack:
                 nodes[stack[-1]][key.strip()] = val.strip() if val else True
+            elif not prop.startswith("/"):  # only directives (/dts-v1/, /delete-node/ ...) here
+                raise SystemExit(f"overlay-check: not devicetree at the top level: {prop!r}; "
+                                 f"(an #included header must hold only #defines and comments)")
         else:
             if stack:
                 stack.pop()

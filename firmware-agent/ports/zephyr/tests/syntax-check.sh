@@ -30,9 +30,10 @@
 #     zephyr,shell-uart is set by the overlay, is the UART of the board facts and of the shim's
 #     devicetree, and is "okay"; the clock tree from its real source (HSE/HSI and its frequency),
 #     PLL arithmetic, VCO ranges and SYSCLK/APB1/APB2 within the part's limits (per SoC; no F4
-#     above 168 MHz in Zephyr). Deliberate breaks: 180 MHz F446, HSI with HSE dividers, APB1 too
-#     fast on F4 and F7, no chosen node, another UART, the UART disabled; and the F746 at 216 MHz
-#     with APB1 54 MHz must pass;
+#     above 168 MHz in Zephyr); nothing but devicetree at its top level (a C declaration in the
+#     #included board facts would reach dtc). Deliberate breaks: 180 MHz F446, HSI with HSE
+#     dividers, APB1 too fast on F4 and F7, a C declaration, no chosen node, another UART, the UART
+#     disabled; and the F746 at 216 MHz with APB1 54 MHz must pass;
 #  7. Zephyr's board files as the shim records them (link USART, LED pin, memory, SYSCLK, HSE)
 #     agree with the shared board facts (../../boards/<board>.h); each overlay and each bare-metal
 #     board header of the same board #includes them; the AOT target equals the bare-metal
@@ -408,6 +409,10 @@ else
   printf '&rcc {\n\tapb1-prescaler = <2>;\n};\n' >>"$work/f746-apb1.overlay"
   expect_overlay_break "F746 APB1 at 108 MHz" "APB1 108000 kHz above the STM32F746's 54 MHz" \
     nucleo_f746zg "$work/f746-apb1.overlay"
+  # a C declaration in the shared board facts reaches the overlay through its #include (dtc fails)
+  printf 'static const unsigned board_hse_hz = 8000000u;\n' | cat - "$f446" >"$work/f446-cdecl.overlay"
+  expect_overlay_break "a C declaration (from the board facts header) in the preprocessed overlay" \
+    "not devicetree at the top level" nucleo_f446re "$work/f446-cdecl.overlay"
   # the link UART: chosen node removed, another UART, the UART disabled
   sed '/zephyr,shell-uart/d' "$f446" >"$work/f446-nochosen.overlay"
   expect_overlay_break "overlay without chosen zephyr,shell-uart" "does not choose zephyr,shell-uart" \

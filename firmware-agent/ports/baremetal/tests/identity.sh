@@ -6,7 +6,8 @@
 # and proves the key; it stays pending (deploy refused DEVICE_PENDING) until approved; approved,
 # a module deploys and runs; another board behind the same endpoint (another record), and a board
 # without a record, are a mismatch: deploy and start refused IDENTITY_MISMATCH, and nothing is
-# loaded on them; the first board back is approved again.
+# loaded on them; a damaged record is no identity, said on the console; the first board back is
+# approved again.
 #
 # Environment: WASMBED_GATEWAY_BIN / WASMBED_HOST_BIN (default: <repo>/target/debug/..., built by
 # `cargo build --workspace`). Exits non-zero on any failed check.
@@ -154,6 +155,19 @@ grep -q "identity=none" "$work/info.json" && ok "its INFO says identity=none" \
     || fail "INFO: $(tr '\n' ' ' <"$work/info.json")"
 expect_exit 4 IDENTITY_MISMATCH "deploy to it refused" -- "${deploy[@]}"
 nothing_loaded
+
+# A damaged record (one seed bit flipped after the CRC was made): no identity, and the board
+# says why on its console (the gateway's device log).
+cp "$work/a.rec" "$work/bad.rec"
+printf '\x01' | dd of="$work/bad.rec" bs=1 seek=20 conv=notrunc status=none
+board "$work/bad.rec"
+host --json info >"$work/info.json" 2>&1 || true
+grep -q "identity=none" "$work/info.json" && ok "a damaged record: INFO identity=none" \
+    || fail "damaged record: INFO $(tr '\n' ' ' <"$work/info.json")"
+host logs >"$work/logs.txt" 2>&1 || true
+grep -q "identity record's CRC does not match" "$work/logs.txt" \
+    && ok "the board's console names the damaged identity record" \
+    || fail "no console line about the damaged record: $(tail -5 "$work/logs.txt" | tr '\n' ' ')"
 
 # Board A back (its identity page kept): approved at once, served.
 board "$work/a.rec"

@@ -274,6 +274,18 @@ mod tests {
         }
     }
 
+    /// Waits (at most 10 s: ticks are late on a busy machine) for an upload line with `want`.
+    fn drawn_with(screen: &Screen, want: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = screen.upload_line();
+            if line.contains(want) || std::time::Instant::now() > deadline {
+                return line;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The word after `ETA ` in a bar line.
     fn eta(line: &str) -> &str {
         line.split("ETA ").nth(1).unwrap_or("").trim()
@@ -287,9 +299,7 @@ mod tests {
         let mut tracker = ui.tracker("nucleo-f446re-lab-bench-3");
         let total = 300 * 1024;
         tracker.on_event(&upload(0, total));
-        // Steady ticks redraw it while nothing moves.
-        thread::sleep(Duration::from_millis(450));
-        let idle = screen.upload_line();
+        let idle = drawn_with(&screen, " 0 B/300.00 KiB ");
         assert!(idle.contains(" 0 B/300.00 KiB "), "{idle}");
         assert_eq!(eta(&idle), "-", "no rate yet, so no ETA: {idle}");
         // Half-second chunks of 4 KiB (the gateway's chunking at a slow line rate; the sleeps
@@ -298,8 +308,7 @@ mod tests {
             thread::sleep(Duration::from_millis(150));
             tracker.on_event(&upload(i * 4096, total));
         }
-        thread::sleep(Duration::from_millis(450));
-        let line = screen.upload_line();
+        let line = drawn_with(&screen, " 16.00 KiB/300.00 KiB ");
         assert!(line.contains(" 16.00 KiB/300.00 KiB "), "{line}");
         let rate = line.split(' ').find(|w| w.ends_with("B/s")).unwrap_or("");
         assert!(

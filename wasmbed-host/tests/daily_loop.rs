@@ -553,7 +553,7 @@ fn json_usage_errors_name_the_argument_and_quiet_prints_only_errors() {
 }
 
 #[test]
-fn the_gateway_logs_at_start_the_ports_the_host_lists() {
+fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
     let host = json_doc(&run_exit(0, "--json ports", &[]));
     let paths: Vec<String> = host["ports"]
         .as_array()
@@ -563,6 +563,7 @@ fn the_gateway_logs_at_start_the_ports_the_host_lists() {
         .collect();
     let mut gw = Command::new(sibling_bin("wasmbed-gateway", "WASMBED_GATEWAY_BIN"))
         .args(["--listen", "127.0.0.1:0"])
+        .args(["--device", "nucleo=serial:/dev/wasmbed-no-such-port"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -591,14 +592,47 @@ fn the_gateway_logs_at_start_the_ports_the_host_lists() {
             Err(_) => panic!("the gateway did not listen within 30 s: {seen:?}"),
         }
     }
+    // Then why the device is offline, and the USB ports that could be it: every USB port the
+    // host lists, or that there is none.
+    let usb: Vec<String> = host["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["usb"].is_null())
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    let why = "offline, cannot open serial:/dev/wasmbed-no-such-port: ";
+    let explained = |log: &[String]| {
+        let Some(at) = log.iter().position(|l| l.contains(why)) else {
+            return false;
+        };
+        let after = &log[at + 1..];
+        if usb.is_empty() {
+            after
+                .iter()
+                .any(|l| l.contains("no USB serial port is present"))
+        } else {
+            usb.iter().all(|path| {
+                after
+                    .iter()
+                    .any(|l| l.contains(&format!("candidate port: {path} ")))
+            })
+        }
+    };
+    let mut log = Vec::new();
+    while !explained(&log) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => log.push(l),
+            Err(_) => panic!("the gateway's log does not say why nucleo is offline (and which USB ports {usb:?} could be it): {log:#?}"),
+        }
+    }
     let _ = gw.kill();
     let _ = gw.wait();
-    // Killed: its stderr ends, so this collects everything it logged.
-    let mut log = Vec::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(10)) {
-        log.push(l);
-    }
-    let logged: Vec<&String> = log.iter().filter(|l| l.contains("serial port")).collect();
+    let logged: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" serial port: ") || l.contains(" serial ports: "))
+        .collect();
     if paths.is_empty() {
         assert!(
             logged.iter().any(|l| l.contains("serial ports: none")),

@@ -114,10 +114,10 @@ fn paced_compressed_upload_loads_and_runs() {
         "{status}"
     );
     let r = l.run(
-        "START module_id=big func=fft_bench",
+        r#"START module_id=big func=fft_bench args="i=1""#,
         Duration::from_secs(20),
     );
-    assert!(r.starts_with("RESULT status=OK module_id=big"), "{r}");
+    assert_eq!(r, "RESULT status=OK module_id=big func=fft_bench ret_i32=1536");
 }
 
 #[test]

@@ -117,7 +117,10 @@ fn paced_compressed_upload_loads_and_runs() {
         r#"START module_id=big func=fft_bench args="i=1""#,
         Duration::from_secs(20),
     );
-    assert_eq!(r, "RESULT status=OK module_id=big func=fft_bench ret_i32=1536");
+    assert_eq!(
+        r,
+        "RESULT status=OK module_id=big func=fft_bench ret_i32=1536"
+    );
 }
 
 #[test]

@@ -333,6 +333,9 @@ pub struct ModuleFileArgs {
     /// How a C source is compiled.
     #[arg(long, value_enum, default_value_t = Mode::Wasm)]
     pub mode: Mode,
+    /// When all slots are used, evict this module to make room.
+    #[arg(long, value_name = "ID")]
+    pub replace_victim: Option<String>,
 }
 
 /// `run` arguments.

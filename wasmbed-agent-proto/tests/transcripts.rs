@@ -417,7 +417,42 @@ fn run(t: &Transcript) {
             let s = BaudSession::new(now, rate, &timeouts);
             replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
+        "raw" => replay_raw(t),
         other => panic!("{}: unknown operation {other}", t.path.display()),
+    }
+}
+
+/// `@operation raw`: `>` lines no session sends (a buggy or hostile client's malformed
+/// parameters). The parser must refuse each of them as the agent does, every `<` line must read
+/// as a refusal (an `_ERR`, `ERROR` or `RESULT` line), and the last one is the decisive line.
+fn replay_raw(t: &Transcript) {
+    let name = t.path.display();
+    assert_eq!(
+        t.headers["outcome"], "rejected",
+        "{name}: raw lines are refused"
+    );
+    let mut last = None;
+    for step in &t.steps {
+        match step {
+            Step::Send(line) => assert!(
+                parse_command(line.as_bytes()).is_err(),
+                "{name}: `{line}` parses: a session could send it, use its @operation"
+            ),
+            Step::Recv(line) => {
+                let kw = parse_agent_line(line).keyword().map(str::to_string);
+                assert!(
+                    kw.as_deref()
+                        .is_some_and(|k| k.ends_with("_ERR") || k == "ERROR" || k == "RESULT"),
+                    "{name}: `{line}` is not a refusal"
+                );
+                last = Some(line.clone());
+            }
+            other => panic!("{name}: a raw transcript holds lines only, not {other:?}"),
+        }
+    }
+    let last = last.unwrap_or_else(|| panic!("{name}: no reply"));
+    if let Some(d) = t.headers.get("detail") {
+        assert!(last.contains(d.as_str()), "{name}: decisive line {last:?}");
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{crc32, module, Link, Sim};
+use common::{crc32, module, wat, Link, Sim};
 use ed25519_dalek::{Signer, SigningKey};
 use std::path::Path;
 use std::time::Duration;
@@ -131,6 +131,16 @@ fn given(l: &mut Link, state: &str) {
             l.load_ok(id, &module("busy_loop"));
             l.send(&format!("START module_id={id} func=busy_loop"));
             assert_eq!(l.line(), "START_OK");
+        } else if let Some(id) = part.strip_prefix("starting=") {
+            // LOAD of a module whose (start) function spins: sent, LOAD_READY, no final answer
+            let spin = wat("(module (memory 1) (func $spin (loop $l (br $l))) (start $spin))");
+            l.send(&format!(
+                "LOAD module_id={id} size={} crc32={:08x}",
+                spin.len(),
+                crc32(&spin)
+            ));
+            assert!(l.line().starts_with("LOAD_READY"));
+            l.send_raw(&spin);
         }
     }
 }

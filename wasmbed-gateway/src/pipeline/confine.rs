@@ -150,7 +150,10 @@ pub fn check_available() -> Result<(), ConfineError> {
 }
 
 /// The directory holding `tool` (resolved through symlinks and `PATH`) and, when that is a
-/// `bin` directory, its parent (the toolchain's prefix, with its `lib` resources).
+/// `bin` directory, its parent (the toolchain's prefix, with its `lib` resources). `/` and the
+/// home directory are never granted (a tool in `/bin` of a system without merged `/usr`, or in
+/// `~/bin`, would otherwise open every file of the machine or of the user to uploaded sources):
+/// such a toolchain needs its directories in `compiler.read_paths`.
 pub fn toolchain_dirs(tool: &Path) -> Vec<PathBuf> {
     let found = if tool.components().count() > 1 {
         Some(tool.to_path_buf())
@@ -164,16 +167,33 @@ pub fn toolchain_dirs(tool: &Path) -> Vec<PathBuf> {
     let Some(real) = found.and_then(|p| std::fs::canonicalize(p).ok()) else {
         return Vec::new();
     };
-    let mut dirs = Vec::new();
+    let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+    let (dirs, refused) = grantable_dirs(&real, home.as_deref());
+    for d in refused {
+        tracing::warn!(
+            "not letting the confined compilers read {} (the directory of {}): it is too              broad; list the toolchain's own directories in compiler.read_paths",
+            d.display(),
+            real.display()
+        );
+    }
+    dirs
+}
+
+/// The directories [`toolchain_dirs`] grants for the resolved `real` tool path, and those it
+/// refuses as too broad (`/`, `home`).
+fn grantable_dirs(real: &Path, home: Option<&Path>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut wanted = Vec::new();
     if let Some(dir) = real.parent() {
-        dirs.push(dir.to_path_buf());
+        wanted.push(dir.to_path_buf());
         if dir.file_name().is_some_and(|n| n == "bin") {
             if let Some(prefix) = dir.parent() {
-                dirs.push(prefix.to_path_buf());
+                wanted.push(prefix.to_path_buf());
             }
         }
     }
-    dirs
+    wanted
+        .into_iter()
+        .partition(|d| d.parent().is_some() && Some(d.as_path()) != home)
 }
 
 /// Process groups of compilers running now, killed by [`kill_all`] at gateway shutdown.
@@ -222,5 +242,40 @@ pub fn kill_all() {
         unsafe {
             libc::killpg(g, libc::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toolchain_prefix_is_granted() {
+        let (ok, refused) = grantable_dirs(Path::new("/usr/lib/llvm-19/bin/clang"), None);
+        assert_eq!(
+            ok,
+            [
+                PathBuf::from("/usr/lib/llvm-19/bin"),
+                PathBuf::from("/usr/lib/llvm-19")
+            ]
+        );
+        assert!(refused.is_empty());
+    }
+
+    #[test]
+    fn the_root_and_home_directories_are_never_granted() {
+        // /bin/clang on a system without merged /usr: its prefix would be `/`.
+        let (ok, refused) = grantable_dirs(Path::new("/bin/clang"), None);
+        assert_eq!(ok, [PathBuf::from("/bin")]);
+        assert_eq!(refused, [PathBuf::from("/")]);
+        // ~/bin/wamrc: its prefix would be the whole home directory (keys, tokens).
+        let home = Path::new("/home/gw");
+        let (ok, refused) = grantable_dirs(Path::new("/home/gw/bin/wamrc"), Some(home));
+        assert_eq!(ok, [PathBuf::from("/home/gw/bin")]);
+        assert_eq!(refused, [PathBuf::from("/home/gw")]);
+        // A tool lying directly in `/`.
+        let (ok, refused) = grantable_dirs(Path::new("/wamrc"), None);
+        assert!(ok.is_empty());
+        assert_eq!(refused, [PathBuf::from("/")]);
     }
 }

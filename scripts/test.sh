@@ -37,6 +37,8 @@ firmware-agent/tests/run.sh
 
 stage "test: Zephyr port syntax check (arm-none-eabi-gcc + shim, deliberate breaks; no Zephyr here)"
 firmware-agent/ports/zephyr/tests/syntax-check.sh
+stage "test: the Zephyr syntax check catches deliberate breaks (copies of the port; about a minute)"
+firmware-agent/ports/zephyr/tests/breaks.sh
 
 stage "build + test: bare-metal Cortex-M4 firmware on QEMU"
 $bm/build.sh

@@ -120,7 +120,13 @@ fn agent_elf() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_board_supervised_and_restarted() {
     let Some(elf) = agent_elf() else {
-        // scripts/test.sh builds the image before `cargo test --workspace`, so CI runs this.
+        // scripts/test.sh builds the image before `cargo test --workspace`, so CI runs this;
+        // there (WASMBED_REQUIRE_QEMU=1) a missing image is a failure, not a skip.
+        assert!(
+            std::env::var_os("WASMBED_REQUIRE_QEMU").is_none(),
+            "no bare-metal agent image although WASMBED_REQUIRE_QEMU is set: \
+             scripts/test.sh must build it before cargo test"
+        );
         eprintln!(
             "SKIPPED: no bare-metal agent image (run firmware-agent/ports/baremetal/build.sh \
              or set WASMBED_AGENT_ELF)"

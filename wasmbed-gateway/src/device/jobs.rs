@@ -618,6 +618,57 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_wait_times_out_as_its_own_phase() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let s = t.park("m", "STOP", stop(t0, "m"));
+        let e = t
+            .time_out(s, t0 + Duration::from_secs(5))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(&e, DeviceError::Timeout { phase, last_line }
+                if phase == "waiting for RESULT (stop)"
+                    && last_line.as_deref() == Some("STOP_OK status=PENDING")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_bare_result_with_several_modules_waited_on_goes_to_the_log() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.park("a", "START", start(t0, "a"));
+        t.park("b", "START", start(t0, "b"));
+        let (heard, done) = t.unasked(&line("RESULT status=OK ret_i32=3"), t0);
+        assert_eq!(heard, Heard::Log(LogKind::Result));
+        assert!(done.is_empty());
+        assert_eq!(t.waiting(), 2);
+    }
+
+    #[test]
+    fn a_dropped_wait_leaves_the_job_and_its_result_completes_the_record() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.started("m", Some("spin".into()), t0);
+        let a = t.park("m", "START", start(t0, "m"));
+        // The host went away: the wait goes, the job runs on.
+        assert!(t.remove(a));
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
+        let result = line("RESULT status=OK module_id=m ret_i32=1");
+        let later = t0 + Duration::from_millis(30);
+        let (heard, done) = t.unasked(&result, later);
+        assert_eq!(heard, Heard::Log(LogKind::Result), "nobody waits: logged");
+        assert!(done.is_empty());
+        t.late_result(&result, 9, later);
+        let j = &t.jobs(later)["m"];
+        assert_eq!(
+            (j.state, j.late, j.log_seq, j.duration_ms),
+            (JobState::Done, true, Some(9), Some(30))
+        );
+    }
+
+    #[test]
     fn a_load_that_clears_the_slot_kills_its_waits_and_loses_its_job() {
         let t0 = Instant::now();
         let mut t = JobTable::default();
@@ -628,8 +679,8 @@ mod tests {
         let done = t.slot_cleared("m", "LOAD", t0);
         assert_eq!(done.len(), 1);
         assert!(matches!(&done[0], (id, Err(DeviceError::Killed { .. })) if *id == a));
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Lost);
-        assert_eq!(t.jobs(Instant::now())["other"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Lost);
+        assert_eq!(t.jobs(t0)["other"].state, JobState::Running);
         assert!(t.remove(keep));
     }
 
@@ -645,10 +696,10 @@ mod tests {
         assert!(done
             .iter()
             .all(|(_, r)| matches!(r, Err(DeviceError::Rebooted { .. }))));
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Lost);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Lost);
         // STATUS after the reconnect shows it still running: it is.
         t.running_on_device(["m"]);
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
     }
 
     #[test]
@@ -662,7 +713,7 @@ mod tests {
         assert!(
             matches!(&done[..], [(_, Err(DeviceError::LinkLost { phase, .. }))] if phase == "START")
         );
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
     }
 
     /// The contention regression (`tests/contention.rs`, over TCP): on firmware that echoes
@@ -710,7 +761,7 @@ mod tests {
         assert!(t
             .hear(&line("RESULT status=BUSY seq=6"), None, t0)
             .is_empty());
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
         let done = t.hear(&line("RESULT status=OK module_id=m ret_i32=3"), None, t0);
         assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=3");
         assert_eq!(t.waiting(), 0);
@@ -735,16 +786,13 @@ mod tests {
         assert_eq!(heard, Heard::Taken);
         assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=2");
         assert_eq!(
-            (
-                t.jobs(Instant::now())["m"].state,
-                t.jobs(Instant::now())["m"].late
-            ),
+            (t.jobs(t0)["m"].state, t.jobs(t0)["m"].late),
             (JobState::Done, false)
         );
         // A late RESULT the log numbered ends a running job, late.
         t.started("n", None, t0);
         t.late_result(&other, 7, t0);
-        assert_eq!(t.jobs(Instant::now())["n"].log_seq, Some(7));
+        assert_eq!(t.jobs(t0)["n"].log_seq, Some(7));
         // HELLO: every waiter fails, logged as a HELLO.
         t.park("m", "START", start(t0, "m"));
         let (heard, done) = t.unasked(
@@ -766,25 +814,19 @@ mod tests {
             line: line("RESULT status=BUSY"),
         });
         t.start_answered("m", None, &refused, t0);
-        assert!(
-            t.jobs(Instant::now()).is_empty(),
-            "an immediate refusal starts no job"
-        );
+        assert!(t.jobs(t0).is_empty(), "an immediate refusal starts no job");
         let trapped = Err(SessionError::Rejected {
             line: line("RESULT status=EXCEPTION module_id=m msg=\"trap\""),
         });
         t.start_answered("m", Some("f".into()), &trapped, t0);
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Done);
-        assert_eq!(
-            t.jobs(Instant::now())["m"].status,
-            Some(RunStatus::Exception)
-        );
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Done);
+        assert_eq!(t.jobs(t0)["m"].status, Some(RunStatus::Exception));
         let ok = Ok(StartOutcome {
             result: None,
             line: line("START_OK"),
         });
         t.start_answered("m", None, &ok, t0);
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
     }
 
     #[test]
@@ -803,7 +845,7 @@ mod tests {
             panic!()
         };
         t.result(b, &busy.raw, Some(3), later);
-        assert_eq!(t.jobs(Instant::now())["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
         t.result(r, &l.raw, Some(4), later);
         let j = &t.jobs(later + Duration::from_millis(10))["m"];
         assert_eq!(
@@ -819,6 +861,6 @@ mod tests {
         );
         // A duplicate does not overwrite it.
         t.result(r, "RESULT status=OK module_id=m ret_i32=6", Some(5), later);
-        assert_eq!(t.jobs(Instant::now())["m"].log_seq, Some(4));
+        assert_eq!(t.jobs(t0)["m"].log_seq, Some(4));
     }
 }

@@ -37,6 +37,8 @@ firmware-agent/tests/run.sh
 
 stage "test: Zephyr port syntax check (arm-none-eabi-gcc + shim, deliberate breaks; no Zephyr here)"
 firmware-agent/ports/zephyr/tests/syntax-check.sh
+stage "test: the Zephyr syntax check catches deliberate breaks (copies of the port; about a minute)"
+firmware-agent/ports/zephyr/tests/breaks.sh
 
 stage "build + test: bare-metal Cortex-M4 firmware on QEMU"
 $bm/build.sh
@@ -56,10 +58,13 @@ for board in nucleo-f446re stm32f4-discovery; do
   BOARD=$board $bm/tests/agent.sh
 done
 
-stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
+stage "test: gateway + host against the QEMU board (TCP, then serial PTY; device identity)"
 LINK=tcp $bm/tests/gateway.sh
 LINK=pty $bm/tests/gateway.sh
 BOARD=nucleo-f446re LINK=pty $bm/tests/gateway.sh  # the real board's image, as over its VCP
+# device identity: provisioned boards, enrollment, a swapped board refused (docs/SECURITY.md)
+$bm/tests/identity.sh
+BOARD=nucleo-f446re $bm/tests/identity.sh
 
 stage "test: the GitHub Actions workflow, run locally (scripts/run-workflow.sh)"
 scripts/tests/run-workflow.sh

@@ -159,8 +159,11 @@ pub struct Limits {
     pub max_connections_per_peer: usize,
     /// Once a request line has started, the whole line must arrive within this (slowloris bound).
     pub line_timeout_ms: u64,
-    /// Wait for the next request of an idle connection (and for the first one).
+    /// Wait for the next request of an idle connection.
     pub idle_timeout_ms: u64,
+    /// A new connection's first request line (its TLS handshake included) must be complete
+    /// within this of the connection being accepted; else it is closed and the reason logged.
+    pub first_request_timeout_ms: u64,
     /// Queued reply bytes of one connection above which it stops reading requests and its log
     /// followers skip lines.
     pub reply_queue_soft: usize,
@@ -169,8 +172,12 @@ pub struct Limits {
     /// A host that takes no reply bytes for this long is disconnected.
     pub write_stall_ms: u64,
     /// Reply bytes queued gateway-wide above which every connection stops reading requests and
-    /// log followers skip lines.
+    /// log followers skip lines. Upload bodies being received or served count in it too, up to
+    /// three quarters of it.
     pub buffer_budget: usize,
+    /// An upload body that does not fit in `buffer_budget` waits this long for room, then is
+    /// refused `BUSY`.
+    pub body_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -183,10 +190,12 @@ impl Default for Limits {
             max_connections_per_peer: 64,
             line_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
+            first_request_timeout_ms: 10_000,
             reply_queue_soft: 256 * 1024,
             reply_queue_max: 1024 * 1024,
             write_stall_ms: 30_000,
             buffer_budget: 16 * 1024 * 1024,
+            body_wait_ms: 10_000,
         }
     }
 }

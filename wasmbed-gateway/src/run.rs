@@ -222,12 +222,27 @@ fn log_ports(ports: &dyn PortLister) {
     }
 }
 
-/// Refuses a secret file (token, TLS key) that users other than its owner could read or
-/// change, naming the fix.
+/// Refuses a secret file (token, TLS key) that is not the gateway's user's own, or that users
+/// other than its owner could read or change, naming the fix.
 pub fn check_private(p: &std::path::Path, what: &str) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta =
         std::fs::metadata(p).map_err(|e| format!("cannot read {what} {}: {e}", p.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        // Its owner can change or replace it whatever its mode says.
+        let user = user_name(me).unwrap_or_else(|| me.to_string());
+        return Err(format!(
+            "{what} {} is owned by uid {}, not by the gateway's user {user} (uid {me}): \
+             whoever owns it can change it; make it the gateway's own with \
+             `chown {user} {}` and `chmod 600 {}`",
+            p.display(),
+            meta.uid(),
+            p.display(),
+            p.display()
+        ));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -243,6 +258,22 @@ pub fn check_private(p: &std::path::Path, what: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The login name of `uid`, from the password database.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: all-zero is a valid `passwd` (integers and null pointers).
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pw` and `buf` (of the length given) and sets `found`.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if r != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Reads the token file, refusing one that other users could read or change.

@@ -162,8 +162,10 @@ fn identity_notes(devices: &[DeviceSummary]) -> String {
         if matches!(id.state, IdentityState::None | IdentityState::Unknown) && id.pinned.is_none() {
             continue;
         }
-        out.push('\n');
-        out.push_str(&identity_text(&d.name, id));
+        for line in identity_text(&d.name, id).lines() {
+            let text = line.trim_start();
+            note(&mut out, line.len() - text.len(), text);
+        }
     }
     out
 }
@@ -198,19 +200,42 @@ pub fn identity_text(name: &str, id: &DeviceIdentity) -> String {
     s
 }
 
+/// A note line under a table, `indent` spaces in: wrapped at spaces to the layout width, its
+/// continuation lines two spaces further in (whole when piped).
+fn note(out: &mut String, indent: usize, text: &str) {
+    let first = " ".repeat(indent);
+    let rest = " ".repeat(indent + 2);
+    match layout_width().map(usize::from) {
+        Some(w) => {
+            let options = textwrap::Options::new(w)
+                .initial_indent(&first)
+                .subsequent_indent(&rest);
+            for line in textwrap::wrap(text, options) {
+                out.push('\n');
+                out.push_str(&line);
+            }
+        }
+        None => {
+            out.push('\n');
+            out.push_str(&first);
+            out.push_str(text);
+        }
+    }
+}
+
 /// Why each offline device is offline, and the USB serial ports of the gateway's machine that
-/// could be it (from the gateway's `offline_reason` and `candidates`).
+/// could be it (from the gateway's `offline_reason` and `candidates`), fitted to the width.
 fn offline_notes(devices: &[DeviceSummary]) -> String {
     let mut out = String::new();
     for d in devices.iter().filter(|d| !d.online) {
         let Some(reason) = &d.offline_reason else {
             continue;
         };
-        out.push_str(&format!("\n{} is offline: {reason}", d.name));
+        note(&mut out, 0, &format!("{} is offline: {reason}", d.name));
         if !d.candidates.is_empty() {
-            out.push_str("\n  USB serial ports on the gateway's machine:");
+            note(&mut out, 2, "USB serial ports on the gateway's machine:");
             for c in &d.candidates {
-                out.push_str(&format!("\n    {c}"));
+                note(&mut out, 4, c);
             }
         }
     }
@@ -291,7 +316,50 @@ fn opt_ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}"))
 }
 
-/// The table that ends every deploy: one row per device.
+/// A duration for people: `41 ms`, `1.2 s`, `123 s`.
+fn human_ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(ms) if ms < 999.5 => format!("{ms:.0} ms"),
+        Some(ms) if ms < 99_950.0 => format!("{:.1} s", ms / 1e3),
+        Some(ms) => format!("{:.0} s", ms / 1e3),
+    }
+}
+
+/// The cells of one deploy row: result, size, CRC32 and rate.
+fn deploy_cells(r: &DeployRow<'_>) -> [String; 4] {
+    match r.outcome {
+        Ok(res) => {
+            let state = match (res.skipped, res.chunked) {
+                (true, _) => "skipped (identical)",
+                (false, true) => "loaded (chunked)",
+                (false, false) => "loaded",
+            };
+            let rate = if res.skipped {
+                "-".into()
+            } else {
+                format!("{:.0}", res.bytes_per_s)
+            };
+            [
+                state.to_string(),
+                res.size.to_string(),
+                res.crc32.clone(),
+                rate,
+            ]
+        }
+        // The message goes to stderr with the other errors: the cell stays short.
+        Err(e) => [
+            format!("FAILED {}", e.code()),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ],
+    }
+}
+
+/// The table that ends every deploy: one row per device. Piped, and on a terminal wide enough,
+/// it has every figure in ms and bytes per second, one line per row; on a narrower terminal
+/// (80 columns) the same figures come without the vertical rules and with times in ms or s.
 pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
     let mut t = table(&[
         "DEVICE",
@@ -305,33 +373,7 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
         "E2E MS",
     ]);
     for r in rows {
-        let (result, size, crc, rate) = match r.outcome {
-            Ok(res) => {
-                let state = match (res.skipped, res.chunked) {
-                    (true, _) => "skipped (identical)",
-                    (false, true) => "loaded (chunked)",
-                    (false, false) => "loaded",
-                };
-                let rate = if res.skipped {
-                    "-".into()
-                } else {
-                    format!("{:.0}", res.bytes_per_s)
-                };
-                (
-                    state.to_string(),
-                    res.size.to_string(),
-                    res.crc32.clone(),
-                    rate,
-                )
-            }
-            // The message goes to stderr with the other errors: the cell stays short.
-            Err(e) => (
-                format!("FAILED {}", e.code()),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ),
-        };
+        let [result, size, crc, rate] = deploy_cells(r);
         t.add_row(vec![
             r.device.to_string(),
             r.module_id.to_string(),
@@ -344,6 +386,49 @@ pub fn deploy_table(rows: &[DeployRow<'_>]) -> String {
             format!("{:.1}", r.e2e_ms),
         ]);
     }
+    let Some(width) = layout_width() else {
+        return t.to_string();
+    };
+    // The full table when it fits whole.
+    let mut whole = t.clone();
+    whole.set_content_arrangement(ContentArrangement::Disabled);
+    let natural = whole.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    if natural <= usize::from(width) {
+        return whole.to_string();
+    }
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_style(comfy_table::TableComponent::HeaderLines, '─')
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_header(
+            [
+                "DEVICE", "MODULE", "RESULT", "SIZE", "CRC32", "BUILD", "UPLOAD", "B/S", "TOTAL",
+            ]
+            .map(Cell::new),
+        );
+    for r in rows {
+        let [result, size, crc, rate] = deploy_cells(r);
+        t.add_row(vec![
+            r.device.to_string(),
+            r.module_id.to_string(),
+            result,
+            size,
+            crc,
+            human_ms(r.compile_ms),
+            human_ms(r.transfer_ms),
+            rate,
+            human_ms(Some(r.e2e_ms)),
+        ]);
+    }
+    // One space between columns; the figures never wrap, the names do when they must.
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 1));
+    }
+    if let Some(last) = t.column_mut(8) {
+        last.set_padding((0, 0));
+    }
+    keep_whole(&mut t, &[3, 4, 5, 6, 7, 8]);
     t.to_string()
 }
 
@@ -486,6 +571,37 @@ mod tests {
     }
 
     #[test]
+    fn offline_notes_fit_80_columns() {
+        let devices: Vec<DeviceSummary> = obj(json!([
+            {"name": "nucleo-f446re-lab-bench-3", "endpoint": "usb:0483:374b:066DFF535155878281123456",
+             "online": false,
+             "offline_reason": "no serial port is USB 0483:374b serial 066DFF535155878281123456 (not plugged in, or no permission to see it: `wasmbed-host ports` on this machine lists what is there)",
+             "candidates": [
+                "/dev/ttyACM1 0483:374b [STMicroelectronics ST-LINK/V2-1 VCP (debug probe)] serial 066DFF535155878281999999 -> usb:0483:374b:066DFF535155878281999999",
+                "/dev/ttyUSB0 1a86:7523 [WCH CH340 (USB-UART)] -> usb:1a86:7523"]}
+        ]));
+        let text = with_width(80, || devices_table(&devices));
+        assert_fits(&text, 80);
+        let notes = &text[text.rfind('┘').unwrap() + '┘'.len_utf8()..];
+        insta::assert_snapshot!(notes, @r"
+        nucleo-f446re-lab-bench-3 is offline: no serial port is USB 0483:374b serial
+          066DFF535155878281123456 (not plugged in, or no permission to see it:
+          `wasmbed-host ports` on this machine lists what is there)
+          USB serial ports on the gateway's machine:
+            /dev/ttyACM1 0483:374b [STMicroelectronics ST-LINK/V2-1 VCP (debug probe)]
+              serial 066DFF535155878281999999 -> usb:0483:374b:066DFF535155878281999999
+            /dev/ttyUSB0 1a86:7523 [WCH CH340 (USB-UART)] -> usb:1a86:7523
+        ");
+        // Piped: one line per note, whole, for grep.
+        let piped = devices_table(&devices);
+        let piped_notes = &piped[piped.rfind('┘').unwrap()..];
+        assert!(
+            piped_notes.contains("\n    /dev/ttyACM1 0483:374b [STMicroelectronics ST-LINK/V2-1 VCP (debug probe)] serial 066DFF535155878281999999 -> usb:0483:374b:066DFF535155878281999999\n"),
+            "{piped}"
+        );
+    }
+
+    #[test]
     fn status_snapshot() {
         let status: StatusResult = obj(json!({
             "line": "STATUS_OK modules=\"m:RUNNING:wasm=460:stack_free=3000:crc32=d40c97d1\"",
@@ -593,14 +709,23 @@ mod tests {
                 e2e_ms: 1.0,
             },
         ];
-        let (d, st, dep) = with_width(80, || {
+        let info: InfoResult = obj(json!({
+            "line": "INFO proto=2 board=nucleo_f446re fw=0.1.0 natives=uart_print,delay_ms,gpio_write,gpio_read,get_tick_ms,wb_log,rand_u32",
+            "proto": 2, "board": "nucleo_f446re", "fw": "0.1.0-dirty", "wamr": "2.4.4",
+            "aot_arch": "thumbv7em", "aot_cpu": "cortex-m4", "aot_abi": "eabihf", "slots": 2,
+            "natives": ["uart_print", "delay_ms", "gpio_write", "gpio_read", "get_tick_ms",
+                        "wb_log", "rand_u32", "i2c_write", "i2c_read", "spi_transfer", "adc_read"]
+        }));
+        let (d, st, dep, inf) = with_width(80, || {
             (
                 devices_table(&devices),
                 status_text("sim", &status),
                 deploy_table(&rows),
+                info_table("nucleo-f446re-lab-bench-3", &info),
             )
         });
-        for t in [&d, &st, &dep] {
+        assert!(inf.contains("spi_transfer"), "{inf}");
+        for t in [&d, &st, &dep, &inf] {
             assert_fits(t, 80);
         }
         insta::assert_snapshot!("devices_80", d);
@@ -611,7 +736,31 @@ mod tests {
             module_id: "fft_bench",
             ..rows[0]
         }];
-        insta::assert_snapshot!("deploy_80", with_width(80, || deploy_table(&usual)));
+        // Usual names at 80 columns: no rules between the columns, times in ms or s, and every
+        // row on one line (nothing wraps, not even the headers).
+        let compact = with_width(80, || deploy_table(&usual));
+        assert_fits(&compact, 80);
+        assert_eq!(compact.lines().count(), 3, "{compact}");
+        insta::assert_snapshot!("deploy_80", compact);
+        // Long names wrap in their own columns; the figures stay whole.
+        let long = with_width(80, || deploy_table(&rows));
+        assert!(
+            long.contains(" 10993.2 ") || long.contains(" 11.0 s "),
+            "{long}"
+        );
+        assert!(long.contains(" d40c97d1 "), "{long}");
+        // A wider terminal gets the full table, in ms, when it fits.
+        let wide = with_width(132, || deploy_table(&usual));
+        assert_fits(&wide, 132);
+        assert!(
+            wide.contains("│ nucleo ┆ fft_bench ┆ loaded (chunked) ┆"),
+            "{wide}"
+        );
+        assert!(
+            wide.contains(" UPLOAD MS ┆") && wide.contains("┆ 10993.2 "),
+            "{wide}"
+        );
+        assert_eq!(wide.lines().count(), 5, "{wide}");
         // Piped (no width): one line per row, whatever its length, for grep and awk.
         let piped = deploy_table(&rows);
         assert!(piped.lines().any(|l| l.chars().count() > 80), "{piped}");

@@ -119,6 +119,89 @@ fn compile_errors_point_at_the_users_file_and_list_natives() {
     );
 }
 
+/// Module ids loaded on device `sim`, in slot order.
+fn loaded(g: &str) -> Vec<String> {
+    let doc = json_doc(&run_exit(
+        0,
+        &format!("--gateway {g} -d sim --json status"),
+        &[],
+    ));
+    doc["result"]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["module_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn run_test_and_watch_evict_a_replace_victim_when_the_slots_are_full() {
+    let gw = gateway(&[]);
+    let g = &gw.addr;
+    // The simulated board has two slots: fill them.
+    for id in ["one", "two"] {
+        run_exit(
+            0,
+            &format!("--gateway {g} -d sim build-and-deploy --module-id {id} --source"),
+            &[&module("math_ops.c")],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("third.c");
+    std::fs::write(
+        &src,
+        "__attribute__((export_name(\"test_ok\"))) int test_ok(void) { return 0; }\n\
+         __attribute__((export_name(\"f\"))) int f(void) { return 5; }\n",
+    )
+    .unwrap();
+    let src = src.to_str().unwrap();
+    // Without a victim the device has no room: the refusal says what to do.
+    let o = run_exit(5, &format!("--gateway {g} -d sim run --func f"), &[src]);
+    assert!(stderr(&o).contains("--replace-victim"), "{}", stderr(&o));
+    assert_eq!(loaded(g), ["one", "two"]);
+    // run: `one` makes room for `third`.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim run --func f --replace-victim one"),
+        &[src],
+    );
+    assert!(stdout(&o).contains("status=OK ret=5"), "{}", stdout(&o));
+    let mut ids = loaded(g);
+    ids.sort();
+    assert_eq!(ids, ["third", "two"]);
+    // test, under another id: `two` goes.
+    let o = run_exit(
+        0,
+        &format!("--gateway {g} -d sim test --module-id t2 --replace-victim two"),
+        &[src],
+    );
+    assert!(stdout(&o).contains("test test_ok ... ok"), "{}", stdout(&o));
+    let mut ids = loaded(g);
+    ids.sort();
+    assert_eq!(ids, ["t2", "third"]);
+    // watch, under a third id: `third` goes (watch runs once at start).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
+        .args(["--gateway", g, "-d", "sim", "watch", src, "--func", "f"])
+        .args(["--module-id", "w3", "--replace-victim", "third"])
+        .env_remove("WASMBED_GATEWAY")
+        .env_remove("WASMBED_DEVICE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    let mut seen = Vec::new();
+    wait_for_line(&rx, "status=OK ret=5", &mut seen);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut ids = loaded(g);
+    ids.sort();
+    assert_eq!(ids, ["t2", "w3"]);
+}
+
 const TESTS_C: &str = r#"#include "wasmbed.h"
 static int runs;
 /* Both pass only if each test gets a fresh instance. */
@@ -467,4 +550,103 @@ fn json_usage_errors_name_the_argument_and_quiet_prints_only_errors() {
     let o = run_exit(4, &format!("--gateway {g} -d nosuch -q status"), &[]);
     assert_eq!(stdout(&o), "");
     assert!(stderr(&o).contains("DEVICE_UNKNOWN"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
+    let host = json_doc(&run_exit(0, "--json ports", &[]));
+    let paths: Vec<String> = host["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    let mut gw = Command::new(sibling_bin("wasmbed-gateway", "WASMBED_GATEWAY_BIN"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--device", "nucleo=serial:/dev/wasmbed-no-such-port"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = gw.stderr.take().unwrap();
+    thread::spawn(move || {
+        for l in BufReader::new(err).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // The ports are logged before the gateway says `listening on` (stdout).
+    let listening = lines_of(&mut gw);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match listening.recv_timeout(left) {
+            Ok(l) if l.starts_with("listening on ") => break,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("the gateway did not listen within 30 s: {seen:?}"),
+        }
+    }
+    // Then why the device is offline, and the USB ports that could be it: every USB port the
+    // host lists, or that there is none.
+    let usb: Vec<String> = host["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["usb"].is_null())
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    let why = "offline, cannot open serial:/dev/wasmbed-no-such-port: ";
+    let explained = |log: &[String]| {
+        let Some(at) = log.iter().position(|l| l.contains(why)) else {
+            return false;
+        };
+        let after = &log[at + 1..];
+        if usb.is_empty() {
+            after
+                .iter()
+                .any(|l| l.contains("no USB serial port is present"))
+        } else {
+            usb.iter().all(|path| {
+                after
+                    .iter()
+                    .any(|l| l.contains(&format!("candidate port: {path} ")))
+            })
+        }
+    };
+    let mut log = Vec::new();
+    while !explained(&log) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => log.push(l),
+            Err(_) => panic!("the gateway's log does not say why nucleo is offline (and which USB ports {usb:?} could be it): {log:#?}"),
+        }
+    }
+    let _ = gw.kill();
+    let _ = gw.wait();
+    let logged: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" serial port: ") || l.contains(" serial ports: "))
+        .collect();
+    if paths.is_empty() {
+        assert!(
+            logged.iter().any(|l| l.contains("serial ports: none")),
+            "{log:#?}"
+        );
+    } else {
+        for p in &paths {
+            assert!(
+                logged
+                    .iter()
+                    .any(|l| l.contains(&format!("serial port: {p} "))),
+                "{p} not in the gateway's log: {log:#?}"
+            );
+        }
+        assert_eq!(logged.len(), paths.len(), "{log:#?}");
+    }
 }

@@ -29,6 +29,7 @@ use super::{
 use crate::link::{BoxLink, SharedConnector};
 use crate::pipeline::AotTarget;
 
+mod compress;
 mod connect;
 mod deploy;
 mod drive;
@@ -122,6 +123,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         correlation: Correlation::off(),
         line_baud: None,
         baud_rates: Vec::new(),
+        compress: Vec::new(),
     };
     tokio::spawn(task.run());
     handle
@@ -144,6 +146,8 @@ struct DeviceTask {
     line_baud: Option<u32>,
     /// The speeds the agent's BAUD takes (INFO `baud_rates=`).
     baud_rates: Vec<u32>,
+    /// The compressed uploads the agent takes (INFO `compress=`); see `compress.rs`.
+    compress: Vec<String>,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.

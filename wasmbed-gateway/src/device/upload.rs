@@ -101,6 +101,8 @@ pub(crate) fn load_options(
         replace_victim: victim,
         max_chunk: Some((link_bytes_per_sec / 2).max(64)),
         signature,
+        // set by the task once it knows the link's speed for this upload (`compress.rs`)
+        deflated: None,
     }
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct Slot {
     pub file: PathBuf,
     /// `Some` for a C source (built on the gateway).
     pub mode: Option<Mode>,
+    /// The module evicted when all slots are used (`--replace-victim`).
+    pub replace_victim: Option<String>,
 }
 
 impl Slot {
@@ -53,6 +55,7 @@ impl Slot {
             module_id,
             file: a.file.clone(),
             mode,
+            replace_victim: a.replace_victim.clone(),
         })
     }
 }
@@ -91,6 +94,7 @@ pub(crate) fn deploy(ctx: &Ctx, slot: &Slot, force: bool) -> Result<DeployResult
     let data = read_file(&slot.file)?;
     let replace = ReplaceArgs {
         replace: true,
+        replace_victim: slot.replace_victim.clone(),
         force,
         ..ReplaceArgs::default()
     };

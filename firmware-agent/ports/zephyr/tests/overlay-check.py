@@ -2,16 +2,17 @@
 """Read a board overlay of the Zephyr port (NOT Zephyr's devicetree compiler: a small parser for
 the subset the overlays use) and check it against the board facts. Used by syntax-check.sh.
 
-  overlay-check.py BOARD OVERLAY BOARD_DTS CONFIG BOARDS_MD DEVICETREE_GENERATED_H
+  overlay-check.py BOARD OVERLAY BOARD_DTS CONFIG BOARD_FACTS DEVICETREE_GENERATED_H
 
+OVERLAY is the board's overlay after the C preprocessor (as Zephyr runs it: its values come from
+BOARD_FACTS, firmware-agent/boards/<board>.h, the facts shared with the bare-metal images).
 BOARD_DTS is tests/syntax-shim/boards/<board>/board.dts: the clock nodes of Zephyr's board .dts
 and SoC .dtsi, recorded by hand (the overlay is applied on top of it, a later property wins).
 CONFIG is the merged CONFIG_X=V file (the SoC symbol picks the part's clock limits).
 Prints one line per problem and exits 1 if there is any; prints nothing and exits 0 otherwise.
 
 Checks:
- - the overlay itself chooses `zephyr,shell-uart`, the UART BOARDS.md names for the board
-   ("Link" row), the one the shim's devicetree (DT_N_CHOSEN_zephyr_shell_uart) is written for,
+ - the overlay itself chooses `zephyr,shell-uart`, the UART of BOARD_FACTS' BOARD_UART_BASE, the one the shim's devicetree (DT_N_CHOSEN_zephyr_shell_uart) is written for,
    and that UART's status after the overlay is "okay";
  - the clock tree after the overlay: the PLL source (clk_hse or clk_hsi) and its frequency as the
    board/SoC give it, the source enabled, M/N/P against the part's VCO input and output ranges,
@@ -55,6 +56,9 @@ def parse_dts(text):
         pos = m.end()
         if m.group(1) is not None:  # node open
             name = m.group(1).strip()
+            if not stack and name != "/" and not re.fullmatch(r"&[A-Za-z_][\w]*", name):
+                raise SystemExit(f"overlay-check: not devicetree at the top level: {name!r} {{ "
+                                 f"(an #included header must hold only #defines and comments)")
             if name.startswith("&"):
                 path = name
             elif name == "/":
@@ -69,6 +73,9 @@ def parse_dts(text):
             key, _, val = prop.partition("=")
             if stack:
                 nodes[stack[-1]][key.strip()] = val.strip() if val else True
+            elif not prop.startswith("/"):  # only directives (/dts-v1/, /delete-node/ ...) here
+                raise SystemExit(f"overlay-check: not devicetree at the top level: {prop!r}; "
+                                 f"(an #included header must hold only #defines and comments)")
         else:
             if stack:
                 stack.pop()
@@ -85,40 +92,38 @@ def merge(base, over):
 
 
 def cell(val):
-    """<8> -> 8, <DT_FREQ_M(168)> -> 168000 (kHz), <&clk_hse> -> 'clk_hse'"""
+    """<8> -> 8, <DT_FREQ_M(168)> -> 168000000, <&clk_hse> -> 'clk_hse' (frequencies in Hz)"""
     if not isinstance(val, str):
         return None
     m = re.fullmatch(r"<\s*DT_FREQ_M\((\d+)\)\s*>", val)
     if m:
-        return int(m.group(1)) * 1000
+        return int(m.group(1)) * 1000000
     m = re.fullmatch(r"<\s*DT_FREQ_K\((\d+)\)\s*>", val)
     if m:
-        return int(m.group(1))
-    m = re.fullmatch(r"<\s*(\d+)\s*>", val)
+        return int(m.group(1)) * 1000
+    m = re.fullmatch(r"<\s*(\d+|0[xX][0-9a-fA-F]+)\s*>", val)
     if m:
-        return int(m.group(1))
+        return int(m.group(1), 0)
     m = re.fullmatch(r"<\s*&(\w+)\s*>", val)
     if m:
         return m.group(1)
     return None
 
 
-def boards_md_link(md, board):
-    """The UART label BOARDS.md's 'Link' row gives the board's column ('USART2, ...' -> usart2)."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
-            for line in md.splitlines() if line.startswith("|")]
-    header = next((r for r in rows if r[0] == "Zephyr board"), None)
-    link = next((r for r in rows if r[0].startswith("Link (`zephyr,shell-uart`)")), None)
-    if not header or not link:
-        return None
-    names = [c.strip("`") for c in header]
-    if board not in names:
-        return None
-    m = re.match(r"(U(S)?ART\d)", link[names.index(board)])
-    return m.group(1).lower() if m else None
+def khz(hz):
+    return hz // 1000 if isinstance(hz, int) else None
 
 
-def check(board, overlay_text, board_text, config_text, md, dt):
+def facts_link(facts):
+    """The UART label of the shared board facts' BOARD_UART_BASE (0x40004400 -> usart2)."""
+    m = re.search(r"^#define BOARD_UART_BASE (0[xX][0-9a-fA-F]+)\b", facts, re.M)
+    if not m:
+        return None
+    addr = "%08x" % int(m.group(1), 16)
+    return next((label for label, a in UART_ADDR.items() if a == addr), None)
+
+
+def check(board, overlay_text, board_text, config_text, facts, dt):
     problems = []
     ov = parse_dts(overlay_text)
     dts = merge(parse_dts(board_text), ov)
@@ -126,15 +131,15 @@ def check(board, overlay_text, board_text, config_text, md, dt):
 
     # --- the link UART
     chosen = ov.get("/chosen", {}).get("zephyr,shell-uart")
-    want = boards_md_link(md, board)
+    want = facts_link(facts)
     if want is None:
-        problems.append(f"BOARDS.md names no link UART for {board}")
+        problems.append(f"the board facts name no known link UART (BOARD_UART_BASE) for {board}")
     if not isinstance(chosen, str) or not chosen.startswith("&"):
         problems.append("the overlay does not choose zephyr,shell-uart")
     else:
         label = chosen[1:]
         if want is not None and label != want:
-            problems.append(f"zephyr,shell-uart is &{label}, BOARDS.md says {want.upper()}")
+            problems.append(f"zephyr,shell-uart is &{label}, the board facts say {want.upper()}")
         m = re.search(r"^#define DT_N_CHOSEN_zephyr_shell_uart DT_N_S_soc_S_serial_([0-9a-f]+)$", dt, re.M)
         if not m:
             problems.append("the shim's devicetree has no chosen zephyr,shell-uart")
@@ -164,7 +169,7 @@ def check(board, overlay_text, board_text, config_text, md, dt):
         return problems
     src = cell(pll.get("clocks"))
     src_node = dts.get("&" + src, {})
-    src_khz = cell(src_node.get("clock-frequency"))
+    src_khz = khz(cell(src_node.get("clock-frequency")))
     if src not in ("clk_hse", "clk_hsi") or src_khz is None:
         problems.append(f"PLL source &{src} has no known frequency (board.dts)")
         return problems
@@ -174,7 +179,7 @@ def check(board, overlay_text, board_text, config_text, md, dt):
     vco_in = src_khz // m
     vco = vco_in * n
     sysclk = vco // p
-    freq = vals["clock-frequency"]
+    freq = khz(vals["clock-frequency"])
     if not VCO_IN[0] <= vco_in <= VCO_IN[1]:
         problems.append(f"VCO input {vco_in} kHz ({src} {src_khz} kHz / M {m}) outside 950..2100 kHz")
     if not VCO_OUT[0] <= vco <= VCO_OUT[1]:
@@ -194,9 +199,9 @@ def check(board, overlay_text, board_text, config_text, md, dt):
 def main():
     if len(sys.argv) != 7:
         raise SystemExit(__doc__)
-    board, overlay, board_dts, config, boards_md, dt = sys.argv[1:]
+    board, overlay, board_dts, config, facts, dt = sys.argv[1:]
     rd = lambda p: open(p, encoding="utf-8").read()
-    problems = check(board, rd(overlay), rd(board_dts), rd(config), rd(boards_md), rd(dt))
+    problems = check(board, rd(overlay), rd(board_dts), rd(config), rd(facts), rd(dt))
     for p in problems:
         print(p)
     sys.exit(1 if problems else 0)

@@ -58,7 +58,7 @@ impl DeviceTask {
             Ok(s) => s,
             Err(e) => return Ok((Err(e), device_time)),
         };
-        let options = upload::load_options(
+        let mut options = upload::load_options(
             &d,
             slots.victim,
             self.proto(),
@@ -66,6 +66,7 @@ impl DeviceTask {
             signature,
         );
         let back = self.speed_up(link, d.bytes.len()).await?;
+        options.deflated = self.deflated_upload(&d.module_id, &d.bytes, options.chunked);
         let t = self.opts.timeouts.clone(); // deadlines at the (new) link speed
         let mut session =
             match LoadSession::new(now_std(), slots.module_id, d.bytes.to_vec(), options, &t) {

@@ -5,34 +5,16 @@
 #ifndef BAREMETAL_BOARD_NUCLEO_F446RE_H
 #define BAREMETAL_BOARD_NUCLEO_F446RE_H
 
+/* The board's hardware (part, memory, USART2 on PA2/PA3, LD2 on PA5, clock tree): one header
+ * shared with the Zephyr port. */
+#include "../../../../boards/nucleo_f446re.h"
 #include "stm32f4_common.h"
 
 #define BOARD_NAME "nucleo-f446re"
-#define BOARD_MCU "STM32F446RE"
 /* Voltage scale 1: PWR_CR VOS[15:14] = 11 on the F446. */
 #define BOARD_PWR_CR_VOS (3u << 14)
 
-/* Console: USART2 on PA2 (TX) / PA3 (RX), AF7, wired to the ST-LINK virtual COM port. */
-#define BOARD_UART_BASE 0x40004400u
-#define BOARD_UART_IRQN 38
-#define BOARD_UART_APB 1        /* on APB1 */
-#define BOARD_UART_RCC_BIT 17   /* RCC_APB1ENR USART2EN */
-#define BOARD_UART_PORT BOARD_PORT_A
-#define BOARD_UART_TX_PIN 2
-#define BOARD_UART_RX_PIN 3
-#define BOARD_UART_AF 7
-
-/* User LED LD2 (green): PA5, active high. */
-#define BOARD_LED_PORT BOARD_PORT_A
-#define BOARD_LED_PIN 5
-
-/*
- * Memory: 512 KiB flash; 128 KiB SRAM (SRAM1 112 KiB + SRAM2 16 KiB,
- * contiguous at 0x20000000); no CCM. The link fails if the image does not fit.
- */
-#define BOARD_FLASH_LENGTH 0x80000
-#define BOARD_RAM_ORIGIN 0x20000000
-#define BOARD_RAM_LENGTH 0x20000
+/* Console: the board's link USART (BOARD_UART_*, from the shared header). */
 #define BOARD_MAIN_STACK_BYTES 0x800 /* handler mode only once the kernel runs */
 #define SMOKE_MAIN_STACK_BYTES 0x4000 /* smoke.elf runs WAMR on the main stack */
 #define BOARD_HEAP_BYTES 0x400

@@ -15,14 +15,16 @@
 #define BOARD_AOT_ABI "eabihf"
 
 /*
- * Clock tree: the 16 MHz HSI (every board has it; no dependency on a crystal
- * or the ST-LINK's MCO) -> PLL M=16, N=336, P=2 -> 168 MHz SYSCLK = HCLK,
- * APB1 = HCLK/4 = 42 MHz, APB2 = HCLK/2 = 84 MHz, PLL Q=7 -> 48 MHz.
- * 168 MHz runs in voltage scale 1 with 5 flash wait states (2.7-3.6 V) on
- * F405/F407/F446 and needs no over-drive on the F446.
+ * Clock source: the 16 MHz HSI (every board has it; no dependency on a crystal or the
+ * ST-LINK's MCO; QEMU models it), divided by M = 16 to the PLL's 1 MHz input. The rest of the
+ * clock tree is the board's (its shared header, ../../../../boards/<board>.h: PLL N/P/Q,
+ * SYSCLK, bus dividers, wait states); a board without one (netduinoplus2, QEMU only) gets
+ * 168 MHz SYSCLK = HCLK, APB1 = HCLK/4 = 42 MHz, APB2 = HCLK/2 = 84 MHz, Q = 7 -> 48 MHz, 5 flash
+ * wait states (voltage scale 1, 2.7-3.6 V; no over-drive needed at 168 MHz on F405/F407/F446).
  */
 #define BOARD_HSI_HZ 16000000u
 #define BOARD_PLL_M 16u
+#ifndef BOARD_CPU_HZ
 #define BOARD_PLL_N 336u
 #define BOARD_PLL_P 2u
 #define BOARD_PLL_Q 7u
@@ -30,6 +32,7 @@
 #define BOARD_APB1_DIV 4u
 #define BOARD_APB2_DIV 2u
 #define BOARD_FLASH_WAIT_STATES 5u
+#endif
 
 /* GPIO ports: 0 = A, 1 = B, ... (RCC_AHB1ENR bit = port). */
 #define BOARD_PORT_A 0
@@ -37,6 +40,8 @@
 #define BOARD_PORT_C 2
 #define BOARD_PORT_D 3
 
+#ifndef BOARD_FLASH_ORIGIN
 #define BOARD_FLASH_ORIGIN 0x08000000
+#endif
 
 #endif

@@ -3,7 +3,8 @@
 # without a Zephyr tree, and then check what Zephyr cannot check for it: WAMR is a library that
 # links zephyr_interface, waits for zephyr_generated_headers (a library added after
 # find_package(Zephyr) is not ordered by Zephyr: Zephyr 4.4 migration notes) and is linked into
-# `app`; src/port_mpu.c is built exactly when CONFIG_ARM_MPU. Nothing is compiled.
+# `app`; `app`'s sources hold every core/*.c and src/*.c, src/port_mpu.c exactly when
+# CONFIG_ARM_MPU. Nothing is compiled.
 #   -DWASMBED_STUB_CONFIG=<file>: the merged CONFIG_X=V lines, set as CMake variables as Zephyr does.
 
 add_library(zephyr_interface INTERFACE)
@@ -76,6 +77,22 @@ function(wasmbed_stub_check)
   elseif(NOT CONFIG_ARM_MPU AND app_srcs MATCHES "port_mpu\\.c")
     message(FATAL_ERROR "cmake stub: src/port_mpu.c built without CONFIG_ARM_MPU")
   endif()
-  message(STATUS "cmake stub: ${wamr_lib} ok (zephyr_interface, zephyr_generated_headers, linked into app)")
+  # Every core source and every port source (port_mpu.c as above) is in app's SOURCES as CMake
+  # sees them (a source named only in a comment or a dead branch is not built: the link fails).
+  set(app_abs "")
+  foreach(s ${app_srcs})
+    get_filename_component(a "${s}" ABSOLUTE BASE_DIR "${CMAKE_SOURCE_DIR}")
+    list(APPEND app_abs "${a}")
+  endforeach()
+  file(GLOB want "${CMAKE_SOURCE_DIR}/../../core/*.c" "${CMAKE_SOURCE_DIR}/src/*.c")
+  foreach(w ${want})
+    get_filename_component(a "${w}" ABSOLUTE)
+    get_filename_component(n "${w}" NAME)
+    if(NOT a IN_LIST app_abs AND NOT n STREQUAL "port_mpu.c")
+      message(FATAL_ERROR "cmake stub: app does not build ${n} (${a})")
+    endif()
+  endforeach()
+  message(STATUS "cmake stub: ${wamr_lib} ok (zephyr_interface, zephyr_generated_headers, linked into app); "
+    "app builds every core/*.c and src/*.c")
 endfunction()
 cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL wasmbed_stub_check)

@@ -1,8 +1,9 @@
 /*
  * SYNTAX-CHECK SHIM, not Zephyr: see ../README.md. Only what the port sources use, with the real
  * header's build-time checks (semaphore limits) and config guards (k_thread_stack_space_get
- * exists only with CONFIG_INIT_STACKS and CONFIG_THREAD_STACK_INFO), and the per-stack reserve
- * Zephyr adds for an MPU stack guard (so sizeof() of a stack object is what it costs in RAM).
+ * exists only with CONFIG_INIT_STACKS and CONFIG_THREAD_STACK_INFO), and ARMv7-M's MPU stack
+ * guards, carved out of the declared stack size (so sizeof() of a stack object is what it costs
+ * in RAM, and less than that is usable).
  */
 #ifndef SHIM_ZEPHYR_KERNEL_H
 #define SHIM_ZEPHYR_KERNEL_H
@@ -40,19 +41,36 @@ struct z_thread_stack_element {
 typedef struct z_thread_stack_element k_thread_stack_t;
 typedef void (*k_thread_entry_t)(void *p1, void *p2, void *p3);
 
-/* ARMv7-M: the MPU guard is carved out of the stack object (128 bytes when FP context is stacked) */
-#if defined(CONFIG_MPU_STACK_GUARD) && defined(CONFIG_FPU_SHARING)
-#define K_THREAD_STACK_RESERVED 128
-#elif defined(CONFIG_MPU_STACK_GUARD)
-#define K_THREAD_STACK_RESERVED 32
+/*
+ * ARMv7-M, as Zephyr's include/zephyr/arch/arm/arch.h: thread stacks reserve nothing beyond
+ * their declared size (ARCH_THREAD_STACK_RESERVED 0: "on arm, all MPU guards are carve-outs").
+ * With CONFIG_MPU_STACK_GUARD the guard is taken from the start of the declared size when the
+ * thread is created: 32 bytes, or 128 (CONFIG_MPU_STACK_GUARD_MIN_SIZE_FLOAT) for a K_FP_REGS
+ * thread with FPU sharing; the stack object is aligned to the guard's size (the ARMv7-M MPU needs
+ * power-of-two regions). So sizeof() of a stack object is its RAM cost (plus alignment padding),
+ * and a thread created on it can use the declared size less its guard.
+ */
+#define SHIM_MAX(a, b) ((a) > (b) ? (a) : (b))
+#if defined(CONFIG_MPU_STACK_GUARD)
+#define SHIM_MPU_GUARD 32
+#if defined(CONFIG_FPU) && defined(CONFIG_FPU_SHARING)
+#define SHIM_MPU_GUARD_FLOAT 128
 #else
-#define K_THREAD_STACK_RESERVED 0
+#define SHIM_MPU_GUARD_FLOAT 0
 #endif
-#define K_THREAD_STACK_LEN(size) ((((size) + 7) & ~7) + K_THREAD_STACK_RESERVED)
+#else
+#define SHIM_MPU_GUARD 0
+#define SHIM_MPU_GUARD_FLOAT 0
+#endif
+#define SHIM_STACK_OBJ_ALIGN SHIM_MAX(8, SHIM_MAX(SHIM_MPU_GUARD, SHIM_MPU_GUARD_FLOAT))
+#define K_THREAD_STACK_RESERVED 0
+#define K_THREAD_STACK_LEN(size)                                                                   \
+	((((size) + SHIM_STACK_OBJ_ALIGN - 1) / SHIM_STACK_OBJ_ALIGN) * SHIM_STACK_OBJ_ALIGN)
 #define K_THREAD_STACK_DEFINE(sym, size)                                                           \
-	struct z_thread_stack_element __aligned(8) sym[K_THREAD_STACK_LEN(size)]
+	struct z_thread_stack_element __aligned(SHIM_STACK_OBJ_ALIGN) sym[K_THREAD_STACK_LEN(size)]
 #define K_THREAD_STACK_ARRAY_DEFINE(sym, nmemb, size)                                              \
-	struct z_thread_stack_element __aligned(8) sym[nmemb][K_THREAD_STACK_LEN(size)]
+	struct z_thread_stack_element __aligned(SHIM_STACK_OBJ_ALIGN)                              \
+		sym[nmemb][K_THREAD_STACK_LEN(size)]
 #define K_THREAD_STACK_SIZEOF(sym) (sizeof(sym) - K_THREAD_STACK_RESERVED)
 
 k_tid_t k_thread_create(struct k_thread *new_thread, k_thread_stack_t *stack, size_t stack_size,

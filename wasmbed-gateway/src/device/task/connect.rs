@@ -75,11 +75,13 @@ impl DeviceTask {
         let reason = cause.to_string();
         let candidates = self.opts.connector.candidates();
         let list = candidates.clone().unwrap_or_default();
+        // Compared in the form `wait_offline` stores, so an unchanged cause is not logged again.
+        let shown = offline_text(cause);
         let changed = {
             let mut s = self.state.lock().expect("state lock");
             let changed =
-                s.offline_reason.as_deref() != Some(reason.as_str()) || s.candidates != list;
-            s.offline_reason = Some(reason.clone());
+                s.offline_reason.as_deref() != Some(shown.as_str()) || s.candidates != list;
+            s.offline_reason = Some(shown);
             s.candidates = list;
             changed
         };
@@ -105,7 +107,7 @@ impl DeviceTask {
     async fn wait_offline(&mut self, delay: Duration, cause: ConnectFailure) -> bool {
         self.set_state(|s| {
             s.online = false;
-            s.offline_reason = Some(format!("cannot connect: {cause}"));
+            s.offline_reason = Some(offline_text(&cause));
         });
         let until = Instant::now() + delay;
         loop {
@@ -129,4 +131,9 @@ impl DeviceTask {
             }
         }
     }
+}
+
+/// The offline reason `devices` shows for a link that cannot be opened.
+fn offline_text(cause: &ConnectFailure) -> String {
+    format!("cannot connect: {cause}")
 }

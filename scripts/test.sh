@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# Tests that need the bare-metal image (built below) fail instead of skipping without it.
+export WASMBED_REQUIRE_QEMU=1
 start=$SECONDS
 stage() { printf '\n=== %s (t=%ds) ===\n' "$*" "$((SECONDS - start))"; }
 bm=firmware-agent/ports/baremetal

@@ -27,6 +27,9 @@
 //! aot_abi = "eabi"
 //! health_interval_ms = 5000
 //!
+//! [devices.emu]                # a board the gateway emulates and supervises itself
+//! emulate = "qemu:mps2-an386:target/baremetal/build/agent.elf"   # or "sim"; no endpoint
+//!
 //! [tls]                        # optional: TLS 1.3 on `listen` and `http` (docs/SECURITY.md)
 //! cert = "/etc/wasmbed/gateway.crt"
 //! key = "/etc/wasmbed/gateway.key"
@@ -54,14 +57,15 @@ use crate::endpoint::{Endpoint, EndpointError};
 /// The default listen address (loopback only).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 
-/// The legacy GW-3 clang flags (C → wasm32).
-pub const LEGACY_CLANG_FLAGS: &[&str] = &[
-    "--target=wasm32-unknown-unknown",
-    "-O3",
-    "-nostdlib",
-    "-Wl,--no-entry",
-    "-Wl,-z,stack-size=16384",
-];
+/// The legacy GW-3 clang flags (C → wasm32): `modules/clang-flags.txt`, one a line, the one
+/// definition (`modules/build.sh` and the benchmark read it too).
+pub fn legacy_clang_flags() -> Vec<&'static str> {
+    include_str!("../../modules/clang-flags.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
 
 /// Errors loading or combining the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +132,7 @@ impl Default for CompilerConfig {
     fn default() -> Self {
         Self {
             clang: PathBuf::from("clang"),
-            clang_flags: LEGACY_CLANG_FLAGS.iter().map(|s| s.to_string()).collect(),
+            clang_flags: legacy_clang_flags().into_iter().map(String::from).collect(),
             wamrc: None,
             wamrc_flags: vec!["--bounds-checks=1".to_string()],
             timeout_ms: 60_000,
@@ -227,12 +231,16 @@ pub struct DeviceConfig {
     /// opened at and deadlines assume. When absent, a speed the firmware reports in INFO is
     /// used, else [`crate::endpoint::DEFAULT_BAUD`].
     pub baud: Option<u32>,
+    /// An emulated board the gateway starts and supervises (`emulate = …`); its `endpoint` is
+    /// then the emulator's UART on a loopback port chosen at start.
+    pub emulate: Option<crate::emulate::Emulate>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDevice {
-    endpoint: String,
+    endpoint: Option<String>,
+    emulate: Option<String>,
     aot_target: Option<String>,
     aot_cpu: Option<String>,
     aot_abi: Option<String>,
@@ -473,8 +481,33 @@ impl Config {
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
-            let mut endpoint: Endpoint = dev
-                .endpoint
+            let emulate = match &dev.emulate {
+                Some(e) => Some(
+                    e.parse::<crate::emulate::Emulate>()
+                        .map_err(|m| invalid(&origin, &format!("{key}.emulate"), m))?,
+                ),
+                None => None,
+            };
+            let endpoint = match (&dev.endpoint, &emulate) {
+                (Some(e), None) => e.as_str(),
+                // Replaced by the emulator's port when the gateway starts it.
+                (None, Some(_)) => "tcp:127.0.0.1:1",
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &origin,
+                        &format!("{key}.emulate"),
+                        "an emulated board has no `endpoint` (the gateway picks its port): remove one of the two",
+                    ))
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &origin,
+                        &format!("{key}.endpoint"),
+                        "missing: give `endpoint = \"serial:…\"`/`tcp:…`, or `emulate = \"sim\"`/`\"qemu:<machine>:<image>\"`",
+                    ))
+                }
+            };
+            let mut endpoint: Endpoint = endpoint
                 .parse()
                 .map_err(|e: EndpointError| invalid(&origin, &format!("{key}.endpoint"), e))?;
             if dev.health_interval_ms == Some(0) {
@@ -507,6 +540,7 @@ impl Config {
                 aot_abi: dev.aot_abi,
                 health_interval_ms: dev.health_interval_ms,
                 baud,
+                emulate,
             });
         }
         Ok(cfg)
@@ -531,6 +565,7 @@ impl Config {
             aot_abi: None,
             health_interval_ms: None,
             baud,
+            emulate: None,
         };
         match self.devices.iter_mut().find(|d| d.name == name) {
             Some(existing) => {
@@ -541,6 +576,7 @@ impl Config {
                     (b, _) => existing.baud = b,
                 }
                 existing.endpoint = endpoint;
+                existing.emulate = None;
             }
             None => self.devices.push(dev),
         }
@@ -666,7 +702,8 @@ endpoint = "tcp:3456"
         let e = parse("[identity]\nenrollment = \"trust\"\n").unwrap_err();
         assert!(e.to_string().contains("enrollment"), "{e}");
         assert_eq!(cfg.compiler.clang, PathBuf::from("/usr/bin/clang-14"));
-        assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
+        assert_eq!(cfg.compiler.clang_flags, legacy_clang_flags());
+        assert!(legacy_clang_flags().contains(&"--target=wasm32-unknown-unknown"));
         assert_eq!(cfg.limits.max_body, 1000);
         assert_eq!(
             cfg.legacy.path_dirs,
@@ -817,5 +854,37 @@ endpoint = "tcp:3456"
             .unwrap_err()
             .to_string()
             .contains("`http`"));
+    }
+
+    #[test]
+    fn emulated_devices() {
+        let cfg = parse("[devices.q]\nemulate = \"qemu:mps2-an386:a.elf\"\n").unwrap();
+        assert_eq!(
+            cfg.devices[0]
+                .emulate
+                .as_ref()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("qemu:mps2-an386:a.elf")
+        );
+        let e = parse("[devices.q]\nemulate = \"sim\"\nendpoint = \"tcp:h:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("devices.q.emulate") && e.contains("endpoint"),
+            "{e}"
+        );
+        let e = parse("[devices.q]\n").unwrap_err().to_string();
+        assert!(
+            e.contains("devices.q.endpoint") && e.contains("emulate"),
+            "{e}"
+        );
+        let e = parse("[devices.q]\nemulate = \"renode:x.resc\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("devices.q.emulate") && e.contains("Renode"),
+            "{e}"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub struct Running {
     pub devices: Vec<DeviceHandle>,
     /// The simulator child, if started (killed on drop).
     pub sim: Option<SimChild>,
+    /// Emulated boards the gateway supervises (`emulate = …`; killed on drop).
+    pub emulators: Vec<crate::emulate::Emulator>,
     /// The API server task.
     pub server: tokio::task::JoinHandle<()>,
     /// Fleet membership, when the config has a fleet.
@@ -111,7 +113,27 @@ pub async fn start_with_ports(
         devices.push(spawn_device(o));
         sim = Some(child);
     }
+    let mut emulators = Vec::new();
     for d in &cfg.devices {
+        let mut d = d.clone();
+        if let Some(emu) = &d.emulate {
+            let port = crate::emulate::free_port().map_err(|e| {
+                StartError::Io(format!(
+                    "devices.{}: no free loopback port for its emulator: {e}",
+                    d.name
+                ))
+            })?;
+            emulators.push(crate::emulate::Emulator::start(
+                &d.name,
+                emu,
+                port,
+                &find_sim(cfg.sim_path.as_deref()),
+            ));
+            d.endpoint = format!("tcp:127.0.0.1:{port}")
+                .parse()
+                .expect("a loopback endpoint parses");
+        }
+        let d = &d;
         let connector = EndpointConnector::with_ports(d.endpoint.clone(), ports.clone());
         let mut o = DeviceOptions::new(d.name.clone(), Arc::new(connector));
         o.health_interval = d.health_interval_ms.map(Duration::from_millis);
@@ -196,6 +218,7 @@ pub async fn start_with_ports(
         addr,
         devices,
         sim,
+        emulators,
         server,
         fleet,
         http_addr,

@@ -485,7 +485,9 @@ async fn handle_one(
 ) {
     if let Some(member) = gw.fleet.get() {
         if let Some(dev) = req.get("device").and_then(Value::as_str) {
-            if member.serves(dev).is_none() {
+            // Fencing: served here only while the claims bucket names this gateway under its
+            // token (docs/FLEET.md); otherwise the fleet routes it to the owner.
+            if member.check_fence(dev).await.is_err() {
                 let limits = (gw.limits.max_body, gw.body_timeout);
                 // The bridge sends into a channel; its lines go on through the bounded outbox.
                 let (tx, mut rx) = mpsc::unbounded_channel::<Value>();

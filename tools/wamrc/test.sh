@@ -35,8 +35,8 @@ run="$runner_build/aot-run"
 
 clang="$(command -v clang-14 || command -v clang || true)"
 [ -n "$clang" ] || { echo "clang (with the wasm32 target) not found"; exit 1; }
-"$clang" --target=wasm32-unknown-unknown -O3 -nostdlib -Wl,--no-entry \
-    -Wl,--export-all -o "$work/add.wasm" "$here/tests/add.c"
+mapfile -t wasm_flags <"$repo/modules/clang-flags.txt" # the project's one set of module flags
+"$clang" "${wasm_flags[@]}" -Wl,--export-all -o "$work/add.wasm" "$here/tests/add.c"
 
 # --- version -----------------------------------------------------------
 version_line="$("$wamrc" --version)"

@@ -39,9 +39,9 @@ clang="$(command -v clang-14 || command -v clang)"
 # shellcheck source=lib.sh
 . "$here/tests/lib.sh"
 
+mapfile -t wasm_flags <"$repo/modules/clang-flags.txt" # the project's one set of module flags
 wasm() { # wasm <out> <src>
-    "$clang" --target=wasm32-unknown-unknown -O2 -nostdlib -Wl,--no-entry \
-        -Wl,--export-all -Wl,--allow-undefined -o "$1" "$2"
+    "$clang" "${wasm_flags[@]}" -Wl,--export-all -Wl,--allow-undefined -o "$1" "$2"
 }
 printf 'int add(int a, int b) { return a + b; }\n' >"$work/add.c"
 wasm "$work/add.wasm" "$work/add.c"

@@ -43,8 +43,8 @@ aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1
 clang="$(command -v clang-14 || command -v clang)"
 
 printf 'int add(int a, int b) { return a + b; }\n' >"$work/add.c"
-"$clang" --target=wasm32-unknown-unknown -O2 -nostdlib -Wl,--no-entry -Wl,--export-all \
-    -o "$work/add.wasm" "$work/add.c"
+mapfile -t wasm_flags <"$repo/modules/clang-flags.txt" # the project's one set of module flags
+"$clang" "${wasm_flags[@]}" -Wl,--export-all -o "$work/add.wasm" "$work/add.c"
 "$wamrc" "${aot_flags[@]}" -o "$work/add.aot" "$work/add.wasm" >/dev/null
 CLANG="$clang" "$repo/modules/build.sh" "$work/mods" >/dev/null
 "$wamrc" "${aot_flags[@]}" -o "$work/fft.aot" "$work/mods/fft_bench.wasm" >/dev/null

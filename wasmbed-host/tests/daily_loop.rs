@@ -368,6 +368,17 @@ fn stop_waits_by_default_refuses_unknown_modules_and_busy_says_what_to_do() {
     let err = stderr(&o);
     assert!(err.contains("nothing is loaded as nosuch"), "{err}");
     assert!(err.contains("loaded modules: toggle"), "{err}");
+    // Starting it is refused too, and the help names the module, not a placeholder.
+    let o = run_exit(
+        5,
+        &format!("--gateway {g} -d sim start --module-id nosuch --func f"),
+        &[],
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("help: nothing is loaded as nosuch on device sim"),
+        "{err}"
+    );
     // Loaded but idle: fine.
     let o = run_exit(
         0,

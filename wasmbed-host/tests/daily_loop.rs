@@ -248,6 +248,14 @@ fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
         "{xml}"
     );
     assert!(xml.contains(r#"<testcase name="test_traps""#), "{xml}");
+    // -q prints only the error, which still names the failed tests.
+    let o = run_exit(7, &format!("--gateway {g} -d sim -q test"), &[src]);
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("2 of 4 tests failed: test_returns_3, test_traps"),
+        "{}",
+        stderr(&o)
+    );
     // A filter: only the passing ones, exit 0.
     let o = run_exit(
         0,

@@ -159,6 +159,11 @@ pub(super) fn run(ctx: &Ctx, a: &TestArgs) -> Result<Report, HostError> {
     );
     let error = (failed > 0).then_some(HostError::TestsFailed {
         failed,
+        names: results
+            .iter()
+            .filter(|r| r.failure.is_some())
+            .map(|r| r.name.clone())
+            .collect(),
         total: results.len(),
     });
     if let Some(e) = &error {

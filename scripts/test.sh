@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# Tests that need the bare-metal image (built below) fail instead of skipping without it.
+export WASMBED_REQUIRE_QEMU=1
 start=$SECONDS
 stage() { printf '\n=== %s (t=%ds) ===\n' "$*" "$((SECONDS - start))"; }
 bm=firmware-agent/ports/baremetal
@@ -58,10 +60,13 @@ for board in nucleo-f446re stm32f4-discovery; do
   BOARD=$board $bm/tests/agent.sh
 done
 
-stage "test: gateway + host against the QEMU board (TCP, then serial PTY)"
+stage "test: gateway + host against the QEMU board (TCP, then serial PTY; device identity)"
 LINK=tcp $bm/tests/gateway.sh
 LINK=pty $bm/tests/gateway.sh
 BOARD=nucleo-f446re LINK=pty $bm/tests/gateway.sh  # the real board's image, as over its VCP
+# device identity: provisioned boards, enrollment, a swapped board refused (docs/SECURITY.md)
+$bm/tests/identity.sh
+BOARD=nucleo-f446re $bm/tests/identity.sh
 
 stage "test: the GitHub Actions workflow, run locally (scripts/run-workflow.sh)"
 scripts/tests/run-workflow.sh

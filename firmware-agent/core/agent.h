@@ -303,6 +303,13 @@ struct agent_upload {
 	/* progress of a CHUNK payload being received */
 	bool chunk_busy;
 	uint32_t last_got;
+	/* compress=deflate (agent_inflate.c): the frames carry a raw deflate stream of csize bytes,
+	 * cacked of them acknowledged, inflated to `produced` module bytes; the inflater's state and
+	 * the frame's staging buffer are WAMR pool blocks held while the upload runs */
+	bool deflate;
+	uint32_t csize, cacked, produced;
+	void *inflater;
+	uint8_t *stage;
 };
 
 /** The whole agent. Allocate it anywhere (static on MCUs); fields are private. */

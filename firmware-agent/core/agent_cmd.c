@@ -147,7 +147,7 @@ void agent_cmd_info(struct agent *a, const char *params)
 	agent_sendf(a,
 		    "INFO_OK proto=2 board=%s fw=%s wamr=%s aot_arch=%s aot_cpu=%s aot_abi=%s "
 		    "aot_version=%d slots=%u max_module=%lu pool_total=%lu pool_free=%lu chunk_max=%lu "
-		    "line_max=%d%s stop=%s natives=\"%s\" framed=1 seq=1 led_toggles=%lu aot_features=%s "
+		    "line_max=%d%s stop=%s natives=\"%s\" framed=1 compress=deflate seq=1 led_toggles=%lu aot_features=%s "
 		    "aot_bounds_checks=%s%s%s identity=%s",
 		    c->board, c->fw_build, AGENT_FW_WAMR, c->aot_arch, c->aot_cpu, c->aot_abi,
 		    AGENT_AOT_VERSION, c->slots, (unsigned long)free_b, (unsigned long)total,

@@ -14,6 +14,7 @@ void agent_upload_park(struct agent *a)
 		return;
 	agent_rx_cancel_binary(a);
 	agent_rx_arm_chunks(a, NULL, 0, 0);
+	agent_inflate_end(a); /* a compressed upload restarts from 0: its inflater state is gone */
 	memset(&a->up, 0, sizeof(a->up));
 }
 
@@ -236,15 +237,39 @@ static bool flag_set(const char *params, const char *key)
 	return agent_param_get(params, key, &p) && p.len > 0 && p.val[0] == '1';
 }
 
+/* The acknowledged offset and the total of the active upload: of the deflate stream when it is
+ * compressed, else of the module. */
+static uint32_t up_acked(struct agent *a)
+{
+	return a->up.deflate ? a->up.cacked : a->slots[a->up.slot].acked;
+}
+
+static uint32_t up_total(struct agent *a)
+{
+	return a->up.deflate ? a->up.csize : a->slots[a->up.slot].size;
+}
+
+/* Where the chunk at the acked offset was stored: the module buffer, or the inflater's stage. */
+static const uint8_t *up_data(struct agent *a)
+{
+	struct agent_slot *s = &a->slots[a->up.slot];
+	return a->up.deflate ? a->up.stage : s->buf + s->acked;
+}
+
 static void chunks_rearm(struct agent *a)
 {
 	struct agent_slot *s = &a->slots[a->up.slot];
-	agent_rx_arm_chunks(a, s->buf + s->acked, s->size - s->acked, s->acked);
+
+	if (a->up.deflate)
+		agent_rx_arm_chunks(a, a->up.stage, agent_inflate_chunk(a), a->up.cacked);
+	else
+		agent_rx_arm_chunks(a, s->buf + s->acked, s->size - s->acked, s->acked);
 }
 
-/* Make `s` the active transfer and answer LOAD_READY. */
+/* Make `s` the active transfer and answer LOAD_READY; csize > 0 asks for a compressed one. */
 static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bool framed,
-			 bool warn, const char *victim, const struct agent_param *crc_text)
+			 bool warn, const char *victim, const struct agent_param *crc_text,
+			 uint32_t csize)
 {
 	struct agent_upload *up = &a->up;
 
@@ -257,7 +282,21 @@ static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bo
 	up->warn_victim = warn;
 	if (warn)
 		strcpy(up->victim, victim);
-	if (chunked) {
+	if (up->framed && csize) {
+		if (agent_inflate_begin(a, csize))
+			s->acked = 0; /* a compressed upload always starts over */
+		else
+			agent_logf(a, "load %s: no room for the inflater, uncompressed", s->id);
+	}
+	if (up->deflate) {
+		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
+		chunks_rearm(a);
+		agent_sendf(a,
+			    "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=0 framed=1 "
+			    "compress=deflate csize=%lu",
+			    s->id, (unsigned long)s->size, (int)crc_text->len, crc_text->val,
+			    (unsigned long)agent_inflate_chunk(a), (unsigned long)csize);
+	} else if (chunked) {
 		up->deadline = agent_now(a) + a->cfg.chunk_wait_ms;
 		chunks_rearm(a);
 		agent_sendf(a, "LOAD_READY module_id=%s size=%lu crc32=%.*s chunk=%lu offset=%lu%s",
@@ -274,9 +313,9 @@ static void upload_begin(struct agent *a, struct agent_slot *s, bool chunked, bo
 
 void agent_cmd_load(struct agent *a, const char *params)
 {
-	struct agent_param p_id, p_size, p_crc, p_victim;
+	struct agent_param p_id, p_size, p_crc, p_victim, p_comp, p_csize;
 	char id[AGENT_ID_MAX + 1], victim[AGENT_ID_MAX + 1];
-	uint32_t size, crc;
+	uint32_t size, crc, csize = 0;
 	bool replace, chunked, framed, has_victim, warn;
 	struct agent_slot *s;
 	uint8_t *buf;
@@ -310,13 +349,22 @@ void agent_cmd_load(struct agent *a, const char *params)
 	replace = flag_set(params, "replace");
 	chunked = flag_set(params, "chunked");
 	framed = flag_set(params, "framed");
+	/* compress=deflate csize=<M>: another method is not known here, the upload goes raw */
+	if (chunked && framed && agent_param_get(params, "compress", &p_comp) && p_comp.len == 7 &&
+	    !memcmp(p_comp.val, "deflate", 7)) {
+		if (!agent_param_get(params, "csize", &p_csize) ||
+		    !agent_param_u32(&p_csize, &csize) || csize == 0) {
+			load_err(a, "BAD_PARAMS", "compress=deflate needs csize=<compressed bytes>");
+			return;
+		}
+	}
 
 	agent_upload_park(a); /* a new LOAD ends the transfer in progress (kept for resume) */
 	s = agent_slot_find(a, id);
 	if (chunked && flag_set(params, "resume") && s && s->state == SLOT_PARTIAL &&
 	    s->size == size && s->crc == crc) {
 		agent_sig_take(a, s, true);
-		upload_begin(a, s, true, framed, false, NULL, &p_crc);
+		upload_begin(a, s, true, framed, false, NULL, &p_crc, csize);
 		return;
 	}
 	if (!(s = load_pick_slot(a, id, replace, has_victim ? victim : NULL, &warn))) {
@@ -336,20 +384,18 @@ void agent_cmd_load(struct agent *a, const char *params)
 	s->state = SLOT_PARTIAL;
 	agent_logf(a, "load %s: %lu bytes%s into slot %u", id, (unsigned long)size,
 		   chunked ? " chunked" : "", s->index);
-	upload_begin(a, s, chunked, framed, warn, victim, &p_crc);
+	upload_begin(a, s, chunked, framed, warn, victim, &p_crc, csize);
 }
 
 /* Re-arm for the next chunk before answering: the gateway sends it as soon as it reads the reply. */
 static void chunk_reply(struct agent *a, const char *code)
 {
-	struct agent_slot *s = &a->slots[a->up.slot];
-
 	a->up.deadline = agent_now(a) + a->cfg.chunk_wait_ms;
 	chunks_rearm(a);
 	if (code)
-		agent_sendf(a, "CHUNK_ERR code=%s offset=%lu", code, (unsigned long)s->acked);
+		agent_sendf(a, "CHUNK_ERR code=%s offset=%lu", code, (unsigned long)up_acked(a));
 	else
-		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)s->acked);
+		agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)up_acked(a));
 }
 
 /* Classifies one CHUNK; NULL when its bytes are good and stored at the acked offset. */
@@ -405,22 +451,46 @@ void agent_cmd_chunk(struct agent *a, const char *params)
 /* The stored frame's data is at the acked offset: check it, then ack or refuse it. */
 static const char *frame_check(struct agent *a, const struct agent_rx_line *line)
 {
-	struct agent_slot *s = &a->slots[a->up.slot];
 	uint8_t hdr[5] = { AGENT_FRAME_CHUNK };
-	uint32_t crc;
+	uint32_t crc, cap = a->up.deflate ? agent_inflate_chunk(a) : a->cfg.chunk_max;
 
 	if (line->flags & AGENT_RXL_FRAME_BAD)
 		return "BAD_CRC"; /* damaged on the way: its bytes cannot be trusted */
-	if (!(line->flags & AGENT_RXL_STORED) || line->f_off != s->acked ||
-	    line->f_len > a->cfg.chunk_max || (uint64_t)line->f_off + line->f_len > s->size)
+	if (!(line->flags & AGENT_RXL_STORED) || line->f_off != up_acked(a) || line->f_len > cap ||
+	    (uint64_t)line->f_off + line->f_len > up_total(a))
 		return "BAD_OFFSET";
 	for (unsigned i = 0; i < 4; i++)
 		hdr[1 + i] = (uint8_t)(line->f_off >> (8 * i));
-	crc = agent_crc32(agent_crc32(0, hdr, sizeof(hdr)), s->buf + line->f_off, line->f_len);
+	crc = agent_crc32(agent_crc32(0, hdr, sizeof(hdr)), up_data(a), line->f_len);
 	return crc == line->f_crc ? NULL : "BAD_CRC";
 }
 
 static void frame_chunk(struct agent *a, const struct agent_rx_line *line);
+
+/* A good frame of a compressed upload: inflate it, then ack it; a stream the inflater refuses
+ * ends the upload (nothing is loaded, the slot is freed). */
+static void frame_inflate(struct agent *a, struct agent_slot *s, uint32_t n)
+{
+	char err[160], esc[200];
+
+	if (agent_inflate_feed(a, s, n, err, sizeof(err))) {
+		agent_escape(esc, sizeof(esc), err, strlen(err));
+		agent_logf(a, "load %s refused: %s", s->id, err);
+		agent_upload_fail(a);
+		load_err(a, "BAD_STREAM", esc);
+		return;
+	}
+	a->up.cacked += n;
+	if (a->up.cacked < a->up.csize) {
+		chunk_reply(a, NULL);
+		return;
+	}
+	agent_rx_arm_chunks(a, NULL, 0, 0);
+	agent_sendf(a, "CHUNK_OK offset=%lu", (unsigned long)a->up.cacked);
+	agent_inflate_end(a); /* before WAMR loads the module: its pool blocks are free again */
+	s->acked = s->size;
+	upload_finish(a);
+}
 
 /* A frame answers with the seq= of its LOAD. */
 void agent_frame_chunk(struct agent *a, const struct agent_rx_line *line)
@@ -442,6 +512,10 @@ static void frame_chunk(struct agent *a, const struct agent_rx_line *line)
 	}
 	s = &a->slots[a->up.slot];
 	err = frame_check(a, line);
+	if (!err && a->up.deflate) {
+		frame_inflate(a, s, line->f_len);
+		return;
+	}
 	if (!err)
 		s->acked += line->f_len;
 	if (!err && s->acked == s->size) {
@@ -526,7 +600,7 @@ static uint32_t upload_poll(struct agent *a)
 		agent_upload_fail(a);
 		load_err(a, "TIMEOUT", "binary payload not received");
 	} else {
-		uint32_t acked = a->slots[up->slot].acked;
+		uint32_t acked = up_acked(a);
 
 		agent_upload_park(a); /* kept for LOAD ... resume=1 */
 		agent_sendf(a, "LOAD_ERR code=TIMEOUT msg=\"no chunk\" offset=%lu",

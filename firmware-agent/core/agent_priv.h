@@ -115,6 +115,20 @@ void agent_upload_fail(struct agent *a);
 /* A CHUNK line reached the head of the queue while its payload is still arriving. */
 bool agent_chunk_pending(struct agent *a);
 
+/* --- compressed uploads (agent_inflate.c) --- */
+/* The largest frame of a compressed upload (its staging buffer, from the WAMR pool). */
+#define AGENT_INFLATE_CHUNK 4096u
+uint32_t agent_inflate_chunk(const struct agent *a);
+/* The active upload of `csize` compressed bytes becomes compressed; false (nothing allocated)
+ * when the pool has no room for the inflater: the upload then goes uncompressed. */
+bool agent_inflate_begin(struct agent *a, uint32_t csize);
+/* Frees the inflater (idempotent); the upload is no longer compressed. */
+void agent_inflate_end(struct agent *a);
+/* Inflates the n staged bytes at compressed offset up.cacked into s->buf: NULL, or the reason the
+ * stream is refused (in err). The last chunk must end the stream at exactly s->size bytes. */
+const char *agent_inflate_feed(struct agent *a, struct agent_slot *s, uint32_t n, char *err,
+			       size_t err_len);
+
 /* --- baud switching (agent_baud.c) --- */
 void agent_cmd_baud(struct agent *a, const char *params);
 /* The port can switch (ops->set_baud, cfg.baud_rates, a current cfg.baud). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent_priv.h"
+#include "agent_wasm.h"
 #include "fake_port.h"
 
 static int t_failed;
@@ -47,15 +48,12 @@ static void expect_quiet(int line)
 }
 #define EXPECT_NONE() expect_quiet(__LINE__)
 
-static uint8_t *read_module(const char *name, size_t *len)
+static uint8_t *read_path(const char *path, size_t *len)
 {
-	char path[512];
 	FILE *fp;
 	uint8_t *buf;
 	long n;
 
-	/* "name" is a .wasm of MODULE_DIR; "name.aot" names the file itself */
-	snprintf(path, sizeof(path), "%s/%s%s", mod_dir, name, strchr(name, '.') ? "" : ".wasm");
 	fp = fopen(path, "rb");
 	if (!fp) {
 		fprintf(stderr, "cannot open %s\n", path);
@@ -70,6 +68,15 @@ static uint8_t *read_module(const char *name, size_t *len)
 	fclose(fp);
 	*len = (size_t)n;
 	return buf;
+}
+
+static uint8_t *read_module(const char *name, size_t *len)
+{
+	char path[512];
+
+	/* "name" is a .wasm of MODULE_DIR; "name.aot" names the file itself */
+	snprintf(path, sizeof(path), "%s/%s%s", mod_dir, name, strchr(name, '.') ? "" : ".wasm");
+	return read_path(path, len);
 }
 
 static void init(unsigned slots)
@@ -647,6 +654,63 @@ static void test_seq(void)
 	fake_deinit(&F);
 }
 
+/* Compressed uploads: the golden deflate stream of testdata/protocol inflates into the module
+ * buffer; a damaged frame leaves the inflater untouched; a corrupt stream loads nothing and the
+ * inflater's pool blocks come back. */
+static void test_compressed(void)
+{
+	size_t n, zn;
+	uint8_t *m = read_path(PROTOCOL_DIR "/v2-compress-fft_bench.wasm", &n);
+	uint8_t *z = read_path(PROTOCOL_DIR "/v2-compress-fft_bench.deflate", &zn);
+	uint32_t crc = agent_crc32(0, m, n), total, free0, free1, high;
+	char line[200], want[240];
+
+	init(2);
+	fake_rx(&F, "INFO\n");
+	EXPECT_PREFIX("INFO_OK");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], " compress=deflate ") != NULL);
+	snprintf(line, sizeof(line),
+		 "LOAD module_id=z size=%zu crc32=%08x chunked=1 framed=1 compress=deflate csize=%zu\n",
+		 n, crc, zn);
+	fake_rx(&F, line);
+	snprintf(want, sizeof(want),
+		 "LOAD_READY module_id=z size=%zu crc32=%08x chunk=4096 offset=0 framed=1 "
+		 "compress=deflate csize=%zu",
+		 n, crc, zn);
+	EXPECT(want);
+	send_frame(z, 0, 500, 0);
+	EXPECT("CHUNK_OK offset=500");
+	send_frame(z, 500, 100, 1);
+	EXPECT("CHUNK_ERR code=BAD_CRC offset=500");
+	send_frame(z, 500, (uint32_t)(zn - 500), 0);
+	snprintf(want, sizeof(want), "CHUNK_OK offset=%zu", zn);
+	EXPECT(want);
+	CHECK(fake_run_job(&F));
+	EXPECT("LOAD_OK");
+	fake_rx(&F, "START module_id=z func=fft_bench args=\"i=1\"\n");
+	EXPECT("START_OK");
+	fake_run_job(&F);
+	EXPECT("RESULT status=OK module_id=z func=fft_bench ret_i32=1536");
+
+	agent_wasm_pool_info(&total, &free0, &high);
+	z[0] |= 0x06; /* block type 3: invalid */
+	snprintf(line, sizeof(line),
+		 "LOAD module_id=y size=%zu crc32=%08x chunked=1 framed=1 compress=deflate csize=%zu\n",
+		 n, crc, zn);
+	fake_rx(&F, line);
+	EXPECT_PREFIX("LOAD_READY module_id=y");
+	send_frame(z, 0, (uint32_t)zn, 0);
+	EXPECT_PREFIX("LOAD_ERR code=BAD_STREAM msg=\"corrupt or truncated deflate stream");
+	agent_wasm_pool_info(&total, &free1, &high);
+	CHECK(free1 == free0);
+	fake_rx(&F, "STATUS\n");
+	EXPECT_PREFIX("STATUS_OK modules=\"z:");
+	CHECK(strstr(F.lines[(F.head + FAKE_LINES - 1) % FAKE_LINES], "y:") == NULL);
+	free(m);
+	free(z);
+	fake_deinit(&F);
+}
+
 static void test_info(void)
 {
 	const char *l;
@@ -836,6 +900,7 @@ static const struct {
 	{ "cooperative_stop_and_natives", test_cooperative_stop_and_natives },
 	{ "chunked", test_chunked },
 	{ "framed", test_framed },
+	{ "compressed", test_compressed },
 	{ "seq", test_seq },
 	{ "info", test_info },
 	{ "identity", test_identity },

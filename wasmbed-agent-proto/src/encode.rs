@@ -85,6 +85,10 @@ impl fmt::Display for Command {
                 w.field("crc32", l.crc32)?;
                 w.flag("chunked", l.chunked)?;
                 w.flag("framed", l.framed)?;
+                if let Some(csize) = l.deflated_size {
+                    w.field("compress", "deflate")?;
+                    w.field("csize", csize)?;
+                }
                 // Like GW-2/GW-3: a victim implies replace=1.
                 w.flag("replace", l.replace || l.replace_victim.is_some())?;
                 w.opt("replace_victim", l.replace_victim.as_ref())?;
@@ -158,7 +162,12 @@ impl fmt::Display for AgentLine {
                 w.field("crc32", &r.crc32)?;
                 w.opt("chunk", r.chunk)?;
                 w.opt("offset", r.offset)?;
-                w.flag("framed", r.framed)
+                w.flag("framed", r.framed)?;
+                if let Some(csize) = r.deflated_size {
+                    w.field("compress", "deflate")?;
+                    w.field("csize", csize)?;
+                }
+                Ok(())
             }
             AgentLine::LoadOk(o) => {
                 w.opt("warn", o.warn.as_ref())?;
@@ -310,6 +319,9 @@ fn write_info(w: &mut LineWriter<'_, '_>, i: &InfoOk) -> fmt::Result {
         let rates: Vec<String> = i.baud_rates.iter().map(u32::to_string).collect();
         w.field("baud_rates", rates.join(","))?;
     }
+    if !i.compress.is_empty() {
+        w.field("compress", i.compress.join(","))?;
+    }
     let natives: Vec<String> = i
         .natives
         .iter()
@@ -343,6 +355,7 @@ mod tests {
             replace_victim: None,
             resume: false,
             framed: false,
+            deflated_size: None,
         };
         assert_eq!(
             Command::Load(load.clone()).to_string(),

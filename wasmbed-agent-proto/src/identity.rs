@@ -164,6 +164,70 @@ pub fn verify(announced: &str, nonce: &Nonce, ok: &IdentOk) -> Result<Verified, 
     })
 }
 
+/// A bare-metal board's identity record: what `wasmbed-host keys provision` writes and the board
+/// reads from its identity page at boot (firmware-agent/ports/baremetal/src/identity.c,
+/// docs/SECURITY.md "Device identity"). 44 bytes: [`RECORD_MAGIC`], the 32-byte Ed25519 seed,
+/// then the CRC-32 (zlib) of those 40 bytes, little endian. A page without the magic (erased
+/// flash) is a board without identity.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    seed: [u8; 32],
+}
+
+/// The first 8 bytes of an identity record (the 1 is the record's version).
+pub const RECORD_MAGIC: &[u8; 8] = b"WBIDENT1";
+/// Bytes of an identity record.
+pub const RECORD_LEN: usize = 44;
+
+impl Provisioned {
+    /// The identity with this seed (RFC 8032 secret key).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Provisioned { seed }
+    }
+
+    /// The record to flash at the board's identity page.
+    pub fn record(&self) -> [u8; RECORD_LEN] {
+        let mut r = [0u8; RECORD_LEN];
+        r[..8].copy_from_slice(RECORD_MAGIC);
+        r[8..40].copy_from_slice(&self.seed);
+        let crc = crc32fast::hash(&r[..40]);
+        r[40..].copy_from_slice(&crc.to_le_bytes());
+        r
+    }
+
+    /// Reads a record back (a check of a file before it is flashed); `None` if it is not one.
+    pub fn from_record(r: &[u8]) -> Option<Self> {
+        if r.len() != RECORD_LEN || &r[..8] != RECORD_MAGIC {
+            return None;
+        }
+        let crc = u32::from_le_bytes(r[40..].try_into().ok()?);
+        if crc32fast::hash(&r[..40]) != crc {
+            return None;
+        }
+        Some(Provisioned {
+            seed: r[8..40].try_into().ok()?,
+        })
+    }
+
+    /// The public key the board will prove it holds.
+    pub fn public_key(&self) -> [u8; 32] {
+        ed25519_dalek::SigningKey::from_bytes(&self.seed)
+            .verifying_key()
+            .to_bytes()
+    }
+
+    /// The fingerprint the board's INFO will announce (what `devices approve --fingerprint` pins).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.public_key())
+    }
+}
+
+impl fmt::Debug for Provisioned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Provisioned({})", self.fingerprint()) // never the seed
+    }
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -244,6 +308,29 @@ mod tests {
             verify(&fp, &Nonce([2; 32]), &bad),
             Err(IdentityError::BadKey)
         );
+    }
+
+    #[test]
+    fn a_provisioning_record_reads_back_and_names_the_rfc8032_key() {
+        let seed = decode_hex::<32>(SEED).unwrap();
+        let p = Provisioned::from_seed(seed);
+        let r = p.record();
+        assert_eq!(&r[..8], b"WBIDENT1");
+        assert_eq!(&r[8..40], &seed);
+        // CRC-32 (zlib) of the first 40 bytes, little endian: what identity.c checks
+        assert_eq!(r[40..], crc32fast::hash(&r[..40]).to_le_bytes());
+        assert_eq!(hex(&p.public_key()), PUBLIC);
+        assert_eq!(
+            p.fingerprint(),
+            fingerprint(&decode_hex::<32>(PUBLIC).unwrap())
+        );
+        assert_eq!(Provisioned::from_record(&r), Some(p.clone()));
+        let mut broken = r;
+        broken[20] ^= 1;
+        assert_eq!(Provisioned::from_record(&broken), None);
+        assert_eq!(Provisioned::from_record(&[0xff; RECORD_LEN]), None);
+        assert_eq!(Provisioned::from_record(&r[..40]), None);
+        assert!(!format!("{p:?}").contains(SEED));
     }
 
     #[test]

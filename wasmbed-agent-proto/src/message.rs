@@ -77,6 +77,9 @@ pub struct Load {
     pub resume: bool,
     /// v2: send the chunks as frames (`framed=1`, see [`crate::frame`]), never as raw bytes.
     pub framed: bool,
+    /// v2 compressed upload (`compress=deflate csize=<M>`, with `framed=1`): the frames carry a
+    /// raw deflate stream of this many bytes that inflates to the `size` bytes `crc32` covers.
+    pub deflated_size: Option<u32>,
 }
 
 impl Load {
@@ -95,6 +98,7 @@ impl Load {
             replace_victim: None,
             resume: false,
             framed: false,
+            deflated_size: None,
         })
     }
 }
@@ -257,6 +261,9 @@ pub struct LoadReady {
     pub offset: Option<u32>,
     /// v2 `framed=1`: the chunks go as frames.
     pub framed: bool,
+    /// v2 `compress=deflate csize=<M>`: the agent takes the deflate stream of `M` bytes the LOAD
+    /// offered (its chunk and offset count stream bytes). Absent: the upload goes uncompressed.
+    pub deflated_size: Option<u32>,
 }
 
 /// `LOAD_OK[ warn=<w> replace_victim=<id>]`.
@@ -515,6 +522,9 @@ pub struct InfoOk {
     pub stop: Option<StopMode>,
     /// `baud_rates=<n>,<n>,…`: the speeds `BAUD` accepts (empty: the agent cannot switch).
     pub baud_rates: Vec<u32>,
+    /// `compress=<method>,…`: the compressed uploads `LOAD … compress=` takes (`deflate`;
+    /// empty: none, docs/PROTOCOL.md "Compressed uploads").
+    pub compress: Vec<String>,
     /// `natives="name:sig,…"`.
     pub natives: Vec<Native>,
     /// `identity=`: `ed25519:<fingerprint>`, or `none` (see [`crate::identity::announced`]).

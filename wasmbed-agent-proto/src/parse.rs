@@ -315,6 +315,10 @@ fn load_ready(f: &Fields<'_>) -> Parsed {
         chunk: f.u32("chunk")?,
         offset: f.u32("offset")?,
         framed: f.flag("framed"),
+        deflated_size: match f.get("compress") {
+            Some("deflate") => Some(f.req_u32("csize")?),
+            _ => None,
+        },
     }))
 }
 
@@ -470,6 +474,11 @@ fn info_ok(f: &Fields<'_>) -> Parsed {
         baud_rates: f
             .get("baud_rates")
             .map(|v| v.split(',').filter_map(|r| r.parse().ok()).collect())
+            .unwrap_or_default(),
+        compress: f
+            .get("compress")
+            .filter(|v| !v.is_empty())
+            .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         natives,
         identity: f.string("identity"),
@@ -691,6 +700,10 @@ fn load_cmd(f: &Fields<'_>) -> Result<Command, CommandError> {
         },
         resume: f.flag("resume"),
         framed: f.flag("framed"),
+        deflated_size: match f.get("compress") {
+            Some("deflate") => Some(c.u32("csize")?),
+            _ => None,
+        },
     }))
 }
 

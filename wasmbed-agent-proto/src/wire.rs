@@ -225,6 +225,9 @@ wire_enum! {
         Rollback = "ROLLBACK",
         /// The device has no room to remember another module's minimum version.
         VersionTableFull = "VERSION_TABLE_FULL",
+        /// A compressed upload's deflate stream is corrupt, ends early or late, or inflates to
+        /// another size than the LOAD's (Wasmbed agents, docs/PROTOCOL.md "Compressed uploads").
+        BadStream = "BAD_STREAM",
     }
 }
 

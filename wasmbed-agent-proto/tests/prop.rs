@@ -45,9 +45,10 @@ fn command() -> impl Strategy<Value = Command> {
         any::<u32>(),
         any::<[bool; 4]>(),
         option::of(module_id()),
+        option::of(any::<u32>()),
     )
         .prop_map(
-            |(module_id, size, crc, [chunked, replace, resume, framed], victim)| {
+            |(module_id, size, crc, [chunked, replace, resume, framed], victim, deflated_size)| {
                 Command::Load(Load {
                     module_id,
                     size,
@@ -58,6 +59,7 @@ fn command() -> impl Strategy<Value = Command> {
                     replace_victim: victim,
                     resume,
                     framed,
+                    deflated_size,
                 })
             },
         );
@@ -213,6 +215,7 @@ fn info_ok() -> impl Strategy<Value = InfoOk> {
                 baud,
                 stop,
                 baud_rates: Vec::new(),
+                compress: Vec::new(),
                 natives,
                 identity,
                 sig,
@@ -261,18 +264,22 @@ fn agent_line() -> impl Strategy<Value = AgentLine> {
             word(),
             option::of(any::<u32>()),
             option::of(any::<u32>()),
-            any::<bool>()
+            any::<bool>(),
+            option::of(any::<u32>())
         )
-            .prop_map(|(module_id, size, crc32, chunk, offset, framed)| {
-                AgentLine::LoadReady(LoadReady {
-                    module_id,
-                    size,
-                    crc32,
-                    chunk,
-                    offset,
-                    framed,
-                })
-            }),
+            .prop_map(
+                |(module_id, size, crc32, chunk, offset, framed, deflated_size)| {
+                    AgentLine::LoadReady(LoadReady {
+                        module_id,
+                        size,
+                        crc32,
+                        chunk,
+                        offset,
+                        framed,
+                        deflated_size,
+                    })
+                }
+            ),
         (option::of(word()), option::of(word())).prop_map(|(warn, replace_victim)| {
             AgentLine::LoadOk(LoadOk {
                 warn,

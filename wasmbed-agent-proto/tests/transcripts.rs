@@ -45,6 +45,7 @@ const HEADERS: &[&str] = &[
     "trust",
     "sign",
     "sim",
+    "deflate",
 ];
 
 fn load(path: &Path) -> Transcript {
@@ -116,6 +117,17 @@ fn load(path: &Path) -> Transcript {
     }
 }
 
+/// A binary file beside the transcripts (`@payload file`, `@deflate`).
+fn testdata_file(name: &str) -> Vec<u8> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/protocol");
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("testdata/protocol/{name}: {e}"))
+}
+
+/// `@deflate <file>`: the upload's raw deflate stream, offered with `compress=deflate`.
+fn deflated_of(t: &Transcript) -> Option<Vec<u8>> {
+    t.headers.get("deflate").map(|f| testdata_file(f))
+}
+
 fn payload_of(t: &Transcript) -> Vec<u8> {
     if let Some(m) = t.headers.get("module") {
         let parts: Vec<&str> = m.split_whitespace().collect();
@@ -123,6 +135,12 @@ fn payload_of(t: &Transcript) -> Vec<u8> {
             panic!("{}: @module <name> <size> <crc32>", t.path.display())
         };
         forge_payload(size.parse().unwrap(), Crc32::parse_hex(crc).unwrap().0)
+    } else if let Some(file) = t
+        .headers
+        .get("payload")
+        .and_then(|p| p.strip_prefix("file "))
+    {
+        testdata_file(file)
     } else if let Some(p) = t.headers.get("payload") {
         let size: usize = p
             .strip_prefix("pattern ")
@@ -217,6 +235,9 @@ fn replay<S: Session>(
     ok: impl Fn(&S::Outcome) -> (&'static str, String),
 ) {
     let name = t.path.display();
+    // frames carry the deflate stream once LOAD_READY confirms compress=deflate
+    let deflated = deflated_of(t);
+    let mut framed_stream = false;
     if let Some(seq) = t.headers.get("seq") {
         s.set_seq(seq.parse().expect("@seq <u32>"));
     }
@@ -269,7 +290,13 @@ fn replay<S: Session>(
             }
             Step::Frame(a, b) => match s.poll_transmit() {
                 Some(Transmit::Payload(p)) => assert!(
-                    p == frame::chunk_frame(*a as u32, &payload[*a..*b]),
+                    p == frame::chunk_frame(
+                        *a as u32,
+                        &match (&deflated, framed_stream) {
+                            (Some(d), true) => &d[..],
+                            _ => payload,
+                        }[*a..*b]
+                    ),
                     "{name} step {i}: frame differs"
                 ),
                 other => panic!("{name} step {i}: expected a frame, session sent {other:?}"),
@@ -285,6 +312,9 @@ fn replay<S: Session>(
                     s.poll_transmit().is_none(),
                     "{name} step {i}: unexpected transmit before {line:?}"
                 );
+                if line.starts_with("LOAD_READY ") && line.contains(" compress=deflate") {
+                    framed_stream = true;
+                }
                 let now = clock.advance(Duration::from_millis(10));
                 s.handle_timeout(now);
                 s.handle_line(now, Item::Line(Line::parse(line)));
@@ -360,6 +390,7 @@ fn run(t: &Transcript) {
                     .map(|v| ModuleId::new(v.as_str()).unwrap()),
                 max_chunk: p.get("max_chunk").map(|v| v.parse().unwrap()),
                 signature: module_signature(t, &module(), &payload),
+                deflated: deflated_of(t),
             };
             let sig = options.signature;
             let s = LoadSession::new(now, module(), payload.clone(), options, &timeouts).unwrap();
@@ -417,7 +448,42 @@ fn run(t: &Transcript) {
             let s = BaudSession::new(now, rate, &timeouts);
             replay(t, s, clock, &payload, None, |o| ("ok", o.line.raw.clone()));
         }
+        "raw" => replay_raw(t),
         other => panic!("{}: unknown operation {other}", t.path.display()),
+    }
+}
+
+/// `@operation raw`: `>` lines no session sends (a buggy or hostile client's malformed
+/// parameters). The parser must refuse each of them as the agent does, every `<` line must read
+/// as a refusal (an `_ERR`, `ERROR` or `RESULT` line), and the last one is the decisive line.
+fn replay_raw(t: &Transcript) {
+    let name = t.path.display();
+    assert_eq!(
+        t.headers["outcome"], "rejected",
+        "{name}: raw lines are refused"
+    );
+    let mut last = None;
+    for step in &t.steps {
+        match step {
+            Step::Send(line) => assert!(
+                parse_command(line.as_bytes()).is_err(),
+                "{name}: `{line}` parses: a session could send it, use its @operation"
+            ),
+            Step::Recv(line) => {
+                let kw = parse_agent_line(line).keyword().map(str::to_string);
+                assert!(
+                    kw.as_deref()
+                        .is_some_and(|k| k.ends_with("_ERR") || k == "ERROR" || k == "RESULT"),
+                    "{name}: `{line}` is not a refusal"
+                );
+                last = Some(line.clone());
+            }
+            other => panic!("{name}: a raw transcript holds lines only, not {other:?}"),
+        }
+    }
+    let last = last.unwrap_or_else(|| panic!("{name}: no reply"));
+    if let Some(d) = t.headers.get("detail") {
+        assert!(last.contains(d.as_str()), "{name}: decisive line {last:?}");
     }
 }
 

@@ -404,6 +404,10 @@ pub struct AppDeviceStatus {
     pub conditions: Vec<Condition>,
     /// When written (unix ms).
     pub updated_ms: u64,
+    /// The fencing token (the device's claim revision) the writing gateway held: it only grows
+    /// across owners of the device (docs/FLEET.md, "Claims and fencing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<u64>,
 }
 
 impl AppDeviceStatus {

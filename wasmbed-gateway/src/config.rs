@@ -27,6 +27,9 @@
 //! aot_abi = "eabi"
 //! health_interval_ms = 5000
 //!
+//! [devices.emu]                # a board the gateway emulates and supervises itself
+//! emulate = "qemu:mps2-an386:target/baremetal/build/agent.elf"   # or "sim"; no endpoint
+//!
 //! [tls]                        # optional: TLS 1.3 on `listen` and `http` (docs/SECURITY.md)
 //! cert = "/etc/wasmbed/gateway.crt"
 //! key = "/etc/wasmbed/gateway.key"
@@ -158,8 +161,11 @@ pub struct Limits {
     pub max_connections_per_peer: usize,
     /// Once a request line has started, the whole line must arrive within this (slowloris bound).
     pub line_timeout_ms: u64,
-    /// Wait for the next request of an idle connection (and for the first one).
+    /// Wait for the next request of an idle connection.
     pub idle_timeout_ms: u64,
+    /// A new connection's first request line (its TLS handshake included) must be complete
+    /// within this of the connection being accepted; else it is closed and the reason logged.
+    pub first_request_timeout_ms: u64,
     /// Queued reply bytes of one connection above which it stops reading requests and its log
     /// followers skip lines.
     pub reply_queue_soft: usize,
@@ -168,8 +174,12 @@ pub struct Limits {
     /// A host that takes no reply bytes for this long is disconnected.
     pub write_stall_ms: u64,
     /// Reply bytes queued gateway-wide above which every connection stops reading requests and
-    /// log followers skip lines.
+    /// log followers skip lines. Upload bodies being received or served count in it too, up to
+    /// three quarters of it.
     pub buffer_budget: usize,
+    /// An upload body that does not fit in `buffer_budget` waits this long for room, then is
+    /// refused `BUSY`.
+    pub body_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -182,10 +192,12 @@ impl Default for Limits {
             max_connections_per_peer: 64,
             line_timeout_ms: 10_000,
             idle_timeout_ms: 600_000,
+            first_request_timeout_ms: 10_000,
             reply_queue_soft: 256 * 1024,
             reply_queue_max: 1024 * 1024,
             write_stall_ms: 30_000,
             buffer_budget: 16 * 1024 * 1024,
+            body_wait_ms: 10_000,
         }
     }
 }
@@ -218,12 +230,16 @@ pub struct DeviceConfig {
     /// opened at and deadlines assume. When absent, a speed the firmware reports in INFO is
     /// used, else [`crate::endpoint::DEFAULT_BAUD`].
     pub baud: Option<u32>,
+    /// An emulated board the gateway starts and supervises (`emulate = …`); its `endpoint` is
+    /// then the emulator's UART on a loopback port chosen at start.
+    pub emulate: Option<crate::emulate::Emulate>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDevice {
-    endpoint: String,
+    endpoint: Option<String>,
+    emulate: Option<String>,
     aot_target: Option<String>,
     aot_cpu: Option<String>,
     aot_abi: Option<String>,
@@ -464,8 +480,33 @@ impl Config {
         for (name, dev) in raw.devices {
             let key = format!("devices.{name}");
             check_name(&origin, &key, &name)?;
-            let mut endpoint: Endpoint = dev
-                .endpoint
+            let emulate = match &dev.emulate {
+                Some(e) => Some(
+                    e.parse::<crate::emulate::Emulate>()
+                        .map_err(|m| invalid(&origin, &format!("{key}.emulate"), m))?,
+                ),
+                None => None,
+            };
+            let endpoint = match (&dev.endpoint, &emulate) {
+                (Some(e), None) => e.as_str(),
+                // Replaced by the emulator's port when the gateway starts it.
+                (None, Some(_)) => "tcp:127.0.0.1:1",
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &origin,
+                        &format!("{key}.emulate"),
+                        "an emulated board has no `endpoint` (the gateway picks its port): remove one of the two",
+                    ))
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        &origin,
+                        &format!("{key}.endpoint"),
+                        "missing: give `endpoint = \"serial:…\"`/`tcp:…`, or `emulate = \"sim\"`/`\"qemu:<machine>:<image>\"`",
+                    ))
+                }
+            };
+            let mut endpoint: Endpoint = endpoint
                 .parse()
                 .map_err(|e: EndpointError| invalid(&origin, &format!("{key}.endpoint"), e))?;
             if dev.health_interval_ms == Some(0) {
@@ -498,6 +539,7 @@ impl Config {
                 aot_abi: dev.aot_abi,
                 health_interval_ms: dev.health_interval_ms,
                 baud,
+                emulate,
             });
         }
         Ok(cfg)
@@ -522,6 +564,7 @@ impl Config {
             aot_abi: None,
             health_interval_ms: None,
             baud,
+            emulate: None,
         };
         match self.devices.iter_mut().find(|d| d.name == name) {
             Some(existing) => {
@@ -532,6 +575,7 @@ impl Config {
                     (b, _) => existing.baud = b,
                 }
                 existing.endpoint = endpoint;
+                existing.emulate = None;
             }
             None => self.devices.push(dev),
         }
@@ -808,5 +852,37 @@ endpoint = "tcp:3456"
             .unwrap_err()
             .to_string()
             .contains("`http`"));
+    }
+
+    #[test]
+    fn emulated_devices() {
+        let cfg = parse("[devices.q]\nemulate = \"qemu:mps2-an386:a.elf\"\n").unwrap();
+        assert_eq!(
+            cfg.devices[0]
+                .emulate
+                .as_ref()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("qemu:mps2-an386:a.elf")
+        );
+        let e = parse("[devices.q]\nemulate = \"sim\"\nendpoint = \"tcp:h:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("devices.q.emulate") && e.contains("endpoint"),
+            "{e}"
+        );
+        let e = parse("[devices.q]\n").unwrap_err().to_string();
+        assert!(
+            e.contains("devices.q.endpoint") && e.contains("emulate"),
+            "{e}"
+        );
+        let e = parse("[devices.q]\nemulate = \"renode:x.resc\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("devices.q.emulate") && e.contains("Renode"),
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod device;
+pub mod emulate;
 pub mod endpoint;
 pub mod fleet;
 pub mod http;

@@ -202,6 +202,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     cfg.sim |= cli.sim || cli.sim_pty;
     cfg.sim_pty |= cli.sim_pty;
+    // Handled from before "listening on": a SIGTERM right after start still cleans up.
+    #[cfg(unix)]
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     let running = wasmbed_gateway::run::start(cfg).await?;
     let scheme = if running.tls { "tls://" } else { "" };
     println!("listening on {scheme}{}", running.addr);
@@ -218,9 +227,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     // SIGINT or SIGTERM: stop, and take the simulated board down with us (kill on drop).
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
     }
@@ -232,5 +240,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     drop(running.sim);
     // Compilers run in their own process groups: take them down too.
     wasmbed_gateway::pipeline::confine::kill_all();
+    // And their directories (a gateway that died without this is cleaned up by the next one).
+    wasmbed_gateway::pipeline::workdirs::remove_own();
     Ok(())
 }

@@ -23,6 +23,8 @@ pub struct Running {
     pub devices: Vec<DeviceHandle>,
     /// The simulator child, if started (killed on drop).
     pub sim: Option<SimChild>,
+    /// Emulated boards the gateway supervises (`emulate = …`; killed on drop).
+    pub emulators: Vec<crate::emulate::Emulator>,
     /// The API server task.
     pub server: tokio::task::JoinHandle<()>,
     /// Fleet membership, when the config has a fleet.
@@ -111,7 +113,27 @@ pub async fn start_with_ports(
         devices.push(spawn_device(o));
         sim = Some(child);
     }
+    let mut emulators = Vec::new();
     for d in &cfg.devices {
+        let mut d = d.clone();
+        if let Some(emu) = &d.emulate {
+            let port = crate::emulate::free_port().map_err(|e| {
+                StartError::Io(format!(
+                    "devices.{}: no free loopback port for its emulator: {e}",
+                    d.name
+                ))
+            })?;
+            emulators.push(crate::emulate::Emulator::start(
+                &d.name,
+                emu,
+                port,
+                &find_sim(cfg.sim_path.as_deref()),
+            ));
+            d.endpoint = format!("tcp:127.0.0.1:{port}")
+                .parse()
+                .expect("a loopback endpoint parses");
+        }
+        let d = &d;
         let connector = EndpointConnector::with_ports(d.endpoint.clone(), ports.clone());
         let mut o = DeviceOptions::new(d.name.clone(), Arc::new(connector));
         o.health_interval = d.health_interval_ms.map(Duration::from_millis);
@@ -196,6 +218,7 @@ pub async fn start_with_ports(
         addr,
         devices,
         sim,
+        emulators,
         server,
         fleet,
         http_addr,
@@ -222,12 +245,27 @@ fn log_ports(ports: &dyn PortLister) {
     }
 }
 
-/// Refuses a secret file (token, TLS key) that users other than its owner could read or
-/// change, naming the fix.
+/// Refuses a secret file (token, TLS key) that is not the gateway's user's own, or that users
+/// other than its owner could read or change, naming the fix.
 pub fn check_private(p: &std::path::Path, what: &str) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta =
         std::fs::metadata(p).map_err(|e| format!("cannot read {what} {}: {e}", p.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        // Its owner can change or replace it whatever its mode says.
+        let user = user_name(me).unwrap_or_else(|| me.to_string());
+        return Err(format!(
+            "{what} {} is owned by uid {}, not by the gateway's user {user} (uid {me}): \
+             whoever owns it can change it; make it the gateway's own with \
+             `chown {user} {}` and `chmod 600 {}`",
+            p.display(),
+            meta.uid(),
+            p.display(),
+            p.display()
+        ));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -243,6 +281,22 @@ pub fn check_private(p: &std::path::Path, what: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The login name of `uid`, from the password database.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: all-zero is a valid `passwd` (integers and null pointers).
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pw` and `buf` (of the length given) and sets `found`.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if r != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Reads the token file, refusing one that other users could read or change.

@@ -3,6 +3,8 @@
 //! nothing from (and is not heard by) a port set to another speed, so a switch only works if
 //! the gateway really reprograms its port; `--test-baud-wrong` makes the board land at the wrong
 //! speed, so the gateway's probe fails, it falls back and the board reverts by itself.
+//! Compressed uploads (docs/PROTOCOL.md "Compressed uploads") ride the same paced links: the
+//! gateway compresses only where the line speed makes it pay.
 
 mod common;
 
@@ -158,5 +160,47 @@ async fn no_ceiling_no_switch() {
             .any(|l| l.contains("BAUD") || l.contains("switched")),
         "{log:?}"
     );
+    drop(gw);
+}
+
+/// The module's padding (zeros) compresses to almost nothing: at 115200 baud the gateway sends the
+/// deflate stream, the board inflates it and the module runs; over TCP (no line speed) the same
+/// module goes uncompressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_links_get_compressed_uploads_instant_ones_do_not() {
+    let (_sim, pty) = pty_sim(&[]).await;
+    let gw = gateway(&[format!("uart=serial:{pty}?baud=115200")]).await;
+    wait_online(&gw, "uart").await;
+    let mut c = Client::connect(gw.addr).await;
+    let wasm = big_module(32 * 1024);
+    let a = c.deploy("uart", "big", &wasm, json!({})).await;
+    assert!(
+        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
+        "{}",
+        a.reply
+    );
+    add_200_26(&mut c, "uart", "big").await;
+    let log = gateway_log(&mut c, "uart").await;
+    let want = format!("upload of big compressed: {} -> ", wasm.len());
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with(&want) && l.ends_with(" at 115200 baud")),
+        "{log:?}"
+    );
+    drop(gw);
+
+    let sim = start_sim(wasmbed_gateway::sim::SimLink::Tcp).await;
+    let gw = gateway(&[format!("board={}", sim.endpoint)]).await;
+    wait_online(&gw, "board").await;
+    let mut c = Client::connect(gw.addr).await;
+    let a = c.deploy("board", "big", &wasm, json!({})).await;
+    assert!(
+        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
+        "{}",
+        a.reply
+    );
+    add_200_26(&mut c, "board", "big").await;
+    let log = gateway_log(&mut c, "board").await;
+    assert!(!log.iter().any(|l| l.contains("compressed")), "{log:?}");
     drop(gw);
 }

@@ -359,14 +359,83 @@ async fn a_host_that_leaves_cancels_its_build() {
     s.write_all(format!("{req}\n{src}").as_bytes())
         .await
         .unwrap();
+    let pgrp = compiler_group(&gw, &needle).await;
+    // The host goes away long before the 60 s compile timeout.
+    drop(s);
+    assert_eq!(group_left(pgrp).await, Vec::<i32>::new());
+    assert_eq!(leftovers(&needle), vec![]);
+}
+
+/// Live (not zombie) processes of process group `pgrp`, from /proc.
+fn group_members(pgrp: i32) -> Vec<i32> {
+    procfs::process::all_processes()
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .filter(|s| s.pgrp == pgrp && s.state != 'Z')
+        .map(|s| s.pid)
+        .collect()
+}
+
+/// Waits (up to 20 s) for a compiler whose command line mentions `needle` and returns its
+/// process group (its own, not the gateway's), which has members then (the watcher included).
+async fn compiler_group(gw: &GwProc, needle: &str) -> i32 {
+    let gw_pid = gw.child.id() as i32;
     let end = Instant::now() + Duration::from_secs(20);
-    while processes_mentioning(&needle).is_empty() {
+    loop {
+        let found = processes_mentioning(needle)
+            .into_iter()
+            .find_map(|(pid, _)| {
+                let st = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+                (st.pgrp != gw_pid && st.pgrp > 1).then_some(st.pgrp)
+            });
+        if let Some(g) = found {
+            assert!(group_members(g).len() >= 2, "compiler and watcher");
+            return g;
+        }
         assert!(Instant::now() < end, "the compiler never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The host goes away long before the 60 s compile timeout.
+}
+
+/// Waits (up to 10 s) until process group `pgrp` is empty; returns who is left.
+async fn group_left(pgrp: i32) -> Vec<i32> {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !group_members(pgrp).is_empty() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    group_members(pgrp)
+}
+
+/// A legacy `{"cmd": "build_and_load"}` host that leaves while its source compiles cancels the
+/// build: the compiler's whole process group is gone well before the 60 s compile timeout.
+#[tokio::test]
+async fn a_legacy_host_that_leaves_cancels_its_build() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let needle = tmp.path().display().to_string();
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let src = SPINNER;
+    let req = json!({"cmd": "build_and_load", "device": "x", "module_id": "m", "mode": "wasm",
+                     "source_size": src.len(), "source_name": "m.c",
+                     "source_crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))});
+    s.write_all(format!("{req}\n{src}").as_bytes())
+        .await
+        .unwrap();
+    let pgrp = compiler_group(&gw, &needle).await;
+    let t0 = Instant::now();
     drop(s);
+    assert_eq!(
+        group_left(pgrp).await,
+        Vec::<i32>::new(),
+        "the compiler's process group outlived the legacy host by {:?}",
+        t0.elapsed()
+    );
     assert_eq!(leftovers(&needle), vec![]);
+    // The gateway still serves.
+    let mut c = Client::connect(gw.addr).await;
+    c.call(json!({"op": "devices"})).await.ok();
 }
 
 /// The parent of process `pid`, from /proc.
@@ -424,6 +493,93 @@ async fn a_sigkilled_gateway_leaves_no_compiler_process_behind() {
         "compiler processes outlived the killed gateway"
     );
     client.abort();
+}
+
+/// Directories under `tmp` (two levels deep) whose name starts with `prefix`.
+fn dirs_named(tmp: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut level = vec![tmp.to_path_buf()];
+    for _ in 0..2 {
+        let mut next = Vec::new();
+        for d in level {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    if e.file_name().to_string_lossy().starts_with(prefix) {
+                        found.push(p.clone());
+                    }
+                    next.push(p);
+                }
+            }
+        }
+        level = next;
+    }
+    found.sort();
+    found
+}
+
+/// A gateway SIGKILLed mid-compile leaves its compile directory behind; the next gateway to start
+/// on the same `$TMPDIR` removes it, but never the directory of a gateway that is still running.
+#[tokio::test]
+async fn a_sigkilled_gateways_compile_directory_is_removed_by_the_next_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let needle = tmp.path().display().to_string();
+    let mut first = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let addr = first.addr;
+    let client = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let src = SPINNER;
+        c.call_body(
+            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
+                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
+            src.as_bytes(),
+            120,
+        )
+        .await
+    });
+    let end = Instant::now() + Duration::from_secs(20);
+    while processes_mentioning(&needle).is_empty() {
+        assert!(Instant::now() < end, "the compiler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let compiling = dirs_named(tmp.path(), "wasmbed-compile-");
+    assert_eq!(compiling.len(), 1, "{compiling:?}");
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(first.child.id() as i32, libc::SIGKILL);
+    }
+    first.child.wait().unwrap();
+    client.abort();
+    assert_eq!(leftovers(&needle), vec![]);
+    assert!(compiling[0].exists(), "SIGKILL left nothing to clean up?");
+
+    let second = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    assert_eq!(
+        dirs_named(tmp.path(), "wasmbed-compile-"),
+        Vec::<std::path::PathBuf>::new(),
+        "the dead gateway's compile directory is still there: {}",
+        second.log()
+    );
+    assert!(second.wait_log("compile directory of a gateway that is gone", 5));
+    let live = dirs_named(tmp.path(), "wasmbed-gateway-");
+    assert_eq!(live.len(), 1, "{live:?}");
+
+    // A third gateway leaves the running second one's directory alone, and removes its own
+    // when stopped.
+    let third = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
+    let both = dirs_named(tmp.path(), "wasmbed-gateway-");
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains(&live[0]));
+    drop(third);
+    assert_eq!(dirs_named(tmp.path(), "wasmbed-gateway-"), live);
+    // The second still builds.
+    let a = build(&second, "int x;\n", 60).await;
+    assert_ne!(a.err_code(), "COMPILE_FAILED", "{}", a.reply);
+    drop(second);
+    assert_eq!(
+        dirs_named(tmp.path(), "wasmbed-gateway-"),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -143,13 +144,69 @@ impl Browser {
             .set_window_size(w as u32, full as u32)
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.frames().await;
         let png = self.client.screenshot().await.unwrap();
         self.client
             .set_window_size(w as u32, h as u32)
             .await
             .unwrap();
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Waits for the page to lay out and paint twice (after a resize or a swap).
+    async fn frames(&self) {
+        self.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))));")
+            .await;
+    }
+
+    /// Fails if the page is wider than the window (a horizontal scroll bar).
+    async fn assert_fits(&self, page: &str) {
+        let v = self
+            .js("return [document.documentElement.scrollWidth, window.innerWidth];")
+            .await;
+        let (content, window) = (v[0].as_i64().unwrap(), v[1].as_i64().unwrap());
+        assert!(
+            content <= window,
+            "{page} is {content} px wide in a {window} px window"
+        );
+    }
+
+    /// Drops a file named `name` holding `text` on the deploy box, as a desktop's file manager
+    /// would (a `drop` event carrying a DataTransfer), and waits for the deploy's reply.
+    async fn drop_file(&self, name: &str, text: &str) -> String {
+        self.js("document.querySelector('#deploy-result').dataset.state = 'waiting';")
+            .await;
+        let highlighted = self
+            .client
+            .execute(
+                "const dt = new DataTransfer();
+                 dt.items.add(new File([arguments[1]], arguments[0], {type: 'text/plain'}));
+                 const zone = document.querySelector('#drop');
+                 const ev = t => new DragEvent(t, {dataTransfer: dt, bubbles: true, cancelable: true});
+                 zone.dispatchEvent(ev('dragenter'));
+                 zone.dispatchEvent(ev('dragover'));
+                 const over = zone.classList.contains('over');
+                 zone.dispatchEvent(ev('drop'));
+                 return over && !zone.classList.contains('over');",
+                vec![json!(name), json!(text)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            highlighted, true,
+            "the drop box lights up while dragged over"
+        );
+        self.until(
+            "the dropped file's deploy",
+            "['ok', 'error'].includes(document.querySelector('#deploy-result').dataset.state)",
+        )
+        .await;
+        let state = self
+            .js("return document.querySelector('#deploy-result').dataset.state;")
+            .await;
+        let out = self.text("#deploy-result").await;
+        assert_eq!(state, "ok", "deploy of the dropped {name} failed: {out}");
+        out
     }
 
     async fn js(&self, script: &str) -> Value {
@@ -313,30 +370,117 @@ async fn dashboard_in_chromium() {
     let errs = b.console_errors().await;
     assert!(errs.iter().all(|e| e.contains("401")), "{errs:?}");
 
-    // Signed in: the device list shows the simulated board, online.
+    // Signed in: the device list shows the simulated board, online, with its identity as the
+    // API reports it.
     b.fill("#token", TOKEN).await;
     b.click("form button[type=submit]").await;
     b.until(
         "the devices table",
-        "document.querySelector('#devices tr[data-device=\"sim\"]')",
+        "document.querySelector('#devices tr[data-device=\"sim\"][data-online=\"true\"]')",
     )
     .await;
     let row = b.text("#devices tr[data-device=\"sim\"]").await;
     assert!(row.contains("online") && row.contains("sim"), "{row}");
+    let header = b.text("#devices thead").await;
+    for col in [
+        "Board",
+        "Firmware",
+        "Protocol",
+        "Slots",
+        "Memory",
+        "Identity",
+        "Last seen",
+        "Why offline",
+    ] {
+        assert!(header.contains(col), "no {col} column: {header}");
+    }
     let proto = b.js("return document.querySelector('#devices tr[data-device=\"sim\"]').children[4].innerText;").await;
     assert_eq!(proto, "2", "protocol column");
+    let listed: Value = b
+        .js("return fetch('/api/devices').then(r => r.json());")
+        .await;
+    let identity = listed["result"]["devices"][0]["identity"]["state"].clone();
+    assert!(
+        identity.is_string(),
+        "the sim reports an identity: {listed}"
+    );
+    let shown = b
+        .js("return document.querySelector('#devices tr[data-device=\"sim\"] [data-identity]')?.dataset.identity ?? null;")
+        .await;
+    assert_eq!(shown, identity, "identity column vs GET /api/devices");
     b.until(
         "the live connection",
         "document.querySelector('[sse-connect]') && htmx",
     )
     .await;
+    b.assert_fits("/ at 1280×800").await;
     b.shot("devices").await;
     b.assert_clean_console("/").await;
+
+    // Latency: the CLI's bench and the page measure the same requests. Nothing else has asked
+    // the sim for STATUS yet, so the page's status row holds the bench's requests alone and its
+    // percentiles must be the bench's (same nearest-rank definition; the page's HDR histogram
+    // keeps 3 significant digits). The table follows live, without a reload.
+    c.goto(&format!("{base}/latency")).await.unwrap();
+    b.until(
+        "the latency page",
+        "document.querySelector('#latency-table')",
+    )
+    .await;
+    let count_before = b
+        .js("const r = document.querySelector('#latency tr[data-op=\"status\"][data-device=\"sim\"]'); return r ? Number(r.dataset.count) : 0;")
+        .await;
+    assert_eq!(count_before, 0, "STATUS requests before the bench");
+    let token_file = dir.path().join("token");
+    let bench = tokio::process::Command::new(host_bin())
+        .args([
+            "--gateway",
+            &gw.addr.to_string(),
+            "--device",
+            "sim",
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .args(["--json", "bench", "status", "-n", "40", "--warmup", "0"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&bench.stdout).unwrap();
+    let g = &doc["stats"]["gateway_ms"];
+    assert_eq!(g["n"], 40, "{doc}");
+    b.until(
+        "the bench's requests in the table, live",
+        "Number(document.querySelector('#latency tr[data-op=\"status\"][data-device=\"sim\"]')?.dataset.count) === 40",
+    )
+    .await;
+    // The Total cell as shown: "p50 / p95 / p99".
+    let total = b
+        .text("#latency tr[data-op=\"status\"][data-device=\"sim\"] td:nth-child(5)")
+        .await;
+    let shown: Vec<f64> = total
+        .split('/')
+        .map(|x| x.trim().parse().unwrap())
+        .collect();
+    for (i, key) in ["p50", "p95", "p99"].into_iter().enumerate() {
+        let cli = g[key].as_f64().unwrap();
+        assert!(
+            (shown[i] - cli).abs() <= cli * 0.002 + 0.002,
+            "{key}: the page shows {} ms, bench measured {cli} ms (page: {total}; bench: {g})",
+            shown[i]
+        );
+    }
+    b.assert_clean_console("/latency").await;
 
     // One device: deploy by upload (C source, built by the gateway) with progress, then start.
     c.goto(&format!("{base}/devices/sim")).await.unwrap();
     b.until("the device page", "document.querySelector('#deploy-file')")
         .await;
+    b.assert_fits("/devices/sim at 1280×800").await;
     let src = dir.path().join("math_ops.c");
     std::fs::write(&src, module_source("math_ops")).unwrap();
     let out = b.deploy(&src).await;
@@ -392,8 +536,75 @@ async fn dashboard_in_chromium() {
     )
     .await;
 
-    // Module output shows up live in the log, told apart from console text.
-    let out = b.deploy(&modules_dir().join("log_hello.c")).await;
+    // Another site's page in the same browser (same site, other port: the SameSite=Strict cookie
+    // goes along) posts an unload: refused by the Origin check, the module stays.
+    let evil = EvilSite::start(&format!("{base}/api/devices/sim/unload")).await;
+    c.goto(&evil.url).await.unwrap();
+    b.until("the cross-origin post sent", "document.title === 'sent'")
+        .await;
+    assert!(
+        evil.hits() >= 1,
+        "the other site's page was not loaded from it"
+    );
+    let status: Value = b
+        .http
+        .get(format!("{base}/api/devices/sim/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let loaded = status["result"]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["module_id"] == "math_ops");
+    assert!(loaded, "a cross-origin POST unloaded the module: {status}");
+    b.console_errors().await; // the other site's refused request, if logged
+    c.goto(&format!("{base}/devices/sim")).await.unwrap();
+    b.until("the device page", "document.querySelector('#deploy-file')")
+        .await;
+
+    // The keyboard reaches everything: Tab from the top lands on the skip link first, then
+    // through the navigation to the run and deploy controls, each with a visible focus ring.
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down {
+                value: char::from(Key::Tab),
+            })
+            .then(KeyAction::Up {
+                value: char::from(Key::Tab),
+            });
+        c.perform_actions(tab).await.unwrap();
+        let v = b
+            .js("const e = document.activeElement; return [e.id || e.dataset.action || e.className || e.tagName, getComputedStyle(e).outlineStyle];")
+            .await;
+        let (name, outline) = (v[0].as_str().unwrap().to_string(), v[1].clone());
+        assert_ne!(outline, "none", "{name} has focus but no focus ring");
+        seen.push(name);
+        if seen.last().map(String::as_str) == Some("deploy-file") {
+            break;
+        }
+    }
+    assert_eq!(seen[0], "skip", "Tab order: {seen:?}");
+    for want in ["run-module", "start", "stop", "unload", "deploy-file"] {
+        assert!(
+            seen.iter().any(|s| s == want),
+            "Tab never reached {want}: {seen:?}"
+        );
+    }
+
+    // Module output shows up live in the log, told apart from console text. The module comes
+    // by a drop on the deploy box.
+    let out = b
+        .drop_file(
+            "log_hello.c",
+            &String::from_utf8(module_source("log_hello")).unwrap(),
+        )
+        .await;
     assert!(out.contains("LOAD_OK"), "{out}");
     b.fill("#run-func", "").await;
     b.fill("#run-args", "").await;
@@ -442,90 +653,128 @@ async fn dashboard_in_chromium() {
     assert!(status.contains("STOPPED"), "{status}");
     b.assert_clean_console("/devices/sim").await;
 
-    // Latency: the figures for `status` match what the CLI's bench measured (same requests).
+    // Latency again, with every operation above: the deploys' compile and transfer phases and
+    // the device round trips have figures, and the charts draw the chosen operation.
     c.goto(&format!("{base}/latency")).await.unwrap();
     b.until(
-        "the latency page",
-        "document.querySelector('#latency-table')",
+        "the build_and_deploy row",
+        "document.querySelector('#latency tr[data-op=\"build_and_deploy\"][data-device=\"sim\"]')",
     )
     .await;
-    let count_before = b
-        .js("const r = document.querySelector('#latency tr[data-op=\"status\"][data-device=\"sim\"]'); return r ? Number(r.dataset.count) : 0;")
-        .await
-        .as_u64()
-        .unwrap();
-    let token_file = dir.path().join("token");
-    let bench = tokio::process::Command::new(host_bin())
-        .args([
-            "--gateway",
-            &gw.addr.to_string(),
-            "--device",
-            "sim",
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .args(["--json", "bench", "status", "-n", "40"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        bench.status.success(),
-        "bench failed: {}",
-        String::from_utf8_lossy(&bench.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&bench.stdout).unwrap();
-    let g = &doc["stats"]["gateway_ms"];
-    b.until(
-        "the bench's requests in the table",
-        &format!("Number(document.querySelector('#latency tr[data-op=\"status\"][data-device=\"sim\"]')?.dataset.count) === {}", count_before + 41),
-    )
-    .await;
-    let p50 = b
-        .js("return Number(document.querySelector('#latency tr[data-op=\"status\"][data-device=\"sim\"]').dataset.p50);")
-        .await
-        .as_f64()
-        .unwrap();
-    let (min, p95) = (g["min"].as_f64().unwrap(), g["p95"].as_f64().unwrap());
-    // The same requests measured by the same clock: the page's median lies within the bench's
-    // spread (the few page-load STATUS requests before it cannot move it out).
-    assert!(
-        p50 >= min * 0.9 && p50 <= p95 * 1.1,
-        "dashboard p50 {p50} ms vs bench gateway_ms {g}"
-    );
+    let cells = b
+        .js("return [...document.querySelector('#latency tr[data-op=\"build_and_deploy\"][data-device=\"sim\"]').children].map(td => td.innerText);")
+        .await;
+    for (i, phase) in [(5, "compile"), (6, "transfer"), (7, "device")] {
+        let cell = cells[i].as_str().unwrap();
+        assert!(
+            cell.split('/').count() == 3 && !cell.contains('–'),
+            "build_and_deploy has no {phase} figures: {cells}"
+        );
+    }
     b.until("the charts", "document.querySelector('#chart-time .uplot') && document.querySelector('#chart-hist .uplot')").await;
     c.execute(
-        "const s = document.querySelector('#lat-key'); s.value = 'status · sim'; s.dispatchEvent(new Event('change'));",
+        "const s = document.querySelector('#lat-key'); s.value = 'build_and_deploy · sim'; s.dispatchEvent(new Event('change'));",
         vec![],
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.until(
+        "the chosen operation charted",
+        "document.querySelector('#chart-hist').dataset.key === 'build_and_deploy · sim'",
+    )
+    .await;
+    b.assert_fits("/latency at 1280×800").await;
     b.shot("latency").await;
     b.assert_clean_console("/latency").await;
 
     // Phone width: nothing wider than the screen.
     c.set_window_size(390, 844).await.unwrap();
-    for (path, name) in [("/", "devices-phone"), ("/devices/sim", "device-phone")] {
+    for (path, name) in [
+        ("/", Some("devices-phone")),
+        ("/devices/sim", Some("device-phone")),
+        ("/latency", None),
+    ] {
         c.goto(&format!("{base}{path}")).await.unwrap();
         b.until("the page", "document.querySelector('main h1')")
             .await;
-        let overflow = b
-            .js("return document.documentElement.scrollWidth - window.innerWidth;")
-            .await;
-        assert!(
-            overflow.as_i64().unwrap() <= 0,
-            "{path} is {overflow} px wider than a phone"
-        );
-        b.shot(name).await;
+        b.frames().await;
+        b.assert_fits(&format!("{path} at phone width")).await;
+        if let Some(name) = name {
+            b.shot(name).await;
+        }
     }
     b.assert_clean_console("phone width").await;
 
     b.client.clone().close().await.unwrap();
 }
 
-/// The fleet's applications page: a gateway in a fleet (real nats-server) with the simulated
-/// board, an application applied to it; the page shows it converged with the device's phase,
-/// and a changed spec appears live (server-sent events, no reload).
+/// Another web site on this machine (127.0.0.1, another port: the same site to the browser,
+/// not the same origin) whose page posts `{"module_id": "math_ops"}` to `target` with the
+/// visitor's cookies, as a CSRF attack would, and then sets its title to `sent`.
+struct EvilSite {
+    url: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl EvilSite {
+    async fn start(target: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let page = format!(
+            "<!doctype html><title>evil</title><script>\
+             fetch({target:?}, {{method: 'POST', mode: 'no-cors', credentials: 'include', \
+             headers: {{'Content-Type': 'text/plain'}}, body: '{{\"module_id\": \"math_ops\"}}'}})\
+             .finally(() => {{ document.title = 'sent'; }});</script>"
+        );
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                    .await
+                    .map_or(0, |r| r.unwrap_or(0));
+                let (status, body) = if buf[..n].starts_with(b"GET / ") {
+                    h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    ("200 OK", page.as_str())
+                } else {
+                    ("404 Not Found", "")
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+        EvilSite {
+            url,
+            hits,
+            _server: server,
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for EvilSite {
+    fn drop(&mut self) {
+        self._server.abort();
+    }
+}
+
+/// The fleet's pages: a gateway in a fleet (real nats-server) with the simulated board, an
+/// application applied to it; `/apps` shows it converged with the device's phase, and a changed
+/// spec appears live (server-sent events, no reload); `/gateways` shows the gateway online and
+/// the device as it reported it to the fleet. Every wait polls the page for the state it wants
+/// (bounded by `WAIT`): the fleet's heartbeats and reconcile loop run late under load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_page_in_chromium() {
     use wasmbed_api::app::Application;
@@ -538,8 +787,9 @@ async fn apps_page_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     common::write_private(&token_file, TOKEN);
-    let mut fleet = FleetConfig::new(nats.url(), "gw-dash");
-    fleet.claim_ttl = Duration::from_secs(3);
+    // The default claim TTL (15 s): a short one lets a heartbeat delayed by a loaded machine
+    // expire the gateway's claims, and the device drops out of the application for a while.
+    let fleet = FleetConfig::new(nats.url(), "gw-dash");
     let gw = gateway_cfg(Config {
         sim: true,
         http: Some("127.0.0.1:0".parse().unwrap()),
@@ -582,9 +832,10 @@ async fn apps_page_in_chromium() {
     )
     .await;
     cl.goto(&format!("{base}/apps")).await.unwrap();
+    // One condition for the whole row: the row is swapped as a whole every time it changes.
     b.until(
-        "adder completed on sim",
-        "document.querySelector('#apps tr.appdev[data-app=\"adder\"][data-device=\"sim\"][data-phase=\"Completed\"]')",
+        "adder completed on sim with generation 1 and its result",
+        "[...document.querySelectorAll('#apps tr.appdev[data-app=\"adder\"][data-device=\"sim\"][data-phase=\"Completed\"]')].some(r => r.innerText.includes('1 / 1') && r.innerText.includes('ret_i32=3'))",
     )
     .await;
     b.until(
@@ -592,12 +843,7 @@ async fn apps_page_in_chromium() {
         "document.querySelector('#apps tr.app[data-app=\"adder\"][data-converged=\"true\"]')",
     )
     .await;
-    let row = b
-        .text("#apps tr.appdev[data-app=\"adder\"][data-device=\"sim\"]")
-        .await;
-    assert!(row.contains("1 / 1") && row.contains("ret_i32=3"), "{row}");
-    let gws = b.text("#gateways").await;
-    assert!(gws.contains("gw-dash") && gws.contains("online"), "{gws}");
+    b.assert_fits("/apps at 1280×800").await;
     b.shot("apps").await;
 
     // A changed spec shows up live: generation 2 and the new result, without a reload.
@@ -609,7 +855,83 @@ async fn apps_page_in_chromium() {
     )
     .await;
     b.assert_clean_console("/apps").await;
-    let api: Value = b.js("return fetch('/api/apps').then(r => r.json());").await;
-    assert_eq!(api["apps"][0]["metadata"]["name"], "adder", "{api}");
-    assert_eq!(api["apps"][0]["status"]["converged"], true, "{api}");
+    let api = poll_json(&b, "/api/apps", "adder converged at generation 2", |v| {
+        v["apps"][0]["metadata"]["name"] == "adder"
+            && v["apps"][0]["metadata"]["generation"] == 2
+            && v["apps"][0]["status"]["converged"] == true
+    })
+    .await;
+    assert_eq!(
+        api["apps"][0]["status"]["devices"][0]["device"], "sim",
+        "{api}"
+    );
+
+    // The gateways and the fleet's devices: this gateway online, serving the sim, which it
+    // reports online with its board.
+    cl.goto(&format!("{base}/gateways")).await.unwrap();
+    b.until(
+        "gw-dash online, serving sim",
+        "[...document.querySelectorAll('#gateways tr[data-gateway=\"gw-dash\"]')].some(r => r.innerText.includes('online') && r.innerText.includes('sim'))",
+    )
+    .await;
+    b.until(
+        "sim reported by gw-dash, online",
+        "document.querySelector('#fleet-devices tr[data-device=\"sim\"][data-gateway=\"gw-dash\"][data-online=\"true\"]')",
+    )
+    .await;
+    let board = b
+        .text("#fleet-devices tr[data-device=\"sim\"] td:nth-child(4)")
+        .await;
+    assert_eq!(board, "sim", "board column");
+    b.assert_fits("/gateways at 1280×800").await;
+    b.shot("gateways").await;
+    let devices = poll_json(&b, "/api/fleet/devices", "sim in the Device records", |v| {
+        v["devices"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["metadata"]["name"] == "sim"))
+    })
+    .await;
+    let sim = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["metadata"]["name"] == "sim")
+        .unwrap();
+    assert_eq!(sim["status"]["gateway"], "gw-dash", "{devices}");
+    assert_eq!(sim["status"]["board"], "sim", "{devices}");
+
+    // Phone width.
+    cl.set_window_size(390, 844).await.unwrap();
+    for path in ["/apps", "/gateways"] {
+        cl.goto(&format!("{base}{path}")).await.unwrap();
+        b.until("the page", "document.querySelector('main h1')")
+            .await;
+        b.frames().await;
+        b.assert_fits(&format!("{path} at phone width")).await;
+    }
+    b.assert_clean_console("/gateways").await;
+    b.client.clone().close().await.unwrap();
+}
+
+/// Fetches `path` from the page (with its cookie) until `ok` holds for the JSON, at most `WAIT`.
+async fn poll_json(b: &Browser, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = b
+            .client
+            .execute(
+                "return fetch(arguments[0]).then(r => r.json());",
+                vec![json!(path)],
+            )
+            .await
+            .unwrap();
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what} in {path}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -104,6 +104,115 @@ fn a_host_that_never_reads_is_slowed_then_closed_and_memory_stays_bounded() {
     });
 }
 
+/// README, "Limits": upload bodies held at once take at most three quarters of
+/// `limits.buffer_budget` (12 MiB of the default 16 MiB); this much more is allowed for the
+/// rest (buffers, allocator slack).
+const UPLOAD_RSS_SLACK_KIB: u64 = 8 * 1024;
+
+/// Ten hosts each send a 4 MiB upload body at once (all but its last byte, then they wait): only
+/// as many bodies as fit in the gateway-wide budget are taken in, the others are refused `BUSY`
+/// naming `limits.buffer_budget` after `limits.body_wait_ms`, and the gateway's memory stays
+/// within the budget's upload share. Once the held uploads are done, their bytes are given back.
+#[test]
+fn concurrent_large_uploads_stay_within_the_buffer_budget() {
+    const HOSTS: usize = 10;
+    const SIZE: usize = 4 * 1024 * 1024;
+    let gw = GwProc::start(
+        &format!("[limits]\nbody_wait_ms = 1000\n{}", some_devices()),
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let base = gw.rss_kib();
+    let body = vec![0xabu8; SIZE];
+    let header = |i: usize| {
+        let req = json!({"op": "deploy", "id": i, "device": "board_0", "module_id": "m",
+                         "size": SIZE, "crc32": format!("{:08x}", crc32fast::hash(&body))});
+        format!("{req}\n").into_bytes()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ((refused, mut held), peak) = with_peak_rss(&gw, || {
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..HOSTS {
+                let mut s = TcpStream::connect(gw.addr).await.unwrap();
+                let mut bytes = header(i);
+                bytes.extend_from_slice(&body[..SIZE - 1]);
+                tasks.push(tokio::spawn(async move {
+                    s.write_all(&bytes).await.unwrap();
+                    // A refused body is answered at once; a held one waits for its last byte.
+                    let mut line = Vec::new();
+                    let mut r = BufReader::new(&mut s);
+                    let got = tokio::time::timeout(
+                        Duration::from_secs(6),
+                        r.read_until(b'\n', &mut line),
+                    )
+                    .await;
+                    let answer = got
+                        .is_ok()
+                        .then(|| String::from_utf8_lossy(&line).into_owned());
+                    (s, answer)
+                }));
+            }
+            let mut refused = Vec::new();
+            let mut held = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    (_, Some(answer)) => refused.push(answer),
+                    (s, None) => held.push(s),
+                }
+            }
+            (refused, held)
+        })
+    });
+    eprintln!(
+        "{} bodies held, {} refused; RSS {base} KiB -> peak {peak} KiB",
+        held.len(),
+        refused.len()
+    );
+    assert!(!refused.is_empty(), "every body was taken in");
+    for r in &refused {
+        assert!(
+            r.contains("BUSY") && r.contains("limits.buffer_budget"),
+            "{r}"
+        );
+    }
+    assert!(!held.is_empty(), "no body was taken in");
+    assert!(held.len() * SIZE <= 12 * 1024 * 1024, "{} held", held.len());
+    assert!(
+        peak < base + 12 * 1024 + UPLOAD_RSS_SLACK_KIB,
+        "RSS grew from {base} to {peak} KiB"
+    );
+    assert!(gw.wait_log("refusing a 4194304-byte upload body", 5));
+    rt.block_on(async {
+        // The held bodies complete; their deploys end (the device is not there) and give their
+        // bytes back: a new body of the same size is taken in.
+        for s in &mut held {
+            s.write_all(&body[SIZE - 1..]).await.unwrap();
+        }
+        for s in held {
+            let mut line = String::new();
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                BufReader::new(s).read_line(&mut line),
+            )
+            .await
+            .expect("a held upload was never answered")
+            .unwrap();
+            assert!(!line.contains("BUSY"), "{line}");
+        }
+        let mut c = Client::connect(gw.addr).await;
+        let a = c
+            .call_body(
+                json!({"op": "deploy", "device": "board_0", "module_id": "m", "size": SIZE,
+                       "crc32": format!("{:08x}", crc32fast::hash(&body))}),
+                &body,
+                30,
+            )
+            .await;
+        assert_ne!(a.err_code(), "BUSY", "{}", a.reply);
+    });
+}
+
 /// A v2 device that, once asked INFO and STATUS, prints console lines as fast as it can.
 async fn chatty_device() -> (u16, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -248,6 +357,58 @@ async fn a_trickled_request_line_is_cut_off() {
     );
 }
 
+/// A connection that never sends a byte is closed after `limits.first_request_timeout_ms`, with
+/// the reason logged; one that sent its first request may then stay idle longer than that.
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_first_request_deadline() {
+    let gw = GwProc::start("[limits]\nfirst_request_timeout_ms = 1500\n", &[]);
+    let t0 = Instant::now();
+    let mut silent = TcpStream::connect(gw.addr).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), silent.read_to_end(&mut reply))
+        .await
+        .expect("the silent connection was not closed within 20 s")
+        .unwrap();
+    let waited = t0.elapsed();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.contains("TIMEOUT") && reply.contains("limits.first_request_timeout_ms"),
+        "{reply}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "closed after {waited:?}"
+    );
+    assert!(
+        gw.wait_log(
+            "closing connection: no complete request within 1.5 s of connecting",
+            5
+        ),
+        "{}",
+        gw.log()
+    );
+
+    // A first request line started but not finished by the deadline is cut off the same way.
+    let mut partial = TcpStream::connect(gw.addr).await.unwrap();
+    partial.write_all(b"{\"op\":").await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), partial.read_to_end(&mut reply))
+        .await
+        .expect("the half-sent request was not cut off within 20 s")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&reply).contains("TIMEOUT"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
+    // After its first request a connection is served past that deadline (idle_timeout_ms).
+    let mut c = Client::connect(gw.addr).await;
+    c.call(json!({"op": "devices"})).await.ok();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.call(json!({"op": "devices"})).await.ok();
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_are_refused_busy() {
     let gw = GwProc::start("[limits]\nmax_connections = 3\n", &[]);
@@ -322,6 +483,58 @@ fn a_token_file_others_can_read_is_refused_naming_the_fix() {
             .await
             .ok();
     });
+}
+
+/// A token file owned by someone else is refused even at mode 600: its owner can change it.
+/// As root the file is given to `nobody`; as another user a root-owned file stands in (the owner
+/// is checked before anything is read).
+#[test]
+fn a_token_file_owned_by_another_user_is_refused_naming_chown() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let token = if unsafe { libc::geteuid() } == 0 {
+        let t = dir.path().join("token");
+        std::fs::write(&t, "s3cret-token\n").unwrap();
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&t, Some(65534), Some(65534)).unwrap();
+        t
+    } else {
+        std::path::PathBuf::from("/etc/passwd")
+    };
+    assert_ne!(
+        std::fs::metadata(&token).unwrap().uid(),
+        // SAFETY: as above.
+        unsafe { libc::geteuid() }
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbed-gateway"))
+        .args(["--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A gateway that accepted the file would serve until stopped.
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("a token file of another user was accepted: the gateway started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("is owned by uid") && err.contains("chown "),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}`", token.display())), "{err}");
 }
 
 #[test]

@@ -273,6 +273,28 @@ async fn operations_progress_and_log_events() {
             .any(|r| r["op"] == "build_and_deploy" && r["compile"]["count"] == 1),
         "{lat}"
     );
+
+    // Without a fleet, the fleet's routes and pages say how to get one.
+    for path in ["/api/apps", "/api/gateways", "/api/fleet/devices"] {
+        let resp = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let e: Value = resp.json().await.unwrap();
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("--fleet"),
+            "{path}: {e}"
+        );
+    }
+    for path in ["/apps", "/gateways"] {
+        let page = c
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("id=\"nofleet\""), "{path}: {page}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,7 +158,8 @@ pub enum Command {
     /// List the serial ports of this machine (USB ids, serial numbers, known debug probes) and
     /// the gateway endpoint of each; needs no gateway.
     Ports,
-    /// Module-signing keys: make one, show its public key, sign a module (needs no gateway).
+    /// Module-signing keys: make one, show its public key, sign a module; a bare-metal board's
+    /// identity record (`keys provision`). Needs no gateway.
     Keys(KeysArgs),
     /// With --fleet: create or update an application from a file (docs/FLEET.md).
     Apply(crate::commands::apps::ApplyArgs),
@@ -197,6 +198,14 @@ pub enum KeysCommand {
     Show {
         /// The private key file.
         key_file: PathBuf,
+    },
+    /// Make a bare-metal board's identity: a new Ed25519 seed in an identity record to flash at
+    /// the board's identity page; prints the fingerprint the board will announce (docs/SECURITY.md
+    /// "Device identity").
+    Provision {
+        /// The record file to create (44 bytes, mode 0600, never overwritten). It holds the
+        /// board's secret key: flash it, then delete it or keep it offline.
+        output: PathBuf,
     },
     /// Sign a module for `deploy --signature` (e.g. with a release key in CI).
     Sign {

@@ -64,4 +64,7 @@ echo "footprint on $board (text = flash, data + bss = RAM; bss includes the WAMR
 for elf in "$build"/*.elf; do
     arm-none-eabi-size "$elf" >&2
 done
+# where this board keeps its identity record (README.md "Device identity"; wasmbed-host keys provision)
+id_page="$(arm-none-eabi-nm "$build/agent.elf" | sed -n 's/^\([0-9a-f]*\) . __wasmbed_identity$/0x\1/p')"
+[ -n "$id_page" ] && echo "identity page on $board: $id_page (flash the record from \`wasmbed-host keys provision\` there)" >&2
 echo "$build/smoke.elf"

@@ -10,6 +10,9 @@
 # QEMU listens, and waits (QEMU's wait=on) for a client. Exits with the
 # firmware's semihosting exit code, or 124 on timeout (QEMU killed by
 # timeout(1), which holds its PID).
+# IDENTITY=FILE puts a board identity record (`wasmbed-host keys provision`) at the image's
+# identity page (its __wasmbed_identity symbol), where a board has it flashed; PORT=N listens on
+# that port instead of a free one (a board swapped behind one endpoint).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,6 +32,13 @@ semihosting=(-semihosting-config enable=on,target=native)
 # the console get null.
 serial_before=()
 for ((i = 0; i < serial_index; i++)); do serial_before+=(-serial null); done
+identity=()
+if [ -n "${IDENTITY:-}" ]; then
+    [ -r "$IDENTITY" ] || { echo "qemu-run.sh: IDENTITY=$IDENTITY is not a readable file" >&2; exit 2; }
+    addr="$(arm-none-eabi-nm "$elf" | sed -n 's/^\([0-9a-f]*\) . __wasmbed_identity$/\1/p')"
+    [ -n "$addr" ] || { echo "qemu-run.sh: $elf has no identity page (__wasmbed_identity)" >&2; exit 2; }
+    identity=(-device "loader,file=$IDENTITY,addr=0x$addr,force-raw=on")
+fi
 
 [ -f "$elf" ] || { echo "qemu-run.sh: no such ELF: $elf" >&2; exit 2; }
 rm -f "$portfile"
@@ -57,13 +67,13 @@ listening() { # listening PORT: is something listening on it?
 }
 
 for _attempt in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 30000))
-    listening "$port" && continue
+    port="${PORT:-$((20000 + RANDOM % 30000))}"
+    [ -z "${PORT:-}" ] && listening "$port" && continue
     # timeout(1) is the hard limit: it KILLs QEMU, only that process.
     timeout --signal=KILL "$limit" "$qemu" "${machine[@]}" -nographic -monitor none \
         ${semihosting[@]+"${semihosting[@]}"} ${serial_before[@]+"${serial_before[@]}"} \
         -serial "tcp:127.0.0.1:$port,server=on,wait=on,nodelay=on" \
-        -kernel "$elf" >"$log" 2>&1 &
+        ${identity[@]+"${identity[@]}"} -kernel "$elf" >"$log" 2>&1 &
     qpid=$!
     # Wait (bounded) until QEMU listens or dies.
     for _ in $(seq 1 100); do
@@ -85,6 +95,7 @@ for _attempt in 1 2 3 4 5 6 7 8; do
     fi
     stop_qemu
     grep -q "Address already in use" "$log" || { cat "$log" >&2; exit 1; }
+    [ -z "${PORT:-}" ] || { echo "qemu-run.sh: PORT=$PORT is taken" >&2; exit 1; }
 done
 echo "qemu-run.sh: no free port found" >&2
 exit 1

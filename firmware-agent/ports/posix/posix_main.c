@@ -111,6 +111,7 @@ static void usage(FILE *f)
 		"usage: wasmbed-agent-sim [--listen HOST:PORT | --pty] [--baud N | --instant]\n"
 		"                         [--reply-bytewise] [--boards N] [--slots N]\n"
 		"                         [--pool-size BYTES] [--board NAME] [--grace-ms MS]\n"
+		"                         [--start-timeout-ms MS]\n"
 		"                         [--identity-file PATH | --state-dir DIR]\n"
 		"A simulated Wasmbed board: the portable C agent with WAMR 2.4.3 (interpreter and\n"
 		"x86_64 AOT). Default link: stdin/stdout. Logs go to stderr.\n"
@@ -129,6 +130,8 @@ static void usage(FILE *f)
 		"  --pool-size BYTES   WAMR pool size (default %u, with --boards N: N MiB, min 2)\n"
 		"  --board NAME        board name for HELLO/INFO (default sim)\n"
 		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n"
+		"  --start-timeout-ms MS  a start function still running after MS is terminated\n"
+		"                      (LOAD_ERR code=START_TIMEOUT; default 1000)\n"
 		"  --identity-file PATH  the board's Ed25519 identity seed (64 hex digits, mode\n"
 		"                      0600), created from getrandom() if absent; without it\n"
 		"                      and --state-dir the board has no identity (identity=none)\n"
@@ -234,6 +237,10 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 			if (parse_u32(a, v, 1, 600000, &n))
 				return -1;
 			p->cfg.stop_grace_ms = n;
+		} else if (!strcmp(a, "--start-timeout-ms")) {
+			if (parse_u32(a, v, 1, 600000, &n))
+				return -1;
+			p->cfg.start_timeout_ms = n;
 		} else {
 			fprintf(stderr, "wasmbed-agent-sim: unknown option '%s'\n", a);
 			return -1;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{crc32, module, Link, Sim};
+use common::{crc32, module, wat, Link, Sim};
 use ed25519_dalek::{Signer, SigningKey};
 use std::path::Path;
 use std::time::Duration;
@@ -131,6 +131,16 @@ fn given(l: &mut Link, state: &str) {
             l.load_ok(id, &module("busy_loop"));
             l.send(&format!("START module_id={id} func=busy_loop"));
             assert_eq!(l.line(), "START_OK");
+        } else if let Some(id) = part.strip_prefix("starting=") {
+            // LOAD of a module whose (start) function spins: sent, LOAD_READY, no final answer
+            let spin = wat("(module (memory 1) (func $spin (loop $l (br $l))) (start $spin))");
+            l.send(&format!(
+                "LOAD module_id={id} size={} crc32={:08x}",
+                spin.len(),
+                crc32(&spin)
+            ));
+            assert!(l.line().starts_with("LOAD_READY"));
+            l.send_raw(&spin);
         }
     }
 }
@@ -144,7 +154,20 @@ fn replay(t: &Transcript) {
         .header("payload")
         .and_then(|p| p.strip_prefix("pattern "))
         .map(|n| n.parse::<usize>().expect("@payload pattern <size>"));
+    let testdata = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/protocol")
+                .join(name),
+        )
+        .unwrap_or_else(|e| panic!("{}: testdata/protocol/{name}: {e}", t.name))
+    };
+    // `@deflate <file>`: the frames carry this stream once LOAD_READY says compress=deflate
+    let deflated = t.header("deflate").map(testdata);
+    let mut framed_stream = false;
+    let file = t.header("payload").and_then(|p| p.strip_prefix("file "));
     let payload = match (&reference, pattern) {
+        (None, None) if file.is_some() => testdata(file.unwrap()),
         (Some((name, size, _)), _) => pad_to(module(name), size.parse().unwrap()),
         // synthetic bytes (not a module): byte i = (7 i + 3) mod 256, as README.md says
         (None, Some(n)) => (0..n).map(|i| (i * 7 + 3) as u8).collect(),
@@ -194,7 +217,11 @@ fn replay(t: &Transcript) {
             {
                 let (a, b) = range.split_once("..").unwrap();
                 let (a, b) = (a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap());
-                l.send_raw(&frame::chunk_frame(a as u32, &payload[a..b]));
+                let src = match (&deflated, framed_stream) {
+                    (Some(d), true) => &d[..],
+                    _ => &payload[..],
+                };
+                l.send_raw(&frame::chunk_frame(a as u32, &src[a..b]));
             } else if let Some(range) = cmd
                 .strip_prefix("[payload ")
                 .and_then(|r| r.strip_suffix(']'))
@@ -209,6 +236,9 @@ fn replay(t: &Transcript) {
                 l.send(&line);
             }
         } else if let Some(want) = item.strip_prefix("< ") {
+            if want.starts_with("LOAD_READY ") && want.contains(" compress=deflate") {
+                framed_stream = true;
+            }
             let got = l.try_line(Duration::from_secs(5));
             assert_eq!(
                 got.as_deref(),

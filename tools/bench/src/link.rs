@@ -450,6 +450,7 @@ impl DevConn {
             replace_victim: None,
             max_chunk: None,
             signature: None,
+            deflated: None,
         };
         let id = ModuleId::new(module_id).map_err(|e| err(e.to_string()))?;
         let t0 = Instant::now();

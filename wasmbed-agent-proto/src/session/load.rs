@@ -31,6 +31,11 @@ pub struct LoadOptions {
     /// Sign the upload: `SIG` goes first and must be answered `SIG_OK` (a device without INFO
     /// `sig=` answers `ERROR code=UNKNOWN_COMMAND`: only send it to devices that check).
     pub signature: Option<ModuleSignature>,
+    /// With `chunked`: the payload as one raw deflate stream (RFC 1951), offered with
+    /// `compress=deflate csize=<len>` (only to agents whose INFO has `compress=deflate`). An agent
+    /// that answers `LOAD_READY` without `compress=deflate` gets the uncompressed payload. The
+    /// LOAD's size and CRC-32 (and a signature) are always those of the uncompressed payload.
+    pub deflated: Option<Vec<u8>>,
 }
 
 /// Successful LOAD.
@@ -44,6 +49,8 @@ pub struct LoadOutcome {
     pub chunked: bool,
     /// Offset the agent resumed from (0 for a fresh upload).
     pub resumed_from: u32,
+    /// True if the chunks carried the deflate stream (`compress=deflate` confirmed).
+    pub deflated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +85,8 @@ pub struct LoadSession {
     chunked: bool,
     /// The agent confirmed `framed=1`: chunks go as frames, a silent chunk is resent.
     framed: bool,
+    /// The agent confirmed `compress=deflate`: the chunks (offsets, progress) are of the stream.
+    deflate: bool,
     chunk_size: u32,
     acked: u32,
     resumed_from: u32,
@@ -104,6 +113,9 @@ impl LoadSession {
         load.resume = options.resume;
         load.replace = options.replace;
         load.replace_victim = options.replace_victim.clone();
+        if options.chunked {
+            load.deflated_size = options.deflated.as_ref().map(|d| d.len() as u32);
+        }
         let crc32 = load.crc32;
         let (first, phase, state, load) = match &options.signature {
             Some(s) => (
@@ -129,6 +141,7 @@ impl LoadSession {
             state,
             chunked: false,
             framed: false,
+            deflate: false,
             chunk_size: 0,
             acked: 0,
             resumed_from: 0,
@@ -155,8 +168,16 @@ impl LoadSession {
         self.slot_cleared
     }
 
+    /// The bytes the chunks carry: the deflate stream once the agent took it, else the payload.
+    fn sent(&self) -> &[u8] {
+        match &self.options.deflated {
+            Some(d) if self.deflate => d,
+            _ => &self.payload,
+        }
+    }
+
     fn total(&self) -> u32 {
-        self.payload.len() as u32
+        self.sent().len() as u32
     }
 
     fn on_line(&mut self, now: Instant, line: Line) {
@@ -192,6 +213,7 @@ impl LoadSession {
                     line,
                     chunked: self.chunked,
                     resumed_from: self.resumed_from,
+                    deflated: self.deflate,
                 };
                 self.core.finish(Ok(outcome));
             }
@@ -252,11 +274,21 @@ impl LoadSession {
             return self.core.unsolicited(line);
         }
         self.slot_cleared = true;
-        if r.size != self.total() {
-            return self.core.protocol(
-                format!("LOAD_READY size {} != {}", r.size, self.total()),
-                &line,
-            );
+        let size = self.payload.len() as u32;
+        if r.size != size {
+            return self
+                .core
+                .protocol(format!("LOAD_READY size {} != {size}", r.size), &line);
+        }
+        if let Some(csize) = r.deflated_size {
+            let offered = self.options.deflated.as_ref().map(|d| d.len() as u32);
+            if !self.options.chunked || !r.framed || offered != Some(csize) {
+                return self.core.protocol(
+                    format!("LOAD_READY compress=deflate csize={csize} for a LOAD that did not offer it"),
+                    &line,
+                );
+            }
+            self.deflate = true;
         }
         if Crc32::parse_hex(&r.crc32) != Some(self.crc32) {
             return self.core.protocol(
@@ -333,7 +365,7 @@ impl LoadSession {
         }
         let start = self.acked as usize;
         let len = self.chunk_size.min(self.total() - self.acked);
-        let bytes = self.payload[start..start + len as usize].to_vec();
+        let bytes = self.sent()[start..start + len as usize].to_vec();
         let chunk = Chunk {
             offset: self.acked,
             size: len,

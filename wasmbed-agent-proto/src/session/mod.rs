@@ -16,6 +16,7 @@ use crate::message::{AgentLine, Command, ErrorLine};
 use crate::wire::ErrorCode;
 
 mod baud;
+mod compress;
 mod ident;
 mod load;
 mod resync;
@@ -26,6 +27,7 @@ mod stop;
 pub use baud::{
     pick_rate, probe_deadline, revert_wait, wire_time, BaudOutcome, BaudSession, SpeedPolicy,
 };
+pub use compress::{deflate_saving, INFLATE_BYTES_PER_SEC, MIN_SAVING};
 pub use ident::{IdentOutcome, IdentSession};
 pub use load::{LoadOptions, LoadOutcome, LoadSession};
 pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};

@@ -19,6 +19,10 @@ pub struct ApiError {
     pub help: Option<String>,
     /// Extra fields (`phase`, `line`, `last_line`, `step`, `stderr`, `stdout`).
     pub detail: ErrorDetail,
+    /// Bytes of an upload body refused before it was read (not sent to the host): the
+    /// connection takes them off after answering, so the host reads the answer and its next
+    /// request is in sync.
+    pub unread_body: Option<u64>,
 }
 
 impl ApiError {
@@ -29,12 +33,19 @@ impl ApiError {
             message: message.into(),
             help: None,
             detail: ErrorDetail::default(),
+            unread_body: None,
         }
     }
 
     /// `BAD_REQUEST`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// Marks an error that left `size` body bytes unread on the connection.
+    pub fn unread(mut self, size: u64) -> Self {
+        self.unread_body = Some(size);
+        self
     }
 
     /// Adds a help text.

@@ -76,6 +76,15 @@ async fn read_rest<R: AsyncBufRead + Unpin>(
     }
 }
 
+/// The refusal of a body over `limits.max_body`.
+pub fn too_large(size: u64, max: usize) -> ApiError {
+    ApiError::new(
+        "TOO_LARGE",
+        format!("body of {size} bytes is over the limit of {max}"),
+    )
+    .help("raise limits.max_body in the gateway config")
+}
+
 /// Reads exactly `size` body bytes (bounded by `max`, within `timeout`).
 pub async fn read_body<R: AsyncBufRead + Unpin>(
     r: &mut R,
@@ -84,11 +93,7 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
     timeout: Duration,
 ) -> Result<Vec<u8>, ApiError> {
     if size > max as u64 {
-        return Err(ApiError::new(
-            "TOO_LARGE",
-            format!("body of {size} bytes is over the limit of {max}"),
-        )
-        .help("raise limits.max_body in the gateway config"));
+        return Err(too_large(size, max));
     }
     let mut body = vec![0u8; size as usize];
     tokio::time::timeout(timeout, r.read_exact(&mut body))
@@ -103,6 +108,13 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
             ))
         })?;
     Ok(body)
+}
+
+/// Reads and drops `size` body bytes (within `timeout`) through a small buffer: a body refused
+/// before it was read is taken off the connection, which stays usable for the next request.
+pub async fn discard<R: AsyncBufRead + Unpin>(r: &mut R, size: u64, timeout: Duration) {
+    let (mut body, mut sink) = (r.take(size), tokio::io::sink());
+    let _ = tokio::time::timeout(timeout, tokio::io::copy(&mut body, &mut sink)).await;
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use tokio::io::AsyncBufRead;
 
 use super::legacy_paths::PathError;
 use super::ops::{host_gone, DeploySpec, Latency, Payload};
-use super::{framing, ApiError, Gateway};
+use super::{ApiError, Gateway};
 use crate::device::{StartRequest, StopRequest};
 use crate::pipeline::BuildMode;
 use wasmbed_api::RunStatus;
@@ -39,15 +39,16 @@ fn fail(msg: impl Into<String>) -> Value {
 }
 
 /// Handles one legacy request; returns the reply object (never fails: errors become
-/// `{"ok": false, "error": ...}`).
+/// `{"ok": false, "error": ...}`) and the size of an upload body refused unread, which the
+/// connection takes off after answering.
 pub async fn handle<R: AsyncBufRead + Unpin>(
     gw: &Gateway,
     req: &Map<String, Value>,
     reader: &mut R,
-) -> Value {
+) -> (Value, Option<u64>) {
     match handle_inner(gw, req, reader).await {
-        Ok(v) => v,
-        Err(e) => fail(e.message),
+        Ok(v) => (v, None),
+        Err(e) => (fail(e.message), e.unread_body),
     }
 }
 
@@ -142,6 +143,8 @@ async fn deploy<R: AsyncBufRead + Unpin>(
     };
     // Generation 1 names a file on the gateway's disk instead of sending the bytes.
     let path_key = if build { "source_path" } else { "wasm_path" };
+    // The body's bytes in the gateway-wide budget, held until the deploy is done.
+    let mut _held = None;
     let body = if let Some(path) = req.get("wasm_path").or_else(|| req.get("source_path")) {
         let path = path
             .as_str()
@@ -161,7 +164,8 @@ async fn deploy<R: AsyncBufRead + Unpin>(
         let size = req.get(size_key).and_then(Value::as_u64).ok_or_else(|| {
             ApiError::bad_request(format!("missing or non-integer field `{size_key}`"))
         })?;
-        let body = framing::read_body(reader, size, gw.limits.max_body, gw.body_timeout).await?;
+        let (body, charge) = gw.read_body(reader, size).await?;
+        _held = Some(charge);
         let got = format!("{:08x}", crc32fast::hash(&body));
         if let Some(expected) = req.get(crc_key).and_then(Value::as_str) {
             if expected.to_ascii_lowercase() != got {
@@ -196,7 +200,11 @@ async fn deploy<R: AsyncBufRead + Unpin>(
         version: 0,
         signature: None,
     };
-    let result = gw.deploy(dev, spec, None, lat).await;
+    // A host that leaves while its source compiles (or its module uploads) cancels the work:
+    // the compiler's process group is killed, as for the Wasmbed dialect.
+    let result = gw
+        .deploy_until(dev, spec, None, lat, host_gone(reader))
+        .await;
     if !build {
         return Ok(match result {
             Ok(d) => ok_line(&d.reply.line),

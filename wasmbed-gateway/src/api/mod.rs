@@ -42,8 +42,10 @@ pub struct Gateway {
     pub token: Option<String>,
     /// Deadline for a whole upload body.
     pub body_timeout: Duration,
-    /// Deadline for the first request line of a connection and between Wasmbed requests.
+    /// Deadline for the next request of a Wasmbed connection between requests.
     pub idle_timeout: Duration,
+    /// Deadline for a new connection's first complete request line (TLS handshake included).
+    pub first_request_timeout: Duration,
     /// Directories whose files legacy generation-1 requests may name (none by default).
     pub legacy_paths: legacy_paths::PathPolicy,
     /// Per operation and device latencies, for the dashboard.
@@ -80,6 +82,7 @@ impl Gateway {
             token,
             body_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+            first_request_timeout: Duration::from_millis(limits.first_request_timeout_ms),
             legacy_paths: legacy_paths::PathPolicy::default(),
             latency: Default::default(),
             line_timeout: Duration::from_millis(limits.line_timeout_ms),
@@ -254,10 +257,12 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>) {
                         gw.limits.max_connections));
                     continue;
                 };
+                // Until its first request, a connection is nobody's: it gets a short deadline.
+                let deadline = tokio::time::Instant::now() + gw.first_request_timeout;
                 tokio::spawn(async move {
                     tracing::debug!(%peer, "host connected");
-                    if let Some((r, w, fd)) = open(stream, peer, &gw).await {
-                        serve_connection(r, w, Some(fd), peer, gw).await;
+                    if let Some((r, w, fd)) = open(stream, peer, &gw, deadline).await {
+                        serve_connection(r, w, Some(fd), peer, gw, deadline).await;
                     }
                     drop(permit);
                     drop(slot);
@@ -279,15 +284,17 @@ async fn open(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     gw: &Gateway,
+    deadline: tokio::time::Instant,
 ) -> Option<(HostRead, HostWrite, RawFd)> {
     let fd = stream.as_raw_fd();
     let mut first = [0u8; 1];
-    match tokio::time::timeout(gw.idle_timeout, stream.peek(&mut first)).await {
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
         Ok(Ok(0)) | Ok(Err(_)) => return None,
         Ok(Ok(_)) => {}
         Err(_) => {
+            let e = first_request_late(gw, peer);
             let (_, mut w) = stream.into_split();
-            let e = json!({"ok": false, "code": "TIMEOUT", "error": "timeout waiting for a request line"});
+            let e = json!({"ok": false, "code": e.code, "error": e.message});
             send_legacy_bounded(&mut w, &e, gw, peer).await;
             return None;
         }
@@ -346,7 +353,8 @@ async fn open(
             None
         }
         (Some(t), true) => {
-            match tokio::time::timeout(gw.line_timeout, t.acceptor.accept(stream)).await {
+            let by = deadline.min(tokio::time::Instant::now() + gw.line_timeout);
+            match tokio::time::timeout_at(by, t.acceptor.accept(stream)).await {
                 Ok(Ok(s)) => {
                     let (r, w) = tokio::io::split(s);
                     with_fd((BufReader::new(Box::new(r)), Box::new(w)))
@@ -356,7 +364,7 @@ async fn open(
                     None
                 }
                 Err(_) => {
-                    tracing::info!(%peer, "TLS handshake took longer than limits.line_timeout_ms: closed");
+                    tracing::info!(%peer, "closing connection: TLS handshake not done within limits.line_timeout_ms / limits.first_request_timeout_ms");
                     None
                 }
             }
@@ -396,22 +404,41 @@ async fn send_legacy_bounded<W: AsyncWrite + Unpin>(
     }
 }
 
+/// A connection sent no complete request within `limits.first_request_timeout_ms`: logged, and
+/// the error its host is answered.
+fn first_request_late(gw: &Gateway, peer: std::net::SocketAddr) -> ApiError {
+    let secs = gw.first_request_timeout.as_secs_f64();
+    tracing::info!(%peer, "closing connection: no complete request within {secs} s of connecting (limits.first_request_timeout_ms)");
+    ApiError::new(
+        "TIMEOUT",
+        format!(
+            "no complete request within {secs} s of connecting \
+             (limits.first_request_timeout_ms): send the request right after connecting"
+        ),
+    )
+    .with("phase", "request")
+}
+
 async fn serve_connection(
     mut reader: HostRead,
     mut w: HostWrite,
     fd: Option<RawFd>,
     peer: std::net::SocketAddr,
     gw: Arc<Gateway>,
+    deadline: tokio::time::Instant,
 ) {
-    // Hosts may open their connections ahead of their first request (the fan-out benchmark
-    // holds one per board): the first byte may take `idle_timeout`, the line then `line_timeout`.
-    let first = framing::read_line(
+    // The first request, unauthenticated until read, must be complete by `deadline`
+    // (`first_request_timeout`); once started, its line also within `line_timeout`.
+    let read = framing::read_line(
         &mut reader,
         gw.limits.max_line,
-        gw.idle_timeout,
+        gw.first_request_timeout,
         gw.line_timeout,
-    )
-    .await;
+    );
+    let first = match tokio::time::timeout_at(deadline, read).await {
+        Ok(r) => r,
+        Err(_) => Err(first_request_late(&gw, peer)),
+    };
     let req = match first {
         Ok(None) => return,
         Ok(Some(line)) => parse_request(&line),
@@ -432,11 +459,16 @@ async fn serve_connection(
         }
     };
     if !req.contains_key("op") {
-        let reply = match gw.check_token(&req) {
+        let (reply, unread) = match gw.check_token(&req) {
             Ok(()) => legacy::handle(&gw, &req, &mut reader).await,
-            Err(e) => json!({"ok": false, "error": e.message}),
+            Err(e) => (json!({"ok": false, "error": e.message}), None),
         };
         send_legacy_bounded(&mut w, &reply, &gw, peer).await;
+        if let Some(n) = unread {
+            // Closing over the unread body would reset the connection before the host read
+            // the answer.
+            framing::discard(&mut reader, n, gw.body_timeout).await;
+        }
         return;
     }
     serve_wasmbed(req, reader, w, fd, peer, gw).await;
@@ -453,7 +485,9 @@ async fn handle_one(
 ) {
     if let Some(member) = gw.fleet.get() {
         if let Some(dev) = req.get("device").and_then(Value::as_str) {
-            if member.serves(dev).is_none() {
+            // Fencing: served here only while the claims bucket names this gateway under its
+            // token (docs/FLEET.md); otherwise the fleet routes it to the owner.
+            if member.check_fence(dev).await.is_err() {
                 let limits = (gw.limits.max_body, gw.body_timeout);
                 // The bridge sends into a channel; its lines go on through the bounded outbox.
                 let (tx, mut rx) = mpsc::unbounded_channel::<Value>();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
 
+use super::framing;
 use super::ApiError;
 use super::Gateway;
 use crate::device::{
@@ -88,6 +89,52 @@ pub struct Deployed {
 }
 
 impl Gateway {
+    /// Reads an upload body of `size` bytes after taking its bytes from the gateway-wide buffer
+    /// budget (`limits.buffer_budget`): the returned charge gives them back when dropped, so the
+    /// caller holds it while the body (or what is built from it) lives. A body that finds no room
+    /// within `limits.body_wait_ms` is refused `BUSY` unread ([`ApiError::unread_body`]: the
+    /// connection drops its bytes after answering).
+    pub async fn read_body<R: AsyncBufRead + Unpin>(
+        &self,
+        reader: &mut R,
+        size: u64,
+    ) -> Result<(Vec<u8>, super::outbox::Charge), ApiError> {
+        if size > self.limits.max_body as u64 {
+            return Err(framing::too_large(size, self.limits.max_body));
+        }
+        let wait = Duration::from_millis(self.limits.body_wait_ms);
+        let share = self.budget.upload_share();
+        let charge = if size as usize > share {
+            None
+        } else {
+            self.budget.charge_upload(size as usize, wait).await
+        };
+        let Some(charge) = charge else {
+            let used = self.budget.used();
+            tracing::warn!(
+                "refusing a {size}-byte upload body: {used} bytes of uploads and replies held, \
+                 {share} allowed for uploads (limits.buffer_budget)"
+            );
+            return Err(ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "the gateway has no room for a {size}-byte body: it holds {used} bytes of \
+                     upload bodies and replies, and uploads may hold {share} \
+                     (three quarters of limits.buffer_budget = {})",
+                    self.budget.limit()
+                ),
+            )
+            .help(
+                "retry when other uploads are done, or raise limits.buffer_budget (or \
+                 limits.body_wait_ms) in the gateway config",
+            )
+            .unread(size));
+        };
+        let body =
+            framing::read_body(reader, size, self.limits.max_body, self.body_timeout).await?;
+        Ok((body, charge))
+    }
+
     /// Looks a device up.
     pub fn device(&self, name: &str) -> Result<&DeviceHandle, ApiError> {
         self.devices

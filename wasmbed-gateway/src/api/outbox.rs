@@ -6,7 +6,8 @@
 //!   again);
 //! - `hard`: a host that lets this much pile up is not reading: the connection is closed;
 //! - the gateway-wide [`Budget`]: above it every connection stops reading requests and followers
-//!   skip, whatever their own queue holds.
+//!   skip, whatever their own queue holds. Upload bodies being received and served count in it
+//!   too, up to three quarters of it ([`Budget::upload_share`]).
 //!
 //! The writer closes the connection when the host takes no bytes for `stall` (see [`Outbox::run_writer`]).
 
@@ -67,6 +68,54 @@ impl Budget {
                 }
                 Err(now) => cur = now,
             }
+        }
+    }
+
+    /// Bytes upload bodies may hold at once: three quarters of the limit, so that uploads
+    /// being received never take the room replies need (a full budget stops every
+    /// connection's reading of requests).
+    pub fn upload_share(&self) -> usize {
+        self.limit - self.limit / 4
+    }
+
+    /// Takes `n` bytes for an upload body if they fit in [`Budget::upload_share`] (counting
+    /// everything held, replies included).
+    pub fn try_charge_upload(self: &Arc<Self>, n: usize) -> Option<Charge> {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            if cur.saturating_add(n) > self.upload_share() {
+                return None;
+            }
+            match self.used.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Charge {
+                        budget: self.clone(),
+                        n,
+                    })
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// [`Budget::try_charge_upload`], waiting up to `wait` for other bodies and replies to give
+    /// their bytes back.
+    pub async fn charge_upload(self: &Arc<Self>, n: usize, wait: Duration) -> Option<Charge> {
+        let end = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(c) = self.try_charge_upload(n) {
+                return Some(c);
+            }
+            if tokio::time::Instant::now() >= end {
+                return None;
+            }
+            // Charges are given back by other connections without a wake-up: poll.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -383,6 +432,37 @@ mod tests {
         assert_eq!(o.send(json!("0123456789")), Err(Closed), "over hard");
         assert!(o.is_closed());
         assert_eq!(budget.used(), 0, "a closed queue gives its bytes back");
+
+        let uploads = Budget::new(100);
+        let a = uploads.try_charge_upload(60).unwrap();
+        assert!(
+            uploads.try_charge_upload(20).is_none(),
+            "over 3/4 of the budget"
+        );
+        let b = uploads.try_charge_upload(15).unwrap();
+        assert!(uploads.has_room(), "uploads leave room for replies");
+        drop((a, b));
+        assert_eq!(uploads.used(), 0);
+        let held = uploads.try_charge_upload(75).unwrap();
+        let waiter = tokio::spawn({
+            let uploads = uploads.clone();
+            async move {
+                uploads
+                    .charge_upload(50, Duration::from_secs(5))
+                    .await
+                    .is_some()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(held);
+        assert!(
+            waiter.await.unwrap(),
+            "a waiting body gets the bytes given back"
+        );
+        assert!(uploads
+            .charge_upload(76, Duration::from_millis(100))
+            .await
+            .is_none());
 
         let other = outbox(&budget, 1000, 1000);
         let _c = budget.try_charge(100).unwrap();

@@ -71,12 +71,17 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
             gw.latency.record(&op, &dev, &lat, total, outcome.is_ok());
         }
     }
+    let unread = outcome.as_ref().err().and_then(|e| e.unread_body);
     let reply = ReplyLine {
         id,
         outcome: outcome.map_err(|e| e.body()),
         latency: lat.to_api(total),
     };
     send(out, &reply);
+    if let Some(n) = unread {
+        // A body refused unread: answered first, then taken off the connection.
+        framing::discard(reader, n, gw.body_timeout).await;
+    }
 }
 
 async fn dispatch<R: AsyncBufRead + Unpin>(
@@ -116,8 +121,8 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             }))
         }
         Request::Deploy(d) | Request::BuildAndDeploy(d) => {
-            let body =
-                framing::read_body(reader, d.size, gw.limits.max_body, gw.body_timeout).await?;
+            // `_held`: the body's bytes in the gateway-wide budget, until the deploy is done.
+            let (body, _held) = gw.read_body(reader, d.size).await?;
             let crc = d.crc32.to_ascii_lowercase();
             let got = format!("{:08x}", crc32fast::hash(&body));
             if got != crc {

@@ -34,6 +34,7 @@ use crate::pipeline::AotTarget;
 
 mod identify;
 
+mod compress;
 mod speed;
 
 /// How to run one device.
@@ -121,6 +122,7 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         correlation: Correlation::off(),
         line_baud: None,
         baud_rates: Vec::new(),
+        compress: Vec::new(),
     };
     tokio::spawn(task.run());
     handle
@@ -143,6 +145,8 @@ struct DeviceTask {
     line_baud: Option<u32>,
     /// The speeds the agent's BAUD takes (INFO `baud_rates=`).
     baud_rates: Vec<u32>,
+    /// The compressed uploads the agent takes (INFO `compress=`); see `compress.rs`.
+    compress: Vec<String>,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -985,7 +989,7 @@ impl DeviceTask {
             }
         }
         let chunked = self.state.lock().expect("state lock").proto == Some(2);
-        let options = LoadOptions {
+        let mut options = LoadOptions {
             chunked,
             resume: false,
             replace: d.replace,
@@ -996,8 +1000,10 @@ impl DeviceTask {
                 Ok(s) => s,
                 Err(e) => return Ok((Err(e), device_time)),
             },
+            deflated: None,
         };
         let back = self.speed_up(link, d.bytes.len()).await?;
+        options.deflated = self.deflated_upload(&d.module_id, &d.bytes, chunked);
         let t = self.opts.timeouts.clone(); // deadlines at the (new) link speed
         let mut session =
             match LoadSession::new(now_std(), module_id, d.bytes.to_vec(), options, &t) {

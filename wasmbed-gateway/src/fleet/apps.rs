@@ -560,6 +560,12 @@ async fn call(gw: &Gateway, req: Value, body: Option<bytes::Bytes>) -> Result<Op
         return Err("internal: a request is an object".into());
     };
     map.insert("id".into(), json!(1));
+    // Fencing: the claim is re-read before every operation on the device.
+    if let (Some(m), Some(dev)) = (gw.fleet.get(), map.get("device").and_then(Value::as_str)) {
+        m.check_fence(dev)
+            .await
+            .map_err(|e| format!("DEVICE_OFFLINE: {e}"))?;
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let op = map
         .get("op")
@@ -613,6 +619,7 @@ fn fresh(app: &Application, dev: &str, m: &Member) -> AppDeviceStatus {
         update_done_ms: None,
         conditions: Vec::new(),
         updated_ms: 0,
+        fence: None,
     }
 }
 
@@ -638,6 +645,7 @@ async fn reconcile_device(
     s.gateway = m.gateway_id().to_string();
     s.module_id = Some(app.module_id().to_string());
     s.observed_generation = app.metadata.generation;
+    s.fence = m.serves(dev);
     let gen = app.metadata.generation;
     let deployed = s.deployed_generation == gen && s.deployed_sha256.is_some();
     let started = app.spec.function.is_none() || s.job_state.is_some();

@@ -2,6 +2,7 @@
 //! Gateway and Device records.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,26 @@ use super::{
 use crate::api::Gateway;
 use crate::device::DeviceHandle;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Served {
     fence: u64,
     /// When the last successful renewal was sent (the claim lives `ttl` from then at least).
     renewed: Instant,
+    /// Woken when a fencing check finds the claim gone or someone else's: the claim loop
+    /// drops the subscription at once instead of at its next renewal.
+    revoked: Arc<tokio::sync::Notify>,
+}
+
+/// A device operation refused because this gateway's fencing token is stale (or cannot be
+/// checked): the request never reaches the device.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Fenced {
+    /// The claim as read from the claims bucket, when it names another gateway (that gateway
+    /// answers requests sent to the device's subject).
+    pub holder: Option<Claim>,
+    /// What happened and what to do.
+    pub message: String,
 }
 
 /// This gateway's membership in the fleet.
@@ -35,6 +51,8 @@ pub struct Member {
     gateways: kv::Store,
     served: Mutex<HashMap<String, Served>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Device operations refused by the fencing check since the start.
+    fence_refusals: AtomicU64,
 }
 
 impl std::fmt::Debug for Member {
@@ -135,6 +153,7 @@ impl Member {
             gateways,
             served: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            fence_refusals: AtomicU64::new(0),
         });
         let mut tasks = Vec::new();
         for dev in gw.devices.values() {
@@ -166,6 +185,70 @@ impl Member {
             .get(device)
             .filter(|s| s.renewed.elapsed() < ttl - ttl / 10)
             .map(|s| s.fence)
+    }
+
+    /// The fencing check made before every operation on a fleet-claimed device: the claim is
+    /// read back from the claims bucket (not from this gateway's memory) and must name this
+    /// gateway under the token it serves with. Otherwise the operation is refused, and a claim
+    /// found gone or someone else's ends serving the device at once. `Ok(token)` when it holds.
+    pub async fn check_fence(&self, device: &str) -> Result<u64, Fenced> {
+        let id = &self.cfg.gateway_id;
+        let refuse = |holder: Option<Claim>, message: String| {
+            self.fence_refusals.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(device, "fleet: fencing: {message}");
+            Err(Fenced { holder, message })
+        };
+        // Not served here (the common case of a forwarded request): no refusal to count.
+        let Some(fence) = self.serves(device) else {
+            return Err(Fenced {
+                holder: None,
+                message: format!("gateway {id} holds no live claim on {device}: the operation was not sent to it; retry, the request goes to its owner"),
+            });
+        };
+        let read =
+            tokio::time::timeout(heartbeat(self.cfg.claim_ttl), self.claims.entry(device)).await;
+        let claim = match read {
+            Ok(Ok(Some(e))) if e.operation == kv::Operation::Put => {
+                serde_json::from_slice::<Claim>(&e.value).ok()
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                return refuse(
+                    None,
+                    format!("gateway {id} cannot check its fencing token {fence} for {device} ({e}): the operation was not sent; check the fleet's NATS servers and retry"),
+                )
+            }
+            Err(_) => {
+                return refuse(
+                    None,
+                    format!("gateway {id} cannot check its fencing token {fence} for {device} (no answer from the claims bucket): the operation was not sent; check the fleet's NATS servers and retry"),
+                )
+            }
+        };
+        if let Some(c) = &claim {
+            if c.gateway == *id && c.fence == fence {
+                return Ok(fence);
+            }
+        }
+        // Stale: stop serving now (the claim loop drops the subscription and claims again
+        // when the device is free).
+        if let Some(s) = self.served.lock().expect("served").remove(device) {
+            s.revoked.notify_one();
+        }
+        let now = match &claim {
+            Some(c) => format!("gateway {} holds it under token {}", c.gateway, c.fence),
+            None => "nobody holds it".into(),
+        };
+        let holder = claim.filter(|c| c.gateway != *id);
+        refuse(
+            holder,
+            format!("stale fencing token: gateway {id} served {device} under token {fence}, but {now}; the operation was not sent to the device; retry, the request goes to the current owner"),
+        )
+    }
+
+    /// Device operations refused by [`Member::check_fence`] since the gateway started.
+    pub fn fence_refusals(&self) -> u64 {
+        self.fence_refusals.load(Ordering::Relaxed)
     }
 
     /// The devices this gateway serves now, with their fencing tokens.
@@ -274,11 +357,13 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
                 continue;
             }
         };
+        let revoked = Arc::new(tokio::sync::Notify::new());
         m.served.lock().expect("served").insert(
             key.clone(),
             Served {
                 fence: rev0,
                 renewed: sent,
+                revoked: revoked.clone(),
             },
         );
         tracing::info!(device = %key, fence = rev0, "fleet: claimed");
@@ -286,7 +371,13 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
         write_device_record(&m, &dev, rev0).await;
         let mut up = Instant::now();
         loop {
-            tokio::time::sleep(hb).await;
+            tokio::select! {
+                _ = tokio::time::sleep(hb) => {}
+                _ = revoked.notified() => {
+                    tracing::warn!(device = %key, fence = rev0, "fleet: fencing check found the claim stale: stopped serving");
+                    break;
+                }
+            }
             if dev.snapshot().online {
                 up = Instant::now();
             } else if up.elapsed() >= m.cfg.claim_ttl {
@@ -375,15 +466,22 @@ async fn serve_message(m: Arc<Member>, gw: Arc<Gateway>, dev: String, msg: async
         .ok()
         .and_then(|v| v.get("id").cloned())
         .unwrap_or(Value::Null);
-    let Some(fence) = m.serves(&dev) else {
-        let r = error_reply(
-            id,
-            "DEVICE_OFFLINE",
-            format!("gateway {} no longer owns {dev}", m.cfg.gateway_id),
-            "retry: the request goes to the device's new owner",
-        );
-        let _ = nc.publish(inbox, r.to_string().into()).await;
-        return;
+    let fence = match m.check_fence(&dev).await {
+        Ok(f) => f,
+        // The claim's holder is subscribed to the same subject and answers: stay silent.
+        Err(Fenced {
+            holder: Some(_), ..
+        }) => return,
+        Err(e) => {
+            let r = error_reply(
+                id,
+                "DEVICE_OFFLINE",
+                e.message,
+                "retry: the request goes to the device's owner",
+            );
+            let _ = nc.publish(inbox, r.to_string().into()).await;
+            return;
+        }
     };
     let req = match parsed {
         Ok(r) => r,
@@ -499,6 +597,7 @@ async fn gateway_record_loop(m: Arc<Member>, gw: Arc<Gateway>) {
                 "version": env!("CARGO_PKG_VERSION"),
                 "serving": served.iter().map(|(d, _)| d).collect::<Vec<_>>(),
                 "load": {"devicesServed": served.len(), "requestsWaiting": waiting},
+                "fenceRefusals": m.fence_refusals(),
                 "lastSeenMs": now_ms(),
                 "claimTtlMs": m.cfg.claim_ttl.as_millis() as u64,
             }

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::{FleetClient, FleetReply};
-pub use member::Member;
+pub use member::{Fenced, Member};
 
 /// `apiVersion` of every record.
 pub const API_VERSION: &str = "wasmbed.dev/v1alpha1";

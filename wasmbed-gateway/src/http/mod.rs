@@ -3,8 +3,8 @@
 //! events for logs, job results, upload progress and device state, and the dashboard pages
 //! (server-rendered, live through htmx's SSE extension, assets embedded in the binary).
 //!
-//! One gateway's devices only. A fleet (applications, gateways) plugs in as more routes in
-//! [`router`] and more pages in `pages.rs` next to the device pages.
+//! This gateway's devices (`pages.rs`, `api.rs`, `events.rs`) and, with `--fleet`, the fleet's
+//! applications, gateways and Device records (`fleet.rs`).
 
 mod api;
 mod assets;
@@ -70,6 +70,9 @@ pub fn router(http: Arc<Http>) -> Router {
         .route("/ui/apps/events", get(fleet::ui_events))
         .route("/api/apps", get(fleet::api_apps))
         .route("/api/gateways", get(fleet::api_gateways))
+        .route("/gateways", get(fleet::gateways_page))
+        .route("/ui/gateways/events", get(fleet::ui_gateway_events))
+        .route("/api/fleet/devices", get(fleet::api_devices))
         .route_layer(axum::middleware::from_fn_with_state(
             http.clone(),
             auth::require_token,

@@ -1,7 +1,7 @@
 //! The dashboard's pages and the HTML fragments their live parts swap in (maud templates).
 //!
-//! Pages: `/` (devices), `/devices/{name}` (one device), `/latency`. A fleet's pages
-//! (applications, gateways) go next to these, with a link in [`layout`]'s navigation.
+//! Pages: `/` (devices), `/devices/{name}` (one device), `/latency`; a fleet's `/apps` and
+//! `/gateways` are in `fleet.rs`, linked from [`layout`]'s navigation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +44,7 @@ pub(super) fn layout(title: &str, nav: &str, body: Markup) -> Markup {
                         a href="/" aria-current=[(nav == "devices").then_some("page")] { "Devices" }
                         a href="/latency" aria-current=[(nav == "latency").then_some("page")] { "Latency" }
                         a href="/apps" aria-current=[(nav == "apps").then_some("page")] { "Applications" }
+                        a href="/gateways" aria-current=[(nav == "gateways").then_some("page")] { "Gateways" }
                     }
                 }
                 main #main { (body) }
@@ -104,6 +105,26 @@ fn slots_text(v: &DeviceView) -> String {
     }
 }
 
+/// The device's identity and enrollment state: a badge (approved green; pending, mismatch and
+/// failed red, as commands are refused then), the short fingerprint, and why as a tooltip.
+fn identity_cell(v: &DeviceView) -> Markup {
+    use wasmbed_api::IdentityState as S;
+    let Some(id) = &v.summary.identity else {
+        return html! { "–" };
+    };
+    let short = id.fingerprint.as_deref().map(|f| &f[..f.len().min(12)]);
+    html! {
+        span.identity data-identity=(id.state.as_str()) title=[id.reason.as_deref()] {
+            @match id.state {
+                S::Approved => span.badge.ok { (id.state) },
+                S::Pending | S::Mismatch | S::Failed => span.badge.bad { (id.state) },
+                S::None | S::Unknown => span.muted { (id.state) },
+            }
+            @if let Some(f) = short { " " code { (f) } }
+        }
+    }
+}
+
 fn online_badge(v: &DeviceView) -> Markup {
     html! {
         @if v.summary.online { span.badge.ok { "online" } }
@@ -123,12 +144,13 @@ pub fn device_rows_html(views: &[DeviceView]) -> Markup {
                 td { (opt(&v.summary.proto)) }
                 td { (slots_text(v)) }
                 td { (memory(v)) }
+                td { (identity_cell(v)) }
                 td { (age(v.summary.last_seen_ms_ago)) }
                 td.reason { (v.summary.offline_reason.as_deref().unwrap_or("")) }
             }
         }
         @if views.is_empty() {
-            tr { td colspan="9" { "No devices: start the gateway with --sim or --device NAME=ENDPOINT." } }
+            tr { td colspan="10" { "No devices: start the gateway with --sim or --device NAME=ENDPOINT." } }
         }
     }
 }
@@ -151,7 +173,8 @@ pub async fn devices(State(http): State<Arc<Http>>) -> Markup {
                     thead { tr {
                         th scope="col" { "Device" } th scope="col" { "State" } th scope="col" { "Board" }
                         th scope="col" { "Firmware" } th scope="col" { "Protocol" } th scope="col" { "Slots" }
-                        th scope="col" { "Memory" } th scope="col" { "Last seen" } th scope="col" { "Why offline" }
+                        th scope="col" { "Memory" } th scope="col" { "Identity" } th scope="col" { "Last seen" }
+                        th scope="col" { "Why offline" }
                     } }
                     tbody sse-swap="rows" { (device_rows_html(&v)) }
                 }
@@ -176,6 +199,10 @@ pub fn device_facts(v: &DeviceView) -> Markup {
             div { dt { "Protocol" } dd { (opt(&v.summary.proto)) } }
             div { dt { "Slots" } dd { (slots_text(v)) } }
             div { dt { "Memory (INFO)" } dd { (memory(v)) } }
+            div { dt { "Identity" } dd #identity { (identity_cell(v)) } }
+            @if let Some(r) = v.summary.identity.as_ref().and_then(|i| i.reason.as_deref()) {
+                div { dt { "Identity note" } dd { (r) } }
+            }
             div { dt { "Last seen" } dd { (age(v.summary.last_seen_ms_ago)) } }
             @if let Some(r) = &v.summary.offline_reason { div { dt { "Why offline" } dd { (r) } } }
         }

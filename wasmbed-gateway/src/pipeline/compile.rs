@@ -151,6 +151,13 @@ impl Compiler {
         let mut read_paths = cfg.read_paths.clone();
         read_paths.extend(toolchain_dirs(&cfg.clang));
         read_paths.extend(toolchain_dirs(&wamrc));
+        // At start: removes what dead gateways left in $TMPDIR, and makes this one's directory.
+        if let Err(e) = super::workdirs::prepare() {
+            tracing::warn!(
+                "cannot make the compile directory in {}: {e} (builds will fail until it can)",
+                std::env::temp_dir().display()
+            );
+        }
         let confinement = Confinement {
             landlock: cfg.confine,
             read_paths,
@@ -469,13 +476,11 @@ fn capped(c: &Captured) -> String {
 pub const OUTPUT_MAX: usize = 64 * 1024;
 
 /// A compile's temporary directory, mode 0700 (tempfile's default is 0777 less the umask):
-/// other local users cannot read the uploaded source or swap its files.
+/// other local users cannot read the uploaded source or swap its files. It lies in the
+/// gateway's own directory, which the next gateway removes if this one dies without cleaning
+/// up (see [`super::workdirs`]).
 fn private_tempdir() -> std::io::Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
-    tempfile::Builder::new()
-        .prefix("wasmbed-compile-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
+    super::workdirs::compile_dir()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod compile;
 pub mod confine;
 mod strip;
 mod validate;
+pub mod workdirs;
 
 pub use aot::{parse_aot_header, parse_aot_target, AotDescriptor, AotHeader};
 pub use cache::Cache;

@@ -1,5 +1,6 @@
 //! `wasmbed-host keys generate|show|sign`: module-signing keys (docs/SECURITY.md "Signed
-//! modules"). Needs no gateway. The key file format is the gateway's `[signing] key_file`.
+//! modules"); `keys provision`: a bare-metal board's identity record. Needs no gateway.
+//! The key file format is the gateway's `[signing] key_file`.
 
 use serde_json::{Map, Value};
 use wasmbed_agent_proto::{AotTarget, ModuleId};
@@ -77,6 +78,7 @@ pub fn run(a: &KeysArgs) -> Result<Report, HostError> {
             let (doc, text) = key_doc(&k, key_file);
             Ok(report(doc, text))
         }
+        KeysCommand::Provision { output } => provision(output),
         KeysCommand::Sign {
             key,
             module_id,
@@ -115,4 +117,52 @@ pub fn run(a: &KeysArgs) -> Result<Report, HostError> {
             ))
         }
     }
+}
+
+/// `keys provision`: a new identity record for a bare-metal board (docs/SECURITY.md "Device
+/// identity"; the format: `wasmbed_agent_proto::identity::Provisioned`).
+fn provision(output: &std::path::Path) -> Result<Report, HostError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use wasmbed_agent_proto::identity::{short, Provisioned};
+
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed)
+        .map_err(|e| HostError::Usage(format!("no random bytes for a new identity: {e}")))?;
+    let id = Provisioned::from_seed(seed);
+    seed.fill(0);
+    let io = |e: std::io::Error| {
+        HostError::Usage(format!(
+            "cannot write {}: {e} (a record is never overwritten: name a new file)",
+            output.display()
+        ))
+    };
+    // Never over an existing record: it may be the only copy of a flashed board's identity.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(output)
+        .map_err(io)?;
+    f.write_all(&id.record())
+        .and_then(|()| f.sync_all())
+        .map_err(io)?;
+    let fp = id.fingerprint();
+    let public = wasmbed_agent_proto::identity::hex(&id.public_key());
+    let mut doc = Map::new();
+    doc.insert("ok".into(), true.into());
+    doc.insert("command".into(), "keys".into());
+    doc.insert("record_file".into(), output.display().to_string().into());
+    doc.insert("public_key".into(), public.clone().into());
+    doc.insert("fingerprint".into(), fp.clone().into());
+    let text = format!(
+        "record file  {}\npublic key   {public}\nfingerprint  {fp} (devices shows {})\n\
+         next: flash it at the board's identity page (build.sh prints the address; \
+         firmware-agent/ports/baremetal/README.md \"Device identity\"),\n      \
+         approve the board with `wasmbed-host devices approve NAME --fingerprint {fp}`,\n      \
+         then delete the file or keep it offline: it holds the board's secret key\n",
+        output.display(),
+        short(&fp),
+    );
+    Ok(report(doc, text))
 }

@@ -32,6 +32,7 @@
 #include "agent.h"
 #include "agent_fault.h"
 #include "board.h"
+#include "identity.h"
 #include "kern.h"
 #include "mpu.h"
 
@@ -284,6 +285,7 @@ static void
 cmd_main(void *arg)
 {
 	static char last_fault[128];
+	const char *identity_problem;
 	struct agent_config cfg = {
 		.board = BOARD_NAME,
 		.rtos = "baremetal",
@@ -310,9 +312,12 @@ cmd_main(void *arg)
 	cfg.last_fault = agent_fault_last_boot(last_fault, sizeof(last_fault));
 	if (cfg.last_fault)
 		cfg.reset_cause = "fault";
+	cfg.identity_seed = identity_seed(&identity_problem); /* provisioned per board (identity.c) */
 	if (agent_init(&agent, &cfg, &port_ops, NULL) != 0)
 		board_exit(1);
 	agent_hello(&agent);
+	if (identity_problem)
+		port_log(NULL, identity_problem);
 	for (;;) {
 		port_pump_rx();
 		port_reap_faults();

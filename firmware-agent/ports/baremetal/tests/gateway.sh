@@ -54,4 +54,10 @@ if [ "$rc" -ne 0 ]; then
     echo "--- QEMU ---"; cat "$work/qemu.out"
     exit 1
 fi
+# The board reports its UART speed (INFO baud=) and compress=deflate, so the gateway sent the
+# modules as deflate streams and the board inflated them (docs/PROTOCOL.md "Compressed uploads").
+if ! grep -q "compressed: [0-9]* -> [0-9]* bytes (deflate)" "$work/art/gateway.log"; then
+    echo "FAIL - no compressed upload in the gateway log"; tail -30 "$work/art/gateway.log"; exit 1
+fi
+echo "ok   - $(grep -c "compressed: [0-9]* -> [0-9]* bytes (deflate)" "$work/art/gateway.log") compressed uploads inflated on the board"
 echo "bare-metal gateway test ($link) passed"

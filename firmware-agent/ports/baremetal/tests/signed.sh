@@ -2,10 +2,12 @@
 # Signed modules on the bare-metal agent under QEMU (BOARD, default mps2-an386): an image built
 # with TRUSTED_KEYS (a fresh Ed25519 key made here with OpenSSL, which also signs: an
 # implementation independent of the gateway's ed25519-dalek and the device's Monocypher).
-# Checks: INFO sig=required and the key id; an unsigned LOAD, a tampered module, another
-# module's signature and an older version are refused and never run; signed wasm and AOT load and
-# run. Prints the device's verify time per module (SHA-512 of the module + one Ed25519 check,
-# the agent's own log line; QEMU is not cycle-accurate: see docs/benchmarks.md).
+# The image trusts two keys (a rotation window: the old key and the new one). Checks: INFO
+# sig=required and both key ids; an unsigned LOAD, a tampered module, another module's signature,
+# a module signed by a key the image does not trust, and an older version are refused and never
+# run; signed wasm and AOT load and run, signed by either trusted key. Prints the device's verify
+# time per module (SHA-512 of the module + one Ed25519 check, the agent's own log line; QEMU is
+# not cycle-accurate: see docs/benchmarks.md).
 # SIG_ICOUNT=N runs QEMU with -icount shift=N (one guest instruction = 2^N ns of the board's
 # clock), so a logged millisecond is 10^6 / 2^N guest instructions (the docs/benchmarks.md figure).
 # Exits non-zero on any failed check.
@@ -18,10 +20,15 @@ export BOARD="${BOARD:-mps2-an386}"
 . "$here/tests/lib.sh"
 
 # the key, and the image that trusts it (<build dir>-signed: the other tests' image is unchanged)
-openssl genpkey -algorithm ed25519 -out "$work/key.pem"
-pub="$(openssl pkey -in "$work/key.pem" -pubout -outform DER | tail -c 32 | od -An -tx1 | tr -d ' \n')"
-key_id="$(openssl pkey -in "$work/key.pem" -pubout -outform DER | tail -c 32 | sha512sum | cut -c1-16)"
-printf '# test key (tests/signed.sh)\n%s\n' "$pub" >"$work/trusted.keys"
+# key: the signing key; new: the key it is being rotated to (both trusted); stranger: not trusted
+for k in key new stranger; do
+    openssl genpkey -algorithm ed25519 -out "$work/$k.pem"
+done
+pub_of() { openssl pkey -in "$work/$1.pem" -pubout -outform DER | tail -c 32 | od -An -tx1 | tr -d ' \n'; }
+id_of() { openssl pkey -in "$work/$1.pem" -pubout -outform DER | tail -c 32 | sha512sum | cut -c1-16; }
+key_id="$(id_of key)"
+printf '# test keys (tests/signed.sh): the old key and the new one\n%s\n%s\n' "$(pub_of key)" "$(pub_of new)" \
+    >"$work/trusted.keys"
 export TRUSTED_KEYS="$work/trusted.keys"
 # shellcheck source=../board-facts.sh
 . "$here/board-facts.sh"
@@ -51,16 +58,18 @@ printf '\x00\x05\x04note' >>"$work/fx-tampered.wasm"
 
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
 
-# sig <id> <ver> <file> [aot target]: the SIG line (docs/PROTOCOL.md "Signed modules")
+# sig <id> <ver> <file> [aot target]: the SIG line (docs/PROTOCOL.md "Signed modules"), signed
+# with $signer (default: key)
 sig() {
+    local signer="${signer:-key}"
     local kind=wasm target=none
     if [ "$(head -c 4 "$3" | od -An -tx1 | tr -d ' \n')" = 00616f74 ]; then
         kind=aot target="$4"
     fi
     printf 'wasmbed-module-signature-v1\nmodule_id=%s\nkind=%s\ntarget=%s\nver=%s\nsize=%s\nsha512=%s\n' \
         "$1" "$kind" "$target" "$2" "$(stat -c %s "$3")" "$(sha512sum "$3" | cut -d' ' -f1)" >"$work/msg"
-    openssl pkeyutl -sign -inkey "$work/key.pem" -rawin -in "$work/msg" -out "$work/sig"
-    printf 'SIG module_id=%s ver=%s key=%s sig=%s' "$1" "$2" "$key_id" \
+    openssl pkeyutl -sign -inkey "$work/$signer.pem" -rawin -in "$work/msg" -out "$work/sig"
+    printf 'SIG module_id=%s ver=%s key=%s sig=%s' "$1" "$2" "$(id_of "$signer")" \
         "$(od -An -tx1 "$work/sig" | tr -d ' \n')"
 }
 
@@ -100,7 +109,7 @@ verify_time() { # the agent's log line for the last checked signature
 
 expect HELLO '^HELLO '
 send INFO
-expect INFO_OK " sig=required sig_keys=$key_id( |$)"
+expect INFO_OK " sig=required sig_keys=$key_id,$(id_of new)( |$)"
 
 # unsigned (any gateway that does not sign): refused after the CRC, never run
 load fx "$work/fx.wasm"
@@ -117,6 +126,11 @@ expect SIG_OK '^SIG_OK module_id=fx$'
 load fx "$work/fx.wasm"
 verify_time fx bad
 expect LOAD_ '^LOAD_ERR code=BAD_SIGNATURE'
+# signed by a key the image does not trust
+send "$(signer=stranger sig fx 1 "$work/fx.wasm")"
+expect SIG_OK '^SIG_OK module_id=fx$'
+load fx "$work/fx.wasm"
+expect LOAD_ '^LOAD_ERR code=UNTRUSTED_KEY'
 send STATUS
 expect STATUS_OK 'modules="none" .* led_toggles=0$'
 
@@ -163,6 +177,16 @@ verify_time fft good
 expect LOAD_ '^LOAD_OK$' 30
 send STATUS
 expect STATUS_OK 'fft:LOADED'
+send UNLOAD\ module_id=fft
+expect UNLOAD_OK ''
+# rotation: a build signed by the new key loads too (docs/SECURITY.md "Rotation")
+send "$(signer=new sig m2 0 "$work/add.wasm")"
+expect SIG_OK '^SIG_OK module_id=m2$'
+load m2 "$work/add.wasm"
+expect LOAD_ '^LOAD_OK$'
+send 'START module_id=m2 func=add args="a=40,b=2"'
+expect START_OK '^START_OK$'
+expect RESULT 'status=OK module_id=m2 func=add ret_i32=42$'
 
 if [ "$fails" -ne 0 ]; then
     echo "signed.sh: $fails check(s) failed; session:"

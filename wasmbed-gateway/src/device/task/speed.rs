@@ -16,6 +16,7 @@ impl DeviceTask {
     pub(super) fn note_speeds(&mut self, info: Option<&InfoOk>) {
         self.line_baud = info.and_then(|i| i.baud);
         self.baud_rates = info.map(|i| i.baud_rates.clone()).unwrap_or_default();
+        self.compress = info.map(|i| i.compress.clone()).unwrap_or_default();
     }
 
     /// Before an upload of `bytes`: switches the link up if the agent offers BAUD, the endpoint's

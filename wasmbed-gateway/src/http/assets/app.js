@@ -227,6 +227,7 @@
         charts.hist.setData(histData);
       }
       histDiv.dataset.labels = labels.join(",");
+      histDiv.dataset.key = key;
     }
 
     async function refresh() {

@@ -248,6 +248,11 @@ fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
         "{xml}"
     );
     assert!(xml.contains(r#"<testcase name="test_traps""#), "{xml}");
+    // AOT has no exports to read: refused before anything is built or deployed.
+    let o = run_exit(2, &format!("--gateway {g} -d sim test --mode aot"), &[src]);
+    let err = stderr(&o);
+    assert!(err.contains("reads from wasm only"), "{err}");
+    assert!(!err.contains("deployed"), "{err}");
     // -q prints only the error, which still names the failed tests.
     let o = run_exit(7, &format!("--gateway {g} -d sim -q test"), &[src]);
     assert_eq!(stdout(&o), "");

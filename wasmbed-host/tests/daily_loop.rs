@@ -653,6 +653,11 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
     }
     let _ = gw.kill();
     let _ = gw.wait();
+    // Written to a pipe (a file, the journal), the log has no terminal colour codes.
+    assert!(
+        log.iter().all(|l| !l.contains('\x1b')),
+        "colour codes in the piped log: {log:?}"
+    );
     let logged: Vec<&String> = log
         .iter()
         .filter(|l| l.contains(" serial port: ") || l.contains(" serial ports: "))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every example module with the legacy GW-3 flags (the one place those flags live).
+# Builds every example module with the legacy GW-3 flags (modules/clang-flags.txt, one a line: the
+# one place those flags live; the gateway's default `compiler.clang_flags` and the benchmark read it).
 # Usage: modules/build.sh [OUT_DIR] [module.c ...]   (default OUT_DIR: modules/out, all modules)
 # Env: CLANG (default: clang, then clang-14). Warnings are errors.
 set -euo pipefail
@@ -8,7 +9,7 @@ out="${1:-$here/out}"
 shift || true
 CLANG="${CLANG:-$(command -v clang || command -v clang-14)}"
 # Legacy GW-3 command line (reference section 5), plus warnings as errors.
-FLAGS=(--target=wasm32-unknown-unknown -O3 -nostdlib -Wl,--no-entry -Wl,-z,stack-size=16384)
+mapfile -t FLAGS < "$here/clang-flags.txt"
 WARN=(-Wall -Wextra -Werror)
 mkdir -p "$out"
 srcs=("$@")

@@ -175,3 +175,37 @@ fn requests_are_checked_beyond_their_types() {
     };
     assert!(s.args.is_empty() && !s.wait_result);
 }
+
+/// Beyond one example per op: the examples show every event, an error reply and a job record,
+/// so each of those types is round-tripped above too.
+#[test]
+fn examples_cover_every_event_an_error_and_a_job_record() {
+    use wasmbed_api::{Event, ProgressPhase};
+    let (mut phases, mut log, mut error, mut job) = (Vec::new(), false, false, false);
+    for block in json_blocks() {
+        let op = RequestLine::from_value(value(block[0]))
+            .unwrap()
+            .request
+            .op();
+        for line in &block[1..] {
+            match ServerMessage::parse(line, op, None).unwrap() {
+                ServerMessage::Event(e) => match e.event {
+                    Event::Progress { phase, .. } => phases.push(phase),
+                    Event::Log { .. } => log = true,
+                },
+                ServerMessage::Reply(r) => match &r.outcome {
+                    Err(_) => error = true,
+                    Ok(OpResult::Status(s)) => job |= !s.jobs.is_empty(),
+                    Ok(_) => {}
+                },
+                ServerMessage::Skipped { .. } => {}
+            }
+        }
+    }
+    for p in [ProgressPhase::Compile, ProgressPhase::Upload] {
+        assert!(phases.contains(&p), "no progress event of phase {p:?}");
+    }
+    assert!(log, "no log event");
+    assert!(error, "no error reply");
+    assert!(job, "no status reply with a job record");
+}

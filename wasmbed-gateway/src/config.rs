@@ -57,14 +57,15 @@ use crate::endpoint::{Endpoint, EndpointError};
 /// The default listen address (loopback only).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
 
-/// The legacy GW-3 clang flags (C → wasm32).
-pub const LEGACY_CLANG_FLAGS: &[&str] = &[
-    "--target=wasm32-unknown-unknown",
-    "-O3",
-    "-nostdlib",
-    "-Wl,--no-entry",
-    "-Wl,-z,stack-size=16384",
-];
+/// The legacy GW-3 clang flags (C → wasm32): `modules/clang-flags.txt`, one a line, the one
+/// definition (`modules/build.sh` and the benchmark read it too).
+pub fn legacy_clang_flags() -> Vec<&'static str> {
+    include_str!("../../modules/clang-flags.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
 
 /// Errors loading or combining the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +132,7 @@ impl Default for CompilerConfig {
     fn default() -> Self {
         Self {
             clang: PathBuf::from("clang"),
-            clang_flags: LEGACY_CLANG_FLAGS.iter().map(|s| s.to_string()).collect(),
+            clang_flags: legacy_clang_flags().into_iter().map(String::from).collect(),
             wamrc: None,
             wamrc_flags: vec!["--bounds-checks=1".to_string()],
             timeout_ms: 60_000,
@@ -701,7 +702,8 @@ endpoint = "tcp:3456"
         let e = parse("[identity]\nenrollment = \"trust\"\n").unwrap_err();
         assert!(e.to_string().contains("enrollment"), "{e}");
         assert_eq!(cfg.compiler.clang, PathBuf::from("/usr/bin/clang-14"));
-        assert_eq!(cfg.compiler.clang_flags, LEGACY_CLANG_FLAGS);
+        assert_eq!(cfg.compiler.clang_flags, legacy_clang_flags());
+        assert!(legacy_clang_flags().contains(&"--target=wasm32-unknown-unknown"));
         assert_eq!(cfg.limits.max_body, 1000);
         assert_eq!(
             cfg.legacy.path_dirs,

@@ -10,8 +10,8 @@ use common::*;
 use serde_json::json;
 use tokio::net::TcpStream;
 use wasmbed_gateway::device::{
-    spawn_device, DeployRequest, DeviceError, DeviceHandle, DeviceOptions, Outcome, Reply, Request,
-    StartRequest,
+    spawn_device, ConnectFailure, DeployRequest, DeviceError, DeviceHandle, DeviceOptions,
+    OfflineReason, Outcome, Reply, Request, StartRequest,
 };
 
 /// `dev.call(req)` on a task of its own (while the test plays the device).
@@ -274,7 +274,9 @@ async fn reconnect_with_backoff() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let out = dev.call(Request::Status, None).await;
     assert!(
-        matches!(&out.result, Err(DeviceError::Offline(m)) if m.contains("scripted connect failure")),
+        matches!(&out.result, Err(DeviceError::Offline(OfflineReason::CannotConnect {
+            cause: ConnectFailure::Failed(e), ..
+        })) if e.to_string().contains("scripted connect failure")),
         "{:?}",
         out.result
     );

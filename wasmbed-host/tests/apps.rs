@@ -103,7 +103,7 @@ async fn host(url: &str, args: &[&str]) -> (i32, Value) {
 fn wasm(dir: &Path, name: &str) {
     let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules");
     let status = Command::new("clang")
-        .args(wasmbed_gateway::config::LEGACY_CLANG_FLAGS)
+        .args(wasmbed_gateway::config::legacy_clang_flags())
         .arg("-I")
         .arg(&modules)
         .arg(modules.join(format!("{name}.c")))

@@ -651,6 +651,16 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
             Err(_) => panic!("the gateway's log does not say why nucleo is offline (and which USB ports {usb:?} could be it): {log:#?}"),
         }
     }
+    // The gateway keeps retrying (backoff from 200 ms): an unchanged cause is not warned again.
+    let quiet_until = Instant::now() + Duration::from_secs(4);
+    while let Ok(l) = rx.recv_timeout(quiet_until.saturating_duration_since(Instant::now())) {
+        log.push(l);
+    }
+    let warned = log.iter().filter(|l| l.contains(why)).count();
+    assert_eq!(
+        warned, 1,
+        "the unchanged offline cause was warned again on retries: {log:#?}"
+    );
     let _ = gw.kill();
     let _ = gw.wait();
     // Written to a pipe (a file, the journal), the log has no terminal colour codes.

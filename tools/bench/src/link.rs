@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use serde_json::Value;
 use wasmbed_agent_proto::session::{
     LoadOptions, LoadSession, Session, SessionError, StartSession, StatusSession, Timeouts,
 };
 use wasmbed_agent_proto::{AgentLine, Args, Decoder, FuncName, Item, ModuleId, Start};
 use wasmbed_api::{
-    DeployRequest, DeviceRequest, ModuleRequest, Op, Request, RequestId, RequestLine,
-    ServerMessage, StartRequest,
+    DeployRequest, DeployResult, DeviceRequest, ModuleRequest, Op, OpResult, ReplyLine, Request,
+    RequestId, RequestLine, ServerMessage, StartRequest,
 };
 
 use crate::util::{binary, err, Proc, Result};
@@ -148,9 +147,10 @@ impl Gateway {
         let mut c = self.connect()?;
         loop {
             let r = c.request(Request::Devices {}, None, Duration::from_secs(10))?;
-            let online = r["result"]["devices"]
-                .as_array()
-                .map_or(0, |d| d.iter().filter(|d| d["online"] == true).count());
+            let online = match &r.outcome {
+                Ok(OpResult::Devices(d)) => d.devices.iter().filter(|d| d.online).count(),
+                _ => 0,
+            };
             if online >= n {
                 return Ok(());
             }
@@ -203,10 +203,9 @@ impl GwConn {
         Ok(id)
     }
 
-    /// Reads until the final reply of request `id` (events are skipped). The reply is read
-    /// through its typed form (so a reply off the documented wire fails here) and kept as JSON
-    /// for the report.
-    pub fn recv(&mut self, id: u64, timeout: Duration) -> Result<Value> {
+    /// Reads until the final reply of request `id` (events are skipped), typed (so a reply off
+    /// the documented wire fails here).
+    pub fn recv(&mut self, id: u64, timeout: Duration) -> Result<ReplyLine> {
         let op = *self
             .ops
             .get(&id)
@@ -227,7 +226,7 @@ impl GwConn {
             match ServerMessage::parse(&line, op, Some(&want)).map_err(|e| err(e.to_string()))? {
                 ServerMessage::Reply(r) => {
                     self.ops.remove(&id);
-                    return Ok(serde_json::to_value(&r)?);
+                    return Ok(*r);
                 }
                 ServerMessage::Event(_) | ServerMessage::Skipped { .. } => continue,
             }
@@ -240,7 +239,7 @@ impl GwConn {
         req: Request,
         body: Option<&[u8]>,
         timeout: Duration,
-    ) -> Result<Value> {
+    ) -> Result<ReplyLine> {
         let id = self.send(req, body)?;
         self.recv(id, timeout)
     }
@@ -252,7 +251,7 @@ impl GwConn {
         module_id: &str,
         bytes: &[u8],
         t: Duration,
-    ) -> Result<Value> {
+    ) -> Result<ReplyLine> {
         let req = deploy_req(dev, module_id, bytes);
         self.request(req, Some(bytes), t)
     }
@@ -307,13 +306,46 @@ pub fn start_req(
     })
 }
 
-/// `ok` of a reply, or an error carrying the reply.
-pub fn ok(v: Value) -> Result<Value> {
-    if v["ok"] == true {
-        Ok(v)
-    } else {
-        Err(err(format!("request failed: {v}")))
+/// A reply that succeeded, or an error carrying the reply.
+pub fn ok(r: ReplyLine) -> Result<ReplyLine> {
+    match &r.outcome {
+        Ok(_) => Ok(r),
+        Err(_) => Err(err(format!("request failed: {}", show(&r)))),
     }
+}
+
+/// A reply as its JSON line, for messages.
+pub fn show(r: &ReplyLine) -> String {
+    serde_json::to_string(r).unwrap_or_default()
+}
+
+/// The value a `start` with `wait_result` returned.
+pub fn ret(r: &ReplyLine) -> Option<i32> {
+    match &r.outcome {
+        Ok(OpResult::Start(s)) => s.ret,
+        _ => None,
+    }
+}
+
+/// The result of a `deploy`.
+pub fn deployed(r: &ReplyLine) -> Option<&DeployResult> {
+    match &r.outcome {
+        Ok(OpResult::Deploy(d)) => Some(d),
+        _ => None,
+    }
+}
+
+/// The RESULT status a refusal names (`BUSY`, …).
+pub fn refused_with(r: &ReplyLine) -> Option<&wasmbed_api::RunStatus> {
+    r.outcome
+        .as_ref()
+        .err()
+        .and_then(|e| e.detail.status.as_ref())
+}
+
+/// A phase latency in ms (NaN when the gateway did not report it).
+pub fn lat(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
 }
 
 /// A direct link to a device's TCP bridge: the line protocol through `wasmbed-agent-proto`'s
@@ -493,7 +525,7 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     Some(line[i..].split(' ').next().unwrap_or(""))
 }
 
-/// Builds a C file to wasm with the legacy GW-3 flags (those of `modules/build.sh`), then, for
+/// Builds a C file to wasm with the legacy GW-3 flags (the gateway's, `modules/clang-flags.txt`), then, for
 /// each AOT target given, with our wamrc. Returns the wasm bytes and the AOT files' bytes.
 pub fn build_module(
     src: &Path,
@@ -505,13 +537,7 @@ pub fn build_module(
     let wasm = out_dir.join(format!("{stem}.wasm"));
     let root = crate::util::repo_root();
     let st = Command::new(std::env::var("CLANG").unwrap_or_else(|_| "clang".into()))
-        .args([
-            "--target=wasm32-unknown-unknown",
-            "-O3",
-            "-nostdlib",
-            "-Wl,--no-entry",
-            "-Wl,-z,stack-size=16384",
-        ])
+        .args(wasmbed_gateway::config::legacy_clang_flags())
         .arg(format!("-I{}", root.join("modules").display()))
         .arg(src)
         .arg("-o")

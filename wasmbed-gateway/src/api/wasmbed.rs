@@ -107,12 +107,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
         Request::Info(_) => Ok(OpResult::Info(gw.finish(dev.info().await, lat)?)),
         Request::Status(_) => {
             let st = gw.finish(dev.status().await, lat)?;
-            let jobs = dev
-                .snapshot()
-                .jobs
-                .iter()
-                .map(|(id, j)| (id.clone(), j.to_api()))
-                .collect();
+            let jobs = dev.snapshot().jobs;
             Ok(OpResult::Status(StatusResult {
                 line: st.line,
                 slots: st.slots,
@@ -300,8 +295,8 @@ fn busy_hint(dev: &crate::device::DeviceHandle, module_id: &str, mut e: ApiError
         Some(j) => {
             let func = j.func.as_deref().unwrap_or("app_main");
             let age = j
-                .started
-                .map(|t| format!(", started {:.1} s ago", t.elapsed().as_secs_f64()))
+                .started_ms_ago
+                .map(|ms| format!(", started {:.1} s ago", ms as f64 / 1000.0))
                 .unwrap_or_default();
             format!("its job {func}{age}")
         }

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use wasmbed_agent_proto::{InfoOk, Line};
+use wasmbed_agent_proto::{InfoOk, Line, Modules, SlotState, StatusOk};
 use wasmbed_api::InfoResult;
 
 use super::DeviceState;
@@ -156,6 +156,36 @@ pub(crate) fn apply_info(
     });
 }
 
+/// Records a STATUS answer in the device state (slots in use; v1 firmware has two slots) and
+/// returns the modules it shows running (the job table revives jobs thought lost).
+pub(crate) fn apply_status(s: &mut DeviceState, st: &StatusOk) -> Vec<String> {
+    s.slots_used = match &st.modules {
+        Modules::Slots(v) => Some(v.len() as u32),
+        Modules::None => Some(0),
+        Modules::Text(_) => None,
+    };
+    if s.slots_total.is_none() && s.proto == Some(1) {
+        s.slots_total = Some(2);
+    }
+    match &st.modules {
+        Modules::Slots(v) => v
+            .iter()
+            .filter(|m| m.state == SlotState::Running)
+            .map(|m| m.module_id.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The device said something: it answers again, once it has answered INFO on this link.
+pub(crate) fn heard(s: &mut DeviceState, now: std::time::Instant) {
+    s.last_seen = Some(now);
+    if s.handshake {
+        s.online = true;
+        s.offline_reason = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use wasmbed_agent_proto::AgentLine;
@@ -221,5 +251,50 @@ mod tests {
         assert_eq!(s.proto, Some(1));
         assert_eq!(s.caps.natives, legacy_natives());
         assert_eq!(s.info.as_ref().map(|i| i.proto), Some(1));
+    }
+
+    fn status_of(raw: &str) -> StatusOk {
+        match Line::parse(raw).msg {
+            AgentLine::StatusOk(st) => st,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_counts_the_slots_and_names_the_running_modules() {
+        let mut s = DeviceState::default();
+        let running = apply_status(
+            &mut s,
+            &status_of(
+                "STATUS_OK modules=\"a:RUNNING:wasm=8:stack_free=0,b:LOADED:wasm=8:stack_free=0\"",
+            ),
+        );
+        assert_eq!(running, vec!["a".to_string()]);
+        assert_eq!((s.slots_used, s.slots_total), (Some(2), None));
+        // v1 firmware has no INFO `slots=`: two slots
+        s.proto = Some(1);
+        assert!(apply_status(&mut s, &status_of("STATUS_OK modules=\"none\"")).is_empty());
+        assert_eq!((s.slots_used, s.slots_total), (Some(0), Some(2)));
+        // FW-A's free text says nothing countable
+        apply_status(
+            &mut s,
+            &status_of("STATUS_OK modules=\"wasm_module(loaded)\" runner=RUNNING"),
+        );
+        assert_eq!(s.slots_used, None);
+    }
+
+    #[test]
+    fn a_device_heard_is_online_only_after_its_handshake() {
+        let now = std::time::Instant::now();
+        let mut s = DeviceState {
+            offline_reason: Some("link up, waiting for the device to answer INFO".into()),
+            ..Default::default()
+        };
+        heard(&mut s, now);
+        assert_eq!(s.last_seen, Some(now));
+        assert!(!s.online && s.offline_reason.is_some());
+        s.handshake = true;
+        heard(&mut s, now);
+        assert!(s.online && s.offline_reason.is_none());
     }
 }

@@ -25,10 +25,10 @@ use wasmbed_agent_proto::session::{
     Session, SessionError, StartOutcome, StartSession, StopOutcome, StopSession,
 };
 use wasmbed_agent_proto::{AgentLine, Item, Line, ResultClass, RunResult};
-use wasmbed_api::{JobState, RunStatus};
+use wasmbed_api::{JobRecord, JobState, RunStatus};
 
 use super::reply::{start_reply, stop_reply};
-use super::{DeviceError, JobRecord, LinkIoError, LogKind, Reply};
+use super::{DeviceError, LinkIoError, LogKind, Reply};
 
 /// Where a line heard outside a command goes ([`JobTable::unasked`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,18 +105,45 @@ struct Waiter {
     parked: Parked,
 }
 
+/// A module's last job: the host API's record (its `started_ms_ago` filled when read) and when
+/// it was started.
+#[derive(Debug, Clone)]
+struct Tracked {
+    record: JobRecord,
+    started: Instant,
+}
+
+impl Tracked {
+    /// The job ended (RESULT heard, or lost) at `now`.
+    fn end(&mut self, state: JobState, now: Instant) {
+        self.record.state = state;
+        let ms = now.saturating_duration_since(self.started).as_millis();
+        self.record.duration_ms = Some(ms as u64);
+    }
+}
+
 /// Job records and waiters of one device.
 #[derive(Debug, Default)]
 pub(crate) struct JobTable {
-    jobs: BTreeMap<String, JobRecord>,
+    jobs: BTreeMap<String, Tracked>,
     waiters: Vec<Waiter>,
     next_id: WaiterId,
 }
 
 impl JobTable {
-    /// The last job of each module.
-    pub(crate) fn jobs(&self) -> &BTreeMap<String, JobRecord> {
-        &self.jobs
+    /// The last job of each module as the host API shows it at `now`.
+    pub(crate) fn jobs(&self, now: Instant) -> BTreeMap<String, JobRecord> {
+        self.jobs
+            .iter()
+            .map(|(id, t)| {
+                let ago = now.saturating_duration_since(t.started).as_millis() as u64;
+                let record = JobRecord {
+                    started_ms_ago: Some(ago),
+                    ..t.record.clone()
+                };
+                (id.clone(), record)
+            })
+            .collect()
     }
 
     /// Number of waiters.
@@ -126,19 +153,21 @@ impl JobTable {
 
     /// A job was started (START answered; its RESULT is still to come).
     pub(crate) fn started(&mut self, module_id: &str, func: Option<String>, now: Instant) {
-        self.jobs.insert(
-            module_id.to_string(),
-            JobRecord {
-                func,
-                state: JobState::Running,
-                status: None,
-                result: None,
-                late: false,
-                log_seq: None,
-                started: Some(now),
-                ended: None,
-            },
-        );
+        let record = JobRecord {
+            func,
+            state: JobState::Running,
+            status: None,
+            result: None,
+            late: false,
+            log_seq: None,
+            started_ms_ago: None,
+            duration_ms: None,
+        };
+        let tracked = Tracked {
+            record,
+            started: now,
+        };
+        self.jobs.insert(module_id.to_string(), tracked);
     }
 
     /// Attaches a RESULT to its module's job: by `module_id`, or (FW-A, no id) to the only
@@ -154,26 +183,26 @@ impl JobTable {
                 let mut running = self
                     .jobs
                     .iter()
-                    .filter(|(_, j)| j.state == JobState::Running);
+                    .filter(|(_, j)| j.record.state == JobState::Running);
                 match (running.next(), running.next()) {
                     (Some((id, _)), None) => Some(id.clone()),
                     _ => None,
                 }
             }
         };
-        let Some(job) = key.and_then(|k| self.jobs.get_mut(&k)) else {
+        let Some(tracked) = key.and_then(|k| self.jobs.get_mut(&k)) else {
             return;
         };
         // Only a job still running takes a late RESULT (not a duplicate).
-        if log_seq.is_some() && job.state != JobState::Running {
+        if log_seq.is_some() && tracked.record.state != JobState::Running {
             return;
         }
-        job.state = JobState::Done;
+        tracked.end(JobState::Done, now);
+        let job = &mut tracked.record;
         job.status = Some(RunStatus::from_wire(&r.status.to_string()));
         job.result = Some(raw.to_string());
         job.late = log_seq.is_some();
         job.log_seq = log_seq;
-        job.ended = Some(now);
     }
 
     /// A START's first step ended with `outcome` (not parked): records the job it started, if
@@ -257,9 +286,9 @@ impl JobTable {
     pub(crate) fn running_on_device<'a>(&mut self, modules: impl IntoIterator<Item = &'a str>) {
         for m in modules {
             if let Some(j) = self.jobs.get_mut(m) {
-                if j.state == JobState::Lost {
-                    j.state = JobState::Running;
-                    j.ended = None;
+                if j.record.state == JobState::Lost {
+                    j.record.state = JobState::Running;
+                    j.record.duration_ms = None;
                 }
             }
         }
@@ -369,9 +398,8 @@ impl JobTable {
         now: Instant,
     ) -> Vec<Completed> {
         if let Some(j) = self.jobs.get_mut(module_id) {
-            if j.state == JobState::Running {
-                j.state = JobState::Lost;
-                j.ended = Some(now);
+            if j.record.state == JobState::Running {
+                j.end(JobState::Lost, now);
             }
         }
         let (gone, keep) = std::mem::take(&mut self.waiters)
@@ -393,9 +421,8 @@ impl JobTable {
     /// every running job is lost.
     pub(crate) fn rebooted(&mut self, hello: &str, now: Instant) -> Vec<Completed> {
         for j in self.jobs.values_mut() {
-            if j.state == JobState::Running {
-                j.state = JobState::Lost;
-                j.ended = Some(now);
+            if j.record.state == JobState::Running {
+                j.end(JobState::Lost, now);
             }
         }
         self.fail_all(|phase| DeviceError::Rebooted {
@@ -591,6 +618,57 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_wait_times_out_as_its_own_phase() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        let s = t.park("m", "STOP", stop(t0, "m"));
+        let e = t
+            .time_out(s, t0 + Duration::from_secs(5))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(&e, DeviceError::Timeout { phase, last_line }
+                if phase == "waiting for RESULT (stop)"
+                    && last_line.as_deref() == Some("STOP_OK status=PENDING")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_bare_result_with_several_modules_waited_on_goes_to_the_log() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.park("a", "START", start(t0, "a"));
+        t.park("b", "START", start(t0, "b"));
+        let (heard, done) = t.unasked(&line("RESULT status=OK ret_i32=3"), t0);
+        assert_eq!(heard, Heard::Log(LogKind::Result));
+        assert!(done.is_empty());
+        assert_eq!(t.waiting(), 2);
+    }
+
+    #[test]
+    fn a_dropped_wait_leaves_the_job_and_its_result_completes_the_record() {
+        let t0 = Instant::now();
+        let mut t = JobTable::default();
+        t.started("m", Some("spin".into()), t0);
+        let a = t.park("m", "START", start(t0, "m"));
+        // The host went away: the wait goes, the job runs on.
+        assert!(t.remove(a));
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
+        let result = line("RESULT status=OK module_id=m ret_i32=1");
+        let later = t0 + Duration::from_millis(30);
+        let (heard, done) = t.unasked(&result, later);
+        assert_eq!(heard, Heard::Log(LogKind::Result), "nobody waits: logged");
+        assert!(done.is_empty());
+        t.late_result(&result, 9, later);
+        let j = &t.jobs(later)["m"];
+        assert_eq!(
+            (j.state, j.late, j.log_seq, j.duration_ms),
+            (JobState::Done, true, Some(9), Some(30))
+        );
+    }
+
+    #[test]
     fn a_load_that_clears_the_slot_kills_its_waits_and_loses_its_job() {
         let t0 = Instant::now();
         let mut t = JobTable::default();
@@ -601,8 +679,8 @@ mod tests {
         let done = t.slot_cleared("m", "LOAD", t0);
         assert_eq!(done.len(), 1);
         assert!(matches!(&done[0], (id, Err(DeviceError::Killed { .. })) if *id == a));
-        assert_eq!(t.jobs()["m"].state, JobState::Lost);
-        assert_eq!(t.jobs()["other"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Lost);
+        assert_eq!(t.jobs(t0)["other"].state, JobState::Running);
         assert!(t.remove(keep));
     }
 
@@ -618,10 +696,10 @@ mod tests {
         assert!(done
             .iter()
             .all(|(_, r)| matches!(r, Err(DeviceError::Rebooted { .. }))));
-        assert_eq!(t.jobs()["m"].state, JobState::Lost);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Lost);
         // STATUS after the reconnect shows it still running: it is.
         t.running_on_device(["m"]);
-        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
     }
 
     #[test]
@@ -635,7 +713,7 @@ mod tests {
         assert!(
             matches!(&done[..], [(_, Err(DeviceError::LinkLost { phase, .. }))] if phase == "START")
         );
-        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
     }
 
     /// The contention regression (`tests/contention.rs`, over TCP): on firmware that echoes
@@ -683,7 +761,7 @@ mod tests {
         assert!(t
             .hear(&line("RESULT status=BUSY seq=6"), None, t0)
             .is_empty());
-        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
         let done = t.hear(&line("RESULT status=OK module_id=m ret_i32=3"), None, t0);
         assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=3");
         assert_eq!(t.waiting(), 0);
@@ -708,13 +786,13 @@ mod tests {
         assert_eq!(heard, Heard::Taken);
         assert_eq!(ok_line(&done, a), "RESULT status=OK module_id=m ret_i32=2");
         assert_eq!(
-            (t.jobs()["m"].state, t.jobs()["m"].late),
+            (t.jobs(t0)["m"].state, t.jobs(t0)["m"].late),
             (JobState::Done, false)
         );
         // A late RESULT the log numbered ends a running job, late.
         t.started("n", None, t0);
         t.late_result(&other, 7, t0);
-        assert_eq!(t.jobs()["n"].log_seq, Some(7));
+        assert_eq!(t.jobs(t0)["n"].log_seq, Some(7));
         // HELLO: every waiter fails, logged as a HELLO.
         t.park("m", "START", start(t0, "m"));
         let (heard, done) = t.unasked(
@@ -736,19 +814,19 @@ mod tests {
             line: line("RESULT status=BUSY"),
         });
         t.start_answered("m", None, &refused, t0);
-        assert!(t.jobs().is_empty(), "an immediate refusal starts no job");
+        assert!(t.jobs(t0).is_empty(), "an immediate refusal starts no job");
         let trapped = Err(SessionError::Rejected {
             line: line("RESULT status=EXCEPTION module_id=m msg=\"trap\""),
         });
         t.start_answered("m", Some("f".into()), &trapped, t0);
-        assert_eq!(t.jobs()["m"].state, JobState::Done);
-        assert_eq!(t.jobs()["m"].status, Some(RunStatus::Exception));
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Done);
+        assert_eq!(t.jobs(t0)["m"].status, Some(RunStatus::Exception));
         let ok = Ok(StartOutcome {
             result: None,
             line: line("START_OK"),
         });
         t.start_answered("m", None, &ok, t0);
-        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
     }
 
     #[test]
@@ -767,17 +845,22 @@ mod tests {
             panic!()
         };
         t.result(b, &busy.raw, Some(3), later);
-        assert_eq!(t.jobs()["m"].state, JobState::Running);
+        assert_eq!(t.jobs(t0)["m"].state, JobState::Running);
         t.result(r, &l.raw, Some(4), later);
-        let j = &t.jobs()["m"];
+        let j = &t.jobs(later + Duration::from_millis(10))["m"];
         assert_eq!(
             (j.state, j.late, j.log_seq),
             (JobState::Done, true, Some(4))
         );
         assert_eq!(j.status, Some(RunStatus::Ok));
-        assert_eq!(j.to_api().duration_ms, Some(40));
+        assert_eq!(j.duration_ms, Some(40));
+        assert_eq!(
+            j.started_ms_ago,
+            Some(50),
+            "ages are read at the time passed in"
+        );
         // A duplicate does not overwrite it.
         t.result(r, "RESULT status=OK module_id=m ret_i32=6", Some(5), later);
-        assert_eq!(t.jobs()["m"].log_seq, Some(4));
+        assert_eq!(t.jobs(t0)["m"].log_seq, Some(4));
     }
 }

@@ -1,10 +1,12 @@
 //! Devices: one task per device owns its link and runs its commands one at a time.
 
+mod followup;
 mod handshake;
 mod jobs;
 mod log;
 mod reply;
 mod task;
+mod upload;
 mod wait;
 
 use std::sync::{Arc, Mutex};
@@ -12,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use wasmbed_api::{
-    InfoResult, MemoryStats, RunStatus, SlotInfo, StartResult, StopResult, UnloadResult,
-};
+use wasmbed_api::{InfoResult, MemoryStats, SlotInfo, StartResult, StopResult, UnloadResult};
 
 pub use log::{DeviceLog, LogEntry, LogKind};
 pub use task::{spawn_device, DeviceOptions};
@@ -157,9 +157,9 @@ pub enum DeviceError {
     /// A field would not encode (injection, too long): nothing was sent.
     #[error(transparent)]
     BadRequest(#[from] wasmbed_agent_proto::InvalidField),
-    /// The link is down.
+    /// The device cannot take commands now.
     #[error("device offline: {0}")]
-    Offline(String),
+    Offline(OfflineReason),
     /// The link dropped during the command.
     #[error("link lost during {phase}: {source}")]
     LinkLost {
@@ -262,6 +262,59 @@ impl DeviceError {
     }
 }
 
+/// Why a device is offline when a command arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfflineReason {
+    /// The link cannot be opened; the task retries with backoff.
+    CannotConnect {
+        /// The endpoint (`tcp:…`, `serial:…`, `usb:…`).
+        endpoint: String,
+        /// What opening it did.
+        cause: ConnectFailure,
+        /// The USB serial ports present (serial and `usb:` endpoints), one summary line each.
+        candidates: Vec<String>,
+    },
+    /// The device's task has ended (the gateway is shutting down).
+    TaskStopped,
+}
+
+/// How opening a device link failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// Not open within `connect_timeout`.
+    TimedOut,
+    /// The open failed.
+    Failed(LinkIoError),
+}
+
+impl std::fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectFailure::TimedOut => f.write_str("connect timed out"),
+            ConnectFailure::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::fmt::Display for OfflineReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OfflineReason::CannotConnect {
+                endpoint,
+                cause,
+                candidates,
+            } => {
+                write!(f, "{endpoint} ({cause})")?;
+                if !candidates.is_empty() {
+                    write!(f, "; USB serial ports present: {}", candidates.join("; "))?;
+                }
+                Ok(())
+            }
+            OfflineReason::TaskStopped => f.write_str("device task stopped"),
+        }
+    }
+}
+
 /// An IO failure of a device link: shared by every command and waiter it failed (cheap to
 /// clone), compared by kind and text.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -357,56 +410,14 @@ pub struct DeviceState {
     pub sig_mode: Option<String>,
     /// The exact AOT target of the device (INFO), for AOT signatures.
     pub sig_target: Option<wasmbed_agent_proto::AotTarget>,
-    /// The last job of each module the gateway started, by module id (filled by
-    /// [`DeviceHandle::snapshot`] from the device's job table).
+    /// The last job of each module the gateway started, by module id, as the host API shows it
+    /// (filled by [`DeviceHandle::snapshot`] from the device's job table).
     pub jobs: std::collections::BTreeMap<String, JobRecord>,
     /// What the device showed of its identity on the current link (or the last one).
     pub identity: crate::identity::Seen,
 }
 
-/// What the gateway knows of a module's last job (START through its RESULT, which may come
-/// long after the START request was answered).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRecord {
-    /// The function started (`None`: the device default `app_main`).
-    pub func: Option<String>,
-    /// `running`, `done`, or `lost` (the device rebooted or the link dropped while it ran).
-    pub state: JobState,
-    /// The RESULT status (`OK`, `EXCEPTION`, `STOPPED`, ...), once heard.
-    pub status: Option<RunStatus>,
-    /// The RESULT line, once heard.
-    pub result: Option<String>,
-    /// True when the RESULT arrived after the START request had been answered.
-    pub late: bool,
-    /// Sequence number of the RESULT in the device log, for a late RESULT.
-    pub log_seq: Option<u64>,
-    /// When START was answered.
-    pub started: Option<Instant>,
-    /// When the job ended (RESULT heard or lost).
-    pub ended: Option<Instant>,
-}
-
-pub use wasmbed_api::JobState;
-
-impl JobRecord {
-    /// The record as the host API reports it, with its age and duration in milliseconds.
-    pub fn to_api(&self) -> wasmbed_api::JobRecord {
-        let ms = |d: Duration| d.as_millis() as u64;
-        wasmbed_api::JobRecord {
-            func: self.func.clone(),
-            state: self.state,
-            status: self.status.clone(),
-            result: self.result.clone(),
-            late: self.late,
-            log_seq: self.log_seq,
-            started_ms_ago: self.started.map(|t| ms(t.elapsed())),
-            duration_ms: match (self.started, self.ended) {
-                (Some(s), Some(e)) => Some(ms(e.saturating_duration_since(s))),
-                _ => None,
-            },
-        }
-    }
-}
+pub use wasmbed_api::{JobRecord, JobState};
 
 pub(crate) struct Job {
     pub(crate) request: Request,
@@ -502,7 +513,7 @@ impl DeviceHandle {
         };
         tokio::pin!(host_gone);
         let gone = || Outcome {
-            result: Err(DeviceError::Offline("device task stopped".into())),
+            result: Err(DeviceError::Offline(OfflineReason::TaskStopped)),
             device_time: Duration::ZERO,
         };
         if self.tx.send(job).await.is_err() {

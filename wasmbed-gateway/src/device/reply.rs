@@ -3,11 +3,11 @@
 
 use wasmbed_agent_proto::session::{SessionError, StartOutcome, StopOutcome};
 use wasmbed_agent_proto::{
-    AgentLine, Args, FuncName, ModuleId, Modules, RunResult, Start, StatusOk,
+    AgentLine, Args, FuncName, Line, ModuleId, Modules, RunResult, Start, StatusOk,
 };
 use wasmbed_api::{MemoryStats, RunStatus, SlotInfo, StartResult, StopResult};
 
-use super::{DeviceError, Reply, Request, StatusReply};
+use super::{DeviceError, LinkIoError, Reply, Request, StatusReply};
 
 /// The reply to a START from its session's outcome.
 pub(crate) fn start_reply(r: Result<StartOutcome, SessionError>) -> Result<Reply, DeviceError> {
@@ -32,6 +32,26 @@ pub(crate) fn stop_reply(r: Result<StopOutcome, SessionError>) -> Result<Reply, 
             status,
             forced: o.result.as_ref().is_some_and(|r| r.forced),
         })
+    })
+}
+
+/// The reply to a STOP without `wait` whose `STOP_OK status=PENDING` came (the job ends later,
+/// its RESULT goes to the device log): that line and its status.
+pub(crate) fn stop_pending_reply(last: Option<&Line>) -> Reply {
+    let (line, status) = match last {
+        Some(l) => (
+            l.raw.clone(),
+            match &l.msg {
+                AgentLine::StopOk(st) => st.status.to_string(),
+                _ => "PENDING".into(),
+            },
+        ),
+        None => (String::new(), "PENDING".into()),
+    };
+    Reply::Stopped(StopResult {
+        line,
+        status,
+        forced: false,
     })
 }
 
@@ -119,5 +139,74 @@ pub(crate) fn status_reply(line: &str, st: &StatusOk) -> StatusReply {
         line: line.to_string(),
         slots,
         memory,
+    }
+}
+
+/// How a drive failed at the IO level, as the job's error: the link was lost, or the device
+/// rebooted (HELLO) during `phase`.
+pub(crate) fn drive_error(phase: &str, lost: Result<LinkIoError, String>) -> DeviceError {
+    match lost {
+        Ok(source) => DeviceError::LinkLost {
+            phase: phase.into(),
+            source,
+        },
+        Err(hello) => DeviceError::Rebooted {
+            phase: phase.into(),
+            line: hello,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_answered_pending_reports_its_line_and_status() {
+        let line = Line::parse("STOP_OK module_id=spin status=PENDING");
+        let Reply::Stopped(s) = stop_pending_reply(Some(&line)) else {
+            panic!("not a STOP reply")
+        };
+        assert_eq!(s.line, "STOP_OK module_id=spin status=PENDING");
+        assert_eq!(s.status, "PENDING");
+        assert!(!s.forced);
+        let Reply::Stopped(s) = stop_pending_reply(None) else {
+            panic!("not a STOP reply")
+        };
+        assert_eq!((s.line.as_str(), s.status.as_str()), ("", "PENDING"));
+    }
+
+    #[test]
+    fn start_arguments_are_checked_before_anything_is_sent() {
+        assert!(start_command("m", Some("add"), &[1, 2]).is_ok());
+        for (m, f, a) in [
+            ("a:b", None, &[][..]),
+            ("m", Some("f,g"), &[][..]),
+            ("m", None, &[1, 2, 3, 4, 5][..]),
+        ] {
+            assert!(
+                matches!(start_command(m, f, a), Err(DeviceError::BadRequest(_))),
+                "{m} {f:?} {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_line_and_result_status() {
+        let e = session_error(SessionError::Rejected {
+            line: Line::parse("RESULT status=BUSY module_id=m"),
+        });
+        assert_eq!(
+            e,
+            DeviceError::Rejected {
+                line: "RESULT status=BUSY module_id=m".into(),
+                status: Some("BUSY".into())
+            }
+        );
+        let e = drive_error("START", Err("HELLO device_id=sim fw_version=1".into()));
+        assert_eq!(
+            e.to_string(),
+            "device rebooted during START: HELLO device_id=sim fw_version=1"
+        );
     }
 }

@@ -198,7 +198,7 @@ impl Waiters {
 
     /// The job records.
     pub(crate) fn jobs(&self) -> BTreeMap<String, JobRecord> {
-        self.lock().table.jobs().clone()
+        self.lock().table.jobs(now())
     }
 }
 

@@ -87,10 +87,17 @@ pub fn log_event(device: &str, e: &LogEntry) -> api::Event {
     }
 }
 
-/// The gateway's job records as the host API's typed ones (`status.jobs`).
-pub fn job_records(jobs: &BTreeMap<String, JobRecord>) -> BTreeMap<String, api::JobRecord> {
+/// The job records without their age, which changes on every read: what tells whether a job
+/// changed.
+fn settled(jobs: &BTreeMap<String, JobRecord>) -> BTreeMap<String, JobRecord> {
     jobs.iter()
-        .map(|(id, j)| (id.clone(), j.to_api()))
+        .map(|(id, j)| {
+            let j = JobRecord {
+                started_ms_ago: None,
+                ..j.clone()
+            };
+            (id.clone(), j)
+        })
         .collect()
 }
 
@@ -143,8 +150,8 @@ pub fn follow(http: &Http, dev: DeviceHandle, since: u64) -> mpsc::Receiver<Devi
                 _ = tick.tick() => {
                     let v = DeviceView::of(&dev);
                     let j = dev.snapshot().jobs;
-                    if jobs.as_ref() != Some(&j) {
-                        jobs = Some(j.clone());
+                    if jobs.as_ref() != Some(&settled(&j)) {
+                        jobs = Some(settled(&j));
                         if tx.send(DeviceEvent::Jobs(j)).await.is_err() {
                             return;
                         }
@@ -207,7 +214,7 @@ pub async fn api_device(
                 DeviceEvent::Log(e) => ("log", json!(log_event(&name, &e))),
                 DeviceEvent::Skipped(n) => ("skipped", json!({"lines": n})),
                 DeviceEvent::State(v) => ("state", json!(v)),
-                DeviceEvent::Jobs(j) => ("jobs", json!(job_records(&j))),
+                DeviceEvent::Jobs(j) => ("jobs", json!(j)),
                 DeviceEvent::Progress(p) => ("progress", json!(p)),
             };
             let ev = Event::default().event(event).data(data.to_string());

@@ -228,8 +228,8 @@ pub fn jobs(jobs: &BTreeMap<String, JobRecord>) -> Markup {
                         } }
                         td { (opt(&j.status)) }
                         td.line { (opt(&j.result)) }
-                        td { @if let (Some(s), Some(e)) = (j.started, j.ended) {
-                            (format!("{} ms", e.saturating_duration_since(s).as_millis()))
+                        td { @if let Some(ms) = j.duration_ms {
+                            (format!("{ms} ms"))
                         } @else { "–" } }
                     }
                 } }

@@ -206,7 +206,7 @@ pub fn module_wasm(name: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("{name}.wasm"));
     let status = std::process::Command::new("clang")
-        .args(wasmbed_gateway::config::LEGACY_CLANG_FLAGS)
+        .args(wasmbed_gateway::config::legacy_clang_flags())
         .arg("-I")
         .arg(modules_dir())
         .arg(modules_dir().join(format!("{name}.c")))

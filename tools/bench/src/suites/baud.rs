@@ -49,12 +49,12 @@ pub fn baud(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             let t = Instant::now();
             let r = c.deploy("b", "big", &module, Duration::from_secs(60))?;
             let took = t.elapsed();
-            if r["ok"] != true {
-                return Err(err(format!("deploy ({label}) failed: {r}")));
+            if r.outcome.is_err() {
+                return Err(err(format!("deploy ({label}) failed: {}", link::show(&r))));
             }
             e2e.push(ms(took));
             let p = json!({"link": label, "kib": 64, "ms": r3(ms(took)),
-                           "transfer_ms": r["latency"]["transfer_ms"]});
+                           "transfer_ms": r.latency.transfer_ms});
             println!("   {p}");
             points.push(p);
         }

@@ -3,7 +3,7 @@
 use super::*;
 
 /// How a contention answer is checked.
-type Check = Box<dyn Fn(&Value) -> bool>;
+type Check = Box<dyn Fn(&ReplyLine) -> bool>;
 
 /// One contention request's record.
 struct Rec {
@@ -43,14 +43,12 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                     let mut busy = 0usize;
                     for i in 0..m {
                         let sent = ms(epoch.elapsed());
-                        let (r, check): (Value, Check) = match i % 3 {
+                        let (r, check): (ReplyLine, Check) = match i % 3 {
                             0 => (
                                 c.request(status_req("sim"), None, T * 3)?,
-                                Box::new(|r: &Value| {
-                                    r["ok"] == true
-                                        && r["result"]["line"].as_str().is_some_and(|l| {
-                                            l.starts_with("STATUS_OK") && l.contains("math:")
-                                        })
+                                Box::new(|r: &ReplyLine| {
+                                    matches!(&r.outcome, Ok(OpResult::Status(s))
+                                        if s.line.starts_with("STATUS_OK") && s.line.contains("math:"))
                                 }),
                             ),
                             1 => {
@@ -61,9 +59,9 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                                         None,
                                         T * 3,
                                     )?,
-                                    Box::new(move |r: &Value| {
-                                        (r["ok"] == true && r["result"]["ret"] == json!(a + b))
-                                            || r["error"]["detail"]["status"] == "BUSY"
+                                    Box::new(move |r: &ReplyLine| {
+                                        link::ret(r) == Some(a + b)
+                                            || link::refused_with(r) == Some(&RunStatus::Busy)
                                     }),
                                 )
                             }
@@ -75,27 +73,30 @@ pub fn contention(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                                 let id = c.send(req, Some(&module))?;
                                 (
                                     c.recv(id, T * 3)?,
-                                    Box::new(move |r: &Value| {
-                                        r["ok"] == true
-                                            && r["result"]["crc32"] == json!(crc)
-                                            && r["result"]["size"] == json!(size)
-                                            && r["result"]["skipped"] == false
+                                    Box::new(move |r: &ReplyLine| {
+                                        link::deployed(r).is_some_and(|d| {
+                                            d.crc32 == crc && d.size == size as u64 && !d.skipped
+                                        })
                                     }),
                                 )
                             }
                         };
                         let done = ms(epoch.elapsed());
                         let good = check(&r);
-                        if r["error"]["detail"]["status"] == "BUSY" {
+                        if link::refused_with(&r) == Some(&RunStatus::Busy) {
                             busy += 1;
                         }
                         if !good {
-                            wrong.push(format!("host {h} request {i} (kind {}): {r}", i % 3));
+                            wrong.push(format!(
+                                "host {h} request {i} (kind {}): {}",
+                                i % 3,
+                                link::show(&r)
+                            ));
                         }
                         recs.push(Rec {
                             sent,
                             done,
-                            device_ms: f(&r["latency"]["device_ms"]),
+                            device_ms: link::lat(r.latency.device_ms),
                             ok: good,
                         });
                     }

@@ -18,7 +18,7 @@ fn per_iter(
             None,
             Duration::from_secs(130),
         )?)?;
-        let ret = r["result"]["ret"].as_i64().unwrap_or(i64::MIN);
+        let ret = link::ret(&r).map_or(i64::MIN, i64::from);
         if let Some(e) = expect {
             if ret != e {
                 return Err(err(format!(
@@ -26,7 +26,7 @@ fn per_iter(
                 )));
             }
         }
-        Ok((f(&r["latency"]["device_ms"]), ret))
+        Ok((link::lat(r.latency.device_ms), ret))
     };
     // Grow n by 4x until a run takes target_ms more than n = 1 (bounded: 12 steps, ~60 s).
     let (t1, _) = run(1)?;

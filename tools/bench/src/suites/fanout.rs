@@ -53,7 +53,7 @@ pub fn fanout(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             for (c, id) in conns.iter_mut().zip(ids) {
                 let r = ok(c.recv(id, T * 3)?)?;
-                per_req.push(f(&r["latency"]["total_ms"]));
+                per_req.push(link::lat(r.latency.total_ms));
             }
             status_all.push(ms(t.elapsed()));
         }

@@ -59,8 +59,8 @@ pub fn latency(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                 let t = Instant::now();
                 let r =
                     ok(c.request(start_req("sim", "math", "add", vec![i, 26], None), None, T)?)?;
-                if r["result"]["ret"] != json!(i + 26) {
-                    return Err(err(format!("gateway start: {r}")));
+                if link::ret(&r) != Some(i + 26) {
+                    return Err(err(format!("gateway start: {}", link::show(&r))));
                 }
                 if i >= 20 {
                     g_start[k].push(ms(t.elapsed()), &r);

@@ -27,6 +27,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use wasmbed_api::{OpResult, ReplyLine, RunStatus};
 
 use crate::link::{
     self, deploy_req, ok, start_gateway, start_req, start_sim, status_req, unload_req, DevConn,
@@ -63,11 +64,10 @@ struct GwSamples {
 }
 
 impl GwSamples {
-    fn push(&mut self, e2e: f64, reply: &Value) {
+    fn push(&mut self, e2e: f64, reply: &wasmbed_api::ReplyLine) {
         self.e2e.push(e2e);
-        let lat = &reply["latency"];
-        let dev = f(&lat["device_ms"]);
-        let tot = f(&lat["total_ms"]);
+        let dev = link::lat(reply.latency.device_ms);
+        let tot = link::lat(reply.latency.total_ms);
         self.device.push(dev);
         self.inside.push(tot - dev);
     }

@@ -61,13 +61,17 @@ pub fn upload(cfg: &Cfg, rep: &mut Report) -> Result<()> {
             let t = Instant::now();
             let r = c.deploy("sim", "up", &module, timeout)?;
             let e2e = t.elapsed();
-            let p = if r["ok"] == true {
-                json!({"baud": baud, "kib": kib, "mode": "chunked", "path": "gateway", "ok": true,
+            let p = match (link::deployed(&r), &r.outcome) {
+                (Some(d), _) => {
+                    json!({"baud": baud, "kib": kib, "mode": "chunked", "path": "gateway", "ok": true,
                        "ms": r3(ms(e2e)), "efficiency": r3(size as f64 / e2e.as_secs_f64() / rate),
-                       "device_ms": r["latency"]["device_ms"], "transfer_ms": r["latency"]["transfer_ms"],
-                       "gateway_bytes_per_s": r["result"]["bytes_per_s"], "chunked": r["result"]["chunked"]})
-            } else {
-                json!({"baud": baud, "kib": kib, "mode": "chunked", "path": "gateway", "ok": false, "error": r["error"]})
+                       "device_ms": r.latency.device_ms, "transfer_ms": r.latency.transfer_ms,
+                       "gateway_bytes_per_s": d.bytes_per_s, "chunked": d.chunked})
+                }
+                (None, Err(e)) => {
+                    json!({"baud": baud, "kib": kib, "mode": "chunked", "path": "gateway", "ok": false, "error": e})
+                }
+                (None, Ok(_)) => return Err(err(format!("deploy answered: {}", link::show(&r)))),
             };
             println!("   {p}");
             points.push(p);

@@ -483,7 +483,9 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
-        return Err(format!("'{s}' must be between 0 and 86400 seconds"));
+        return Err(format!(
+            "'{s}' must be more than 0 and at most 86400 seconds (e.g. 0.5 or 30)"
+        ));
     }
     Ok(v)
 }
@@ -718,6 +720,16 @@ mod tests {
             .globals(None)
             .unwrap_err();
         assert!(matches!(err, HostError::Usage(_)));
+    }
+
+    #[test]
+    fn seconds_out_of_range_say_which_range() {
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        for bad in ["0", "nan", "inf", "86401"] {
+            let e = parse_seconds(bad).unwrap_err();
+            assert!(e.contains("more than 0 and at most 86400"), "{bad}: {e}");
+        }
+        assert!(parse_seconds("soon").unwrap_err().contains("not a number"));
     }
 
     #[test]

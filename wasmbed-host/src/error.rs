@@ -74,10 +74,12 @@ pub enum HostError {
         status: String,
     },
     /// `test`: at least one test failed.
-    #[error("{failed} of {total} tests failed")]
+    #[error("{failed} of {total} tests failed: {}", names.join(", "))]
     TestsFailed {
         /// Failed tests.
         failed: usize,
+        /// Their names (so `-q`, which prints only this error, still says which).
+        names: Vec<String>,
         /// Tests run.
         total: usize,
     },
@@ -137,8 +139,8 @@ impl HostError {
                 Some("see the RESULT line in the output and the device log (`logs`)".into())
             }
             HostError::TestsFailed { .. } => Some(
-                "the failures above show each failed test's output and result; rerun one with \
-                 `wasmbed-host test FILE NAME`"
+                "each failed test's output and result are printed with it (not with -q); rerun \
+                 one with `wasmbed-host test FILE NAME`"
                     .into(),
             ),
             _ => None,

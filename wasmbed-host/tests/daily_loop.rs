@@ -248,6 +248,19 @@ fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
         "{xml}"
     );
     assert!(xml.contains(r#"<testcase name="test_traps""#), "{xml}");
+    // AOT has no exports to read: refused before anything is built or deployed.
+    let o = run_exit(2, &format!("--gateway {g} -d sim test --mode aot"), &[src]);
+    let err = stderr(&o);
+    assert!(err.contains("reads from wasm only"), "{err}");
+    assert!(!err.contains("deployed"), "{err}");
+    // -q prints only the error, which still names the failed tests.
+    let o = run_exit(7, &format!("--gateway {g} -d sim -q test"), &[src]);
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("2 of 4 tests failed: test_returns_3, test_traps"),
+        "{}",
+        stderr(&o)
+    );
     // A filter: only the passing ones, exit 0.
     let o = run_exit(
         0,
@@ -368,6 +381,17 @@ fn stop_waits_by_default_refuses_unknown_modules_and_busy_says_what_to_do() {
     let err = stderr(&o);
     assert!(err.contains("nothing is loaded as nosuch"), "{err}");
     assert!(err.contains("loaded modules: toggle"), "{err}");
+    // Starting it is refused too, and the help names the module, not a placeholder.
+    let o = run_exit(
+        5,
+        &format!("--gateway {g} -d sim start --module-id nosuch --func f"),
+        &[],
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("help: nothing is loaded as nosuch on device sim"),
+        "{err}"
+    );
     // Loaded but idle: fine.
     let o = run_exit(
         0,
@@ -639,6 +663,11 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
     );
     let _ = gw.kill();
     let _ = gw.wait();
+    // Written to a pipe (a file, the journal), the log has no terminal colour codes.
+    assert!(
+        log.iter().all(|l| !l.contains('\x1b')),
+        "colour codes in the piped log: {log:?}"
+    );
     let logged: Vec<&String> = log
         .iter()
         .filter(|l| l.contains(" serial port: ") || l.contains(" serial ports: "))

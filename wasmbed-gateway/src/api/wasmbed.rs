@@ -205,7 +205,7 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             let r = gw
                 .start(dev, start, true, host_gone(reader), lat)
                 .await
-                .map_err(|e| busy_hint(dev, &module_id, e))?;
+                .map_err(|e| no_module_hint(dev, &module_id, busy_hint(dev, &module_id, e)))?;
             let code = match r.status {
                 Some(RunStatus::Exception) => ErrorCode::ModuleTrapped,
                 Some(RunStatus::Stopped) => ErrorCode::ModuleStopped,
@@ -268,6 +268,20 @@ async fn dispatch<R: AsyncBufRead + Unpin>(
             }))
         }
     }
+}
+
+/// A START refused with `status=NO_MODULE`: the device's line names no module, so the help
+/// names the one asked for (not a placeholder) and the command that loads it.
+fn no_module_hint(dev: &crate::device::DeviceHandle, module_id: &str, e: ApiError) -> ApiError {
+    if e.detail.status != Some(RunStatus::NoModule) {
+        return e;
+    }
+    e.help(format!(
+        "nothing is loaded as {module_id} on device {}: deploy it first (`wasmbed-host deploy \
+         --module-id {module_id} --file FILE`, or `wasmbed-host run FILE --func F`); \
+         `wasmbed-host status` lists the loaded modules",
+        dev.name
+    ))
 }
 
 /// A START refused with `status=BUSY`: names the job that holds the slot (from the gateway's

@@ -12,7 +12,7 @@ use wasmbed_api::{OpResult, RunStatus};
 
 use super::daily::{self, Slot};
 use super::{Ctx, Outcome, Report};
-use crate::cli::{CallArgs, TestArgs};
+use crate::cli::{CallArgs, Mode, TestArgs};
 use crate::error::HostError;
 
 /// One test's outcome.
@@ -55,16 +55,25 @@ fn verdict(out: &Outcome) -> Option<String> {
 /// Runs `test`.
 pub(super) fn run(ctx: &Ctx, a: &TestArgs) -> Result<Report, HostError> {
     let slot = Slot::resolve(ctx, &a.module, "test")?;
-    let started = Instant::now();
-    let first = daily::deploy(ctx, &slot, false)?;
-    daily::note(ctx, &daily::deploy_note(&slot, &first));
-    let exports = first.exports.clone().ok_or_else(|| {
+    let no_exports = || {
         HostError::Usage(format!(
             "`test` needs the module's exports, which the gateway reads from wasm only: give a \
              C source with --mode wasm or a .wasm file, not {}",
             slot.file.display()
         ))
-    })?;
+    };
+    // Refused before anything is built or sent (an AOT build would take a slot for nothing).
+    let aot_file = slot
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("aot"));
+    if aot_file || slot.mode == Some(Mode::Aot) {
+        return Err(no_exports());
+    }
+    let started = Instant::now();
+    let first = daily::deploy(ctx, &slot, false)?;
+    daily::note(ctx, &daily::deploy_note(&slot, &first));
+    let exports = first.exports.clone().ok_or_else(no_exports)?;
     let mut names: Vec<String> = exports
         .into_iter()
         .filter(|e| e.starts_with("test_"))
@@ -159,6 +168,11 @@ pub(super) fn run(ctx: &Ctx, a: &TestArgs) -> Result<Report, HostError> {
     );
     let error = (failed > 0).then_some(HostError::TestsFailed {
         failed,
+        names: results
+            .iter()
+            .filter(|r| r.failure.is_some())
+            .map(|r| r.name.clone())
+            .collect(),
         total: results.len(),
     });
     if let Some(e) = &error {

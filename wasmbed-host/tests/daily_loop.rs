@@ -398,7 +398,11 @@ fn stop_waits_by_default_refuses_unknown_modules_and_busy_says_what_to_do() {
         &format!("--gateway {g} -d sim stop --module-id toggle"),
         &[],
     );
-    assert!(stdout(&o).contains("status=IDLE"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("nothing to stop for toggle: status=IDLE"),
+        "{}",
+        stdout(&o)
+    );
     let start = "start --module-id toggle --func toggle_forever";
     run_exit(0, &format!("--gateway {g} -d sim {start}"), &[]);
     // BUSY names the job and the command that frees the slot.

@@ -26,20 +26,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 export BOARD="${BOARD:-mps2-an386}"
-# shellcheck source=../board-facts.sh
-. "$here/board-facts.sh"
-"$here/build.sh" >/dev/null 2>&1 || "$here/build.sh"
-elf="$(board_build_dir)/agent.elf"
 export SEMIHOSTING=0
-board_name="$(board_fact BOARD_NAME)"
-aot_flags=(--target="$(board_fact BOARD_AOT_ARCH)" --cpu="$(board_fact BOARD_AOT_CPU)"
-    --target-abi="$(board_fact BOARD_AOT_ABI)")
-wamrc="$("$repo/tools/wamrc/build.sh")"
-clang="$(command -v clang-14 || command -v clang)"
 # shellcheck source=lib.sh
 . "$here/tests/lib.sh"
+board_image
+module_tools
 
-mapfile -t wasm_flags <"$repo/modules/clang-flags.txt" # the project's one set of module flags
 wasm() { # wasm <out> <src>
     "$clang" "${wasm_flags[@]}" -Wl,--export-all -Wl,--allow-undefined -o "$1" "$2"
 }

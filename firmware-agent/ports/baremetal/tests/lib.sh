@@ -22,3 +22,21 @@ start_qemu() { # start_qemu <elf> <limit_s>
     for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.05; done
     [ -s "$work/port" ] || { echo "FAIL - QEMU did not listen"; cat "$work/qemu.out"; exit 1; }
 }
+
+board_image() { # the board's agent image (BOARD, board-facts.sh), built if needed: sets `elf`,
+    # `board_name` and `aot_flags` (wamrc's flags for the board's AOT target); needs `repo`
+    # shellcheck source=../board-facts.sh
+    . "$here/board-facts.sh"
+    "$here/build.sh" >/dev/null 2>&1 || "$here/build.sh"
+    elf="$(board_build_dir)/agent.elf"
+    board_name="$(board_fact BOARD_NAME)"
+    aot_flags=(--target="$(board_fact BOARD_AOT_ARCH)" --cpu="$(board_fact BOARD_AOT_CPU)"
+        --target-abi="$(board_fact BOARD_AOT_ABI)")
+}
+
+module_tools() { # sets `wamrc` ($WAMRC or tools/wamrc built), `clang` and `wasm_flags`, the
+    # project's one set of module flags (modules/clang-flags.txt); needs `repo`
+    wamrc="${WAMRC:-$("$repo/tools/wamrc/build.sh")}"
+    clang="$(command -v clang-14 || command -v clang)"
+    mapfile -t wasm_flags <"$repo/modules/clang-flags.txt"
+}

@@ -30,20 +30,13 @@ key_id="$(id_of key)"
 printf '# test keys (tests/signed.sh): the old key and the new one\n%s\n%s\n' "$(pub_of key)" "$(pub_of new)" \
     >"$work/trusted.keys"
 export TRUSTED_KEYS="$work/trusted.keys"
-# shellcheck source=../board-facts.sh
-. "$here/board-facts.sh"
-"$here/build.sh" >/dev/null 2>&1 || "$here/build.sh"
-elf="$(board_build_dir)/agent.elf"
 export SEMIHOSTING=0
+board_image
+module_tools
 aot_target="$(board_fact BOARD_AOT_ARCH)/$(board_fact BOARD_AOT_CPU)/none/$(board_fact BOARD_AOT_ABI)"
-aot_flags=(--target="$(board_fact BOARD_AOT_ARCH)" --cpu="$(board_fact BOARD_AOT_CPU)"
-    --target-abi="$(board_fact BOARD_AOT_ABI)")
-wamrc="${WAMRC:-$("$repo/tools/wamrc/build.sh")}"
 aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1/p')"
-clang="$(command -v clang-14 || command -v clang)"
 
 printf 'int add(int a, int b) { return a + b; }\n' >"$work/add.c"
-mapfile -t wasm_flags <"$repo/modules/clang-flags.txt" # the project's one set of module flags
 "$clang" "${wasm_flags[@]}" -Wl,--export-all -o "$work/add.wasm" "$work/add.c"
 "$wamrc" "${aot_flags[@]}" -o "$work/add.aot" "$work/add.wasm" >/dev/null
 CLANG="$clang" "$repo/modules/build.sh" "$work/mods" >/dev/null

@@ -65,6 +65,9 @@ pub struct Gateway {
     /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
     /// device this gateway does not serve go to the fleet.
     pub fleet: std::sync::OnceLock<Arc<crate::fleet::Member>>,
+    /// The module-signing key (`[signing] key_file`): in a fleet, AOT files this gateway
+    /// builds for the others are stored with its signature.
+    pub signing_key: Option<Arc<crate::signing::ModuleKey>>,
 }
 
 impl Gateway {
@@ -92,6 +95,7 @@ impl Gateway {
             tls: None,
             modules: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
+            signing_key: None,
         }
     }
 

@@ -62,6 +62,17 @@ async fn gateway(
     wamrc: &Path,
     cache: PathBuf,
 ) -> wasmbed_gateway::run::Running {
+    gateway_keyed(url, id, devices, wamrc, cache, None).await
+}
+
+async fn gateway_keyed(
+    url: &str,
+    id: &str,
+    devices: &[(&str, String)],
+    wamrc: &Path,
+    cache: PathBuf,
+    key_file: Option<PathBuf>,
+) -> wasmbed_gateway::run::Running {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         // Each gateway its own build cache: a second build would run wamrc again.
@@ -71,6 +82,7 @@ async fn gateway(
     cfg.compiler.wamrc = Some(wamrc.to_path_buf());
     // The counting wrapper writes outside the compile directory.
     cfg.compiler.confine = false;
+    cfg.signing.key_file = key_file;
     for (name, endpoint) in devices {
         cfg.apply_device_flag(&format!("{name}={endpoint}"))
             .unwrap();
@@ -339,4 +351,123 @@ async fn aot_built_once_per_target_and_shared() {
 
     drop(gw_a);
     drop(gw_b);
+}
+
+/// Signing on: boards that require signatures by one key; only gw-a holds it. gw-a builds the
+/// AOT file for its board and stores it with its signature; gw-b, with no key, deploys the
+/// fetched file with that signature, and its board (which refuses unsigned modules) runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aot_signature_stored_and_reused_by_a_gateway_without_the_key() {
+    let Some(wamrc) = wamrc() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("module.key");
+    let key = wasmbed_gateway::signing::ModuleKey::generate(&key_file).unwrap();
+    let signed_sim = script(
+        dir.path(),
+        "sim-signed",
+        &format!(
+            "exec '{}' --trusted-key {} --signatures required \"$@\"",
+            wasmbed_gateway::sim::find_sim(None).display(),
+            key.public_hex()
+        ),
+    );
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let alpha = wasmbed_gateway::sim::start_sim(&signed_sim, SimLink::Tcp)
+        .await
+        .expect("signed simulated board starts");
+    let beta = wasmbed_gateway::sim::start_sim(&signed_sim, SimLink::Tcp)
+        .await
+        .expect("signed simulated board starts");
+    let _gw_a = gateway_keyed(
+        &url,
+        "gw-a",
+        &[("alpha", alpha.endpoint.to_string())],
+        &wamrc,
+        dir.path().join("cache-a"),
+        Some(key_file),
+    )
+    .await;
+    let _gw_b = gateway(
+        &url,
+        "gw-b",
+        &[("beta", beta.endpoint.to_string())],
+        &wamrc,
+        dir.path().join("cache-b"),
+    )
+    .await;
+    let c = FleetClient::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    for (dev, gw) in [("alpha", "gw-a"), ("beta", "gw-b")] {
+        until(&format!("{gw} owns {dev}"), 30, || async {
+            c.claim(dev).await.unwrap().filter(|cl| cl.gateway == gw)
+        })
+        .await;
+    }
+    let store = AppStore::open(&c.jetstream(), 1).await.unwrap();
+    let sha = store
+        .put_module(&module_source("toggle_forever"), "test")
+        .await
+        .unwrap();
+    let app = |devices: &[&str]| -> Application {
+        serde_json::from_value(json!({
+            "apiVersion": "wasmbed.dev/v1alpha1", "kind": "Application",
+            "metadata": {"name": "blink"},
+            "spec": {"module": {"sha256": sha, "kind": "c", "mode": "aot"},
+                     "function": "app_main", "restartPolicy": "Always",
+                     "selector": {"devices": devices}}
+        }))
+        .unwrap()
+    };
+    let running = |dev: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .statuses(Some("blink"))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| s.device == dev && s.phase == AppPhase::Running)
+        }
+    };
+    // First only alpha: gw-a builds and signs.
+    store.apply(app(&["alpha"])).await.unwrap();
+    until("blink running on alpha", 60, || running("alpha")).await;
+    let objects: Vec<String> = {
+        use futures_util::StreamExt;
+        let mut l = store.modules.list().await.unwrap();
+        let mut v = Vec::new();
+        while let Some(o) = l.next().await {
+            v.push(o.unwrap().name);
+        }
+        v
+    };
+    let name = objects
+        .iter()
+        .find(|n| n.starts_with(&format!("aot/{sha}/")))
+        .unwrap_or_else(|| panic!("no AOT file of {sha}: {objects:?}"))
+        .clone();
+    let md = store.modules.info(name.as_str()).await.unwrap().metadata;
+    assert_eq!(md[aot::meta::BUILT_BY], "gw-a");
+    let sig = &md[aot::meta::SIGNATURE];
+    assert!(sig.contains(&format!("key={}", key.key_id())), "{md:?}");
+    assert!(md[aot::meta::SIGNED_AS].starts_with("blink 0 "), "{md:?}");
+
+    // Then beta too: gw-b has no key; only the stored signature gets the file onto beta.
+    store.apply(app(&["alpha", "beta"])).await.unwrap();
+    let on_beta = until("blink running on beta", 60, || running("beta")).await;
+    assert_eq!(on_beta.gateway, "gw-b");
+    let state = slot_state(&c, "beta", "blink").await;
+    assert!(
+        state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("running")),
+        "{state:?}"
+    );
+    until("gw-b's record counts its fetch", 20, || async {
+        let (built, fetched) = aot_counts(&c, "gw-b").await;
+        (built == 0 && fetched >= 1).then_some(())
+    })
+    .await;
 }

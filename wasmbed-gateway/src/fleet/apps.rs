@@ -4,7 +4,9 @@
 //! - `wasmbed-apps` (KV, key = application name): the [`Application`]s; `apply` raises
 //!   `metadata.generation` when the spec changes.
 //! - `wasmbed-modules` (object store, object name = sha256 of the bytes): the modules, stored
-//!   once however many applications and devices use them.
+//!   once however many applications and devices use them; and the AOT files of C sources of
+//!   mode `aot`, one per target (`aot/<source sha256>/<target id>`, built under a lock of
+//!   `wasmbed-aot-builds` by the first gateway that needs one: [`super::aot`]).
 //! - `wasmbed-app-status` (KV, key = `APP/DEVICE`): the reported state of an application on a
 //!   device ([`AppDeviceStatus`]), written only by the gateway that owns the device. Readers
 //!   aggregate them into the application's status ([`summarize`]).

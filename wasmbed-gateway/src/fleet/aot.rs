@@ -209,8 +209,7 @@ fn signed_as(state: &DeviceState, module_id: &str, ver: u32) -> Option<String> {
 pub async fn artifact(
     m: &Member,
     gw: &Gateway,
-    store: &AppStore,
-    builds: &AotBuilds,
+    (store, builds): (&AppStore, &AotBuilds),
     source_sha: &str,
     source: &[u8],
     dev: &str,

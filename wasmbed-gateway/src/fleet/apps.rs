@@ -755,7 +755,7 @@ async fn deploy_of(
     if !aot {
         return Ok(Deploy::Send(deploy_request(app, dev, body), body.clone()));
     }
-    match super::aot::artifact(m, gw, store, builds, sha, body, dev, app.module_id()).await? {
+    match super::aot::artifact(m, gw, (store, builds), sha, body, dev, app.module_id()).await? {
         Fetched::Ready(a) => {
             let crc = format!("{:08x}", crc32fast::hash(&a.bytes));
             let mut r = json!({"op": "deploy", "device": dev, "module_id": app.module_id(),

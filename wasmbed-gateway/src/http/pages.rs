@@ -483,7 +483,7 @@ pub async fn latency(State(http): State<Arc<Http>>) -> Markup {
                     }
                 }
                 figure { div #chart-time {} figcaption { "Each request over time (ms): total and its phases" } }
-                figure { div #chart-windows {} figcaption { "Total per " (span) " window (ms): p50, p95, p99 (the last " (kept) " windows)" } }
+                figure { div #chart-windows {} figcaption { "Total per " (span) " window (ms): p50 in front of p95 in front of p99, for the windows of the last " (kept) " that had requests" } }
                 figure { div #chart-hist {} figcaption { "Distribution of the total in the chosen window (requests per bucket, ms)" } }
                 h3 #h-windows { "Per " (span) " window" }
                 div.scroll { table #lat-windows aria-labelledby="h-windows" {

@@ -273,15 +273,18 @@
       const t = s.series;
       const col = k => t.map(p => (p[k] === null || p[k] === undefined) ? null : p[k]);
       const timeData = [t.map(p => p.at), col("total_ms"), col("compile_ms"), col("transfer_ms"), col("device_ms")];
-      // Windows are plotted at their middle.
+      // One point per window that had requests, labelled with its start (wall clock).
       const w = s.windows;
-      const winData = [w.map(x => x.start + windowS / 2), w.map(x => x.total.p50), w.map(x => x.total.p95),
-        w.map(x => x.total.p99)];
+      const winLabels = w.map(x => clock(x.start));
+      // Bars drawn over each other: p99 at the back, p50 in front.
+      const winData = [w.map((x, i) => i), w.map(x => x.total.p99), w.map(x => x.total.p95),
+        w.map(x => x.total.p50)];
       windowOptions(s, windowS);
       const chosen = w.find(x => String(x.start) === winSelect.value);
       const hist = chosen ? chosen.histogram : s.histogram;
       const histData = [hist.map((b, i) => i), hist.map(b => b.count)];
       const labels = hist.map(b => b.le_ms);
+      charts.winLabels = winLabels;
       if (charts.key !== key) {
         for (const c of [charts.time, charts.windows, charts.hist]) if (c) c.destroy();
         charts.key = key;
@@ -300,16 +303,17 @@
         charts.windows = new uPlot({
           width: width(winDiv), height: 220,
           scales: {
-            x: { range: (u, min, max) => [min - windowS, max + windowS] },
+            x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] },
             y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
           },
           series: [
-            {},
-            { label: "p50", stroke: "#1c7c3a", width: 2, points: { size: 7 } },
-            { label: "p95", stroke: "#8a5a00", width: 2, points: { size: 7 } },
-            { label: "p99", stroke: "#b3261e", width: 2, points: { size: 7 } },
+            { label: "window", value: (u, i) => i === null ? "" : (charts.winLabels[i] || "") },
+            { label: "p99", fill: "#b3261e99", stroke: "#b3261e", paths: uPlot.paths.bars({ size: [0.6, 48] }), points: { show: false } },
+            { label: "p95", fill: "#e0a030cc", stroke: "#8a5a00", paths: uPlot.paths.bars({ size: [0.6, 48] }), points: { show: false } },
+            { label: "p50", fill: "#1c7c3a", stroke: "#1c7c3a", paths: uPlot.paths.bars({ size: [0.6, 48] }), points: { show: false } },
           ],
-          axes: [{}, { label: "ms" }],
+          axes: [{ values: (u, splits) => splits.map(i => Number.isInteger(i) ? (charts.winLabels[i] || "") : "") },
+            { label: "ms" }],
         }, winData, winDiv);
         charts.hist = new uPlot({
           width: width(histDiv), height: 200,

@@ -87,7 +87,7 @@ impl Gateway {
             idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
             first_request_timeout: Duration::from_millis(limits.first_request_timeout_ms),
             legacy_paths: legacy_paths::PathPolicy::default(),
-            latency: Default::default(),
+            latency: crate::http::LatencyBook::new(limits.latency_window_s, limits.latency_windows),
             line_timeout: Duration::from_millis(limits.line_timeout_ms),
             budget: Budget::new(limits.buffer_budget),
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),

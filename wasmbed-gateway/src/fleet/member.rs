@@ -70,14 +70,45 @@ fn heartbeat(ttl: Duration) -> Duration {
     ttl / 3
 }
 
+/// How long opening a bucket keeps retrying a JetStream that cannot answer yet (a cluster
+/// electing its meta leader, servers starved of CPU): its API requests time out meanwhile.
+const BUCKET_RETRY: Duration = Duration::from_secs(20);
+
 /// Opens a KV bucket, creating it with `cfg` when absent. The bucket's stream is created
 /// directly (the KV conventions: `KV_<bucket>`, `$KV.<bucket>.>`, one message per key,
 /// rollups, direct get): async-nats's `create_key_value` first reads the account info, which
-/// it cannot parse from a 2.9 server.
+/// it cannot parse from a 2.9 server. A timed-out or unavailable JetStream is retried with
+/// backoff (backon) for up to [`BUCKET_RETRY`]; other errors are returned at once.
 pub(crate) async fn bucket(
     js: &async_nats::jetstream::Context,
     cfg: kv::Config,
 ) -> Result<kv::Store, FleetError> {
+    use backon::BackoffBuilder;
+    let deadline = tokio::time::Instant::now() + BUCKET_RETRY;
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build();
+    loop {
+        match open_or_create_bucket(js, &cfg).await {
+            Ok(s) => return Ok(s),
+            Err((true, e)) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(bucket = %cfg.bucket, "JetStream not ready, retrying: {e}");
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(2))).await;
+            }
+            Err((_, e)) => return Err(e),
+        }
+    }
+}
+
+/// One attempt of [`bucket`]; the error says whether it is worth retrying (JetStream timed out,
+/// unavailable, or answered 503).
+async fn open_or_create_bucket(
+    js: &async_nats::jetstream::Context,
+    cfg: &kv::Config,
+) -> Result<kv::Store, (bool, FleetError)> {
+    use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
     if let Ok(s) = js.get_key_value(&cfg.bucket).await {
         return Ok(s);
     }
@@ -105,12 +136,20 @@ pub(crate) async fn bucket(
     if let Err(e) = js.create_stream(stream).await {
         // Another gateway may have created it meanwhile.
         if js.get_key_value(&name).await.is_err() {
-            return Err(FleetError::js(&format!("creating bucket {name}"), e));
+            let transient = match e.kind() {
+                Kind::TimedOut | Kind::JetStreamUnavailable => true,
+                Kind::JetStream(ref j) => j.code() == 503,
+                _ => false,
+            };
+            return Err((
+                transient,
+                FleetError::js(&format!("creating bucket {name}"), e),
+            ));
         }
     }
     js.get_key_value(&name)
         .await
-        .map_err(|e| FleetError::js(&format!("opening bucket {name}"), e))
+        .map_err(|e| (true, FleetError::js(&format!("opening bucket {name}"), e)))
 }
 
 impl Member {

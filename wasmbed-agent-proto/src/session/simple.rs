@@ -71,7 +71,7 @@ pub enum InfoOutcome {
 /// that INFO with [`InfoOutcome::Rebooted`]. An agent that got the INFO whole answers it right
 /// after its HELLO (the simulated board says HELLO on every connection); one that booted into it
 /// never answers it.
-pub const INFO_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+pub const INFO_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// INFO state machine: `first_reply` for `INFO_OK` or `ERROR code=UNKNOWN_COMMAND` (→ v1).
 ///

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "cache.h"
 #include "mpu.h"
 #include "wasm_export.h"
 
@@ -66,6 +67,7 @@ run_module(const char *kind, const unsigned char *image, size_t len)
     module = wasm_runtime_load(buf, (uint32_t)len, err, sizeof(err));
     if (!module)
         goto report_err;
+    cache_sync_code(); /* AOT code written through the D-cache (Cortex-M7; nothing on the M4) */
     inst = wasm_runtime_instantiate(module, 8 * 1024, 0, err, sizeof(err));
     if (!inst)
         goto report_err;

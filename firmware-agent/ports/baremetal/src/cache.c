@@ -77,6 +77,12 @@ cache_clean_data(void)
 		dcache_each_line(&SCB_DCCSW);
 }
 
+int
+cache_on(void)
+{
+	return (SCB_CCR & (CCR_IC | CCR_DC)) == (CCR_IC | CCR_DC);
+}
+
 #else /* no caches (Cortex-M4): RAM writes are what every fetch and the next boot see */
 
 void
@@ -92,6 +98,12 @@ cache_sync_code(void)
 void
 cache_clean_data(void)
 {
+}
+
+int
+cache_on(void)
+{
+	return 0;
 }
 
 #endif

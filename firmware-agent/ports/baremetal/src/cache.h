@@ -16,6 +16,9 @@ void cache_enable(void);
  */
 void cache_sync_code(void);
 
+/** 1 if the I-cache and the D-cache are both on (CCR IC and DC), else 0. */
+int cache_on(void);
+
 /** Before a system reset: write dirty D-cache lines to RAM (the reset discards them). */
 void cache_clean_data(void);
 

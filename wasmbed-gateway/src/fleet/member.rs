@@ -53,6 +53,9 @@ pub struct Member {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Device operations refused by the fencing check since the start.
     fence_refusals: AtomicU64,
+    /// AOT files this gateway built for the fleet, and fetched from it.
+    aot_built: AtomicU64,
+    aot_fetched: AtomicU64,
 }
 
 impl std::fmt::Debug for Member {
@@ -154,6 +157,8 @@ impl Member {
             served: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             fence_refusals: AtomicU64::new(0),
+            aot_built: AtomicU64::new(0),
+            aot_fetched: AtomicU64::new(0),
         });
         let mut tasks = Vec::new();
         for dev in gw.devices.values() {
@@ -249,6 +254,23 @@ impl Member {
     /// Device operations refused by [`Member::check_fence`] since the gateway started.
     pub fn fence_refusals(&self) -> u64 {
         self.fence_refusals.load(Ordering::Relaxed)
+    }
+
+    /// Counts an AOT file this gateway built and stored for the fleet
+    /// (`status.aot.built` of its Gateway record).
+    pub fn count_aot_build(&self) {
+        self.aot_built.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an AOT file this gateway took from the object store instead of building it
+    /// (`status.aot.fetched`).
+    pub fn count_aot_fetch(&self) {
+        self.aot_fetched.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The claim TTL this gateway was configured with.
+    pub fn claim_ttl(&self) -> Duration {
+        self.cfg.claim_ttl
     }
 
     /// The devices this gateway serves now, with their fencing tokens.
@@ -598,6 +620,10 @@ async fn gateway_record_loop(m: Arc<Member>, gw: Arc<Gateway>) {
                 "serving": served.iter().map(|(d, _)| d).collect::<Vec<_>>(),
                 "load": {"devicesServed": served.len(), "requestsWaiting": waiting},
                 "fenceRefusals": m.fence_refusals(),
+                "aot": {
+                    "built": m.aot_built.load(Ordering::Relaxed),
+                    "fetched": m.aot_fetched.load(Ordering::Relaxed),
+                },
                 "lastSeenMs": now_ms(),
                 "claimTtlMs": m.cfg.claim_ttl.as_millis() as u64,
             }

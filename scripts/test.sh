@@ -59,6 +59,16 @@ for board in nucleo-f446re stm32f4-discovery; do
   BOARD=$board $bm/tests/kern.sh
   BOARD=$board $bm/tests/agent.sh
 done
+# The Cortex-M7 board: built (its link enforces flash/RAM) and inspected, not run (QEMU has no STM32F7);
+# its CPU, FPU, AOT target and cache maintenance run the agent tests on QEMU's Cortex-M7 (mps2-an500).
+stage "build + check: bare-metal agent image for nucleo-f746zg (Cortex-M7; built, not run)"
+BOARD=nucleo-f746zg $bm/build.sh
+$bm/tests/f746zg-image.sh
+stage "build + test: bare-metal Cortex-M7 build (the F746ZG's CPU, FPU, AOT target, caches) on QEMU mps2-an500"
+BOARD=mps2-an500 $bm/build.sh
+BOARD=mps2-an500 $bm/tests/smoke.sh
+BOARD=mps2-an500 $bm/tests/kern.sh
+BOARD=mps2-an500 $bm/tests/agent.sh
 
 stage "test: gateway + host against the QEMU board (TCP, then serial PTY; device identity)"
 LINK=tcp $bm/tests/gateway.sh

@@ -1,7 +1,12 @@
 /*
  * NUCLEO-F746ZG board facts (STM32F746ZG, Cortex-M7 with FPv5 single precision; UM1974, RM0385,
- * DS10916). Read by the Zephyr port (README.md: only #defines, no integer suffixes); a bare-metal
- * image of this board should include it rather than restate it.
+ * DS10916). Shared by the bare-metal image (../ports/baremetal/src/boards/nucleo_f746zg.h) and the
+ * Zephyr port (README.md: only #defines, no integer suffixes). Checked against Zephyr's
+ * boards/st/nucleo_f746zg/nucleo_f746zg.dts: usart3 on pd8/pd9 is zephyr,console and
+ * zephyr,shell-uart; leds LD1 gpiob 0 (led0), LD2 gpiob 7, LD3 gpiob 14, active high; clk_hse
+ * hse-bypass 8 MHz ("STLink 8MHz clock"); pll div-m 4, mul-n 192, div-p 2, div-q 8; rcc 192 MHz,
+ * apb1 /4, apb2 /2; and its doc/index.rst ("UART_3 TX/RX : PD8/PD9 (ST-Link Virtual Port Com)",
+ * "1 MB Flash", "320 KB SRAM").
  */
 #ifndef WASMBED_BOARD_NUCLEO_F746ZG_H
 #define WASMBED_BOARD_NUCLEO_F746ZG_H
@@ -16,6 +21,12 @@
 #define BOARD_RAM_ORIGIN 0x20010000
 #define BOARD_RAM_LENGTH 0x40000
 #define BOARD_HAS_CACHES 1
+/* The DTCM (RM0385 2.2.2, Zephyr's zephyr,dtcm): data only, tightly coupled, never cached. */
+#define BOARD_DTCM_ORIGIN 0x20000000
+#define BOARD_DTCM_LENGTH 0x10000
+/* Flash sectors (RM0385 3.3.1, 1 MiB part): 4 x 32 KiB, 1 x 128 KiB, 3 x 256 KiB; the last one
+ * starts at 0x080C0000. */
+#define BOARD_FLASH_LAST_SECTOR 0x40000
 
 /* Link: USART3 on PD8 (TX) / PD9 (RX), AF7, wired to the ST-LINK virtual COM port. */
 #define BOARD_UART_BASE 0x40004800
@@ -27,7 +38,7 @@
 #define BOARD_UART_RX_PIN 9
 #define BOARD_UART_AF 7
 
-/* User LED LD1 (green): PB0, active high. */
+/* User LED LD1 (green): PB0, active high. (LD2 blue PB7, LD3 red PB14: not driven.) */
 #define BOARD_LED_PORT 1 /* GPIOB */
 #define BOARD_LED_PIN 0
 
@@ -37,7 +48,11 @@
 #define BOARD_PLL_M_HSE 4
 
 /* Zephyr's board default: VCO 384 MHz, P = 2 -> 192 MHz, Q = 8 -> 48 MHz, APB1 /4 = 48 MHz,
- * APB2 /2 = 96 MHz. (216 MHz would be possible: Zephyr enables over-drive on F7 parts.) */
+ * APB2 /2 = 96 MHz. Above 180 MHz the F7 needs the over-drive mode (DS10916 "General operating
+ * conditions"; Zephyr's STM32 clock driver enables it above 180 MHz on F7 parts, and so does the
+ * bare-metal image), and 6 flash wait states at 2.7-3.6 V (RM0385 "Read access latency":
+ * 180 < HCLK <= 210 MHz). 216 MHz would be
+ * possible (7 wait states); both firmwares run the board's default. */
 #define BOARD_CPU_HZ 192000000
 #define BOARD_PLL_N 192
 #define BOARD_PLL_P 2

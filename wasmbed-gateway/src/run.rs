@@ -145,6 +145,7 @@ pub async fn start_with_ports(
         o.aot = d.aot_target.clone().map(|target| AotTarget {
             target,
             cpu: d.aot_cpu.clone(),
+            features: None, // a configured target names no cpu features
             abi: d.aot_abi.clone(),
         });
         o.signing_key = signing_key.clone();

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Build the bare-metal firmware for QEMU mps2-an386 into
 # <repo>/target/baremetal/build, or for another BOARD into
-# <repo>/target/baremetal/build-<board> (nucleo-f446re, stm32f4-discovery:
-# the real boards; netduinoplus2: the STM32F405 budget variant; their link
+# <repo>/target/baremetal/build-<board> (nucleo-f446re, stm32f4-discovery,
+# nucleo-f746zg: the real boards; mps2-an500: the Cortex-M7 on QEMU; netduinoplus2: the STM32F405 budget variant; their link
 # fails if the image does not fit the board's flash and RAM, see
 # src/boards/<board>.h), and print the footprint (arm-none-eabi-size).
 # Idempotent and fast when already built. Prints the smoke ELF path last.
 #
-# Environment: BOARD (mps2-an386, nucleo-f446re, stm32f4-discovery, netduinoplus2),
+# Environment: BOARD (mps2-an386, mps2-an500, nucleo-f446re, stm32f4-discovery, nucleo-f746zg,
+# netduinoplus2),
 # TRUSTED_KEYS (a file of Ed25519 public keys, one 64-hex-digit key per line, e.g. from
 # `wasmbed-host keys show`: the image then requires modules signed by one of them, built into
 # <build dir>-signed; SIGNATURES=optional accepts unsigned ones too; docs/SECURITY.md),
@@ -21,8 +22,8 @@ repo="$(cd "$here/../../.." && pwd)"
 board="${BOARD:-mps2-an386}"
 case "$board" in
 mps2-an386) build="$repo/target/baremetal/build" ;;
-netduinoplus2 | nucleo-f446re | stm32f4-discovery) build="$repo/target/baremetal/build-$board" ;;
-*) echo "build.sh: BOARD must be mps2-an386, nucleo-f446re, stm32f4-discovery or netduinoplus2" >&2; exit 2 ;;
+mps2-an500 | netduinoplus2 | nucleo-f446re | stm32f4-discovery | nucleo-f746zg) build="$repo/target/baremetal/build-$board" ;;
+*) echo "build.sh: BOARD must be mps2-an386, mps2-an500, nucleo-f446re, stm32f4-discovery, nucleo-f746zg or netduinoplus2" >&2; exit 2 ;;
 esac
 jobs="${JOBS:-2}"
 keys_args=()

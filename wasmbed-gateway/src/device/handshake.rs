@@ -171,6 +171,7 @@ pub(crate) fn apply_info(
             .map(|target| AotTarget {
                 target,
                 cpu: i.aot_cpu.clone().filter(|c| c != "generic"),
+                features: i.aot_features.clone().filter(|f| f != "none"),
                 abi: i.aot_abi.clone(),
             })
     });
@@ -290,6 +291,34 @@ mod tests {
         assert!(warning.unwrap().contains("921600 baud"));
     }
 
+    /// A Cortex-M7 with a single-precision FPU (NUCLEO-F746ZG): its INFO's cpu features become
+    /// the AOT build's; `none` is no feature list.
+    #[test]
+    fn info_aot_features_reach_the_aot_target() {
+        let target = |raw: &str| {
+            let line = Line::parse(raw);
+            let AgentLine::InfoOk(info) = &line.msg else {
+                panic!("{line:?}")
+            };
+            let mut s = DeviceState::default();
+            apply_info(&mut s, Some((info, &line)), None);
+            s.aot.expect("AOT target from INFO")
+        };
+        let m7 = target(
+            "INFO_OK proto=2 board=nucleo-f746zg aot_arch=thumbv7em aot_cpu=cortex-m7 \
+             aot_abi=eabihf aot_features=-fp64 aot_bounds_checks=required slots=2",
+        );
+        assert_eq!(
+            (m7.cpu.as_deref(), m7.features.as_deref(), m7.abi.as_deref()),
+            (Some("cortex-m7"), Some("-fp64"), Some("eabihf"))
+        );
+        let m4 = target(
+            "INFO_OK proto=2 board=nucleo-f446re aot_arch=thumbv7em aot_cpu=cortex-m4 \
+             aot_abi=eabihf aot_features=none aot_bounds_checks=required slots=1",
+        );
+        assert_eq!(m4.features, None);
+    }
+
     #[test]
     fn info_fills_the_state_and_v1_gets_the_legacy_natives() {
         let line = Line::parse(
@@ -315,6 +344,7 @@ mod tests {
         let configured = AotTarget {
             target: "thumbv7em".into(),
             cpu: Some("cortex-m4".into()),
+            features: None,
             abi: None,
         };
         apply_info(&mut s, Some((info, &line)), Some(configured.clone()));

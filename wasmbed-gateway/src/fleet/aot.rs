@@ -430,6 +430,7 @@ mod tests {
             aot: Some(AotTarget {
                 target: "x86_64".into(),
                 cpu: cpu.map(str::to_string),
+                features: None,
                 abi: Some("gnu".into()),
             }),
             caps: DeviceCaps {

@@ -31,6 +31,9 @@ pub struct AotTarget {
     pub target: String,
     /// `--cpu=`, if any.
     pub cpu: Option<String>,
+    /// `--cpu-features=`, if any: INFO `aot_features` other than `none` (the NUCLEO-F746ZG:
+    /// `-fp64`, its Cortex-M7 FPU being single precision).
+    pub features: Option<String>,
     /// `--target-abi=`, if any.
     pub abi: Option<String>,
 }
@@ -291,6 +294,9 @@ impl Compiler {
         let mut args = vec![format!("--target={}", t.target)];
         if let Some(cpu) = &t.cpu {
             args.push(format!("--cpu={cpu}"));
+        }
+        if let Some(features) = &t.features {
+            args.push(format!("--cpu-features={features}"));
         }
         if let Some(abi) = &t.abi {
             args.push(format!("--target-abi={abi}"));
@@ -589,6 +595,49 @@ mod tests {
         }
         let e = c.build(b"int x;", BuildMode::Aot, None).await.unwrap_err();
         assert!(matches!(e, CompileError::NoTarget));
+    }
+
+    /// The AOT target's cpu features reach wamrc (a stand-in that records its arguments).
+    #[tokio::test]
+    async fn aot_build_passes_cpu_features() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let args_file = dir.path().join("args");
+        let fake = dir.path().join("wamrc");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo fake; exit 0; }}\n\
+                 echo \"$@\" > {args}\nwhile [ $# -gt 0 ]; do [ \"$1\" = -o ] && echo aot > \"$2\"; shift; done\n",
+                args = args_file.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cfg = CompilerConfig {
+            wamrc: Some(fake),
+            confine: false,
+            ..Default::default()
+        };
+        let c = Compiler::new(cfg, dir.path().join("cache"));
+        let target = AotTarget {
+            target: "thumbv7em".into(),
+            cpu: Some("cortex-m7".into()),
+            features: Some("-fp64".into()),
+            abi: Some("eabihf".into()),
+        };
+        let built = c
+            .build(b"int x;", BuildMode::Aot, Some(&target))
+            .await
+            .unwrap();
+        assert_eq!(built.bytes, b"aot\n");
+        let args = std::fs::read_to_string(&args_file).unwrap();
+        assert!(
+            args.starts_with(
+                "--target=thumbv7em --cpu=cortex-m7 --cpu-features=-fp64 --target-abi=eabihf "
+            ),
+            "{args}"
+        );
     }
 
     #[tokio::test]

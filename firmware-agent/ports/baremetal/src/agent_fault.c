@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "cache.h"
 
 #define SCB_SHCSR (*(volatile uint32_t *)0xE000ED24u)
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
@@ -123,6 +124,7 @@ board_cpu_fault(uint32_t *frame, uint32_t exc_return)
 	record.check = record_check();
 	/* no lock, no formatting: whatever the agent held is suspect; the next HELLO tells */
 	board_uart_write("\nagent: CPU fault in the agent, resetting\n", 42);
+	cache_clean_data(); /* the record must reach RAM: a reset discards dirty D-cache lines */
 	__asm volatile("dsb" ::: "memory");
 	SCB_AIRCR = AIRCR_VECTKEY | AIRCR_SYSRESETREQ;
 	__asm volatile("dsb" ::: "memory");

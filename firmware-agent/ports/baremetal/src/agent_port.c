@@ -1,5 +1,5 @@
 /*
- * Wasmbed agent on bare metal (QEMU mps2-an386, STM32F4 boards): the portable core driven in
+ * Wasmbed agent on bare metal (QEMU mps2-an386, STM32F4 boards, NUCLEO-F746ZG): the portable core driven in
  * its threaded mode on the port's tiny preemptive kernel (kern.h), the same
  * shape as the Zephyr firmware and the POSIX reference port. No protocol
  * code here: UART bytes go into agent_rx(), the core answers through write().
@@ -32,6 +32,7 @@
 #include "agent.h"
 #include "agent_fault.h"
 #include "board.h"
+#include "cache.h"
 #include "identity.h"
 #include "kern.h"
 #include "mpu.h"
@@ -224,6 +225,24 @@ port_log(void *ctx, const char *msg)
 	board_console_unlock();
 }
 
+#ifdef BOARD_HAS_CACHES
+/*
+ * After an AOT load, before the code runs (command context): the loader wrote the code and its
+ * relocations through the D-cache, and the I-cache may still hold a module's code previously
+ * loaded at the same pool addresses (WAMR 2.4.3's own I-cache flush does nothing on Cortex-M).
+ * The Zephyr port does the same (../zephyr/src/port.c port_code_sync).
+ */
+static void
+port_code_sync(void *ctx)
+{
+	(void)ctx;
+	cache_sync_code();
+}
+#define PORT_CODE_SYNC port_code_sync
+#else
+#define PORT_CODE_SYNC NULL /* no caches (Cortex-M4): SRAM writes are visible to fetches */
+#endif
+
 static const struct agent_port_ops port_ops = {
 	.write = port_write,
 	.now_ms = port_now_ms,
@@ -232,6 +251,7 @@ static const struct agent_port_ops port_ops = {
 	.wake = port_wake,
 	.job_start = port_job_start,
 	.job_abort = port_job_abort,
+	.code_sync = PORT_CODE_SYNC,
 	.lock = port_lock,
 	.unlock = port_unlock,
 	.rx_lock = port_rx_lock,
@@ -329,6 +349,9 @@ cmd_main(void *arg)
 		.aot_arch = BOARD_AOT_ARCH,
 		.aot_cpu = BOARD_AOT_CPU,
 		.aot_abi = BOARD_AOT_ABI,
+#ifdef BOARD_AOT_FEATURES
+		.aot_features = BOARD_AOT_FEATURES,
+#endif
 		.stop_mode = "forced",
 		.baud = BOARD_UART_BAUD,
 		.slots = SLOTS,

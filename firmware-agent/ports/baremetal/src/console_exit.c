@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "cache.h"
 
 #define SCB_AIRCR (*(volatile uint32_t *)0xE000ED0Cu)
 #define AIRCR_VECTKEY (0x05FAu << 16)
@@ -33,6 +34,7 @@ board_exit(int code)
 
     snprintf(line, sizeof(line), "baremetal: exit %d, resetting", code);
     board_debug_puts(line);
+    cache_clean_data(); /* a reset discards dirty D-cache lines (Cortex-M7) */
     __asm volatile("dsb" ::: "memory");
     SCB_AIRCR = AIRCR_VECTKEY | AIRCR_SYSRESETREQ;
     __asm volatile("dsb" ::: "memory");

@@ -1,5 +1,5 @@
 /*
- * ARMv7-M MPU (PMSAv7, Cortex-M4: 8 regions) for the bare-metal images. The policy is the one
+ * ARMv7-M MPU (PMSAv7, Cortex-M4 and Cortex-M7: 8 regions) for the bare-metal images. The policy is the one
  * the Zephyr port needs for AOT code (../zephyr/README.md "AOT code and the MPU"): SRAM is
  * execute-never as in Zephyr's fixed SRAM region, and the memory AOT code runs from, WAMR's pool,
  * is executable. Here the pool alone is executable (a second, higher-priority region; ARMv7-M
@@ -56,7 +56,7 @@ int
 mpu_protect_pool(const void *pool, size_t len, struct mpu_window *win)
 {
 	uintptr_t lo = (uintptr_t)pool, last = lo + len - 1, blk = 0;
-	unsigned k, first, end;
+	unsigned k, first, end, ram_k = log2_ceil(BOARD_RAM_LENGTH);
 	uint32_t sub, srd = 0, n;
 
 	if (((MPU_TYPE >> 8) & 0xFFu) < 2 || len == 0)
@@ -67,6 +67,12 @@ mpu_protect_pool(const void *pool, size_t len, struct mpu_window *win)
 		if ((last & ~(((uintptr_t)1 << k) - 1)) == blk)
 			break;
 	}
+	/* SRAM: a region must be aligned to its size, so where the SRAM is not (the F746's 256 KiB at
+	   0x20010000) the region is the smallest aligned one that holds it (512 KiB at 0x20000000,
+	   over the DTCM too: execute-never as well). */
+	while (ram_k < 32 && ((uint32_t)BOARD_RAM_ORIGIN >> ram_k) !=
+				     (((uint32_t)BOARD_RAM_ORIGIN + BOARD_RAM_LENGTH - 1u) >> ram_k))
+		ram_k++;
 	sub = (uint32_t)1 << (k - 3);
 	first = (unsigned)((lo - blk) / sub);
 	end = (unsigned)((last - blk) / sub) + 1;
@@ -78,9 +84,8 @@ mpu_protect_pool(const void *pool, size_t len, struct mpu_window *win)
 
 	MPU_CTRL = 0;
 	__asm volatile("dsb\n isb" ::: "memory");
-	region(0, BOARD_RAM_ORIGIN,
-	       RASR_XN | RASR_AP_RW | RASR_NORMAL_WB | RASR_SIZE(log2_ceil(BOARD_RAM_LENGTH)) |
-		       RASR_ENABLE);
+	region(0, (uint32_t)BOARD_RAM_ORIGIN & ~(((uint32_t)1 << ram_k) - 1),
+	       RASR_XN | RASR_AP_RW | RASR_NORMAL_WB | RASR_SIZE(ram_k) | RASR_ENABLE);
 	region(1, (uint32_t)blk, RASR_AP_RW | RASR_NORMAL_WB | RASR_SRD(srd) | RASR_SIZE(k) | RASR_ENABLE);
 	n = 2;
 #ifdef BOARD_CCM_ORIGIN

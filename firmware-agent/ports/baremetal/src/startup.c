@@ -1,9 +1,10 @@
 /*
- * Reset handler and vector table for the Cortex-M4F boards (see board.h).
+ * Reset handler and vector table for the Cortex-M4F and Cortex-M7 boards (see board.h).
  */
 #include <stdint.h>
 
 #include "board.h"
+#include "cache.h"
 #include "mpu.h"
 
 extern uint32_t __data_start, __data_end, __data_load;
@@ -63,11 +64,13 @@ Reset_Handler(void)
     /* Full access to CP10/CP11 (the FPU) before any float code runs. */
     SCB_CPACR |= (0xFu << 20);
     __asm volatile("dsb\n isb" ::: "memory");
+    /* Cortex-M7 boards: I- and D-cache on (cache.c; nothing on the M4 boards). */
+    cache_enable();
 
     board_exit(main());
 }
 
-#define IRQ_COUNT 96 /* STM32F405 has 82; MPS2 32 */
+#define IRQ_COUNT 96 /* STM32F405 has 82; MPS2 32; the F746 98, only the UART (39) is enabled */
 
 typedef void (*vector_fn)(void);
 

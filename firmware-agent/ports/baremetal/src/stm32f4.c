@@ -1,6 +1,8 @@
 /*
  * STM32F4 clock tree, GPIO pins and user LED, from the board header's facts
- * (boards/stm32f4_common.h and the board's own header).
+ * (boards/stm32f4_common.h and the board's own header). The STM32F7 (NUCLEO-F746ZG) uses the
+ * GPIO, APB-enable and LED code as it is (same RCC enable registers and GPIO blocks) and its own
+ * clock tree (stm32f7_clock.c).
  */
 #include <stdint.h>
 
@@ -37,6 +39,7 @@
 /* Bounded waits: ~100 ms at 16 MHz, far beyond a PLL's lock time (~200 us). */
 #define READY_SPINS 400000u
 
+#ifndef BOARD_STM32F7 /* the F7's clock tree: stm32f7_clock.c */
 static uint32_t apb_hz[3]; /* [1] = APB1, [2] = APB2 */
 
 static int
@@ -97,6 +100,7 @@ stm32f4_apb_hz(unsigned bus)
 {
     return apb_hz[bus == 2u ? 2 : 1];
 }
+#endif /* !BOARD_STM32F7 */
 
 void
 stm32f4_enable_apb(unsigned bus, unsigned bit)

@@ -32,6 +32,11 @@ board_image() { # the board's agent image (BOARD, board-facts.sh), built if need
     board_name="$(board_fact BOARD_NAME)"
     aot_flags=(--target="$(board_fact BOARD_AOT_ARCH)" --cpu="$(board_fact BOARD_AOT_CPU)"
         --target-abi="$(board_fact BOARD_AOT_ABI)")
+    # LLVM cpu features, where the board names some (INFO aot_features)
+    local features
+    if features="$(board_fact BOARD_AOT_FEATURES 2>/dev/null)"; then
+        aot_flags+=(--cpu-features="$features")
+    fi
 }
 
 module_tools() { # sets `wamrc` ($WAMRC or tools/wamrc built), `clang` and `wasm_flags`, the

@@ -35,6 +35,11 @@ if grep -q "kind=aot" "$work/uart.log" || [ "${WAMRC:-}" != none ]; then
 fi
 # the MPU (src/mpu.c): SRAM execute-never except the pool's window; a fetch outside it faults
 expect '^SMOKE mpu exec=0x[0-9a-f]{8}-0x[0-9a-f]{8} probe=0x[0-9a-f]{8} fetch=fault$'
+# Cortex-M7 boards (BOARD_HAS_CACHES): the cache enable ran (QEMU keeps CCR.IC/DC at 0: "off")
+if board_fact BOARD_HAS_CACHES >/dev/null 2>&1; then
+    expect '^SMOKE caches=(on|off)'
+    echo "info - $(grep '^SMOKE caches=' "$work/uart.log" || true)"
+fi
 expect '^SMOKE done failures=0 '
 if [ "$qemu_rc" -eq 0 ]; then echo "ok   - semihosting exit code 0"; else echo "FAIL - QEMU exit code $qemu_rc"; fails=$((fails + 1)); fi
 

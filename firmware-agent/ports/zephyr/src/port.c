@@ -41,6 +41,7 @@
 #include "wasm_export.h"
 
 #include "agent.h"
+#include "port_aot.h" /* INFO aot_*: the AOT target per CPU */
 #include "port_uart.h"
 
 LOG_MODULE_REGISTER(wasmbed, LOG_LEVEL_INF);
@@ -48,17 +49,6 @@ LOG_MODULE_REGISTER(wasmbed, LOG_LEVEL_INF);
 #define PORT_LED_NODE DT_ALIAS(led0)
 #define PORT_RX_CHUNK 64
 
-/*
- * INFO aot_*: what an .aot must be compiled for. Cortex-M4 code also runs on the F746's
- * Cortex-M7, whose FPU is single precision (LLVM's cortex-m7 would assume double precision).
- */
-#define PORT_AOT_ARCH "thumbv7em"
-#define PORT_AOT_CPU "cortex-m4"
-#if defined(CONFIG_FP_HARDABI)
-#define PORT_AOT_ABI "eabihf"
-#else
-#define PORT_AOT_ABI "eabi"
-#endif
 
 /* Options the port cannot work without: fail the build, not the first run on the board. */
 #if defined(CONFIG_FPU) && !defined(CONFIG_FPU_SHARING)
@@ -444,6 +434,7 @@ static void port_cmd_main(void *p1, void *p2, void *p3)
 		.aot_arch = PORT_AOT_ARCH,
 		.aot_cpu = PORT_AOT_CPU,
 		.aot_abi = PORT_AOT_ABI,
+		.aot_features = PORT_AOT_FEATURES,
 		.stop_mode = "forced",
 		.slots = CONFIG_WASMBED_SLOTS,
 		.pool = port_pool,

@@ -10,7 +10,8 @@
 # widened); a missing config option (prj.conf without CONFIG_UART_INTERRUPT_DRIVEN) and missing
 # config guards (the #error blocks of src/port_uart.c and src/port.c deleted: the check's own
 # deliberate breaks must then report "break not caught"); shared board facts that disagree with
-# the overlay's clock or with Zephyr's board, or holding a C declaration (the overlay #includes it).
+# the overlay's clock or with Zephyr's board, or holding a C declaration (the overlay #includes it);
+# the F746's AOT target differing from the bare-metal image's (port_aot.h without -fp64).
 # Usage: firmware-agent/ports/zephyr/tests/breaks.sh   (needs what syntax-check.sh needs)
 set -euo pipefail
 
@@ -102,6 +103,10 @@ fresh_tree
 edit "$t/../../boards/nucleo_f446re.h" 's|^#define BOARD_MCU "STM32F446RE"$|&\nstatic const unsigned board_hse_hz = 8000000u;|' &&
   expect_caught "shared F446RE facts with a C declaration (the overlay #includes it: dtc would fail)" \
     "not devicetree at the top level"
+fresh_tree
+edit "$t/src/port_aot.h" 's/^#define PORT_AOT_FEATURES "-fp64"$/#define PORT_AOT_FEATURES "none"/' &&
+  expect_caught "port_aot.h: the F746's AOT target without -fp64 (the bare-metal image says -fp64)" \
+    "FAIL  AOT FEATURES none on nucleo_f746zg, the bare-metal nucleo_f746zg.h says -fp64"
 
 if [ "$fail" = 0 ]; then echo "breaks: PASS (the unbroken copy passes, $n breaks caught)"; else echo "breaks: FAIL"; fi
 exit "$fail"

@@ -434,6 +434,15 @@ bm_value() {
   printf '#include "%s"\nWASMBED_VALUE %s\n' "$1" "$2" | "$cc" -E -P -x c -I"$baremetal_boards" - |
     sed -n 's/^WASMBED_VALUE //p' | sed 's/\([0-9a-fA-Fx]\)u\b/\1/g; s/^"\(.*\)"$/\1/'
 }
+# port_aot ZEPHYR-BOARD NAME: a PORT_AOT_* of src/port_aot.h under the board's configuration
+# (its CONFIG_* as -D, as section 1 compiles the port), string quotes dropped
+port_aot() {
+  local defs=()
+  board_config "$1" "$work/aot.config"
+  mapfile -t defs < <(config_defs "$work/aot.config")
+  printf '#include "port_aot.h"\nWASMBED_VALUE %s\n' "$2" |
+    "$cc" -E -P -x c "${defs[@]}" -I"$port/src" - | sed -n 's/^WASMBED_VALUE //p' | sed 's/^"\(.*\)"$/\1/'
+}
 # compare_facts ZEPHYR-BOARD DT-DIR FACTS-HEADER: prints every disagreement between what
 # Zephyr's board gives (the shim's devicetree, defconfig and board.dts) and the shared facts
 compare_facts() {
@@ -483,11 +492,15 @@ for pair in nucleo_f446re:nucleo_f446re.h stm32f4_disco:stm32f4_discovery.h nucl
   else
     echo "FAIL  bare-metal ${pair#*:} does not #include \"../../../../boards/$board.h\" (two sets of facts)"; failed
   fi
-  for k in ARCH CPU ABI; do
-    v="$(sed -n "s/^#define PORT_AOT_$k \"\(.*\)\"$/\1/p" "$port/src/port.c" | head -n1)"
-    [ "$v" = "$(bm_value "$bm" "BOARD_AOT_$k")" ] \
-      || { echo "FAIL  AOT $k $v, the bare-metal ${pair#*:} says $(bm_value "$bm" "BOARD_AOT_$k")"; failed; }
+  aot_ok=1
+  for k in ARCH CPU ABI FEATURES; do
+    v="$(port_aot "$board" "PORT_AOT_$k")"
+    b="$(bm_value "$bm" "BOARD_AOT_$k")"
+    [ "$b" = "BOARD_AOT_$k" ] && b=none # not defined: the core's default (aot_features=none)
+    [ "$v" = "$b" ] \
+      || { echo "FAIL  AOT $k $v on $board, the bare-metal ${pair#*:} says $b"; failed; aot_ok=0; }
   done
+  [ "$aot_ok" = 1 ] && echo "ok    $board: INFO's AOT target (cpu $(port_aot "$board" PORT_AOT_CPU), features $(port_aot "$board" PORT_AOT_FEATURES)) is the bare-metal ${pair#*:}'s"
 done
 mkdir -p "$work/badled"
 sed 's/_P_gpios_IDX_0_VAL_pin 5$/_P_gpios_IDX_0_VAL_pin 6/' "$shim/boards/nucleo_f446re/devicetree_generated.h" \

@@ -132,7 +132,7 @@ pub fn instant(cfg: &Cfg, rep: &mut Report) -> Result<()> {
                     let t = Instant::now();
                     let r = c.request(req, Some(&m), timeout)?;
                     let e2e = ms(t.elapsed());
-                    if !link::deployed(&r).is_some_and(|d| !d.skipped) {
+                    if link::deployed(&r).is_none_or(|d| d.skipped) {
                         return Err(err(format!(
                             "deploy of {name} did not upload: {}",
                             link::show(&r)

@@ -6,6 +6,12 @@
 //! with U+FFFD. A line longer than the limit (default [`AGENT_LINE_MAX`]) is not buffered past the
 //! limit: it becomes one [`Item::LineTooLong`] when its terminator arrives.
 //!
+//! A device that resets while it writes a line never ends it: its boot banner follows the cut
+//! start on the same line (`INFO_OK proto=2 boaHELLO device_id=…`). The decoder splits such a
+//! line in two: the cut start as console text ([`AgentLine::Other`], so it can never be taken
+//! for a reply) and the HELLO, a line of its own (docs/PROTOCOL.md "Handshake restart"). Module
+//! output (`LOG`) may quote anything and is never split.
+//!
 //! At stream start the decoder strips telnet negotiation (Renode's socket terminal in telnet mode
 //! sends e.g. `FF FD 00 FF FB 01 FF FB 03 FF FC 22`, newer builds add `FF FD 1F`): any run of
 //! 3-byte `IAC DO/DONT/WILL/WONT <opt>`, 2-byte `IAC <cmd>` and `IAC SB … IAC SE` sequences before
@@ -220,11 +226,38 @@ impl Decoder {
             self.buf.clear();
             return;
         }
-        let raw = String::from_utf8_lossy(&self.buf).into_owned();
+        let mut raw = String::from_utf8_lossy(&self.buf).into_owned();
         self.buf.clear();
         let msg = parse_agent_line(&raw);
+        if let Some((at, hello)) = glued_hello(&raw, &msg) {
+            let hello_raw = raw.split_off(at);
+            self.out.push_back(Item::Line(Line {
+                msg: AgentLine::Other(raw.clone()),
+                raw,
+            }));
+            self.out.push_back(Item::Line(Line {
+                raw: hello_raw,
+                msg: hello,
+            }));
+            return;
+        }
         self.out.push_back(Item::Line(Line { raw, msg }));
     }
+}
+
+/// Where a HELLO starts in the middle of `raw` (a device that reset while writing the line's
+/// start), and the HELLO parsed; `None` for a line that is a HELLO, module output (`LOG`), or
+/// holds no complete HELLO.
+fn glued_hello(raw: &str, msg: &AgentLine) -> Option<(usize, AgentLine)> {
+    if matches!(msg, AgentLine::Hello(_) | AgentLine::Log(_)) {
+        return None;
+    }
+    raw.match_indices("HELLO ")
+        .filter(|&(at, _)| at > 0)
+        .find_map(|(at, _)| match parse_agent_line(&raw[at..]) {
+            hello @ AgentLine::Hello(_) => Some((at, hello)),
+            _ => None,
+        })
 }
 
 impl Iterator for Decoder {
@@ -272,6 +305,48 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_hello_glued_to_a_cut_line_is_a_line_of_its_own() {
+        let hello =
+            "HELLO device_id=nucleo-f446re rtos=baremetal runtime=WAMR fw_version=0.2.0 proto=2";
+        // A reset in the middle of INFO_OK: the cut start would parse as an INFO_OK (proto=2 is
+        // there); it must be console text, never a reply.
+        for cut in [
+            "INFO_OK proto=2 boa",
+            "INFO_OK pro",
+            "IDENT_OK key=d75a98",
+            "LED ON (th",
+        ] {
+            let items = decode(&[format!("{cut}{hello}\nSTATUS_OK modules=\"none\"\n").as_bytes()]);
+            assert_eq!(
+                raws(&items),
+                [cut, hello, "STATUS_OK modules=\"none\""],
+                "{cut}"
+            );
+            assert_eq!(
+                items[0],
+                Item::Line(Line {
+                    raw: cut.into(),
+                    msg: AgentLine::Other(cut.into())
+                })
+            );
+            assert!(
+                matches!(&items[1], Item::Line(Line { msg: AgentLine::Hello(h), .. }) if h.proto == Some(2))
+            );
+        }
+        // Module output may quote a HELLO; text that only looks like one stays whole.
+        for whole in [
+            format!("LOG module_id=m msg=\"{hello}\""),
+            "console: HELLO world".to_string(),
+            hello.to_string(),
+        ] {
+            assert_eq!(
+                raws(&decode(&[format!("{whole}\n").as_bytes()])),
+                [whole.as_str()]
+            );
+        }
     }
 
     #[test]

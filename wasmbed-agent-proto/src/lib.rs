@@ -64,7 +64,7 @@ pub use session::{
     StatusOutcome, StatusSession, StopOutcome, StopSession, Timeouts, Transmit, UnloadOutcome,
     UnloadSession,
 };
-pub use session::{RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
+pub use session::{INFO_SETTLE, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use signing::{signed_message, AotTarget, KeyId, ModuleKind, ModuleSignature, Signature};
 pub use wire::{
     BaudErrCode, ChunkErrCode, ErrorCode, IdentErrCode, LoadErrCode, ResultStatus, RunnerState,

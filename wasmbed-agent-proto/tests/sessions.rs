@@ -588,6 +588,91 @@ fn info_v1_fallback_and_v2() {
 }
 
 #[test]
+fn info_after_a_v2_hello_waits_past_the_answer_to_a_cut_command() {
+    // The agent got the end of the first INFO ("FO") as it switched its receiver on: its
+    // UNKNOWN_COMMAND answers that, not this INFO, since its HELLO said proto=2.
+    let v2 = Line::parse(
+        "HELLO device_id=nucleo-f446re rtos=baremetal runtime=WAMR fw_version=0.2.0 proto=2",
+    );
+    let mut d = Driver::open(|now| InfoSession::after_hello(now, &t(), v2));
+    assert_eq!(d.sent, ["INFO"]);
+    d.recv("ERROR code=UNKNOWN_COMMAND");
+    assert!(!d.s.is_done(), "not a v1 answer after a proto=2 HELLO");
+    assert_eq!(d.unsolicited(), ["ERROR code=UNKNOWN_COMMAND"]);
+    d.recv("INFO_OK proto=2 board=nucleo-f446re slots=1");
+    assert!(matches!(d.s.outcome(), Some(Ok(InfoOutcome::V2 { .. }))));
+
+    // Legacy firmware's HELLO has no proto=: UNKNOWN_COMMAND still means v1.
+    let v1 = Line::parse("HELLO device_id=nucleo_f746zg rtos=Zephyr runtime=WAMR fw_version=1.0.0");
+    let mut d = Driver::open(|now| InfoSession::after_hello(now, &t(), v1));
+    d.recv("ERROR code=UNKNOWN_COMMAND");
+    assert_eq!(d.s.outcome(), Some(&Ok(InfoOutcome::V1)));
+}
+
+const HELLO_V2: &str =
+    "HELLO device_id=nucleo-f446re rtos=baremetal runtime=WAMR fw_version=0.2.0 proto=2";
+
+#[test]
+fn info_answered_right_after_a_hello_is_taken() {
+    // The simulated board says HELLO on every connection, and answers the INFO after it.
+    let mut d = Driver::open(|now| InfoSession::new(now, &t()));
+    d.recv(HELLO_V2);
+    assert!(!d.s.is_done());
+    d.recv("INFO_OK proto=2 board=sim slots=2");
+    assert!(matches!(d.s.outcome(), Some(Ok(InfoOutcome::V2 { .. }))));
+    assert_eq!(d.unsolicited(), [HELLO_V2]);
+}
+
+#[test]
+fn info_unanswered_after_a_hello_asks_again_after_the_settle_time_not_the_full_deadline() {
+    let t = t();
+    let settle = INFO_SETTLE + t.transfer(AGENT_LINE_MAX);
+    assert!(settle < t.first_reply);
+    // An STM32 image booted into the INFO: it lost it, or got it cut and answers the fragment.
+    for fragment_answer in [None, Some("ERROR code=UNKNOWN_COMMAND")] {
+        let mut d = Driver::open(|now| InfoSession::new(now, &t));
+        d.recv(HELLO_V2);
+        if let Some(a) = fragment_answer {
+            d.recv(a);
+            assert!(
+                !d.s.is_done(),
+                "{a}: the answer to a fragment, after a proto=2 HELLO"
+            );
+        }
+        let waited = d.run_to_deadline();
+        assert!(waited <= settle, "{waited:?}");
+        match d.s.outcome() {
+            Some(Ok(InfoOutcome::Rebooted { hello })) => assert_eq!(hello.raw, HELLO_V2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.sent, ["INFO"], "asking again is the caller's (it counts)");
+    }
+
+    // More HELLOs do not extend the wait: a board in a boot loop ends the session all the same.
+    let mut d = Driver::open(|now| InfoSession::new(now, &t));
+    d.recv(HELLO_V2);
+    let deadline = d.s.poll_timeout().unwrap();
+    d.recv_after(settle / 2, HELLO_V2);
+    assert_eq!(d.s.poll_timeout(), Some(deadline));
+    d.run_to_deadline();
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Ok(InfoOutcome::Rebooted { .. }))
+    ));
+
+    // Without a HELLO a silent device is still a plain timeout.
+    let mut d = Driver::open(|now| InfoSession::new(now, &t));
+    d.run_to_deadline();
+    assert!(matches!(
+        d.s.outcome(),
+        Some(Err(SessionError::Timeout {
+            phase: Phase::Info,
+            ..
+        }))
+    ));
+}
+
+#[test]
 fn unload_records_killed_job() {
     let mut d = Driver::open(|now| UnloadSession::new(now, ModuleRef { module_id: id("m") }, &t()));
     d.recv("RESULT status=STOPPED forced=1 module_id=m func=loop");

@@ -426,6 +426,7 @@ fn run(t: &Transcript) {
             replay(t, s, clock, &payload, None, |o| match o {
                 InfoOutcome::V2 { line, .. } => ("ok", line.raw.clone()),
                 InfoOutcome::V1 => ("v1", String::new()),
+                InfoOutcome::Rebooted { hello } => ("rebooted", hello.raw.clone()),
             });
         }
         "unload" => {

@@ -116,7 +116,8 @@ pub enum ModuleKind {
     Wasm,
     /// An AOT image, deployed as is.
     Aot,
-    /// A C source, built by each device's gateway (`build_and_deploy`).
+    /// A C source: mode `wasm` is built by each device's gateway (`build_and_deploy`); mode
+    /// `aot` once per device target in the fleet, the file shared (docs/FLEET.md).
     C,
 }
 

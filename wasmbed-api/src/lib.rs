@@ -12,6 +12,8 @@
 //! - [`ErrorCode`]: the stable error codes, the host exit code of each ([`ExitCode`]) and a help
 //!   text for every code.
 //! - [`Latency`]: the phase latencies of a reply.
+//! - [`latency`]: the gateway's latency book (percentiles overall and per time window), as its
+//!   HTTP API serves it.
 //!
 //! # Device lines
 //!
@@ -27,6 +29,7 @@
 pub mod app;
 mod error;
 mod event;
+pub mod latency;
 mod reply;
 mod request;
 

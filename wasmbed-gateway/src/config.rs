@@ -181,6 +181,10 @@ pub struct Limits {
     /// An upload body that does not fit in `buffer_budget` waits this long for room, then is
     /// refused `BUSY`.
     pub body_wait_ms: u64,
+    /// Length of one latency window of the dashboard (`GET /api/latency`), seconds.
+    pub latency_window_s: u64,
+    /// Latency windows kept per operation and device, the current one included.
+    pub latency_windows: usize,
 }
 
 impl Default for Limits {
@@ -199,6 +203,8 @@ impl Default for Limits {
             write_stall_ms: 30_000,
             buffer_budget: 16 * 1024 * 1024,
             body_wait_ms: 10_000,
+            latency_window_s: crate::http::latency::WINDOW_S,
+            latency_windows: crate::http::latency::WINDOWS,
         }
     }
 }

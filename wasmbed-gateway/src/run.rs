@@ -173,6 +173,7 @@ pub async fn start_with_ports(
     let compiler = Compiler::new(cfg.compiler.clone(), cfg.cache_dir.clone());
     let mut gw = Gateway::new(devices.clone(), compiler, cfg.limits, token);
     gw.tls = tls.clone();
+    gw.signing_key = signing_key.clone();
     gw.legacy_paths = PathPolicy::new(&cfg.legacy.path_dirs)
         .map_err(|e| StartError::Io(format!("config key `legacy.path_dirs`: {e}")))?;
     if gw.legacy_paths.enabled() {

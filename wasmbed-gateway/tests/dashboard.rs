@@ -474,6 +474,74 @@ async fn dashboard_in_chromium() {
             shown[i]
         );
     }
+    // The same requests per time window: the windows table and chart of `status · sim` hold
+    // the 40 requests, window by window as GET /api/latency says; choosing a window draws its
+    // distribution.
+    c.execute(
+        "const s = document.querySelector('#lat-key'); s.value = 'status · sim'; s.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.until(
+        "the bench's requests in the windows table",
+        "document.querySelector('#chart-windows .uplot') && document.querySelector('#chart-windows').dataset.key === 'status · sim' && [...document.querySelectorAll('#lat-windows tr[data-start]')].reduce((n, r) => n + Number(r.dataset.count), 0) === 40",
+    )
+    .await;
+    let shown = b
+        .js("return [...document.querySelectorAll('#lat-windows tr[data-start]')].map(r => [Number(r.dataset.start), Number(r.dataset.count)]);")
+        .await;
+    let report: Value = b
+        .js("return fetch('/api/latency').then(r => r.json());")
+        .await;
+    let status_row = report["latency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["op"] == "status" && s["device"] == "sim")
+        .unwrap_or_else(|| panic!("no status row: {report}"));
+    // The table lists the newest window first.
+    let api_windows: Vec<Value> = status_row["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|w| json!([w["start"], w["total"]["count"]]))
+        .collect();
+    assert_eq!(
+        shown,
+        json!(api_windows),
+        "windows table vs GET /api/latency"
+    );
+    if api_windows.len() == 1 {
+        // All 40 in one window (unless the bench straddled a minute): its row shows the
+        // bench's percentiles too.
+        let cell = b.text("#lat-windows tr[data-start] td:nth-child(4)").await;
+        let shown: Vec<f64> = cell.split('/').map(|x| x.trim().parse().unwrap()).collect();
+        for (i, key) in ["p50", "p95", "p99"].into_iter().enumerate() {
+            let cli = g[key].as_f64().unwrap();
+            assert!(
+                (shown[i] - cli).abs() <= cli * 0.002 + 0.002,
+                "window {key}: the page shows {} ms, bench measured {cli} ms ({cell}; {g})",
+                shown[i]
+            );
+        }
+    }
+    let newest = &api_windows[0];
+    c.execute(
+        "const s = document.querySelector('#lat-window'); s.value = String(arguments[0]); s.dispatchEvent(new Event('change'));",
+        vec![newest[0].clone()],
+    )
+    .await
+    .unwrap();
+    b.until(
+        "the chosen window's distribution",
+        &format!(
+            "document.querySelector('#chart-hist').dataset.window === '{}' && Number(document.querySelector('#chart-hist').dataset.count) === {}",
+            newest[0], newest[1]
+        ),
+    )
+    .await;
     b.assert_clean_console("/latency").await;
 
     // One device: deploy by upload (C source, built by the gateway) with progress, then start.
@@ -708,8 +776,171 @@ async fn dashboard_in_chromium() {
     b.client.clone().close().await.unwrap();
 }
 
+/// The simulated board with an identity key (`--identity-file`) on a TCP port of its own; killed
+/// on drop.
+async fn sim_with_identity(key: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(sim_bin())
+        .args(["--listen", "127.0.0.1:0", "--identity-file"])
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wasmbed-agent-sim starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if let Some(a) = l.trim().strip_prefix("listening on ") {
+                return a.to_string();
+            }
+        }
+        panic!("the simulator exited before listening");
+    })
+    .await
+    .expect("the simulator says where it listens within 20 s");
+    // Its later output is not read: keep the pipe drained.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+/// Device identity from the device page: a board with an identity key is `pending` (the
+/// gateway's default enrollment is approve); *Approve* pins its key (the facts turn `approved`
+/// live, the state file holds the fingerprint, commands go), *Forget* makes it pending again;
+/// another site's page posting an approve with the visitor's cookie is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_buttons_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, addr) = sim_with_identity(&dir.path().join("board.key")).await;
+    let token_file = dir.path().join("token");
+    common::write_private(&token_file, TOKEN);
+    let state = dir.path().join("state");
+    let toml = format!(
+        "http = \"127.0.0.1:0\"\ntoken_file = {token:?}\nstate_dir = {state:?}\n\n[devices.board]\nendpoint = \"tcp:{addr}\"\n",
+        token = token_file.display().to_string(),
+        state = state.display().to_string(),
+    );
+    let cfg = Config::parse(&toml, Path::new("test.toml")).unwrap();
+    let gw = gateway_cfg(cfg).await;
+    wait_online(&gw, "board").await;
+    let base = format!("http://{}", gw.http_addr.unwrap());
+    let api_identity = |v: &Value| v["result"]["devices"][0]["identity"].clone();
+    // A command the identity gate holds back while pending (INFO and STATUS always go): the
+    // error code of an unload of a module that is not there.
+    let http = reqwest::Client::new();
+    let unload_error = || async {
+        let v: Value = http
+            .post(format!("{base}/api/devices/board/unload"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"module_id": "absent"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["error"]["code"].clone()
+    };
+    assert_eq!(unload_error().await, "DEVICE_PENDING");
+
+    let b = Browser::start().await;
+    let c = &b.client;
+    c.goto(&format!("{base}/login")).await.unwrap();
+    b.fill("#token", TOKEN).await;
+    b.click("form button[type=submit]").await;
+    b.until("signed in", "location.pathname === '/'").await;
+    c.goto(&format!("{base}/devices/board")).await.unwrap();
+    b.until(
+        "the board pending",
+        "document.querySelector('#identity [data-identity=\"pending\"]')",
+    )
+    .await;
+    let listed: Value = b
+        .js("return fetch('/api/devices').then(r => r.json());")
+        .await;
+    let fp = api_identity(&listed)["fingerprint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a pending board shows the key it proved: {listed}"))
+        .to_string();
+
+    // Another site's page posts an approve with the visitor's cookie: refused, still pending.
+    let evil = EvilSite::posting(&format!("{base}/api/devices/board/approve"), "{}").await;
+    c.goto(&evil.url).await.unwrap();
+    b.until("the cross-origin post sent", "document.title === 'sent'")
+        .await;
+    assert!(evil.hits() >= 1, "the other site's page was not loaded");
+    let listed: Value = b
+        .http
+        .get(format!("{base}/api/devices"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        api_identity(&listed)["state"],
+        "pending",
+        "a cross-origin POST approved the board: {listed}"
+    );
+    b.console_errors().await; // the other site's refused request, if logged
+
+    // Approve: the reply, then the facts live, the API and the state file agree.
+    c.goto(&format!("{base}/devices/board")).await.unwrap();
+    b.until("the device page", "document.querySelector('#approve')")
+        .await;
+    b.js("document.querySelector('#identity-result').dataset.state = 'waiting';")
+        .await;
+    b.click("#approve").await;
+    b.until(
+        "the approve's reply",
+        "['ok', 'error'].includes(document.querySelector('#identity-result').dataset.state)",
+    )
+    .await;
+    let out = b.text("#identity-result").await;
+    assert!(out.contains("approved") && out.contains(&fp), "{out}");
+    b.until(
+        "the facts approved, live",
+        "document.querySelector('#identity [data-identity=\"approved\"]')",
+    )
+    .await;
+    let pins = std::fs::read_to_string(state.join("identities.json")).unwrap();
+    assert!(pins.contains(&fp), "{pins}");
+    // Commands go to the board now (which has no such module).
+    let code = unload_error().await;
+    assert!(
+        code.is_string() && code != "DEVICE_PENDING",
+        "unload after approve: {code}"
+    );
+    b.assert_fits("/devices/board at 1280×800").await;
+    b.shot("identity").await;
+    b.assert_clean_console("/devices/board").await;
+
+    // Forget: pending again, commands refused, the pin gone from the state file.
+    b.js("document.querySelector('#identity-result').dataset.state = 'waiting';")
+        .await;
+    b.click("#forget").await;
+    b.until(
+        "the forget's reply",
+        "document.querySelector('#identity-result').dataset.state === 'ok'",
+    )
+    .await;
+    assert!(b.text("#identity-result").await.contains("pending"));
+    b.until(
+        "the facts pending, live",
+        "document.querySelector('#identity [data-identity=\"pending\"]')",
+    )
+    .await;
+    let pins = std::fs::read_to_string(state.join("identities.json")).unwrap();
+    assert!(!pins.contains(&fp), "{pins}");
+    assert_eq!(unload_error().await, "DEVICE_PENDING");
+    b.assert_clean_console("/devices/board").await;
+    b.client.clone().close().await.unwrap();
+}
+
 /// Another web site on this machine (127.0.0.1, another port: the same site to the browser,
-/// not the same origin) whose page posts `{"module_id": "math_ops"}` to `target` with the
+/// not the same origin) whose page posts a JSON body to `target` with the
 /// visitor's cookies, as a CSRF attack would, and then sets its title to `sent`.
 struct EvilSite {
     url: String,
@@ -719,13 +950,18 @@ struct EvilSite {
 
 impl EvilSite {
     async fn start(target: &str) -> Self {
+        Self::posting(target, r#"{"module_id": "math_ops"}"#).await
+    }
+
+    /// The same, posting `body` (JSON text).
+    async fn posting(target: &str, body: &str) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", l.local_addr().unwrap());
         let page = format!(
             "<!doctype html><title>evil</title><script>\
              fetch({target:?}, {{method: 'POST', mode: 'no-cors', credentials: 'include', \
-             headers: {{'Content-Type': 'text/plain'}}, body: '{{\"module_id\": \"math_ops\"}}'}})\
+             headers: {{'Content-Type': 'text/plain'}}, body: {body:?}}})\
              .finally(() => {{ document.title = 'sent'; }});</script>"
         );
         let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -473,3 +473,134 @@ async fn token_required_when_configured() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `GET /api/latency` per time window: three batches of STATUS requests (and two failing
+/// starts), each batch begun just after a window boundary (2 s windows), land in the windows
+/// their requests ended in. Each request's window is known from the client's clock before and
+/// after it (the gateway records between the two); a request that straddles a boundary may
+/// count in either window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_per_time_window() {
+    use api::latency::LatencyReport;
+    use std::collections::BTreeMap;
+
+    sim_bin();
+    const W: u64 = 2;
+    let gw = gateway_cfg(Config {
+        sim: true,
+        http: Some("127.0.0.1:0".parse().unwrap()),
+        limits: wasmbed_gateway::config::Limits {
+            latency_window_s: W,
+            latency_windows: 30,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    wait_online(&gw, "sim").await;
+    let base = format!("http://{}", gw.http_addr.unwrap());
+    let c = client();
+
+    // (op, window start) → (requests surely in that window, requests that may be in it).
+    let mut expect: BTreeMap<(&str, u64), (u64, u64)> = BTreeMap::new();
+    let window_of = |t: f64| (t as u64) - (t as u64) % W;
+    let mut sent = BTreeMap::<&str, u64>::new();
+    for batch in [5u64, 3, 7] {
+        // Just after the next boundary.
+        let now = unix_now();
+        let next = (window_of(now) + W) as f64 + 0.05;
+        tokio::time::sleep(Duration::from_secs_f64(next - now)).await;
+        let mut ops = vec!["status"; batch as usize];
+        if batch == 3 {
+            ops.extend(["start", "start"]);
+        }
+        for op in ops {
+            let before = unix_now();
+            let resp = if op == "status" {
+                c.get(format!("{base}/api/devices/sim/status")).send().await
+            } else {
+                c.post(format!("{base}/api/devices/sim/start"))
+                    .json(&json!({"module_id": "not_loaded"}))
+                    .send()
+                    .await
+            }
+            .unwrap();
+            let ok = resp.status().is_success();
+            assert_eq!(ok, op == "status", "{op}: {}", resp.status());
+            let after = unix_now();
+            *sent.entry(op).or_default() += 1;
+            let (a, b) = (window_of(before), window_of(after));
+            if a == b {
+                expect.entry((op, a)).or_default().0 += 1;
+            } else {
+                for w in [a, b] {
+                    expect.entry((op, w)).or_default().1 += 1;
+                }
+            }
+        }
+    }
+
+    let report: LatencyReport = c
+        .get(format!("{base}/api/latency"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((report.window_s, report.windows_kept), (W, 30));
+    for (op, n) in sent {
+        let s = report
+            .latency
+            .iter()
+            .find(|s| s.op == op && s.device == "sim")
+            .unwrap_or_else(|| panic!("no {op} row: {report:?}"));
+        assert_eq!(s.total.count, n, "{s:?}");
+        let in_windows: u64 = s.windows.iter().map(|w| w.total.count).sum();
+        assert_eq!(in_windows, n, "every {op} request in some window: {s:?}");
+        let starts: Vec<u64> = s.windows.iter().map(|w| w.start).collect();
+        assert!(
+            starts.windows(2).all(|p| p[0] < p[1]),
+            "oldest first: {starts:?}"
+        );
+        for w in &s.windows {
+            let (sure, maybe) = expect.get(&(op, w.start)).copied().unwrap_or_default();
+            assert!(
+                sure <= w.total.count && w.total.count <= sure + maybe,
+                "{op} window {}: {} requests, expected {sure} (+ up to {maybe} straddling)",
+                w.start,
+                w.total.count
+            );
+            let hist: u64 = w.histogram.iter().map(|b| b.count).sum();
+            assert_eq!(hist, w.total.count, "{w:?}");
+            assert!(w.total.p50 <= w.total.p95 && w.total.p95 <= w.total.p99);
+            assert!(w.total.max <= s.total.max, "{w:?} vs {:?}", s.total);
+            if op == "status" {
+                // Each STATUS is one device round trip.
+                assert_eq!(w.device_phase.map(|p| p.count), Some(w.total.count));
+            }
+            assert!(w.compile.is_none() && w.transfer.is_none());
+            let errors = if op == "start" { w.total.count } else { 0 };
+            assert_eq!(w.errors, errors, "{w:?}");
+        }
+        // The windows with requests surely in them are all there.
+        for (&(o, start), &(sure, _)) in &expect {
+            if o == op && sure > 0 {
+                assert!(
+                    starts.contains(&start),
+                    "{op}: no window {start}: {starts:?}"
+                );
+            }
+        }
+    }
+    let status = report.latency.iter().find(|s| s.op == "status").unwrap();
+    // Three batches, each begun in a new window.
+    assert!(status.windows.len() >= 3, "{status:?}");
+}

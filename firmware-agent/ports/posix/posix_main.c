@@ -111,7 +111,7 @@ static void usage(FILE *f)
 		"usage: wasmbed-agent-sim [--listen HOST:PORT | --pty] [--baud N | --instant]\n"
 		"                         [--reply-bytewise] [--boards N] [--slots N]\n"
 		"                         [--pool-size BYTES] [--board NAME] [--grace-ms MS]\n"
-		"                         [--start-timeout-ms MS]\n"
+		"                         [--start-timeout-ms MS] [--aot-cpu NAME]\n"
 		"                         [--identity-file PATH | --state-dir DIR]\n"
 		"A simulated Wasmbed board: the portable C agent with WAMR 2.4.3 (interpreter and\n"
 		"x86_64 AOT). Default link: stdin/stdout. Logs go to stderr.\n"
@@ -129,6 +129,9 @@ static void usage(FILE *f)
 		"  --slots N           module slots (1..%d, default 2)\n"
 		"  --pool-size BYTES   WAMR pool size (default %u, with --boards N: N MiB, min 2)\n"
 		"  --board NAME        board name for HELLO/INFO (default sim)\n"
+		"  --aot-cpu NAME      the AOT cpu the board reports (INFO aot_cpu=) and loads AOT\n"
+		"                      files for (default generic; x86-64 or x86-64-v2 run on\n"
+		"                      any host that has them): another AOT target for tests\n"
 		"  --grace-ms MS       STOP grace period before the forced stop (default 1200)\n"
 		"  --start-timeout-ms MS  a start function still running after MS is terminated\n"
 		"                      (LOAD_ERR code=START_TIMEOUT; default 1000)\n"
@@ -211,6 +214,8 @@ static int parse_args(struct posix_port *p, struct sim_opts *o, int argc, char *
 			p->listen_addr = v;
 		} else if (!strcmp(a, "--board")) {
 			p->cfg.board = v;
+		} else if (!strcmp(a, "--aot-cpu")) {
+			p->cfg.aot_cpu = v; /* INFO aot_cpu=, and what AOT descriptors must name */
 		} else if (!strcmp(a, "--identity-file")) {
 			p->identity_file = v;
 		} else if (!strcmp(a, "--state-dir")) {

@@ -33,6 +33,7 @@ pub use load::{LoadOptions, LoadOutcome, LoadSession};
 pub use resync::{ResyncOutcome, ResyncSession, RESYNC_ATTEMPTS, RESYNC_MARKER, RESYNC_SETTLE};
 pub use simple::{
     InfoOutcome, InfoSession, StatusOutcome, StatusSession, UnloadOutcome, UnloadSession,
+    INFO_SETTLE,
 };
 pub use start::{StartOutcome, StartSession};
 pub use stop::{StopOutcome, StopSession};

@@ -57,12 +57,39 @@ pub enum InfoOutcome {
     },
     /// A legacy agent (`ERROR code=UNKNOWN_COMMAND`): use v1 commands only.
     V1,
+    /// The agent (re)booted while it was asked (its HELLO) and did not answer within
+    /// [`INFO_SETTLE`] (plus one line's time) of it: it missed this INFO or got it cut. Ask again
+    /// ([`InfoSession::after_hello`]); docs/PROTOCOL.md "Handshake restart".
+    Rebooted {
+        /// The HELLO line.
+        hello: Line,
+    },
 }
 
+/// How long INFO waits for its answer after the agent says HELLO (plus the time of one
+/// [`AGENT_LINE_MAX`](crate::AGENT_LINE_MAX) line at the link speed) before it gives up on
+/// that INFO with [`InfoOutcome::Rebooted`]. An agent that got the INFO whole answers it right
+/// after its HELLO (the simulated board says HELLO on every connection); one that booted into it
+/// never answers it.
+pub const INFO_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// INFO state machine: `first_reply` for `INFO_OK` or `ERROR code=UNKNOWN_COMMAND` (→ v1).
+///
+/// A HELLO during the wait means the agent (re)booted: the session then waits at most
+/// [`INFO_SETTLE`] plus one line's time for the answer, else ends with
+/// [`InfoOutcome::Rebooted`]. After a HELLO that says `proto=2` (heard here, or the one
+/// [`InfoSession::after_hello`] was given) the agent is known to speak v2, so an
+/// `ERROR code=UNKNOWN_COMMAND` is not a v1 answer but the answer to a command the agent got cut
+/// (it switched its receiver on in the middle of it): an event.
 #[derive(Debug)]
 pub struct InfoSession {
     core: Core<InfoOutcome>,
+    /// The last HELLO heard (or given).
+    hello: Option<Line>,
+    /// A HELLO came during this session: its deadline is the settle time, then `Rebooted`.
+    settling: bool,
+    /// [`INFO_SETTLE`] plus one line at the link speed.
+    settle: std::time::Duration,
 }
 
 impl InfoSession {
@@ -70,25 +97,66 @@ impl InfoSession {
     pub fn new(now: Instant, timeouts: &Timeouts) -> Self {
         InfoSession {
             core: Core::new(Command::Info, Phase::Info, now + timeouts.first_reply),
+            hello: None,
+            settling: false,
+            settle: INFO_SETTLE + timeouts.transfer(crate::AGENT_LINE_MAX),
         }
     }
 
-    fn on_line(&mut self, _now: Instant, line: Line) {
+    /// Queues `INFO` at `now`, asked again because the agent said `hello` (a HELLO line) while
+    /// the handshake ran. A HELLO with `proto=2` or later rules out the v1 fallback.
+    pub fn after_hello(now: Instant, timeouts: &Timeouts, hello: Line) -> Self {
+        InfoSession {
+            hello: Some(hello),
+            ..Self::new(now, timeouts)
+        }
+    }
+
+    /// A HELLO said `proto=2` or later.
+    fn speaks_v2(&self) -> bool {
+        matches!(&self.hello, Some(Line { msg: AgentLine::Hello(h), .. })
+            if h.proto.is_some_and(|p| p >= 2))
+    }
+
+    fn on_line(&mut self, now: Instant, line: Line) {
         match &line.msg {
             AgentLine::InfoOk(i) => {
                 let info = i.clone();
                 self.core.finish(Ok(InfoOutcome::V2 { info, line }))
             }
+            AgentLine::Error(e) if e.code == ErrorCode::UnknownCommand && self.speaks_v2() => {
+                self.core.unsolicited(line)
+            }
             AgentLine::Error(e) if e.code == ErrorCode::UnknownCommand => {
                 self.core.finish(Ok(InfoOutcome::V1))
+            }
+            AgentLine::Hello(_) => {
+                self.hello = Some(line.clone());
+                self.core.unsolicited(line);
+                // The first HELLO starts the settle time; later ones do not extend it.
+                if !self.settling {
+                    self.settling = true;
+                    self.core.wait(Phase::Info, now + self.settle);
+                }
             }
             _ if reply_error(&line) => self.core.reject(line),
             _ => self.core.unsolicited(line),
         }
     }
+
+    fn on_timeout(&mut self, now: Instant) {
+        let due = self.core.poll_timeout().is_some_and(|d| now >= d);
+        match self.hello.clone() {
+            Some(hello) if due && self.settling => {
+                self.core.finish(Ok(InfoOutcome::Rebooted { hello }))
+            }
+            _ => self.core.check_timeout(now),
+        }
+    }
 }
 
-impl_session!(InfoSession, InfoOutcome);
+impl_session!(InfoSession, InfoOutcome, |s: &mut InfoSession, now| s
+    .on_timeout(now));
 
 /// Successful UNLOAD.
 #[derive(Debug, Clone, PartialEq, Eq)]

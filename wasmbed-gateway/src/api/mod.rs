@@ -65,6 +65,9 @@ pub struct Gateway {
     /// Fleet membership (docs/FLEET.md): set once the gateway joined a fleet. Requests for a
     /// device this gateway does not serve go to the fleet.
     pub fleet: std::sync::OnceLock<Arc<crate::fleet::Member>>,
+    /// The module-signing key (`[signing] key_file`): in a fleet, AOT files this gateway
+    /// builds for the others are stored with its signature.
+    pub signing_key: Option<Arc<crate::signing::ModuleKey>>,
 }
 
 impl Gateway {
@@ -84,7 +87,7 @@ impl Gateway {
             idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
             first_request_timeout: Duration::from_millis(limits.first_request_timeout_ms),
             legacy_paths: legacy_paths::PathPolicy::default(),
-            latency: Default::default(),
+            latency: crate::http::LatencyBook::new(limits.latency_window_s, limits.latency_windows),
             line_timeout: Duration::from_millis(limits.line_timeout_ms),
             budget: Budget::new(limits.buffer_budget),
             connections: Arc::new(Semaphore::new(limits.max_connections.max(1))),
@@ -92,6 +95,7 @@ impl Gateway {
             tls: None,
             modules: Mutex::new(HashMap::new()),
             fleet: std::sync::OnceLock::new(),
+            signing_key: None,
         }
     }
 

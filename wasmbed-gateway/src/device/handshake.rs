@@ -3,9 +3,16 @@
 //! ([`super::task`]) drives the step [`Handshake::next`] names through its session and hands the
 //! outcome back here.
 //!
-//! Steps: `INFO` (v1 firmware answers `ERROR code=UNKNOWN_COMMAND`: the legacy fallback), then
-//! `STATUS`. A new step (an identity challenge, say) is a new [`Step`] in [`Handshake::new`]'s
-//! list, a session the task drives for it, and a `Handshake::on_…` for its answer.
+//! Steps: `INFO` (v1 firmware answers `ERROR code=UNKNOWN_COMMAND`: the legacy fallback; the
+//! identity challenge follows it), then `STATUS`. A new step is a new [`Step`] in
+//! [`Handshake::new`]'s list, a session the task drives for it, and a function here for its
+//! answer.
+//!
+//! A HELLO heard during any step means the device (re)booted while it was being asked: what it
+//! said so far may be cut (an STM32 image switches its receiver on as it says HELLO, so the
+//! connect-time INFO can arrive half), and what it proved belongs to a run that is gone. The
+//! handshake then starts over from `INFO` ([`Handshake::restart`]), at most
+//! [`HANDSHAKE_RESTARTS`] times (docs/PROTOCOL.md "Handshake restart").
 
 use std::collections::VecDeque;
 
@@ -24,10 +31,30 @@ pub(crate) enum Step {
     Status,
 }
 
+/// How many times one handshake starts over because the device said HELLO during it; one more
+/// HELLO and it gives up ([`Handshake::restart`]).
+pub(crate) const HANDSHAKE_RESTARTS: u32 = 3;
+
 /// The handshake of one link.
 #[derive(Debug)]
 pub(crate) struct Handshake {
     steps: VecDeque<Step>,
+    restarts: u32,
+}
+
+/// The device kept rebooting during the handshake: [`HANDSHAKE_RESTARTS`] restarts were not
+/// enough. What the device is stays unknown until its next HELLO or `info`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the device said HELLO {hellos} times during its handshake (it keeps rebooting?): its last \
+     HELLO was `{last}`; see its console with `wasmbed-host logs`, then ask again with \
+     `wasmbed-host info`"
+)]
+pub(crate) struct GaveUp {
+    /// HELLOs heard during this handshake.
+    pub hellos: u32,
+    /// The last one.
+    pub last: String,
 }
 
 impl Handshake {
@@ -35,6 +62,7 @@ impl Handshake {
     pub(crate) fn new() -> Self {
         Handshake {
             steps: VecDeque::from([Step::Info, Step::Status]),
+            restarts: 0,
         }
     }
 
@@ -42,12 +70,29 @@ impl Handshake {
     pub(crate) fn status_only() -> Self {
         Handshake {
             steps: VecDeque::from([Step::Status]),
+            restarts: 0,
         }
     }
 
     /// The next step to drive; `None` when done.
     pub(crate) fn next(&mut self) -> Option<Step> {
         self.steps.pop_front()
+    }
+
+    /// The device said `hello` during a step: every step again from `INFO` (also after a
+    /// STATUS-only re-read: a rebooted device must be asked what it is), and the number of this
+    /// restart; `Err` when [`HANDSHAKE_RESTARTS`] are used up (no step is left then).
+    pub(crate) fn restart(&mut self, hello: &str) -> Result<u32, GaveUp> {
+        self.restarts += 1;
+        if self.restarts > HANDSHAKE_RESTARTS {
+            self.steps.clear();
+            return Err(GaveUp {
+                hellos: self.restarts,
+                last: hello.to_string(),
+            });
+        }
+        self.steps = VecDeque::from([Step::Info, Step::Status]);
+        Ok(self.restarts)
     }
 }
 
@@ -201,6 +246,35 @@ mod tests {
         );
         let mut h = Handshake::status_only();
         assert_eq!((h.next(), h.next()), (Some(Step::Status), None));
+    }
+
+    #[test]
+    fn a_hello_restarts_from_info_a_bounded_number_of_times() {
+        let hello = "HELLO device_id=nucleo-f446re rtos=baremetal proto=2";
+        let mut h = Handshake::new();
+        assert_eq!(h.next(), Some(Step::Info));
+        for n in 1..=HANDSHAKE_RESTARTS {
+            assert_eq!(h.restart(hello), Ok(n));
+            assert_eq!(h.next(), Some(Step::Info), "restart {n} asks INFO first");
+        }
+        assert_eq!(h.next(), Some(Step::Status));
+        let gave_up = h.restart(hello).unwrap_err();
+        assert_eq!(gave_up.hellos, HANDSHAKE_RESTARTS + 1);
+        assert_eq!(h.next(), None, "nothing more is asked after giving up");
+        let text = gave_up.to_string();
+        assert!(
+            text.contains(hello) && text.contains("wasmbed-host info"),
+            "{text}"
+        );
+
+        // A re-read interrupted by a reboot becomes the whole handshake.
+        let mut h = Handshake::status_only();
+        assert_eq!(h.next(), Some(Step::Status));
+        assert_eq!(h.restart(hello), Ok(1));
+        assert_eq!(
+            (h.next(), h.next(), h.next()),
+            (Some(Step::Info), Some(Step::Status), None)
+        );
     }
 
     #[test]

@@ -164,7 +164,8 @@ enum Exec {
 /// How a drive ended badly at the IO level.
 enum DriveError {
     Io(std::io::Error),
-    Rebooted(String),
+    /// The device said HELLO (the line) during a session asked to stop at one.
+    Rebooted(wasmbed_agent_proto::Line),
 }
 
 /// The device closed its side of the link.
@@ -196,7 +197,7 @@ impl DeviceTask {
     /// Serves one connected link. `Some(cause)` when the link is lost, `None` when all handles
     /// are gone.
     async fn serve(&mut self, mut link: BoxLink) -> Option<std::io::Error> {
-        if let Err(e) = self.refresh(&mut link).await {
+        if let Err(e) = self.refresh(&mut link, None).await {
             return Some(e);
         }
         let mut health = self.opts.health_interval.map(|d| {
@@ -222,8 +223,8 @@ impl DeviceTask {
                     }
                     // Lines that arrived with the job's last reply (a RESULT right after
                     // START_OK, console text) are used now, not when the next bytes come.
-                    if self.idle_bytes(&[]) {
-                        if let Err(e) = self.refresh(&mut link).await {
+                    if let Some(hello) = self.idle_bytes(&[]) {
+                        if let Err(e) = self.refresh(&mut link, Some(hello)).await {
                             return Some(e);
                         }
                     }
@@ -232,8 +233,8 @@ impl DeviceTask {
                     Ok(0) => return Some(closed()),
                     Ok(n) => {
                         let data = self.buf[..n].to_vec();
-                        if self.idle_bytes(&data) {
-                            if let Err(e) = self.refresh(&mut link).await {
+                        if let Some(hello) = self.idle_bytes(&data) {
+                            if let Err(e) = self.refresh(&mut link, Some(hello)).await {
                                 return Some(e);
                             }
                         }
@@ -242,14 +243,19 @@ impl DeviceTask {
                 },
                 _ = tick => {
                     let s = StatusSession::new(now_std(), &self.opts.timeouts);
-                    match self.drive(&mut link, s, None, false).await {
+                    match self.drive(&mut link, s, None, true).await {
                         Ok((Ok(out), _)) => self.record_status(&out.status),
                         Ok((Err(e), _)) => {
                             tracing::warn!(device = %self.opts.name, "health check: {e}");
                             self.not_answering(&e.to_string());
                         }
                         Err(DriveError::Io(e)) => return Some(e),
-                        Err(DriveError::Rebooted(_)) => {}
+                        // it rebooted: what it is and holds is asked again
+                        Err(DriveError::Rebooted(hello)) => {
+                            if let Err(e) = self.refresh(&mut link, Some(hello)).await {
+                                return Some(e);
+                            }
+                        }
                     }
                 }
             }
@@ -293,10 +299,10 @@ impl DeviceTask {
                         Some(again),
                     )
                 }
-                Err(DriveError::Rebooted(line)) => {
-                    let r = Err(drive_error(phase, Err(line)));
+                Err(DriveError::Rebooted(hello)) => {
+                    let r = Err(drive_error(phase, Err(hello.raw.clone())));
                     // State is re-read after a reboot.
-                    if let Err(e) = self.refresh(link).await {
+                    if let Err(e) = self.refresh(link, Some(hello)).await {
                         let _ = reply.send(JobReply::Done(Outcome {
                             result: r,
                             device_time: Duration::ZERO,

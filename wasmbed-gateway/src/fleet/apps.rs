@@ -4,7 +4,9 @@
 //! - `wasmbed-apps` (KV, key = application name): the [`Application`]s; `apply` raises
 //!   `metadata.generation` when the spec changes.
 //! - `wasmbed-modules` (object store, object name = sha256 of the bytes): the modules, stored
-//!   once however many applications and devices use them.
+//!   once however many applications and devices use them; and the AOT files of C sources of
+//!   mode `aot`, one per target (`aot/<source sha256>/<target id>`, built under a lock of
+//!   `wasmbed-aot-builds` by the first gateway that needs one: [`super::aot`]).
 //! - `wasmbed-app-status` (KV, key = `APP/DEVICE`): the reported state of an application on a
 //!   device ([`AppDeviceStatus`]), written only by the gateway that owns the device. Readers
 //!   aggregate them into the application's status ([`summarize`]).
@@ -29,6 +31,7 @@ use wasmbed_api::app::{
 };
 use wasmbed_api::{JobState, OpResult, RunStatus, ServerMessage, StatusResult};
 
+use super::aot::{AotBuilds, Fetched};
 use super::member::bucket;
 use super::{now_ms, FleetError, Member};
 use crate::api::Gateway;
@@ -397,10 +400,19 @@ pub async fn reconcile_loop(m: Arc<Member>, gw: Arc<Gateway>) {
             }
         });
     }
+    let builds = loop {
+        match AotBuilds::open(&js, m.replicas(), m.claim_ttl()).await {
+            Ok(b) => break b,
+            Err(e) => {
+                tracing::warn!("fleet: AOT build locks: {e}; retrying");
+                tokio::time::sleep(RECONCILE_PERIOD).await;
+            }
+        }
+    };
     let mut local: HashMap<String, Local> = HashMap::new();
     let mut modules: HashMap<String, bytes::Bytes> = HashMap::new();
     loop {
-        if let Err(e) = reconcile_once(&m, &gw, &store, &mut local, &mut modules).await {
+        if let Err(e) = reconcile_once(&m, &gw, &store, &builds, &mut local, &mut modules).await {
             tracing::warn!("fleet: reconcile: {e}");
         }
         let _ = tokio::time::timeout(RECONCILE_PERIOD, wake.notified()).await;
@@ -411,6 +423,7 @@ async fn reconcile_once(
     m: &Arc<Member>,
     gw: &Arc<Gateway>,
     store: &AppStore,
+    builds: &AotBuilds,
     local: &mut HashMap<String, Local>,
     modules: &mut HashMap<String, bytes::Bytes>,
 ) -> Result<(), FleetError> {
@@ -482,12 +495,14 @@ async fn reconcile_once(
     let taken = Arc::new(tokio::sync::Mutex::new(taken));
     for (dev, apps) in per_device.clone() {
         let (m, gw, store, taken) = (m.clone(), gw.clone(), store.clone(), taken.clone());
+        let builds = builds.clone();
         let modules = modules.clone();
         work.push(async move {
             for app in apps {
                 let k = status_key(&app.metadata.name, &dev);
                 let prev = taken.lock().await.remove(&k);
-                let next = reconcile_device(&m, &gw, &store, &app, &dev, prev, &modules).await;
+                let next =
+                    reconcile_device(&m, &gw, (&store, &builds), &app, &dev, prev, &modules).await;
                 taken.lock().await.insert(k, next);
             }
         });
@@ -627,7 +642,7 @@ fn fresh(app: &Application, dev: &str, m: &Member) -> AppDeviceStatus {
 async fn reconcile_device(
     m: &Member,
     gw: &Gateway,
-    store: &AppStore,
+    (store, builds): (&AppStore, &AotBuilds),
     app: &Application,
     dev: &str,
     prev: Option<Local>,
@@ -638,7 +653,7 @@ async fn reconcile_device(
         retry_at: None,
     });
     let before = l.status.clone();
-    step(m, gw, store, app, dev, &mut l, modules).await;
+    step(m, gw, (store, builds), app, dev, &mut l, modules).await;
     let s = &mut l.status;
     s.app = app.metadata.name.clone();
     s.device = dev.to_string();
@@ -715,6 +730,46 @@ fn deploy_request(app: &Application, dev: &str, body: &[u8]) -> Value {
     r
 }
 
+/// What to do to deploy an application's module on a device.
+enum Deploy {
+    /// Send this request with this body.
+    Send(Value, bytes::Bytes),
+    /// Wait (why: another gateway builds the AOT file).
+    Wait(String),
+}
+
+/// The deploy request and body of `app` on `dev`. A C source of mode `aot` is deployed as the
+/// fleet's AOT file for the device's target (built here once, or fetched: [`super::aot`]);
+/// [`Deploy::Wait`] while another gateway builds it.
+async fn deploy_of(
+    m: &Member,
+    gw: &Gateway,
+    (store, builds): (&AppStore, &AotBuilds),
+    app: &Application,
+    dev: &str,
+    sha: &str,
+    body: &bytes::Bytes,
+) -> Result<Deploy, String> {
+    let aot = app.spec.module.kind == ModuleKind::C
+        && app.spec.module.mode == Some(wasmbed_api::BuildMode::Aot);
+    if !aot {
+        return Ok(Deploy::Send(deploy_request(app, dev, body), body.clone()));
+    }
+    match super::aot::artifact(m, gw, (store, builds), sha, body, dev, app.module_id()).await? {
+        Fetched::Ready(a) => {
+            let crc = format!("{:08x}", crc32fast::hash(&a.bytes));
+            let mut r = json!({"op": "deploy", "device": dev, "module_id": app.module_id(),
+                "size": a.bytes.len(), "crc32": crc, "replace": true});
+            if let Some(sig) = a.signature {
+                r["signature"] = sig.into();
+            }
+            tracing::debug!(app = %app.metadata.name, device = dev, object = %a.name, "fleet: deploying the fleet's AOT file");
+            Ok(Deploy::Send(r, a.bytes))
+        }
+        Fetched::Waiting(why) => Ok(Deploy::Wait(why)),
+    }
+}
+
 fn start_request(app: &Application, dev: &str) -> Value {
     json!({"op": "start", "device": dev, "module_id": app.module_id(),
         "func": app.spec.function, "args": app.spec.args})
@@ -760,7 +815,7 @@ async fn take_slot(store: &AppStore, app: &Application, dev: &str) -> Option<Str
 async fn step(
     m: &Member,
     gw: &Gateway,
-    store: &AppStore,
+    (store, builds): (&AppStore, &AotBuilds),
     app: &Application,
     dev: &str,
     l: &mut Local,
@@ -809,6 +864,26 @@ async fn step(
     let current = l.status.deployed_sha256.as_deref() == Some(sha.as_str())
         && l.status.deployed_generation == gen;
     if !current {
+        let same_module = l.status.deployed_sha256.as_deref() == Some(sha.as_str());
+        // What to upload, before any rollout slot is taken: an AOT file may first have to be
+        // built (here or by another gateway).
+        let payload = if same_module {
+            None
+        } else {
+            match deploy_of(m, gw, (store, builds), app, dev, &sha, body).await {
+                Ok(Deploy::Send(req, upload)) => Some((req, upload)),
+                Ok(Deploy::Wait(why)) => {
+                    // Another gateway builds the AOT file: try again next pass.
+                    l.status.phase = AppPhase::Pending;
+                    l.status.error = Some(why);
+                    return;
+                }
+                Err(e) => {
+                    failed(l, e);
+                    return;
+                }
+            }
+        };
         // An update replaces a module of an older generation: it takes a rollout slot.
         let update = l.status.deployed_sha256.is_some();
         let slot_key = if update {
@@ -827,21 +902,9 @@ async fn step(
             l.status.update_started_ms = Some(now_ms());
             l.status.update_done_ms = None;
         }
-        let same_module = l.status.deployed_sha256.as_deref() == Some(sha.as_str());
         let mut ok = true;
-        if same_module {
-            // Only the function or its arguments changed: stop the old job.
-            if running_on_device {
-                let _ = call(
-                    gw,
-                    json!({"op": "stop", "device": dev, "module_id": mid, "wait": true}),
-                    None,
-                )
-                .await;
-            }
-        } else {
-            let req = deploy_request(app, dev, body);
-            match call(gw, req, Some(body.clone())).await {
+        if let Some((req, upload)) = payload {
+            match call(gw, req, Some(upload)).await {
                 Ok(_) => {
                     l.status.deployed_sha256 = Some(sha.clone());
                     l.status.job_state = None;
@@ -851,6 +914,16 @@ async fn step(
                     failed(l, e);
                     ok = false;
                 }
+            }
+        } else {
+            // Only the function or its arguments changed: stop the old job.
+            if running_on_device {
+                let _ = call(
+                    gw,
+                    json!({"op": "stop", "device": dev, "module_id": mid, "wait": true}),
+                    None,
+                )
+                .await;
             }
         }
         if ok {

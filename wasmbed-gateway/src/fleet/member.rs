@@ -53,6 +53,9 @@ pub struct Member {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Device operations refused by the fencing check since the start.
     fence_refusals: AtomicU64,
+    /// AOT files this gateway built for the fleet, and fetched from it.
+    aot_built: AtomicU64,
+    aot_fetched: AtomicU64,
 }
 
 impl std::fmt::Debug for Member {
@@ -67,14 +70,45 @@ fn heartbeat(ttl: Duration) -> Duration {
     ttl / 3
 }
 
+/// How long opening a bucket keeps retrying a JetStream that cannot answer yet (a cluster
+/// electing its meta leader, servers starved of CPU): its API requests time out meanwhile.
+const BUCKET_RETRY: Duration = Duration::from_secs(20);
+
 /// Opens a KV bucket, creating it with `cfg` when absent. The bucket's stream is created
 /// directly (the KV conventions: `KV_<bucket>`, `$KV.<bucket>.>`, one message per key,
 /// rollups, direct get): async-nats's `create_key_value` first reads the account info, which
-/// it cannot parse from a 2.9 server.
+/// it cannot parse from a 2.9 server. A timed-out or unavailable JetStream is retried with
+/// backoff (backon) for up to [`BUCKET_RETRY`]; other errors are returned at once.
 pub(crate) async fn bucket(
     js: &async_nats::jetstream::Context,
     cfg: kv::Config,
 ) -> Result<kv::Store, FleetError> {
+    use backon::BackoffBuilder;
+    let deadline = tokio::time::Instant::now() + BUCKET_RETRY;
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build();
+    loop {
+        match open_or_create_bucket(js, &cfg).await {
+            Ok(s) => return Ok(s),
+            Err((true, e)) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(bucket = %cfg.bucket, "JetStream not ready, retrying: {e}");
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(2))).await;
+            }
+            Err((_, e)) => return Err(e),
+        }
+    }
+}
+
+/// One attempt of [`bucket`]; the error says whether it is worth retrying (JetStream timed out,
+/// unavailable, or answered 503).
+async fn open_or_create_bucket(
+    js: &async_nats::jetstream::Context,
+    cfg: &kv::Config,
+) -> Result<kv::Store, (bool, FleetError)> {
+    use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
     if let Ok(s) = js.get_key_value(&cfg.bucket).await {
         return Ok(s);
     }
@@ -102,12 +136,20 @@ pub(crate) async fn bucket(
     if let Err(e) = js.create_stream(stream).await {
         // Another gateway may have created it meanwhile.
         if js.get_key_value(&name).await.is_err() {
-            return Err(FleetError::js(&format!("creating bucket {name}"), e));
+            let transient = match e.kind() {
+                Kind::TimedOut | Kind::JetStreamUnavailable => true,
+                Kind::JetStream(ref j) => j.code() == 503,
+                _ => false,
+            };
+            return Err((
+                transient,
+                FleetError::js(&format!("creating bucket {name}"), e),
+            ));
         }
     }
     js.get_key_value(&name)
         .await
-        .map_err(|e| FleetError::js(&format!("opening bucket {name}"), e))
+        .map_err(|e| (true, FleetError::js(&format!("opening bucket {name}"), e)))
 }
 
 impl Member {
@@ -154,6 +196,8 @@ impl Member {
             served: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             fence_refusals: AtomicU64::new(0),
+            aot_built: AtomicU64::new(0),
+            aot_fetched: AtomicU64::new(0),
         });
         let mut tasks = Vec::new();
         for dev in gw.devices.values() {
@@ -249,6 +293,23 @@ impl Member {
     /// Device operations refused by [`Member::check_fence`] since the gateway started.
     pub fn fence_refusals(&self) -> u64 {
         self.fence_refusals.load(Ordering::Relaxed)
+    }
+
+    /// Counts an AOT file this gateway built and stored for the fleet
+    /// (`status.aot.built` of its Gateway record).
+    pub fn count_aot_build(&self) {
+        self.aot_built.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an AOT file this gateway took from the object store instead of building it
+    /// (`status.aot.fetched`).
+    pub fn count_aot_fetch(&self) {
+        self.aot_fetched.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The claim TTL this gateway was configured with.
+    pub fn claim_ttl(&self) -> Duration {
+        self.cfg.claim_ttl
     }
 
     /// The devices this gateway serves now, with their fencing tokens.
@@ -598,6 +659,10 @@ async fn gateway_record_loop(m: Arc<Member>, gw: Arc<Gateway>) {
                 "serving": served.iter().map(|(d, _)| d).collect::<Vec<_>>(),
                 "load": {"devicesServed": served.len(), "requestsWaiting": waiting},
                 "fenceRefusals": m.fence_refusals(),
+                "aot": {
+                    "built": m.aot_built.load(Ordering::Relaxed),
+                    "fetched": m.aot_fetched.load(Ordering::Relaxed),
+                },
                 "lastSeenMs": now_ms(),
                 "claimTtlMs": m.cfg.claim_ttl.as_millis() as u64,
             }

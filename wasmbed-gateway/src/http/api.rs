@@ -266,6 +266,28 @@ pub async fn unload(
     json_op(http, &name, "unload", &headers, body).await
 }
 
+/// `POST /api/devices/{name}/approve` with `{"fingerprint"}` or no body: pins the identity key
+/// the device proved (or the fingerprint given), as `wasmbed-host devices approve`.
+pub async fn approve(
+    State(http): State<Arc<Http>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    json_op(http, &name, "approve", &headers, body).await
+}
+
+/// `POST /api/devices/{name}/forget`: removes the device's pinned identity key, as
+/// `wasmbed-host devices forget`.
+pub async fn forget(
+    State(http): State<Arc<Http>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    json_op(http, &name, "forget", &headers, body).await
+}
+
 /// Query of `GET /api/devices/{name}/logs`.
 #[derive(Deserialize)]
 pub struct LogsQuery {
@@ -285,7 +307,8 @@ pub async fn logs(
     run(http, m, Bytes::new(), false).await
 }
 
-/// `GET /api/latency`: per operation and device, percentiles, distribution and samples.
+/// `GET /api/latency`: per operation and device, percentiles overall and per time window,
+/// distributions and samples ([`wasmbed_api::latency::LatencyReport`]).
 pub async fn latency(State(http): State<Arc<Http>>) -> Response {
-    Json(json!({"latency": http.gw.latency.summaries()})).into_response()
+    Json(http.gw.latency.report()).into_response()
 }

@@ -1,100 +1,51 @@
 //! The latency book the dashboard shows: per operation and device, HDR histograms of the time the
-//! gateway spent on each request (total and its compile / transfer / device phases) and the
-//! latest samples over time. Every Wasmbed-dialect request is recorded, whether it came over the
+//! gateway spent on each request (total and its compile / transfer / device phases), since the
+//! gateway started and per time window (a minute by default, the last hour kept), and the latest
+//! samples over time. Every Wasmbed-dialect request is recorded, whether it came over the
 //! JSON-lines API (the CLI, `bench`) or over HTTP.
+//!
+//! Memory is bounded per (operation, device): the histograms since start and of the current
+//! window (auto-resizing HDR histograms, as large as the longest latency recorded needs), the
+//! closed windows as their percentiles and buckets only (at most `windows - 1` of them), and
+//! [`SERIES_LEN`] samples.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use wasmbed_api::latency::{
+    Bucket, LatencyReport, LatencySample, LatencySummary, LatencyWindow, Percentiles,
+};
 
 use crate::api::Latency;
 
 /// Samples kept per (operation, device) for the chart over time.
 pub const SERIES_LEN: usize = 500;
 
+/// Default window length (`limits.latency_window_s`).
+pub const WINDOW_S: u64 = 60;
+
+/// Default windows kept, the current one included (`limits.latency_windows`).
+pub const WINDOWS: usize = 60;
+
 /// Highest latency a histogram holds exactly (one hour, in microseconds); longer ones saturate.
 const MAX_US: u64 = 3_600_000_000;
 
-/// One request as plotted over time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Sample {
-    /// Wall clock (Unix seconds, fractional) when the request ended.
-    pub at: f64,
-    /// Total time in the gateway (ms).
-    pub total_ms: f64,
-    /// Compile phase (ms), when there was one.
-    pub compile_ms: Option<f64>,
-    /// Transfer phase (ms), when there was one.
-    pub transfer_ms: Option<f64>,
-    /// Device round trips (ms), when there were any.
-    pub device_ms: Option<f64>,
-}
-
-/// Percentiles of one phase.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Percentiles {
-    /// Requests measured in this phase.
-    pub count: u64,
-    /// Median (ms).
-    pub p50: f64,
-    /// 95th percentile (ms).
-    pub p95: f64,
-    /// 99th percentile (ms).
-    pub p99: f64,
-    /// Maximum (ms).
-    pub max: f64,
-}
-
-/// One bucket of a latency distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Bucket {
-    /// Upper bound of the bucket (ms).
-    pub le_ms: f64,
-    /// Requests in the bucket.
-    pub count: u64,
-}
-
-/// What the book knows of one (operation, device).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    /// Operation (`status`, `start`, `deploy`, ...).
-    pub op: String,
-    /// Device name.
-    pub device: String,
-    /// Requests that failed (they are in the histograms too).
-    pub errors: u64,
-    /// Total time in the gateway.
-    pub total: Percentiles,
-    /// Compile phase, if any request had one.
-    pub compile: Option<Percentiles>,
-    /// Transfer phase.
-    pub transfer: Option<Percentiles>,
-    /// Device phase.
-    pub device_phase: Option<Percentiles>,
-    /// Distribution of the total (log-spaced buckets, empty ones left out).
-    pub histogram: Vec<Bucket>,
-    /// The latest samples, oldest first.
-    pub series: Vec<Sample>,
-}
-
-struct Entry {
-    total: Histogram<u64>,
-    compile: Histogram<u64>,
-    transfer: Histogram<u64>,
-    device: Histogram<u64>,
-    errors: u64,
-    series: VecDeque<Sample>,
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
-}
+/// Significant digits of every histogram (0.1 %).
+const SIGFIG: u8 = 3;
 
 fn us(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, MAX_US)
+}
+
+/// Records `d` into an auto-resizing histogram (growing it as needed; `saturating_record` would
+/// not grow it).
+fn put(h: &mut Histogram<u64>, d: Duration) {
+    let v = us(d);
+    if h.record(v).is_err() {
+        h.saturating_record(v);
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -112,46 +63,155 @@ fn percentiles(h: &Histogram<u64>) -> Option<Percentiles> {
     })
 }
 
+/// Log-spaced buckets (10 µs, ×1.5 each), the same bounds for every histogram; empty ones left
+/// out.
+fn buckets(h: &Histogram<u64>) -> Vec<Bucket> {
+    h.iter_log(10, 1.5)
+        .filter(|v| v.count_since_last_iteration() > 0)
+        .map(|v| Bucket {
+            le_ms: v.value_iterated_to() as f64 / 1e3,
+            count: v.count_since_last_iteration(),
+        })
+        .collect()
+}
+
+/// The histograms of a set of requests: total and phases, and how many failed.
+struct Phases {
+    total: Histogram<u64>,
+    compile: Histogram<u64>,
+    transfer: Histogram<u64>,
+    device: Histogram<u64>,
+    errors: u64,
+}
+
+impl Phases {
+    fn new() -> Self {
+        // Auto-resizing: a histogram grows to the largest value recorded (at most MAX_US), so
+        // one of millisecond requests stays a few kilobytes.
+        let h = || Histogram::new(SIGFIG).expect("valid histogram precision");
+        Self {
+            total: h(),
+            compile: h(),
+            transfer: h(),
+            device: h(),
+            errors: 0,
+        }
+    }
+
+    fn record(&mut self, lat: &Latency, total: Duration, ok: bool) {
+        put(&mut self.total, total);
+        for (h, d) in [
+            (&mut self.compile, lat.compile),
+            (&mut self.transfer, lat.transfer),
+            (&mut self.device, lat.device),
+        ] {
+            if let Some(d) = d {
+                put(h, d);
+            }
+        }
+        if !ok {
+            self.errors += 1;
+        }
+    }
+
+    fn window(&self, start: u64) -> Option<LatencyWindow> {
+        Some(LatencyWindow {
+            start,
+            errors: self.errors,
+            total: percentiles(&self.total)?,
+            compile: percentiles(&self.compile),
+            transfer: percentiles(&self.transfer),
+            device_phase: percentiles(&self.device),
+            histogram: buckets(&self.total),
+        })
+    }
+}
+
+struct Entry {
+    /// Since the gateway started.
+    all: Phases,
+    /// The current window: its start and histograms.
+    open: (u64, Phases),
+    /// Earlier windows with requests, summarized when they closed, oldest first.
+    closed: VecDeque<LatencyWindow>,
+    series: VecDeque<LatencySample>,
+}
+
 /// The book; cheap to record into from any task.
-#[derive(Default)]
 pub struct LatencyBook {
+    window_s: u64,
+    keep: usize,
     entries: Mutex<BTreeMap<(String, String), Entry>>,
 }
 
+impl Default for LatencyBook {
+    fn default() -> Self {
+        Self::new(WINDOW_S, WINDOWS)
+    }
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 impl LatencyBook {
-    /// Records one request of `op` on `device` (`ok` = it succeeded).
+    /// A book with windows of `window_s` seconds (at least 1), keeping `windows` of them (at
+    /// least 1: the current one).
+    pub fn new(window_s: u64, windows: usize) -> Self {
+        Self {
+            window_s: window_s.max(1),
+            keep: windows.max(1),
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The start of the window holding Unix time `at`.
+    fn start_of(&self, at: f64) -> u64 {
+        let s = at.max(0.0) as u64;
+        s - s % self.window_s
+    }
+
+    /// Drops the closed windows that are `keep` windows or more older than the one of `at`.
+    fn prune(&self, e: &mut Entry, at: f64) {
+        let oldest = self
+            .start_of(at)
+            .saturating_sub((self.keep as u64 - 1) * self.window_s);
+        while e.closed.front().is_some_and(|w| w.start < oldest) || e.closed.len() >= self.keep {
+            e.closed.pop_front();
+        }
+    }
+
+    /// Records one request of `op` on `device` (`ok` = it succeeded), ended now.
     pub fn record(&self, op: &str, device: &str, lat: &Latency, total: Duration, ok: bool) {
+        self.record_at(op, device, lat, total, ok, now_unix());
+    }
+
+    /// Records one request that ended at Unix time `at` (seconds).
+    fn record_at(&self, op: &str, device: &str, lat: &Latency, total: Duration, ok: bool, at: f64) {
+        let start = self.start_of(at);
         let mut g = self.entries.lock().expect("latency lock");
         let e = g
             .entry((op.to_string(), device.to_string()))
             .or_insert_with(|| Entry {
-                total: histogram(),
-                compile: histogram(),
-                transfer: histogram(),
-                device: histogram(),
-                errors: 0,
+                all: Phases::new(),
+                open: (start, Phases::new()),
+                closed: VecDeque::new(),
                 series: VecDeque::new(),
             });
-        e.total.saturating_record(us(total));
-        for (h, d) in [
-            (&mut e.compile, lat.compile),
-            (&mut e.transfer, lat.transfer),
-            (&mut e.device, lat.device),
-        ] {
-            if let Some(d) = d {
-                h.saturating_record(us(d));
-            }
+        // (A clock set back records into the current window.)
+        if start > e.open.0 {
+            let (was, phases) = std::mem::replace(&mut e.open, (start, Phases::new()));
+            e.closed.extend(phases.window(was));
         }
-        if !ok {
-            e.errors += 1;
-        }
+        self.prune(e, at);
+        e.all.record(lat, total, ok);
+        e.open.1.record(lat, total, ok);
         if e.series.len() == SERIES_LEN {
             e.series.pop_front();
         }
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        e.series.push_back(Sample {
+        e.series.push_back(LatencySample {
             at,
             total_ms: ms(total),
             compile_ms: lat.compile.map(ms),
@@ -161,28 +221,40 @@ impl LatencyBook {
     }
 
     /// Everything recorded, by operation then device.
-    pub fn summaries(&self) -> Vec<Summary> {
-        let g = self.entries.lock().expect("latency lock");
-        g.iter()
+    pub fn summaries(&self) -> Vec<LatencySummary> {
+        self.summaries_at(now_unix())
+    }
+
+    /// The book as `GET /api/latency` serves it.
+    pub fn report(&self) -> LatencyReport {
+        LatencyReport {
+            window_s: self.window_s,
+            windows_kept: self.keep,
+            latency: self.summaries(),
+        }
+    }
+
+    fn summaries_at(&self, now: f64) -> Vec<LatencySummary> {
+        let oldest = self
+            .start_of(now)
+            .saturating_sub((self.keep as u64 - 1) * self.window_s);
+        let mut g = self.entries.lock().expect("latency lock");
+        g.iter_mut()
             .filter_map(|((op, device), e)| {
-                let histogram = e
-                    .total
-                    .iter_log(10, 1.5)
-                    .filter(|v| v.count_since_last_iteration() > 0)
-                    .map(|v| Bucket {
-                        le_ms: v.value_iterated_to() as f64 / 1e3,
-                        count: v.count_since_last_iteration(),
-                    })
-                    .collect();
-                Some(Summary {
+                self.prune(e, now);
+                let open = (e.open.0 >= oldest)
+                    .then(|| e.open.1.window(e.open.0))
+                    .flatten();
+                Some(LatencySummary {
                     op: op.clone(),
                     device: device.clone(),
-                    errors: e.errors,
-                    total: percentiles(&e.total)?,
-                    compile: percentiles(&e.compile),
-                    transfer: percentiles(&e.transfer),
-                    device_phase: percentiles(&e.device),
-                    histogram,
+                    errors: e.all.errors,
+                    total: percentiles(&e.all.total)?,
+                    compile: percentiles(&e.all.compile),
+                    transfer: percentiles(&e.all.transfer),
+                    device_phase: percentiles(&e.all.device),
+                    histogram: buckets(&e.all.total),
+                    windows: e.closed.iter().cloned().chain(open).collect(),
                     series: e.series.iter().copied().collect(),
                 })
             })
@@ -241,5 +313,98 @@ mod tests {
         assert_eq!(st.device_phase.unwrap().p50, 0.5);
         let n: u64 = st.histogram.iter().map(|b| b.count).sum();
         assert_eq!(n, st.total.count);
+        // Recorded within a second or so: one or two windows, together every request.
+        let n: u64 = st.windows.iter().map(|w| w.total.count).sum();
+        assert_eq!(n, st.total.count);
+    }
+
+    fn ok(book: &LatencyBook, total_ms: u64, device_ms: Option<u64>, good: bool, at: f64) {
+        let lat = Latency {
+            device: device_ms.map(Duration::from_millis),
+            ..Default::default()
+        };
+        book.record_at(
+            "start",
+            "sim",
+            &lat,
+            Duration::from_millis(total_ms),
+            good,
+            at,
+        );
+    }
+
+    #[test]
+    fn windows_split_by_time_with_their_own_percentiles_and_a_bounded_history() {
+        // 10 s windows, 3 kept.
+        let book = LatencyBook::new(10, 3);
+        let t0 = 1_000_000.0; // a multiple of 10
+        for i in 0..10 {
+            ok(&book, 1 + i, Some(1), true, t0 + 0.5 * i as f64); // [t0, t0+10)
+        }
+        for _ in 0..3 {
+            ok(&book, 100, None, false, t0 + 12.0); // [t0+10, t0+20)
+        }
+        // Nothing in [t0+20, t0+30): no window for it.
+        ok(&book, 7, Some(2), true, t0 + 35.0);
+
+        // Three windows kept counting from the current one: [t0+10, t0+40); the empty one
+        // is not listed, the first one is dropped.
+        let s = &book.summaries_at(t0 + 36.0)[0];
+        let starts: Vec<u64> = s.windows.iter().map(|w| w.start).collect();
+        assert_eq!(starts, vec![t0 as u64 + 10, t0 as u64 + 30], "{s:?}");
+        // Everything is still in the overall figures.
+        assert_eq!(s.total.count, 14);
+        assert_eq!(s.errors, 3);
+        // A window later, the one of t0+10 is too old as well.
+        let s = &book.summaries_at(t0 + 41.0)[0];
+        let starts: Vec<u64> = s.windows.iter().map(|w| w.start).collect();
+        assert_eq!(starts, vec![t0 as u64 + 30], "{s:?}");
+
+        let book = LatencyBook::new(10, 3);
+        for i in 0..10 {
+            ok(&book, 1 + i, Some(1), true, t0 + 0.5 * i as f64);
+        }
+        for _ in 0..3 {
+            ok(&book, 100, None, false, t0 + 12.0);
+        }
+        let s = &book.summaries_at(t0 + 15.0)[0];
+        assert_eq!(s.windows.len(), 2, "{s:?}");
+        let (a, b) = (&s.windows[0], &s.windows[1]);
+        assert_eq!((a.start, a.total.count, a.errors), (t0 as u64, 10, 0));
+        assert_eq!((b.start, b.total.count, b.errors), (t0 as u64 + 10, 3, 3));
+        assert!((a.total.p50 - 5.0).abs() < 0.01, "{a:?}");
+        assert!((a.total.p99 - 10.0).abs() < 0.01, "{a:?}");
+        assert_eq!(a.device_phase.unwrap().count, 10);
+        assert!(b.device_phase.is_none());
+        assert!((b.total.p50 - 100.0).abs() < 0.1, "{b:?}");
+        for w in [a, b] {
+            let n: u64 = w.histogram.iter().map(|b| b.count).sum();
+            assert_eq!(n, w.total.count);
+        }
+        // The same bucket bounds in a window and overall.
+        let all: Vec<f64> = s.histogram.iter().map(|b| b.le_ms).collect();
+        assert!(a.histogram.iter().all(|b| all.contains(&b.le_ms)), "{s:?}");
+        assert!(b.histogram.iter().all(|b| all.contains(&b.le_ms)), "{s:?}");
+
+        // Much later: the current window has moved on, the old ones are dropped even though
+        // nothing new came; the overall figures stay.
+        let s = &book.summaries_at(t0 + 1000.0)[0];
+        assert!(s.windows.is_empty(), "{s:?}");
+        assert_eq!(s.total.count, 13);
+
+        // However long it runs, at most `keep` windows.
+        let book = LatencyBook::new(1, 3);
+        for i in 0..100 {
+            ok(&book, 1, None, true, t0 + i as f64);
+        }
+        let s = &book.summaries_at(t0 + 99.5)[0];
+        let starts: Vec<u64> = s.windows.iter().map(|w| w.start).collect();
+        assert_eq!(starts, vec![t0 as u64 + 97, t0 as u64 + 98, t0 as u64 + 99]);
+        assert_eq!(
+            book.entries.lock().unwrap()[&("start".to_string(), "sim".to_string())]
+                .closed
+                .len(),
+            2
+        );
     }
 }

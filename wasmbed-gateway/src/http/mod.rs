@@ -11,7 +11,7 @@ mod assets;
 mod auth;
 mod events;
 mod fleet;
-mod latency;
+pub mod latency;
 mod pages;
 
 use std::net::SocketAddr;
@@ -23,7 +23,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-pub use latency::{Bucket, LatencyBook, Percentiles, Sample, Summary};
+pub use latency::LatencyBook;
+pub use wasmbed_api::latency::{
+    Bucket, LatencyReport, LatencySample, LatencySummary, LatencyWindow, Percentiles,
+};
 
 use crate::api::Gateway;
 
@@ -62,6 +65,8 @@ pub fn router(http: Arc<Http>) -> Router {
         .route("/api/devices/{name}/start", post(api::start))
         .route("/api/devices/{name}/stop", post(api::stop))
         .route("/api/devices/{name}/unload", post(api::unload))
+        .route("/api/devices/{name}/approve", post(api::approve))
+        .route("/api/devices/{name}/forget", post(api::forget))
         .route("/api/devices/{name}/logs", get(api::logs))
         .route("/api/devices/{name}/events", get(events::api_device))
         .route("/api/events", get(events::api_devices))

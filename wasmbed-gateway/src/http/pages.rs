@@ -321,6 +321,19 @@ pub async fn device(State(http): State<Arc<Http>>, Path(name): Path<String>) -> 
                     output #deploy-result {}
                 }
             }
+            section aria-labelledby="h-identity" {
+                h2 #h-identity { "Identity" }
+                p.muted { "Approve pins the identity key the device proved (or the full fingerprint given); forget removes the pin, so the device is pending again (or, with enrollment = \"tofu\", trusted on its next connect). As wasmbed-host devices approve / forget; docs/SECURITY.md." }
+                form #enroll {
+                    label for="identity-fingerprint" { "Fingerprint to approve (optional; 32 hex digits, or 12 or more of the key the device proved)" }
+                    input #identity-fingerprint name="fingerprint" autocomplete="off" pattern="[0-9A-Fa-f]{12,32}";
+                    div.buttons {
+                        button #approve type="submit" data-enroll="approve" { "Approve" }
+                        button #forget type="button" data-enroll="forget" { "Forget" }
+                    }
+                }
+                output #identity-result for="identity-fingerprint" aria-live="polite" {}
+            }
             section aria-labelledby="h-slots" {
                 h2 #h-slots { "Slots" }
                 div #slots hx-get={"/ui/devices/" (name) "/slots"} hx-trigger="load, refresh-slots from:body" {
@@ -440,8 +453,16 @@ pub async fn latency_rows(State(http): State<Arc<Http>>) -> Markup {
     latency_table(&http)
 }
 
-/// `GET /latency`: percentiles per operation and device, charts over time and of the spread.
+/// `GET /latency`: percentiles per operation and device, and for the chosen one its requests
+/// over time, its percentiles per time window and the distribution of a chosen window.
 pub async fn latency(State(http): State<Arc<Http>>) -> Markup {
+    let window_s = http.gw.limits.latency_window_s;
+    let kept = http.gw.limits.latency_windows;
+    let span = match window_s {
+        60 => "minute".to_string(),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} s"),
+    };
     layout(
         "Latency",
         "latency",
@@ -451,10 +472,28 @@ pub async fn latency(State(http): State<Arc<Http>>) -> Markup {
             div #latency-table hx-get="/ui/latency/table" hx-trigger="every 2s" { (latency_table(&http)) }
             section aria-labelledby="h-charts" {
                 h2 #h-charts { "Charts" }
-                label for="lat-key" { "Operation and device" }
-                select #lat-key {}
+                div.pickers {
+                    div {
+                        label for="lat-key" { "Operation and device" }
+                        select #lat-key {}
+                    }
+                    div {
+                        label for="lat-window" { "Window of the distribution" }
+                        select #lat-window { option value="all" { "all requests since the gateway started" } }
+                    }
+                }
                 figure { div #chart-time {} figcaption { "Each request over time (ms): total and its phases" } }
-                figure { div #chart-hist {} figcaption { "Distribution of the total (requests per bucket, ms)" } }
+                figure { div #chart-windows {} figcaption { "Total per " (span) " window (ms): p50 in front of p95 in front of p99, for the windows of the last " (kept) " that had requests" } }
+                figure { div #chart-hist {} figcaption { "Distribution of the total in the chosen window (requests per bucket, ms)" } }
+                h3 #h-windows { "Per " (span) " window" }
+                div.scroll { table #lat-windows aria-labelledby="h-windows" {
+                    thead { tr {
+                        th scope="col" { "Window" } th scope="col" { "Requests" } th scope="col" { "Errors" }
+                        th scope="col" { "Total" } th scope="col" { "Compile" } th scope="col" { "Transfer" }
+                        th scope="col" { "Device" }
+                    } }
+                    tbody {}
+                } }
                 noscript { p { "The charts need JavaScript; the table above does not." } }
             }
         },

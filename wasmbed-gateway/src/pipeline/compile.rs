@@ -175,6 +175,25 @@ impl Compiler {
         }
     }
 
+    /// The extra wamrc flags of every AOT build (`compiler.wamrc_flags`).
+    pub fn wamrc_flags(&self) -> &[String] {
+        &self.cfg.wamrc_flags
+    }
+
+    /// The first lines of `clang --version` and `wamrc --version` (provenance of a build).
+    pub async fn tool_versions(&self) -> (String, String) {
+        let first = |v: &String| v.lines().next().unwrap_or_default().trim().to_string();
+        let clang = self
+            .clang_version
+            .get_or_init(|| tool_version(&self.cfg.clang))
+            .await;
+        let wamrc = self
+            .wamrc_version
+            .get_or_init(|| tool_version(&self.wamrc))
+            .await;
+        (first(clang), first(wamrc))
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.cfg.timeout_ms)
     }

@@ -7,7 +7,14 @@
 # a module deploys and runs; another board behind the same endpoint (another record), and a board
 # without a record, are a mismatch: deploy and start refused IDENTITY_MISMATCH, and nothing is
 # loaded on them; a damaged record is no identity, said on the console; the first board back is
-# approved again.
+# approved again, and stays so over reboots.
+#
+# The gateway connects at every boot: QEMU starts the image when its UART's first client
+# connects, so the gateway's connect-time INFO meets an image that is still starting (the STM32
+# images switch their receiver on as they say HELLO: the INFO is lost or arrives cut). The
+# gateway restarts its handshake on that HELLO (docs/PROTOCOL.md "Handshake restart"); the test
+# asks the board nothing before it checks the gateway's first identity verdict of each boot
+# (a line in the device log), which must be the right one.
 #
 # Environment: WASMBED_GATEWAY_BIN / WASMBED_HOST_BIN (default: <repo>/target/debug/..., built by
 # `cargo build --workspace`). Exits non-zero on any failed check.
@@ -47,9 +54,12 @@ if "$host_bin" keys provision "$work/a.rec" >/dev/null 2>&1; then
     fail "keys provision overwrote an existing record"
 fi
 
-# board <record or "none">: (re)start the emulated board behind the one endpoint
+# board <record or "none">: (re)start the emulated board behind the one endpoint; once the gateway
+# runs, it reconnects as QEMU boots the image, and its first verdict of that boot is in $verdict
 port=""
 board() {
+    # verdicts so far (`info` and `approve` add some): the next one is this boot's
+    [ -z "$gw" ] || verdicts="$(notes | grep -c '^identity: ' || true)"
     if [ -n "$qpid" ]; then
         kill "$qpid" 2>/dev/null || true # qemu-run.sh ends its QEMU
         wait "$qpid" 2>/dev/null || true
@@ -61,18 +71,44 @@ board() {
         IDENTITY="$1" PORT="$port" start_qemu "$elf" 300
     fi
     port="$(cat "$work/port")"
-    [ -z "$gw" ] || ready
+    [ -z "$gw" ] || next_verdict
 }
-# ready: the board answered INFO through the gateway (INFO re-runs the identity challenge), as
-# renode/wasmbed-ci.sh waits. An STM32 image switches its receiver on as it says HELLO, so the
-# gateway's connect-time INFO, sent the moment QEMU boots the image, can be lost (known, see
-# README.md "Device identity"); a board that was up before the gateway connected answers it.
-ready() {
-    local deadline=$((SECONDS + 60))
-    until host --json info >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || { fail "the board never answered INFO"; return 1; }
+# The gateway's notes in dev's log (`wasmbed-host logs`, kind gateway): one `identity: …` verdict
+# per handshake, `asking INFO again` per restart.
+notes() {
+    "$host_bin" --gateway "$gw" -d dev --json logs 2>/dev/null \
+        | jq -r '.result.lines[] | select(.kind == "gateway") | .line' 2>/dev/null || true
+}
+verdicts=0
+# next_verdict: waits (60 s) for the gateway's next identity verdict without asking the board
+# anything (`info` would re-run the handshake and hide a wrong first one); sets $verdict to the
+# first verdict after the ones seen so far.
+next_verdict() {
+    local deadline=$((SECONDS + 60)) all
+    while :; do
+        mapfile -t all < <(notes | grep '^identity: ' || true)
+        if [ "${#all[@]}" -gt "$verdicts" ]; then
+            verdict="${all[$verdicts]}"
+            verdicts="${#all[@]}"
+            return 0
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            verdict=""
+            fail "no identity verdict from the gateway within 60 s of the boot"
+            return 1
+        fi
         sleep 0.5
     done
+}
+# first_verdict STATE FINGERPRINT WHAT: the boot's first verdict was STATE for FINGERPRINT ("-": none)
+first_verdict() {
+    local want="identity: $1 ${2:0:12}"
+    [ "$2" = - ] && want="identity: $1 -"
+    if [[ "$verdict" == "$want"* ]]; then
+        ok "$3: first verdict of the boot, no info asked: $verdict"
+    else
+        fail "$3: the gateway's first verdict of the boot was '${verdict:-none}', want '$want…'"
+    fi
 }
 gw=""
 board "$work/a.rec"
@@ -84,7 +120,7 @@ for _ in $(seq 1 100); do grep -q '^listening on' "$work/gateway.out" && break; 
 gw="$(sed -n 's/^listening on //p' "$work/gateway.out")"
 [ -n "$gw" ] || { echo "FAIL - the gateway did not start"; cat "$work/gateway.log"; exit 1; }
 host() { "$host_bin" --gateway "$gw" -d dev "$@"; }
-ready
+next_verdict
 
 wait_state() { # wait_state STATE: dev's identity state, polled (60 s), then its object in $ident
     local deadline=$((SECONDS + 60))
@@ -121,6 +157,7 @@ nothing_loaded() { # the device's STATUS line (STATUS is always allowed): no mod
 }
 
 # Board A, new to the gateway: its provisioned key, proved, pending.
+first_verdict pending "$fp_a" "board A booting as the gateway connects"
 if wait_state pending; then
     [ "$(jq -r .fingerprint <<<"$ident")" = "$fp_a" ] \
         && ok "board A pending with the provisioned fingerprint ${fp_a:0:12}" \
@@ -137,6 +174,7 @@ expect_exit 0 "ret=226" "add(200,26) on the approved board" -- "${add[@]}"
 
 # Board B behind the same endpoint: another identity record, same image.
 board "$work/b.rec"
+first_verdict mismatch "$fp_b" "swapped board B"
 if wait_state mismatch; then
     [ "$(jq -r .fingerprint <<<"$ident")" = "$fp_b" ] && [ "$(jq -r .pinned <<<"$ident")" = "$fp_a" ] \
         && ok "swapped board B detected: mismatch, ${fp_b:0:12} != pinned ${fp_a:0:12}" \
@@ -148,6 +186,7 @@ nothing_loaded
 
 # A board without an identity record (erased identity page) behind the pinned endpoint.
 board none
+first_verdict mismatch - "a board without identity"
 wait_state mismatch && [ "$(jq -r .pinned <<<"$ident")" = "$fp_a" ] \
     && ok "board without identity behind a pinned name: mismatch"
 host --json info >"$work/info.json" 2>&1 || true
@@ -171,9 +210,21 @@ grep -q "identity record's CRC does not match" "$work/logs.txt" \
 
 # Board A back (its identity page kept): approved at once, served.
 board "$work/a.rec"
+first_verdict approved "$fp_a" "board A back"
 wait_state approved && ok "board A back: approved"
 expect_exit 0 "math_ops" "deploy to board A" -- "${deploy[@]}"
 expect_exit 0 "ret=226" "add(200,26) on board A" -- "${add[@]}"
+
+# More boots with the gateway connecting as the image starts: right the first time every time.
+for n in 1 2 3; do
+    board "$work/a.rec"
+    first_verdict approved "$fp_a" "board A, reboot $n"
+done
+# How often the boot race happened (the INFO lost or cut: the gateway asked again); QEMU does
+# not make it happen on every boot, so this is a figure, not a check.
+echo "info - handshake restarts on a HELLO: $(notes | grep -c 'asking INFO again' || true) over 7 boots"
+notes | grep -q 'during its handshake (it keeps rebooting' \
+    && fail "the gateway gave up a handshake: $(notes | grep 'keeps rebooting' | head -1)"
 
 if [ "$fails" -ne 0 ]; then
     echo "identity.sh: $fails check(s) failed"

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wasmbed_agent_proto::session::{Event, Session, SessionError};
-use wasmbed_agent_proto::{AgentLine, Item};
+use wasmbed_agent_proto::{AgentLine, Item, Line};
 
 use super::{closed, now_std, DeviceTask, DriveError};
 use crate::device::handshake::heard;
@@ -29,17 +29,20 @@ fn heard_now(s: &mut crate::device::DeviceState) {
 }
 
 impl DeviceTask {
-    /// Feeds bytes heard between commands; returns true if a HELLO asks for a state re-read.
-    pub(super) fn idle_bytes(&mut self, data: &[u8]) -> bool {
+    /// Feeds bytes heard between commands; returns the last HELLO among them, which asks for
+    /// the handshake again.
+    pub(super) fn idle_bytes(&mut self, data: &[u8]) -> Option<Line> {
         self.decoder.feed(data);
-        let mut rebooted = false;
+        let mut hello = None;
         while let Some(item) = self.decoder.next_item() {
             if let Item::Line(line) = &item {
-                rebooted |= matches!(line.msg, AgentLine::Hello(_));
+                if matches!(line.msg, AgentLine::Hello(_)) {
+                    hello = Some(line.clone());
+                }
             }
             self.unsolicited(item_event(item));
         }
-        rebooted
+        hello
     }
 
     /// Something the device said outside a command's answer: the job table decides where it
@@ -125,9 +128,8 @@ impl DeviceTask {
                     Event::Unsolicited(line)
                         if abort_on_hello && matches!(line.msg, AgentLine::Hello(_)) =>
                     {
-                        let raw = line.raw.clone();
-                        self.unsolicited(Event::Unsolicited(line));
-                        return Err(DriveError::Rebooted(raw));
+                        self.unsolicited(Event::Unsolicited(line.clone()));
+                        return Err(DriveError::Rebooted(line));
                     }
                     other => self.unsolicited(other),
                 }

@@ -4,7 +4,7 @@
 //! `wasmbed_agent_proto::identity` and `crate::identity`; this is only the IO.
 
 use wasmbed_agent_proto::identity::{self, Announced, Nonce, NONCE_LEN};
-use wasmbed_agent_proto::{IdentSession, InfoOk};
+use wasmbed_agent_proto::{IdentSession, InfoOk, Line};
 use wasmbed_api::IdentityState;
 
 use super::{now_std, DeviceTask};
@@ -14,12 +14,14 @@ use crate::link::BoxLink;
 
 impl DeviceTask {
     /// Challenges the device if its INFO (`None`: legacy v1 firmware) announces a key, and
-    /// records the result. `Err` only when the link failed.
+    /// records the result. `Ok(Some(hello))`: the device said HELLO during the challenge (it
+    /// rebooted), nothing is recorded and the handshake starts over. `Err` only when the link
+    /// failed.
     pub(super) async fn identify(
         &mut self,
         link: &mut BoxLink,
         info: Option<&InfoOk>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Line>, String> {
         let seen = match info.map(identity::announced) {
             None => Seen::Anonymous("legacy firmware (protocol v1)".into()),
             Some(Announced::Absent) => Seen::Anonymous("firmware without identity support".into()),
@@ -34,17 +36,14 @@ impl DeviceTask {
                     return Err(format!("no random bytes for the identity challenge: {e}"));
                 }
                 let session = IdentSession::new(now_std(), Nonce(nonce), &fp, &self.opts.timeouts);
-                match self.drive(link, session, None, false).await {
+                match self.drive(link, session, None, true).await {
                     Ok((Ok(out), _)) => Seen::Proved(out.verified),
                     Ok((Err(e), _)) => Seen::Failed {
                         announced: Some(fp),
                         reason: e.to_string(),
                     },
                     Err(super::DriveError::Io(e)) => return Err(e.to_string()),
-                    Err(super::DriveError::Rebooted(line)) => Seen::Failed {
-                        announced: Some(fp),
-                        reason: format!("the device rebooted during IDENT: {line}"),
-                    },
+                    Err(super::DriveError::Rebooted(hello)) => return Ok(Some(hello)),
                 }
             }
         };
@@ -75,7 +74,7 @@ impl DeviceTask {
             self.log.push(LogKind::Gateway, text.trim_end().to_string());
         }
         self.set_state(|s| s.identity = seen);
-        Ok(())
+        Ok(None)
     }
 
     /// Commands that load, run or change code need an identity that allows them; INFO and

@@ -8,91 +8,157 @@ use wasmbed_agent_proto::session::{
 use wasmbed_agent_proto::{Correlation, InfoOk, Line, StatusOk};
 
 use super::{now_std, DeviceTask, DriveError};
-use crate::device::handshake::{apply_info, apply_status, heard, link_rate, Handshake, Step};
+use crate::device::handshake::{
+    apply_info, apply_status, heard, link_rate, Handshake, Step, HANDSHAKE_RESTARTS,
+};
+use crate::device::LogKind;
 use crate::link::BoxLink;
 
+/// How a step that stops at a HELLO ended.
+pub(super) enum Stepped<O> {
+    /// Its outcome.
+    Done(O),
+    /// It failed; the device is marked not answering.
+    Failed,
+    /// The device said HELLO (this line) during it: the handshake starts over.
+    Hello(Line),
+}
+
 impl DeviceTask {
-    /// The connect-time handshake ([`Handshake`]): what the device is and holds.
-    pub(super) async fn refresh(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
-        // Checked again on every handshake: until then, nothing proved who answers.
-        self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
-        self.handshake(link, Handshake::new()).await
+    /// The connect-time handshake ([`Handshake`]): what the device is and holds. `hello`: the
+    /// HELLO that asked for it, if one did (it tells [`InfoSession::after_hello`] the device
+    /// speaks v2).
+    pub(super) async fn refresh(
+        &mut self,
+        link: &mut BoxLink,
+        hello: Option<Line>,
+    ) -> std::io::Result<()> {
+        self.handshake(link, Handshake::new(), hello).await
     }
 
     /// Re-reads STATUS into the device state (slots in use, memory).
     pub(super) async fn refresh_status(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
-        self.handshake(link, Handshake::status_only()).await
+        self.handshake(link, Handshake::status_only(), None).await
     }
 
-    /// Drives each step of `h` through its session; `Err` when the link is lost.
-    async fn handshake(&mut self, link: &mut BoxLink, mut h: Handshake) -> std::io::Result<()> {
+    /// Drives each step of `h` through its session, from `INFO` again when the device says
+    /// HELLO during one ([`Handshake::restart`]); `Err` when the link is lost.
+    async fn handshake(
+        &mut self,
+        link: &mut BoxLink,
+        mut h: Handshake,
+        mut hello: Option<Line>,
+    ) -> std::io::Result<()> {
         while let Some(step) = h.next() {
-            match step {
-                Step::Info => self.info_step(link).await?,
+            let heard = match step {
+                Step::Info => self.info_step(link, hello.as_ref()).await?,
                 Step::Status => self.status_step(link).await?,
+            };
+            let Some(line) = heard else { continue };
+            // Nothing the device said before it rebooted proves who answers now.
+            self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
+            let name = self.opts.name.clone();
+            match h.restart(&line.raw) {
+                Ok(n) => {
+                    let during = match step {
+                        Step::Info => "INFO/IDENT",
+                        Step::Status => "STATUS",
+                    };
+                    let text = format!(
+                        "the device said HELLO during {during} (it booted): asking INFO again \
+                         (restart {n} of {HANDSHAKE_RESTARTS})"
+                    );
+                    tracing::info!(device = %name, "{text}");
+                    self.log.push(LogKind::Gateway, text);
+                }
+                Err(gave_up) => {
+                    tracing::warn!(device = %name, "{gave_up}");
+                    self.log.push(LogKind::Gateway, gave_up.to_string());
+                    self.not_answering(&gave_up.to_string());
+                }
             }
+            hello = Some(line);
         }
         Ok(())
     }
 
-    /// Runs a session the device's state depends on (a handshake step, the resync): its
-    /// outcome, or `None` when it failed (the device is then marked not answering, `what`
-    /// names the step) or a HELLO cut it short; `Err` when the link is lost.
+    /// Runs a session the device's state depends on (a handshake step, the resync), stopping at
+    /// a HELLO unless the session handles HELLO itself (`stop_at_hello` false: INFO). A failure
+    /// marks the device not answering (`what` names the step); `Err` when the link is lost.
     async fn drive_step<S: Session>(
         &mut self,
         link: &mut BoxLink,
         what: &str,
         session: S,
-    ) -> std::io::Result<Option<S::Outcome>>
+        stop_at_hello: bool,
+    ) -> std::io::Result<Stepped<S::Outcome>>
     where
         S::Outcome: Clone,
     {
-        match self.drive(link, session, None, false).await {
-            Ok((Ok(out), _)) => Ok(Some(out)),
+        match self.drive(link, session, None, stop_at_hello).await {
+            Ok((Ok(out), _)) => Ok(Stepped::Done(out)),
             Ok((Err(e), _)) => {
                 tracing::warn!(device = %self.opts.name, "{what} failed: {e}");
                 self.not_answering(&e.to_string());
-                Ok(None)
+                Ok(Stepped::Failed)
             }
             Err(DriveError::Io(e)) => Err(e),
-            Err(DriveError::Rebooted(_)) => Ok(None),
+            Err(DriveError::Rebooted(hello)) => Ok(Stepped::Hello(hello)),
         }
     }
 
-    /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on.
-    async fn info_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+    /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on;
+    /// then the identity challenge. `hello`: the HELLO this handshake (re)started for. Returns
+    /// a HELLO heard meanwhile.
+    async fn info_step(
+        &mut self,
+        link: &mut BoxLink,
+        hello: Option<&Line>,
+    ) -> std::io::Result<Option<Line>> {
+        // Checked again on every handshake: until then, nothing proved who answers.
+        self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
         self.correlation = Correlation::off();
-        let info = InfoSession::new(now_std(), &self.opts.timeouts);
-        match self.drive_step(link, "INFO", info).await? {
-            Some(InfoOutcome::V2 { info, line }) => {
+        let (now, t) = (now_std(), &self.opts.timeouts);
+        let info = match hello {
+            Some(hello) => InfoSession::after_hello(now, t, hello.clone()),
+            None => InfoSession::new(now, t),
+        };
+        // INFO settles a HELLO itself: a device that answers right after it (the simulated board
+        // says HELLO on every connection) is not asked twice.
+        let info = match self.drive_step(link, "INFO", info, false).await? {
+            Stepped::Done(InfoOutcome::V2 { info, line }) => {
                 self.correlation = Correlation::from_info(&line);
                 self.follow_link_speed(info.baud);
                 self.note_speeds(Some(&info));
                 self.record_info(Some((&info, &line)));
-                self.identify(link, Some(&info))
-                    .await
-                    .map_err(std::io::Error::other)?;
+                Some(info)
             }
-            Some(InfoOutcome::V1) => {
+            Stepped::Done(InfoOutcome::V1) => {
                 self.follow_link_speed(None);
                 self.note_speeds(None);
                 self.record_info(None);
-                self.identify(link, None)
-                    .await
-                    .map_err(std::io::Error::other)?;
+                None
             }
-            None => {}
-        }
-        Ok(())
+            Stepped::Done(InfoOutcome::Rebooted { hello }) => return Ok(Some(hello)),
+            Stepped::Failed => return Ok(None),
+            Stepped::Hello(line) => return Ok(Some(line)),
+        };
+        self.identify(link, info.as_deref())
+            .await
+            .map_err(std::io::Error::other)
     }
 
-    /// STATUS: the slots in use and memory.
-    async fn status_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+    /// STATUS: the slots in use and memory. Returns a HELLO heard meanwhile.
+    async fn status_step(&mut self, link: &mut BoxLink) -> std::io::Result<Option<Line>> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
-        if let Some(out) = self.drive_step(link, "STATUS", status).await? {
-            self.record_status(&out.status);
-        }
-        Ok(())
+        Ok(match self.drive_step(link, "STATUS", status, true).await? {
+            Stepped::Done(out) => {
+                self.record_status(&out.status);
+                None
+            }
+            Stepped::Failed => None,
+            Stepped::Hello(hello) => Some(hello),
+        })
     }
 
     /// After a timeout on legacy v1 firmware (which echoes no `seq=`): the marker, then STATUS,
@@ -100,10 +166,18 @@ impl DeviceTask {
     /// "Resynchronisation after a timeout").
     pub(super) async fn resync(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let resync = ResyncSession::new(now_std(), &self.opts.timeouts);
-        if let Some(out) = self.drive_step(link, "resynchronisation", resync).await? {
-            tracing::info!(device = %self.opts.name, discarded = out.discarded,
-                attempts = out.attempts, "back in line sync after a timeout");
-            self.record_status(&out.status);
+        match self
+            .drive_step(link, "resynchronisation", resync, true)
+            .await?
+        {
+            Stepped::Done(out) => {
+                tracing::info!(device = %self.opts.name, discarded = out.discarded,
+                    attempts = out.attempts, "back in line sync after a timeout");
+                self.record_status(&out.status);
+            }
+            Stepped::Failed => {}
+            // a rebooted device is in line sync: what it is and holds is asked again
+            Stepped::Hello(hello) => self.refresh(link, Some(hello)).await?,
         }
         Ok(())
     }

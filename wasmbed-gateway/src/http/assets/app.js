@@ -79,6 +79,42 @@
       act(b.dataset.action, id);
     });
 
+    // Identity: approve / forget (the facts above follow live through the `state` events).
+    const enrollOut = $("#identity-result");
+    async function enroll(which) {
+      const body = {};
+      const fp = $("#identity-fingerprint").value.trim();
+      if (which === "approve" && fp) body.fingerprint = fp;
+      const buttons = root.querySelectorAll("button[data-enroll]");
+      buttons.forEach(b => { b.disabled = true; });
+      enrollOut.textContent = which + "…";
+      enrollOut.className = "";
+      enrollOut.dataset.state = "busy";
+      try {
+        const resp = await fetch(api + which, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "Accept": "application/json" },
+          body: JSON.stringify(body),
+        });
+        const reply = await resp.json();
+        if (reply.ok) {
+          const id = (reply.result || {}).identity || {};
+          show(enrollOut, true, which + ": " + id.state + (id.fingerprint ? " " + id.fingerprint : "") +
+            (id.reason ? "\n" + id.reason : ""));
+          enrollOut.dataset.identity = id.state;
+        } else {
+          show(enrollOut, false, describe(reply));
+        }
+      } catch (e) {
+        show(enrollOut, false, "request failed: " + e);
+      } finally {
+        buttons.forEach(b => { b.disabled = false; });
+        htmx.trigger(document.body, "refresh-slots");
+      }
+    }
+    $("#enroll").addEventListener("submit", ev => { ev.preventDefault(); enroll("approve"); });
+    $("#forget").addEventListener("click", () => enroll("forget"));
+
     // Deploy: the file goes up with XHR (upload progress), the answer comes back as SSE
     // (`progress` events of the compile and device-upload phases, then `reply`).
     const drop = $("#drop");
@@ -184,22 +220,73 @@
   // ---- latency page ------------------------------------------------------------------------
   function setupLatency() {
     const select = $("#lat-key");
+    const winSelect = $("#lat-window");
     const timeDiv = $("#chart-time");
+    const winDiv = $("#chart-windows");
     const histDiv = $("#chart-hist");
-    let charts = { key: null, time: null, hist: null };
+    const winBody = $("#lat-windows tbody");
+    let charts = { key: null, time: null, windows: null, hist: null };
 
     function width(div) { return Math.max(280, div.clientWidth || 600); }
 
-    function draw(s) {
+    function clock(unix) {
+      return new Date(unix * 1000).toLocaleTimeString([], { hour12: false });
+    }
+
+    function pcts(p) {
+      return p ? p.p50.toFixed(3) + " / " + p.p95.toFixed(3) + " / " + p.p99.toFixed(3) : "–";
+    }
+
+    // The window selector: every window since start, newest first, after "all".
+    function windowOptions(s, windowS) {
+      const want = [["all", "all requests since the gateway started"]].concat(
+        s.windows.slice().reverse().map(w => [String(w.start),
+          clock(w.start) + "–" + clock(w.start + windowS) + " (" + w.total.count + " requests)"]));
+      const same = winSelect.options.length === want.length &&
+        want.every(([v, t], i) => winSelect.options[i].value === v && winSelect.options[i].text === t);
+      if (!same) {
+        const was = winSelect.value;
+        winSelect.replaceChildren(...want.map(([v, t]) => new Option(t, v)));
+        winSelect.value = want.some(([v]) => v === was) ? was : "all";
+      }
+    }
+
+    // One row per window, newest first: when, requests, errors, p50 / p95 / p99 per phase.
+    function windowRows(s, windowS) {
+      winBody.replaceChildren(...s.windows.slice().reverse().map(w => {
+        const tr = document.createElement("tr");
+        tr.dataset.start = w.start;
+        tr.dataset.count = w.total.count;
+        tr.dataset.errors = w.errors;
+        for (const text of [clock(w.start) + "–" + clock(w.start + windowS), w.total.count, w.errors,
+          pcts(w.total), pcts(w.compile), pcts(w.transfer), pcts(w.device_phase)]) {
+          const td = document.createElement("td");
+          td.textContent = text;
+          tr.appendChild(td);
+        }
+        return tr;
+      }));
+    }
+
+    function draw(s, windowS) {
       const key = s.op + " · " + s.device;
       const t = s.series;
       const col = k => t.map(p => (p[k] === null || p[k] === undefined) ? null : p[k]);
       const timeData = [t.map(p => p.at), col("total_ms"), col("compile_ms"), col("transfer_ms"), col("device_ms")];
-      const histData = [s.histogram.map((b, i) => i), s.histogram.map(b => b.count)];
-      const labels = s.histogram.map(b => b.le_ms);
+      // One point per window that had requests, labelled with its start (wall clock).
+      const w = s.windows;
+      const winLabels = w.map(x => clock(x.start));
+      // Bars drawn over each other: p99 at the back, p50 in front.
+      const winData = [w.map((x, i) => i), w.map(x => x.total.p99), w.map(x => x.total.p95),
+        w.map(x => x.total.p50)];
+      windowOptions(s, windowS);
+      const chosen = w.find(x => String(x.start) === winSelect.value);
+      const hist = chosen ? chosen.histogram : s.histogram;
+      const histData = [hist.map((b, i) => i), hist.map(b => b.count)];
+      const labels = hist.map(b => b.le_ms);
+      charts.winLabels = winLabels;
       if (charts.key !== key) {
-        if (charts.time) charts.time.destroy();
-        if (charts.hist) charts.hist.destroy();
+        for (const c of [charts.time, charts.windows, charts.hist]) if (c) c.destroy();
         charts.key = key;
         charts.time = new uPlot({
           width: width(timeDiv), height: 240,
@@ -213,6 +300,21 @@
           ],
           axes: [{}, { label: "ms" }],
         }, timeData, timeDiv);
+        charts.windows = new uPlot({
+          width: width(winDiv), height: 220,
+          scales: {
+            x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] },
+            y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+          },
+          series: [
+            { label: "window", value: (u, i) => i === null ? "" : (charts.winLabels[i] || "") },
+            { label: "p99", fill: "#b3261e99", stroke: "#b3261e", paths: uPlot.paths.bars({ size: [0.6, 48] }), points: { show: false } },
+            { label: "p95", fill: "#e0a030cc", stroke: "#8a5a00", paths: uPlot.paths.bars({ size: [0.6, 48] }), points: { show: false } },
+            { label: "p50", fill: "#1c7c3a", stroke: "#1c7c3a", paths: uPlot.paths.bars({ size: [0.6, 48] }), points: { show: false } },
+          ],
+          axes: [{ values: (u, splits) => splits.map(i => Number.isInteger(i) ? (charts.winLabels[i] || "") : "") },
+            { label: "ms" }],
+        }, winData, winDiv);
         charts.hist = new uPlot({
           width: width(histDiv), height: 200,
           scales: { x: { time: false } },
@@ -224,17 +326,24 @@
         }, histData, histDiv);
       } else {
         charts.time.setData(timeData);
+        charts.windows.setData(winData);
         charts.hist.setData(histData);
       }
+      windowRows(s, windowS);
+      winDiv.dataset.key = key;
+      winDiv.dataset.windows = w.length;
       histDiv.dataset.labels = labels.join(",");
       histDiv.dataset.key = key;
+      histDiv.dataset.window = chosen ? String(chosen.start) : "all";
+      histDiv.dataset.count = hist.reduce((n, b) => n + b.count, 0);
     }
 
     async function refresh() {
       try {
         const r = await fetch("/api/latency", { headers: { Accept: "application/json" } });
         if (!r.ok) return;
-        const rows = (await r.json()).latency;
+        const report = await r.json();
+        const rows = report.latency;
         const keys = rows.map(s => s.op + " · " + s.device);
         if (select.options.length !== keys.length || [...select.options].some((o, i) => o.value !== keys[i])) {
           const was = select.value;
@@ -242,14 +351,16 @@
           if (keys.includes(was)) select.value = was;
         }
         const s = rows.find(s => s.op + " · " + s.device === select.value);
-        if (s) draw(s);
+        if (s) draw(s, report.window_s);
       } catch (e) {
         // The gateway went away: the next refresh tries again.
       }
     }
-    select.addEventListener("change", refresh);
+    select.addEventListener("change", () => { winSelect.value = "all"; refresh(); });
+    winSelect.addEventListener("change", refresh);
     window.addEventListener("resize", () => {
       if (charts.time) charts.time.setSize({ width: width(timeDiv), height: 240 });
+      if (charts.windows) charts.windows.setSize({ width: width(winDiv), height: 220 });
       if (charts.hist) charts.hist.setSize({ width: width(histDiv), height: 200 });
     });
     refresh();

@@ -100,6 +100,7 @@ pub async fn start_with_ports(
         } else {
             SimLink::Tcp
         };
+        let unpaced = matches!(link, SimLink::Tcp);
         let child = start_sim(&find_sim(cfg.sim_path.as_deref()), link)
             .await
             .map_err(|e| StartError::Io(format!("--sim: {e} (build it with `cargo build -p wasmbed-agent-sim` or set WASMBED_AGENT_SIM)")))?;
@@ -110,6 +111,7 @@ pub async fn start_with_ports(
         o.log_lines = cfg.limits.log_lines;
         o.identity = identity.clone();
         o.signing_key = signing_key.clone();
+        o.unpaced = unpaced;
         devices.push(spawn_device(o));
         sim = Some(child);
     }
@@ -139,6 +141,10 @@ pub async fn start_with_ports(
         o.health_interval = d.health_interval_ms.map(Duration::from_millis);
         o.timeouts.link_bytes_per_sec = (d.endpoint.line_baud() / 10).max(1);
         o.baud = d.endpoint.baud();
+        o.unpaced = matches!(
+            d.endpoint,
+            crate::endpoint::Endpoint::Tcp { baud: None, .. }
+        );
         o.max_baud = d.endpoint.max_baud();
         o.log_lines = cfg.limits.log_lines;
         o.identity = identity.clone();

@@ -107,6 +107,16 @@ pub struct Gateway {
 /// 16 devices go through a generated config file. Waits until every device is online.
 pub fn start_gateway(name: &str, devices: &[(String, String)], extra: &[&str]) -> Result<Gateway> {
     let bin = binary("wasmbed-gateway", "WASMBED_GATEWAY_BIN")?;
+    start_gateway_bin(&bin, name, devices, extra)
+}
+
+/// [`start_gateway`] with another gateway binary (an A/B against an older build).
+pub fn start_gateway_bin(
+    bin: &Path,
+    name: &str,
+    devices: &[(String, String)],
+    extra: &[&str],
+) -> Result<Gateway> {
     let mut cmd = Command::new(bin);
     cmd.args(["--listen", "127.0.0.1:0"]);
     if devices.len() > 16 {
@@ -473,12 +483,13 @@ impl DevConn {
         module_id: &str,
         bytes: &[u8],
         chunked: bool,
+        replace: bool,
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
         let options = LoadOptions {
             chunked,
             resume: false,
-            replace: true,
+            replace,
             replace_victim: None,
             max_chunk: None,
             signature: None,
@@ -504,7 +515,19 @@ impl DevConn {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        self.load(module_id, bytes, false, timeout)
+        self.load(module_id, bytes, false, true, timeout)
+    }
+
+    /// The legacy gateway's LOAD (GW-3 `load` without replace): `LOAD module_id= size= crc32=`,
+    /// `LOAD_READY`, the whole payload in one write, `LOAD_OK`; the time from the LOAD line to
+    /// `LOAD_OK`, or the refusal line.
+    pub fn load_legacy(
+        &mut self,
+        module_id: &str,
+        bytes: &[u8],
+        timeout: Duration,
+    ) -> Result<std::result::Result<Duration, String>> {
+        self.load(module_id, bytes, false, false, timeout)
     }
 
     /// v2 chunked LOAD: stop-and-wait chunks of the size the device offers, then `LOAD_OK`.
@@ -514,7 +537,7 @@ impl DevConn {
         bytes: &[u8],
         timeout: Duration,
     ) -> Result<std::result::Result<Duration, String>> {
-        self.load(module_id, bytes, true, timeout)
+        self.load(module_id, bytes, true, true, timeout)
     }
 }
 

@@ -20,8 +20,8 @@ use serde_json::{json, Map, Value};
     about = "Wasmbed benchmark harness (docs/benchmarks.md)"
 )]
 struct Cli {
-    /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle, baud
-    /// (several separated by commas).
+    /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle, baud,
+    /// instant (several separated by commas).
     #[arg(default_value = "all")]
     what: String,
     /// Small counts and sizes: a smoke check well under a minute.
@@ -116,6 +116,7 @@ fn main() {
         "exec",
         "nagle",
         "baud",
+        "instant",
     ];
     let wanted: Vec<&str> = if cli.what == "all" {
         all.to_vec()
@@ -138,6 +139,7 @@ fn main() {
             "exec" => suites::exec(&cfg, &mut rep),
             "nagle" => suites::nagle(&cfg, &mut rep),
             "baud" => suites::baud(&cfg, &mut rep),
+            "instant" => suites::instant(&cfg, &mut rep),
             other => Err(util::err(format!(
                 "unknown suite `{other}` (one of {all:?})"
             ))),

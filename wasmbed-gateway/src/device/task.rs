@@ -62,6 +62,10 @@ pub struct DeviceOptions {
     /// The configured line speed (`?baud=` or the `baud` key). `None`: deadlines follow the
     /// speed the firmware reports in INFO (`baud=`), else `timeouts.link_bytes_per_sec`.
     pub baud: Option<u32>,
+    /// The link has no line speed of its own (a TCP bridge without `?baud=`): unless INFO
+    /// reports a `baud=`, uploads go in the largest chunks the agent takes instead of half a
+    /// second of assumed line time each. Default `false` (paced).
+    pub unpaced: bool,
     /// Pinned identity keys and the enrollment policy (default: in memory, `approve`,
     /// anonymous devices allowed).
     pub identity: Arc<crate::identity::IdentityStore>,
@@ -86,6 +90,7 @@ impl DeviceOptions {
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             baud: None,
+            unpaced: false,
             identity: Arc::new(crate::identity::IdentityStore::in_memory(Default::default())),
             signing_key: None,
             max_baud: None,

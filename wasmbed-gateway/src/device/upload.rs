@@ -86,12 +86,14 @@ pub(crate) fn signature(
 }
 
 /// The options of the `LOAD`: chunked on protocol v2 firmware, in chunks of half a second of
-/// line time at `link_bytes_per_sec` (so progress moves at least twice a second).
+/// line time at `link_bytes_per_sec` (so progress moves at least twice a second); on an instant
+/// link (`None`: no line speed, every chunk a round trip and nothing else) in the largest chunks
+/// the agent takes.
 pub(crate) fn load_options(
     d: &DeployRequest,
     victim: Option<ModuleId>,
     proto: Option<u32>,
-    link_bytes_per_sec: u32,
+    link_bytes_per_sec: Option<u32>,
     signature: Option<ModuleSignature>,
 ) -> LoadOptions {
     LoadOptions {
@@ -99,7 +101,7 @@ pub(crate) fn load_options(
         resume: false,
         replace: d.replace,
         replace_victim: victim,
-        max_chunk: Some((link_bytes_per_sec / 2).max(64)),
+        max_chunk: link_bytes_per_sec.map(|r| (r / 2).max(64)),
         signature,
         // set by the task once it knows the link's speed for this upload (`compress.rs`)
         deflated: None,
@@ -226,12 +228,15 @@ mod tests {
     fn chunked_on_v2_in_half_a_second_of_line_time() {
         let mut d = req("m", b"x");
         d.replace = true;
-        let o = load_options(&d, None, Some(2), 11_520, None);
+        let o = load_options(&d, None, Some(2), Some(11_520), None);
         assert!(o.chunked && o.replace && !o.resume);
         assert_eq!(o.max_chunk, Some(5_760));
-        let o = load_options(&d, None, Some(1), 50, None);
+        let o = load_options(&d, None, Some(1), Some(50), None);
         assert!(!o.chunked);
         assert_eq!(o.max_chunk, Some(64), "never below 64 bytes");
+        let o = load_options(&d, None, Some(2), None, None);
+        assert!(o.chunked);
+        assert_eq!(o.max_chunk, None, "instant link: the agent's chunk");
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub fn baud(cfg: &Cfg, rep: &mut Report) -> Result<()> {
 
 /// Monocypher as a wasm module (clang -O1, its own memcpy/memset/memmove), padded to `size` with
 /// a custom section of xorshift bytes: real code for the deflate figures.
-fn real_module(size: usize) -> Result<Vec<u8>> {
+pub(super) fn real_module(size: usize) -> Result<Vec<u8>> {
     let root = repo_root();
     let mono = root.join("firmware-agent/third_party/monocypher");
     let dir = std::env::temp_dir().join(format!("wasmbed-bench-mono-{}", std::process::id()));

@@ -8,6 +8,7 @@ mod cpu;
 mod exec;
 mod fanout;
 mod host;
+mod instant;
 mod latency;
 mod nagle;
 mod upload;
@@ -18,6 +19,7 @@ pub use cpu::cpu;
 pub use exec::exec;
 pub use fanout::fanout;
 pub use host::host_wall;
+pub use instant::instant;
 pub use latency::latency;
 pub use nagle::nagle;
 pub use upload::upload;
@@ -30,8 +32,8 @@ use serde_json::{json, Value};
 use wasmbed_api::{OpResult, ReplyLine, RunStatus};
 
 use crate::link::{
-    self, deploy_req, ok, start_gateway, start_req, start_sim, status_req, unload_req, DevConn,
-    GwConn, SimOpts,
+    self, deploy_req, ok, start_gateway, start_gateway_bin, start_req, start_sim, status_req,
+    unload_req, DevConn, GwConn, SimOpts,
 };
 use crate::util::{
     binary, err, ms, padded_module, r3, repo_root, stats_json, Result, Stats, StatsJson,

@@ -58,13 +58,8 @@ impl DeviceTask {
             Ok(s) => s,
             Err(e) => return Ok((Err(e), device_time)),
         };
-        let mut options = upload::load_options(
-            &d,
-            slots.victim,
-            self.proto(),
-            self.opts.timeouts.link_bytes_per_sec,
-            signature,
-        );
+        let mut options =
+            upload::load_options(&d, slots.victim, self.proto(), self.paced_rate(), signature);
         let back = self.speed_up(link, d.bytes.len()).await?;
         options.deflated = self.deflated_upload(&d.module_id, &d.bytes, options.chunked);
         let t = self.opts.timeouts.clone(); // deadlines at the (new) link speed
@@ -111,6 +106,14 @@ impl DeviceTask {
             })
         });
         Ok((r, device_time))
+    }
+
+    /// The line speed (bytes/s) the link is paced at, `None` on an instant link: a TCP bridge
+    /// with no `?baud=` to an agent whose INFO reports no `baud=` (an emulator or the simulated
+    /// board without a UART speed of its own).
+    fn paced_rate(&self) -> Option<u32> {
+        let paced = !self.opts.unpaced || self.opts.baud.is_some() || self.line_baud.is_some();
+        paced.then_some(self.opts.timeouts.link_bytes_per_sec)
     }
 
     /// A cancelled upload: ends a frame cut short (a lone `\n`), then `UNLOAD`s the slot so the

@@ -20,8 +20,8 @@ use serde_json::{json, Map, Value};
     about = "Wasmbed benchmark harness (docs/benchmarks.md)"
 )]
 struct Cli {
-    /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle, baud
-    /// (several separated by commas).
+    /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle, baud,
+    /// fleet (several separated by commas).
     #[arg(default_value = "all")]
     what: String,
     /// Small counts and sizes: a smoke check well under a minute.
@@ -34,6 +34,12 @@ struct Cli {
     /// Skip the QEMU board in `exec`.
     #[arg(long)]
     no_qemu: bool,
+    /// `fleet`: the board counts to run, across 4 gateways (default 10,100; --quick 8).
+    #[arg(long, value_delimiter = ',')]
+    fleet_boards: Option<Vec<usize>>,
+    /// `fleet`: NATS servers, 1 or a JetStream cluster of 3 on loopback (default 3; --quick 1).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    fleet_nats: Option<u8>,
 }
 
 /// The settings every suite reads.
@@ -44,6 +50,10 @@ pub struct Cfg {
     pub no_qemu: bool,
     /// Output directory.
     pub out: PathBuf,
+    /// `fleet`: board counts.
+    pub fleet_boards: Vec<usize>,
+    /// `fleet`: NATS servers.
+    pub fleet_nats: usize,
 }
 
 /// One line of the summary table.
@@ -105,6 +115,14 @@ fn main() {
         quick: cli.quick,
         no_qemu: cli.no_qemu,
         out,
+        fleet_boards: cli.fleet_boards.clone().unwrap_or(if cli.quick {
+            vec![8]
+        } else {
+            vec![10, 100]
+        }),
+        fleet_nats: cli
+            .fleet_nats
+            .map_or(if cli.quick { 1 } else { 3 }, usize::from),
     };
     let all = [
         "latency",
@@ -116,6 +134,7 @@ fn main() {
         "exec",
         "nagle",
         "baud",
+        "fleet",
     ];
     let wanted: Vec<&str> = if cli.what == "all" {
         all.to_vec()
@@ -138,6 +157,7 @@ fn main() {
             "exec" => suites::exec(&cfg, &mut rep),
             "nagle" => suites::nagle(&cfg, &mut rep),
             "baud" => suites::baud(&cfg, &mut rep),
+            "fleet" => suites::fleet(&cfg, &mut rep),
             other => Err(util::err(format!(
                 "unknown suite `{other}` (one of {all:?})"
             ))),

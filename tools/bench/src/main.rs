@@ -34,10 +34,12 @@ struct Cli {
     /// Skip the QEMU board in `exec`.
     #[arg(long)]
     no_qemu: bool,
-    /// `fleet`: the board counts to run, across 4 gateways (default 10,100; --quick 8).
+    /// `fleet`: the board counts to run, across 4 gateways (default 10,100; --quick 8; 1000
+    /// takes minutes on 2 cores).
     #[arg(long, value_delimiter = ',')]
     fleet_boards: Option<Vec<usize>>,
-    /// `fleet`: NATS servers, 1 or a JetStream cluster of 3 on loopback (default 3; --quick 1).
+    /// `fleet`: NATS servers: 1 (default), or a JetStream cluster of N on loopback with
+    /// N-replica buckets.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
     fleet_nats: Option<u8>,
 }
@@ -120,9 +122,7 @@ fn main() {
         } else {
             vec![10, 100]
         }),
-        fleet_nats: cli
-            .fleet_nats
-            .map_or(if cli.quick { 1 } else { 3 }, usize::from),
+        fleet_nats: cli.fleet_nats.map_or(1, usize::from),
     };
     let all = [
         "latency",

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 )]
 struct Cli {
     /// What to run: all, latency, host, cpu, upload, contention, fanout, exec, nagle, baud,
-    /// instant (several separated by commas).
+    /// instant, fleet (several separated by commas).
     #[arg(default_value = "all")]
     what: String,
     /// Small counts and sizes: a smoke check well under a minute.
@@ -34,6 +34,14 @@ struct Cli {
     /// Skip the QEMU board in `exec`.
     #[arg(long)]
     no_qemu: bool,
+    /// `fleet`: the board counts to run, across 4 gateways (default 10,100; --quick 8; 1000
+    /// takes minutes on 2 cores).
+    #[arg(long, value_delimiter = ',')]
+    fleet_boards: Option<Vec<usize>>,
+    /// `fleet`: NATS servers: 1 (default), or a JetStream cluster of N on loopback with
+    /// N-replica buckets.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    fleet_nats: Option<u8>,
 }
 
 /// The settings every suite reads.
@@ -44,6 +52,10 @@ pub struct Cfg {
     pub no_qemu: bool,
     /// Output directory.
     pub out: PathBuf,
+    /// `fleet`: board counts.
+    pub fleet_boards: Vec<usize>,
+    /// `fleet`: NATS servers.
+    pub fleet_nats: usize,
 }
 
 /// One line of the summary table.
@@ -105,6 +117,12 @@ fn main() {
         quick: cli.quick,
         no_qemu: cli.no_qemu,
         out,
+        fleet_boards: cli.fleet_boards.clone().unwrap_or(if cli.quick {
+            vec![8]
+        } else {
+            vec![10, 100]
+        }),
+        fleet_nats: cli.fleet_nats.map_or(1, usize::from),
     };
     let all = [
         "latency",
@@ -117,6 +135,7 @@ fn main() {
         "nagle",
         "baud",
         "instant",
+        "fleet",
     ];
     let wanted: Vec<&str> = if cli.what == "all" {
         all.to_vec()
@@ -140,6 +159,7 @@ fn main() {
             "nagle" => suites::nagle(&cfg, &mut rep),
             "baud" => suites::baud(&cfg, &mut rep),
             "instant" => suites::instant(&cfg, &mut rep),
+            "fleet" => suites::fleet(&cfg, &mut rep),
             other => Err(util::err(format!(
                 "unknown suite `{other}` (one of {all:?})"
             ))),

@@ -40,6 +40,8 @@ pub struct NatsServer {
     pub name: String,
     /// Client port on 127.0.0.1.
     pub port: u16,
+    /// HTTP monitoring port on 127.0.0.1 (`/varz`, `/jsz`: message counts, memory).
+    pub monitor_port: u16,
     child: Option<Child>,
     _store: tempfile::TempDir,
 }
@@ -48,6 +50,11 @@ impl NatsServer {
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -60,6 +67,7 @@ impl NatsServer {
 
     fn spawn(name: &str, port: u16, cluster: Option<(&str, u16, &[u16])>) -> std::io::Result<Self> {
         let store = tempfile::Builder::new().prefix("wasmbed-nats-").tempdir()?;
+        let monitor_port = free_port()?;
         let mut cmd = Command::new(nats_server_bin());
         cmd.args([
             "-a",
@@ -68,6 +76,8 @@ impl NatsServer {
             &port.to_string(),
             "-n",
             name,
+            "-m",
+            &monitor_port.to_string(),
             "-js",
             "-sd",
         ])
@@ -103,6 +113,7 @@ impl NatsServer {
         Ok(NatsServer {
             name: name.to_string(),
             port,
+            monitor_port,
             child: Some(child),
             _store: store,
         })

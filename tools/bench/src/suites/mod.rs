@@ -1,4 +1,4 @@
-//! The measurements of issue 7, items 1–8, one file per suite. Each suite starts its own
+//! The measurements of docs/benchmarks.md (issue 7 items 1–8, item 11 the fleet), one file per suite. Each suite starts its own
 //! processes (dropped, so killed, when it returns), adds raw figures to the report's JSON and rows
 //! to its table. This file holds what they share.
 
@@ -7,6 +7,7 @@ mod contention;
 mod cpu;
 mod exec;
 mod fanout;
+mod fleet;
 mod host;
 mod instant;
 mod latency;
@@ -18,6 +19,7 @@ pub use contention::contention;
 pub use cpu::cpu;
 pub use exec::exec;
 pub use fanout::fanout;
+pub use fleet::fleet;
 pub use host::host_wall;
 pub use instant::instant;
 pub use latency::latency;

@@ -9,11 +9,17 @@ use wasmbed_agent_proto::{Correlation, InfoOk, Line, StatusOk};
 
 use super::{now_std, DeviceTask, DriveError};
 use crate::device::handshake::{apply_info, apply_status, heard, link_rate, Handshake, Step};
+use crate::device::reply::session_error;
+use crate::device::DeviceError;
 use crate::link::BoxLink;
 
 impl DeviceTask {
-    /// The connect-time handshake ([`Handshake`]): what the device is and holds.
-    pub(super) async fn refresh(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+    /// The connect-time handshake ([`Handshake`]): what the device is and holds. `Ok(Some(e))`
+    /// when the device did not answer INFO: the steps after it are skipped, `e` names INFO.
+    pub(super) async fn refresh(
+        &mut self,
+        link: &mut BoxLink,
+    ) -> std::io::Result<Option<DeviceError>> {
         // Checked again on every handshake: until then, nothing proved who answers.
         self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
         self.handshake(link, Handshake::new()).await
@@ -21,50 +27,64 @@ impl DeviceTask {
 
     /// Re-reads STATUS into the device state (slots in use, memory).
     pub(super) async fn refresh_status(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
-        self.handshake(link, Handshake::status_only()).await
+        self.handshake(link, Handshake::status_only())
+            .await
+            .map(drop)
     }
 
-    /// Drives each step of `h` through its session; `Err` when the link is lost.
-    async fn handshake(&mut self, link: &mut BoxLink, mut h: Handshake) -> std::io::Result<()> {
+    /// Drives each step of `h` through its session; `Err` when the link is lost, `Ok(Some(e))`
+    /// when INFO went unanswered (a device that does not answer INFO is not asked more).
+    async fn handshake(
+        &mut self,
+        link: &mut BoxLink,
+        mut h: Handshake,
+    ) -> std::io::Result<Option<DeviceError>> {
         while let Some(step) = h.next() {
             match step {
-                Step::Info => self.info_step(link).await?,
+                Step::Info => {
+                    if let Some(e) = self.info_step(link).await? {
+                        return Ok(Some(e));
+                    }
+                }
                 Step::Status => self.status_step(link).await?,
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Runs a session the device's state depends on (a handshake step, the resync): its
-    /// outcome, or `None` when it failed (the device is then marked not answering, `what`
-    /// names the step) or a HELLO cut it short; `Err` when the link is lost.
+    /// outcome, `Err(Some(e))` when it failed (the device is then marked not answering, `what`
+    /// names the step), `Err(None)` when a HELLO cut it short; `Err` outside when the link is
+    /// lost.
     async fn drive_step<S: Session>(
         &mut self,
         link: &mut BoxLink,
         what: &str,
         session: S,
-    ) -> std::io::Result<Option<S::Outcome>>
+    ) -> std::io::Result<Result<S::Outcome, Option<DeviceError>>>
     where
         S::Outcome: Clone,
     {
         match self.drive(link, session, None, false).await {
-            Ok((Ok(out), _)) => Ok(Some(out)),
+            Ok((Ok(out), _)) => Ok(Ok(out)),
             Ok((Err(e), _)) => {
                 tracing::warn!(device = %self.opts.name, "{what} failed: {e}");
+                let e = session_error(e);
                 self.not_answering(&e.to_string());
-                Ok(None)
+                Ok(Err(Some(e)))
             }
             Err(DriveError::Io(e)) => Err(e),
-            Err(DriveError::Rebooted(_)) => Ok(None),
+            Err(DriveError::Rebooted(_)) => Ok(Err(None)),
         }
     }
 
     /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on.
-    async fn info_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
+    /// `Ok(Some(e))` when the device did not answer it.
+    async fn info_step(&mut self, link: &mut BoxLink) -> std::io::Result<Option<DeviceError>> {
         self.correlation = Correlation::off();
         let info = InfoSession::new(now_std(), &self.opts.timeouts);
         match self.drive_step(link, "INFO", info).await? {
-            Some(InfoOutcome::V2 { info, line }) => {
+            Ok(InfoOutcome::V2 { info, line }) => {
                 self.correlation = Correlation::from_info(&line);
                 self.follow_link_speed(info.baud);
                 self.note_speeds(Some(&info));
@@ -73,7 +93,7 @@ impl DeviceTask {
                     .await
                     .map_err(std::io::Error::other)?;
             }
-            Some(InfoOutcome::V1) => {
+            Ok(InfoOutcome::V1) => {
                 self.follow_link_speed(None);
                 self.note_speeds(None);
                 self.record_info(None);
@@ -81,15 +101,21 @@ impl DeviceTask {
                     .await
                     .map_err(std::io::Error::other)?;
             }
-            None => {}
+            Err(Some(e)) => {
+                // What `devices` shows: what went unanswered, and what to do about it.
+                let help = e.help().unwrap_or_default();
+                self.not_answering(&format!("{e}; {help}"));
+                return Ok(Some(e));
+            }
+            Err(None) => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// STATUS: the slots in use and memory.
     async fn status_step(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let status = StatusSession::new(now_std(), &self.opts.timeouts);
-        if let Some(out) = self.drive_step(link, "STATUS", status).await? {
+        if let Ok(out) = self.drive_step(link, "STATUS", status).await? {
             self.record_status(&out.status);
         }
         Ok(())
@@ -100,7 +126,7 @@ impl DeviceTask {
     /// "Resynchronisation after a timeout").
     pub(super) async fn resync(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
         let resync = ResyncSession::new(now_std(), &self.opts.timeouts);
-        if let Some(out) = self.drive_step(link, "resynchronisation", resync).await? {
+        if let Ok(out) = self.drive_step(link, "resynchronisation", resync).await? {
             tracing::info!(device = %self.opts.name, discarded = out.discarded,
                 attempts = out.attempts, "back in line sync after a timeout");
             self.record_status(&out.status);

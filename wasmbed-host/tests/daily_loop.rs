@@ -179,17 +179,10 @@ fn run_test_and_watch_evict_a_replace_victim_when_the_slots_are_full() {
     ids.sort();
     assert_eq!(ids, ["t2", "third"]);
     // watch, under a third id: `third` goes (watch runs once at start).
-    let mut child = ChildGuard::new(
-        Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
-            .args(["--gateway", g, "-d", "sim", "watch", src, "--func", "f"])
-            .args(["--module-id", "w3", "--replace-victim", "third"])
-            .env_remove("WASMBED_GATEWAY")
-            .env_remove("WASMBED_DEVICE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut child = host_child(
+        &["--gateway", g, "-d", "sim", "watch", src, "--func", "f"],
+        &["--module-id", "w3", "--replace-victim", "third"],
+        Stdio::piped(),
     );
     let rx = lines_of(child.stdout.take().unwrap());
     let mut seen = Vec::new();
@@ -270,6 +263,23 @@ fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
     assert_eq!(doc["filtered_out"], 2, "{doc}");
 }
 
+/// `wasmbed-host ARGS MORE` running on its own (no WASMBED_GATEWAY / WASMBED_DEVICE from the
+/// environment), its stdout to `stdout`, held in a [`ChildGuard`].
+fn host_child(args: &[&str], more: &[&str], stdout: Stdio) -> ChildGuard {
+    ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
+            .args(args)
+            .args(more)
+            .env_remove("WASMBED_GATEWAY")
+            .env_remove("WASMBED_DEVICE")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -303,25 +313,10 @@ fn watch_reruns_its_slot_on_save_while_other_slots_keep_running() {
         std::fs::write(&src, text).unwrap();
     };
     write(1);
-    let mut child = ChildGuard::new(
-        Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
-            .args([
-                "--gateway",
-                g,
-                "-d",
-                "sim",
-                "watch",
-                src.to_str().unwrap(),
-                "--func",
-                "f",
-            ])
-            .env_remove("WASMBED_GATEWAY")
-            .env_remove("WASMBED_DEVICE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut child = host_child(
+        &["--gateway", g, "-d", "sim", "watch", src.to_str().unwrap()],
+        &["--func", "f"],
+        Stdio::piped(),
     );
     let rx = lines_of(child.stdout.take().unwrap());
     let mut seen = Vec::new();
@@ -504,24 +499,10 @@ fn slow_link_uploads_outlast_the_host_wait_and_ctrl_c_cancels_them() {
     // Ctrl-C in the middle of a 30 KB upload (~32 s at this speed).
     std::fs::write(dir.path().join("big.wasm"), padded_module(30 * 1024)).unwrap();
     let big = dir.path().join("big.wasm");
-    let mut host = ChildGuard::new(
-        Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
-            .args([
-                "--gateway",
-                g,
-                "-d",
-                "slow",
-                "deploy",
-                "--module-id",
-                "big",
-                "--file",
-            ])
-            .arg(&big)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut host = host_child(
+        &["--gateway", g, "-d", "slow", "deploy", "--module-id", "big"],
+        &["--file", big.to_str().unwrap()],
+        Stdio::null(),
     );
     thread::sleep(Duration::from_secs(4));
     let status = host.interrupt().expect("the host exited");

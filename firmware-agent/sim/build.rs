@@ -119,9 +119,13 @@ fn main() {
     }
     build.compile("wasmbed_agent");
 
-    // module linear memory from the WAMR pool (ports/posix/posix_mem.c)
+    // module linear memory from the WAMR pool (ports/posix/posix_mem.c); WAMR's mutexes and
+    // memory.grow defer a forced stop until the worker is out of them (ports/posix/posix_jobs.c)
     println!(
         "cargo:rustc-link-arg-bins=-Wl,--wrap=os_mmap,--wrap=os_munmap,--wrap=os_mremap,--wrap=os_mprotect"
+    );
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--wrap=os_mutex_lock,--wrap=os_mutex_unlock,--wrap=wasm_enlarge_memory,--wrap=wasm_enlarge_memory_with_idx"
     );
     println!("cargo:rustc-link-search=native={}", wamr_build.display());
     println!("cargo:rustc-link-lib=static=vmlib");

@@ -2,7 +2,11 @@
  * Job threads of the POSIX port: one worker per slot. A forced stop sends the worker SIGUSR2;
  * the handler siglongjmps out of WAMR to the worker's base, the thread ends and a fresh worker
  * replaces it (as the legacy firmware aborts and recreates its Zephyr thread). The core lock
- * blocks the signal, so a worker is never abandoned while it holds agent state.
+ * blocks the signal, so a worker is never abandoned while it holds agent state; a WAMR mutex
+ * (the pool allocator's, the runtime's lists) or a memory.grow defers it until the worker is
+ * out of it (the wrappers below), as the bare-metal port does for locks: a worker abandoned
+ * inside the pool allocator would leave the pool locked and wedge the board at its next
+ * allocation.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -23,14 +27,83 @@
 #define IDLE_FRAMES_MAX (16 * 1024)
 
 static __thread struct posix_worker *tls_worker;
+/* WAMR sections (mutexes, memory.grow) this thread is in, and an abort that arrived meanwhile */
+static __thread volatile sig_atomic_t wamr_sections;
+static __thread volatile sig_atomic_t abort_deferred;
 
 static void on_abort_signal(int sig)
 {
 	struct posix_worker *w = tls_worker;
 
 	(void)sig;
-	if (w && w->abort)
+	if (!w || !w->abort)
+		return;
+	if (wamr_sections) {
+		abort_deferred = 1; /* defer_leave() leaves instead */
+		return;
+	}
+	siglongjmp(w->jmp, 1);
+}
+
+/* Leaving a section in which the abort had to wait: go now, with nothing held. */
+static void defer_leave(void)
+{
+	struct posix_worker *w = tls_worker;
+
+	wamr_sections = wamr_sections - 1;
+	if (!wamr_sections && abort_deferred && w && w->abort) {
+		abort_deferred = 0;
 		siglongjmp(w->jmp, 1);
+	}
+}
+
+/*
+ * Wrapped at link time (sim/build.rs: -Wl,--wrap=...): WAMR's platform mutexes, and memory.grow
+ * (between the pool's realloc and the instance taking the new block no lock is held, but an
+ * abandoned worker there would leave the instance pointing at freed memory). The count goes up
+ * before and down after, so a signal in between always sees it and defers.
+ */
+int __real_os_mutex_lock(void *mutex);
+int __real_os_mutex_unlock(void *mutex);
+bool __real_wasm_enlarge_memory(void *inst, uint32_t pages);
+bool __real_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx);
+int __wrap_os_mutex_lock(void *mutex);
+int __wrap_os_mutex_unlock(void *mutex);
+bool __wrap_wasm_enlarge_memory(void *inst, uint32_t pages);
+bool __wrap_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx);
+
+int __wrap_os_mutex_lock(void *mutex)
+{
+	wamr_sections = wamr_sections + 1;
+	return __real_os_mutex_lock(mutex);
+}
+
+int __wrap_os_mutex_unlock(void *mutex)
+{
+	int rc = __real_os_mutex_unlock(mutex);
+
+	defer_leave();
+	return rc;
+}
+
+bool __wrap_wasm_enlarge_memory(void *inst, uint32_t pages)
+{
+	bool ok;
+
+	wamr_sections = wamr_sections + 1;
+	ok = __real_wasm_enlarge_memory(inst, pages);
+	defer_leave();
+	return ok;
+}
+
+bool __wrap_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx)
+{
+	bool ok;
+
+	wamr_sections = wamr_sections + 1;
+	ok = __real_wasm_enlarge_memory_with_idx(inst, pages, idx);
+	defer_leave();
+	return ok;
 }
 
 void posix_block_abort_signal(bool block)
@@ -48,6 +121,8 @@ static void *worker_main(void *arg)
 	struct agent *a = &w->port->agent;
 
 	tls_worker = w;
+	wamr_sections = 0;
+	abort_deferred = 0;
 	wasm_runtime_init_thread_env();
 	if (sigsetjmp(w->jmp, 1)) {
 		/* abandoned mid-job: leave without touching WAMR or the agent again */

@@ -93,12 +93,63 @@ fn endless_start_function_in_a_native_is_terminated() {
     endless_start_is_refused(NATIVE_START);
 }
 
+/// SIGTERM lands anywhere from instantiation to the spinning start function: the forced stop
+/// on the way out must never abandon the worker inside WAMR's pool allocator (its lock would
+/// stay held and the exit hang; it did about once in 30 runs before the lock-aware abort).
 #[test]
 fn sigterm_ends_the_sim_while_a_start_function_runs() {
-    let mut sim = Sim::tcp(&["--grace-ms", "60000"]);
+    for i in 0..60u64 {
+        let mut sim = Sim::tcp(&["--grace-ms", "60000"]);
+        let mut l = sim.hello();
+        load_begin(&mut l, "spin", &wat(SPIN_START));
+        status(&mut l);
+        if i % 3 == 1 {
+            std::thread::sleep(Duration::from_micros(300 * (i % 7)));
+        }
+        assert_eq!(
+            sim.terminate(),
+            Some(0),
+            "sim did not exit on SIGTERM (run {i})"
+        );
+    }
+}
+
+/// `grow` asks for one more page forever: once the pool is full every memory.grow fails inside
+/// the pool allocator, so a forced stop mostly lands there.
+const GROW_FOREVER: &str = r#"(module
+  (memory 1)
+  (func (export "grow") (loop $l (drop (memory.grow (i32.const 1))) (br $l))))"#;
+
+/// A forced stop that lands inside memory.grow or the pool allocator waits until the worker is
+/// out of it: the pool is not left locked (the next allocation would hang the board) and the
+/// instance does not keep a block the allocator already freed.
+#[test]
+fn forced_stop_inside_memory_grow_leaves_the_board_usable() {
+    // the fault knob makes STOP skip wasm_runtime_terminate: only the forced stop can end it
+    let mut sim = Sim::tcp(&["--test-no-terminate", "--grace-ms", "50"]);
     let mut l = sim.hello();
-    load_begin(&mut l, "spin", &wat(SPIN_START));
-    status(&mut l);
+    let before = wamr_used(&status(&mut l));
+    l.load_ok("grow", &wat(GROW_FOREVER));
+    for round in 0..12u64 {
+        l.answers("START module_id=grow func=grow", "START_OK");
+        std::thread::sleep(Duration::from_millis(5 * (round % 4)));
+        l.answers("STOP module_id=grow", "STOP_OK status=PENDING");
+        assert_eq!(
+            l.expect_within("RESULT", Duration::from_secs(6)),
+            "RESULT status=STOPPED forced=1 module_id=grow func=grow",
+            "round {round}"
+        );
+    }
+    l.answers("UNLOAD module_id=grow", "UNLOAD_OK module_id=grow");
+    assert_eq!(wamr_used(&status(&mut l)), before, "pool not returned");
+    l.load_ok("math", &module("math_ops"));
+    assert_eq!(
+        l.run(
+            r#"START module_id=math func=add args="a=2,b=3""#,
+            Duration::from_secs(5)
+        ),
+        "RESULT status=OK module_id=math func=add ret_i32=5"
+    );
     assert_eq!(sim.terminate(), Some(0), "sim did not exit on SIGTERM");
 }
 

@@ -16,8 +16,8 @@
  * worker (never running at that moment: cmd has the higher priority) is
  * restarted at its entry on a fresh stack, abandoning the WAMR call wherever
  * it was, interpreted or AOT, busy loop or not. A worker holding a lock (the
- * core lock, or a WAMR mutex such as the pool allocator's) is not abandoned
- * until it has released it. The core then re-instantiates the module.
+ * core lock, a WAMR mutex such as the pool allocator's, or the memory.grow
+ * lock below) is not abandoned until it has released it. The core then re-instantiates the module.
  * INFO therefore reports stop=forced.
  *
  * CPU faults (agent_fault.c): a fault on a worker that holds no lock returns into
@@ -133,6 +133,41 @@ port_job_abort(void *ctx, unsigned slot)
 		agent_fault_clear(slot); /* a fault it parked with is answered by the forced stop */
 	}
 	return rc;
+}
+
+/*
+ * memory.grow holds no lock between the pool's realloc and the instance taking the new block, but
+ * a worker abandoned there would leave the instance pointing at freed memory: the call holds a
+ * mutex of its own, so that kern_thread_restart() waits for it like for any other lock.
+ * Wrapped at link time (CMakeLists.txt: -Wl,--wrap=wasm_enlarge_memory,...).
+ */
+static struct kern_mutex grow_lock;
+
+bool __real_wasm_enlarge_memory(void *inst, uint32_t pages);
+bool __real_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx);
+bool __wrap_wasm_enlarge_memory(void *inst, uint32_t pages);
+bool __wrap_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx);
+
+bool
+__wrap_wasm_enlarge_memory(void *inst, uint32_t pages)
+{
+	bool ok;
+
+	kern_mutex_lock(&grow_lock);
+	ok = __real_wasm_enlarge_memory(inst, pages);
+	kern_mutex_unlock(&grow_lock);
+	return ok;
+}
+
+bool
+__wrap_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx)
+{
+	bool ok;
+
+	kern_mutex_lock(&grow_lock);
+	ok = __real_wasm_enlarge_memory_with_idx(inst, pages, idx);
+	kern_mutex_unlock(&grow_lock);
+	return ok;
 }
 
 static void
@@ -339,6 +374,7 @@ main(void)
 	kern_sem_init(&cmd_wake, 0, 1);
 	kern_mutex_init(&core_lock);
 	kern_mutex_init(&rx_lock);
+	kern_mutex_init(&grow_lock);
 	_Static_assert(SLOTS >= 1 && SLOTS <= 2, "worker names for 1 or 2 slots");
 	for (unsigned i = 0; i < SLOTS; i++) {
 		struct port_worker *w = &workers[i];

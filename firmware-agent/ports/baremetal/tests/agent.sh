@@ -59,6 +59,10 @@ wasm "$work/payload_cmd.wasm" "$work/payload_cmd.c"
 grep -q 'UNLOAD module_id=m1' "$work/payload_cmd.wasm" || { echo "FAIL - no command text in the module"; exit 1; }
 printf '(module (memory 1) (func $spin (loop $l (br $l))) (start $spin))' >"$work/spin.wat"
 wat2wasm "$work/spin.wat" -o "$work/spin.wasm"
+# grow asks for one more page for ever: once the pool is full, every call fails inside the allocator
+printf '(module (memory 1) (func (export "grow") (loop $l (drop (memory.grow (i32.const 1))) (br $l))))' \
+    >"$work/grow.wat"
+wat2wasm "$work/grow.wat" -o "$work/grow.wasm"
 aot_version="$("$wamrc" --version | sed -n 's/.*AOT file version \([0-9]*\).*/\1/p')"
 
 crc32() { gzip -c "$1" | tail -c8 | od -An -tx4 -N4 | tr -d ' \n'; }
@@ -328,6 +332,36 @@ for kind in wasm aot; do
     send STATUS
     expect STATUS_OK 'm1:LOADED:'
 done
+
+# A forced stop that lands in memory.grow or the pool allocator lets the worker out of it first
+# (kern_thread_restart waits for its locks; memory.grow holds one): the board keeps working and
+# the pool's figures come back whole (WAMR patch 0003 counts in-place growth).
+send 'UNLOAD module_id=m1' # m2 (add) stays in the other slot, unless load() clears the pool
+expect UNLOAD_ ''
+if [ "$one_module" = 1 ]; then
+    send 'UNLOAD module_id=m2'
+    expect UNLOAD_ ''
+fi
+send STATUS
+expect STATUS_OK ' wamr_used=[0-9]+'
+used0=$(sed -n 's/.* wamr_used=\([0-9]*\).*/\1/p' <<<"$last")
+load m1 "$work/grow.wasm"
+expect LOAD_ '^LOAD_OK$'
+for round in 1 2 3; do
+    send 'START module_id=m1 func=grow'
+    expect START_OK '^START_OK$'
+    sleep 0.$round
+    send 'STOP module_id=m1'
+    expect STOP_OK 'status=PENDING'
+    expect RESULT '^RESULT status=STOPPED forced=1 module_id=m1 func=grow$' 10
+done
+send 'UNLOAD module_id=m1'
+expect UNLOAD_ '^UNLOAD_OK'
+send STATUS
+expect STATUS_OK ' wamr_used=[0-9]+'
+used1=$(sed -n 's/.* wamr_used=\([0-9]*\).*/\1/p' <<<"$last")
+check "pool whole after forced stops inside memory.grow (wamr_used $used0 -> $used1)" \
+    [ "${used0:-none}" = "${used1:-}" ]
 
 if [ "$one_module" = 0 ]; then
 # two slots at once: toggle_n (wasm) completes while busy_loop (AOT) spins

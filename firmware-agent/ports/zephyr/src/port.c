@@ -21,8 +21,11 @@
  * Forced stop: STOP makes the core call wasm_runtime_terminate(); a job still running after the
  * grace period (CONFIG_WASMBED_STOP_GRACE_MS) gets job_abort() from agent_poll(): the worker is
  * k_thread_abort()ed while this port holds the core lock (so it is never abandoned inside agent
- * state or a TX line) and re-created on the same stack. The core then reports
- * `RESULT status=STOPPED forced=1` and re-instantiates the module.
+ * state or a TX line) and re-created on the same stack. A worker inside one of WAMR's mutexes
+ * (the pool allocator's: an aborted owner would keep it locked for ever) or a memory.grow is
+ * let run until it is out (link-time wrappers below, bounded by PORT_ABORT_WAIT_MS), as the
+ * bare-metal and POSIX ports do. The core then reports `RESULT status=STOPPED forced=1` and
+ * re-instantiates the module.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -75,10 +78,83 @@ struct port_worker {
 	struct k_sem job;
 	unsigned slot;
 	char name[16];
+	atomic_t wamr_sections; /* WAMR mutexes held / memory.grow calls in progress */
 };
+
+/* How long a forced stop waits for a worker to leave WAMR's mutexes. */
+#define PORT_ABORT_WAIT_MS 2000
 
 static struct agent port_agent;
 static struct port_worker port_workers[CONFIG_WASMBED_SLOTS];
+
+/* The worker the calling thread is, or NULL (the command thread, WAMR's own). */
+static struct port_worker *port_worker_self(void)
+{
+	k_tid_t self = k_current_get();
+
+	for (unsigned i = 0; i < CONFIG_WASMBED_SLOTS; i++)
+		if (&port_workers[i].thread == self)
+			return &port_workers[i];
+	return NULL;
+}
+
+/*
+ * Wrapped at link time (CMakeLists.txt: zephyr_ld_options(-Wl,--wrap=...)): WAMR's platform
+ * mutexes and memory.grow count as sections a forced stop must not abandon.
+ */
+int __real_os_mutex_lock(void *mutex);
+int __real_os_mutex_unlock(void *mutex);
+bool __real_wasm_enlarge_memory(void *inst, uint32_t pages);
+bool __real_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx);
+int __wrap_os_mutex_lock(void *mutex);
+int __wrap_os_mutex_unlock(void *mutex);
+bool __wrap_wasm_enlarge_memory(void *inst, uint32_t pages);
+bool __wrap_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx);
+
+int __wrap_os_mutex_lock(void *mutex)
+{
+	struct port_worker *w = port_worker_self();
+
+	if (w)
+		(void)atomic_inc(&w->wamr_sections);
+	return __real_os_mutex_lock(mutex);
+}
+
+int __wrap_os_mutex_unlock(void *mutex)
+{
+	struct port_worker *w = port_worker_self();
+	int rc = __real_os_mutex_unlock(mutex);
+
+	if (w)
+		(void)atomic_dec(&w->wamr_sections);
+	return rc;
+}
+
+bool __wrap_wasm_enlarge_memory(void *inst, uint32_t pages)
+{
+	struct port_worker *w = port_worker_self();
+	bool ok;
+
+	if (w)
+		(void)atomic_inc(&w->wamr_sections);
+	ok = __real_wasm_enlarge_memory(inst, pages);
+	if (w)
+		(void)atomic_dec(&w->wamr_sections);
+	return ok;
+}
+
+bool __wrap_wasm_enlarge_memory_with_idx(void *inst, uint32_t pages, uint32_t idx)
+{
+	struct port_worker *w = port_worker_self();
+	bool ok;
+
+	if (w)
+		(void)atomic_inc(&w->wamr_sections);
+	ok = __real_wasm_enlarge_memory_with_idx(inst, pages, idx);
+	if (w)
+		(void)atomic_dec(&w->wamr_sections);
+	return ok;
+}
 static K_THREAD_STACK_ARRAY_DEFINE(port_worker_stacks, CONFIG_WASMBED_SLOTS,
 				   CONFIG_WASMBED_WORKER_STACK_SIZE);
 static struct k_thread port_cmd_thread;
@@ -212,9 +288,21 @@ static int port_job_abort(void *ctx, unsigned slot)
 	struct port_worker *w = &port_workers[slot];
 
 	ARG_UNUSED(ctx);
-	k_mutex_lock(&port_core_mutex, K_FOREVER);
+	for (uint32_t waited = 0;; waited++) {
+		k_mutex_lock(&port_core_mutex, K_FOREVER);
+		/* the worker has the lower priority: it does not run again before the abort */
+		if (atomic_get(&w->wamr_sections) == 0)
+			break;
+		k_mutex_unlock(&port_core_mutex);
+		if (waited >= PORT_ABORT_WAIT_MS) {
+			LOG_ERR("forced stop: slot %u kept a WAMR lock", slot);
+			return -ETIMEDOUT;
+		}
+		k_msleep(1); /* let the worker run until it is out */
+	}
 	k_thread_abort(&w->thread);
 	k_sem_reset(&w->job); /* a pending post belonged to the abandoned run */
+	atomic_set(&w->wamr_sections, 0);
 	port_worker_spawn(w);
 	k_mutex_unlock(&port_core_mutex);
 	return 0;

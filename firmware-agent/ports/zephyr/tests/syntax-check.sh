@@ -547,6 +547,17 @@ else
   else
     tail -n 20 "$work/cmake.log"; echo "FAIL  the commented-out source failed for another reason"; failed
   fi
+  # the forced stop's WAMR-lock counting without its link-time wrap: dead code, must fail
+  sed 's|--wrap=os_mutex_lock,||' "$work/CMakeLists.orig" >"$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"
+  if cmp -s "$work/CMakeLists.orig" "$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"; then
+    echo "FAIL  break did not apply: no '--wrap=os_mutex_lock,' in CMakeLists.txt"; failed
+  elif configure_port "$work/tree/firmware-agent/ports/zephyr" nucleo_f446re; then
+    echo "FAIL  break not caught: __wrap_os_mutex_lock without -Wl,--wrap=os_mutex_lock"; failed
+  elif grep -q "defines __wrap_os_mutex_lock but no" "$work/cmake.log"; then
+    echo "ok    caught: __wrap_os_mutex_lock without -Wl,--wrap=os_mutex_lock"
+  else
+    tail -n 20 "$work/cmake.log"; echo "FAIL  the missing wrap failed for another reason"; failed
+  fi
   # WAMR declared with zephyr_library_named(), which only warns in application mode
   sed 's/^add_library(wasmbed_wamr STATIC \(.*\))$/zephyr_library_named(wasmbed_wamr)\nzephyr_library_sources(\1)/' \
     "$work/CMakeLists.orig" >"$work/tree/firmware-agent/ports/zephyr/CMakeLists.txt"

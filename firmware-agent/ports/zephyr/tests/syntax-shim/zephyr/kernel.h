@@ -77,6 +77,7 @@ k_tid_t k_thread_create(struct k_thread *new_thread, k_thread_stack_t *stack, si
 			k_thread_entry_t entry, void *p1, void *p2, void *p3, int prio,
 			uint32_t options, k_timeout_t delay);
 void k_thread_abort(k_tid_t thread);
+k_tid_t k_current_get(void);
 int k_thread_name_set(k_tid_t thread, const char *str);
 #if defined(CONFIG_INIT_STACKS) && defined(CONFIG_THREAD_STACK_INFO)
 int k_thread_stack_space_get(const struct k_thread *thread, size_t *unused_ptr);
@@ -111,6 +112,14 @@ typedef struct z_spinlock_key {
 } k_spinlock_key_t;
 k_spinlock_key_t k_spin_lock(struct k_spinlock *l);
 void k_spin_unlock(struct k_spinlock *l, k_spinlock_key_t key);
+
+/* zephyr/sys/atomic.h (included by kernel.h) */
+typedef long atomic_t;
+typedef atomic_t atomic_val_t;
+atomic_val_t atomic_inc(atomic_t *target);
+atomic_val_t atomic_dec(atomic_t *target);
+atomic_val_t atomic_get(const atomic_t *target);
+atomic_val_t atomic_set(atomic_t *target, atomic_val_t value);
 
 uint32_t k_uptime_get_32(void);
 int32_t k_msleep(int32_t ms);

@@ -13,7 +13,11 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "WASMBED_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
-    /// A device as NAME=ENDPOINT (serial:/dev/ttyACM0?baud=115200, COM3, tcp:host:port, tcp:port); repeatable.
+    /// A device as NAME=ENDPOINT; repeatable. ENDPOINT is serial:PATH (serial:/dev/ttyACM0), a
+    /// bare port name (/dev/ttyUSB0, COM3), usb:VID:PID[:SERIAL] (4-digit hex ids as
+    /// `wasmbed-host ports` prints them, e.g. usb:0483:374b; found again after a replug),
+    /// tcp:HOST:PORT or tcp:PORT (localhost). All but bare names take ?baud=N and ?max_baud=N
+    /// (joined by &): serial:/dev/ttyACM0?baud=115200.
     #[arg(long = "device", value_name = "NAME=ENDPOINT")]
     devices: Vec<String>,
     /// Host API address (non-loopback needs --token-file or --tls-client-ca).
@@ -245,4 +249,52 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     // And their directories (a gateway that died without this is cleaned up by the next one).
     wasmbed_gateway::pipeline::workdirs::remove_own();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use wasmbed_gateway::endpoint::Endpoint;
+
+    use super::Cli;
+
+    /// `--device`'s help names every endpoint form the parser takes, and its examples parse.
+    #[test]
+    fn the_device_help_lists_every_endpoint_form() {
+        let cmd = Cli::command();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "devices")
+            .expect("--device");
+        let help = arg.get_help().expect("help").to_string();
+        let examples = [
+            "serial:/dev/ttyACM0",
+            "/dev/ttyUSB0",
+            "COM3",
+            "usb:0483:374b",
+            "serial:/dev/ttyACM0?baud=115200",
+        ];
+        for form in [
+            "serial:PATH",
+            "usb:VID:PID[:SERIAL]",
+            "tcp:HOST:PORT",
+            "tcp:PORT",
+            "?baud=N",
+            "?max_baud=N",
+        ]
+        .iter()
+        .chain(&examples)
+        {
+            assert!(help.contains(form), "`{form}` missing from: {help}");
+        }
+        for e in examples {
+            e.parse::<Endpoint>()
+                .unwrap_or_else(|err| panic!("{e}: {err}"));
+        }
+        let usb = "usb:0483:374b:066DFF?baud=9600&max_baud=921600";
+        assert!(matches!(usb.parse(), Ok(Endpoint::Usb { .. })), "{usb}");
+        for tcp in ["tcp:localhost:3456", "tcp:3456"] {
+            assert!(matches!(tcp.parse(), Ok(Endpoint::Tcp { .. })), "{tcp}");
+        }
+    }
 }

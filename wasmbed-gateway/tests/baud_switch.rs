@@ -53,6 +53,29 @@ fn big_module(size: usize) -> Vec<u8> {
     m
 }
 
+/// The real simulated board on a pty (`sim_args`), a gateway opening it as device `uart` with
+/// `query` (`?baud=…`), online, and a client of that gateway.
+async fn pty_gateway(
+    sim_args: &[&str],
+    query: &str,
+) -> (tokio::process::Child, wasmbed_gateway::run::Running, Client) {
+    let (sim, pty) = pty_sim(sim_args).await;
+    let gw = gateway(&[format!("uart=serial:{pty}{query}")]).await;
+    wait_online(&gw, "uart").await;
+    let c = Client::connect(gw.addr).await;
+    (sim, gw, c)
+}
+
+/// Deploys `wasm` as `id` on `dev`, asserting `LOAD_OK`.
+async fn deploy_ok(c: &mut Client, dev: &str, id: &str, wasm: &[u8]) {
+    let a = c.deploy(dev, id, wasm, json!({})).await;
+    assert!(
+        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
+        "{}",
+        a.reply
+    );
+}
+
 async fn gateway_log(c: &mut Client, dev: &str) -> Vec<String> {
     let a = c.call(json!({"op": "logs", "device": dev})).await;
     a.ok()["lines"]
@@ -80,17 +103,8 @@ fn info_baud(a: &Value) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_upload_switches_to_921600_and_back() {
-    let (_sim, pty) = pty_sim(&[]).await;
-    let gw = gateway(&[format!("uart=serial:{pty}?baud=115200&max_baud=921600")]).await;
-    wait_online(&gw, "uart").await;
-    let mut c = Client::connect(gw.addr).await;
-    let wasm = big_module(64 * 1024);
-    let a = c.deploy("uart", "big", &wasm, json!({})).await;
-    assert!(
-        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
-        "{}",
-        a.reply
-    );
+    let (_sim, gw, mut c) = pty_gateway(&[], "?baud=115200&max_baud=921600").await;
+    deploy_ok(&mut c, "uart", "big", &big_module(64 * 1024)).await;
     add_200_26(&mut c, "uart", "big").await;
     let log = gateway_log(&mut c, "uart").await;
     let up = log
@@ -116,17 +130,9 @@ async fn large_upload_switches_to_921600_and_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_switch_falls_back_and_the_board_reverts() {
-    let (_sim, pty) = pty_sim(&["--test-baud-wrong"]).await;
-    let gw = gateway(&[format!("uart=serial:{pty}?baud=115200&max_baud=921600")]).await;
-    wait_online(&gw, "uart").await;
-    let mut c = Client::connect(gw.addr).await;
-    let wasm = big_module(16 * 1024);
-    let a = c.deploy("uart", "big", &wasm, json!({})).await;
-    assert!(
-        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
-        "{}",
-        a.reply
-    );
+    let (_sim, gw, mut c) =
+        pty_gateway(&["--test-baud-wrong"], "?baud=115200&max_baud=921600").await;
+    deploy_ok(&mut c, "uart", "big", &big_module(16 * 1024)).await;
     let log = gateway_log(&mut c, "uart").await;
     assert!(
         log.iter().any(|l| l
@@ -147,10 +153,7 @@ async fn failed_switch_falls_back_and_the_board_reverts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_ceiling_no_switch() {
-    let (_sim, pty) = pty_sim(&[]).await;
-    let gw = gateway(&[format!("uart=serial:{pty}?baud=115200")]).await;
-    wait_online(&gw, "uart").await;
-    let mut c = Client::connect(gw.addr).await;
+    let (_sim, gw, mut c) = pty_gateway(&[], "?baud=115200").await;
     let wasm = big_module(8 * 1024);
     c.deploy("uart", "big", &wasm, json!({})).await.ok();
     add_200_26(&mut c, "uart", "big").await;
@@ -168,17 +171,9 @@ async fn no_ceiling_no_switch() {
 /// module goes uncompressed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_links_get_compressed_uploads_instant_ones_do_not() {
-    let (_sim, pty) = pty_sim(&[]).await;
-    let gw = gateway(&[format!("uart=serial:{pty}?baud=115200")]).await;
-    wait_online(&gw, "uart").await;
-    let mut c = Client::connect(gw.addr).await;
+    let (_sim, gw, mut c) = pty_gateway(&[], "?baud=115200").await;
     let wasm = big_module(32 * 1024);
-    let a = c.deploy("uart", "big", &wasm, json!({})).await;
-    assert!(
-        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
-        "{}",
-        a.reply
-    );
+    deploy_ok(&mut c, "uart", "big", &wasm).await;
     add_200_26(&mut c, "uart", "big").await;
     let log = gateway_log(&mut c, "uart").await;
     let want = format!("upload of big compressed: {} -> ", wasm.len());
@@ -193,12 +188,7 @@ async fn slow_links_get_compressed_uploads_instant_ones_do_not() {
     let gw = gateway(&[format!("board={}", sim.endpoint)]).await;
     wait_online(&gw, "board").await;
     let mut c = Client::connect(gw.addr).await;
-    let a = c.deploy("board", "big", &wasm, json!({})).await;
-    assert!(
-        a.ok()["line"].as_str().unwrap().starts_with("LOAD_OK"),
-        "{}",
-        a.reply
-    );
+    deploy_ok(&mut c, "board", "big", &wasm).await;
     add_200_26(&mut c, "board", "big").await;
     let log = gateway_log(&mut c, "board").await;
     assert!(!log.iter().any(|l| l.contains("compressed")), "{log:?}");

@@ -17,7 +17,11 @@ const OFFLINE: &str = "[devices.x]\nendpoint = \"tcp:127.0.0.1:1\"\n";
 
 /// Builds `src` through `gw` and returns the reply (and events).
 async fn build(gw: &GwProc, src: &str, secs: u64) -> common::Answer {
-    let mut c = Client::connect(gw.addr).await;
+    build_at(gw.addr, src, secs).await
+}
+
+async fn build_at(addr: std::net::SocketAddr, src: &str, secs: u64) -> common::Answer {
+    let mut c = Client::connect(addr).await;
     c.call_body(
         json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
                "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
@@ -25,6 +29,38 @@ async fn build(gw: &GwProc, src: &str, secs: u64) -> common::Answer {
         secs,
     )
     .await
+}
+
+/// [`build`] of `SPINNER` on a task of its own, its connection open for up to 120 s (a host that
+/// leaves would cancel the build itself).
+fn spin_in_background(gw: &GwProc) -> tokio::task::JoinHandle<common::Answer> {
+    let addr = gw.addr;
+    tokio::spawn(async move { build_at(addr, SPINNER, 120).await })
+}
+
+/// Waits (up to 20 s) until a process mentions `needle` (a compiler in its `$TMPDIR`).
+async fn compiler_started(needle: &str) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while processes_mentioning(needle).is_empty() {
+        assert!(Instant::now() < end, "the compiler never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends `signal` to the gateway and waits for its exit.
+fn signal(gw: &mut GwProc, signal: i32) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on our own child's pid, not yet waited for; no memory is involved.
+    unsafe {
+        libc::kill(gw.child.id() as i32, signal);
+    }
+    gw.child.wait().unwrap()
+}
+
+/// Process `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    procfs::process::Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|s| s.state != 'Z')
 }
 
 fn secret_file(dir: &Path) -> std::path::PathBuf {
@@ -215,29 +251,9 @@ async fn gateway_shutdown_kills_running_compilers() {
     let tmp = tempfile::tempdir().unwrap();
     let mut gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
     let needle = tmp.path().display().to_string();
-    let addr = gw.addr;
-    let client = tokio::spawn(async move {
-        let mut c = Client::connect(addr).await;
-        let src = SPINNER;
-        c.call_body(
-            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
-                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
-            src.as_bytes(),
-            // The connection stays open: a host that leaves would cancel the build itself.
-            120,
-        )
-        .await
-    });
-    let end = Instant::now() + Duration::from_secs(20);
-    while processes_mentioning(&needle).is_empty() {
-        assert!(Instant::now() < end, "the compiler never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(gw.child.id() as i32, libc::SIGTERM);
-    }
-    let status = gw.child.wait().unwrap();
+    let client = spin_in_background(&gw);
+    compiler_started(&needle).await;
+    let status = signal(&mut gw, libc::SIGTERM);
     assert!(status.success(), "{status}");
     assert_eq!(leftovers(&needle), vec![]);
     client.abort();
@@ -249,18 +265,7 @@ async fn compiles_over_the_cap_are_queued_not_refused() {
         &format!("[compiler]\nmax_concurrent = 1\ntimeout_ms = 3000\n{OFFLINE}"),
         &[],
     );
-    let addr = gw.addr;
-    let first = tokio::spawn(async move {
-        let mut c = Client::connect(addr).await;
-        let src = SPINNER;
-        c.call_body(
-            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
-                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
-            src.as_bytes(),
-            60,
-        )
-        .await
-    });
+    let first = spin_in_background(&gw);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let second = build(&gw, "int y(void) { return 2; }\n", 60).await;
     let phases: Vec<&str> = second
@@ -329,11 +334,6 @@ async fn a_dropped_build_leaves_no_process() {
     task.abort();
     let _ = task.await;
     let end = Instant::now() + Duration::from_secs(5);
-    let alive = |pid: i32| {
-        procfs::process::Process::new(pid)
-            .and_then(|p| p.stat())
-            .is_ok_and(|s| s.state != 'Z')
-    };
     while pids.iter().any(|p| alive(*p)) && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -451,18 +451,7 @@ async fn a_sigkilled_gateway_leaves_no_compiler_process_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let mut gw = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
     let needle = tmp.path().display().to_string();
-    let addr = gw.addr;
-    let client = tokio::spawn(async move {
-        let mut c = Client::connect(addr).await;
-        let src = SPINNER;
-        c.call_body(
-            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
-                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
-            src.as_bytes(),
-            120,
-        )
-        .await
-    });
+    let client = spin_in_background(&gw);
     // Wait for a compiler process that is not the gateway's own child (clang's cc1 or linker):
     // PR_SET_PDEATHSIG on the driver alone does not reach it.
     let gw_pid = gw.child.id() as i32;
@@ -482,11 +471,7 @@ async fn a_sigkilled_gateway_leaves_no_compiler_process_behind() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     eprintln!("compiler grandchild: {grandchild:?}");
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(gw_pid, libc::SIGKILL);
-    }
-    gw.child.wait().unwrap();
+    signal(&mut gw, libc::SIGKILL);
     assert_eq!(
         leftovers(&needle),
         vec![],
@@ -525,30 +510,11 @@ async fn a_sigkilled_gateways_compile_directory_is_removed_by_the_next_gateway()
     let tmp = tempfile::tempdir().unwrap();
     let needle = tmp.path().display().to_string();
     let mut first = GwProc::start_env(OFFLINE, &[], &[("TMPDIR", tmp.path())]);
-    let addr = first.addr;
-    let client = tokio::spawn(async move {
-        let mut c = Client::connect(addr).await;
-        let src = SPINNER;
-        c.call_body(
-            json!({"op": "build_and_deploy", "device": "x", "module_id": "m", "mode": "wasm",
-                   "size": src.len(), "crc32": format!("{:08x}", crc32fast::hash(src.as_bytes()))}),
-            src.as_bytes(),
-            120,
-        )
-        .await
-    });
-    let end = Instant::now() + Duration::from_secs(20);
-    while processes_mentioning(&needle).is_empty() {
-        assert!(Instant::now() < end, "the compiler never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let client = spin_in_background(&first);
+    compiler_started(&needle).await;
     let compiling = dirs_named(tmp.path(), "wasmbed-compile-");
     assert_eq!(compiling.len(), 1, "{compiling:?}");
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(first.child.id() as i32, libc::SIGKILL);
-    }
-    first.child.wait().unwrap();
+    signal(&mut first, libc::SIGKILL);
     client.abort();
     assert_eq!(leftovers(&needle), vec![]);
     assert!(compiling[0].exists(), "SIGKILL left nothing to clean up?");
@@ -601,17 +567,8 @@ async fn a_sigkilled_gateway_takes_its_simulated_board_down() {
         assert!(Instant::now() < end, "the gateway started no simulator");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    // SAFETY: signalling our own child.
-    unsafe {
-        libc::kill(gw_pid, libc::SIGKILL);
-    }
-    gw.child.wait().unwrap();
+    signal(&mut gw, libc::SIGKILL);
     let end = Instant::now() + Duration::from_secs(5);
-    let alive = |pid: i32| {
-        procfs::process::Process::new(pid)
-            .and_then(|p| p.stat())
-            .is_ok_and(|s| s.state != 'Z')
-    };
     while alive(sim) && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -17,8 +17,8 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use wasmbed_gateway::config::Config;
 
+use common::http::{http_gateway, json_of};
 use common::*;
 
 const TOKEN: &str = "dashboard-test-token";
@@ -304,22 +304,6 @@ impl Browser {
     }
 }
 
-async fn dashboard_gateway() -> (wasmbed_gateway::run::Running, tempfile::TempDir) {
-    sim_bin();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    common::write_private(&token_file, TOKEN);
-    let gw = gateway_cfg(Config {
-        sim: true,
-        http: Some("127.0.0.1:0".parse().unwrap()),
-        token_file: Some(token_file),
-        ..Default::default()
-    })
-    .await;
-    wait_online(&gw, "sim").await;
-    (gw, dir)
-}
-
 /// `wasmbed-host` next to the test binaries (built by `cargo test --workspace`).
 fn host_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -339,7 +323,7 @@ fn host_bin() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_chromium() {
-    let (gw, dir) = dashboard_gateway().await;
+    let (gw, dir) = http_gateway(Some(TOKEN), None).await;
     let base = format!("http://{}", gw.http_addr.unwrap());
     let b = Browser::start().await;
     let c = &b.client;
@@ -614,16 +598,12 @@ async fn dashboard_in_chromium() {
         evil.hits() >= 1,
         "the other site's page was not loaded from it"
     );
-    let status: Value = b
-        .http
-        .get(format!("{base}/api/devices/sim/status"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_of(
+        b.http
+            .get(format!("{base}/api/devices/sim/status"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
     let loaded = status["result"]["slots"]
         .as_array()
         .unwrap()
@@ -1018,23 +998,11 @@ async fn apps_page_in_chromium() {
     use wasmbed_gateway::fleet::harness::NatsServer;
     use wasmbed_gateway::fleet::{FleetClient, FleetConfig};
 
-    sim_bin();
     let nats = NatsServer::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    common::write_private(&token_file, TOKEN);
     // The default claim TTL (15 s): a short one lets a heartbeat delayed by a loaded machine
     // expire the gateway's claims, and the device drops out of the application for a while.
     let fleet = FleetConfig::new(nats.url(), "gw-dash");
-    let gw = gateway_cfg(Config {
-        sim: true,
-        http: Some("127.0.0.1:0".parse().unwrap()),
-        token_file: Some(token_file),
-        fleet: Some(fleet),
-        ..Default::default()
-    })
-    .await;
-    wait_online(&gw, "sim").await;
+    let (gw, _dir) = http_gateway(Some(TOKEN), Some(fleet)).await;
     let base = format!("http://{}", gw.http_addr.unwrap());
     let c = FleetClient::connect(&nats.url(), &Default::default())
         .await

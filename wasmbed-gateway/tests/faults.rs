@@ -264,6 +264,76 @@ async fn silence_through_the_api() {
         .contains("[A] hello"));
 }
 
+/// A device that never answers INFO: the handshake stops there (no STATUS to a device that did
+/// not answer INFO), `devices` says INFO went unanswered and what to do, and a command asks INFO
+/// again first and fails naming INFO, not its own reply.
+#[tokio::test(start_paused = true)]
+async fn a_device_that_never_answers_info_is_reported_as_such() {
+    let (connector, mut links) = DuplexConnector::new(0);
+    let dev = spawn_device(DeviceOptions::new("d", connector));
+    let mut c = Conn::new(links.recv().await.unwrap());
+    c.expect("INFO").await;
+    // INFO's deadline (3 s) passes; nothing more is sent.
+    c.quiet_for(10_000).await;
+    let s = dev.snapshot();
+    assert!(!s.online && !s.handshake, "{s:?}");
+    let why = s.offline_reason.unwrap();
+    assert!(
+        why.starts_with("not answering: timeout waiting for INFO_OK")
+            && why.contains("check that it runs the Wasmbed agent"),
+        "{why}"
+    );
+    assert!(!why.contains("STATUS"), "{why}");
+
+    // STATUS from a host: INFO again first; still silent, so the error is INFO's.
+    let h = call_bg(&dev, Request::Status);
+    c.expect("INFO").await;
+    let err = h.await.unwrap().result.unwrap_err();
+    assert_eq!(
+        err,
+        DeviceError::Timeout {
+            phase: "waiting for INFO_OK/ERROR".into(),
+            last_line: None,
+        }
+    );
+    assert!(err.to_string().contains("INFO"), "{err}");
+    let help = err.help().unwrap();
+    assert!(help.contains("did not answer INFO"), "{help}");
+    c.quiet_for(5_000).await;
+
+    // It answers at last: the command runs after the handshake.
+    let h = call_bg(&dev, Request::Status);
+    c.handshake_v2().await;
+    c.expect("STATUS").await;
+    c.say(STATUS_V2_EMPTY).await;
+    assert!(matches!(h.await.unwrap().result, Ok(Reply::Status { .. })));
+    assert!(dev.snapshot().online);
+}
+
+/// The same through the host API: `TIMEOUT` naming INFO, with a help that says what to do.
+#[tokio::test]
+async fn a_device_that_never_answers_info_through_the_api() {
+    let dev = ScriptedTcp::bind().await;
+    let gw = gateway(&[dev.flag("mute")]).await;
+    let mut c = dev.accept().await;
+    c.expect("INFO").await;
+    let call = Client::connect(gw.addr)
+        .await
+        .spawn_call(json!({"op": "status", "device": "mute"}));
+    // The connect-time INFO times out, then the command's INFO.
+    c.expect("INFO").await;
+    let (a, _) = call.await.unwrap();
+    assert_eq!(a.err_code(), "TIMEOUT", "{}", a.reply);
+    let e = &a.reply["error"];
+    assert_eq!(e["detail"]["phase"], "waiting for INFO_OK/ERROR", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("INFO"), "{e}");
+    assert!(!e["message"].as_str().unwrap().contains("STATUS"), "{e}");
+    assert!(
+        e["help"].as_str().unwrap().contains("did not answer INFO"),
+        "{e}"
+    );
+}
+
 /// Reconnects back off 200 ms, 400 ms, 800 ms…; commands while offline fail at once with
 /// DEVICE_OFFLINE; after a link loss the next connect is immediate.
 #[tokio::test(start_paused = true)]

@@ -355,6 +355,13 @@ async fn a_trickled_request_line_is_cut_off() {
         out.lines().count() == 2 && out.contains("line_timeout_ms"),
         "{out}"
     );
+    // Its help (the Wasmbed dialect has one) is about the client's request, not a device.
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the client sent its request line too slowly")
+            && !last.contains("check the device"),
+        "{out}"
+    );
 }
 
 /// A connection that never sends a byte is closed after `limits.first_request_timeout_ms`, with

@@ -9,36 +9,9 @@ use std::time::Duration;
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use wasmbed_api as api;
-use wasmbed_gateway::config::Config;
 
+use common::http::{client, http_gateway, json_of, send};
 use common::*;
-
-async fn http_gateway(token: Option<&str>) -> (wasmbed_gateway::run::Running, tempfile::TempDir) {
-    sim_bin();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = token.map(|t| {
-        let p = dir.path().join("token");
-        common::write_private(&p, &format!("{t}\n"));
-        p
-    });
-    let gw = gateway_cfg(Config {
-        sim: true,
-        http: Some("127.0.0.1:0".parse().unwrap()),
-        token_file,
-        ..Default::default()
-    })
-    .await;
-    wait_online(&gw, "sim").await;
-    (gw, dir)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// Server-sent events of a response body, as (event, data JSON), until `done` says stop.
 async fn events(
@@ -82,42 +55,27 @@ async fn events(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_progress_and_log_events() {
-    let (gw, _dir) = http_gateway(None).await;
+    let (gw, _dir) = http_gateway(None, None).await;
     let base = format!("http://{}", gw.http_addr.unwrap());
     let c = client();
 
-    let v: Value = c
-        .get(format!("{base}/api/devices"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = json_of(c.get(format!("{base}/api/devices"))).await;
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["result"]["devices"][0]["name"], "sim", "{v}");
     assert_eq!(v["result"]["devices"][0]["online"], true, "{v}");
 
-    let info: Value = c
-        .get(format!("{base}/api/devices/sim/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = json_of(c.get(format!("{base}/api/devices/sim/info"))).await;
     assert_eq!(info["result"]["board"], "sim", "{info}");
 
     // build_and_deploy as events: compile and upload progress, then the reply.
-    let resp = c
-        .post(format!(
+    let resp = send(
+        c.post(format!(
             "{base}/api/devices/sim/deploy?module_id=math_ops&mode=wasm&replace=true"
         ))
         .header(header::ACCEPT, "text/event-stream")
-        .body(module_source("math_ops"))
-        .send()
-        .await
-        .unwrap();
+        .body(module_source("math_ops")),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let evs = events(resp, 120, |name, _| name == "reply").await;
     let phases: Vec<&str> = evs
@@ -137,12 +95,10 @@ async fn operations_progress_and_log_events() {
         "{reply}"
     );
 
-    let resp = c
-        .post(format!("{base}/api/devices/sim/start"))
-        .json(&json!({"module_id": "math_ops", "func": "add", "args": [200, 26], "wait_result": true}))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.post(format!("{base}/api/devices/sim/start")).json(
+        &json!({"module_id": "math_ops", "func": "add", "args": [200, 26], "wait_result": true}),
+    ))
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let v: Value = resp.json().await.unwrap();
     let r: api::StartResult = serde_json::from_value(v["result"].clone()).unwrap();
@@ -152,14 +108,7 @@ async fn operations_progress_and_log_events() {
         "{v}"
     );
 
-    let st: Value = c
-        .get(format!("{base}/api/devices/sim/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = json_of(c.get(format!("{base}/api/devices/sim/status"))).await;
     assert!(
         st["result"]["slots"]
             .as_array()
@@ -170,29 +119,19 @@ async fn operations_progress_and_log_events() {
     );
 
     // Errors keep the Wasmbed codes, with a matching HTTP status.
-    let resp = c
-        .get(format!("{base}/api/devices/nope/status"))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.get(format!("{base}/api/devices/nope/status"))).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["error"]["code"],
         "DEVICE_UNKNOWN"
     );
-    let resp = c
-        .post(format!("{base}/api/devices/sim/start"))
-        .body("[1]")
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.post(format!("{base}/api/devices/sim/start")).body("[1]")).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = c
-        .post(format!("{base}/api/devices/sim/deploy?module_id=bad"))
-        .body(&b"not wasm"[..])
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.post(format!("{base}/api/devices/sim/deploy?module_id=bad"))
+            .body(&b"not wasm"[..]),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["error"]["code"],
@@ -200,35 +139,26 @@ async fn operations_progress_and_log_events() {
     );
 
     // Module output arrives live on the device's event stream, told apart from console text.
-    let stream = c
-        .get(format!("{base}/api/devices/sim/events"))
-        .header(header::ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let stream = send(
+        c.get(format!("{base}/api/devices/sim/events"))
+            .header(header::ACCEPT, "text/event-stream"),
+    )
+    .await;
     assert_eq!(stream.status(), StatusCode::OK);
     let wasm = module_wasm("log_hello");
-    let v: Value = c
-        .post(format!(
+    let v: Value = json_of(
+        c.post(format!(
             "{base}/api/devices/sim/deploy?module_id=hello&replace=true"
         ))
-        .body(wasm)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .body(wasm),
+    )
+    .await;
     assert_eq!(v["ok"], true, "{v}");
-    let v: Value = c
-        .post(format!("{base}/api/devices/sim/start"))
-        .json(&json!({"module_id": "hello", "func": "app_main", "wait_result": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = json_of(
+        c.post(format!("{base}/api/devices/sim/start"))
+            .json(&json!({"module_id": "hello", "func": "app_main", "wait_result": true})),
+    )
+    .await;
     assert_eq!(v["ok"], true, "{v}");
     let evs = events(stream, 20, |name, v| {
         name == "log"
@@ -242,26 +172,18 @@ async fn operations_progress_and_log_events() {
     );
 
     // The gateway-wide stream starts with the device list (the `devices` op's summaries).
-    let all = c
-        .get(format!("{base}/api/events"))
-        .header(header::ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let all = send(
+        c.get(format!("{base}/api/events"))
+            .header(header::ACCEPT, "text/event-stream"),
+    )
+    .await;
     let evs = events(all, 10, |name, _| name == "devices").await;
     let list: api::DevicesResult = serde_json::from_value(evs.last().unwrap().1.clone()).unwrap();
     assert_eq!(list.devices[0].name, "sim");
     assert_eq!(list.devices[0].slots_total, Some(2), "{list:?}");
 
     // The latency book counted these requests.
-    let lat: Value = c
-        .get(format!("{base}/api/latency"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lat: Value = json_of(c.get(format!("{base}/api/latency"))).await;
     let rows = lat["latency"].as_array().unwrap();
     let start = rows
         .iter()
@@ -276,7 +198,7 @@ async fn operations_progress_and_log_events() {
 
     // Without a fleet, the fleet's routes and pages say how to get one.
     for path in ["/api/apps", "/api/gateways", "/api/fleet/devices"] {
-        let resp = c.get(format!("{base}{path}")).send().await.unwrap();
+        let resp = send(c.get(format!("{base}{path}"))).await;
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
         let e: Value = resp.json().await.unwrap();
         assert!(
@@ -285,11 +207,8 @@ async fn operations_progress_and_log_events() {
         );
     }
     for path in ["/apps", "/gateways"] {
-        let page = c
-            .get(format!("{base}{path}"))
-            .send()
+        let page = send(c.get(format!("{base}{path}")))
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -299,20 +218,19 @@ async fn operations_progress_and_log_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_without_token() {
-    let (gw, _dir) = http_gateway(None).await;
+    let (gw, _dir) = http_gateway(None, None).await;
     let addr = gw.http_addr.unwrap();
     let base = format!("http://{addr}");
     let c = client();
     let start = json!({"module_id": "x"});
 
     // Another site's page posting to the gateway: refused before anything reaches the device.
-    let resp = c
-        .post(format!("{base}/api/devices/sim/unload"))
-        .header(header::ORIGIN, "http://evil.example")
-        .json(&start)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.post(format!("{base}/api/devices/sim/unload"))
+            .header(header::ORIGIN, "http://evil.example")
+            .json(&start),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let e = resp.json::<Value>().await.unwrap();
     assert_eq!(e["error"]["code"], "UNAUTHORIZED", "{e}");
@@ -323,22 +241,20 @@ async fn refusals_without_token() {
             .contains("cross-origin"),
         "{e}"
     );
-    let resp = c
-        .post(format!("{base}/api/devices/sim/unload"))
-        .header("sec-fetch-site", "cross-site")
-        .json(&start)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.post(format!("{base}/api/devices/sim/unload"))
+            .header("sec-fetch-site", "cross-site")
+            .json(&start),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     // The same request from the dashboard's own origin goes through (and the device answers).
-    let resp = c
-        .post(format!("{base}/api/devices/sim/unload"))
-        .header(header::ORIGIN, format!("http://{addr}"))
-        .json(&start)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.post(format!("{base}/api/devices/sim/unload"))
+            .header(header::ORIGIN, format!("http://{addr}"))
+            .json(&start),
+    )
+    .await;
     assert_ne!(resp.status(), StatusCode::FORBIDDEN);
     let e = resp.json::<Value>().await.unwrap();
     assert_eq!(
@@ -347,24 +263,19 @@ async fn refusals_without_token() {
     );
 
     // DNS rebinding: a foreign name for 127.0.0.1 gets nothing.
-    let resp = c
-        .get(format!("{base}/api/devices"))
-        .header(header::HOST, "evil.example")
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.get(format!("{base}/api/devices"))
+            .header(header::HOST, "evil.example"),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
-    let resp = c
-        .get(format!("http://localhost:{}/api/devices", addr.port()))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.get(format!("http://localhost:{}/api/devices", addr.port()))).await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_required_when_configured() {
-    let (gw, _dir) = http_gateway(Some("s3cret-token")).await;
+    let (gw, _dir) = http_gateway(Some("s3cret-token"), None).await;
     let addr = gw.http_addr.unwrap();
     let base = format!("http://{addr}");
     let c = client();
@@ -381,31 +292,23 @@ async fn token_required_when_configured() {
             "UNAUTHORIZED"
         );
     }
-    let resp = c
-        .get(format!("{base}/api/devices/sim/events"))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.get(format!("{base}/api/devices/sim/events"))).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let resp = c
-        .get(format!("{base}/api/devices"))
-        .header(header::AUTHORIZATION, "Bearer s3cret-token")
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.get(format!("{base}/api/devices"))
+            .header(header::AUTHORIZATION, "Bearer s3cret-token"),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
 
     // A browser without the cookie is sent to the sign-in page, not shown the devices.
-    let resp = c.get(format!("{base}/")).send().await.unwrap();
+    let resp = send(c.get(format!("{base}/"))).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers()[header::LOCATION], "/login");
-    let resp = c.get(format!("{base}/devices/sim")).send().await.unwrap();
+    let resp = send(c.get(format!("{base}/devices/sim"))).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let page = c
-        .get(format!("{base}/login"))
-        .send()
+    let page = send(c.get(format!("{base}/login")))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -423,28 +326,21 @@ async fn token_required_when_configured() {
         StatusCode::OK
     );
 
-    let resp = c
-        .post(format!("{base}/login"))
-        .form(&[("token", "wrong")])
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.post(format!("{base}/login")).form(&[("token", "wrong")])).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Login CSRF: another site cannot sign a visitor in.
-    let resp = c
-        .post(format!("{base}/login"))
-        .header(header::ORIGIN, "http://evil.example")
-        .form(&[("token", "s3cret-token")])
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.post(format!("{base}/login"))
+            .header(header::ORIGIN, "http://evil.example")
+            .form(&[("token", "s3cret-token")]),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = c
-        .post(format!("{base}/login"))
-        .form(&[("token", "s3cret-token")])
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.post(format!("{base}/login"))
+            .form(&[("token", "s3cret-token")]),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let cookie = resp.headers()[header::SET_COOKIE]
         .to_str()
@@ -455,22 +351,16 @@ async fn token_required_when_configured() {
         "{cookie}"
     );
     let pair = cookie.split(';').next().unwrap().to_string();
-    let resp = c
-        .get(format!("{base}/"))
-        .header(header::COOKIE, &pair)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.get(format!("{base}/")).header(header::COOKIE, &pair)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.text().await.unwrap().contains("data-device=\"sim\""));
     // With a token, any host name is fine (the token is the guard).
-    let resp = c
-        .get(format!("{base}/api/devices"))
-        .header(header::HOST, "gateway.lan")
-        .header(header::AUTHORIZATION, "Bearer s3cret-token")
-        .send()
-        .await
-        .unwrap();
+    let resp = send(
+        c.get(format!("{base}/api/devices"))
+            .header(header::HOST, "gateway.lan")
+            .header(header::AUTHORIZATION, "Bearer s3cret-token"),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
 

@@ -138,6 +138,7 @@ impl HostError {
             HostError::ModuleStatus { .. } => {
                 Some("see the RESULT line in the output and the device log (`logs`)".into())
             }
+            HostError::ReadFile { path, source } => Some(read_file_help(path, source)),
             HostError::TestsFailed { .. } => Some(
                 "each failed test's output and result are printed with it (not with -q); rerun \
                  one with `wasmbed-host test FILE NAME`"
@@ -164,6 +165,29 @@ impl HostError {
             }
         }
         Value::Object(m)
+    }
+}
+
+/// What to do about a local file that cannot be read, by what the OS said.
+fn read_file_help(path: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let relative = if std::path::Path::new(path).is_relative() {
+        match std::env::current_dir() {
+            Ok(d) => format!(" (relative to the current directory {})", d.display()),
+            Err(_) => " (relative to the current directory)".into(),
+        }
+    } else {
+        String::new()
+    };
+    match e.kind() {
+        ErrorKind::NotFound => {
+            format!("check the path{relative}: no file is there; fix the flag that names it")
+        }
+        ErrorKind::PermissionDenied => format!(
+            "this user may not read {path}: fix its permissions (ls -l {path}) or name a readable copy"
+        ),
+        ErrorKind::IsADirectory => format!("{path} is a directory: name a file in it"),
+        _ => format!("check that {path}{relative} is a readable regular file"),
     }
 }
 
@@ -226,5 +250,29 @@ mod tests {
         assert_eq!(j["code"], "COMPILE_FAILED");
         assert_eq!(j["detail"]["stderr"], "x.c:1: error");
         assert_eq!(j["help"], "fix the source");
+    }
+
+    #[test]
+    fn an_unreadable_file_says_what_to_do() {
+        use std::io::{Error, ErrorKind};
+        let e = |path: &str, kind| HostError::ReadFile {
+            path: path.into(),
+            source: Error::from(kind),
+        };
+        let missing = e("mod.wasm", ErrorKind::NotFound).help().expect("help");
+        assert!(missing.contains("check the path"), "{missing}");
+        assert!(
+            missing.contains("relative to the current directory"),
+            "{missing}"
+        );
+        let absolute = e("/x/mod.wasm", ErrorKind::NotFound).help().unwrap();
+        assert!(!absolute.contains("relative"), "{absolute}");
+        let denied = e("/x/mod.wasm", ErrorKind::PermissionDenied)
+            .help()
+            .unwrap();
+        assert!(denied.contains("permissions"), "{denied}");
+        let j = e("/x/mod.wasm", ErrorKind::IsADirectory).to_json();
+        assert_eq!(j["code"], "READ_FILE");
+        assert!(j["help"].as_str().unwrap().contains("directory"), "{j}");
     }
 }

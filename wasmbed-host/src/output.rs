@@ -617,6 +617,26 @@ mod tests {
         assert!(text.contains("not reported"), "{text}");
     }
 
+    /// The gateway's `DEVICE_OFFLINE` with `message`.
+    fn offline(message: &str) -> HostError {
+        HostError::Gateway(Box::new(GatewayError::new(
+            "DEVICE_OFFLINE".into(),
+            message,
+        )))
+    }
+
+    /// A deploy table row of a device that failed with `err` after 1 ms.
+    fn failed_row<'a>(device: &'a str, module_id: &'a str, err: &'a HostError) -> DeployRow<'a> {
+        DeployRow {
+            device,
+            module_id,
+            outcome: Err(err),
+            transfer_ms: None,
+            compile_ms: None,
+            e2e_ms: 1.0,
+        }
+    }
+
     #[test]
     fn deploy_table_snapshot() {
         let ok: DeployResult = obj(
@@ -627,10 +647,7 @@ mod tests {
             json!({"line": "", "module_id": "m", "size": 460, "crc32": "d40c97d1",
                                  "skipped": true, "chunked": false, "bytes_per_s": 0.0}),
         );
-        let err = HostError::Gateway(Box::new(GatewayError::new(
-            "DEVICE_OFFLINE".into(),
-            "device 'b' is offline",
-        )));
+        let err = offline("device 'b' is offline");
         let rows = [
             DeployRow {
                 device: "a",
@@ -648,14 +665,7 @@ mod tests {
                 compile_ms: None,
                 e2e_ms: 3.0,
             },
-            DeployRow {
-                device: "b",
-                module_id: "m",
-                outcome: Err(&err),
-                transfer_ms: None,
-                compile_ms: None,
-                e2e_ms: 1.0,
-            },
+            failed_row("b", "m", &err),
         ];
         insta::assert_snapshot!(deploy_table(&rows));
     }
@@ -687,10 +697,9 @@ mod tests {
             json!({"line": "LOAD_OK", "module_id": "fft_bench_with_a_long_name",
             "size": 123456, "crc32": "d40c97d1", "skipped": false, "chunked": true, "bytes_per_s": 11230.4}),
         );
-        let err = HostError::Gateway(Box::new(GatewayError::new(
-            "DEVICE_OFFLINE".into(),
+        let err = offline(
             "device 'nucleo-f446re-lab-bench-3' is offline: cannot open serial port /dev/ttyACM0",
-        )));
+        );
         let rows = [
             DeployRow {
                 device: "nucleo-f446re-lab-bench-3",
@@ -700,14 +709,7 @@ mod tests {
                 compile_ms: Some(1201.25),
                 e2e_ms: 12345.6,
             },
-            DeployRow {
-                device: "sim",
-                module_id: "fft_bench_with_a_long_name",
-                outcome: Err(&err),
-                transfer_ms: None,
-                compile_ms: None,
-                e2e_ms: 1.0,
-            },
+            failed_row("sim", "fft_bench_with_a_long_name", &err),
         ];
         let info: InfoResult = obj(json!({
             "line": "INFO proto=2 board=nucleo_f446re fw=0.1.0 natives=uart_print,delay_ms,gpio_write,gpio_read,get_tick_ms,wb_log,rand_u32",

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::real::{gateway, module, sibling_bin, wait_online, Proc};
+use common::real::{gateway, lines_of, module, sibling_bin, wait_online, ChildGuard, Proc};
 use common::*;
 use serde_json::Value;
 
@@ -180,23 +179,15 @@ fn run_test_and_watch_evict_a_replace_victim_when_the_slots_are_full() {
     ids.sort();
     assert_eq!(ids, ["t2", "third"]);
     // watch, under a third id: `third` goes (watch runs once at start).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
-        .args(["--gateway", g, "-d", "sim", "watch", src, "--func", "f"])
-        .args(["--module-id", "w3", "--replace-victim", "third"])
-        .env_remove("WASMBED_GATEWAY")
-        .env_remove("WASMBED_DEVICE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = lines_of(&mut child);
+    let mut child = host_child(
+        &["--gateway", g, "-d", "sim", "watch", src, "--func", "f"],
+        &["--module-id", "w3", "--replace-victim", "third"],
+        Stdio::piped(),
+    );
+    let rx = lines_of(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     wait_for_line(&rx, "status=OK ret=5", &mut seen);
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    child.interrupt();
     let mut ids = loaded(g);
     ids.sort();
     assert_eq!(ids, ["t2", "w3"]);
@@ -272,19 +263,21 @@ fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
     assert_eq!(doc["filtered_out"], 2, "{doc}");
 }
 
-/// Reads a child's stdout lines through a channel.
-fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    thread::spawn(move || {
-        for l in BufReader::new(out).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+/// `wasmbed-host ARGS MORE` running on its own (no WASMBED_GATEWAY / WASMBED_DEVICE from the
+/// environment), its stdout to `stdout`, held in a [`ChildGuard`].
+fn host_child(args: &[&str], more: &[&str], stdout: Stdio) -> ChildGuard {
+    ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
+            .args(args)
+            .args(more)
+            .env_remove("WASMBED_GATEWAY")
+            .env_remove("WASMBED_DEVICE")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
@@ -320,35 +313,19 @@ fn watch_reruns_its_slot_on_save_while_other_slots_keep_running() {
         std::fs::write(&src, text).unwrap();
     };
     write(1);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
-        .args([
-            "--gateway",
-            g,
-            "-d",
-            "sim",
-            "watch",
-            src.to_str().unwrap(),
-            "--func",
-            "f",
-        ])
-        .env_remove("WASMBED_GATEWAY")
-        .env_remove("WASMBED_DEVICE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = lines_of(&mut child);
+    let mut child = host_child(
+        &["--gateway", g, "-d", "sim", "watch", src.to_str().unwrap()],
+        &["--func", "f"],
+        Stdio::piped(),
+    );
+    let rx = lines_of(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     wait_for_line(&rx, "status=OK ret=1", &mut seen);
     write(2);
     wait_for_line(&rx, "status=OK ret=2", &mut seen);
     write(3);
     wait_for_line(&rx, "status=OK ret=3", &mut seen);
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    child.interrupt();
     let o = run_exit(0, &format!("--gateway {g} -d sim --json status"), &[]);
     let doc = json_doc(&o);
     let slots = doc["result"]["slots"].as_array().unwrap();
@@ -522,29 +499,17 @@ fn slow_link_uploads_outlast_the_host_wait_and_ctrl_c_cancels_them() {
     // Ctrl-C in the middle of a 30 KB upload (~32 s at this speed).
     std::fs::write(dir.path().join("big.wasm"), padded_module(30 * 1024)).unwrap();
     let big = dir.path().join("big.wasm");
-    let mut host = Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
-        .args([
-            "--gateway",
-            g,
-            "-d",
-            "slow",
-            "deploy",
-            "--module-id",
-            "big",
-            "--file",
-        ])
-        .arg(&big)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut host = host_child(
+        &["--gateway", g, "-d", "slow", "deploy", "--module-id", "big"],
+        &["--file", big.to_str().unwrap()],
+        Stdio::null(),
+    );
     thread::sleep(Duration::from_secs(4));
-    let _ = Command::new("kill")
-        .args(["-INT", &host.id().to_string()])
-        .status();
-    let status = host.wait().unwrap();
+    let status = host.interrupt().expect("the host exited");
     assert!(!status.success(), "{status:?}");
+    // It ended on the SIGINT, not on the guard's SIGKILL after 5 s.
+    use std::os::unix::process::ExitStatusExt;
+    assert_ne!(status.signal(), Some(9), "the host ignored Ctrl-C");
     // The gateway stopped at once: status answers within its 5 s, and the partial module is
     // gone (no slot, its pool memory freed).
     let (after, doc) = used(g);
@@ -597,27 +562,21 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
         .iter()
         .map(|p| p["path"].as_str().unwrap().to_string())
         .collect();
-    let mut gw = Command::new(sibling_bin("wasmbed-gateway", "WASMBED_GATEWAY_BIN"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--device", "nucleo=serial:/dev/wasmbed-no-such-port"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err = gw.stderr.take().unwrap();
-    thread::spawn(move || {
-        for l in BufReader::new(err).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    // Killed when dropped: a failing assertion below leaves no gateway behind.
+    let mut gw = ChildGuard::new(
+        Command::new(sibling_bin("wasmbed-gateway", "WASMBED_GATEWAY_BIN"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--device", "nucleo=serial:/dev/wasmbed-no-such-port"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = lines_of(gw.stderr.take().unwrap());
     // The ports are logged before the gateway says `listening on` (stdout).
-    let listening = lines_of(&mut gw);
+    let listening = lines_of(gw.stdout.take().unwrap());
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -673,8 +632,7 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
         warned, 1,
         "the unchanged offline cause was warned again on retries: {log:#?}"
     );
-    let _ = gw.kill();
-    let _ = gw.wait();
+    drop(gw);
     // Written to a pipe (a file, the journal), the log has no terminal colour codes.
     assert!(
         log.iter().all(|l| !l.contains('\x1b')),
@@ -700,4 +658,29 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
         }
         assert_eq!(logged.len(), paths.len(), "{log:#?}");
     }
+}
+
+/// The guard the tests above hold their children in: a test that panics leaves no process.
+#[test]
+fn a_panicking_test_leaves_no_child_process_behind() {
+    let (tx, rx) = mpsc::channel();
+    let panicked = thread::spawn(move || {
+        let child = ChildGuard::new(
+            Command::new("sleep")
+                .arg("600")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        tx.send(child.id()).unwrap();
+        panic!("a failing assertion");
+    })
+    .join();
+    assert!(panicked.is_err());
+    let pid = rx.recv().unwrap();
+    // Reaped, not a zombie: no /proc entry (a pid reused this fast would be a coincidence).
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "sleep {pid} outlived the panicking test"
+    );
 }

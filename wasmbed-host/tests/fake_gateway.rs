@@ -187,6 +187,21 @@ fn usage_errors_send_nothing() {
         assert_exit(&o, 2);
         assert!(!stderr(&o).is_empty(), "{args:?} explains itself");
     }
+    // An unreadable file says what to do next.
+    let o = run_exit(
+        2,
+        &format!(
+            "--gateway {} -d sim deploy --module-id m --file /nonexistent/x.wasm",
+            gw.addr
+        ),
+        &[],
+    );
+    assert!(
+        stderr(&o).contains("cannot read /nonexistent/x.wasm")
+            && stderr(&o).contains("help: check the path"),
+        "{}",
+        stderr(&o)
+    );
     // No device at all.
     let o = run_exit(2, &format!("--gateway {} status", gw.addr), &[]);
     assert!(stderr(&o).contains("--device"), "{}", stderr(&o));

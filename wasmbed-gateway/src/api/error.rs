@@ -182,6 +182,7 @@ impl From<crate::identity::EnrollError> for ApiError {
 impl From<CompileError> for ApiError {
     fn from(e: CompileError) -> Self {
         let mut err = ApiError::new(ErrorCode::CompileFailed, e.to_string()).with("step", e.step());
+        err.help = e.help();
         if let CompileError::Failed { stderr, stdout, .. } = e {
             err = err.with("stderr", stderr).with("stdout", stdout);
         }

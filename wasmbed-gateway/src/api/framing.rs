@@ -16,20 +16,36 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     idle: Duration,
     line: Duration,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let timeout = |what: &str| {
-        ApiError::new("TIMEOUT", format!("timeout waiting for {what}")).with("phase", "request")
+    let timeout = |what: &str, help: &str| {
+        ApiError::new("TIMEOUT", format!("timeout waiting for {what}"))
+            .with("phase", "request")
+            .help(help)
     };
     let started = tokio::time::timeout(idle, r.fill_buf())
         .await
-        .map_err(|_| timeout("a request line"))?
+        .map_err(|_| timeout("a request line", IDLE_HELP))?
         .map_err(|e| ApiError::bad_request(format!("read error: {e}")))?;
     if started.is_empty() {
         return Ok(None);
     }
     tokio::time::timeout(line, read_rest(r, max))
         .await
-        .map_err(|_| timeout("the rest of a request line (limits.line_timeout_ms)"))?
+        .map_err(|_| {
+            timeout(
+                "the rest of a request line (limits.line_timeout_ms)",
+                REQUEST_LINE_HELP,
+            )
+        })?
 }
+
+/// The help of a request line that did not arrive in time: the client is at fault, not a device.
+pub(crate) const REQUEST_LINE_HELP: &str = "the client sent its request line too slowly: make it \
+     send each request as one whole JSON line ending in \\n right after connecting, or raise \
+     `line_timeout_ms` / `first_request_timeout_ms` in the `[limits]` table of the gateway's config";
+
+/// The help of a connection closed for sending nothing.
+const IDLE_HELP: &str = "the client sent no request for `idle_timeout_ms` (`[limits]` of the \
+     gateway's config): reconnect when there is a request to send, or raise it";
 
 async fn read_rest<R: AsyncBufRead + Unpin>(
     r: &mut R,
@@ -101,6 +117,10 @@ pub async fn read_body<R: AsyncBufRead + Unpin>(
         .map_err(|_| {
             ApiError::new("TIMEOUT", format!("timeout receiving a {size}-byte body"))
                 .with("phase", "body")
+                .help(
+                    "the client stopped sending the module: send all `size` bytes right after \
+                     the request line, or check its network link",
+                )
         })?
         .map_err(|_| {
             ApiError::bad_request(format!(
@@ -166,6 +186,11 @@ mod tests {
         let mut r = BufReader::new(b);
         let e = read_line(&mut r, 10, T, T).await.unwrap_err();
         assert_eq!(e.code, "TIMEOUT");
+        let help = e.body().help.unwrap();
+        assert!(
+            help.contains("client") && !help.contains("device"),
+            "{help}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -185,7 +210,12 @@ mod tests {
             Duration::from_secs(10),
         );
         tokio::select! {
-            e = read => assert!(e.unwrap_err().message.contains("line_timeout_ms")),
+            e = read => {
+                let e = e.unwrap_err();
+                assert!(e.message.contains("line_timeout_ms"), "{e:?}");
+                let help = e.body().help.unwrap();
+                assert!(help.contains("client") && !help.contains("device"), "{help}");
+            }
             _ = trickle => panic!("the trickled line was waited for"),
         }
     }

@@ -421,6 +421,7 @@ fn first_request_late(gw: &Gateway, peer: std::net::SocketAddr) -> ApiError {
         ),
     )
     .with("phase", "request")
+    .help(framing::REQUEST_LINE_HELP)
 }
 
 async fn serve_connection(

@@ -243,6 +243,13 @@ impl DeviceError {
                  --result-timeout SECONDS), or unload the module (`wasmbed-host unload`)"
                     .into(),
             ),
+            DeviceError::Timeout { phase, .. } if phase.starts_with("waiting for INFO") => Some(
+                "the device did not answer INFO, the first command the gateway sends on a link: \
+                 check that it runs the Wasmbed agent (not other firmware or a bootloader), that \
+                 the endpoint's baud matches its UART, and what it printed (`wasmbed-host logs`); \
+                 the gateway asks again at the next command or when the device sends a line"
+                    .into(),
+            ),
             DeviceError::Timeout { .. } => Some(
                 "the device did not answer within the protocol deadline (docs/PROTOCOL.md, \
                  \"Timeouts\"; uploads scale with the endpoint's `baud`): check that it runs the \

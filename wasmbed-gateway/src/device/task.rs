@@ -270,6 +270,28 @@ impl DeviceTask {
             reply,
             cancel,
         } = job;
+        // No INFO answered on this link yet: ask again first, so a device that does not answer
+        // INFO is reported as such (not as the command's own timeout), and one that came up
+        // late is known (natives, limits, identity) before its first command.
+        let unanswered = !self.state.lock().expect("state lock").handshake;
+        if unanswered && !matches!(request, Request::Info) {
+            let failed = match self.refresh(link, None).await {
+                Ok(None) => None,
+                Ok(Some(e)) => Some((e, None)),
+                Err(e) => {
+                    let lost = LinkIoError::from(e);
+                    let again = std::io::Error::new(lost.io().kind(), lost.to_string());
+                    Some((drive_error("INFO", Ok(lost)), Some(again)))
+                }
+            };
+            if let Some((e, lost)) = failed {
+                let _ = reply.send(JobReply::Done(Outcome {
+                    result: Err(e),
+                    device_time: Duration::ZERO,
+                }));
+                return lost;
+            }
+        }
         if let Err(e) = self.identity_gate(&request) {
             let _ = reply.send(JobReply::Done(Outcome {
                 result: Err(e),

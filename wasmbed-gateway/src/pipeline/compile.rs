@@ -44,6 +44,8 @@ pub enum CompileError {
     /// A tool could not be started.
     #[error("cannot run {tool}: {message}")]
     Spawn {
+        /// `compile_wasm` (clang) or `compile_aot` (wamrc).
+        step: &'static str,
         /// The executable.
         tool: String,
         /// The OS error.
@@ -97,10 +99,45 @@ impl CompileError {
     pub fn step(&self) -> &'static str {
         match self {
             CompileError::Failed { step, .. }
+            | CompileError::Spawn { step, .. }
             | CompileError::Timeout { step, .. }
             | CompileError::Limit { step, .. } => step,
             CompileError::NoTarget => "compile_aot",
             _ => "compile_wasm",
+        }
+    }
+
+    /// What to do next, when the error code's own help text ("fix the source") is not it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            CompileError::Spawn {
+                step: "compile_aot",
+                tool,
+                ..
+            } => Some(format!(
+                "wamrc (the AOT compiler) is missing at {tool}: build it with tools/wamrc/build.sh \
+                 (needs llvm-19-dev, which scripts/setup.sh installs: README \"Quick start\"); it \
+                 lands in target/wamrc/wamrc, where the gateway finds it, or set `compiler.wamrc` \
+                 in the gateway's config; `--mode wasm` needs no wamrc"
+            )),
+            CompileError::Spawn { tool, .. } => Some(format!(
+                "clang is missing at {tool}: install it (scripts/setup.sh does) or set \
+                 `compiler.clang` in the gateway's config"
+            )),
+            CompileError::Timeout { .. } => Some(
+                "simplify the source or raise `compiler.timeout_ms` in the gateway's config".into(),
+            ),
+            CompileError::Confine(_) => Some(
+                "the gateway cannot confine its compiler on this machine, the source is not at \
+                 fault: see wasmbed-gateway/README.md \"Confinement\" and the gateway's log"
+                    .into(),
+            ),
+            CompileError::Io(_) => Some(
+                "the gateway cannot write its build files (cache_dir, $TMPDIR), the source is not \
+                 at fault: see the gateway's log"
+                    .into(),
+            ),
+            _ => None,
         }
     }
 }
@@ -352,6 +389,7 @@ impl Compiler {
             .kill_on_drop(true);
         self.confinement.apply(&mut cmd, workdir)?;
         let mut child = cmd.spawn().map_err(|e| CompileError::Spawn {
+            step,
             tool: tool.display().to_string(),
             message: e.to_string(),
         })?;
@@ -650,5 +688,34 @@ mod tests {
         let c = Compiler::new(cfg, dir.path().join("cache"));
         let e = c.build(b"int x;", BuildMode::Wasm, None).await.unwrap_err();
         assert!(e.to_string().contains("/nonexistent/clang"), "{e}");
+        assert_eq!(e.step(), "compile_wasm");
+        assert!(e.help().unwrap().contains("clang is missing"), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_wamrc_says_how_to_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CompilerConfig {
+            wamrc: Some("/nonexistent/wamrc".into()),
+            ..Default::default()
+        };
+        let c = Compiler::new(cfg, dir.path().join("cache"));
+        let target = AotTarget {
+            target: "x86_64".into(),
+            cpu: None,
+            abi: None,
+        };
+        let e = c
+            .build(b"int x;", BuildMode::Aot, Some(&target))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CompileError::Spawn { .. }), "{e:?}");
+        assert!(e.to_string().contains("/nonexistent/wamrc"), "{e}");
+        assert_eq!(e.step(), "compile_aot");
+        let help = e.help().expect("help");
+        assert!(
+            help.contains("wamrc") && help.contains("tools/wamrc/build.sh"),
+            "{help}"
+        );
     }
 }

@@ -110,7 +110,11 @@ impl Drop for GwProc {
     /// SIGTERM first, so the gateway stops what it started (its simulated board); SIGKILL only
     /// if it has not exited within 5 s.
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        // A child the test already waited for is not signalled: its pid may be reused.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SAFETY: kill(2) on our own child's pid, not yet reaped; no memory is involved.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while std::time::Instant::now() < deadline {

@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use wasmbed_gateway::config::Config;
 
 pub mod gwproc;
+pub mod http;
 
 /// What the fake sends back for one command line: chunks written one after the other.
 pub type Responder = Arc<dyn Fn(&str) -> Vec<Vec<u8>> + Send + Sync>;

@@ -2,9 +2,10 @@
 //! processes, found next to the `wasmbed-host` test binary (`cargo build --workspace` puts them
 //! there) or through `WASMBED_GATEWAY_BIN` / `WASMBED_AGENT_SIM`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,9 +25,72 @@ pub fn sibling_bin(name: &str, env_var: &str) -> PathBuf {
     p
 }
 
-/// A child process killed (SIGINT, then SIGKILL) when dropped.
+/// A child process interrupted when dropped (SIGINT, then SIGKILL after 5 s), so a test that
+/// panics leaves no process behind. Derefs to the [`Child`].
+pub struct ChildGuard(Child);
+
+impl ChildGuard {
+    pub fn new(child: Child) -> Self {
+        ChildGuard(child)
+    }
+
+    /// Ctrl-C: SIGINT, then waits up to 5 s for the exit (SIGKILL after that). A child that
+    /// already exited is not signalled (its pid may be another process's by now).
+    pub fn interrupt(&mut self) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        self.0.wait().ok()
+    }
+}
+
+impl Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.interrupt();
+    }
+}
+
+/// The lines `from` (a child's stdout or stderr) yields, through a channel.
+pub fn lines_of(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for l in BufReader::new(from).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A gateway or simulated board, interrupted when dropped ([`ChildGuard`]).
 pub struct Proc {
-    child: Child,
+    child: ChildGuard,
     /// The address it printed after `listening on `.
     pub addr: String,
     /// The address it printed after `dashboard on `, once printed.
@@ -36,14 +100,16 @@ pub struct Proc {
 impl Proc {
     /// Spawns `bin args` and waits up to 30 s for a `listening on ADDR` line on stdout.
     pub fn spawn(bin: PathBuf, args: &[&str], env: &[(&str, String)]) -> Proc {
-        let mut child = Command::new(&bin)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut child = ChildGuard::new(
+            Command::new(&bin)
+                .args(args)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display())),
+        );
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let dashboard = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -70,8 +136,7 @@ impl Proc {
                 dashboard,
             },
             Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.interrupt();
                 panic!(
                     "{} {args:?} did not print `listening on` within 30 s",
                     bin.display()
@@ -95,23 +160,6 @@ impl Proc {
             }
             thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -109,7 +109,9 @@ impl DeviceTask {
     /// INFO: the handshake again (identity included), and its answer.
     async fn info(&mut self, link: &mut BoxLink) -> Result<Timed, DriveError> {
         let t0 = Instant::now();
-        self.refresh(link, None).await.map_err(DriveError::Io)?;
+        if let Some(e) = self.refresh(link, None).await.map_err(DriveError::Io)? {
+            return Ok((Err(e), t0.elapsed()));
+        }
         let info = self.state.lock().expect("state lock").info.clone();
         Ok((
             info.map(|i| Reply::Info(Box::new(i)))

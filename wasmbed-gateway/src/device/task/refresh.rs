@@ -11,47 +11,66 @@ use super::{now_std, DeviceTask, DriveError};
 use crate::device::handshake::{
     apply_info, apply_status, heard, link_rate, Handshake, Step, HANDSHAKE_RESTARTS,
 };
-use crate::device::LogKind;
+use crate::device::reply::session_error;
+use crate::device::{DeviceError, LogKind};
 use crate::link::BoxLink;
 
 /// How a step that stops at a HELLO ended.
 pub(super) enum Stepped<O> {
     /// Its outcome.
     Done(O),
-    /// It failed; the device is marked not answering.
-    Failed,
+    /// It failed (this error); the device is marked not answering.
+    Failed(DeviceError),
     /// The device said HELLO (this line) during it: the handshake starts over.
     Hello(Line),
+}
+
+/// How the INFO step (and the identity check after it) ended.
+enum InfoStep {
+    /// Answered (and identified).
+    Done,
+    /// The device said HELLO (this line) during it: the handshake starts over.
+    Hello(Line),
+    /// INFO went unanswered: this error names it.
+    Unanswered(DeviceError),
 }
 
 impl DeviceTask {
     /// The connect-time handshake ([`Handshake`]): what the device is and holds. `hello`: the
     /// HELLO that asked for it, if one did (it tells [`InfoSession::after_hello`] the device
-    /// speaks v2).
+    /// speaks v2). `Ok(Some(e))` when the device did not answer INFO: the steps after it are
+    /// skipped, `e` names INFO.
     pub(super) async fn refresh(
         &mut self,
         link: &mut BoxLink,
         hello: Option<Line>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<DeviceError>> {
         self.handshake(link, Handshake::new(), hello).await
     }
 
     /// Re-reads STATUS into the device state (slots in use, memory).
     pub(super) async fn refresh_status(&mut self, link: &mut BoxLink) -> std::io::Result<()> {
-        self.handshake(link, Handshake::status_only(), None).await
+        self.handshake(link, Handshake::status_only(), None)
+            .await
+            .map(drop)
     }
 
     /// Drives each step of `h` through its session, from `INFO` again when the device says
-    /// HELLO during one ([`Handshake::restart`]); `Err` when the link is lost.
+    /// HELLO during one ([`Handshake::restart`]); `Err` when the link is lost, `Ok(Some(e))` when
+    /// INFO went unanswered (a device that does not answer INFO is not asked more).
     async fn handshake(
         &mut self,
         link: &mut BoxLink,
         mut h: Handshake,
         mut hello: Option<Line>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<DeviceError>> {
         while let Some(step) = h.next() {
             let heard = match step {
-                Step::Info => self.info_step(link, hello.as_ref()).await?,
+                Step::Info => match self.info_step(link, hello.as_ref()).await? {
+                    InfoStep::Done => None,
+                    InfoStep::Hello(line) => Some(line),
+                    InfoStep::Unanswered(e) => return Ok(Some(e)),
+                },
                 Step::Status => self.status_step(link).await?,
             };
             let Some(line) = heard else { continue };
@@ -79,7 +98,7 @@ impl DeviceTask {
             }
             hello = Some(line);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Runs a session the device's state depends on (a handshake step, the resync), stopping at
@@ -99,8 +118,9 @@ impl DeviceTask {
             Ok((Ok(out), _)) => Ok(Stepped::Done(out)),
             Ok((Err(e), _)) => {
                 tracing::warn!(device = %self.opts.name, "{what} failed: {e}");
+                let e = session_error(e);
                 self.not_answering(&e.to_string());
-                Ok(Stepped::Failed)
+                Ok(Stepped::Failed(e))
             }
             Err(DriveError::Io(e)) => Err(e),
             Err(DriveError::Rebooted(hello)) => Ok(Stepped::Hello(hello)),
@@ -109,12 +129,12 @@ impl DeviceTask {
 
     /// INFO, sent without `seq=`: its answer says whether commands are numbered from here on;
     /// then the identity challenge. `hello`: the HELLO this handshake (re)started for. Returns
-    /// a HELLO heard meanwhile.
+    /// a HELLO heard meanwhile, or the error when INFO went unanswered.
     async fn info_step(
         &mut self,
         link: &mut BoxLink,
         hello: Option<&Line>,
-    ) -> std::io::Result<Option<Line>> {
+    ) -> std::io::Result<InfoStep> {
         // Checked again on every handshake: until then, nothing proved who answers.
         self.set_state(|s| s.identity = crate::identity::Seen::Unknown);
         self.correlation = Correlation::off();
@@ -139,13 +159,19 @@ impl DeviceTask {
                 self.record_info(None);
                 None
             }
-            Stepped::Done(InfoOutcome::Rebooted { hello }) => return Ok(Some(hello)),
-            Stepped::Failed => return Ok(None),
-            Stepped::Hello(line) => return Ok(Some(line)),
+            Stepped::Done(InfoOutcome::Rebooted { hello }) => return Ok(InfoStep::Hello(hello)),
+            Stepped::Failed(e) => {
+                // What `devices` shows: what went unanswered, and what to do about it.
+                let help = e.help().unwrap_or_default();
+                self.not_answering(&format!("{e}; {help}"));
+                return Ok(InfoStep::Unanswered(e));
+            }
+            Stepped::Hello(line) => return Ok(InfoStep::Hello(line)),
         };
         self.identify(link, info.as_deref())
             .await
-            .map_err(std::io::Error::other)
+            .map_err(std::io::Error::other)?;
+        Ok(InfoStep::Done)
     }
 
     /// STATUS: the slots in use and memory. Returns a HELLO heard meanwhile.
@@ -156,7 +182,7 @@ impl DeviceTask {
                 self.record_status(&out.status);
                 None
             }
-            Stepped::Failed => None,
+            Stepped::Failed(_) => None,
             Stepped::Hello(hello) => Some(hello),
         })
     }
@@ -175,9 +201,11 @@ impl DeviceTask {
                     attempts = out.attempts, "back in line sync after a timeout");
                 self.record_status(&out.status);
             }
-            Stepped::Failed => {}
+            Stepped::Failed(_) => {}
             // a rebooted device is in line sync: what it is and holds is asked again
-            Stepped::Hello(hello) => self.refresh(link, Some(hello)).await?,
+            Stepped::Hello(hello) => {
+                self.refresh(link, Some(hello)).await?;
+            }
         }
         Ok(())
     }

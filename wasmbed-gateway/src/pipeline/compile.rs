@@ -704,6 +704,7 @@ mod tests {
             target: "x86_64".into(),
             cpu: None,
             abi: None,
+            features: None,
         };
         let e = c
             .build(b"int x;", BuildMode::Aot, Some(&target))

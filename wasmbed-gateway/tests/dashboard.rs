@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use common::http::{http_gateway, json_of};
 use common::*;
+use wasmbed_gateway::config::Config;
 
 const TOKEN: &str = "dashboard-test-token";
 const WAIT: Duration = Duration::from_secs(60);

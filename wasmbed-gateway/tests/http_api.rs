@@ -12,6 +12,7 @@ use wasmbed_api as api;
 
 use common::http::{client, http_gateway, json_of, send};
 use common::*;
+use wasmbed_gateway::config::Config;
 
 /// Server-sent events of a response body, as (event, data JSON), until `done` says stop.
 async fn events(

@@ -16,6 +16,8 @@ use super::{
 pub const REQUEST_SLACK: Duration = Duration::from_secs(120);
 /// Most records listed (a bound on what `devices` reads).
 pub const MAX_RECORDS: usize = 100_000;
+/// KV reads in flight at once when a whole bucket is read.
+pub const READS_IN_FLIGHT: usize = 64;
 
 /// A connection to the fleet.
 #[derive(Clone)]
@@ -79,6 +81,19 @@ impl FleetClient {
     }
 
     async fn all(&self, bucket: &str) -> Result<Vec<Value>, FleetError> {
+        Ok(self
+            .entries(bucket)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Every `(key, JSON value)` of `bucket`, sorted by key: one key listing, then the values
+    /// read [`READS_IN_FLIGHT`] at a time (one at a time, 1000 boards' records took longer
+    /// than a reconcile pass may: docs/benchmarks.md item 11). Values that are not JSON are left
+    /// out.
+    async fn entries(&self, bucket: &str) -> Result<Vec<(String, Value)>, FleetError> {
         let Some(b) = self.bucket(bucket).await? else {
             return Ok(Vec::new());
         };
@@ -92,15 +107,24 @@ impl FleetClient {
             names.push(k.map_err(|e| FleetError::js(&format!("listing {bucket}"), e))?);
         }
         names.sort();
-        let mut out = Vec::new();
-        for k in names {
-            if let Ok(Some(v)) = b.get(&k).await {
-                if let Ok(v) = serde_json::from_slice(&v) {
-                    out.push(v);
+        let values: Vec<_> = futures_util::stream::iter(names)
+            .map(|k| {
+                let b = b.clone();
+                async move {
+                    let v = b.get(&k).await;
+                    (k, v)
                 }
-            }
-        }
-        Ok(out)
+            })
+            .buffered(READS_IN_FLIGHT)
+            .collect()
+            .await;
+        Ok(values
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                Ok(Some(v)) => serde_json::from_slice(&v).ok().map(|v| (k, v)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The live claim on `device`, if any.
@@ -114,13 +138,16 @@ impl FleetClient {
     /// Every Device record; `status.online` is true only while its gateway holds a live claim
     /// and reported the link up (a dead gateway's claims expire with the bucket's `max_age`).
     pub async fn devices(&self) -> Result<Vec<Value>, FleetError> {
+        let claims: std::collections::HashMap<String, Claim> = self
+            .entries(BUCKET_CLAIMS)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|c| (k, c)))
+            .collect();
         let mut out = Vec::new();
         for mut d in self.all(BUCKET_DEVICES).await? {
-            let name = d["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let owner = self.claim(&name).await?;
+            let name = d["metadata"]["name"].as_str().unwrap_or_default();
+            let owner = claims.get(name);
             let owned = owner
                 .as_ref()
                 .is_some_and(|c| Some(c.gateway.as_str()) == d["status"]["gateway"].as_str());

@@ -171,6 +171,7 @@ fn one_size(cfg: &Cfg, rt: &tokio::runtime::Runtime, dir: &Path, n: usize) -> Re
         .output()?;
     let converge_s = t_apply.elapsed().as_secs_f64();
     let varz2 = rt.block_on(varz(&fl.nats))?;
+    let failed_passes_converged = failed_passes(&fl);
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
     let status = &doc["application"]["status"];
     let ready = status["ready"].as_u64().unwrap_or(0) as usize;
@@ -223,6 +224,8 @@ fn one_size(cfg: &Cfg, rt: &tokio::runtime::Runtime, dir: &Path, n: usize) -> Re
         }
     }
     let varz4 = rt.block_on(varz(&fl.nats))?;
+    let failed_passes_end = failed_passes(&fl);
+    let t_after = t_apply.elapsed().as_secs_f64() - converge_s;
 
     let mem_of = |label: &str, pid: Option<u32>| -> Value {
         let (rss, peak) = pid.map_or((0, 0), mem);
@@ -257,6 +260,12 @@ fn one_size(cfg: &Cfg, rt: &tokio::runtime::Runtime, dir: &Path, n: usize) -> Re
             "status_phase": rates(&varz3, &varz4),
         },
         "steady_window_s": steady.as_secs(),
+        "failed_reconcile_passes": {
+            "per_gateway_until_converged": failed_passes_converged,
+            "per_gateway_after_converged": failed_passes_end.iter().zip(&failed_passes_converged)
+                .map(|(e, c)| e.saturating_sub(*c)).collect::<Vec<_>>(),
+            "after_converged_window_s": r3(t_after),
+        },
         "memory": {"gateways": gw_mem, "nats": nats_mem, "sims": sim_mem},
         "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         "error": error,
@@ -310,6 +319,24 @@ fn rows(rep: &mut Report, run: &Value) {
         "",
         None,
     );
+    let fp = &run["failed_reconcile_passes"];
+    let per = |k: &str| {
+        fp[k]
+            .as_array()
+            .map(|a| a.iter().map(Value::to_string).collect::<Vec<_>>().join("/"))
+            .unwrap_or_default()
+    };
+    rep.row(
+        &what("failed reconcile passes per gateway"),
+        format!(
+            "until converged {}  in the {:.0} s after {}",
+            per("per_gateway_until_converged"),
+            f(&fp["after_converged_window_s"]),
+            per("per_gateway_after_converged")
+        ),
+        "",
+        None,
+    );
     let mem = &run["memory"];
     let list = |k: &str| {
         mem[k]
@@ -333,6 +360,22 @@ fn rows(rep: &mut Report, run: &Value) {
         "",
         None,
     );
+}
+
+/// Per gateway, how many reconcile passes failed so far: the `fleet: reconcile:` warnings in
+/// its log (a pass that timed out reading the fleet says `no answer within`).
+fn failed_passes(fl: &Fleet) -> Vec<usize> {
+    fl.gateways
+        .iter()
+        .map(|(_, p, _)| {
+            let log = crate::util::log_dir().join(format!("{}.log", p.name));
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("fleet: reconcile:"))
+                .count()
+        })
+        .collect()
 }
 
 /// Polls the Device records until `n` devices are online.

@@ -32,6 +32,7 @@ use wasmbed_api::app::{
 use wasmbed_api::{JobState, OpResult, RunStatus, ServerMessage, StatusResult};
 
 use super::aot::{AotBuilds, Fetched};
+use super::client::read_bucket;
 use super::member::bucket;
 use super::{now_ms, FleetError, Member};
 use crate::api::Gateway;
@@ -210,13 +211,11 @@ impl AppStore {
 
     /// Every application, by name.
     pub async fn list(&self) -> Result<Vec<Application>, FleetError> {
-        let mut out = Vec::new();
-        for k in keys(&self.apps).await? {
-            if let Some(a) = self.get(&k).await? {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        Ok(read_bucket(&self.apps, BUCKET_APPS, |_| true)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
     }
 
     /// One application.
@@ -242,18 +241,21 @@ impl AppStore {
 
     /// Every per-device status record (of one application, or all).
     pub async fn statuses(&self, app: Option<&str>) -> Result<Vec<AppDeviceStatus>, FleetError> {
-        let mut out = Vec::new();
-        for k in keys(&self.status).await? {
-            if app.is_some_and(|a| !k.starts_with(&format!("{a}/"))) {
-                continue;
-            }
-            if let Ok(Some(v)) = self.status.get(&k).await {
-                if let Ok(s) = serde_json::from_slice(&v) {
-                    out.push(s);
-                }
-            }
-        }
-        Ok(out)
+        let prefix = app.map(|a| format!("{a}/"));
+        self.statuses_where(|k| prefix.as_ref().is_none_or(|p| k.starts_with(p.as_str())))
+            .await
+    }
+
+    /// The per-device status records whose key (`APP/DEVICE`) `keep` accepts.
+    pub async fn statuses_where(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<AppDeviceStatus>, FleetError> {
+        Ok(read_bucket(&self.status, BUCKET_APP_STATUS, keep)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect())
     }
 }
 
@@ -263,20 +265,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-async fn keys(b: &kv::Store) -> Result<Vec<String>, FleetError> {
-    let mut ks = b
-        .keys()
-        .await
-        .map_err(|e| js_err("listing keys", e))?
-        .take(super::client::MAX_RECORDS);
-    let mut out = Vec::new();
-    while let Some(k) = ks.next().await {
-        out.push(k.map_err(|e| js_err("listing keys", e))?);
-    }
-    out.sort();
-    Ok(out)
 }
 
 fn status_key(app: &str, device: &str) -> String {
@@ -475,18 +463,35 @@ async fn reconcile_once(
     for (d, a) in wanted {
         per_device.entry(d).or_default().push(a);
     }
+    // What the fleet recorded for the pairs this gateway has no state of (after it started or
+    // took a device over), read together: one at a time, 250 devices took longer than a pass
+    // may (docs/benchmarks.md item 11).
+    let unknown: std::collections::HashSet<String> = per_device
+        .iter()
+        .flat_map(|(dev, apps)| apps.iter().map(move |a| status_key(&a.metadata.name, dev)))
+        .filter(|k| !local.contains_key(k))
+        .collect();
+    let mut recorded: HashMap<String, AppDeviceStatus> = HashMap::new();
+    if !unknown.is_empty() {
+        let records =
+            tokio::time::timeout(JS_TIMEOUT, store.statuses_where(|k| unknown.contains(k)))
+                .await
+                .map_err(bounded("reading the application status"))??;
+        for s in records {
+            recorded.insert(status_key(&s.app, &s.device), s);
+        }
+    }
     let mut work = Vec::new();
     let mut taken: HashMap<String, Local> = HashMap::new();
     for (dev, apps) in &per_device {
         for a in apps {
             let k = status_key(&a.metadata.name, dev);
-            let l = match local.remove(&k) {
-                Some(l) => Some(l),
-                None => read_status(store, &k).await.map(|status| Local {
+            let l = local.remove(&k).or_else(|| {
+                recorded.remove(&k).map(|status| Local {
                     status,
                     retry_at: None,
-                }),
-            };
+                })
+            });
             if let Some(l) = l {
                 taken.insert(k, l);
             }
@@ -516,7 +521,12 @@ async fn reconcile_once(
     );
 
     // Clean up: records of served devices that no application targets any more.
-    let records = tokio::time::timeout(JS_TIMEOUT, store.statuses(None))
+    let served_set: std::collections::HashSet<&str> = served.iter().map(String::as_str).collect();
+    let of_served = |k: &str| {
+        k.split_once('/')
+            .is_some_and(|(_, d)| served_set.contains(d))
+    };
+    let records = tokio::time::timeout(JS_TIMEOUT, store.statuses_where(of_served))
         .await
         .map_err(bounded("listing the application status"))??;
     for s in records {
@@ -560,13 +570,6 @@ async fn reconcile_once(
         local.remove(&k);
     }
     Ok(())
-}
-
-async fn read_status(store: &AppStore, key: &str) -> Option<AppDeviceStatus> {
-    match store.status.get(key).await {
-        Ok(Some(v)) => serde_json::from_slice(&v).ok(),
-        _ => None,
-    }
 }
 
 /// One request to a device of this gateway; `Ok(result)` or `Err("CODE: message")`.

@@ -37,6 +37,45 @@ pub struct FleetReply {
     pub fence: Option<u64>,
 }
 
+/// Every `(key, value)` of `b` whose key `keep` accepts, sorted by key: one key listing, then the
+/// values read [`READS_IN_FLIGHT`] at a time (one at a time, 1000 boards' records took longer
+/// than a reconcile pass may: docs/benchmarks.md item 11). Keys deleted meanwhile are left out;
+/// `what` names the bucket in errors.
+pub(crate) async fn read_bucket(
+    b: &kv::Store,
+    what: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, bytes::Bytes)>, FleetError> {
+    let listing = |e: &dyn std::fmt::Display| FleetError::js(&format!("listing {what}"), e);
+    let mut keys = b.keys().await.map_err(|e| listing(&e))?.take(MAX_RECORDS);
+    let mut names = Vec::new();
+    while let Some(k) = keys.next().await {
+        let k = k.map_err(|e| listing(&e))?;
+        if keep(&k) {
+            names.push(k);
+        }
+    }
+    names.sort();
+    let values: Vec<_> = futures_util::stream::iter(names)
+        .map(|k| {
+            let b = b.clone();
+            async move {
+                let v = b.get(&k).await;
+                (k, v)
+            }
+        })
+        .buffered(READS_IN_FLIGHT)
+        .collect()
+        .await;
+    Ok(values
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Ok(Some(v)) => Some((k, v)),
+            _ => None,
+        })
+        .collect())
+}
+
 fn error_reply(id: &Value, code: &str, message: String, help: &str) -> Value {
     json!({"id": id, "ok": false, "error": {"code": code, "message": message, "help": help}})
 }
@@ -89,41 +128,16 @@ impl FleetClient {
             .collect())
     }
 
-    /// Every `(key, JSON value)` of `bucket`, sorted by key: one key listing, then the values
-    /// read [`READS_IN_FLIGHT`] at a time (one at a time, 1000 boards' records took longer
-    /// than a reconcile pass may: docs/benchmarks.md item 11). Values that are not JSON are left
-    /// out.
+    /// Every `(key, JSON value)` of `bucket`, sorted by key ([`read_bucket`]). Values that are
+    /// not JSON are left out.
     async fn entries(&self, bucket: &str) -> Result<Vec<(String, Value)>, FleetError> {
         let Some(b) = self.bucket(bucket).await? else {
             return Ok(Vec::new());
         };
-        let mut keys = b
-            .keys()
-            .await
-            .map_err(|e| FleetError::js(&format!("listing {bucket}"), e))?
-            .take(MAX_RECORDS);
-        let mut names = Vec::new();
-        while let Some(k) = keys.next().await {
-            names.push(k.map_err(|e| FleetError::js(&format!("listing {bucket}"), e))?);
-        }
-        names.sort();
-        let values: Vec<_> = futures_util::stream::iter(names)
-            .map(|k| {
-                let b = b.clone();
-                async move {
-                    let v = b.get(&k).await;
-                    (k, v)
-                }
-            })
-            .buffered(READS_IN_FLIGHT)
-            .collect()
-            .await;
-        Ok(values
+        Ok(read_bucket(&b, bucket, |_| true)
+            .await?
             .into_iter()
-            .filter_map(|(k, v)| match v {
-                Ok(Some(v)) => serde_json::from_slice(&v).ok().map(|v| (k, v)),
-                _ => None,
-            })
+            .filter_map(|(k, v)| serde_json::from_slice(&v).ok().map(|v| (k, v)))
             .collect())
     }
 

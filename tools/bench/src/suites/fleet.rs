@@ -201,6 +201,14 @@ fn one_size(cfg: &Cfg, rt: &tokio::runtime::Runtime, dir: &Path, n: usize) -> Re
         .iter()
         .map(|(_, _, a)| GwConn::connect(a))
         .collect::<Result<Vec<_>>>()?;
+    // A gateway closes a connection whose first request is 10 s late
+    // (`limits.first_request_timeout_ms`); the samples below reach the last gateway's boards
+    // only after a while at 1000 boards: one request on every connection at once.
+    for (g, c) in conns.iter_mut().enumerate() {
+        if let Some((dev, _)) = fl.boards.iter().find(|(_, o)| *o == g) {
+            ok(c.request(status_req(dev), None, T)?)?;
+        }
+    }
     for i in 0..samples + 10 {
         let (dev, owner) = &fl.boards[(i * 7) % n];
         let req = json!({"op": "status", "device": dev, "id": i});

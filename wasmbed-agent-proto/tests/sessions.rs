@@ -942,3 +942,18 @@ fn resync_after_a_resend_waits_for_late_answers_to_the_first_marker() {
     let out = d.s.outcome().unwrap().as_ref().unwrap();
     assert_eq!((out.attempts, out.discarded), (2, 2));
 }
+
+#[test]
+fn an_info_asked_after_a_hello_and_never_answered_names_that_hello_as_the_last_line() {
+    // The device rebooted (its HELLO) and then said nothing: the timeout must not read "last
+    // line heard: none", which sends the user looking for firmware that is not the agent.
+    let hello = Line::parse(HELLO_V2);
+    let mut d = Driver::open(|now| InfoSession::after_hello(now, &t(), hello));
+    d.run_to_deadline();
+    match d.s.outcome() {
+        Some(Err(SessionError::Timeout { last_line, .. })) => {
+            assert_eq!(last_line.as_deref(), Some(HELLO_V2))
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -232,3 +232,75 @@ async fn a_board_that_keeps_rebooting_is_given_up_on_with_what_to_do_then_served
     drop(c);
     drop(gw);
 }
+
+#[tokio::test]
+async fn info_on_a_board_that_keeps_rebooting_fails_with_the_restarts_not_the_last_boots_answer() {
+    let dev = ScriptedTcp::bind().await;
+    let (_dir, gw) = gateway(&dev).await;
+    let board = gw.devices[0].clone();
+    let mut c = dev.accept().await;
+
+    // Served once: what it said then is recorded.
+    c.expect("INFO").await;
+    c.say(&info_ok()).await;
+    prove(&mut c).await;
+    c.expect("STATUS").await;
+    c.say(STATUS).await;
+    wait_identity(&board, IdentityState::Approved).await;
+    c.quiet_for(300).await;
+
+    // It starts rebooting over and over: the handshake gives up.
+    c.say(HELLO).await;
+    for _ in 0..4 {
+        c.expect("INFO").await;
+        c.say(HELLO).await;
+    }
+    c.quiet_for(1000).await;
+
+    // `info` asks again, and it is still rebooting: the answer is the restarts, not the INFO
+    // of the boot before them.
+    let asked = tokio::spawn(async move { board.info().await });
+    for _ in 0..4 {
+        c.expect("INFO").await;
+        c.say(HELLO).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(10), asked)
+        .await
+        .expect("info answered")
+        .unwrap();
+    let err = out
+        .result
+        .expect_err("a board that keeps rebooting has no INFO");
+    assert!(
+        err.to_string()
+            .contains("said HELLO 4 times during its handshake"),
+        "{err}"
+    );
+    c.quiet_for(300).await;
+    drop(c);
+    drop(gw);
+}
+
+#[tokio::test]
+async fn a_hello_in_the_same_read_as_the_handshakes_last_answer_starts_a_new_handshake() {
+    let dev = ScriptedTcp::bind().await;
+    let (_dir, gw) = gateway(&dev).await;
+    let board = gw.devices[0].clone();
+    let mut c = dev.accept().await;
+
+    c.expect("INFO").await;
+    c.say(&info_ok()).await;
+    prove(&mut c).await;
+    c.expect("STATUS").await;
+    // It rebooted right after its answer: both lines in one write, then it waits for commands.
+    c.say(&format!("{STATUS}\n{HELLO}")).await;
+    c.expect("INFO").await;
+    c.say(&info_ok()).await;
+    prove(&mut c).await;
+    c.expect("STATUS").await;
+    c.say(STATUS).await;
+    wait_identity(&board, IdentityState::Approved).await;
+    c.quiet_for(300).await;
+    drop(c);
+    drop(gw);
+}

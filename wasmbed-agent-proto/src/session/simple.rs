@@ -105,11 +105,12 @@ impl InfoSession {
 
     /// Queues `INFO` at `now`, asked again because the agent said `hello` (a HELLO line) while
     /// the handshake ran. A HELLO with `proto=2` or later rules out the v1 fallback.
+    /// The HELLO is the last line heard until another comes: a timeout names it.
     pub fn after_hello(now: Instant, timeouts: &Timeouts, hello: Line) -> Self {
-        InfoSession {
-            hello: Some(hello),
-            ..Self::new(now, timeouts)
-        }
+        let mut s = Self::new(now, timeouts);
+        s.core.last = Some(hello.clone());
+        s.hello = Some(hello);
+        s
     }
 
     /// A HELLO said `proto=2` or later.

@@ -159,6 +159,7 @@ impl From<DeviceError> for ApiError {
             }
             // Only a host that closed its sending side but still reads can see this.
             DeviceError::HostGone { phase } => ApiError::bad_request(msg).with("phase", phase),
+            DeviceError::KeepsRebooting(_) => ApiError::new(ErrorCode::DeviceOffline, msg),
         };
         err.help = help;
         err

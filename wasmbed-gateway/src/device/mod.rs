@@ -227,6 +227,11 @@ pub enum DeviceError {
         /// `START` or `STOP`.
         phase: String,
     },
+    /// The device said HELLO during its handshake more often than the gateway restarts it
+    /// (docs/PROTOCOL.md "Handshake restart"): what it is stays unknown. The text says so, with
+    /// its last HELLO and what to do.
+    #[error("{0}")]
+    KeepsRebooting(String),
 }
 
 impl DeviceError {

@@ -206,6 +206,14 @@ impl DeviceTask {
             i
         });
         loop {
+            // Lines that came with the last answer (a HELLO in the read that brought the
+            // handshake's STATUS_OK) are used now, not when the device next says something.
+            if let Some(hello) = self.idle_bytes(&[]) {
+                if let Err(e) = self.refresh(&mut link, Some(hello)).await {
+                    return Some(e);
+                }
+                continue;
+            }
             let tick = async {
                 match health.as_mut() {
                     Some(i) => {

@@ -38,8 +38,8 @@ enum InfoStep {
 impl DeviceTask {
     /// The connect-time handshake ([`Handshake`]): what the device is and holds. `hello`: the
     /// HELLO that asked for it, if one did (it tells [`InfoSession::after_hello`] the device
-    /// speaks v2). `Ok(Some(e))` when the device did not answer INFO: the steps after it are
-    /// skipped, `e` names INFO.
+    /// speaks v2). `Ok(Some(e))` when the device did not answer INFO (the steps after it are
+    /// skipped, `e` names INFO) or kept rebooting during the handshake.
     pub(super) async fn refresh(
         &mut self,
         link: &mut BoxLink,
@@ -57,7 +57,8 @@ impl DeviceTask {
 
     /// Drives each step of `h` through its session, from `INFO` again when the device says
     /// HELLO during one ([`Handshake::restart`]); `Err` when the link is lost, `Ok(Some(e))` when
-    /// INFO went unanswered (a device that does not answer INFO is not asked more).
+    /// INFO went unanswered (a device that does not answer INFO is not asked more) or the device
+    /// kept rebooting ([`Handshake::restart`] gave up).
     async fn handshake(
         &mut self,
         link: &mut BoxLink,
@@ -94,6 +95,8 @@ impl DeviceTask {
                     tracing::warn!(device = %name, "{gave_up}");
                     self.log.push(LogKind::Gateway, gave_up.to_string());
                     self.not_answering(&gave_up.to_string());
+                    // Not the answers of the boot before (`info` would show them): this error.
+                    return Ok(Some(DeviceError::KeepsRebooting(gave_up.to_string())));
                 }
             }
             hello = Some(line);
@@ -168,10 +171,12 @@ impl DeviceTask {
             }
             Stepped::Hello(line) => return Ok(InfoStep::Hello(line)),
         };
-        self.identify(link, info.as_deref())
+        // A HELLO during the challenge: the handshake starts over (not STATUS of a gone run).
+        let hello = self
+            .identify(link, info.as_deref())
             .await
             .map_err(std::io::Error::other)?;
-        Ok(InfoStep::Done)
+        Ok(hello.map_or(InfoStep::Done, InfoStep::Hello))
     }
 
     /// STATUS: the slots in use and memory. Returns a HELLO heard meanwhile.

@@ -392,6 +392,13 @@ fn default_state_dir() -> PathBuf {
         .join("wasmbed-gateway")
 }
 
+/// Longest `limits.latency_window_s`: a day.
+pub const MAX_LATENCY_WINDOW_S: u64 = 86_400;
+
+/// Most `limits.latency_windows`: a day of minute windows (each closed one holds its
+/// percentiles and buckets, under a kilobyte, per operation and device).
+pub const MAX_LATENCY_WINDOWS: usize = 1440;
+
 fn invalid(origin: &str, key: &str, message: impl ToString) -> ConfigError {
     ConfigError::Invalid {
         origin: origin.to_string(),
@@ -459,6 +466,31 @@ impl Config {
         cfg.sim_pty = raw.sim_pty.unwrap_or(false);
         cfg.compiler = raw.compiler;
         cfg.limits = raw.limits;
+        let l = &cfg.limits;
+        if !(1..=MAX_LATENCY_WINDOW_S).contains(&l.latency_window_s) {
+            return Err(invalid(
+                &origin,
+                "limits.latency_window_s",
+                format!(
+                    "{} s: must be 1..={MAX_LATENCY_WINDOW_S} (seconds per latency window of the \
+                     dashboard; default {})",
+                    l.latency_window_s,
+                    crate::http::latency::WINDOW_S
+                ),
+            ));
+        }
+        if !(1..=MAX_LATENCY_WINDOWS).contains(&l.latency_windows) {
+            return Err(invalid(
+                &origin,
+                "limits.latency_windows",
+                format!(
+                    "{}: must be 1..={MAX_LATENCY_WINDOWS} (latency windows kept per operation and \
+                     device, the current one included; default {})",
+                    l.latency_windows,
+                    crate::http::latency::WINDOWS
+                ),
+            ));
+        }
         if let Some(f) = raw.fleet {
             let mut fc = crate::fleet::FleetConfig::new(f.url, f.gateway_id);
             if let Some(p) = &f.token_file {
@@ -667,6 +699,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("gw.toml"))
+    }
+
+    #[test]
+    fn latency_windows_out_of_range_are_refused() {
+        let cfg = parse("[limits]\nlatency_window_s = 10\nlatency_windows = 6\n").unwrap();
+        assert_eq!(
+            (cfg.limits.latency_window_s, cfg.limits.latency_windows),
+            (10, 6)
+        );
+        for (text, key) in [
+            ("latency_window_s = 0", "limits.latency_window_s"),
+            ("latency_window_s = 86401", "limits.latency_window_s"),
+            (
+                "latency_window_s = 9223372036854775807",
+                "limits.latency_window_s",
+            ),
+            ("latency_windows = 0", "limits.latency_windows"),
+            ("latency_windows = 1000000000", "limits.latency_windows"),
+        ] {
+            let e = parse(&format!("[limits]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("must be 1..="), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -494,4 +494,27 @@ async fn latency_per_time_window() {
     let status = report.latency.iter().find(|s| s.op == "status").unwrap();
     // Three batches, each begun in a new window.
     assert!(status.windows.len() >= 3, "{status:?}");
+
+    // The book keeps an entry per (operation, device) as long as the gateway runs: ops the host
+    // made up add none (else every new name would grow it).
+    let mut host = Client::connect(gw.addr).await;
+    for i in 0..3 {
+        let a = host
+            .call(json!({"op": format!("no_such_op_{i}"), "device": "sim"}))
+            .await;
+        assert_eq!(a.err_code(), "UNKNOWN_OP");
+    }
+    let report: LatencyReport = c
+        .get(format!("{base}/api/latency"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ops: Vec<&str> = report.latency.iter().map(|s| s.op.as_str()).collect();
+    assert!(
+        ops.iter().all(|op| api::Op::from_name(op).is_some()),
+        "{ops:?}"
+    );
 }

@@ -66,8 +66,10 @@ pub async fn handle<R: AsyncBufRead + Unpin>(
         Err(RequestError::Bad(m)) => (raw_id, Err(ApiError::bad_request(m))),
     };
     let total = t0.elapsed();
+    // Known devices and ops only: the book holds an entry per (op, device) for as long as the
+    // gateway runs, so a name the host made up must not add one.
     if let Some(dev) = device.filter(|d| gw.devices.contains_key(d)) {
-        if !matches!(op.as_str(), "logs" | "devices") {
+        if Op::from_name(&op).is_some_and(|o| !matches!(o, Op::Logs | Op::Devices)) {
             gw.latency.record(&op, &dev, &lat, total, outcome.is_ok());
         }
     }

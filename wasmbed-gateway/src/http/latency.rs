@@ -177,7 +177,7 @@ impl LatencyBook {
     fn prune(&self, e: &mut Entry, at: f64) {
         let oldest = self
             .start_of(at)
-            .saturating_sub((self.keep as u64 - 1) * self.window_s);
+            .saturating_sub((self.keep as u64 - 1).saturating_mul(self.window_s));
         while e.closed.front().is_some_and(|w| w.start < oldest) || e.closed.len() >= self.keep {
             e.closed.pop_front();
         }
@@ -237,7 +237,7 @@ impl LatencyBook {
     fn summaries_at(&self, now: f64) -> Vec<LatencySummary> {
         let oldest = self
             .start_of(now)
-            .saturating_sub((self.keep as u64 - 1) * self.window_s);
+            .saturating_sub((self.keep as u64 - 1).saturating_mul(self.window_s));
         let mut g = self.entries.lock().expect("latency lock");
         g.iter_mut()
             .filter_map(|((op, device), e)| {
@@ -316,6 +316,16 @@ mod tests {
         // Recorded within a second or so: one or two windows, together every request.
         let n: u64 = st.windows.iter().map(|w| w.total.count).sum();
         assert_eq!(n, st.total.count);
+    }
+
+    #[test]
+    fn huge_window_settings_do_not_overflow() {
+        let book = LatencyBook::new(u64::MAX / 2, usize::MAX);
+        ok(&book, 1, None, true, 1_000_000.0);
+        ok(&book, 2, None, true, 1_000_001.0);
+        let s = &book.summaries_at(1_000_002.0)[0];
+        assert_eq!(s.total.count, 2);
+        assert_eq!(s.windows.iter().map(|w| w.total.count).sum::<u64>(), 2);
     }
 
     fn ok(book: &LatencyBook, total_ms: u64, device_ms: Option<u64>, good: bool, at: f64) {

@@ -97,7 +97,12 @@ fn error_table_matches_error_code() {
         .nth(1)
         .expect("error code section");
     let mut rows = Vec::new();
-    for line in section.lines().filter(|l| l.starts_with("| `")) {
+    // the code table only: the `error.help` table after it also has rows starting with a code
+    let table_lines = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code"))
+        .take_while(|l| l.starts_with('|'));
+    for line in table_lines.filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let code = cells[1].trim_matches('`');
         let exit: i32 = cells[3]

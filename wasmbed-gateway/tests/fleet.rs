@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::polling::until;
 use common::*;
 use serde_json::{json, Value};
 use wasmbed_gateway::config::Config;
@@ -51,25 +52,6 @@ async fn fleet_status(c: &FleetClient, dev: &str) -> wasmbed_gateway::fleet::Fle
     .await
     .expect("a fleet request answers within 30 s")
     .expect("fleet reachable")
-}
-
-/// Polls `probe` every 100 ms until it returns Some, within `secs`.
-async fn until<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn device(c: &FleetClient, name: &str) -> Option<Value> {

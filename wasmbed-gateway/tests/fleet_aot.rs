@@ -10,6 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::polling::{slot_state, until};
 use common::*;
 use serde_json::{json, Value};
 use wasmbed_api::app::{AppPhase, Application};
@@ -91,41 +92,6 @@ async fn gateway_keyed(
     f.claim_ttl = Duration::from_millis(TTL_MS);
     cfg.fleet = Some(f);
     wasmbed_gateway::run::start(cfg).await.unwrap()
-}
-
-async fn until<T, F, Fut>(what: &str, secs: u64, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The slot state of `module` on `dev`, asked through the fleet.
-async fn slot_state(c: &FleetClient, dev: &str, module: &str) -> Option<String> {
-    let r = c
-        .request(
-            &json!({"op": "status", "device": dev, "id": 1}),
-            b"",
-            |_| {},
-        )
-        .await
-        .ok()?;
-    r.reply["result"]["slots"]
-        .as_array()?
-        .iter()
-        .find(|s| s["module_id"] == module)
-        .and_then(|s| s["state"].as_str().map(str::to_string))
 }
 
 /// `status.aot` of a gateway's record: (built, fetched).

@@ -11,6 +11,7 @@ use wasmbed_gateway::config::Config;
 
 pub mod gwproc;
 pub mod http;
+pub mod polling;
 
 /// What the fake sends back for one command line: chunks written one after the other.
 pub type Responder = Arc<dyn Fn(&str) -> Vec<Vec<u8>> + Send + Sync>;

@@ -323,3 +323,149 @@ async fn no_renewal_no_serving() {
     let ans = h.call(json!({"op": "status", "device": "alpha"})).await;
     assert_eq!(ans.reply["ok"], false, "{}", ans.reply);
 }
+
+/// A request reaching only subscribers that stay silent (an owner whose claim went stale, a
+/// frozen one) is sent again until an owner accepts it, and fails with TIMEOUT naming the
+/// claim's holder when none does within `ACCEPT_WINDOW`; a real owner that gets the same
+/// request twice (same reply inbox) serves it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unaccepted_requests_are_sent_again_and_served_once() {
+    use futures_util::StreamExt;
+    use wasmbed_gateway::fleet::client::{ACCEPT_WINDOW, ACK_WAIT};
+    use wasmbed_gateway::fleet::{
+        request_subject, Claim, BUCKET_CLAIMS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
+    };
+
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let gw = member(
+        fleet_cfg(&url, "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let nc = async_nats::connect(url.as_str()).await.unwrap();
+    let kv = async_nats::jetstream::new(nc.clone())
+        .get_key_value(BUCKET_CLAIMS)
+        .await
+        .unwrap();
+
+    // Claims held by hand for two devices no gateway serves, renewed within the bucket's TTL.
+    let claim = |gw: &str| {
+        let c = Claim {
+            gateway: gw.into(),
+            fence: 7,
+            renewed_ms: 0,
+        };
+        bytes::Bytes::from(serde_json::to_vec(&c).unwrap())
+    };
+    let renew = {
+        let (kv, late, never) = (kv.clone(), claim("gw-late"), claim("gw-frozen"));
+        tokio::spawn(async move {
+            loop {
+                kv.put("late", late.clone()).await.unwrap();
+                kv.put("never", never.clone()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    // Silent subscribers on both subjects, counting what reaches them.
+    let silent = |dev: &'static str| {
+        let nc = nc.clone();
+        async move {
+            let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let mut sub = nc.subscribe(request_subject(dev)).await.unwrap();
+            nc.flush().await.unwrap();
+            let counter = n.clone();
+            tokio::spawn(async move {
+                while sub.next().await.is_some() {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+            n
+        }
+    };
+    let (late_silent, never_silent) = (silent("late").await, silent("never").await);
+    // The owner of `late` subscribes only after two acceptance waits, then accepts and answers.
+    let owner = {
+        let nc = nc.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ACK_WAIT * 2 + Duration::from_millis(500)).await;
+            let mut sub = nc.subscribe(request_subject("late")).await.unwrap();
+            let msg = sub.next().await.unwrap();
+            let inbox = msg.reply.unwrap();
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(HDR_GATEWAY, "gw-late");
+            h.insert(HDR_FENCE, "7");
+            let mut ack = h.clone();
+            ack.insert(HDR_ACCEPTED, "1");
+            nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
+                .await
+                .unwrap();
+            let reply = json!({"id": 1, "ok": true, "result": {"served_by": "gw-late"}});
+            nc.publish_with_headers(inbox, h, reply.to_string().into())
+                .await
+                .unwrap();
+        })
+    };
+
+    let c = client(&url).await;
+    let started = std::time::Instant::now();
+    let (late_req, never_req) = (
+        json!({"op": "status", "device": "late", "id": 1}),
+        json!({"op": "status", "device": "never", "id": 2}),
+    );
+    let (late, never) = tokio::join!(
+        c.request(&late_req, b"", |_| {}),
+        c.request(&never_req, b"", |_| {}),
+    );
+    let (late, never) = (late.unwrap(), never.unwrap());
+    owner.await.unwrap();
+    renew.abort();
+    assert_eq!(late.reply["ok"], true, "{}", late.reply);
+    assert_eq!(late.gateway.as_deref(), Some("gw-late"));
+    assert_eq!(late.fence, Some(7));
+    assert_eq!(never.reply["error"]["code"], "TIMEOUT", "{}", never.reply);
+    let msg = never.reply["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("no gateway accepted") && msg.contains("gw-frozen"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed() >= ACCEPT_WINDOW,
+        "{:?}",
+        started.elapsed()
+    );
+    let load = |n: &std::sync::atomic::AtomicU32| n.load(std::sync::atomic::Ordering::Relaxed);
+    let (late_n, never_n) = (load(&late_silent), load(&never_silent));
+    eprintln!("copies at the silent subscribers: late {late_n}, never {never_n}");
+    assert!(
+        late_n >= 3,
+        "sent only {late_n} times before the owner came"
+    );
+    assert!(never_n >= 10, "sent only {never_n} times in the window");
+
+    // The real owner, sent the same request twice to one inbox, accepts and answers once.
+    let inbox = nc.new_inbox();
+    let mut sub = nc.subscribe(inbox.clone()).await.unwrap();
+    let req = json!({"op": "status", "device": "alpha", "id": 9}).to_string();
+    for _ in 0..2 {
+        nc.publish_with_reply(request_subject("alpha"), inbox.clone(), req.clone().into())
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(3), sub.next()).await {
+        let accepted = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(HDR_ACCEPTED))
+            .is_some();
+        got.push((accepted, String::from_utf8_lossy(&msg.payload).to_string()));
+    }
+    assert_eq!(got.len(), 2, "one acceptance and one reply: {got:?}");
+    assert!(got[0].0 && got[0].1.is_empty(), "{got:?}");
+    assert!(!got[1].0 && got[1].1.contains("\"ok\":true"), "{got:?}");
+}

@@ -202,8 +202,11 @@ async fn two_gateway_processes_one_board_exactly_one_drives_it() {
             let mut ok = 0u32;
             let mut h = Client::connect(addr).await;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Bounded above the fleet's acceptance window: a forwarded request may be sent
+                // again for that long while the claim changes hands.
+                let bound = wasmbed_gateway::fleet::client::ACCEPT_WINDOW.as_secs() + 30;
                 let ans = h
-                    .call_body(json!({"op": "status", "device": "shared"}), b"", 30)
+                    .call_body(json!({"op": "status", "device": "shared"}), b"", bound)
                     .await;
                 ok += u32::from(ans.reply["ok"] == true);
             }

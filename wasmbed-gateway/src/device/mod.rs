@@ -3,6 +3,7 @@
 mod followup;
 mod handshake;
 mod jobs;
+pub mod lease;
 mod log;
 mod reply;
 mod task;
@@ -288,6 +289,9 @@ pub enum OfflineReason {
     },
     /// The device's task has ended (the gateway is shutting down).
     TaskStopped,
+    /// The device is fleet-claimed and this gateway may not drive it now (the message of
+    /// [`lease::Lease`]): nothing was written to it.
+    Fenced(String),
 }
 
 /// How opening a device link failed.
@@ -323,6 +327,7 @@ impl std::fmt::Display for OfflineReason {
                 Ok(())
             }
             OfflineReason::TaskStopped => f.write_str("device task stopped"),
+            OfflineReason::Fenced(why) => write!(f, "not driven by this gateway: {why}"),
         }
     }
 }
@@ -469,6 +474,9 @@ pub struct DeviceHandle {
     pub state: Arc<Mutex<DeviceState>>,
     /// Pinned identity keys and the enrollment policy (shared by the gateway's devices).
     pub identity: Arc<crate::identity::IdentityStore>,
+    /// Whether the task may write jobs' commands (a fleet-claimed device: only while this
+    /// gateway holds the claim).
+    pub lease: lease::SharedLease,
     tx: mpsc::Sender<Job>,
     waiters: Arc<wait::Waiters>,
 }

@@ -107,12 +107,14 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         ..Default::default()
     }));
     let waiters = Waiters::new();
+    let lease = super::lease::SharedLease::default();
     let handle = DeviceHandle {
         name: opts.name.clone(),
         endpoint: opts.connector.describe(),
         log: log.clone(),
         state: state.clone(),
         identity: opts.identity.clone(),
+        lease: lease.clone(),
         tx,
         waiters: waiters.clone(),
     };
@@ -129,6 +131,8 @@ pub fn spawn_device(opts: DeviceOptions) -> DeviceHandle {
         line_baud: None,
         baud_rates: Vec::new(),
         compress: Vec::new(),
+        lease,
+        in_job: false,
     };
     tokio::spawn(task.run());
     handle
@@ -153,6 +157,10 @@ struct DeviceTask {
     baud_rates: Vec<u32>,
     /// The compressed uploads the agent takes (INFO `compress=`); see `compress.rs`.
     compress: Vec<String>,
+    /// Whether a job's commands may be written now (fleet fencing; see `device/lease.rs`).
+    lease: super::lease::SharedLease,
+    /// A job's commands are being written: each write checks `lease` first.
+    in_job: bool,
 }
 
 /// What a job yields: a reply now, or a session parked until its RESULT.
@@ -166,6 +174,8 @@ enum DriveError {
     Io(std::io::Error),
     /// The device said HELLO (the line) during a session asked to stop at one.
     Rebooted(wasmbed_agent_proto::Line),
+    /// A job's write refused by the lease (fleet fencing): nothing more was written.
+    Fenced(String),
 }
 
 /// The device closed its side of the link.
@@ -264,6 +274,8 @@ impl DeviceTask {
                                 return Some(e);
                             }
                         }
+                        // between jobs the lease is not asked: cannot happen
+                        Err(DriveError::Fenced(_)) => {}
                     }
                 }
             }
@@ -300,6 +312,14 @@ impl DeviceTask {
                 return lost;
             }
         }
+        // Fleet fencing: a job queued while the claim moved is refused before its first write.
+        if let Err(why) = self.lease.prove().await {
+            let _ = reply.send(JobReply::Done(Outcome {
+                result: Err(DeviceError::Offline(super::OfflineReason::Fenced(why))),
+                device_time: Duration::ZERO,
+            }));
+            return None;
+        }
         if let Err(e) = self.identity_gate(&request) {
             let _ = reply.send(JobReply::Done(Outcome {
                 result: Err(e),
@@ -309,39 +329,46 @@ impl DeviceTask {
         }
         let phase = request_phase(&request);
         let changes_slots = matches!(request, Request::Deploy(_) | Request::Unload { .. });
-        let (result, device_time, lost) =
-            match self.exec(link, request, progress.as_ref(), &cancel).await {
-                Ok(Exec::Done(r, t)) => (r, t, None),
-                Ok(Exec::Pending(p)) => {
-                    // The queue moves on; the caller waits for the RESULT (or gave up already).
-                    let id = p.id;
-                    if reply.send(JobReply::Pending(p)).is_err() {
-                        self.waiters.remove(id);
-                    }
-                    return None;
+        self.in_job = true;
+        let executed = self.exec(link, request, progress.as_ref(), &cancel).await;
+        self.in_job = false;
+        let (result, device_time, lost) = match executed {
+            Ok(Exec::Done(r, t)) => (r, t, None),
+            Err(DriveError::Fenced(why)) => (
+                Err(DeviceError::Offline(super::OfflineReason::Fenced(why))),
+                Duration::ZERO,
+                None,
+            ),
+            Ok(Exec::Pending(p)) => {
+                // The queue moves on; the caller waits for the RESULT (or gave up already).
+                let id = p.id;
+                if reply.send(JobReply::Pending(p)).is_err() {
+                    self.waiters.remove(id);
                 }
-                Err(DriveError::Io(e)) => {
-                    let lost = LinkIoError::from(e);
-                    let again = std::io::Error::new(lost.io().kind(), lost.to_string());
-                    (
-                        Err(drive_error(phase, Ok(lost))),
-                        Duration::ZERO,
-                        Some(again),
-                    )
+                return None;
+            }
+            Err(DriveError::Io(e)) => {
+                let lost = LinkIoError::from(e);
+                let again = std::io::Error::new(lost.io().kind(), lost.to_string());
+                (
+                    Err(drive_error(phase, Ok(lost))),
+                    Duration::ZERO,
+                    Some(again),
+                )
+            }
+            Err(DriveError::Rebooted(hello)) => {
+                let r = Err(drive_error(phase, Err(hello.raw.clone())));
+                // State is re-read after a reboot.
+                if let Err(e) = self.refresh(link, Some(hello)).await {
+                    let _ = reply.send(JobReply::Done(Outcome {
+                        result: r,
+                        device_time: Duration::ZERO,
+                    }));
+                    return Some(e);
                 }
-                Err(DriveError::Rebooted(hello)) => {
-                    let r = Err(drive_error(phase, Err(hello.raw.clone())));
-                    // State is re-read after a reboot.
-                    if let Err(e) = self.refresh(link, Some(hello)).await {
-                        let _ = reply.send(JobReply::Done(Outcome {
-                            result: r,
-                            device_time: Duration::ZERO,
-                        }));
-                        return Some(e);
-                    }
-                    (r, Duration::ZERO, None)
-                }
-            };
+                (r, Duration::ZERO, None)
+            }
+        };
         let facts = LinkFacts {
             lost: lost.is_some(),
             legacy: self.proto() == Some(1),

@@ -9,11 +9,18 @@ use serde_json::{json, Value};
 
 use super::{
     connect, now_ms, request_subject, Auth, Claim, FleetError, BUCKET_CLAIMS, BUCKET_DEVICES,
-    BUCKET_GATEWAYS, HDR_FENCE, HDR_GATEWAY,
+    BUCKET_GATEWAYS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
 };
 
 /// How long a request may go without its reply, on top of its `result_timeout_ms`.
 pub const REQUEST_SLACK: Duration = Duration::from_secs(120);
+/// How long a requester waits for the owner's acceptance ([`HDR_ACCEPTED`]) before it sends
+/// the request again: the owner accepts after one fencing check (a KV get, milliseconds).
+pub const ACK_WAIT: Duration = Duration::from_secs(2);
+/// How long a request is sent again while the device's subject has subscribers but none accepts
+/// it (a claim changing hands: the old owner, stale, stays silent; the new one subscribes once
+/// it claimed). Twice the default claim TTL: an owner frozen past its TTL is taken over by then.
+pub const ACCEPT_WINDOW: Duration = Duration::from_secs(30);
 /// Most records listed (a bound on what `devices` reads).
 pub const MAX_RECORDS: usize = 100_000;
 /// KV reads in flight at once when a whole bucket is read.
@@ -213,6 +220,29 @@ impl FleetClient {
         Ok(json!({"api_version": wasmbed_api::API_VERSION, "devices": devices}))
     }
 
+    /// The error reply for a request on `dev` when no gateway holds its claim (`DEVICE_UNKNOWN`
+    /// without a Device record, `DEVICE_OFFLINE` with one); `None` when it is claimed.
+    async fn unclaimed_reply(&self, dev: &str, id: &Value) -> Result<Option<Value>, FleetError> {
+        if self.claim(dev).await?.is_some() {
+            return Ok(None);
+        }
+        let known = self.get(BUCKET_DEVICES, dev).await?.is_some();
+        let (code, help) = if known {
+            ("DEVICE_OFFLINE", "no gateway holds its claim now: check the gateway that owned it (`wasmbed-host --fleet … devices`)")
+        } else {
+            (
+                "DEVICE_UNKNOWN",
+                "list the fleet's devices with `wasmbed-host --fleet … devices`",
+            )
+        };
+        Ok(Some(error_reply(
+            id,
+            code,
+            format!("no gateway of the fleet owns device {dev}"),
+            help,
+        )))
+    }
+
     /// Sends one request (`req` with `device` and `id`, `body` its upload bytes) to the owner
     /// of the device; `on_event` gets its events. Fails at once, with a reply, when nobody owns
     /// the device or nobody serves its subject.
@@ -236,22 +266,8 @@ impl FleetClient {
                 "name the device",
             )));
         };
-        if self.claim(dev).await?.is_none() {
-            let known = self.get(BUCKET_DEVICES, dev).await?.is_some();
-            let (code, help) = if known {
-                ("DEVICE_OFFLINE", "no gateway holds its claim now: check the gateway that owned it (`wasmbed-host --fleet … devices`)")
-            } else {
-                (
-                    "DEVICE_UNKNOWN",
-                    "list the fleet's devices with `wasmbed-host --fleet … devices`",
-                )
-            };
-            return Ok(no_reply(error_reply(
-                &id,
-                code,
-                format!("no gateway of the fleet owns device {dev}"),
-                help,
-            )));
+        if let Some(r) = self.unclaimed_reply(dev, &id).await? {
+            return Ok(no_reply(r));
         }
         let inbox = self.nc.new_inbox();
         let mut sub = self
@@ -274,20 +290,65 @@ impl FleetClient {
                 "raise max_payload in the nats-server configuration, or deploy through the device's gateway directly",
             )));
         }
-        self.nc
-            .publish_with_reply(request_subject(dev), inbox, payload.into())
-            .await
-            .map_err(|e| FleetError::js("publish", e))?;
+        let payload = bytes::Bytes::from(payload);
+        let publish = || async {
+            self.nc
+                .publish_with_reply(request_subject(dev), inbox.clone(), payload.clone())
+                .await
+                .map_err(|e| FleetError::js("publish", e))
+        };
+        publish().await?;
         let wait_ms = req
             .get("result_timeout_ms")
             .and_then(Value::as_u64)
             .unwrap_or(wasmbed_api::RESULT_TIMEOUT_DEFAULT_MS)
             .min(wasmbed_api::RESULT_TIMEOUT_MAX_MS);
-        let deadline = tokio::time::Instant::now() + REQUEST_SLACK + Duration::from_millis(wait_ms);
+        let reply_within = REQUEST_SLACK + Duration::from_millis(wait_ms);
+        // Until an owner accepts, the request is sent again (same inbox: an owner that accepted
+        // late serves it once) with backoff, for up to ACCEPT_WINDOW.
+        let accept_by = tokio::time::Instant::now() + ACCEPT_WINDOW;
+        let mut resend_in = {
+            use backon::BackoffBuilder;
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(Duration::from_secs(1))
+                .without_max_times()
+                .build()
+        };
+        let mut accepted = false;
+        let mut deadline = tokio::time::Instant::now() + ACK_WAIT;
         loop {
             let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(FleetError::JetStream("connection closed".into())),
+                Err(_) if !accepted && tokio::time::Instant::now() < accept_by => {
+                    if let Some(r) = self.unclaimed_reply(dev, &id).await? {
+                        return Ok(no_reply(r));
+                    }
+                    tokio::time::sleep(resend_in.next().unwrap_or(Duration::from_secs(1))).await;
+                    tracing::debug!(
+                        device = dev,
+                        "fleet: request not accepted yet, sending again"
+                    );
+                    publish().await?;
+                    deadline = tokio::time::Instant::now() + ACK_WAIT;
+                    continue;
+                }
+                Err(_) if !accepted => {
+                    let holder = match self.claim(dev).await {
+                        Ok(Some(c)) => format!(" (its claim names gateway {})", c.gateway),
+                        _ => String::new(),
+                    };
+                    return Ok(no_reply(error_reply(
+                        &id,
+                        "TIMEOUT",
+                        format!(
+                            "no gateway accepted the request for {dev} within {} s{holder}",
+                            ACCEPT_WINDOW.as_secs()
+                        ),
+                        "check the owning gateway (`wasmbed-host --fleet … gateways`); the request was not run",
+                    )));
+                }
                 Err(_) => {
                     return Ok(no_reply(error_reply(
                         &id,
@@ -311,6 +372,13 @@ impl FleetClient {
                     .and_then(|h| h.get(k))
                     .map(|v| v.as_str().to_string())
             };
+            if header(HDR_ACCEPTED).is_some() {
+                if !accepted {
+                    accepted = true;
+                    deadline = tokio::time::Instant::now() + reply_within;
+                }
+                continue;
+            }
             let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
                 continue;
             };

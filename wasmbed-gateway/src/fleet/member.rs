@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use super::{
     connect, event_subject, now_ms, request_subject, wait_jetstream, Claim, FleetClient,
     FleetConfig, FleetError, API_VERSION, BUCKET_CLAIMS, BUCKET_DEVICES, BUCKET_GATEWAYS,
-    HDR_FENCE, HDR_GATEWAY,
+    HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
 };
 use crate::api::Gateway;
+use crate::device::lease::FenceCheck;
 use crate::device::DeviceHandle;
 
 #[derive(Debug, Clone)]
@@ -56,6 +57,36 @@ pub struct Member {
     /// AOT files this gateway built for the fleet, and fetched from it.
     aot_built: AtomicU64,
     aot_fetched: AtomicU64,
+    /// Reply inboxes of the requests this gateway accepted lately (a requester that missed the
+    /// acceptance sends the same request again to the same inbox: served once).
+    accepted: Mutex<RecentInboxes>,
+}
+
+/// Most reply inboxes remembered by [`Member`] to serve a re-sent request once.
+const RECENT_INBOXES: usize = 4096;
+
+/// A bounded set of reply inboxes, oldest forgotten first.
+#[derive(Default)]
+struct RecentInboxes {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl RecentInboxes {
+    /// True when `inbox` was not seen yet (it is remembered from now on).
+    fn first(&mut self, inbox: &str) -> bool {
+        if self.set.contains(inbox) {
+            return false;
+        }
+        if self.order.len() >= RECENT_INBOXES {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(inbox.to_string());
+        self.order.push_back(inbox.to_string());
+        true
+    }
 }
 
 impl std::fmt::Debug for Member {
@@ -198,6 +229,7 @@ impl Member {
             fence_refusals: AtomicU64::new(0),
             aot_built: AtomicU64::new(0),
             aot_fetched: AtomicU64::new(0),
+            accepted: Mutex::default(),
         });
         let mut tasks = Vec::new();
         for dev in gw.devices.values() {
@@ -222,13 +254,20 @@ impl Member {
 
     /// The fencing token this gateway serves `device` under, if it holds a live claim on it.
     pub fn serves(&self, device: &str) -> Option<u64> {
-        let ttl = self.cfg.claim_ttl;
+        let now = Instant::now();
         self.served
             .lock()
             .expect("served")
             .get(device)
-            .filter(|s| s.renewed.elapsed() < ttl - ttl / 10)
+            .filter(|s| now < self.serving_until(s.renewed))
             .map(|s| s.fence)
+    }
+
+    /// The time rule: a claim renewed (renewal sent) at `renewed` is served until 9/10 of the
+    /// TTL later (it lives at least a TTL from then; the tenth is for clock rates and delays).
+    fn serving_until(&self, renewed: Instant) -> Instant {
+        let ttl = self.cfg.claim_ttl;
+        renewed + (ttl - ttl / 10)
     }
 
     /// The fencing check made before every operation on a fleet-claimed device: the claim is
@@ -390,6 +429,23 @@ fn claim_value(m: &Member, fence: u64) -> bytes::Bytes {
 async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
     let hb = heartbeat(m.cfg.claim_ttl);
     let key = dev.name.clone();
+    // The device task writes a job's commands only after this check and while the claim's
+    // renewal is live (device/lease.rs).
+    let check: FenceCheck = {
+        let (m, key) = (Arc::downgrade(&m), key.clone());
+        Arc::new(move || {
+            let (m, key) = (m.clone(), key.clone());
+            Box::pin(async move {
+                let Some(m) = m.upgrade() else {
+                    return Err("the gateway left the fleet".into());
+                };
+                m.check_fence(&key).await.map(|_| ()).map_err(|f| f.message)
+            })
+        })
+    };
+    dev.lease.install(check);
+    let lease_until =
+        |m: &Member, sent: Instant| tokio::time::Instant::from_std(m.serving_until(sent));
     loop {
         // Only a gateway that reaches the device claims it: a board on a TCP bridge that
         // accepts one connection at a time is claimed by the gateway holding its link.
@@ -427,6 +483,7 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
                 revoked: revoked.clone(),
             },
         );
+        dev.lease.renewed(lease_until(&m, sent));
         tracing::info!(device = %key, fence = rev0, "fleet: claimed");
         let server = tokio::spawn(serve_device(m.clone(), gw.clone(), key.clone(), sub));
         write_device_record(&m, &dev, rev0).await;
@@ -445,6 +502,7 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
                 // Down for a whole TTL: let a gateway that reaches the device take it.
                 tracing::warn!(device = %key, "fleet: link down for {:?}: released the claim", m.cfg.claim_ttl);
                 m.served.lock().expect("served").remove(&key);
+                dev.lease.revoke();
                 let _ = tokio::time::timeout(hb, m.claims.delete(&key)).await;
                 write_device_record(&m, &dev, rev0).await;
                 break;
@@ -457,6 +515,7 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
                     rev = r;
                     if let Some(s) = m.served.lock().expect("served").get_mut(&key) {
                         s.renewed = sent;
+                        dev.lease.renewed(lease_until(&m, sent));
                     }
                     write_device_record(&m, &dev, rev0).await;
                 }
@@ -471,6 +530,7 @@ async fn claim_loop(m: Arc<Member>, gw: Arc<Gateway>, dev: DeviceHandle) {
             }
         }
         m.served.lock().expect("served").remove(&key);
+        dev.lease.revoke();
         server.abort();
     }
 }
@@ -529,7 +589,8 @@ async fn serve_message(m: Arc<Member>, gw: Arc<Gateway>, dev: String, msg: async
         .unwrap_or(Value::Null);
     let fence = match m.check_fence(&dev).await {
         Ok(f) => f,
-        // The claim's holder is subscribed to the same subject and answers: stay silent.
+        // The claim's holder is subscribed to the same subject and answers (the requester sends
+        // the request again when nobody accepts it): stay silent.
         Err(Fenced {
             holder: Some(_), ..
         }) => return,
@@ -544,6 +605,15 @@ async fn serve_message(m: Arc<Member>, gw: Arc<Gateway>, dev: String, msg: async
             return;
         }
     };
+    // A request sent again because our acceptance came late is served once.
+    if !m.accepted.lock().unwrap().first(inbox.as_str()) {
+        return;
+    }
+    let mut ack = headers(&m, fence);
+    ack.insert(HDR_ACCEPTED, "1");
+    let _ = nc
+        .publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
+        .await;
     let req = match parsed {
         Ok(r) => r,
         Err(e) => {

@@ -39,6 +39,10 @@ pub const BUCKET_GATEWAYS: &str = "wasmbed-gateways";
 pub const HDR_FENCE: &str = "Wasmbed-Fence";
 /// Reply header: the id of the gateway that served the request.
 pub const HDR_GATEWAY: &str = "Wasmbed-Gateway";
+/// Header of the empty message an owner sends to the reply inbox first, once its fencing check
+/// passed and before the request reaches the device: "accepted, the reply follows". A requester
+/// that gets no acceptance within [`client::ACK_WAIT`] sends the request again (same inbox).
+pub const HDR_ACCEPTED: &str = "Wasmbed-Accepted";
 /// Default claim TTL (the claims bucket's `max_age`); heartbeats renew every third of it.
 pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(15);
 

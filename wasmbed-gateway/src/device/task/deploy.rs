@@ -131,6 +131,9 @@ impl DeviceTask {
             self.abandon_jobs(&d.module_id, "LOAD (cancelled)");
         }
         if self.proto() == Some(2) {
+            if let Some(why) = self.fenced() {
+                return Err(DriveError::Fenced(why));
+            }
             link.write_all(b"\n").await.map_err(DriveError::Io)?;
             link.flush().await.map_err(DriveError::Io)?;
             if let Ok(module_id) = ModuleId::new(d.module_id.clone()) {

@@ -73,6 +73,15 @@ impl DeviceTask {
         }
     }
 
+    /// Before each write: a job's commands go out only while the lease allows (fleet fencing);
+    /// `Some(why)` when they may not.
+    pub(super) fn fenced(&self) -> Option<String> {
+        if !self.in_job {
+            return None;
+        }
+        self.lease.may_write(Instant::now()).err()
+    }
+
     /// Runs one session to its outcome over the link. Returns the outcome and the time from the
     /// first byte written to the outcome.
     pub(super) async fn drive<S: Session>(
@@ -111,6 +120,9 @@ impl DeviceTask {
         self.correlation.tag(session);
         loop {
             while let Some(t) = session.poll_transmit() {
+                if let Some(why) = self.fenced() {
+                    return Err(DriveError::Fenced(why));
+                }
                 let bytes = t.to_bytes();
                 link.write_all(&bytes).await.map_err(DriveError::Io)?;
                 link.flush().await.map_err(DriveError::Io)?;

@@ -44,6 +44,7 @@ impl DeviceTask {
                     },
                     Err(super::DriveError::Io(e)) => return Err(e.to_string()),
                     Err(super::DriveError::Rebooted(hello)) => return Ok(Some(hello)),
+                    Err(super::DriveError::Fenced(why)) => return Err(why),
                 }
             }
         };

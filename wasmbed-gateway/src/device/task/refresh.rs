@@ -127,6 +127,9 @@ impl DeviceTask {
             }
             Err(DriveError::Io(e)) => Err(e),
             Err(DriveError::Rebooted(hello)) => Ok(Stepped::Hello(hello)),
+            Err(DriveError::Fenced(why)) => Ok(Stepped::Failed(DeviceError::Offline(
+                crate::device::OfflineReason::Fenced(why),
+            ))),
         }
     }
 

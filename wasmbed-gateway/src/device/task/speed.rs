@@ -49,6 +49,7 @@ impl DeviceTask {
     ) -> Result<(), DriveError> {
         match outcome {
             Err(DriveError::Io(_)) => Ok(()), // the link is gone: it reopens at its speed
+            Err(DriveError::Fenced(_)) => Ok(()), // not ours to drive now: leave it as it is
             Err(DriveError::Rebooted(_)) => {
                 // a rebooted board runs at its boot speed: follow it without asking
                 self.set_port(link, to);

@@ -266,7 +266,7 @@ fn test_runs_each_test_in_a_fresh_instance_and_writes_junit() {
 /// `wasmbed-host ARGS MORE` running on its own (no WASMBED_GATEWAY / WASMBED_DEVICE from the
 /// environment), its stdout to `stdout`, held in a [`ChildGuard`].
 fn host_child(args: &[&str], more: &[&str], stdout: Stdio) -> ChildGuard {
-    ChildGuard::new(
+    ChildGuard::spawn(
         Command::new(env!("CARGO_BIN_EXE_wasmbed-host"))
             .args(args)
             .args(more)
@@ -274,10 +274,9 @@ fn host_child(args: &[&str], more: &[&str], stdout: Stdio) -> ChildGuard {
             .env_remove("WASMBED_DEVICE")
             .stdin(Stdio::null())
             .stdout(stdout)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     )
+    .unwrap()
 }
 
 fn wait_for_line(rx: &mpsc::Receiver<String>, want: &str, seen: &mut Vec<String>) {
@@ -563,17 +562,16 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
         .map(|p| p["path"].as_str().unwrap().to_string())
         .collect();
     // Killed when dropped: a failing assertion below leaves no gateway behind.
-    let mut gw = ChildGuard::new(
+    let mut gw = ChildGuard::spawn(
         Command::new(sibling_bin("wasmbed-gateway", "WASMBED_GATEWAY_BIN"))
             .args(["--listen", "127.0.0.1:0"])
             .args(["--device", "nucleo=serial:/dev/wasmbed-no-such-port"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let rx = lines_of(gw.stderr.take().unwrap());
     // The ports are logged before the gateway says `listening on` (stdout).
     let listening = lines_of(gw.stdout.take().unwrap());
@@ -665,13 +663,8 @@ fn the_gateway_logs_the_hosts_ports_at_start_and_why_a_board_is_offline() {
 fn a_panicking_test_leaves_no_child_process_behind() {
     let (tx, rx) = mpsc::channel();
     let panicked = thread::spawn(move || {
-        let child = ChildGuard::new(
-            Command::new("sleep")
-                .arg("600")
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let child =
+            ChildGuard::spawn(Command::new("sleep").arg("600").stdin(Stdio::null())).unwrap();
         tx.send(child.id()).unwrap();
         panic!("a failing assertion");
     })

@@ -30,8 +30,19 @@ pub fn sibling_bin(name: &str, env_var: &str) -> PathBuf {
 pub struct ChildGuard(Child);
 
 impl ChildGuard {
-    pub fn new(child: Child) -> Self {
-        ChildGuard(child)
+    /// Spawns `cmd` with SIGINT at its default action, as a terminal's Ctrl-C finds it: a test
+    /// run started in the background by a non-interactive shell (as a CI runner may start it)
+    /// inherits SIGINT ignored, and an ignored signal stays ignored across exec.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        cmd.spawn().map(ChildGuard)
     }
 
     /// Ctrl-C: SIGINT, then waits up to 5 s for the exit (SIGKILL after that). A child that
@@ -100,16 +111,15 @@ pub struct Proc {
 impl Proc {
     /// Spawns `bin args` and waits up to 30 s for a `listening on ADDR` line on stdout.
     pub fn spawn(bin: PathBuf, args: &[&str], env: &[(&str, String)]) -> Proc {
-        let mut child = ChildGuard::new(
+        let mut child = ChildGuard::spawn(
             Command::new(&bin)
                 .args(args)
                 .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display())),
-        );
+                .stderr(Stdio::inherit()),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let dashboard = std::sync::Arc::new(std::sync::Mutex::new(None));

@@ -315,13 +315,18 @@ impl FleetClient {
                 .without_max_times()
                 .build()
         };
-        let mut accepted = false;
+        // The gateway (id, fencing token) that accepted the request: only its messages count
+        // from then on (a stale owner woken late may still answer a copy it finds queued).
+        let mut accepted: Option<(Option<String>, Option<String>)> = None;
+        // The last refusal of a gateway that did not accept (a stale owner, one that cannot
+        // check its claim): the request goes on to the owner, the refusal explains a timeout.
+        let mut refused: Option<String> = None;
         let mut deadline = tokio::time::Instant::now() + ACK_WAIT;
         loop {
             let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(FleetError::JetStream("connection closed".into())),
-                Err(_) if !accepted && tokio::time::Instant::now() < accept_by => {
+                Err(_) if accepted.is_none() && tokio::time::Instant::now() < accept_by => {
                     if let Some(r) = self.unclaimed_reply(dev, &id).await? {
                         return Ok(no_reply(r));
                     }
@@ -334,16 +339,19 @@ impl FleetClient {
                     deadline = tokio::time::Instant::now() + ACK_WAIT;
                     continue;
                 }
-                Err(_) if !accepted => {
+                Err(_) if accepted.is_none() => {
                     let holder = match self.claim(dev).await {
                         Ok(Some(c)) => format!(" (its claim names gateway {})", c.gateway),
                         _ => String::new(),
                     };
+                    let refusal = refused
+                        .map(|r| format!("; last refusal: {r}"))
+                        .unwrap_or_default();
                     return Ok(no_reply(error_reply(
                         &id,
                         "TIMEOUT",
                         format!(
-                            "no gateway accepted the request for {dev} within {} s{holder}",
+                            "no gateway accepted the request for {dev} within {} s{holder}{refusal}",
                             ACCEPT_WINDOW.as_secs()
                         ),
                         "check the owning gateway (`wasmbed-host --fleet … gateways`); the request was not run",
@@ -372,9 +380,10 @@ impl FleetClient {
                     .and_then(|h| h.get(k))
                     .map(|v| v.as_str().to_string())
             };
+            let from = (header(HDR_GATEWAY), header(HDR_FENCE));
             if header(HDR_ACCEPTED).is_some() {
-                if !accepted {
-                    accepted = true;
+                if accepted.is_none() {
+                    accepted = Some(from);
                     deadline = tokio::time::Instant::now() + reply_within;
                 }
                 continue;
@@ -382,6 +391,24 @@ impl FleetClient {
             let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
                 continue;
             };
+            match &accepted {
+                // Another gateway's answer (a stale owner's refusal of a queued copy): the
+                // request runs at the one that accepted it.
+                Some(a) if *a != from => continue,
+                Some(_) => {}
+                // A refusal before any acceptance: the request was not run there; it is sent
+                // on (the owner may be taking the claim over) until the window ends.
+                None if v.get("event").is_some() => continue,
+                None => {
+                    refused = Some(
+                        v.pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(no message)")
+                            .to_string(),
+                    );
+                    continue;
+                }
+            }
             if v.get("event").is_some() {
                 on_event(v);
                 continue;

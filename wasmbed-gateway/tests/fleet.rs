@@ -469,3 +469,34 @@ async fn unaccepted_requests_are_sent_again_and_served_once() {
     assert!(got[0].0 && got[0].1.is_empty(), "{got:?}");
     assert!(!got[1].0 && got[1].1.contains("\"ok\":true"), "{got:?}");
 }
+
+/// A deploy through the fleet that takes several claim TTLs (a paced 2400-baud UART): the
+/// claim is renewed meanwhile, so the lease (device/lease.rs) lets every line of the upload go
+/// out and the module is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_upload_outlives_the_claim_ttl() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Pty { baud: 2400 }).await;
+    let mut f = fleet_cfg(&url, "gw-a");
+    f.claim_ttl = Duration::from_millis(1500);
+    let gw = member(f, &[format!("slow={}", sim.endpoint)]).await;
+    let m = gw.fleet.clone().unwrap();
+    until("slow claimed", 30, || async { m.serves("slow") }).await;
+    let c = client(&url).await;
+    let wasm = module_wasm("fft_bench");
+    let req = json!({"op": "deploy", "device": "slow", "module_id": "fft", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "fft.wasm"});
+    let t0 = std::time::Instant::now();
+    let r = c.request(&req, &wasm, |_| {}).await.unwrap();
+    let took = t0.elapsed();
+    eprintln!("{} bytes deployed at 2400 baud in {took:?}", wasm.len());
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert!(
+        took > Duration::from_millis(3000),
+        "the upload must outlast two claim TTLs to test the lease: {took:?}"
+    );
+    let s = fleet_status(&c, "slow").await;
+    assert!(s.reply.to_string().contains("fft"), "{}", s.reply);
+}

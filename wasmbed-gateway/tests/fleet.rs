@@ -500,3 +500,79 @@ async fn a_long_upload_outlives_the_claim_ttl() {
     let s = fleet_status(&c, "slow").await;
     assert!(s.reply.to_string().contains("fft"), "{}", s.reply);
 }
+
+/// The HTTP API of a gateway whose configured device is claimed by another gateway (a board
+/// both reach, here two boards of the same name): like its JSON-lines API, the request goes
+/// to the fleet and the owner serves it (the device task of the gateway that does not hold the
+/// claim refuses every job, so serving it here could only fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_for_a_device_claimed_elsewhere_go_to_its_owner() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let (t1, t2) = (start_sim(SimLink::Tcp).await, start_sim(SimLink::Tcp).await);
+    let a = member(fleet_cfg(&url, "gw-a"), &[format!("twin={}", t1.endpoint)]).await;
+    let ma = a.fleet.clone().unwrap();
+    until("gw-a claims twin", 30, || async { ma.serves("twin") }).await;
+    // A module only gw-a's board holds, deployed through the fleet.
+    let c = client(&url).await;
+    let wasm = module_wasm("math_ops");
+    let req = json!({"op": "deploy", "device": "twin", "module_id": "only_a", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "only_a.wasm"});
+    let r = c.request(&req, &wasm, |_| {}).await.unwrap();
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+
+    let mut cfg = Config::default();
+    cfg.apply_device_flag(&format!("twin={}", t2.endpoint))
+        .unwrap();
+    cfg.fleet = Some(fleet_cfg(&url, "gw-b"));
+    cfg.http = Some("127.0.0.1:0".parse().unwrap());
+    let b = gateway_cfg(cfg).await;
+    wait_online(&b, "twin").await;
+    assert_eq!(b.fleet.as_ref().unwrap().serves("twin"), None);
+    let base = format!("http://{}", b.http_addr.unwrap());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let status: Value = http
+        .get(format!("{base}/api/devices/twin/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["ok"], true, "{status}");
+    assert!(
+        status.to_string().contains("only_a"),
+        "served by the owner (its board holds only_a): {status}"
+    );
+    let started: Value = http
+        .post(format!("{base}/api/devices/twin/start"))
+        .json(
+            &json!({"module_id": "only_a", "func": "add", "args": [200, 26],
+            "wait_result": true}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["result"]["ret"], 226, "{started}");
+    // An upload too: its body goes on to the owner.
+    let deployed: Value = http
+        .post(format!("{base}/api/devices/twin/deploy?module_id=via_b"))
+        .body(wasm.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deployed["ok"], true, "{deployed}");
+    let r = fleet_status(&c, "twin").await;
+    assert_eq!(r.gateway.as_deref(), Some("gw-a"));
+    assert!(r.reply.to_string().contains("via_b"), "{}", r.reply);
+}

@@ -576,3 +576,45 @@ async fn http_requests_for_a_device_claimed_elsewhere_go_to_its_owner() {
     assert_eq!(r.gateway.as_deref(), Some("gw-a"));
     assert!(r.reply.to_string().contains("via_b"), "{}", r.reply);
 }
+
+/// A gateway given a longer claim TTL than the fleet's claims bucket keeps claims (the bucket
+/// was created by a gateway with 1.5 s; this one says 30 s): its claims expire after the
+/// bucket's TTL, so it must renew and stop serving by that one. Checked: whenever it serves
+/// its device, the claims bucket names it under the token it serves with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_configured_ttl_than_the_bucket_keeps_never_serves_an_expired_claim() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let (s1, s2) = (start_sim(SimLink::Tcp).await, start_sim(SimLink::Tcp).await);
+    let mut fa = fleet_cfg(&url, "gw-a");
+    fa.claim_ttl = Duration::from_millis(1500);
+    let a = member(fa, &[format!("first={}", s1.endpoint)]).await;
+    let ma = a.fleet.clone().unwrap();
+    until("gw-a claims first", 30, || async { ma.serves("first") }).await;
+    let mut fb = fleet_cfg(&url, "gw-b");
+    fb.claim_ttl = Duration::from_secs(30);
+    let b = member(fb, &[format!("second={}", s2.endpoint)]).await;
+    let mb = b.fleet.clone().unwrap();
+    until("gw-b claims second", 30, || async { mb.serves("second") }).await;
+    let c = client(&url).await;
+    let mut bad = Vec::new();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        if let Some(fence) = mb.serves("second") {
+            let claim = c.claim("second").await.unwrap();
+            if claim
+                .as_ref()
+                .is_none_or(|cl| cl.gateway != "gw-b" || cl.fence != fence)
+            {
+                bad.push((t0.elapsed(), fence, claim));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        bad.is_empty(),
+        "gw-b served `second` without holding its claim {} times, first: {:?}",
+        bad.len(),
+        bad.first()
+    );
+}

@@ -464,3 +464,78 @@ async fn a_woken_stale_owner_does_not_answer_a_request_its_successor_runs() {
     assert_eq!(r.fence, Some(taken.fence));
     drop((a, b));
 }
+
+/// A fleet whose claim TTL (90 s) is longer than the 30 s acceptance window: an owner frozen
+/// for 36 s still holds its claim when it wakes and serves the copies of a request it finds
+/// queued. The requester must still be waiting then (its window follows the claim TTL), not
+/// have answered "no gateway accepted … the request was not run" for a deploy that then ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_long_claim_ttl_a_request_outwaits_a_frozen_owner() {
+    const LONG_TTL_MS: u64 = 90_000;
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let a = GwProc::start(
+        "",
+        &[
+            "--fleet",
+            &url,
+            "--gateway-id",
+            "gw-a",
+            "--fleet-claim-ttl-ms",
+            &LONG_TTL_MS.to_string(),
+            "--device",
+            &format!("solo={}", sim.endpoint),
+        ],
+    );
+    let c = FleetClient::connect(&url, &Default::default())
+        .await
+        .expect("fleet reachable");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .claim("solo")
+        .await
+        .unwrap()
+        .filter(|cl| cl.fence > 0)
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "solo not claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&a, "-STOP");
+    let wasm = module_wasm("math_ops");
+    let deploy = json!({"op": "deploy", "device": "solo", "module_id": "woken", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "woken.wasm"});
+    let t0 = Instant::now();
+    let run = {
+        let c = c.clone();
+        tokio::spawn(async move { c.request(&deploy, &wasm, |_| {}).await })
+    };
+    // Past the 30 s window and the last copy's acceptance wait, well within 9/10 of the TTL.
+    tokio::time::sleep(Duration::from_secs(36)).await;
+    signal(&a, "-CONT");
+    let r = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the request ends")
+        .unwrap()
+        .unwrap();
+    eprintln!("answered {:?} after the freeze: {}", t0.elapsed(), r.reply);
+    let status = c
+        .request(
+            &json!({"op": "status", "device": "solo", "id": 2}),
+            b"",
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let on_board = status.reply.to_string().contains("woken");
+    assert_eq!(
+        r.reply["ok"], true,
+        "the requester gave up (deploy on the board afterwards: {on_board}): {}",
+        r.reply
+    );
+    assert_eq!(r.gateway.as_deref(), Some("gw-a"));
+    assert!(on_board, "{}", status.reply);
+    drop(a);
+}

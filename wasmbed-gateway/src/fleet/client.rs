@@ -20,6 +20,8 @@ pub const ACK_WAIT: Duration = Duration::from_secs(2);
 /// How long a request is sent again while the device's subject has subscribers but none accepts
 /// it (a claim changing hands: the old owner, stale, stays silent; the new one subscribes once
 /// it claimed). Twice the default claim TTL: an owner frozen past its TTL is taken over by then.
+/// With a longer claim TTL (the claims bucket's `max_age`) the window is that TTL plus
+/// [`ACK_WAIT`]: an owner frozen for less than its TTL still serves when it wakes.
 pub const ACCEPT_WINDOW: Duration = Duration::from_secs(30);
 /// Most records listed (a bound on what `devices` reads).
 pub const MAX_RECORDS: usize = 100_000;
@@ -220,6 +222,13 @@ impl FleetClient {
         Ok(json!({"api_version": wasmbed_api::API_VERSION, "devices": devices}))
     }
 
+    /// How long a claim lives without renewal (the claims bucket's `max_age`), when known.
+    async fn claims_ttl(&self) -> Option<Duration> {
+        let b = self.bucket(BUCKET_CLAIMS).await.ok()??;
+        let age = b.stream.cached_info().config.max_age;
+        (!age.is_zero()).then_some(age)
+    }
+
     /// The error reply for a request on `dev` when no gateway holds its claim (`DEVICE_UNKNOWN`
     /// without a Device record, `DEVICE_OFFLINE` with one); `None` when it is claimed.
     async fn unclaimed_reply(&self, dev: &str, id: &Value) -> Result<Option<Value>, FleetError> {
@@ -305,8 +314,12 @@ impl FleetClient {
             .min(wasmbed_api::RESULT_TIMEOUT_MAX_MS);
         let reply_within = REQUEST_SLACK + Duration::from_millis(wait_ms);
         // Until an owner accepts, the request is sent again (same inbox: an owner that accepted
-        // late serves it once) with backoff, for up to ACCEPT_WINDOW.
-        let accept_by = tokio::time::Instant::now() + ACCEPT_WINDOW;
+        // late serves it once) with backoff, for up to ACCEPT_WINDOW, or the claim TTL when
+        // longer (looked up once the window is over): an owner frozen for less than its TTL
+        // still serves the copies it finds when it wakes, so until then "not run" is not known.
+        let sent_at = tokio::time::Instant::now();
+        let mut accept_by = sent_at + ACCEPT_WINDOW;
+        let mut window_checked = false;
         let mut resend_in = {
             use backon::BackoffBuilder;
             backon::ExponentialBuilder::default()
@@ -326,6 +339,18 @@ impl FleetClient {
             let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(FleetError::JetStream("connection closed".into())),
+                Err(_)
+                    if accepted.is_none() && !window_checked && {
+                        tokio::time::Instant::now() >= accept_by
+                    } =>
+                {
+                    window_checked = true;
+                    if let Some(ttl) = self.claims_ttl().await {
+                        accept_by = accept_by.max(sent_at + ttl + ACK_WAIT);
+                    }
+                    deadline = tokio::time::Instant::now();
+                    continue;
+                }
                 Err(_) if accepted.is_none() && tokio::time::Instant::now() < accept_by => {
                     if let Some(r) = self.unclaimed_reply(dev, &id).await? {
                         return Ok(no_reply(r));
@@ -352,7 +377,7 @@ impl FleetClient {
                         "TIMEOUT",
                         format!(
                             "no gateway accepted the request for {dev} within {} s{holder}{refusal}",
-                            ACCEPT_WINDOW.as_secs()
+                            (accept_by - sent_at).as_secs()
                         ),
                         "check the owning gateway (`wasmbed-host --fleet … gateways`); the request was not run",
                     )));

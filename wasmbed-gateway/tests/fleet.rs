@@ -618,3 +618,98 @@ async fn a_longer_configured_ttl_than_the_bucket_keeps_never_serves_an_expired_c
         bad.first()
     );
 }
+
+/// One request accepted by two gateways (the first acceptance came after a copy was sent
+/// again, and the claim had moved meanwhile): the old owner refuses it at dequeue, the new one
+/// (higher fencing token) runs it. The requester follows the newer acceptance: it gets the
+/// new owner's reply, not the old one's "send it again" for a request that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_acceptances_the_newer_owner_answers() {
+    use futures_util::StreamExt;
+    use wasmbed_gateway::fleet::{
+        request_subject, Claim, BUCKET_CLAIMS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
+    };
+
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    // A real member creates the buckets.
+    let gw = member(
+        fleet_cfg(&url, "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let nc = async_nats::connect(url.as_str()).await.unwrap();
+    let kv = async_nats::jetstream::new(nc.clone())
+        .get_key_value(BUCKET_CLAIMS)
+        .await
+        .unwrap();
+    let claim = serde_json::to_vec(&Claim {
+        gateway: "gw-new".into(),
+        fence: 9,
+        renewed_ms: 0,
+    })
+    .unwrap();
+    let renew = {
+        let kv = kv.clone();
+        tokio::spawn(async move {
+            loop {
+                kv.put("moved", claim.clone().into()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    // Both owners see every copy; both act on the second one (the first went unaccepted):
+    // the old one accepts first and refuses late, the new one accepts after it and answers.
+    let owner = |name: &'static str, fence: &'static str, ack_ms: u64, reply_ms: u64, ok: bool| {
+        let nc = nc.clone();
+        async move {
+            let mut sub = nc.subscribe(request_subject("moved")).await.unwrap();
+            nc.flush().await.unwrap();
+            tokio::spawn(async move {
+                sub.next().await.unwrap();
+                let msg = sub.next().await.unwrap();
+                let inbox = msg.reply.unwrap();
+                let mut h = async_nats::HeaderMap::new();
+                h.insert(HDR_GATEWAY, name);
+                h.insert(HDR_FENCE, fence);
+                let mut ack = h.clone();
+                ack.insert(HDR_ACCEPTED, "1");
+                tokio::time::sleep(Duration::from_millis(ack_ms)).await;
+                nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(reply_ms - ack_ms)).await;
+                let reply = if ok {
+                    json!({"id": 1, "ok": true, "result": {"served_by": name}})
+                } else {
+                    json!({"id": 1, "ok": false, "error": {"code": "DEVICE_OFFLINE",
+                        "message": "not driven by this gateway: stale fencing token",
+                        "help": "send the request again"}})
+                };
+                nc.publish_with_headers(inbox, h, reply.to_string().into())
+                    .await
+                    .unwrap();
+                nc.flush().await.unwrap();
+            })
+        }
+    };
+    let old = owner("gw-old", "5", 100, 1500, false).await;
+    let new = owner("gw-new", "9", 400, 800, true).await;
+    let c = client(&url).await;
+    let r = c
+        .request(
+            &json!({"op": "status", "device": "moved", "id": 1}),
+            b"",
+            |_| {},
+        )
+        .await
+        .unwrap();
+    renew.abort();
+    let _ = tokio::join!(old, new);
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-new"));
+    assert_eq!(r.fence, Some(9));
+}

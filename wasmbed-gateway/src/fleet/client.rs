@@ -407,9 +407,21 @@ impl FleetClient {
             };
             let from = (header(HDR_GATEWAY), header(HDR_FENCE));
             if header(HDR_ACCEPTED).is_some() {
-                if accepted.is_none() {
+                // Two gateways accept one request when the first acceptance came after a copy
+                // was sent again and the claim moved meanwhile: the newer owner (higher
+                // fencing token) is the one that runs it (the other refuses it at dequeue).
+                let token = |f: &Option<String>| f.as_deref().and_then(|f| f.parse::<u64>().ok());
+                let newer = match &accepted {
+                    None => true,
+                    Some((_, cur)) => {
+                        matches!((token(cur), token(&from.1)), (Some(c), Some(f)) if f > c)
+                    }
+                };
+                if newer {
+                    if accepted.is_none() {
+                        deadline = tokio::time::Instant::now() + reply_within;
+                    }
                     accepted = Some(from);
-                    deadline = tokio::time::Instant::now() + reply_within;
                 }
                 continue;
             }

@@ -663,41 +663,47 @@ async fn of_two_acceptances_the_newer_owner_answers() {
     };
     // Both owners see every copy; both act on the second one (the first went unaccepted):
     // the old one accepts first and refuses late, the new one accepts after it and answers.
-    let owner = |name: &'static str, fence: &'static str, ack_ms: u64, reply_ms: u64, ok: bool| {
+    let (old_sub, new_sub) = (
+        nc.subscribe(request_subject("moved")).await.unwrap(),
+        nc.subscribe(request_subject("moved")).await.unwrap(),
+    );
+    nc.flush().await.unwrap();
+    let owner = |mut sub: async_nats::Subscriber,
+                 name: &'static str,
+                 fence: &'static str,
+                 ack_ms: u64,
+                 reply_ms: u64,
+                 ok: bool| {
         let nc = nc.clone();
-        async move {
-            let mut sub = nc.subscribe(request_subject("moved")).await.unwrap();
+        tokio::spawn(async move {
+            sub.next().await.unwrap();
+            let msg = sub.next().await.unwrap();
+            let inbox = msg.reply.unwrap();
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(HDR_GATEWAY, name);
+            h.insert(HDR_FENCE, fence);
+            let mut ack = h.clone();
+            ack.insert(HDR_ACCEPTED, "1");
+            tokio::time::sleep(Duration::from_millis(ack_ms)).await;
+            nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(reply_ms - ack_ms)).await;
+            let reply = if ok {
+                json!({"id": 1, "ok": true, "result": {"served_by": name}})
+            } else {
+                json!({"id": 1, "ok": false, "error": {"code": "DEVICE_OFFLINE",
+                    "message": "not driven by this gateway: stale fencing token",
+                    "help": "send the request again"}})
+            };
+            nc.publish_with_headers(inbox, h, reply.to_string().into())
+                .await
+                .unwrap();
             nc.flush().await.unwrap();
-            tokio::spawn(async move {
-                sub.next().await.unwrap();
-                let msg = sub.next().await.unwrap();
-                let inbox = msg.reply.unwrap();
-                let mut h = async_nats::HeaderMap::new();
-                h.insert(HDR_GATEWAY, name);
-                h.insert(HDR_FENCE, fence);
-                let mut ack = h.clone();
-                ack.insert(HDR_ACCEPTED, "1");
-                tokio::time::sleep(Duration::from_millis(ack_ms)).await;
-                nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(reply_ms - ack_ms)).await;
-                let reply = if ok {
-                    json!({"id": 1, "ok": true, "result": {"served_by": name}})
-                } else {
-                    json!({"id": 1, "ok": false, "error": {"code": "DEVICE_OFFLINE",
-                        "message": "not driven by this gateway: stale fencing token",
-                        "help": "send the request again"}})
-                };
-                nc.publish_with_headers(inbox, h, reply.to_string().into())
-                    .await
-                    .unwrap();
-                nc.flush().await.unwrap();
-            })
-        }
+        })
     };
-    let old = owner("gw-old", "5", 100, 1500, false).await;
-    let new = owner("gw-new", "9", 400, 800, true).await;
+    let old = owner(old_sub, "gw-old", "5", 100, 1500, false);
+    let new = owner(new_sub, "gw-new", "9", 400, 800, true);
     let c = client(&url).await;
     let r = c
         .request(

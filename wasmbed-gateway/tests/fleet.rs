@@ -719,3 +719,72 @@ async fn of_two_acceptances_the_newer_owner_answers() {
     assert_eq!(r.gateway.as_deref(), Some("gw-new"));
     assert_eq!(r.fence, Some(9));
 }
+
+/// An owner of an earlier version (no acceptance message: its events and reply carry its
+/// gateway and fencing token) is still answered at once: only unstamped lines before any
+/// acceptance are refusals that the request outwaits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_does_not_accept_is_still_heard() {
+    use futures_util::StreamExt;
+    use wasmbed_gateway::fleet::{request_subject, Claim, BUCKET_CLAIMS, HDR_FENCE, HDR_GATEWAY};
+
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let gw = member(
+        fleet_cfg(&url, "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let nc = async_nats::connect(url.as_str()).await.unwrap();
+    let kv = async_nats::jetstream::new(nc.clone())
+        .get_key_value(BUCKET_CLAIMS)
+        .await
+        .unwrap();
+    let claim = Claim {
+        gateway: "gw-old".into(),
+        fence: 4,
+        renewed_ms: 0,
+    };
+    kv.put("older", serde_json::to_vec(&claim).unwrap().into())
+        .await
+        .unwrap();
+    let mut sub = nc.subscribe(request_subject("older")).await.unwrap();
+    nc.flush().await.unwrap();
+    let owner = {
+        let nc = nc.clone();
+        tokio::spawn(async move {
+            let msg = sub.next().await.unwrap();
+            let inbox = msg.reply.unwrap();
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(HDR_GATEWAY, "gw-old");
+            h.insert(HDR_FENCE, "4");
+            let ev = json!({"event": "progress", "id": 1, "done": 1, "total": 2});
+            nc.publish_with_headers(inbox.clone(), h.clone(), ev.to_string().into())
+                .await
+                .unwrap();
+            let reply = json!({"id": 1, "ok": true, "result": {"served_by": "gw-old"}});
+            nc.publish_with_headers(inbox, h, reply.to_string().into())
+                .await
+                .unwrap();
+        })
+    };
+    let c = client(&url).await;
+    let mut events = 0;
+    let t0 = std::time::Instant::now();
+    let r = c
+        .request(
+            &json!({"op": "status", "device": "older", "id": 1}),
+            b"",
+            |_| events += 1,
+        )
+        .await
+        .unwrap();
+    owner.await.unwrap();
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-old"));
+    assert_eq!(events, 1);
+    eprintln!("answered in {:?}", t0.elapsed());
+}

@@ -435,6 +435,12 @@ impl FleetClient {
                 Some(_) => {}
                 // A refusal before any acceptance: the request was not run there; it is sent
                 // on (the owner may be taking the claim over) until the window ends.
+                // A served line (stamped with its gateway and token) with no acceptance before
+                // it: a gateway of an earlier version, which does not accept; it runs it.
+                None if from.0.is_some() && from.1.is_some() => {
+                    accepted = Some(from.clone());
+                    deadline = tokio::time::Instant::now() + reply_within;
+                }
                 None if v.get("event").is_some() => continue,
                 None => {
                     refused = Some(

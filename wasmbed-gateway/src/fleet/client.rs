@@ -433,8 +433,6 @@ impl FleetClient {
                 // request runs at the one that accepted it.
                 Some(a) if *a != from => continue,
                 Some(_) => {}
-                // A refusal before any acceptance: the request was not run there; it is sent
-                // on (the owner may be taking the claim over) until the window ends.
                 // A served line (stamped with its gateway and token) with no acceptance before
                 // it: a gateway of an earlier version, which does not accept; it runs it.
                 None if from.0.is_some() && from.1.is_some() => {
@@ -442,6 +440,8 @@ impl FleetClient {
                     deadline = tokio::time::Instant::now() + reply_within;
                 }
                 None if v.get("event").is_some() => continue,
+                // A refusal before any acceptance: the request was not run there; it is sent
+                // on (the owner may be taking the claim over) until the window ends.
                 None => {
                     refused = Some(
                         v.pointer("/error/message")

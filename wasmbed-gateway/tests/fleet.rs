@@ -469,3 +469,322 @@ async fn unaccepted_requests_are_sent_again_and_served_once() {
     assert!(got[0].0 && got[0].1.is_empty(), "{got:?}");
     assert!(!got[1].0 && got[1].1.contains("\"ok\":true"), "{got:?}");
 }
+
+/// A deploy through the fleet that takes several claim TTLs (a paced 2400-baud UART): the
+/// claim is renewed meanwhile, so the lease (device/lease.rs) lets every line of the upload go
+/// out and the module is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_upload_outlives_the_claim_ttl() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Pty { baud: 2400 }).await;
+    let mut f = fleet_cfg(&url, "gw-a");
+    f.claim_ttl = Duration::from_millis(1500);
+    let gw = member(f, &[format!("slow={}", sim.endpoint)]).await;
+    let m = gw.fleet.clone().unwrap();
+    until("slow claimed", 30, || async { m.serves("slow") }).await;
+    let c = client(&url).await;
+    let wasm = module_wasm("fft_bench");
+    let req = json!({"op": "deploy", "device": "slow", "module_id": "fft", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "fft.wasm"});
+    let t0 = std::time::Instant::now();
+    let r = c.request(&req, &wasm, |_| {}).await.unwrap();
+    let took = t0.elapsed();
+    eprintln!("{} bytes deployed at 2400 baud in {took:?}", wasm.len());
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert!(
+        took > Duration::from_millis(3000),
+        "the upload must outlast two claim TTLs to test the lease: {took:?}"
+    );
+    let s = fleet_status(&c, "slow").await;
+    assert!(s.reply.to_string().contains("fft"), "{}", s.reply);
+}
+
+/// The HTTP API of a gateway whose configured device is claimed by another gateway (a board
+/// both reach, here two boards of the same name): like its JSON-lines API, the request goes
+/// to the fleet and the owner serves it (the device task of the gateway that does not hold the
+/// claim refuses every job, so serving it here could only fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_for_a_device_claimed_elsewhere_go_to_its_owner() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let (t1, t2) = (start_sim(SimLink::Tcp).await, start_sim(SimLink::Tcp).await);
+    let a = member(fleet_cfg(&url, "gw-a"), &[format!("twin={}", t1.endpoint)]).await;
+    let ma = a.fleet.clone().unwrap();
+    until("gw-a claims twin", 30, || async { ma.serves("twin") }).await;
+    // A module only gw-a's board holds, deployed through the fleet.
+    let c = client(&url).await;
+    let wasm = module_wasm("math_ops");
+    let req = json!({"op": "deploy", "device": "twin", "module_id": "only_a", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "only_a.wasm"});
+    let r = c.request(&req, &wasm, |_| {}).await.unwrap();
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+
+    let mut cfg = Config::default();
+    cfg.apply_device_flag(&format!("twin={}", t2.endpoint))
+        .unwrap();
+    cfg.fleet = Some(fleet_cfg(&url, "gw-b"));
+    cfg.http = Some("127.0.0.1:0".parse().unwrap());
+    let b = gateway_cfg(cfg).await;
+    wait_online(&b, "twin").await;
+    assert_eq!(b.fleet.as_ref().unwrap().serves("twin"), None);
+    let base = format!("http://{}", b.http_addr.unwrap());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let status: Value = http
+        .get(format!("{base}/api/devices/twin/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["ok"], true, "{status}");
+    assert!(
+        status.to_string().contains("only_a"),
+        "served by the owner (its board holds only_a): {status}"
+    );
+    let started: Value = http
+        .post(format!("{base}/api/devices/twin/start"))
+        .json(
+            &json!({"module_id": "only_a", "func": "add", "args": [200, 26],
+            "wait_result": true}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["result"]["ret"], 226, "{started}");
+    // An upload too: its body goes on to the owner.
+    let deployed: Value = http
+        .post(format!("{base}/api/devices/twin/deploy?module_id=via_b"))
+        .body(wasm.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deployed["ok"], true, "{deployed}");
+    let r = fleet_status(&c, "twin").await;
+    assert_eq!(r.gateway.as_deref(), Some("gw-a"));
+    assert!(r.reply.to_string().contains("via_b"), "{}", r.reply);
+}
+
+/// A gateway given a longer claim TTL than the fleet's claims bucket keeps claims (the bucket
+/// was created by a gateway with 1.5 s; this one says 30 s): its claims expire after the
+/// bucket's TTL, so it must renew and stop serving by that one. Checked: whenever it serves
+/// its device, the claims bucket names it under the token it serves with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_configured_ttl_than_the_bucket_keeps_never_serves_an_expired_claim() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let (s1, s2) = (start_sim(SimLink::Tcp).await, start_sim(SimLink::Tcp).await);
+    let mut fa = fleet_cfg(&url, "gw-a");
+    fa.claim_ttl = Duration::from_millis(1500);
+    let a = member(fa, &[format!("first={}", s1.endpoint)]).await;
+    let ma = a.fleet.clone().unwrap();
+    until("gw-a claims first", 30, || async { ma.serves("first") }).await;
+    let mut fb = fleet_cfg(&url, "gw-b");
+    fb.claim_ttl = Duration::from_secs(30);
+    let b = member(fb, &[format!("second={}", s2.endpoint)]).await;
+    let mb = b.fleet.clone().unwrap();
+    until("gw-b claims second", 30, || async { mb.serves("second") }).await;
+    let c = client(&url).await;
+    let mut bad = Vec::new();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        if let Some(fence) = mb.serves("second") {
+            let claim = c.claim("second").await.unwrap();
+            if claim
+                .as_ref()
+                .is_none_or(|cl| cl.gateway != "gw-b" || cl.fence != fence)
+            {
+                bad.push((t0.elapsed(), fence, claim));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        bad.is_empty(),
+        "gw-b served `second` without holding its claim {} times, first: {:?}",
+        bad.len(),
+        bad.first()
+    );
+}
+
+/// One request accepted by two gateways (the first acceptance came after a copy was sent
+/// again, and the claim had moved meanwhile): the old owner refuses it at dequeue, the new one
+/// (higher fencing token) runs it. The requester follows the newer acceptance: it gets the
+/// new owner's reply, not the old one's "send it again" for a request that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_acceptances_the_newer_owner_answers() {
+    use futures_util::StreamExt;
+    use wasmbed_gateway::fleet::{
+        request_subject, Claim, BUCKET_CLAIMS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
+    };
+
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    // A real member creates the buckets.
+    let gw = member(
+        fleet_cfg(&url, "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let nc = async_nats::connect(url.as_str()).await.unwrap();
+    let kv = async_nats::jetstream::new(nc.clone())
+        .get_key_value(BUCKET_CLAIMS)
+        .await
+        .unwrap();
+    let claim = serde_json::to_vec(&Claim {
+        gateway: "gw-new".into(),
+        fence: 9,
+        renewed_ms: 0,
+    })
+    .unwrap();
+    let renew = {
+        let kv = kv.clone();
+        tokio::spawn(async move {
+            loop {
+                kv.put("moved", claim.clone().into()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    // Both owners see every copy; both act on the second one (the first went unaccepted):
+    // the old one accepts first and refuses late, the new one accepts after it and answers.
+    let (old_sub, new_sub) = (
+        nc.subscribe(request_subject("moved")).await.unwrap(),
+        nc.subscribe(request_subject("moved")).await.unwrap(),
+    );
+    nc.flush().await.unwrap();
+    let owner = |mut sub: async_nats::Subscriber,
+                 name: &'static str,
+                 fence: &'static str,
+                 ack_ms: u64,
+                 reply_ms: u64,
+                 ok: bool| {
+        let nc = nc.clone();
+        tokio::spawn(async move {
+            sub.next().await.unwrap();
+            let msg = sub.next().await.unwrap();
+            let inbox = msg.reply.unwrap();
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(HDR_GATEWAY, name);
+            h.insert(HDR_FENCE, fence);
+            let mut ack = h.clone();
+            ack.insert(HDR_ACCEPTED, "1");
+            tokio::time::sleep(Duration::from_millis(ack_ms)).await;
+            nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(reply_ms - ack_ms)).await;
+            let reply = if ok {
+                json!({"id": 1, "ok": true, "result": {"served_by": name}})
+            } else {
+                json!({"id": 1, "ok": false, "error": {"code": "DEVICE_OFFLINE",
+                    "message": "not driven by this gateway: stale fencing token",
+                    "help": "send the request again"}})
+            };
+            nc.publish_with_headers(inbox, h, reply.to_string().into())
+                .await
+                .unwrap();
+            nc.flush().await.unwrap();
+        })
+    };
+    let old = owner(old_sub, "gw-old", "5", 100, 1500, false);
+    let new = owner(new_sub, "gw-new", "9", 400, 800, true);
+    let c = client(&url).await;
+    let r = c
+        .request(
+            &json!({"op": "status", "device": "moved", "id": 1}),
+            b"",
+            |_| {},
+        )
+        .await
+        .unwrap();
+    renew.abort();
+    let _ = tokio::join!(old, new);
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-new"));
+    assert_eq!(r.fence, Some(9));
+}
+
+/// An owner of an earlier version (no acceptance message: its events and reply carry its
+/// gateway and fencing token) is still answered at once: only unstamped lines before any
+/// acceptance are refusals that the request outwaits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_does_not_accept_is_still_heard() {
+    use futures_util::StreamExt;
+    use wasmbed_gateway::fleet::{request_subject, Claim, BUCKET_CLAIMS, HDR_FENCE, HDR_GATEWAY};
+
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let gw = member(
+        fleet_cfg(&url, "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let nc = async_nats::connect(url.as_str()).await.unwrap();
+    let kv = async_nats::jetstream::new(nc.clone())
+        .get_key_value(BUCKET_CLAIMS)
+        .await
+        .unwrap();
+    let claim = Claim {
+        gateway: "gw-old".into(),
+        fence: 4,
+        renewed_ms: 0,
+    };
+    kv.put("older", serde_json::to_vec(&claim).unwrap().into())
+        .await
+        .unwrap();
+    let mut sub = nc.subscribe(request_subject("older")).await.unwrap();
+    nc.flush().await.unwrap();
+    let owner = {
+        let nc = nc.clone();
+        tokio::spawn(async move {
+            let msg = sub.next().await.unwrap();
+            let inbox = msg.reply.unwrap();
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(HDR_GATEWAY, "gw-old");
+            h.insert(HDR_FENCE, "4");
+            let ev = json!({"event": "progress", "id": 1, "done": 1, "total": 2});
+            nc.publish_with_headers(inbox.clone(), h.clone(), ev.to_string().into())
+                .await
+                .unwrap();
+            let reply = json!({"id": 1, "ok": true, "result": {"served_by": "gw-old"}});
+            nc.publish_with_headers(inbox, h, reply.to_string().into())
+                .await
+                .unwrap();
+        })
+    };
+    let c = client(&url).await;
+    let mut events = 0;
+    let t0 = std::time::Instant::now();
+    let r = c
+        .request(
+            &json!({"op": "status", "device": "older", "id": 1}),
+            b"",
+            |_| events += 1,
+        )
+        .await
+        .unwrap();
+    owner.await.unwrap();
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-old"));
+    assert_eq!(events, 1);
+    eprintln!("answered in {:?}", t0.elapsed());
+}

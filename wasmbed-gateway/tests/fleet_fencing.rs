@@ -373,3 +373,169 @@ async fn two_gateway_processes_one_board_exactly_one_drives_it() {
     );
     drop((a, b));
 }
+
+/// The owner frozen (SIGSTOP) while a long `start --wait-result` is sent through the fleet:
+/// the copies sent again wait in the frozen gateway's socket; the other gateway takes the
+/// claim over, accepts a copy and runs it. Woken while that job runs, the old owner must not
+/// answer the copies it finds (it holds no claim now): the requester gets the RESULT of the
+/// run, not "retry" for a request that did run, and the board ran it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_stale_owner_does_not_answer_a_request_its_successor_runs() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let board: std::net::SocketAddr = sim
+        .endpoint
+        .to_string()
+        .trim_start_matches("tcp:")
+        .parse()
+        .expect("the sim's endpoint is tcp:HOST:PORT");
+    let (bridge, heard) = multi_link_bridge(board).await;
+    let c = FleetClient::connect(&url, &Default::default())
+        .await
+        .expect("fleet reachable");
+    let a = gateway(&url, "gw-a", bridge);
+    let first = next_claim(&c, None, 30).await;
+    assert_eq!(first.gateway, "gw-a");
+    // The module is on the board before gw-b links (its handshake lists it).
+    let wasm = module_wasm("toggle_n");
+    let deploy = json!({"op": "deploy", "device": "shared", "module_id": "tn", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "tn.wasm"});
+    let r = c.request(&deploy, &wasm, |_| {}).await.unwrap();
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    let b = gateway(&url, "gw-b", bridge);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !heard
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, i, l)| *i == 1 && l.starts_with("STATUS"))
+    {
+        assert!(Instant::now() < deadline, "gw-b's handshake not seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    signal(&a, "-STOP");
+    let frozen_at = Instant::now();
+    let start = json!({"op": "start", "device": "shared", "module_id": "tn", "id": 2,
+        "func": "toggle_n", "args": [6], "wait_result": true, "result_timeout_ms": 30000});
+    let run = {
+        let c = c.clone();
+        tokio::spawn(async move { c.request(&start, b"", |_| {}).await })
+    };
+    // gw-b takes the claim over and starts the job (a copy sent again reached it).
+    let taken = next_claim(&c, Some(&first), 30).await;
+    assert_eq!(taken.gateway, "gw-b");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !heard
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, _, l)| l.starts_with("START"))
+    {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "started through gw-b {:?} after the freeze",
+        frozen_at.elapsed()
+    );
+    // Woken while the job runs (6 s): the copies queued at gw-a are read now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&a, "-CONT");
+    let r = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the request ends")
+        .unwrap()
+        .unwrap();
+    let starts: Vec<(usize, String)> = heard
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, l)| l.starts_with("START"))
+        .map(|(_, i, l)| (*i, l.clone()))
+        .collect();
+    assert_eq!(starts.len(), 1, "the board ran the job once: {starts:?}");
+    assert_eq!(starts[0].0, 1, "gw-b ran it: {starts:?}");
+    assert_eq!(r.reply["ok"], true, "{}", r.reply);
+    assert_eq!(r.reply["result"]["ret"], 6, "{}", r.reply);
+    assert_eq!(r.gateway.as_deref(), Some("gw-b"));
+    assert_eq!(r.fence, Some(taken.fence));
+    drop((a, b));
+}
+
+/// A fleet whose claim TTL (90 s) is longer than the 30 s acceptance window: an owner frozen
+/// for 36 s still holds its claim when it wakes and serves the copies of a request it finds
+/// queued. The requester must still be waiting then (its window follows the claim TTL), not
+/// have answered "no gateway accepted … the request was not run" for a deploy that then ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_long_claim_ttl_a_request_outwaits_a_frozen_owner() {
+    const LONG_TTL_MS: u64 = 90_000;
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let a = GwProc::start(
+        "",
+        &[
+            "--fleet",
+            &url,
+            "--gateway-id",
+            "gw-a",
+            "--fleet-claim-ttl-ms",
+            &LONG_TTL_MS.to_string(),
+            "--device",
+            &format!("solo={}", sim.endpoint),
+        ],
+    );
+    let c = FleetClient::connect(&url, &Default::default())
+        .await
+        .expect("fleet reachable");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .claim("solo")
+        .await
+        .unwrap()
+        .filter(|cl| cl.fence > 0)
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "solo not claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&a, "-STOP");
+    let wasm = module_wasm("math_ops");
+    let deploy = json!({"op": "deploy", "device": "solo", "module_id": "woken", "id": 1,
+        "size": wasm.len(), "crc32": format!("{:08x}", crc32fast::hash(&wasm)),
+        "name": "woken.wasm"});
+    let t0 = Instant::now();
+    let run = {
+        let c = c.clone();
+        tokio::spawn(async move { c.request(&deploy, &wasm, |_| {}).await })
+    };
+    // Past the 30 s window and the last copy's acceptance wait, well within 9/10 of the TTL.
+    tokio::time::sleep(Duration::from_secs(36)).await;
+    signal(&a, "-CONT");
+    let r = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the request ends")
+        .unwrap()
+        .unwrap();
+    eprintln!("answered {:?} after the freeze: {}", t0.elapsed(), r.reply);
+    let status = c
+        .request(
+            &json!({"op": "status", "device": "solo", "id": 2}),
+            b"",
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let on_board = status.reply.to_string().contains("woken");
+    assert_eq!(
+        r.reply["ok"], true,
+        "the requester gave up (deploy on the board afterwards: {on_board}): {}",
+        r.reply
+    );
+    assert_eq!(r.gateway.as_deref(), Some("gw-a"));
+    assert!(on_board, "{}", status.reply);
+    drop(a);
+}

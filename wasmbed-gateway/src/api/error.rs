@@ -225,4 +225,16 @@ mod tests {
         assert_eq!(api.code, ErrorCode::DeviceRejected);
         assert_eq!(api.detail.line.as_deref(), Some("CHUNK_ERR code=CRC"));
     }
+
+    #[test]
+    fn a_job_refused_by_the_fleet_lease_says_who_serves_the_device_not_to_check_its_power() {
+        let e = DeviceError::Offline(crate::device::OfflineReason::Fenced(
+            "stale fencing token".into(),
+        ));
+        let api = ApiError::from(e);
+        assert_eq!(api.code, ErrorCode::DeviceOffline);
+        let help = api.help.expect("a help text");
+        assert!(help.contains("another gateway of the fleet"), "{help}");
+        assert!(!help.contains("power"), "{help}");
+    }
 }

@@ -174,7 +174,9 @@ pub(crate) async fn call(
         }
     };
     let run = async {
-        wasmbed::handle(gw, req, &mut reader, &outbox, &open_rx).await;
+        // In a fleet, a device claimed by another gateway is served by it (as on a host
+        // connection): this gateway's device task refuses jobs it may not write.
+        handle_one(gw, req, &mut reader, &outbox, &open_rx).await;
         outbox.finish();
     };
     tokio::join!(run, writer, forward);
@@ -479,12 +481,13 @@ async fn serve_connection(
     serve_wasmbed(req, reader, w, fd, peer, gw).await;
 }
 
-/// One Wasmbed-dialect request: served here, or forwarded to the fleet when this gateway is in
-/// a fleet and does not serve the request's device.
-async fn handle_one(
+/// One Wasmbed-dialect request (of a host connection or the HTTP API): served here, or
+/// forwarded to the fleet when this gateway is in a fleet and does not serve the request's
+/// device.
+async fn handle_one<R: tokio::io::AsyncBufRead + Unpin>(
     gw: &Gateway,
     req: Map<String, Value>,
-    reader: &mut HostRead,
+    reader: &mut R,
     out: &Outbox,
     open: &tokio::sync::watch::Receiver<()>,
 ) {

@@ -270,6 +270,12 @@ impl DeviceError {
                 "a LOAD replaced the module while the job ran: start it again if needed".into(),
             ),
             DeviceError::Identity(r) => Some(r.help.clone()),
+            DeviceError::Offline(OfflineReason::Fenced(_)) => Some(
+                "another gateway of the fleet holds the device's claim now (`wasmbed-host \
+                 --fleet … devices` names it): send the request again, the fleet routes it to \
+                 the claim's holder"
+                    .into(),
+            ),
             _ => None,
         }
     }

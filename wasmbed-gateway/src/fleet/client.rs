@@ -20,6 +20,8 @@ pub const ACK_WAIT: Duration = Duration::from_secs(2);
 /// How long a request is sent again while the device's subject has subscribers but none accepts
 /// it (a claim changing hands: the old owner, stale, stays silent; the new one subscribes once
 /// it claimed). Twice the default claim TTL: an owner frozen past its TTL is taken over by then.
+/// With a longer claim TTL (the claims bucket's `max_age`) the window is that TTL plus
+/// [`ACK_WAIT`]: an owner frozen for less than its TTL still serves when it wakes.
 pub const ACCEPT_WINDOW: Duration = Duration::from_secs(30);
 /// Most records listed (a bound on what `devices` reads).
 pub const MAX_RECORDS: usize = 100_000;
@@ -220,6 +222,13 @@ impl FleetClient {
         Ok(json!({"api_version": wasmbed_api::API_VERSION, "devices": devices}))
     }
 
+    /// How long a claim lives without renewal (the claims bucket's `max_age`), when known.
+    async fn claims_ttl(&self) -> Option<Duration> {
+        let b = self.bucket(BUCKET_CLAIMS).await.ok()??;
+        let age = b.stream.cached_info().config.max_age;
+        (!age.is_zero()).then_some(age)
+    }
+
     /// The error reply for a request on `dev` when no gateway holds its claim (`DEVICE_UNKNOWN`
     /// without a Device record, `DEVICE_OFFLINE` with one); `None` when it is claimed.
     async fn unclaimed_reply(&self, dev: &str, id: &Value) -> Result<Option<Value>, FleetError> {
@@ -305,8 +314,12 @@ impl FleetClient {
             .min(wasmbed_api::RESULT_TIMEOUT_MAX_MS);
         let reply_within = REQUEST_SLACK + Duration::from_millis(wait_ms);
         // Until an owner accepts, the request is sent again (same inbox: an owner that accepted
-        // late serves it once) with backoff, for up to ACCEPT_WINDOW.
-        let accept_by = tokio::time::Instant::now() + ACCEPT_WINDOW;
+        // late serves it once) with backoff, for up to ACCEPT_WINDOW, or the claim TTL when
+        // longer (looked up once the window is over): an owner frozen for less than its TTL
+        // still serves the copies it finds when it wakes, so until then "not run" is not known.
+        let sent_at = tokio::time::Instant::now();
+        let mut accept_by = sent_at + ACCEPT_WINDOW;
+        let mut window_checked = false;
         let mut resend_in = {
             use backon::BackoffBuilder;
             backon::ExponentialBuilder::default()
@@ -315,13 +328,30 @@ impl FleetClient {
                 .without_max_times()
                 .build()
         };
-        let mut accepted = false;
+        // The gateway (id, fencing token) that accepted the request: only its messages count
+        // from then on (a stale owner woken late may still answer a copy it finds queued).
+        let mut accepted: Option<(Option<String>, Option<String>)> = None;
+        // The last refusal of a gateway that did not accept (a stale owner, one that cannot
+        // check its claim): the request goes on to the owner, the refusal explains a timeout.
+        let mut refused: Option<String> = None;
         let mut deadline = tokio::time::Instant::now() + ACK_WAIT;
         loop {
             let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(FleetError::JetStream("connection closed".into())),
-                Err(_) if !accepted && tokio::time::Instant::now() < accept_by => {
+                Err(_)
+                    if accepted.is_none() && !window_checked && {
+                        tokio::time::Instant::now() >= accept_by
+                    } =>
+                {
+                    window_checked = true;
+                    if let Some(ttl) = self.claims_ttl().await {
+                        accept_by = accept_by.max(sent_at + ttl + ACK_WAIT);
+                    }
+                    deadline = tokio::time::Instant::now();
+                    continue;
+                }
+                Err(_) if accepted.is_none() && tokio::time::Instant::now() < accept_by => {
                     if let Some(r) = self.unclaimed_reply(dev, &id).await? {
                         return Ok(no_reply(r));
                     }
@@ -334,17 +364,20 @@ impl FleetClient {
                     deadline = tokio::time::Instant::now() + ACK_WAIT;
                     continue;
                 }
-                Err(_) if !accepted => {
+                Err(_) if accepted.is_none() => {
                     let holder = match self.claim(dev).await {
                         Ok(Some(c)) => format!(" (its claim names gateway {})", c.gateway),
                         _ => String::new(),
                     };
+                    let refusal = refused
+                        .map(|r| format!("; last refusal: {r}"))
+                        .unwrap_or_default();
                     return Ok(no_reply(error_reply(
                         &id,
                         "TIMEOUT",
                         format!(
-                            "no gateway accepted the request for {dev} within {} s{holder}",
-                            ACCEPT_WINDOW.as_secs()
+                            "no gateway accepted the request for {dev} within {} s{holder}{refusal}",
+                            (accept_by - sent_at).as_secs()
                         ),
                         "check the owning gateway (`wasmbed-host --fleet … gateways`); the request was not run",
                     )));
@@ -372,16 +405,53 @@ impl FleetClient {
                     .and_then(|h| h.get(k))
                     .map(|v| v.as_str().to_string())
             };
+            let from = (header(HDR_GATEWAY), header(HDR_FENCE));
             if header(HDR_ACCEPTED).is_some() {
-                if !accepted {
-                    accepted = true;
-                    deadline = tokio::time::Instant::now() + reply_within;
+                // Two gateways accept one request when the first acceptance came after a copy
+                // was sent again and the claim moved meanwhile: the newer owner (higher
+                // fencing token) is the one that runs it (the other refuses it at dequeue).
+                let token = |f: &Option<String>| f.as_deref().and_then(|f| f.parse::<u64>().ok());
+                let newer = match &accepted {
+                    None => true,
+                    Some((_, cur)) => {
+                        matches!((token(cur), token(&from.1)), (Some(c), Some(f)) if f > c)
+                    }
+                };
+                if newer {
+                    if accepted.is_none() {
+                        deadline = tokio::time::Instant::now() + reply_within;
+                    }
+                    accepted = Some(from);
                 }
                 continue;
             }
             let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
                 continue;
             };
+            match &accepted {
+                // Another gateway's answer (a stale owner's refusal of a queued copy): the
+                // request runs at the one that accepted it.
+                Some(a) if *a != from => continue,
+                Some(_) => {}
+                // A served line (stamped with its gateway and token) with no acceptance before
+                // it: a gateway of an earlier version, which does not accept; it runs it.
+                None if from.0.is_some() && from.1.is_some() => {
+                    accepted = Some(from.clone());
+                    deadline = tokio::time::Instant::now() + reply_within;
+                }
+                None if v.get("event").is_some() => continue,
+                // A refusal before any acceptance: the request was not run there; it is sent
+                // on (the owner may be taking the claim over) until the window ends.
+                None => {
+                    refused = Some(
+                        v.pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(no message)")
+                            .to_string(),
+                    );
+                    continue;
+                }
+            }
             if v.get("event").is_some() {
                 on_event(v);
                 continue;

@@ -186,7 +186,7 @@ async fn open_or_create_bucket(
 impl Member {
     /// Joins the fleet: connects, opens (or creates) the buckets, and starts claiming every device
     /// of `gw`. Returns once connected; claims are taken in the background.
-    pub async fn join(cfg: FleetConfig, gw: Arc<Gateway>) -> Result<Arc<Member>, FleetError> {
+    pub async fn join(mut cfg: FleetConfig, gw: Arc<Gateway>) -> Result<Arc<Member>, FleetError> {
         check_id(&cfg.gateway_id)?;
         if cfg.claim_ttl < Duration::from_millis(300) {
             return Err(FleetError::Config(
@@ -208,6 +208,28 @@ impl Member {
             },
         )
         .await?;
+        // A claim lives the bucket's `max_age` from its last write, whatever TTL this gateway
+        // was given (the bucket may predate it): serving, and the device lease, must end
+        // before the claim can expire, so a shorter bucket TTL is the one used.
+        match tokio::time::timeout(Duration::from_secs(10), claims.status()).await {
+            Ok(Ok(st)) if !st.max_age().is_zero() && st.max_age() < cfg.claim_ttl => {
+                tracing::warn!(
+                    "fleet: the claims bucket keeps claims {:?}, less than this gateway's claim \
+                     TTL of {:?}: using {:?} (set --fleet-claim-ttl-ms to match the fleet)",
+                    st.max_age(),
+                    cfg.claim_ttl,
+                    st.max_age()
+                );
+                cfg.claim_ttl = st.max_age();
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!("fleet: cannot read the claims bucket's TTL ({e}): using {:?}; check that every gateway of the fleet has the same --fleet-claim-ttl-ms", cfg.claim_ttl);
+            }
+            Err(_) => {
+                tracing::warn!("fleet: cannot read the claims bucket's TTL (no answer within 10 s): using {:?}; check that every gateway of the fleet has the same --fleet-claim-ttl-ms", cfg.claim_ttl);
+            }
+        }
         let record = |name: &str, what: &str| kv::Config {
             bucket: name.into(),
             description: format!("wasmbed {what} records (docs/FLEET.md)"),

@@ -52,7 +52,8 @@ pub struct Cli {
     /// Less output: no progress bars, errors only.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub quiet: u8,
-    /// Deadline in seconds for each request (default depends on the command).
+    /// Deadline in seconds for each request (default depends on the command; with --fleet,
+    /// 30 s more, the fleet's acceptance window).
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<f64>,
     /// File holding the gateway's access token (needed on non-loopback gateways).
@@ -512,6 +513,10 @@ pub struct Globals {
     pub verbosity: i8,
     /// Per-request deadline override.
     pub timeout: Option<Duration>,
+    /// Added to each command's default deadline (not to `--timeout`): with `--fleet`, the
+    /// fleet's acceptance window, so a command sent while a claim changes hands waits for the
+    /// new owner.
+    pub default_slack: Duration,
     /// Access token.
     pub token: Option<String>,
     /// TLS settings for a `tls://` gateway (from --ca, --cert, --key).
@@ -587,6 +592,7 @@ impl Cli {
             json: self.json,
             verbosity: (self.verbose.min(10) as i8) - (self.quiet.min(10) as i8),
             timeout: self.timeout.map(Duration::from_secs_f64),
+            default_slack: Duration::ZERO,
             token,
         })
     }

@@ -141,6 +141,7 @@ impl Bridge {
     /// Points the commands at the bridge and, with `--selector`, at the matching devices.
     pub fn apply(&self, g: &mut Globals) {
         g.gateway = self.addr.to_string();
+        g.default_slack = wasmbed_gateway::fleet::client::ACCEPT_WINDOW;
         if let Some(names) = &self.selected {
             g.targets = Targets::Named(names.clone());
         }

@@ -62,8 +62,10 @@ pub struct Member {
     accepted: Mutex<RecentInboxes>,
 }
 
-/// Most reply inboxes remembered by [`Member`] to serve a re-sent request once.
-const RECENT_INBOXES: usize = 4096;
+/// Most reply inboxes remembered by [`Member`] to serve a re-sent request once: a re-send
+/// comes within the acceptance window (30 s or the claim TTL), so this covers over 2000
+/// accepted requests a second; about 100 bytes each.
+const RECENT_INBOXES: usize = 65_536;
 
 /// A bounded set of reply inboxes, oldest forgotten first.
 #[derive(Default)]

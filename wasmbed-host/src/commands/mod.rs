@@ -90,7 +90,7 @@ impl Ctx {
     pub(crate) fn timeout(&self, default_s: f64) -> Duration {
         self.globals
             .timeout
-            .unwrap_or_else(|| Duration::from_secs_f64(default_s))
+            .unwrap_or_else(|| Duration::from_secs_f64(default_s) + self.globals.default_slack)
     }
 
     pub(crate) fn connect(&self, timeout: Duration) -> Result<Connection, HostError> {

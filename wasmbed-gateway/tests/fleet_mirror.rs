@@ -116,3 +116,26 @@ async fn mirror_of_a_missing_bucket_is_unsynced_until_it_exists() {
     kv.put("x", "1".into()).await.unwrap();
     shows(&m, "the bucket once created", map(&[("x", "1")])).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_reopens_its_watch_and_rebuilds_when_the_bucket_is_recreated() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let kv = AppStore::open(&js, 1).await.unwrap().apps;
+    kv.put("old", "1".into()).await.unwrap();
+    let m = Mirror::spawn(js.clone(), BUCKET_APPS);
+    shows(&m, "the first bucket", map(&[("old", "1")])).await;
+
+    // The bucket's stream goes away under the watch: the watch fails, the mirror is unsynced
+    // (the pass reads the bucket itself) until a watch opens on the new bucket, and is rebuilt
+    // from it: nothing of the old one survives.
+    js.delete_stream(format!("KV_{BUCKET_APPS}")).await.unwrap();
+    until("unsynced once the watch failed", 60, || async {
+        m.snapshot().is_none().then_some(())
+    })
+    .await;
+    let kv = AppStore::open(&js, 1).await.unwrap().apps;
+    kv.put("new", "1".into()).await.unwrap();
+    shows(&m, "the recreated bucket", map(&[("new", "1")])).await;
+    assert!(m.watches_opened() >= 2, "the watch was opened again");
+}

@@ -119,7 +119,7 @@ impl MirrorMap {
 
 struct Shared {
     map: Mutex<MirrorMap>,
-    /// Raised on every change of the map (and on every (re)sync).
+    /// Raised on every change of a synced map, when it becomes synced, and when it is reset.
     changes: tokio::sync::watch::Sender<u64>,
     /// Watches opened so far (1 after the first; more after reopenings).
     opened: std::sync::atomic::AtomicU64,
@@ -273,7 +273,8 @@ async fn follow(
             );
         }
         drop(map);
-        if changed {
+        // While syncing nobody may read the map: one change when it is complete.
+        if changed && synced {
             shared.changes.send_modify(|n| *n += 1);
         }
     }

@@ -139,3 +139,34 @@ async fn mirror_reopens_its_watch_and_rebuilds_when_the_bucket_is_recreated() {
     shows(&m, "the recreated bucket", map(&[("new", "1")])).await;
     assert!(m.watches_opened() >= 2, "the watch was opened again");
 }
+
+/// A bucket with `max_age` (as the claims): JetStream sends nothing when a value ages out, the
+/// mirror expires it itself, from its write time for the values it found when it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_expires_values_of_a_max_age_bucket() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Made by hand as member.rs does for nats-server 2.9 (see `bucket` there).
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "KV_short".into(),
+        subjects: vec!["$KV.short.>".into()],
+        max_messages_per_subject: 1,
+        max_age: std::time::Duration::from_secs(2),
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let kv = js.get_key_value("short").await.unwrap();
+    kv.put("found", "1".into()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let m = Mirror::spawn(js.clone(), "short");
+    shows(&m, "the value found", map(&[("found", "1")])).await;
+    kv.put("later", "1".into()).await.unwrap();
+    shows(&m, "a later value", map(&[("found", "1"), ("later", "1")])).await;
+    // `found` was written about 1 s before the mirror started: it goes first.
+    shows(&m, "the found value expired", map(&[("later", "1")])).await;
+    shows(&m, "the later value expired", map(&[])).await;
+}

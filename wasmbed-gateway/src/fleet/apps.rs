@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{kv, object_store};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sha2::Digest;
 use tokio::io::AsyncReadExt;
@@ -32,9 +31,10 @@ use wasmbed_api::app::{
 use wasmbed_api::{JobState, OpResult, RunStatus, ServerMessage, StatusResult};
 
 use super::aot::{AotBuilds, Fetched};
-use super::client::read_bucket;
+use super::client::{join_devices, read_bucket};
 use super::member::bucket;
-use super::{now_ms, FleetError, Member};
+use super::mirror::Mirror;
+use super::{now_ms, FleetError, Member, BUCKET_CLAIMS, BUCKET_DEVICES};
 use crate::api::Gateway;
 
 /// Applications (KV).
@@ -378,16 +378,14 @@ pub async fn reconcile_loop(m: Arc<Member>, gw: Arc<Gateway>) {
             }
         }
     };
-    // Wake up at once on a change of an application.
-    let wake = Arc::new(tokio::sync::Notify::new());
-    if let Ok(mut w) = store.apps.watch_all().await {
-        let wake = wake.clone();
-        tokio::spawn(async move {
-            while let Some(_e) = w.next().await {
-                wake.notify_one();
-            }
-        });
-    }
+    // The buckets every pass reads, kept in memory from watches; a change of an application
+    // wakes the loop at once.
+    let mirrors = Mirrors {
+        apps: Mirror::spawn(js.clone(), BUCKET_APPS),
+        devices: Mirror::spawn(js.clone(), BUCKET_DEVICES),
+        claims: Mirror::spawn(js.clone(), BUCKET_CLAIMS),
+    };
+    let mut wake = mirrors.apps.changes();
     let builds = loop {
         match AotBuilds::open(&js, m.replicas(), m.claim_ttl()).await {
             Ok(b) => break b,
@@ -400,17 +398,70 @@ pub async fn reconcile_loop(m: Arc<Member>, gw: Arc<Gateway>) {
     let mut local: HashMap<String, Local> = HashMap::new();
     let mut modules: HashMap<String, bytes::Bytes> = HashMap::new();
     loop {
-        if let Err(e) = reconcile_once(&m, &gw, &store, &builds, &mut local, &mut modules).await {
+        let pass = reconcile_once(
+            &m,
+            &gw,
+            (&store, &mirrors),
+            &builds,
+            &mut local,
+            &mut modules,
+        );
+        if let Err(e) = pass.await {
             tracing::warn!("fleet: reconcile: {e}");
         }
-        let _ = tokio::time::timeout(RECONCILE_PERIOD, wake.notified()).await;
+        let _ = tokio::time::timeout(RECONCILE_PERIOD, wake.changed()).await;
     }
+}
+
+/// The buckets a reconcile pass reads, kept in memory ([`Mirror`]).
+struct Mirrors {
+    apps: Mirror,
+    devices: Mirror,
+    claims: Mirror,
+}
+
+impl Mirrors {
+    /// Every application, from the mirror once it is synced, else read from the bucket.
+    async fn apps(&self, store: &AppStore) -> Result<Vec<Application>, FleetError> {
+        if let Some(apps) = self.apps.snapshot() {
+            return Ok(apps
+                .into_iter()
+                .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+                .collect());
+        }
+        tracing::debug!("fleet: application mirror not synced, reading the bucket");
+        tokio::time::timeout(JS_TIMEOUT, store.list())
+            .await
+            .map_err(|_| no_answer("listing the applications"))?
+    }
+
+    /// Every Device record as [`super::FleetClient::devices`] returns it, from the mirrors once
+    /// both are synced, else read from the buckets.
+    async fn devices(&self, m: &Member) -> Result<Vec<Value>, FleetError> {
+        let json = |kv: Vec<(String, bytes::Bytes)>| -> Vec<(String, Value)> {
+            kv.into_iter()
+                .filter_map(|(k, v)| serde_json::from_slice(&v).ok().map(|v| (k, v)))
+                .collect()
+        };
+        if let (Some(devices), Some(claims)) = (self.devices.snapshot(), self.claims.snapshot()) {
+            let devices = json(devices).into_iter().map(|(_, v)| v).collect();
+            return Ok(join_devices(devices, json(claims)));
+        }
+        tracing::debug!("fleet: device mirrors not synced, reading the buckets");
+        tokio::time::timeout(JS_TIMEOUT, m.client().devices())
+            .await
+            .map_err(|_| no_answer("listing the devices"))?
+    }
+}
+
+fn no_answer(what: &str) -> FleetError {
+    FleetError::JetStream(format!("{what}: no answer within {JS_TIMEOUT:?}"))
 }
 
 async fn reconcile_once(
     m: &Arc<Member>,
     gw: &Arc<Gateway>,
-    store: &AppStore,
+    (store, mirrors): (&AppStore, &Mirrors),
     builds: &AotBuilds,
     local: &mut HashMap<String, Local>,
     modules: &mut HashMap<String, bytes::Bytes>,
@@ -422,14 +473,8 @@ async fn reconcile_once(
     let bounded = |what: &'static str| {
         move |_| FleetError::JetStream(format!("{what}: no answer within {JS_TIMEOUT:?}"))
     };
-    let apps = tokio::time::timeout(JS_TIMEOUT, store.list())
-        .await
-        .map_err(bounded("listing the applications"))??;
-    let devices = candidates(
-        &tokio::time::timeout(JS_TIMEOUT, m.client().devices())
-            .await
-            .map_err(bounded("listing the devices"))??,
-    );
+    let apps = mirrors.apps(store).await?;
+    let devices = candidates(&mirrors.devices(m).await?);
     let mut wanted: Vec<(String, Application)> = Vec::new();
     for app in &apps {
         for d in targets(app, &devices) {

@@ -85,6 +85,28 @@ pub(crate) async fn read_bucket(
         .collect())
 }
 
+/// The Device records with `status.online` (owned by the gateway of a live claim and reported
+/// up) and `status.claimed` set from the `(device, claim)` entries of the claims bucket.
+pub(crate) fn join_devices(devices: Vec<Value>, claims: Vec<(String, Value)>) -> Vec<Value> {
+    let claims: std::collections::HashMap<String, Claim> = claims
+        .into_iter()
+        .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|c| (k, c)))
+        .collect();
+    let mut out = Vec::with_capacity(devices.len());
+    for mut d in devices {
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let owner = claims.get(name);
+        let owned = owner
+            .as_ref()
+            .is_some_and(|c| Some(c.gateway.as_str()) == d["status"]["gateway"].as_str());
+        let online = owned && d["status"]["online"] == true;
+        d["status"]["online"] = online.into();
+        d["status"]["claimed"] = owner.is_some().into();
+        out.push(d);
+    }
+    out
+}
+
 fn error_reply(id: &Value, code: &str, message: String, help: &str) -> Value {
     json!({"id": id, "ok": false, "error": {"code": code, "message": message, "help": help}})
 }
@@ -161,25 +183,8 @@ impl FleetClient {
     /// Every Device record; `status.online` is true only while its gateway holds a live claim
     /// and reported the link up (a dead gateway's claims expire with the bucket's `max_age`).
     pub async fn devices(&self) -> Result<Vec<Value>, FleetError> {
-        let claims: std::collections::HashMap<String, Claim> = self
-            .entries(BUCKET_CLAIMS)
-            .await?
-            .into_iter()
-            .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|c| (k, c)))
-            .collect();
-        let mut out = Vec::new();
-        for mut d in self.all(BUCKET_DEVICES).await? {
-            let name = d["metadata"]["name"].as_str().unwrap_or_default();
-            let owner = claims.get(name);
-            let owned = owner
-                .as_ref()
-                .is_some_and(|c| Some(c.gateway.as_str()) == d["status"]["gateway"].as_str());
-            let online = owned && d["status"]["online"] == true;
-            d["status"]["online"] = online.into();
-            d["status"]["claimed"] = owner.is_some().into();
-            out.push(d);
-        }
-        Ok(out)
+        let claims = self.entries(BUCKET_CLAIMS).await?;
+        Ok(join_devices(self.all(BUCKET_DEVICES).await?, claims))
     }
 
     /// Every Gateway record; `status.online` is true while its last heartbeat is younger than

@@ -43,6 +43,8 @@ pub struct NatsServer {
     /// HTTP monitoring port on 127.0.0.1 (`/varz`, `/jsz`: message counts, memory).
     pub monitor_port: u16,
     child: Option<Child>,
+    /// The command line it was started with (a restart runs it again).
+    args: Vec<std::ffi::OsString>,
     _store: tempfile::TempDir,
 }
 
@@ -63,6 +65,24 @@ impl NatsServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same ports and store directory, as
+    /// a crash and a supervisor's restart would; returns once it listens.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.kill();
+        let child = Command::new(nats_server_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("WASMBED_NATS_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_listening(Instant::now() + READY_TIMEOUT)
     }
 
     fn spawn(name: &str, port: u16, cluster: Option<(&str, u16, &[u16])>) -> std::io::Result<Self> {
@@ -101,6 +121,7 @@ impl NatsServer {
                 .arg("--routes")
                 .arg(routes.join(","));
         }
+        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
         let child = cmd.spawn().map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -115,6 +136,7 @@ impl NatsServer {
             port,
             monitor_port,
             child: Some(child),
+            args,
             _store: store,
         })
     }

@@ -9,6 +9,7 @@
 //!   of a device.
 //! - [`bridge`]: the JSON-lines host API served from the fleet (`wasmbed-host --fleet`) and the
 //!   gateway's forwarding of requests for devices it does not serve.
+//! - [`mirror`]: a KV bucket kept in memory from a watch (the reconcile pass reads these).
 //! - [`harness`]: real `nats-server` processes for tests.
 //!
 //! Designed for nats-server 2.9 (Debian 12): no per-message TTL, no KV subject transforms.
@@ -19,6 +20,7 @@ pub mod bridge;
 pub mod client;
 pub mod harness;
 pub mod member;
+pub mod mirror;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,0 +1,172 @@
+//! The in-memory mirror of a KV bucket the reconcile pass reads (docs/FLEET.md,
+//! "Applications"), against a real nats-server 2.9: what was there before it started, puts,
+//! updates, deletes, its bound, and its recovery when the server is killed and restarted on the
+//! same port and store.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::polling::until;
+use wasmbed_gateway::fleet::apps::{AppStore, BUCKET_APPS, BUCKET_APP_STATUS};
+use wasmbed_gateway::fleet::harness::NatsServer;
+use wasmbed_gateway::fleet::mirror::Mirror;
+
+fn view(m: &Mirror) -> Option<BTreeMap<String, String>> {
+    Some(
+        m.snapshot()?
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect(),
+    )
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Waits until the mirror shows exactly `want`.
+async fn shows(m: &Mirror, what: &str, want: BTreeMap<String, String>) {
+    until(what, 20, || async {
+        (view(m).as_ref() == Some(&want)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_follows_puts_updates_deletes_and_a_server_restart() {
+    let mut nats = NatsServer::start().unwrap();
+    let nc = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nc);
+    let store = AppStore::open(&js, 1).await.unwrap();
+    let kv = store.apps.clone();
+    kv.put("before", "0".into()).await.unwrap();
+    kv.put("gone-before", "0".into()).await.unwrap();
+    kv.delete("gone-before").await.unwrap();
+
+    let m = Mirror::spawn(js.clone(), BUCKET_APPS);
+    let mut changes = m.changes();
+    shows(&m, "the values before the watch", map(&[("before", "0")])).await;
+
+    // An empty bucket is synced at once (no entry with delta 0 ever comes).
+    let empty = Mirror::spawn(js.clone(), BUCKET_APP_STATUS);
+    shows(&empty, "an empty bucket", map(&[])).await;
+
+    changes.borrow_and_update();
+    kv.put("a", "1".into()).await.unwrap();
+    shows(&m, "a put", map(&[("a", "1"), ("before", "0")])).await;
+    assert!(changes.has_changed().unwrap(), "a put raises changes()");
+    kv.put("a", "2".into()).await.unwrap();
+    kv.delete("before").await.unwrap();
+    shows(&m, "an update and a delete", map(&[("a", "2")])).await;
+    kv.put("b", "1".into()).await.unwrap();
+    kv.purge("a").await.unwrap();
+    shows(&m, "a purge", map(&[("b", "1")])).await;
+    let opened = m.watches_opened();
+    assert_eq!(opened, 1);
+
+    // The server dies and comes back on the same port and store: the mirror follows again,
+    // changes made after the restart included.
+    nats.restart().unwrap();
+    until("the bucket writable after the restart", 30, || async {
+        kv.put("c", "1".into()).await.ok()
+    })
+    .await;
+    kv.delete("b").await.unwrap();
+    shows(&m, "the changes after a restart", map(&[("c", "1")])).await;
+    kv.put("c", "2".into()).await.unwrap();
+    shows(&m, "an update after a restart", map(&[("c", "2")])).await;
+    eprintln!("watches opened: {}", m.watches_opened());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_holds_at_most_its_cap() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let kv = AppStore::open(&js, 1).await.unwrap().apps;
+    for k in ["a", "b", "c"] {
+        kv.put(k, "1".into()).await.unwrap();
+    }
+    let m = Mirror::spawn_with_cap(js.clone(), BUCKET_APPS, 2);
+    until("synced", 20, || async { m.snapshot() }).await;
+    assert_eq!(m.snapshot().unwrap().len(), 2, "the third key is left out");
+    kv.delete("a").await.unwrap();
+    kv.put("d", "1".into()).await.unwrap();
+    until("room after a delete", 20, || async {
+        let v = view(&m)?;
+        (v.len() == 2 && v.contains_key("d")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_of_a_missing_bucket_is_unsynced_until_it_exists() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let m = Mirror::spawn(js.clone(), BUCKET_APPS);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        m.snapshot().is_none(),
+        "no bucket: no view, the pass reads it"
+    );
+    let kv = AppStore::open(&js, 1).await.unwrap().apps;
+    kv.put("x", "1".into()).await.unwrap();
+    shows(&m, "the bucket once created", map(&[("x", "1")])).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_reopens_its_watch_and_rebuilds_when_the_bucket_is_recreated() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let kv = AppStore::open(&js, 1).await.unwrap().apps;
+    kv.put("old", "1".into()).await.unwrap();
+    let m = Mirror::spawn(js.clone(), BUCKET_APPS);
+    shows(&m, "the first bucket", map(&[("old", "1")])).await;
+
+    // The bucket's stream goes away under the watch: the watch fails, the mirror is unsynced
+    // (the pass reads the bucket itself) until a watch opens on the new bucket, and is rebuilt
+    // from it: nothing of the old one survives.
+    js.delete_stream(format!("KV_{BUCKET_APPS}")).await.unwrap();
+    until("unsynced once the watch failed", 60, || async {
+        m.snapshot().is_none().then_some(())
+    })
+    .await;
+    let kv = AppStore::open(&js, 1).await.unwrap().apps;
+    kv.put("new", "1".into()).await.unwrap();
+    shows(&m, "the recreated bucket", map(&[("new", "1")])).await;
+    assert!(m.watches_opened() >= 2, "the watch was opened again");
+}
+
+/// A bucket with `max_age` (as the claims): JetStream sends nothing when a value ages out, the
+/// mirror expires it itself, from its write time for the values it found when it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_expires_values_of_a_max_age_bucket() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    // Made by hand as member.rs does for nats-server 2.9 (see `bucket` there).
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "KV_short".into(),
+        subjects: vec!["$KV.short.>".into()],
+        max_messages_per_subject: 1,
+        max_age: std::time::Duration::from_secs(2),
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let kv = js.get_key_value("short").await.unwrap();
+    kv.put("found", "1".into()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let m = Mirror::spawn(js.clone(), "short");
+    shows(&m, "the value found", map(&[("found", "1")])).await;
+    kv.put("later", "1".into()).await.unwrap();
+    shows(&m, "a later value", map(&[("found", "1"), ("later", "1")])).await;
+    // `found` was written about 1 s before the mirror started: it goes first.
+    shows(&m, "the found value expired", map(&[("later", "1")])).await;
+    shows(&m, "the later value expired", map(&[])).await;
+}

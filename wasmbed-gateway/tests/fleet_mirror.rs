@@ -170,3 +170,67 @@ async fn mirror_expires_values_of_a_max_age_bucket() {
     shows(&m, "the found value expired", map(&[("later", "1")])).await;
     shows(&m, "the later value expired", map(&[])).await;
 }
+
+fn max_age_bucket_config(
+    name: &str,
+    max_age: std::time::Duration,
+) -> async_nats::jetstream::stream::Config {
+    async_nats::jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// A host whose clock runs a minute ahead of the server's.
+fn clock_ahead() -> u64 {
+    wasmbed_gateway::fleet::now_ms() + 60_000
+}
+
+/// A host whose clock runs a minute behind the server's.
+fn clock_behind() -> u64 {
+    wasmbed_gateway::fleet::now_ms().saturating_sub(60_000)
+}
+
+/// The ages of the values found at start are measured on the server's clock: a gateway whose
+/// clock is ahead of the server's by more than the claims' TTL saw every live claim as expired
+/// (its devices offline: the reconcile pass then removed their applications until the next
+/// renewal), one whose clock is behind kept an expired claim alive a whole TTL longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_expiry_of_values_found_does_not_depend_on_the_hosts_clock() {
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let ttl = std::time::Duration::from_secs(8);
+    js.create_stream(max_age_bucket_config("skew", ttl))
+        .await
+        .unwrap();
+    let kv = js.get_key_value("skew").await.unwrap();
+    kv.put("live", "1".into()).await.unwrap();
+    let written = std::time::Instant::now();
+
+    let ahead = Mirror::spawn_with_clock(js.clone(), "skew", 100, clock_ahead);
+    until("synced", 20, || async { ahead.snapshot() }).await;
+    assert_eq!(
+        view(&ahead),
+        Some(map(&[("live", "1")])),
+        "a claim written just now looks expired to a host whose clock is ahead"
+    );
+
+    // Written 4 s before the mirror starts: 4 s left on the server's clock. A host whose clock is
+    // behind must not hold it the whole TTL again (it would outlive `written + ttl` by 4 s).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let behind = Mirror::spawn_with_clock(js.clone(), "skew", 100, clock_behind);
+    until("synced", 20, || async { behind.snapshot() }).await;
+    let left = (written + ttl).saturating_duration_since(std::time::Instant::now());
+    tokio::time::sleep(left + std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        view(&behind),
+        Some(map(&[])),
+        "a claim expired on the server still looks live to a host whose clock is behind"
+    );
+}

@@ -13,9 +13,10 @@
 //! as [`super::client::read_bucket`] leaves out keys beyond its listing bound). A bucket with a
 //! `max_age` (the claims) drops nothing by itself in a watch (JetStream sends no delete when a
 //! message ages out), so the mirror expires each entry `max_age` after it was written: for the
-//! values delivered while syncing, from their write time on the server's clock compared with
-//! this host's (skew shortens or lengthens that first lease, as `gateways()` compares heartbeats
-//! across hosts); for later changes, from when they arrived.
+//! values delivered while syncing, from their write time compared with the server's clock (read
+//! when the watch opens, as the creation time of a consumer made for the purpose: this host's
+//! clock may be off the server's by more than a claim's TTL); for later changes, from when they
+//! arrived.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,12 +149,23 @@ impl Mirror {
 
     /// [`Mirror::spawn`] holding at most `cap` keys.
     pub fn spawn_with_cap(js: async_nats::jetstream::Context, bucket: &str, cap: usize) -> Mirror {
+        Self::spawn_with_clock(js, bucket, cap, now_ms)
+    }
+
+    /// [`Mirror::spawn_with_cap`] on a host whose wall clock (Unix milliseconds) is `clock`
+    /// (tests: a host whose clock is off the server's).
+    pub fn spawn_with_clock(
+        js: async_nats::jetstream::Context,
+        bucket: &str,
+        cap: usize,
+        clock: fn() -> u64,
+    ) -> Mirror {
         let shared = Arc::new(Shared {
             map: Mutex::new(MirrorMap::new(cap)),
             changes: tokio::sync::watch::Sender::new(0),
             opened: Default::default(),
         });
-        let task = tokio::spawn(run(js, bucket.to_string(), shared.clone()));
+        let task = tokio::spawn(run(js, bucket.to_string(), shared.clone(), clock));
         Mirror {
             shared,
             _task: Arc::new(AbortOnDrop(task.abort_handle())),
@@ -183,7 +195,12 @@ impl Mirror {
     }
 }
 
-async fn run(js: async_nats::jetstream::Context, bucket: String, shared: Arc<Shared>) {
+async fn run(
+    js: async_nats::jetstream::Context,
+    bucket: String,
+    shared: Arc<Shared>,
+    clock: fn() -> u64,
+) {
     use backon::BackoffBuilder;
     let backoff = || {
         backon::ExponentialBuilder::default()
@@ -194,7 +211,7 @@ async fn run(js: async_nats::jetstream::Context, bucket: String, shared: Arc<Sha
     };
     let mut delays = backoff();
     loop {
-        let synced = follow(&js, &bucket, &shared).await;
+        let synced = follow(&js, &bucket, &shared, clock).await;
         shared.map.lock().expect("mirror lock").reset(None);
         shared.changes.send_modify(|n| *n += 1);
         match synced {
@@ -218,6 +235,7 @@ async fn follow(
     js: &async_nats::jetstream::Context,
     bucket: &str,
     shared: &Shared,
+    clock: fn() -> u64,
 ) -> Result<(), (bool, String)> {
     let err = |e: &dyn std::fmt::Display| (false, e.to_string());
     let (store, mut watch) = tokio::time::timeout(OPEN_TIMEOUT, async {
@@ -235,6 +253,26 @@ async fn follow(
         .map_err(|e| err(&e))?;
     let max_age = status.info.config.max_age;
     let empty = status.info.state.messages == 0;
+    // The ages of the values found are measured on the server's clock alone (this host's may be
+    // off by more than a claim's TTL: every live claim looked expired, or an expired one lived
+    // a TTL longer); only a bucket with a `max_age` needs it.
+    let server = if max_age.is_zero() {
+        None
+    } else {
+        let at = tokio::time::timeout(OPEN_TIMEOUT, server_clock(&store))
+            .await
+            .map_err(|_| err(&format!("no answer within {OPEN_TIMEOUT:?}")))?
+            .map_err(|e| err(&e))?;
+        let skew = at.0.abs_diff(clock());
+        if skew > 2_000 {
+            tracing::warn!(
+                bucket,
+                "fleet: this host's clock is {skew} ms off the NATS server's: the Gateway records' \
+                 online status compares heartbeats across hosts; synchronise the clocks (NTP)"
+            );
+        }
+        Some(at)
+    };
     {
         let mut map = shared.map.lock().expect("mirror lock");
         map.reset((!max_age.is_zero()).then_some(max_age));
@@ -250,11 +288,13 @@ async fn follow(
     let mut warned = false;
     while let Some(e) = watch.next().await {
         let e = e.map_err(|e| (synced, e.to_string()))?;
-        let age = if synced {
-            Duration::ZERO
-        } else {
-            let written_ms = (e.created.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-            Duration::from_millis(now_ms().saturating_sub(written_ms))
+        let age = match server {
+            Some((server_ms, at)) if !synced => {
+                let written_ms = (e.created.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+                let now_ms = server_ms + at.elapsed().as_millis() as u64;
+                Duration::from_millis(now_ms.saturating_sub(written_ms))
+            }
+            _ => Duration::ZERO,
         };
         let put = (e.operation == kv::Operation::Put).then_some(e.value);
         let mut map = shared.map.lock().expect("mirror lock");
@@ -279,6 +319,31 @@ async fn follow(
         }
     }
     Ok(())
+}
+
+/// The server's clock (Unix milliseconds) at the returned instant: the creation time of a
+/// consumer it makes for the purpose (then deleted; it would also go away unused by itself).
+async fn server_clock(store: &kv::Store) -> Result<(u64, Instant), String> {
+    use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+    let sent = Instant::now();
+    let probe = store
+        .stream
+        .create_consumer(pull::Config {
+            description: Some("wasmbed mirror: the server's clock".into()),
+            deliver_policy: DeliverPolicy::New,
+            inactive_threshold: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("reading the server's clock: {e}"))?;
+    // Created about half way through the request.
+    let at = sent + sent.elapsed() / 2;
+    let info = probe.cached_info();
+    let created_ms = (info.created.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+    if let Err(e) = store.stream.delete_consumer(&info.name).await {
+        tracing::debug!("fleet: deleting the clock probe {}: {e}", info.name);
+    }
+    Ok((created_ms, at))
 }
 
 #[cfg(test)]

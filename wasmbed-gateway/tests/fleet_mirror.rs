@@ -234,3 +234,66 @@ async fn mirror_expiry_of_values_found_does_not_depend_on_the_hosts_clock() {
         "a claim expired on the server still looks live to a host whose clock is behind"
     );
 }
+
+/// Log lines of the whole test binary (the mirror's task runs on other threads).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A watch that can never open (here: the stream's consumer limit is taken) leaves the pass
+/// reading the whole bucket each time; that is said at warning level, not only in debug lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_that_cannot_open_its_watch_warns() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .expect("the only test of this binary installing a subscriber");
+    let nats = NatsServer::start().unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            max_consumers: 1,
+            ..max_age_bucket_config("full", std::time::Duration::ZERO)
+        })
+        .await
+        .unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("taken".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.get_key_value("full")
+        .await
+        .unwrap()
+        .put("k", "1".into())
+        .await
+        .unwrap();
+    let m = Mirror::spawn(js.clone(), "full");
+    until(
+        "a warning that the bucket cannot be followed",
+        60,
+        || async {
+            let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+            text.contains("cannot follow the bucket").then_some(())
+        },
+    )
+    .await;
+    assert!(m.snapshot().is_none(), "never synced");
+}

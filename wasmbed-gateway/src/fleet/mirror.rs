@@ -32,6 +32,8 @@ use super::now_ms;
 const REOPEN_MAX: Duration = Duration::from_secs(5);
 /// Deadline of opening a watch (consumer creation, bucket info).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Failed openings in a row after which (and after every as many more) a warning is logged.
+const UNSYNCED_WARN_EVERY: u64 = 5;
 
 #[derive(Debug, Clone)]
 struct Held {
@@ -210,10 +212,16 @@ async fn run(
             .build()
     };
     let mut delays = backoff();
+    // Failed openings in a row: the pass reads the whole bucket meanwhile, which should not go
+    // on unnoticed.
+    let mut failures = 0u64;
     loop {
         let synced = follow(&js, &bucket, &shared, clock).await;
         shared.map.lock().expect("mirror lock").reset(None);
         shared.changes.send_modify(|n| *n += 1);
+        if matches!(synced, Ok(()) | Err((true, _))) {
+            failures = 0;
+        }
         match synced {
             Ok(()) => tracing::warn!(bucket, "fleet: watch ended; opening it again"),
             Err((true, e)) => {
@@ -223,7 +231,19 @@ async fn run(
                 );
                 delays = backoff();
             }
-            Err((false, e)) => tracing::debug!(bucket, "fleet: watch: {e}; retrying"),
+            Err((false, e)) => {
+                failures += 1;
+                if failures % UNSYNCED_WARN_EVERY == 0 {
+                    tracing::warn!(
+                        bucket,
+                        "fleet: cannot follow the bucket ({failures} attempts in a row): {e}; \
+                         the reconcile pass reads the whole bucket each time meanwhile: check \
+                         the NATS server's logs and the stream's limits (max_consumers)"
+                    );
+                } else {
+                    tracing::debug!(bucket, "fleet: watch: {e}; retrying");
+                }
+            }
         }
         tokio::time::sleep(delays.next().unwrap_or(REOPEN_MAX)).await;
     }

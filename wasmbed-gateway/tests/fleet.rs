@@ -62,6 +62,56 @@ async fn device(c: &FleetClient, name: &str) -> Option<Value> {
         .find(|d| d["metadata"]["name"] == name)
 }
 
+/// A fleet for scripted owners: one real gateway serving `alpha` (it creates the buckets), a
+/// raw NATS connection and the claims bucket, to put claims by hand and answer as a gateway.
+struct RawFleet {
+    _nats: NatsServer,
+    _sim: wasmbed_gateway::sim::SimChild,
+    _gw: wasmbed_gateway::run::Running,
+    url: String,
+    nc: async_nats::Client,
+    claims: async_nats::jetstream::kv::Store,
+}
+
+async fn raw_fleet() -> RawFleet {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sim = start_sim(SimLink::Tcp).await;
+    let gw = member(
+        fleet_cfg(&url, "gw-a"),
+        &[format!("alpha={}", sim.endpoint)],
+    )
+    .await;
+    let m = gw.fleet.clone().unwrap();
+    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
+    let nc = async_nats::connect(url.as_str()).await.unwrap();
+    let claims = async_nats::jetstream::new(nc.clone())
+        .get_key_value(wasmbed_gateway::fleet::BUCKET_CLAIMS)
+        .await
+        .unwrap();
+    RawFleet {
+        _nats: nats,
+        _sim: sim,
+        _gw: gw,
+        url,
+        nc,
+        claims,
+    }
+}
+
+/// The headers of a line sent as gateway `gw` under fencing token `fence`; with `accepted`,
+/// those of its acceptance.
+fn stamped(gw: &str, fence: &str, accepted: bool) -> async_nats::HeaderMap {
+    use wasmbed_gateway::fleet::{HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY};
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(HDR_GATEWAY, gw);
+    h.insert(HDR_FENCE, fence);
+    if accepted {
+        h.insert(HDR_ACCEPTED, "1");
+    }
+    h
+}
+
 /// Two gateways with a board each, one more board named alike on both: the host's view lists
 /// all, requests reach the owner (directly and forwarded by the other gateway), an unowned
 /// device fails at once, and the twin is served by exactly one gateway under its fencing token.
@@ -332,25 +382,10 @@ async fn no_renewal_no_serving() {
 async fn unaccepted_requests_are_sent_again_and_served_once() {
     use futures_util::StreamExt;
     use wasmbed_gateway::fleet::client::{ACCEPT_WINDOW, ACK_WAIT};
-    use wasmbed_gateway::fleet::{
-        request_subject, Claim, BUCKET_CLAIMS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
-    };
+    use wasmbed_gateway::fleet::{request_subject, Claim, HDR_ACCEPTED};
 
-    let nats = NatsServer::start().unwrap();
-    let url = nats.url();
-    let sim = start_sim(SimLink::Tcp).await;
-    let gw = member(
-        fleet_cfg(&url, "gw-a"),
-        &[format!("alpha={}", sim.endpoint)],
-    )
-    .await;
-    let m = gw.fleet.clone().unwrap();
-    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
-    let nc = async_nats::connect(url.as_str()).await.unwrap();
-    let kv = async_nats::jetstream::new(nc.clone())
-        .get_key_value(BUCKET_CLAIMS)
-        .await
-        .unwrap();
+    let fx = raw_fleet().await;
+    let (url, nc, kv) = (fx.url.clone(), fx.nc.clone(), fx.claims.clone());
 
     // Claims held by hand for two devices no gateway serves, renewed within the bucket's TTL.
     let claim = |gw: &str| {
@@ -396,11 +431,8 @@ async fn unaccepted_requests_are_sent_again_and_served_once() {
             let mut sub = nc.subscribe(request_subject("late")).await.unwrap();
             let msg = sub.next().await.unwrap();
             let inbox = msg.reply.unwrap();
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(HDR_GATEWAY, "gw-late");
-            h.insert(HDR_FENCE, "7");
-            let mut ack = h.clone();
-            ack.insert(HDR_ACCEPTED, "1");
+            let h = stamped("gw-late", "7", false);
+            let ack = stamped("gw-late", "7", true);
             nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
                 .await
                 .unwrap();
@@ -626,26 +658,10 @@ async fn a_longer_configured_ttl_than_the_bucket_keeps_never_serves_an_expired_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_acceptances_the_newer_owner_answers() {
     use futures_util::StreamExt;
-    use wasmbed_gateway::fleet::{
-        request_subject, Claim, BUCKET_CLAIMS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
-    };
+    use wasmbed_gateway::fleet::{request_subject, Claim};
 
-    let nats = NatsServer::start().unwrap();
-    let url = nats.url();
-    let sim = start_sim(SimLink::Tcp).await;
-    // A real member creates the buckets.
-    let gw = member(
-        fleet_cfg(&url, "gw-a"),
-        &[format!("alpha={}", sim.endpoint)],
-    )
-    .await;
-    let m = gw.fleet.clone().unwrap();
-    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
-    let nc = async_nats::connect(url.as_str()).await.unwrap();
-    let kv = async_nats::jetstream::new(nc.clone())
-        .get_key_value(BUCKET_CLAIMS)
-        .await
-        .unwrap();
+    let fx = raw_fleet().await;
+    let (url, nc, kv) = (fx.url.clone(), fx.nc.clone(), fx.claims.clone());
     let claim = serde_json::to_vec(&Claim {
         gateway: "gw-new".into(),
         fence: 9,
@@ -679,11 +695,7 @@ async fn of_two_acceptances_the_newer_owner_answers() {
             sub.next().await.unwrap();
             let msg = sub.next().await.unwrap();
             let inbox = msg.reply.unwrap();
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(HDR_GATEWAY, name);
-            h.insert(HDR_FENCE, fence);
-            let mut ack = h.clone();
-            ack.insert(HDR_ACCEPTED, "1");
+            let (h, ack) = (stamped(name, fence, false), stamped(name, fence, true));
             tokio::time::sleep(Duration::from_millis(ack_ms)).await;
             nc.publish_with_headers(inbox.clone(), ack, bytes::Bytes::new())
                 .await
@@ -726,23 +738,10 @@ async fn of_two_acceptances_the_newer_owner_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_that_does_not_accept_is_still_heard() {
     use futures_util::StreamExt;
-    use wasmbed_gateway::fleet::{request_subject, Claim, BUCKET_CLAIMS, HDR_FENCE, HDR_GATEWAY};
+    use wasmbed_gateway::fleet::{request_subject, Claim};
 
-    let nats = NatsServer::start().unwrap();
-    let url = nats.url();
-    let sim = start_sim(SimLink::Tcp).await;
-    let gw = member(
-        fleet_cfg(&url, "gw-a"),
-        &[format!("alpha={}", sim.endpoint)],
-    )
-    .await;
-    let m = gw.fleet.clone().unwrap();
-    until("alpha claimed", 30, || async { m.serves("alpha") }).await;
-    let nc = async_nats::connect(url.as_str()).await.unwrap();
-    let kv = async_nats::jetstream::new(nc.clone())
-        .get_key_value(BUCKET_CLAIMS)
-        .await
-        .unwrap();
+    let fx = raw_fleet().await;
+    let (url, nc, kv) = (fx.url.clone(), fx.nc.clone(), fx.claims.clone());
     let claim = Claim {
         gateway: "gw-old".into(),
         fence: 4,
@@ -758,9 +757,7 @@ async fn an_owner_that_does_not_accept_is_still_heard() {
         tokio::spawn(async move {
             let msg = sub.next().await.unwrap();
             let inbox = msg.reply.unwrap();
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(HDR_GATEWAY, "gw-old");
-            h.insert(HDR_FENCE, "4");
+            let h = stamped("gw-old", "4", false);
             let ev = json!({"event": "progress", "id": 1, "done": 1, "total": 2});
             nc.publish_with_headers(inbox.clone(), h.clone(), ev.to_string().into())
                 .await

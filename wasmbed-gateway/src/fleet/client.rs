@@ -7,6 +7,7 @@ use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use super::accept::{Acceptance, Seen};
 use super::{
     connect, now_ms, request_subject, Auth, Claim, FleetError, BUCKET_CLAIMS, BUCKET_DEVICES,
     BUCKET_GATEWAYS, HDR_ACCEPTED, HDR_FENCE, HDR_GATEWAY,
@@ -333,19 +334,15 @@ impl FleetClient {
                 .without_max_times()
                 .build()
         };
-        // The gateway (id, fencing token) that accepted the request: only its messages count
-        // from then on (a stale owner woken late may still answer a copy it finds queued).
-        let mut accepted: Option<(Option<String>, Option<String>)> = None;
-        // The last refusal of a gateway that did not accept (a stale owner, one that cannot
-        // check its claim): the request goes on to the owner, the refusal explains a timeout.
-        let mut refused: Option<String> = None;
+        // Which lines count: fleet/accept.rs.
+        let mut inbox_state = Acceptance::default();
         let mut deadline = tokio::time::Instant::now() + ACK_WAIT;
         loop {
             let msg = match tokio::time::timeout_at(deadline, sub.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(FleetError::JetStream("connection closed".into())),
                 Err(_)
-                    if accepted.is_none() && !window_checked && {
+                    if !inbox_state.is_accepted() && !window_checked && {
                         tokio::time::Instant::now() >= accept_by
                     } =>
                 {
@@ -356,7 +353,7 @@ impl FleetClient {
                     deadline = tokio::time::Instant::now();
                     continue;
                 }
-                Err(_) if accepted.is_none() && tokio::time::Instant::now() < accept_by => {
+                Err(_) if !inbox_state.is_accepted() && tokio::time::Instant::now() < accept_by => {
                     if let Some(r) = self.unclaimed_reply(dev, &id).await? {
                         return Ok(no_reply(r));
                     }
@@ -369,12 +366,13 @@ impl FleetClient {
                     deadline = tokio::time::Instant::now() + ACK_WAIT;
                     continue;
                 }
-                Err(_) if accepted.is_none() => {
+                Err(_) if !inbox_state.is_accepted() => {
                     let holder = match self.claim(dev).await {
                         Ok(Some(c)) => format!(" (its claim names gateway {})", c.gateway),
                         _ => String::new(),
                     };
-                    let refusal = refused
+                    let refusal = inbox_state
+                        .last_refusal()
                         .map(|r| format!("; last refusal: {r}"))
                         .unwrap_or_default();
                     return Ok(no_reply(error_reply(
@@ -410,57 +408,23 @@ impl FleetClient {
                     .and_then(|h| h.get(k))
                     .map(|v| v.as_str().to_string())
             };
-            let from = (header(HDR_GATEWAY), header(HDR_FENCE));
-            if header(HDR_ACCEPTED).is_some() {
-                // Two gateways accept one request when the first acceptance came after a copy
-                // was sent again and the claim moved meanwhile: the newer owner (higher
-                // fencing token) is the one that runs it (the other refuses it at dequeue).
-                let token = |f: &Option<String>| f.as_deref().and_then(|f| f.parse::<u64>().ok());
-                let newer = match &accepted {
-                    None => true,
-                    Some((_, cur)) => {
-                        matches!((token(cur), token(&from.1)), (Some(c), Some(f)) if f > c)
-                    }
-                };
-                if newer {
-                    if accepted.is_none() {
-                        deadline = tokio::time::Instant::now() + reply_within;
-                    }
-                    accepted = Some(from);
-                }
-                continue;
+            let was_accepted = inbox_state.is_accepted();
+            let seen = inbox_state.on_message(
+                (header(HDR_GATEWAY), header(HDR_FENCE)),
+                header(HDR_ACCEPTED).is_some(),
+                &msg.payload,
+            );
+            if !was_accepted && inbox_state.is_accepted() {
+                deadline = tokio::time::Instant::now() + reply_within;
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&msg.payload) else {
-                continue;
-            };
-            match &accepted {
-                // Another gateway's answer (a stale owner's refusal of a queued copy): the
-                // request runs at the one that accepted it.
-                Some(a) if *a != from => continue,
-                Some(_) => {}
-                // A served line (stamped with its gateway and token) with no acceptance before
-                // it: a gateway of an earlier version, which does not accept; it runs it.
-                None if from.0.is_some() && from.1.is_some() => {
-                    accepted = Some(from.clone());
-                    deadline = tokio::time::Instant::now() + reply_within;
-                }
-                None if v.get("event").is_some() => continue,
-                // A refusal before any acceptance: the request was not run there; it is sent
-                // on (the owner may be taking the claim over) until the window ends.
-                None => {
-                    refused = Some(
-                        v.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("(no message)")
-                            .to_string(),
-                    );
+            let v = match seen {
+                Seen::Nothing => continue,
+                Seen::Event(v) => {
+                    on_event(v);
                     continue;
                 }
-            }
-            if v.get("event").is_some() {
-                on_event(v);
-                continue;
-            }
+                Seen::Reply(v) => v,
+            };
             return Ok(FleetReply {
                 reply: v,
                 gateway: header(HDR_GATEWAY),

@@ -14,6 +14,7 @@
 //!
 //! Designed for nats-server 2.9 (Debian 12): no per-message TTL, no KV subject transforms.
 
+pub mod accept;
 pub mod aot;
 pub mod apps;
 pub mod bridge;

@@ -173,12 +173,14 @@ impl FleetClient {
             .collect())
     }
 
-    /// The live claim on `device`, if any.
+    /// The live claim on `device`, if any. A claim being taken (its creating write, token 0,
+    /// before the update that stamps the token: nobody serves the device yet) is not one.
     pub async fn claim(&self, device: &str) -> Result<Option<Claim>, FleetError> {
         Ok(self
             .get(BUCKET_CLAIMS, device)
             .await?
-            .and_then(|v| serde_json::from_value(v).ok()))
+            .and_then(|v| serde_json::from_value::<Claim>(v).ok())
+            .filter(|c| c.fence > 0))
     }
 
     /// Every Device record; `status.online` is true only while its gateway holds a live claim

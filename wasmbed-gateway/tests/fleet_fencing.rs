@@ -135,8 +135,18 @@ async fn next_claim(c: &FleetClient, not: Option<&Claim>, secs: u64) -> Claim {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_gateway_processes_one_board_exactly_one_drives_it() {
+/// A nats-server, one simulated board behind a bridge that takes several links, and a fleet
+/// client: what every test here starts from.
+struct SharedBoard {
+    _nats: NatsServer,
+    _sim: wasmbed_gateway::sim::SimChild,
+    url: String,
+    bridge: std::net::SocketAddr,
+    heard: Heard,
+    client: FleetClient,
+}
+
+async fn shared_board() -> SharedBoard {
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
     let sim = start_sim(SimLink::Tcp).await;
@@ -147,9 +157,28 @@ async fn two_gateway_processes_one_board_exactly_one_drives_it() {
         .parse()
         .expect("the sim's endpoint is tcp:HOST:PORT");
     let (bridge, heard) = multi_link_bridge(board).await;
-    let c = FleetClient::connect(&url, &Default::default())
+    let client = FleetClient::connect(&url, &Default::default())
         .await
         .expect("fleet reachable");
+    SharedBoard {
+        _nats: nats,
+        _sim: sim,
+        url,
+        bridge,
+        heard,
+        client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateway_processes_one_board_exactly_one_drives_it() {
+    let fx = shared_board().await;
+    let (url, bridge, heard, c) = (
+        fx.url.clone(),
+        fx.bridge,
+        fx.heard.clone(),
+        fx.client.clone(),
+    );
 
     // gw-a links first (link 0) and claims; gw-b links second (link 1) and waits.
     let a = gateway(&url, "gw-a", bridge);
@@ -381,19 +410,13 @@ async fn two_gateway_processes_one_board_exactly_one_drives_it() {
 /// run, not "retry" for a request that did run, and the board ran it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_woken_stale_owner_does_not_answer_a_request_its_successor_runs() {
-    let nats = NatsServer::start().unwrap();
-    let url = nats.url();
-    let sim = start_sim(SimLink::Tcp).await;
-    let board: std::net::SocketAddr = sim
-        .endpoint
-        .to_string()
-        .trim_start_matches("tcp:")
-        .parse()
-        .expect("the sim's endpoint is tcp:HOST:PORT");
-    let (bridge, heard) = multi_link_bridge(board).await;
-    let c = FleetClient::connect(&url, &Default::default())
-        .await
-        .expect("fleet reachable");
+    let fx = shared_board().await;
+    let (url, bridge, heard, c) = (
+        fx.url.clone(),
+        fx.bridge,
+        fx.heard.clone(),
+        fx.client.clone(),
+    );
     let a = gateway(&url, "gw-a", bridge);
     let first = next_claim(&c, None, 30).await;
     assert_eq!(first.gateway, "gw-a");
